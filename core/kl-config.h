@@ -1,0 +1,91 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * Agent configuration: built-in defaults < /usr/etc/keylime/agent.conf (+ .d)
+ * < /etc/keylime/agent.conf (+ agent.conf.d/\*, lexicographic)
+ * < KEYLIME_AGENT_CONFIG (replaces the file set) < KEYLIME_AGENT_<OPTION>
+ * < command line.
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct _KlConfig KlConfig;
+
+typedef enum {
+	KL_CONFIG_SOURCE_DEFAULT,
+	KL_CONFIG_SOURCE_FILE,
+	KL_CONFIG_SOURCE_ENV,
+	KL_CONFIG_SOURCE_CLI,
+} KlConfigSource;
+
+/* a config with built-in defaults only */
+KlConfig *
+kl_config_new(void);
+void
+kl_config_free(KlConfig *cfg);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlConfig, kl_config_free)
+
+/**
+ * kl_config_load:
+ * @usr_etc_dir: normally "/usr/etc/keylime"
+ * @etc_dir: normally "/etc/keylime"
+ * @envp: the environment (g_get_environ()); KEYLIME_AGENT_CONFIG,
+ *   KEYLIME_AGENT_<OPTION> and KEYLIME_DIR are read from it
+ *
+ * Applies the file and environment layers. Unknown keys give a warning naming
+ * file and key; a bad value is an error naming file, line and key.
+ */
+gboolean
+kl_config_load(KlConfig *cfg,
+	       const gchar *usr_etc_dir,
+	       const gchar *etc_dir,
+	       gchar **envp,
+	       GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/* load exactly one file (used for --config FILE and KEYLIME_AGENT_CONFIG) */
+gboolean
+kl_config_load_file(KlConfig *cfg, const gchar *path, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/* set one option from a given layer (command line: KL_CONFIG_SOURCE_CLI), validated */
+gboolean
+kl_config_set(KlConfig *cfg,
+	      const gchar *key,
+	      const gchar *value,
+	      KlConfigSource source,
+	      const gchar *origin,
+	      GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/*
+ * Resolve keywords after all layers: "default" paths, relative paths against
+ * keylime_dir, KEYLIME_DIR. Must be called once before the getters are used.
+ */
+gboolean
+kl_config_finalize(KlConfig *cfg, gchar **envp, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/* getters: the key must be a known option (programmer error otherwise) */
+const gchar *
+kl_config_get_string(KlConfig *cfg, const gchar *key);
+gint64
+kl_config_get_int(KlConfig *cfg, const gchar *key);
+gboolean
+kl_config_get_bool(KlConfig *cfg, const gchar *key);
+/* list options (TOML arrays or comma lists); (transfer full) */
+gchar **
+kl_config_get_strv(KlConfig *cfg, const gchar *key);
+
+/* value of a key in an arbitrary table, e.g. ("ima_log", "foo"); NULL if unset */
+const gchar *
+kl_config_lookup(KlConfig *cfg, const gchar *table, const gchar *key);
+
+/* where the effective value came from, e.g. "/etc/keylime/agent.conf:12" or "default" */
+const gchar *
+kl_config_get_origin(KlConfig *cfg, const gchar *key);
+
+/* all known option names, sorted; (transfer none) */
+const gchar *const *
+kl_config_get_known_keys(void);
+
+G_END_DECLS

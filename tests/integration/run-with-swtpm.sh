@@ -1,0 +1,86 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Runs one test program against its own swtpm: picks free ports, starts
+# `swtpm socket --tpm2` with a private state directory, waits until it
+# answers, exports KL_TEST_TCTI / TCTI / TPM2TOOLS_TCTI and the swtpm ports,
+# runs "$@", and stops swtpm by its pid. Prints a TAP skip when swtpm is missing.
+#
+# Set KL_SWTPM_SETUP=1 to manufacture the TPM first (EK + EK certificate in NV,
+# like a real TPM): swtpm_setup --create-ek-cert.
+set -u
+
+if ! command -v swtpm >/dev/null 2>&1; then
+	echo "1..0 # SKIP swtpm not found"
+	exit 0
+fi
+
+state=$(mktemp -d "${TMPDIR:-/tmp}/kl-swtpm.XXXXXX")
+swtpm_pid=""
+cleanup() {
+	if [ -n "$swtpm_pid" ] && kill -0 "$swtpm_pid" 2>/dev/null; then
+		kill "$swtpm_pid" 2>/dev/null
+		wait "$swtpm_pid" 2>/dev/null
+	fi
+	rm -rf "$state"
+}
+trap cleanup EXIT
+
+free_port() {
+	python3 -c 'import socket
+s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+if [ "${KL_SWTPM_SETUP:-0}" = 1 ]; then
+	mkdir -p "$state/localca"
+	cat >"$state/swtpm-localca.conf" <<EOC
+statedir = $state/localca
+signingkey = $state/localca/signkey.pem
+issuercert = $state/localca/issuercert.pem
+certserial = $state/localca/certserial
+EOC
+	cat >"$state/swtpm_setup.conf" <<EOC
+create_certs_tool = /usr/bin/swtpm_localca
+create_certs_tool_config = $state/swtpm-localca.conf
+create_certs_tool_options = /etc/swtpm-localca.options
+EOC
+	if ! swtpm_setup --tpm2 --tpmstate "$state" --create-ek-cert --create-platform-cert \
+		--config "$state/swtpm_setup.conf" --overwrite >"$state/setup.log" 2>&1; then
+		echo "swtpm_setup failed:" >&2
+		cat "$state/setup.log" >&2
+		exit 1
+	fi
+	export KL_TEST_SWTPM_LOCALCA="$state/localca"
+fi
+
+for attempt in 1 2 3 4 5; do
+	port=$(free_port)
+	ctrl=$(free_port)
+	[ "$port" != "$ctrl" ] || continue
+	swtpm socket --tpm2 --tpmstate dir="$state" \
+		--server type=tcp,port="$port",bindaddr=127.0.0.1 \
+		--ctrl type=tcp,port="$ctrl",bindaddr=127.0.0.1 \
+		--flags not-need-init,startup-clear >"$state/swtpm.log" 2>&1 &
+	swtpm_pid=$!
+	for _ in $(seq 1 50); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			break 2
+		fi
+		kill -0 "$swtpm_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill "$swtpm_pid" 2>/dev/null
+	wait "$swtpm_pid" 2>/dev/null
+	swtpm_pid=""
+done
+if [ -z "$swtpm_pid" ]; then
+	echo "could not start swtpm" >&2
+	cat "$state/swtpm.log" >&2
+	exit 1
+fi
+
+export KL_TEST_SWTPM_PORT="$port" KL_TEST_SWTPM_CTRL_PORT="$ctrl" KL_TEST_SWTPM_STATE="$state"
+export KL_TEST_TCTI="swtpm:host=127.0.0.1,port=$port"
+export TCTI="$KL_TEST_TCTI" TPM2TOOLS_TCTI="$KL_TEST_TCTI"
+"$@"
+exit $?
