@@ -225,6 +225,56 @@ random_bytes(gsize len)
 	return g_bytes_new_take(buf, len);
 }
 
+static gchar *
+hex(GBytes *bytes)
+{
+	gsize len = 0;
+	const guint8 *data = g_bytes_get_data(bytes, &len);
+	GString *s = g_string_new(NULL);
+	gsize i;
+
+	for (i = 0; i < len; i++)
+		g_string_append_printf(s, "%02x", data[i]);
+	return g_string_free(s, FALSE);
+}
+
+/* the same quote through tpm2-tools' own verifier (signature and qualifying data) */
+static void
+check_quote_with_tpm2_tools(const gchar *dir, GBytes *ak_public, GBytes *attest,
+			    GBytes *signature, GBytes *nonce, gboolean expect_ok)
+{
+	g_autofree gchar *tool = g_find_program_in_path("tpm2_checkquote");
+	g_autofree gchar *ak_path = g_build_filename(dir, "ak.pub", NULL);
+	g_autofree gchar *msg_path = g_build_filename(dir, "quote.msg", NULL);
+	g_autofree gchar *sig_path = g_build_filename(dir, "quote.sig", NULL);
+	g_autofree gchar *nonce_hex = hex(nonce);
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autoptr(GError) error = NULL;
+	gint status = 0;
+	const gchar *argv[] = { tool, "-u", ak_path, "-m", msg_path, "-s", sig_path,
+				"-g", "sha256", "-q", nonce_hex, NULL };
+
+	if (tool == NULL) {
+		g_test_message("tpm2_checkquote not installed; cross-check skipped");
+		return;
+	}
+	g_assert_true(g_file_set_contents(ak_path, g_bytes_get_data(ak_public, NULL),
+					  (gssize)g_bytes_get_size(ak_public), NULL));
+	g_assert_true(g_file_set_contents(msg_path, g_bytes_get_data(attest, NULL),
+					  (gssize)g_bytes_get_size(attest), NULL));
+	g_assert_true(g_file_set_contents(sig_path, g_bytes_get_data(signature, NULL),
+					  (gssize)g_bytes_get_size(signature), NULL));
+	g_assert_true(g_spawn_sync(NULL, (gchar **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
+				   &err, &status, &error));
+	g_assert_no_error(error);
+	g_test_message("tpm2_checkquote: %s%s", out, err);
+	g_assert_cmpint(g_spawn_check_wait_status(status, NULL), ==, expect_ok);
+	g_unlink(ak_path);
+	g_unlink(msg_path);
+	g_unlink(sig_path);
+}
+
 /* ---- open / persistence ------------------------------------------------------------------- */
 
 static void
@@ -452,11 +502,15 @@ test_quote(Fixture *f, gconstpointer data)
 	guint8 *copy;
 	guint i;
 
-	write_pcrs_file(f->dir, "{\"sha256\": {"
-				"\"0\": \"1111111111111111111111111111111111111111111111111111111111111111\","
-				"\"10\": \"a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0\","
-				"\"23\": \"ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\""
-				"}}");
+	write_pcrs_file(f->dir,
+			"{\"sha256\": {"
+			"\"0\": \"11111111111111111111111111111111"
+			"11111111111111111111111111111111\","
+			"\"10\": \"a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0"
+			"a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0\","
+			"\"23\": \"ffffffffffffffffffffffffffffffff"
+			"ffffffffffffffffffffffffffffffff\""
+			"}}");
 	g_assert_true(tpm->backend->quote(tpm, TPM2_ALG_SHA256, mask, TPM2_ALG_RSASSA,
 					  TPM2_ALG_SHA256, nonce, &attest, &signature, &error));
 	g_assert_no_error(error);
@@ -496,6 +550,8 @@ test_quote(Fixture *f, gconstpointer data)
 	copy[g_bytes_get_size(attest) - 1] ^= 0x01;
 	tampered = g_bytes_new_take(copy, g_bytes_get_size(attest));
 	g_assert_false(verify_rsassa(&tpm->ak_area, tampered, signature));
+	check_quote_with_tpm2_tools(f->dir, tpm->ak_public, attest, signature, nonce, TRUE);
+	check_quote_with_tpm2_tools(f->dir, tpm->ak_public, tampered, signature, nonce, FALSE);
 
 	/* a changed PCR changes the next quote's digest; the clock moves forward */
 	write_pcrs_file(f->dir, "{\"sha256\": {}}");
@@ -607,19 +663,6 @@ test_certify(Fixture *f, gconstpointer data)
 
 /* ---- activate credential ------------------------------------------------------------------ */
 
-static gchar *
-hex(GBytes *bytes)
-{
-	gsize len = 0;
-	const guint8 *data = g_bytes_get_data(bytes, &len);
-	GString *s = g_string_new(NULL);
-	gsize i;
-
-	for (i = 0; i < len; i++)
-		g_string_append_printf(s, "%02x", data[i]);
-	return g_string_free(s, FALSE);
-}
-
 /* the registrar's MakeCredential: tpm2_makecredential -T none (offline, no TPM) */
 static GBytes *
 make_credential(const gchar *dir, GBytes *ek_public, GBytes *name, const gchar *secret)
@@ -635,8 +678,8 @@ make_credential(const gchar *dir, GBytes *ek_public, GBytes *name, const gchar *
 	gchar *blob = NULL;
 	gsize blob_len = 0;
 	gint status = 0;
-	const gchar *argv[] = { tool,	  "-T",	  "none",	 "-u",	    ek_path, "-s", secret_path,
-				"-n",	  name_hex, "-o", blob_path, NULL };
+	const gchar *argv[] = { tool,	  "-T",	    "none", "-u",      ek_path, "-s",
+				secret_path, "-n", name_hex, "-o", blob_path, NULL };
 
 	if (tool == NULL)
 		return NULL;
@@ -647,8 +690,8 @@ make_credential(const gchar *dir, GBytes *ek_public, GBytes *name, const gchar *
 	g_assert_true(g_spawn_sync(NULL, (gchar **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
 				   &err, &status, &error));
 	g_assert_no_error(error);
-	if (!g_spawn_check_wait_status(status, NULL))
-		g_error("tpm2_makecredential failed: %s", err);
+	g_test_message("tpm2_makecredential: %s%s", out, err);
+	g_assert_true(g_spawn_check_wait_status(status, NULL));
 	g_assert_true(g_file_get_contents(blob_path, &blob, &blob_len, NULL));
 	g_unlink(ek_path);
 	g_unlink(secret_path);
