@@ -972,6 +972,43 @@ kl_soft_ek_decrypt_oaep(KlTpmSoft *soft,
 /* ---- back end operations ------------------------------------------------------------------ */
 
 static gboolean
+kl_soft_option_is(const gchar *value, const gchar *const *accepted)
+{
+	if (value == NULL || value[0] == '\0')
+		return TRUE;
+	for (; *accepted != NULL; accepted++) {
+		if (g_ascii_strcasecmp(value, *accepted) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* the stand-in has one AK type: RSA-2048, SHA-256, RSASSA (the defaults) */
+static gboolean
+kl_soft_check_options(const KlTpmOptions *options, GError **error)
+{
+	static const gchar *const enc[] = { "rsa", "rsa2048", NULL };
+	static const gchar *const hash[] = { "sha256", NULL };
+	static const gchar *const sign[] = { "rsassa", NULL };
+
+	if (options == NULL)
+		return TRUE;
+	if (!kl_soft_option_is(options->encryption_alg, enc) ||
+	    !kl_soft_option_is(options->hash_alg, hash) ||
+	    !kl_soft_option_is(options->signing_alg, sign)) {
+		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+			    "the software TPM stand-in (--avoid-tpm) supports only "
+			    "tpm_encryption_alg=rsa, tpm_hash_alg=sha256 and tpm_signing_alg=rsassa, "
+			    "not %s/%s/%s; change the configuration or use a real TPM",
+			    options->encryption_alg != NULL ? options->encryption_alg : "rsa",
+			    options->hash_alg != NULL ? options->hash_alg : "sha256",
+			    options->signing_alg != NULL ? options->signing_alg : "rsassa");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
 kl_soft_open(KlTpm *tpm, const KlTpmOptions *options, GError **error)
 {
 	g_autoptr(KlTpmSoft) soft = g_new0(KlTpmSoft, 1);
@@ -983,15 +1020,14 @@ kl_soft_open(KlTpm *tpm, const KlTpmOptions *options, GError **error)
 	KlSoftRsaRaw ak_raw = { 0 };
 	guint8 ek_name[KL_SOFT_NAME_SIZE];
 	guint8 hierarchy[4];
-	GArray *banks;
-	GArray *hashes;
-	GArray *schemes;
 	int ret;
 	gboolean ok;
 
 	g_warning("INSECURE: running with a software TPM stand-in (--avoid-tpm); the attestation "
 		  "proves nothing about this machine");
 
+	if (!kl_soft_check_options(options, error))
+		return FALSE;
 	if (options != NULL && options->state_dir != NULL && options->state_dir[0] != '\0') {
 		if (g_mkdir_with_parents(options->state_dir, 0700) != 0) {
 			int saved = errno;
@@ -1063,22 +1099,25 @@ kl_soft_open(KlTpm *tpm, const KlTpmOptions *options, GError **error)
 	if (!kl_soft_load_pcrs(soft, error))
 		return FALSE;
 
-	/* all checks passed: fill the cached facts */
-	banks = g_array_new(FALSE, FALSE, sizeof(KlTpmPcrBank));
+	/* all checks passed: fill the cached facts (the front end may have made the arrays) */
 	{
-		KlTpmPcrBank bank = { TPM2_ALG_SHA256, KL_SOFT_PCR_MASK_ALL };
-		g_array_append_val(banks, bank);
-	}
-	hashes = g_array_new(FALSE, FALSE, sizeof(guint16));
-	{
-		const guint16 algs[] = { TPM2_ALG_SHA1, TPM2_ALG_SHA256, TPM2_ALG_SHA384,
-					 TPM2_ALG_SHA512 };
-		g_array_append_vals(hashes, algs, G_N_ELEMENTS(algs));
-	}
-	schemes = g_array_new(FALSE, FALSE, sizeof(guint16));
-	{
-		const guint16 algs[] = { TPM2_ALG_RSASSA, TPM2_ALG_RSAPSS };
-		g_array_append_vals(schemes, algs, G_N_ELEMENTS(algs));
+		const KlTpmPcrBank bank = { TPM2_ALG_SHA256, KL_SOFT_PCR_MASK_ALL };
+		const guint16 hashes[] = { TPM2_ALG_SHA1, TPM2_ALG_SHA256, TPM2_ALG_SHA384,
+					   TPM2_ALG_SHA512 };
+		const guint16 schemes[] = { TPM2_ALG_RSASSA, TPM2_ALG_RSAPSS };
+
+		if (tpm->pcr_banks == NULL)
+			tpm->pcr_banks = g_array_new(FALSE, FALSE, sizeof(KlTpmPcrBank));
+		if (tpm->hash_algorithms == NULL)
+			tpm->hash_algorithms = g_array_new(FALSE, FALSE, sizeof(guint16));
+		if (tpm->signature_schemes == NULL)
+			tpm->signature_schemes = g_array_new(FALSE, FALSE, sizeof(guint16));
+		g_array_set_size(tpm->pcr_banks, 0);
+		g_array_set_size(tpm->hash_algorithms, 0);
+		g_array_set_size(tpm->signature_schemes, 0);
+		g_array_append_val(tpm->pcr_banks, bank);
+		g_array_append_vals(tpm->hash_algorithms, hashes, G_N_ELEMENTS(hashes));
+		g_array_append_vals(tpm->signature_schemes, schemes, G_N_ELEMENTS(schemes));
 	}
 
 	tpm->ak_public = g_steal_pointer(&ak_public);
@@ -1088,11 +1127,9 @@ kl_soft_open(KlTpm *tpm, const KlTpmOptions *options, GError **error)
 	tpm->ak_hash = TPM2_ALG_SHA256;
 	tpm->ak_handle = ESYS_TR_NONE;
 	tpm->ek_public = g_steal_pointer(&ek_public);
-	tpm->ek_cert = NULL;
+	g_clear_pointer(&tpm->ek_cert, g_bytes_unref);
+	g_free(tpm->description);
 	tpm->description = g_strdup(KL_SOFT_DESCRIPTION);
-	tpm->pcr_banks = banks;
-	tpm->hash_algorithms = hashes;
-	tpm->signature_schemes = schemes;
 	tpm->backend_data = g_steal_pointer(&soft);
 	return TRUE;
 }

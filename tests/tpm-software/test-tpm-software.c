@@ -38,20 +38,39 @@ typedef struct {
 } Fixture;
 
 static KlTpm *
-soft_open(const gchar *dir, GError **error)
+soft_open_with(const KlTpmOptions *options, GError **error)
 {
-	KlTpmOptions options = { .software = TRUE, .state_dir = dir };
 	KlTpm *tpm = g_new0(KlTpm, 1);
 
+	/* as the front end (kl_tpm_new) prepares it */
 	tpm->backend = &kl_tpm_software_backend;
+	tpm->ak_handle = ESYS_TR_NONE;
+	tpm->pcr_banks = g_array_new(FALSE, TRUE, sizeof(KlTpmPcrBank));
+	tpm->hash_algorithms = g_array_new(FALSE, TRUE, sizeof(guint16));
+	tpm->signature_schemes = g_array_new(FALSE, TRUE, sizeof(guint16));
 	g_test_expect_message("kl-core", G_LOG_LEVEL_WARNING, INSECURE_WARNING);
-	if (!kl_tpm_software_backend.open(tpm, &options, error)) {
+	if (!kl_tpm_software_backend.open(tpm, options, error)) {
 		g_test_assert_expected_messages();
+		/* a failed open() leaves nothing behind but what the front end made */
+		g_assert_null(tpm->backend_data);
+		g_assert_null(tpm->ak_public);
+		g_assert_null(tpm->ek_public);
+		g_assert_cmpuint(tpm->pcr_banks->len, ==, 0);
+		g_array_unref(tpm->pcr_banks);
+		g_array_unref(tpm->hash_algorithms);
+		g_array_unref(tpm->signature_schemes);
 		g_free(tpm);
 		return NULL;
 	}
 	g_test_assert_expected_messages();
 	return tpm;
+}
+
+static KlTpm *
+soft_open(const gchar *dir, GError **error)
+{
+	KlTpmOptions options = { .software = TRUE, .state_dir = dir };
+	return soft_open_with(&options, error);
 }
 
 /* what the front end's kl_tpm_free does for a back end */
@@ -424,6 +443,50 @@ test_open_unwritable(void)
 	tpm = soft_open("/proc/kl-no-such-dir/sub", &error);
 	g_assert_null(tpm);
 	g_assert_error(error, KL_ERROR, KL_ERROR_IO);
+}
+
+static void
+test_open_options(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *dir = g_dir_make_tmp("kl-tpm-software-XXXXXX", &error);
+	KlTpmOptions defaults = { .software = TRUE, .state_dir = dir, .encryption_alg = "rsa",
+				  .hash_alg = "sha256", .signing_alg = "rsassa" };
+	KlTpmOptions ecc = { .software = TRUE, .state_dir = dir, .encryption_alg = "ecc" };
+	KlTpmOptions sha384 = { .software = TRUE, .state_dir = dir, .hash_alg = "sha384" };
+	KlTpmOptions ecdsa = { .software = TRUE, .state_dir = dir, .signing_alg = "ecdsa" };
+	g_autofree gchar *state = g_build_filename(dir, "software_tpm.json", NULL);
+	KlTpm *tpm;
+
+	g_assert_no_error(error);
+	/* only the AK type the stand-in has, so a verifier sees what was configured */
+	tpm = soft_open_with(&ecc, &error);
+	g_assert_null(tpm);
+	g_assert_error(error, KL_ERROR, KL_ERROR_CONFIG);
+	g_assert_nonnull(strstr(error->message, "tpm_encryption_alg"));
+	g_clear_error(&error);
+	tpm = soft_open_with(&sha384, &error);
+	g_assert_error(error, KL_ERROR, KL_ERROR_CONFIG);
+	g_clear_error(&error);
+	tpm = soft_open_with(&ecdsa, &error);
+	g_assert_error(error, KL_ERROR, KL_ERROR_CONFIG);
+	g_clear_error(&error);
+	g_assert_false(g_file_test(state, G_FILE_TEST_EXISTS));
+
+	tpm = soft_open_with(&defaults, &error);
+	g_assert_no_error(error);
+	g_assert_true(g_file_test(state, G_FILE_TEST_EXISTS));
+	soft_close(tpm);
+	remove_tree(dir);
+
+	/* without a state directory the identity is ephemeral */
+	{
+		KlTpmOptions none = { .software = TRUE };
+		tpm = soft_open_with(&none, &error);
+		g_assert_no_error(error);
+		g_assert_nonnull(tpm->ek_public);
+		soft_close(tpm);
+	}
 }
 
 /* ---- PCRs and quotes ---------------------------------------------------------------------- */
@@ -832,6 +895,7 @@ main(int argc, char **argv)
 	ADD("/tpm-software/open/persists", test_open_persists);
 	ADD("/tpm-software/open/corrupt-state", test_open_corrupt_state);
 	g_test_add_func("/tpm-software/open/unwritable", test_open_unwritable);
+	g_test_add_func("/tpm-software/open/options", test_open_options);
 	ADD("/tpm-software/pcr-read", test_pcr_read);
 	ADD("/tpm-software/quote/verifies", test_quote);
 	ADD("/tpm-software/quote/rejects", test_quote_rejects);
