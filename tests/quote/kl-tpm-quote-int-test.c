@@ -527,6 +527,118 @@ test_collect_cancelled(KlTestFixture *fx, gconstpointer user_data)
 	g_assert_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
 }
 
+/*
+ * TPM command codes in a pcapng file of the pcap TCTI, from byte @from on:
+ * enhanced packet blocks carrying IPv4 + TCP + the TPM command (to port 2321)
+ * or response. Commands the TPM answered with TPM_RC_RETRY (which the TSS
+ * resends by itself) are left out.
+ */
+static GArray *
+kl_test_pcap_commands(const gchar *path, gsize from)
+{
+	g_autofree gchar *data = NULL;
+	gsize len = 0;
+	GArray *codes = g_array_new(FALSE, FALSE, sizeof(guint32));
+	gsize pos = 0;
+
+	g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+	while (pos + 12 <= len) {
+		const guint8 *b = (const guint8 *)data + pos;
+		guint32 type = b[0] | (b[1] << 8) | (b[2] << 16) | ((guint32)b[3] << 24);
+		guint32 blen = b[4] | (b[5] << 8) | (b[6] << 16) | ((guint32)b[7] << 24);
+		g_assert_cmpuint(blen, >=, 12);
+		g_assert_cmpuint(pos + blen, <=, len);
+		if (type == 6 && pos >= from) {
+			const guint8 *pkt = b + 28;
+			guint ihl = (pkt[0] & 0x0f) * 4;
+			const guint8 *tcp = pkt + ihl;
+			guint dport = (tcp[2] << 8) | tcp[3];
+			const guint8 *payload = tcp + ((tcp[12] >> 4) * 4);
+			guint32 code = ((guint32)payload[6] << 24) | (payload[7] << 16) |
+				       (payload[8] << 8) | payload[9];
+			if (dport == 2321)
+				g_array_append_val(codes, code);
+			else if (code == TPM2_RC_RETRY && codes->len > 0)
+				g_array_set_size(codes, codes->len - 1);
+		}
+		pos += blen;
+	}
+	return codes;
+}
+
+static gsize
+kl_test_file_size(const gchar *path)
+{
+	GStatBuf st;
+	g_assert_cmpint(g_stat(path, &st), ==, 0);
+	return (gsize)st.st_size;
+}
+
+/* a steady-state cycle is TPM2_Quote + TPM2_PCR_Read, nothing else */
+static void
+test_steady_state_commands(void)
+{
+	g_autofree gchar *dir = g_dir_make_tmp("kl-tpm-quote-pcap-XXXXXX", NULL);
+	g_autofree gchar *pcap = g_build_filename(dir, "tpm.pcap", NULL);
+	g_autofree gchar *agent_data = g_build_filename(dir, "agent_data.json", NULL);
+	g_autofree gchar *tcti = g_strdup_printf("pcap:%s", g_getenv("KL_TEST_TCTI"));
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlTpm) tpm = NULL;
+	KlTpmOptions o = {0};
+	gsize mark;
+	guint quotes = 0;
+	guint reads = 0;
+
+	g_setenv("TCTI_PCAP_FILE", pcap, TRUE);
+	o.tcti = tcti;
+	o.agent_data_path = agent_data;
+	o.state_dir = dir;
+	tpm = kl_tpm_new(&o, &error);
+	g_assert_no_error(error);
+	mark = kl_test_file_size(pcap);
+	g_assert_cmpuint(mark, >, 0);
+
+	for (guint cycle = 0; cycle < 3; cycle++) {
+		g_autoptr(JsonObject) caps = kl_tpm_quote_build_capabilities(tpm, NULL, &error);
+		g_autofree gchar *challenge = NULL;
+		g_autofree gchar *json = NULL;
+		g_autoptr(JsonObject) params = NULL;
+		g_autoptr(JsonObject) data = NULL;
+		guint8 nonce[16];
+
+		g_assert_no_error(error);
+		challenge = kl_test_challenge(nonce);
+		json = g_strdup_printf("{\"challenge\": \"%s\", \"signature_scheme\": \"rsassa\","
+				       " \"hash_algorithm\": \"sha256\","
+				       " \"selected_subjects\": {\"sha256\": [0, 1, 2, 10]}}",
+				       challenge);
+		params = kl_test_params(json);
+		data = kl_tpm_quote_collect_with_tpm(tpm, params, NULL, &error);
+		g_assert_no_error(error);
+		kl_test_check_evidence(tpm, data, nonce, 0x407, 668);
+	}
+	g_clear_pointer(&tpm, kl_tpm_free);
+	{
+		g_autoptr(GArray) codes = kl_test_pcap_commands(pcap, mark);
+		for (guint i = 0; i < codes->len; i++) {
+			guint32 cc = g_array_index(codes, guint32, i);
+			if (cc == TPM2_CC_Quote)
+				quotes++;
+			else if (cc == TPM2_CC_PCR_Read)
+				reads++;
+			else if (cc != TPM2_CC_FlushContext)
+				g_error("unexpected TPM command 0x%x in a steady-state cycle", cc);
+		}
+	}
+	/* 4 PCRs: one read each cycle (the FlushContext is the AK at kl_tpm_free) */
+	g_assert_cmpuint(quotes, ==, 3);
+	g_assert_cmpuint(reads, ==, 3);
+	g_unsetenv("TCTI_PCAP_FILE");
+	g_unlink(pcap);
+	g_unlink(agent_data);
+	g_rmdir(dir);
+}
+
 static const gchar *
 kl_test_lookup(gpointer user_data, const gchar *table, const gchar *key)
 {
@@ -636,6 +748,8 @@ main(int argc, char **argv)
 		ADD("/tpm-quote/collect/bad-params-ecc", test_collect_bad_params_ecc, kl_test_ecc);
 	ADD("/tpm-quote/collect/cancelled", test_collect_cancelled, NULL);
 	ADD("/tpm-quote/plugin", test_plugin_info, NULL);
+	if (!software)
+		g_test_add_func("/tpm-quote/steady-state-commands", test_steady_state_commands);
 #undef ADD
 	return g_test_run();
 }
