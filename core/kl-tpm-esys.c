@@ -150,8 +150,12 @@ kl_tpm_esys_append_chars(GString *s, guint32 v)
 {
 	for (int shift = 24; shift >= 0; shift -= 8) {
 		gchar c = (gchar)((v >> shift) & 0xff);
-		if (g_ascii_isprint(c))
-			g_string_append_c(s, c);
+		if (!g_ascii_isprint(c))
+			continue;
+		/* vendor strings are space-padded: keep single spaces */
+		if (c == ' ' && (s->len == 0 || s->str[s->len - 1] == ' '))
+			continue;
+		g_string_append_c(s, c);
 	}
 }
 
@@ -348,7 +352,10 @@ kl_tpm_esys_set_endorsement_auth(KlTpmEsys *self, GError **error)
 	}
 	auth.size = (UINT16)len;
 	memcpy(auth.buffer, self->endorsement_auth, len);
+	/* tpm_ownerpassword serves the endorsement (EK) and owner (NV read) hierarchies */
 	rc = Esys_TR_SetAuth(self->esys, ESYS_TR_RH_ENDORSEMENT, &auth);
+	if (rc == TSS2_RC_SUCCESS)
+		rc = Esys_TR_SetAuth(self->esys, ESYS_TR_RH_OWNER, &auth);
 	memset(&auth, 0, sizeof(auth));
 	if (rc != TSS2_RC_SUCCESS) {
 		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_TR_SetAuth"));

@@ -211,6 +211,7 @@ kl_test_open_body(void)
 	g_assert_true(kl_test_has_alg(kl_tpm_get_hash_algorithms(tpm), TPM2_ALG_SHA256));
 	g_assert_true(kl_test_has_alg(kl_tpm_get_signature_schemes(tpm), TPM2_ALG_RSASSA));
 	g_assert_false(kl_test_has_alg(kl_tpm_get_signature_schemes(tpm), TPM2_ALG_SHA256));
+	g_test_message("TPM: %s", kl_tpm_get_description(tpm));
 	g_assert_nonnull(strstr(kl_tpm_get_description(tpm), "TCTI"));
 	/* the EK: RSA-2048 from template L-1 (2 + 314 bytes) */
 	g_assert_cmpuint(g_bytes_get_size(kl_tpm_get_ek_public(tpm)), ==, 316);
@@ -865,6 +866,42 @@ test_no_leaks(KlTestFixture *fx, gconstpointer data)
 	g_assert_cmpuint(kl_test_count_transient(), ==, 0);
 }
 
+/* an endorsement hierarchy with a password: tpm_ownerpassword */
+static void
+test_endorsement_auth(KlTestFixture *fx, gconstpointer data)
+{
+	const gchar *set[] = {"tpm2_changeauth", "-c", "e", "kl-secret", NULL};
+	const gchar *unset[] = {"tpm2_changeauth", "-c", "e", "-p", "kl-secret", NULL};
+	KlTpmOptions o = kl_test_options(fx);
+	g_autoptr(KlTpm) tpm = NULL;
+	g_autoptr(GBytes) secret = NULL;
+	g_autoptr(GBytes) blob = NULL;
+	g_autoptr(GBytes) out = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (g_test_subprocess()) {
+		/* without the password the EK cannot be created (the TSS logs the failure) */
+		tpm = kl_tpm_new(&o, &error);
+		g_assert_null(tpm);
+		g_assert_error(error, KL_ERROR, KL_ERROR_TPM);
+		g_assert_nonnull(strstr(error->message, "tpm_ownerpassword"));
+		return;
+	}
+	kl_test_run(fx->dir, set);
+	g_test_trap_subprocess("/tpm-int/endorsement-auth", 0, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_passed();
+
+	o.owner_password = "kl-secret";
+	tpm = kl_test_tpm_new(&o);
+	blob = kl_test_make_credential(fx, tpm, kl_tpm_get_ak_name(tpm), &secret);
+	g_assert_true(kl_tpm_activate_credential(tpm, blob, &out, &error));
+	g_assert_no_error(error);
+	g_assert_true(g_bytes_equal(out, secret));
+	g_clear_pointer(&tpm, kl_tpm_free);
+	kl_test_run(fx->dir, unset);
+	g_assert_cmpuint(kl_test_count_transient(), ==, 0);
+}
+
 static void
 test_bad_tcti(void)
 {
@@ -918,6 +955,8 @@ main(int argc, char **argv)
 		   fixture_teardown);
 	g_test_add("/tpm-int/no-leaks", KlTestFixture, NULL, fixture_setup, test_no_leaks,
 		   fixture_teardown);
+	g_test_add("/tpm-int/endorsement-auth", KlTestFixture, NULL, fixture_setup,
+		   test_endorsement_auth, fixture_teardown);
 	g_test_add_func("/tpm-int/bad-tcti", test_bad_tcti);
 	return g_test_run();
 }
