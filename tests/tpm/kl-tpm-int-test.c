@@ -128,10 +128,8 @@ kl_test_write(const gchar *dir, const gchar *name, GBytes *data)
 {
 	g_autofree gchar *path = g_build_filename(dir, name, NULL);
 	g_autoptr(GError) error = NULL;
-	g_assert_true(g_file_set_contents(path,
-					  g_bytes_get_data(data, NULL),
-					  (gssize)g_bytes_get_size(data),
-					  &error));
+	g_assert_true(g_file_set_contents(
+	    path, g_bytes_get_data(data, NULL), (gssize)g_bytes_get_size(data), &error));
 }
 
 /* number of transient objects loaded in the TPM, through a second context */
@@ -312,10 +310,8 @@ test_ak_persist(KlTestFixture *fx, gconstpointer data)
 	g_assert_cmpint(g_stat(fx->agent_data, &st), ==, 0);
 	g_assert_cmpuint(st.st_mode & 0777, ==, 0600);
 	file1 = kl_test_read(fx->dir, "agent_data.json");
-	g_assert_true(json_parser_load_from_data(parser,
-						 g_bytes_get_data(file1, NULL),
-						 (gssize)g_bytes_get_size(file1),
-						 &error));
+	g_assert_true(json_parser_load_from_data(
+	    parser, g_bytes_get_data(file1, NULL), (gssize)g_bytes_get_size(file1), &error));
 	obj = json_node_get_object(json_parser_get_root(parser));
 	g_assert_cmpstr(json_object_get_string_member(obj, "ak_hash_alg"), ==, "Sha256");
 	g_assert_cmpstr(json_object_get_string_member(obj, "ak_sign_alg"), ==, "RsaSsa");
@@ -323,9 +319,8 @@ test_ak_persist(KlTestFixture *fx, gconstpointer data)
 	g_assert_cmpuint(json_array_get_length(json_object_get_array_member(obj, "ak_public")),
 			 ==,
 			 g_bytes_get_size(ak1) - 2);
-	g_assert_cmpuint(json_array_get_length(json_object_get_array_member(obj, "ek_hash")),
-			 ==,
-			 64);
+	g_assert_cmpuint(
+	    json_array_get_length(json_object_get_array_member(obj, "ek_hash")), ==, 64);
 	g_clear_pointer(&tpm, kl_tpm_free);
 
 	/* second start: the same AK, the file is not rewritten */
@@ -348,7 +343,8 @@ test_ak_persist(KlTestFixture *fx, gconstpointer data)
 static void
 test_ak_rust_file(KlTestFixture *fx, gconstpointer data)
 {
-	const gchar *createek[] = {"tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.tss", NULL};
+	const gchar *createek[] = {
+	    "tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.tss", NULL};
 	const gchar *createak[] = {"tpm2_createak",
 				   "-C",
 				   "ek.ctx",
@@ -523,11 +519,8 @@ kl_test_make_credential(KlTestFixture *fx, KlTpm *tpm, GBytes *name, GBytes **se
 			       "-o",
 			       "blob",
 			       NULL};
-	g_autofree gchar *value = g_strdup_printf("%08x%08x%08x%08x",
-						  g_random_int(),
-						  g_random_int(),
-						  g_random_int(),
-						  g_random_int());
+	g_autofree gchar *value = g_strdup_printf(
+	    "%08x%08x%08x%08x", g_random_int(), g_random_int(), g_random_int(), g_random_int());
 
 	p = g_bytes_get_data(name, &len);
 	for (gsize i = 0; i < len; i++)
@@ -643,10 +636,10 @@ kl_test_verify_signature(KlTpm *tpm, GBytes *msg, GBytes *sig)
 	gboolean ecc = FALSE;
 	int ret;
 
-	g_assert_cmpint(
-	    Tss2_MU_TPMT_SIGNATURE_Unmarshal(g_bytes_get_data(sig, NULL), g_bytes_get_size(sig), &off, &s),
-	    ==,
-	    TSS2_RC_SUCCESS);
+	g_assert_cmpint(Tss2_MU_TPMT_SIGNATURE_Unmarshal(
+			    g_bytes_get_data(sig, NULL), g_bytes_get_size(sig), &off, &s),
+			==,
+			TSS2_RC_SUCCESS);
 	g_assert_cmpuint(off, ==, g_bytes_get_size(sig));
 	pem = kl_tpm_public_to_pem(kl_tpm_get_ak_public_area(tpm), &error);
 	g_assert_no_error(error);
@@ -718,7 +711,8 @@ kl_test_quote(KlTestFixture *fx, const gchar *enc, const gchar *sign)
 	g_assert_no_error(error);
 	g_assert_cmpuint(all->len, ==, 24);
 	g_assert_cmpmem(g_bytes_get_data(g_ptr_array_index(all, 0), NULL), 32, zeros, 32);
-	g_assert_cmpint(memcmp(g_bytes_get_data(g_ptr_array_index(all, 10), NULL), zeros, 32), !=, 0);
+	g_assert_cmpint(
+	    memcmp(g_bytes_get_data(g_ptr_array_index(all, 10), NULL), zeros, 32), !=, 0);
 	/* sha1 bank too */
 	{
 		g_autoptr(GPtrArray) sha1 = NULL;
@@ -744,10 +738,8 @@ kl_test_quote(KlTestFixture *fx, const gchar *enc, const gchar *sign)
 	g_assert_cmpuint(sel_values->len, ==, 3);
 	g_assert_true(g_bytes_equal(g_ptr_array_index(sel_values, 1), g_ptr_array_index(all, 10)));
 
-	g_assert_cmpint(Tss2_MU_TPMS_ATTEST_Unmarshal(g_bytes_get_data(attest, NULL),
-						      g_bytes_get_size(attest),
-						      &off,
-						      &a),
+	g_assert_cmpint(Tss2_MU_TPMS_ATTEST_Unmarshal(
+			    g_bytes_get_data(attest, NULL), g_bytes_get_size(attest), &off, &a),
 			==,
 			TSS2_RC_SUCCESS);
 	g_assert_cmpuint(off, ==, g_bytes_get_size(attest));
@@ -801,20 +793,11 @@ test_certify(KlTestFixture *fx, gconstpointer data)
 	TPMS_ATTEST a;
 	size_t off = 0;
 
-	g_assert_true(kl_tpm_certify_ak(tpm,
-					ESYS_TR_NONE,
-					NULL,
-					TPM2_ALG_NULL,
-					TPM2_ALG_NULL,
-					nonce,
-					&attest,
-					&sig,
-					&error));
+	g_assert_true(kl_tpm_certify_ak(
+	    tpm, ESYS_TR_NONE, NULL, TPM2_ALG_NULL, TPM2_ALG_NULL, nonce, &attest, &sig, &error));
 	g_assert_no_error(error);
-	g_assert_cmpint(Tss2_MU_TPMS_ATTEST_Unmarshal(g_bytes_get_data(attest, NULL),
-						      g_bytes_get_size(attest),
-						      &off,
-						      &a),
+	g_assert_cmpint(Tss2_MU_TPMS_ATTEST_Unmarshal(
+			    g_bytes_get_data(attest, NULL), g_bytes_get_size(attest), &off, &a),
 			==,
 			TSS2_RC_SUCCESS);
 	g_assert_cmphex(a.type, ==, TPM2_ST_ATTEST_CERTIFY);
@@ -931,32 +914,80 @@ main(int argc, char **argv)
 	}
 	g_test_add_func("/tpm-int/open", test_open);
 	g_test_add_func("/tpm-int/ek-cert", test_ek_cert);
-	g_test_add("/tpm-int/ak-persist", KlTestFixture, NULL, fixture_setup, test_ak_persist,
+	g_test_add("/tpm-int/ak-persist",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_ak_persist,
 		   fixture_teardown);
-	g_test_add("/tpm-int/ak-rust-file", KlTestFixture, NULL, fixture_setup,
-		   test_ak_rust_file, fixture_teardown);
-	g_test_add("/tpm-int/ak-file-errors", KlTestFixture, NULL, fixture_setup,
-		   test_ak_file_errors, fixture_teardown);
-	g_test_add("/tpm-int/ek-persistent", KlTestFixture, NULL, fixture_setup,
-		   test_ek_persistent, fixture_teardown);
-	g_test_add("/tpm-int/activate/rsa", KlTestFixture, NULL, fixture_setup,
-		   test_activate_rsa, fixture_teardown);
-	g_test_add("/tpm-int/activate/ecc", KlTestFixture, NULL, fixture_setup,
-		   test_activate_ecc, fixture_teardown);
-	g_test_add("/tpm-int/activate/persistent-ek", KlTestFixture, NULL, fixture_setup,
-		   test_activate_persistent, fixture_teardown);
-	g_test_add("/tpm-int/quote/rsa", KlTestFixture, NULL, fixture_setup, test_quote_rsa,
+	g_test_add("/tpm-int/ak-rust-file",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_ak_rust_file,
 		   fixture_teardown);
-	g_test_add("/tpm-int/quote/ecc", KlTestFixture, NULL, fixture_setup, test_quote_ecc,
+	g_test_add("/tpm-int/ak-file-errors",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_ak_file_errors,
 		   fixture_teardown);
-	g_test_add("/tpm-int/certify", KlTestFixture, NULL, fixture_setup, test_certify,
+	g_test_add("/tpm-int/ek-persistent",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_ek_persistent,
 		   fixture_teardown);
-	g_test_add("/tpm-int/agent-id", KlTestFixture, NULL, fixture_setup, test_agent_id,
+	g_test_add("/tpm-int/activate/rsa",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_activate_rsa,
 		   fixture_teardown);
-	g_test_add("/tpm-int/no-leaks", KlTestFixture, NULL, fixture_setup, test_no_leaks,
+	g_test_add("/tpm-int/activate/ecc",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_activate_ecc,
 		   fixture_teardown);
-	g_test_add("/tpm-int/endorsement-auth", KlTestFixture, NULL, fixture_setup,
-		   test_endorsement_auth, fixture_teardown);
+	g_test_add("/tpm-int/activate/persistent-ek",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_activate_persistent,
+		   fixture_teardown);
+	g_test_add("/tpm-int/quote/rsa",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_quote_rsa,
+		   fixture_teardown);
+	g_test_add("/tpm-int/quote/ecc",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_quote_ecc,
+		   fixture_teardown);
+	g_test_add(
+	    "/tpm-int/certify", KlTestFixture, NULL, fixture_setup, test_certify, fixture_teardown);
+	g_test_add("/tpm-int/agent-id",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_agent_id,
+		   fixture_teardown);
+	g_test_add("/tpm-int/no-leaks",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_no_leaks,
+		   fixture_teardown);
+	g_test_add("/tpm-int/endorsement-auth",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_endorsement_auth,
+		   fixture_teardown);
 	g_test_add_func("/tpm-int/bad-tcti", test_bad_tcti);
 	return g_test_run();
 }
