@@ -462,6 +462,23 @@ test_ak_file_errors(KlTestFixture *fx, gconstpointer data)
 	kl_test_expect_open_error(&o, KL_ERROR_CONFIG, "tpm_signing_alg");
 }
 
+/* a new endorsement seed (new EK) never leads to a silent new AK */
+static void
+test_ek_changed(KlTestFixture *fx, gconstpointer data)
+{
+	const gchar *changeeps[] = {"tpm2_changeeps", NULL};
+	KlTpmOptions o = kl_test_options(fx);
+	g_autoptr(KlTpm) tpm = kl_test_tpm_new(&o);
+	g_autoptr(GBytes) original = kl_test_read(fx->dir, "agent_data.json");
+	g_autoptr(GBytes) after = NULL;
+
+	g_clear_pointer(&tpm, kl_tpm_free);
+	kl_test_run(fx->dir, changeeps);
+	kl_test_expect_open_error(&o, KL_ERROR_CONFIG, "another EK");
+	after = kl_test_read(fx->dir, "agent_data.json");
+	g_assert_true(g_bytes_equal(original, after));
+}
+
 static void
 test_ek_persistent(KlTestFixture *fx, gconstpointer data)
 {
@@ -981,6 +998,12 @@ main(int argc, char **argv)
 		   NULL,
 		   fixture_setup,
 		   test_no_leaks,
+		   fixture_teardown);
+	g_test_add("/tpm-int/ek-changed",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_ek_changed,
 		   fixture_teardown);
 	g_test_add("/tpm-int/endorsement-auth",
 		   KlTestFixture,
