@@ -11,6 +11,9 @@
 
 #include <string.h>
 
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
@@ -585,6 +588,69 @@ kl_tpm_esys_read_ek_cert(KlTpm *tpm, KlTpmEsys *self, GError **error)
 	return TRUE;
 }
 
+/* TRUE when @der is an X.509 certificate of the key in @ek_public (TPM2B_PUBLIC) */
+static gboolean
+kl_tpm_esys_cert_matches(GBytes *der, GBytes *ek_public, gchar **why)
+{
+	gnutls_x509_crt_t crt = NULL;
+	gnutls_pubkey_t key = NULL;
+	gnutls_datum_t d = {(unsigned char *)g_bytes_get_data(der, NULL), g_bytes_get_size(der)};
+	gnutls_datum_t pem = {NULL, 0};
+	g_autofree gchar *ek_pem = NULL;
+	g_autoptr(GError) error_local = NULL;
+	TPMT_PUBLIC ek;
+	gboolean ok = FALSE;
+	int ret;
+
+	if (!kl_tpm_unmarshal_public(ek_public, &ek, &error_local) ||
+	    (ek_pem = kl_tpm_public_to_pem(&ek, &error_local)) == NULL) {
+		*why = g_strdup(error_local->message);
+		return FALSE;
+	}
+	ret = gnutls_x509_crt_init(&crt);
+	if (ret >= 0)
+		ret = gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER);
+	if (ret >= 0)
+		ret = gnutls_pubkey_init(&key);
+	if (ret >= 0)
+		ret = gnutls_pubkey_import_x509(key, crt, 0);
+	if (ret >= 0)
+		ret = gnutls_pubkey_export2(key, GNUTLS_X509_FMT_PEM, &pem);
+	if (ret < 0) {
+		*why = g_strdup_printf("not a DER X.509 certificate (%s)", gnutls_strerror(ret));
+	} else if (pem.size != strlen(ek_pem) || memcmp(pem.data, ek_pem, pem.size) != 0) {
+		*why = g_strdup("it certifies another key than the EK in use");
+	} else {
+		ok = TRUE;
+	}
+	gnutls_free(pem.data);
+	if (key != NULL)
+		gnutls_pubkey_deinit(key);
+	if (crt != NULL)
+		gnutls_x509_crt_deinit(crt);
+	return ok;
+}
+
+/*
+ * The registrar rejects an `ekcert` whose key is not `ek_tpm`: a certificate
+ * that does not fit the EK in use is left out, with a warning, instead.
+ */
+static void
+kl_tpm_esys_check_ek_cert(KlTpm *tpm, const gchar *ek_handle)
+{
+	g_autofree gchar *why = NULL;
+
+	if (tpm->ek_cert == NULL || kl_tpm_esys_cert_matches(tpm->ek_cert, tpm->ek_public, &why))
+		return;
+	g_warning("the EK certificate in the TPM's NV memory is not used: %s; %s",
+		  why,
+		  ek_handle != NULL && *ek_handle != '\0' && g_strcmp0(ek_handle, "generate") != 0
+		      ? "check ek_handle"
+		      : "the TPM's EK may use a non-default template: provision it at a persistent "
+			"handle and set ek_handle");
+	g_clear_pointer(&tpm->ek_cert, g_bytes_unref);
+}
+
 /* ------------------------------------------------------------------ */
 /* AK                                                                   */
 
@@ -846,6 +912,7 @@ kl_tpm_esys_open_inner(KlTpm *tpm, KlTpmEsys *self, const KlTpmOptions *options,
 	}
 	if (!kl_tpm_esys_read_ek_cert(tpm, self, error))
 		return FALSE;
+	kl_tpm_esys_check_ek_cert(tpm, options->ek_handle);
 
 	/* AK */
 	if (!kl_tpm_esys_setup_ak(tpm, self, options, error))

@@ -295,6 +295,156 @@ test_ek_cert(void)
 }
 
 static void
+kl_test_write_text(const gchar *dir, const gchar *name, const gchar *text)
+{
+	g_autoptr(GBytes) b = g_bytes_new(text, strlen(text));
+	kl_test_write(dir, name, b);
+}
+
+/* puts @der into NV index 0x01c00002 like a manufacturer would (owner-defined here) */
+static void
+kl_test_nv_store_cert(const gchar *dir, const gchar *file)
+{
+	g_autofree gchar *path = g_build_filename(dir, file, NULL);
+	g_autofree gchar *size = NULL;
+	GStatBuf st;
+	const gchar *undefine[] = {"sh", "-c", "tpm2_nvundefine 0x01c00002 -C o 2>/dev/null; true",
+				   NULL};
+	const gchar *define[] = {"tpm2_nvdefine",
+				 "0x01c00002",
+				 "-C",
+				 "o",
+				 "-s",
+				 NULL,
+				 "-a",
+				 "ownerwrite|ownerread|authread|no_da",
+				 NULL};
+	const gchar *write[] = {"tpm2_nvwrite", "0x01c00002", "-C", "o", "-i", file, NULL};
+
+	g_assert_cmpint(g_stat(path, &st), ==, 0);
+	size = g_strdup_printf("%u", (guint)st.st_size);
+	define[5] = size;
+	kl_test_run(dir, undefine);
+	kl_test_run(dir, define);
+	kl_test_run(dir, write);
+}
+
+/* an EK certificate larger than one NV read, and one for another key */
+static void
+test_ek_cert_nv(KlTestFixture *fx, gconstpointer data)
+{
+	const gchar *ca_key[] = {"certtool",
+				 "--generate-privkey",
+				 "--key-type",
+				 "rsa",
+				 "--bits",
+				 "4096",
+				 "--outfile",
+				 "ca.key",
+				 NULL};
+	const gchar *ca_crt[] = {"certtool",
+				 "--generate-self-signed",
+				 "--load-privkey",
+				 "ca.key",
+				 "--template",
+				 "ca.tmpl",
+				 "--outfile",
+				 "ca.crt",
+				 NULL};
+	const gchar *ek_crt[] = {"certtool",
+				 "--generate-certificate",
+				 "--load-pubkey",
+				 "ek.pem",
+				 "--load-ca-privkey",
+				 "ca.key",
+				 "--load-ca-certificate",
+				 "ca.crt",
+				 "--template",
+				 "ek.tmpl",
+				 "--outder",
+				 "--outfile",
+				 "ek.der",
+				 NULL};
+	const gchar *other_key[] = {"certtool",
+				    "--generate-privkey",
+				    "--key-type",
+				    "rsa",
+				    "--bits",
+				    "2048",
+				    "--outfile",
+				    "other.key",
+				    NULL};
+	const gchar *other_crt[] = {"certtool",
+				    "--generate-certificate",
+				    "--load-privkey",
+				    "other.key",
+				    "--load-ca-privkey",
+				    "ca.key",
+				    "--load-ca-certificate",
+				    "ca.crt",
+				    "--template",
+				    "ek.tmpl",
+				    "--outder",
+				    "--outfile",
+				    "other.der",
+				    NULL};
+	const gchar *undefine[] = {"tpm2_nvundefine", "0x01c00002", "-C", "o", NULL};
+	KlTpmOptions o = kl_test_options(fx);
+	g_autoptr(KlTpm) tpm = NULL;
+	g_autoptr(GBytes) der = NULL;
+	g_autofree gchar *ek_pem = NULL;
+	g_autofree gchar *cn = g_strnfill(200, 'e');
+	g_autofree gchar *tmpl = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *certtool = g_find_program_in_path("certtool");
+	TPMT_PUBLIC ek;
+
+	if (certtool == NULL) {
+		g_test_skip("certtool (gnutls-bin) not installed");
+		return;
+	}
+	if (g_getenv("KL_TEST_SWTPM_LOCALCA") != NULL) {
+		g_test_skip("the manufactured TPM has its own EK certificate");
+		return;
+	}
+	tpm = kl_test_tpm_new(&o);
+	g_assert_true(kl_tpm_unmarshal_public(kl_tpm_get_ek_public(tpm), &ek, &error));
+	ek_pem = kl_tpm_public_to_pem(&ek, &error);
+	g_assert_no_error(error);
+	g_clear_pointer(&tpm, kl_tpm_free);
+
+	kl_test_write_text(fx->dir, "ek.pem", ek_pem);
+	kl_test_write_text(fx->dir,
+			   "ca.tmpl",
+			   "cn = \"Test EK CA\"\nca\ncert_signing_key\nexpiration_days = 30\n");
+	tmpl = g_strdup_printf("cn = \"%s\"\nexpiration_days = 30\nencryption_key\n", cn);
+	kl_test_write_text(fx->dir, "ek.tmpl", tmpl);
+	kl_test_run(fx->dir, ca_key);
+	kl_test_run(fx->dir, ca_crt);
+	kl_test_run(fx->dir, ek_crt);
+	der = kl_test_read(fx->dir, "ek.der");
+	/* more than one TPM2_NV_Read (1024 bytes on swtpm) */
+	g_assert_cmpuint(g_bytes_get_size(der), >, 1024);
+	kl_test_nv_store_cert(fx->dir, "ek.der");
+
+	tpm = kl_test_tpm_new(&o);
+	g_assert_nonnull(kl_tpm_get_ek_cert(tpm));
+	g_assert_true(g_bytes_equal(kl_tpm_get_ek_cert(tpm), der));
+	g_clear_pointer(&tpm, kl_tpm_free);
+
+	/* a certificate of another key is not sent (the registrar would refuse it) */
+	kl_test_run(fx->dir, other_key);
+	kl_test_run(fx->dir, other_crt);
+	kl_test_nv_store_cert(fx->dir, "other.der");
+	g_test_expect_message("kl-core", G_LOG_LEVEL_WARNING, "*EK certificate*another key*");
+	tpm = kl_test_tpm_new(&o);
+	g_test_assert_expected_messages();
+	g_assert_null(kl_tpm_get_ek_cert(tpm));
+	g_clear_pointer(&tpm, kl_tpm_free);
+	kl_test_run(fx->dir, undefine);
+}
+
+static void
 test_ak_persist(KlTestFixture *fx, gconstpointer data)
 {
 	KlTpmOptions o = kl_test_options(fx);
@@ -998,6 +1148,12 @@ main(int argc, char **argv)
 		   NULL,
 		   fixture_setup,
 		   test_no_leaks,
+		   fixture_teardown);
+	g_test_add("/tpm-int/ek-cert-nv",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_ek_cert_nv,
 		   fixture_teardown);
 	g_test_add("/tpm-int/ek-changed",
 		   KlTestFixture,
