@@ -218,6 +218,8 @@ def register(agent_id, data):
         st["iak_verified"] = iak_ok
         st["ek_type"] = "rsa" if ek.type == kl_tpm.TPM_ALG_RSA else "ecc"
         st["had_ekcert"] = ekcert_b64 is not None
+        st["hash_ek"] = kl_tpm.digest("sha256", ek.pem()).hex()
+        st["aik_name"] = aik.name.hex()
         st["last_error"] = None
     kl_peer.log(PROG, f"registered {agent_id} (regcount {rec['regcount']}, ekcert {'yes' if ekcert_b64 else 'no'}, "
                       f"iak {'verified' if iak_ok else 'no'})")
@@ -278,6 +280,10 @@ class RegistrarHandler(kl_peer.Handler):
             return
         if parts == ["_test", "faults"]:
             self.send(200, FAULTS.pending())
+            return
+        if parts == ["_test", "agents"]:
+            with LOCK:
+                self.send(200, {"agents": sorted(STATS), "registered": sorted(AGENTS)})
             return
         ver = self.api_version(parts)
         if ver is None:

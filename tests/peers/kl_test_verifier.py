@@ -85,7 +85,7 @@ def new_agent(agent_id, ak_tpm, ak):
         "rate_limited": 0, "unauthorized": 0, "faults_served": 0, "errors": [],
         "last_evidence_received_at": None, "last_clock": None,
         "ima_state": None,  # {"boot_time", "next_offset", "pcr": {bank: bytes}} of the last pass
-        "ima_offsets": [], "warnings": [],
+        "ima_offsets": [], "warnings": [], "fault_times": [],
     }
 
 
@@ -811,6 +811,7 @@ class VerifierHandler(kl_peer.Handler):
                     if a:
                         a["faults_served"] += 1
                         a["phase1_requests"] += 1
+                        a["fault_times"].append({"t": time.time(), "where": "phase1", "fault": fault})
                     if fault == 401 or (isinstance(fault, dict) and fault.get("status") == 401):
                         for k in [k for k, t in TOKENS.items() if t["agent_id"] == agent_id]:
                             del TOKENS[k]
@@ -877,6 +878,7 @@ class VerifierHandler(kl_peer.Handler):
                     if a:
                         a["faults_served"] += 1
                         a["phase2_requests"] += 1
+                        a["fault_times"].append({"t": time.time(), "where": "phase2", "fault": fault})
                     if fault == 401 or (isinstance(fault, dict) and fault.get("status") == 401):
                         for k in [k for k, t in TOKENS.items() if t["agent_id"] == agent_id]:
                             del TOKENS[k]
