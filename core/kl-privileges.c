@@ -246,9 +246,10 @@ kl_priv_resolve(const gchar *run_as, KlRunAs *ra, GError **error)
 	if (!found) {
 		if (!kl_priv_parse_id(group, &id)) {
 			g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
-				    "Group '%s' of run_as \"%s\" does not exist: create it (groupadd "
-				    "--system %s) or set run_as to an existing \"user:group\" (the "
-				    "group should be able to use the TPM, normally 'tss')",
+				    "Group '%s' of run_as \"%s\" does not exist: create it "
+				    "(groupadd --system %s) or set run_as to an existing "
+				    "\"user:group\" (the group should be able to use the TPM, "
+				    "normally 'tss')",
 				    group, run_as, group);
 			return FALSE;
 		}
@@ -377,8 +378,8 @@ kl_priv_verify(const KlRunAs *ra, gint n_groups, GError **error)
 	}
 	if (getgroups(0, NULL) != n_groups) {
 		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
-			    "Dropping privileges: the process has %d supplementary groups, expected "
-			    "the %d groups of user '%s'",
+			    "Dropping privileges: the process has %d supplementary groups, "
+			    "expected the %d groups of user '%s'",
 			    getgroups(0, NULL), n_groups, ra->user_name);
 		return FALSE;
 	}
@@ -482,8 +483,8 @@ kl_privileges_drop(const gchar *run_as, GError **error)
 
 		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
 			    "Cannot set the %d supplementary groups of user '%s': %s; the agent "
-			    "needs CAP_SETGID for run_as (start it as root, and do not restrict its "
-			    "capabilities below CAP_SETUID and CAP_SETGID)",
+			    "needs CAP_SETGID for run_as (start it as root, and do not restrict "
+			    "its capabilities below CAP_SETUID and CAP_SETGID)",
 			    n_groups, ra.user_name, g_strerror(e));
 		return FALSE;
 	}
