@@ -222,9 +222,9 @@ kl_test_sorted_order(KlLoaderFixture *fx, gconstpointer user_data)
 {
 	GPtrArray *plugins;
 
-	kl_test_install(fx->dir, "not_available", NULL, 0644);
-	kl_test_install(fx->dir, "dummy", NULL, 0644);
-	kl_test_install(fx->dir, "no_error_set", NULL, 0644);
+	g_free(kl_test_install(fx->dir, "not_available", NULL, 0644));
+	g_free(kl_test_install(fx->dir, "dummy", NULL, 0644));
+	g_free(kl_test_install(fx->dir, "no_error_set", NULL, 0644));
 	g_test_expect_message("kl-core", G_LOG_LEVEL_INFO, "plugin not_available is not available*");
 	kl_test_load(fx, fx->dir, NULL);
 	g_test_assert_expected_messages();
@@ -446,8 +446,8 @@ kl_test_fails_startup(KlLoaderFixture *fx, gconstpointer user_data)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(JsonObject) caps = NULL;
 
-	kl_test_install(fx->dir, "fails_startup", NULL, 0644);
-	kl_test_install(fx->dir, "dummy", NULL, 0644);
+	g_free(kl_test_install(fx->dir, "fails_startup", NULL, 0644));
+	g_free(kl_test_install(fx->dir, "dummy", NULL, 0644));
 	g_test_expect_message("kl-core",
 			      G_LOG_LEVEL_WARNING,
 			      "plugin fails_startup failed to start and is left out: fails_startup: "
@@ -485,7 +485,7 @@ kl_test_not_available(KlLoaderFixture *fx, gconstpointer user_data)
 {
 	KlPlugin *plugin;
 
-	kl_test_install(fx->dir, "not_available", NULL, 0644);
+	g_free(kl_test_install(fx->dir, "not_available", NULL, 0644));
 	g_test_expect_message("kl-core",
 			      G_LOG_LEVEL_INFO,
 			      "plugin not_available is not available on this host: not_available: "
@@ -507,7 +507,7 @@ kl_test_disabled(KlLoaderFixture *fx, gconstpointer user_data)
 	const gchar *disabled[] = {"dummy", "something_else", NULL};
 	KlPlugin *plugin;
 
-	kl_test_install(fx->dir, "dummy", NULL, 0644);
+	g_free(kl_test_install(fx->dir, "dummy", NULL, 0644));
 	g_test_expect_message("kl-core",
 			      G_LOG_LEVEL_INFO,
 			      "plugin dummy is listed in disabled_plugins*");
@@ -528,7 +528,7 @@ kl_test_disabled_broken(KlLoaderFixture *fx, gconstpointer user_data)
 {
 	const gchar *disabled[] = {"undefined_ref", NULL};
 
-	kl_test_install(fx->dir, "undefined_ref", NULL, 0644);
+	g_free(kl_test_install(fx->dir, "undefined_ref", NULL, 0644));
 	kl_test_load(fx, fx->dir, (gchar **)disabled);
 	g_assert_cmpint(kl_plugin_get_state(kl_test_find(fx, "undefined_ref")),
 			==,
@@ -543,7 +543,7 @@ kl_test_runner_no_error_set(KlLoaderFixture *fx, gconstpointer user_data)
 	g_autoptr(JsonObject) body = json_object_new();
 	KlPlugin *plugin;
 
-	kl_test_install(fx->dir, "no_error_set", NULL, 0644);
+	g_free(kl_test_install(fx->dir, "no_error_set", NULL, 0644));
 	kl_test_load(fx, fx->dir, NULL);
 	plugin = kl_plugin_loader_lookup(fx->loader, "no_error_set");
 	g_assert_nonnull(plugin);
@@ -588,8 +588,8 @@ kl_test_runner_envelope(KlLoaderFixture *fx, gconstpointer user_data)
 	JsonObject *data;
 	KlPlugin *plugin;
 
-	kl_test_install(fx->dir, "dummy", NULL, 0644);
-	kl_test_install(fx->dir, "dup_dummy", "other", 0644);
+	g_free(kl_test_install(fx->dir, "dummy", NULL, 0644));
+	g_free(kl_test_install(fx->dir, "dup_dummy", "other", 0644));
 	/* dup_dummy installed as other.so claims "dummy": wrong name */
 	g_test_expect_message("kl-core", G_LOG_LEVEL_WARNING, "*other.so rejected*");
 	kl_test_load(fx, fx->dir, NULL);
@@ -660,7 +660,7 @@ kl_test_runner_sealed(KlLoaderFixture *fx, gconstpointer user_data)
 	gboolean sealed = FALSE;
 	KlPlugin *plugin;
 
-	kl_test_install(fx->dir, "dummy", NULL, 0644);
+	g_free(kl_test_install(fx->dir, "dummy", NULL, 0644));
 	kl_test_load(fx, fx->dir, NULL);
 	plugin = kl_plugin_loader_lookup(fx->loader, "dummy");
 	g_assert_nonnull(plugin);
@@ -703,7 +703,7 @@ kl_test_shutdown_once(KlLoaderFixture *fx, gconstpointer user_data)
 {
 	g_autofree gchar *text = NULL;
 
-	kl_test_install(fx->dir, "dummy", NULL, 0644);
+	g_free(kl_test_install(fx->dir, "dummy", NULL, 0644));
 	kl_test_load(fx, fx->dir, NULL);
 	g_assert_false(g_file_test(fx->shutdown_marker, G_FILE_TEST_EXISTS));
 	g_clear_pointer(&fx->loader, kl_plugin_loader_free);
@@ -721,7 +721,7 @@ kl_test_config_view(KlLoaderFixture *fx, gconstpointer user_data)
 
 	g_assert_true(kl_config_finalize(fx->config, envp, &error));
 	g_assert_no_error(error);
-	kl_test_install(fx->dir, "dummy", NULL, 0644);
+	g_free(kl_test_install(fx->dir, "dummy", NULL, 0644));
 	kl_test_load(fx, fx->dir, NULL);
 	ctx = kl_plugin_get_context(kl_plugin_loader_lookup(fx->loader, "dummy"));
 	g_assert_cmpstr(kl_plugin_context_get_config(ctx, "keylime_dir"),
