@@ -6,10 +6,14 @@
  * also prints its evidence_supported entry. Used by the out-of-tree plugin
  * check and handy for plugin authors.
  *
- *   kl-load-check [--disable NAME]... [--expect-active NAME]... DIR...
+ *   kl-load-check [--disable NAME]... [--expect-active NAME]...
+ *                 [--collect NAME=JSON]... DIR...
  *
- * Exits 1 if a directory cannot be read or an --expect-active plugin is not
- * active.
+ * --collect runs the plugin's collect with JSON as chosen_parameters and
+ * prints the evidence_collected entry.
+ *
+ * Exits 1 if a directory cannot be read, an --expect-active plugin is not
+ * active or a --collect fails.
  */
 #include "config.h"
 
@@ -23,6 +27,7 @@ main(int argc, char **argv)
 {
 	g_auto(GStrv) disabled = NULL;
 	g_auto(GStrv) expect_active = NULL;
+	g_auto(GStrv) collect = NULL;
 	g_autoptr(GOptionContext) octx = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KlConfig) config = NULL;
@@ -46,6 +51,13 @@ main(int argc, char **argv)
 	     &expect_active,
 	     "Fail unless plugin NAME ends up active",
 	     "NAME"},
+	    {"collect",
+	     'c',
+	     0,
+	     G_OPTION_ARG_STRING_ARRAY,
+	     &collect,
+	     "Run collect of plugin NAME with chosen_parameters JSON",
+	     "NAME=JSON"},
 	    {NULL},
 	};
 
@@ -110,6 +122,35 @@ main(int argc, char **argv)
 			fprintf(stderr, "kl-load-check: plugin %s is not active\n", expect_active[i]);
 			rc = 1;
 		}
+	}
+	for (guint i = 0; collect != NULL && collect[i] != NULL; i++) {
+		g_auto(GStrv) parts = g_strsplit(collect[i], "=", 2);
+		g_autoptr(GError) error_local = NULL;
+		g_autoptr(JsonObject) params = NULL;
+		g_autoptr(JsonObject) entry = NULL;
+		g_autofree gchar *text = NULL;
+		KlPlugin *plugin;
+
+		if (g_strv_length(parts) != 2) {
+			fprintf(stderr, "kl-load-check: --collect wants NAME=JSON\n");
+			return 2;
+		}
+		plugin = kl_plugin_loader_lookup(loader, parts[0]);
+		if (plugin == NULL) {
+			fprintf(stderr, "kl-load-check: plugin %s is not active\n", parts[0]);
+			rc = 1;
+			continue;
+		}
+		params = kl_json_parse_object(parts[1], -1, &error_local);
+		if (params != NULL)
+			entry = kl_plugin_run_collect(plugin, params, NULL, &error_local);
+		if (entry == NULL) {
+			fprintf(stderr, "kl-load-check: collect: %s\n", error_local->message);
+			rc = 1;
+			continue;
+		}
+		text = kl_json_object_to_string(entry, NULL);
+		printf("  evidence_collected: %s\n", text);
 	}
 	fflush(stdout);
 	return rc;
