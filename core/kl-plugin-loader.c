@@ -35,7 +35,10 @@ kl_plugin_free(KlPlugin *plugin)
 	g_free(plugin);
 }
 
-/* config view of a plugin context: [<plugin>] (table != NULL) or [agent] */
+/*
+ * config view of a plugin context: [<plugin>] (table != NULL) or [agent],
+ * whose known options kl_config_lookup() returns resolved
+ */
 static const gchar *
 kl_plugin_loader_config_lookup_cb(gpointer user_data, const gchar *table, const gchar *key)
 {
@@ -43,12 +46,7 @@ kl_plugin_loader_config_lookup_cb(gpointer user_data, const gchar *table, const 
 
 	if (cfg == NULL)
 		return NULL;
-	if (table != NULL)
-		return kl_config_lookup(cfg, table, key);
-	/* known [agent] options come resolved (defaults, keywords, relative paths) */
-	if (g_strv_contains((const gchar *const *)kl_config_get_known_keys(), key))
-		return kl_config_get_string(cfg, key);
-	return kl_config_lookup(cfg, "agent", key);
+	return kl_config_lookup(cfg, table != NULL ? table : "agent", key);
 }
 
 KlPluginLoader *
