@@ -322,38 +322,88 @@ kl_base64_decode_strict(const gchar *text, GError **error)
 	return g_byte_array_free_to_bytes(g_steal_pointer(&out));
 }
 
+/* the code unit of the "\uXXXX" escape at @data[@i] ('\\' at @i), or -1 */
+static gint
+kl_json_unicode_escape(const gchar *data, gsize len, gsize i)
+{
+	gint cp = 0;
+
+	if (i + 6 > len || data[i] != '\\' || data[i + 1] != 'u')
+		return -1;
+	for (gsize j = i + 2; j < i + 6; j++) {
+		gint v = g_ascii_xdigit_value(data[j]);
+
+		if (v < 0)
+			return -1;
+		cp = cp * 16 + v;
+	}
+	return cp;
+}
+
+static gboolean
+kl_json_set_lexical_error(GError **error, const gchar *what, gsize offset)
+{
+	g_set_error(error,
+		    KL_ERROR,
+		    KL_ERROR_INVALID_DATA,
+		    "invalid JSON: %s at offset %" G_GSIZE_FORMAT,
+		    what,
+		    offset);
+	return FALSE;
+}
+
 /*
  * json-glib's scanner is lenient (single-quoted strings, comments, raw control
- * characters in strings); untrusted input must be strict JSON. This pass checks
- * the lexical level and the nesting depth (json-glib recurses) before parsing.
+ * characters, lone surrogates and \u0000 in strings, which then hold invalid
+ * UTF-8 or are cut short); untrusted input must be strict JSON. This pass
+ * checks the lexical level and the nesting depth (json-glib recurses) before
+ * parsing.
  */
 static gboolean
 kl_json_check_lexical(const gchar *data, gsize len, GError **error)
 {
 	guint depth = 0;
 	gboolean in_string = FALSE;
-	gboolean escaped = FALSE;
 
 	for (gsize i = 0; i < len; i++) {
 		guchar c = (guchar)data[i];
 
 		if (in_string) {
-			if (c < 0x20) {
-				g_set_error(error,
-					    KL_ERROR,
-					    KL_ERROR_INVALID_DATA,
-					    "invalid JSON: control character 0x%02x inside a string "
-					    "at offset %" G_GSIZE_FORMAT,
-					    (guint)c,
-					    i);
-				return FALSE;
-			}
-			if (escaped)
-				escaped = FALSE;
-			else if (c == '\\')
-				escaped = TRUE;
-			else if (c == '"')
+			gint cp;
+
+			if (c < 0x20)
+				return kl_json_set_lexical_error(error,
+								 "control character in a string",
+								 i);
+			if (c == '"') {
 				in_string = FALSE;
+				continue;
+			}
+			if (c != '\\')
+				continue;
+			if (i + 1 >= len)
+				return kl_json_set_lexical_error(error, "unterminated escape", i);
+			if (strchr("\"\\/bfnrt", data[i + 1]) != NULL && data[i + 1] != '\0') {
+				i++;
+				continue;
+			}
+			cp = kl_json_unicode_escape(data, len, i);
+			if (cp < 0)
+				return kl_json_set_lexical_error(error, "invalid escape", i);
+			if (cp == 0)
+				return kl_json_set_lexical_error(error, "\\u0000 in a string", i);
+			if (cp >= 0xdc00 && cp <= 0xdfff)
+				return kl_json_set_lexical_error(error, "lone low surrogate", i);
+			if (cp >= 0xd800 && cp <= 0xdbff) {
+				gint low = kl_json_unicode_escape(data, len, i + 6);
+
+				if (low < 0xdc00 || low > 0xdfff)
+					return kl_json_set_lexical_error(error,
+									 "lone high surrogate",
+									 i);
+				i += 6;
+			}
+			i += 5;
 			continue;
 		}
 		if (c == '"') {
@@ -370,14 +420,8 @@ kl_json_check_lexical(const gchar *data, gsize len, GError **error)
 		} else if (c == '}' || c == ']') {
 			if (depth > 0)
 				depth--;
-		} else if (strchr(" \t\r\n,:-+.0123456789eEtrufalsn", c) == NULL || c == '\0') {
-			g_set_error(error,
-				    KL_ERROR,
-				    KL_ERROR_INVALID_DATA,
-				    "invalid JSON: unexpected character 0x%02x at offset %" G_GSIZE_FORMAT,
-				    (guint)c,
-				    i);
-			return FALSE;
+		} else if (c == '\0' || strchr(" \t\r\n,:-+.0123456789eEtrufalsn", c) == NULL) {
+			return kl_json_set_lexical_error(error, "unexpected character", i);
 		}
 	}
 	return TRUE;

@@ -302,6 +302,20 @@ kl_test_parse_object(void)
 	    "{\"a\":}",
 	    "{\"a\":1} trailing",
 	    "{'a':1}",
+	    "{\"a\":1 /* comment */}",
+	    "{\"a\":1} // comment",
+	    "{\"a\":NaN}",
+	    "{\"a\":0x10}",
+	    "{\"a\":\"raw\nnewline\"}",
+	    "{\"a\":\"\\x41\"}",
+	    "{\"a\":\"\\u12\"}",
+	    "{\"a\":\"\\u0000\"}",
+	    "{\"\\u0000\":1}",
+	    "{\"a\":\"\\ud83d\"}",
+	    "{\"a\":\"\\ud83du\\de00\"}",
+	    "{\"a\":\"\\ude00\"}",
+	    "{\"a\":\"\\ud83d\\u0041\"}",
+	    "{\"a\":\"\\",
 	};
 	g_autoptr(GError) error = NULL;
 	g_autoptr(JsonObject) obj = NULL;
@@ -357,6 +371,12 @@ kl_test_parse_object(void)
 		g_assert_no_error(error);
 		g_string_free(s, TRUE);
 	}
+
+	/* escapes that are well-formed decode to valid UTF-8 */
+	g_clear_pointer(&obj, json_object_unref);
+	obj = kl_json_parse_object("{\"a\":\"\\u00e9\\ud83d\\ude00\\n\\\"\\/\"}", -1, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(kl_json_object_get_string(obj, "a", &error), ==, "\xc3\xa9\xf0\x9f\x98\x80\n\"/");
 
 	/* round trip through the compact serializer */
 	g_clear_pointer(&obj, json_object_unref);
