@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "config.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "keylime-agent/kl-error.h"
@@ -352,6 +353,73 @@ kl_json_set_lexical_error(GError **error, const gchar *what, gsize offset)
 	return FALSE;
 }
 
+/* what may follow a number or a literal */
+static gboolean
+kl_json_is_delimiter(gchar c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == ']' ||
+	       c == '}';
+}
+
+/*
+ * checks the number token starting at @data[*i] and leaves *i on its last
+ * character: JSON grammar, integers within gint64, other numbers finite
+ */
+static gboolean
+kl_json_check_number(const gchar *data, gsize len, gsize *i, GError **error)
+{
+	gsize start = *i;
+	gsize p = start;
+	gboolean integer = TRUE;
+	g_autofree gchar *token = NULL;
+
+	if (p < len && data[p] == '-')
+		p++;
+	if (p < len && data[p] == '0') {
+		p++;
+	} else if (p < len && data[p] >= '1' && data[p] <= '9') {
+		while (p < len && g_ascii_isdigit(data[p]))
+			p++;
+	} else {
+		return kl_json_set_lexical_error(error, "malformed number", start);
+	}
+	if (p < len && data[p] == '.') {
+		integer = FALSE;
+		p++;
+		if (p >= len || !g_ascii_isdigit(data[p]))
+			return kl_json_set_lexical_error(error, "malformed number", start);
+		while (p < len && g_ascii_isdigit(data[p]))
+			p++;
+	}
+	if (p < len && (data[p] == 'e' || data[p] == 'E')) {
+		integer = FALSE;
+		p++;
+		if (p < len && (data[p] == '+' || data[p] == '-'))
+			p++;
+		if (p >= len || !g_ascii_isdigit(data[p]))
+			return kl_json_set_lexical_error(error, "malformed number", start);
+		while (p < len && g_ascii_isdigit(data[p]))
+			p++;
+	}
+	if (p < len && !kl_json_is_delimiter(data[p]))
+		return kl_json_set_lexical_error(error, "malformed number", start);
+	token = g_strndup(data + start, p - start);
+	if (integer) {
+		gint64 v;
+
+		/* json-glib would silently turn an overflowing integer into garbage */
+		if (!g_ascii_string_to_signed(token, 10, G_MININT64, G_MAXINT64, &v, NULL))
+			return kl_json_set_lexical_error(error, "integer out of range", start);
+	} else {
+		gdouble d = g_ascii_strtod(token, NULL);
+
+		if (!isfinite(d))
+			return kl_json_set_lexical_error(error, "number out of range", start);
+	}
+	*i = p - 1;
+	return TRUE;
+}
+
 /*
  * json-glib's scanner is lenient (single-quoted strings, comments, raw control
  * characters, lone surrogates and \u0000 in strings, which then hold invalid
@@ -420,7 +488,18 @@ kl_json_check_lexical(const gchar *data, gsize len, GError **error)
 		} else if (c == '}' || c == ']') {
 			if (depth > 0)
 				depth--;
-		} else if (c == '\0' || strchr(" \t\r\n,:-+.0123456789eEtrufalsn", c) == NULL) {
+		} else if (c == '-' || g_ascii_isdigit(c)) {
+			if (!kl_json_check_number(data, len, &i, error))
+				return FALSE;
+		} else if (c == 't' || c == 'f' || c == 'n') {
+			const gchar *word = c == 't' ? "true" : c == 'f' ? "false" : "null";
+			gsize n = strlen(word);
+
+			if (i + n > len || strncmp(data + i, word, n) != 0 ||
+			    (i + n < len && !kl_json_is_delimiter(data[i + n])))
+				return kl_json_set_lexical_error(error, "unexpected word", i);
+			i += n - 1;
+		} else if (c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != ',' && c != ':') {
 			return kl_json_set_lexical_error(error, "unexpected character", i);
 		}
 	}

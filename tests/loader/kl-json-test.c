@@ -316,6 +316,23 @@ kl_test_parse_object(void)
 	    "{\"a\":\"\\ude00\"}",
 	    "{\"a\":\"\\ud83d\\u0041\"}",
 	    "{\"a\":\"\\",
+	    "{\"a\":12345678901234567890123}",
+	    "{\"a\":9223372036854775808}",
+	    "{\"a\":-9223372036854775809}",
+	    "{\"a\":1e400}",
+	    "{\"a\":-1e400}",
+	    "{\"a\":01}",
+	    "{\"a\":1.}",
+	    "{\"a\":.5}",
+	    "{\"a\":+1}",
+	    "{\"a\":1e}",
+	    "{\"a\":-}",
+	    "{\"a\":tru}",
+	    "{\"a\":nul}",
+	    "{\"a\":True}",
+	    "{\"a\":truex}",
+	    "{\"a\":1x}",
+	    "{\"a\":1\"b\"}",
 	};
 	g_autoptr(GError) error = NULL;
 	g_autoptr(JsonObject) obj = NULL;
@@ -370,6 +387,22 @@ kl_test_parse_object(void)
 		obj = kl_json_parse_object(s->str, -1, &error);
 		g_assert_no_error(error);
 		g_string_free(s, TRUE);
+	}
+
+	/* the extremes of gint64 and tiny numbers are fine */
+	g_clear_pointer(&obj, json_object_unref);
+	obj = kl_json_parse_object("{\"max\":9223372036854775807,\"min\":-9223372036854775808,"
+				   "\"tiny\":1e-400,\"z\":-0,\"f\":-0.5E+2,\"t\":true,\"n\":null}",
+				   -1,
+				   &error);
+	g_assert_no_error(error);
+	{
+		gint64 v = 0;
+
+		g_assert_true(kl_json_object_get_int(obj, "max", &v, &error));
+		g_assert_cmpint(v, ==, G_MAXINT64);
+		g_assert_true(kl_json_object_get_int(obj, "min", &v, &error));
+		g_assert_cmpint(v, ==, G_MININT64);
 	}
 
 	/* escapes that are well-formed decode to valid UTF-8 */
