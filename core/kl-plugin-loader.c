@@ -247,7 +247,15 @@ kl_plugin_loader_startup(KlPlugin *plugin)
 			plugin->path);
 		return;
 	}
-	kl_plugin_propagate_error(plugin, "startup", error_local, &error);
+	if (error_local == NULL) {
+		/* reported below in the one FAILED line */
+		error = g_error_new(KL_ERROR,
+				    KL_ERROR_INTERNAL,
+				    "%s: startup failed without reporting why (a bug in the plugin)",
+				    plugin->name);
+	} else {
+		kl_plugin_propagate_error(plugin, "startup", error_local, &error);
+	}
 	g_free(plugin->reason);
 	plugin->reason = g_strdup(error->message);
 	if (g_error_matches(error, KL_ERROR, KL_ERROR_NOT_SUPPORTED)) {
