@@ -7,13 +7,14 @@
  * check and handy for plugin authors.
  *
  *   kl-load-check [--disable NAME]... [--expect-active NAME]...
- *                 [--collect NAME=JSON]... DIR...
+ *                 [--collect NAME=JSON]... [--no-rejected] DIR...
  *
  * --collect runs the plugin's collect with JSON as chosen_parameters and
  * prints the evidence_collected entry.
  *
  * Exits 1 if a directory cannot be read, an --expect-active plugin is not
- * active or a --collect fails.
+ * active, a --collect fails, or with --no-rejected when a module was rejected
+ * (bad file, ABI, unresolved symbol, ...).
  */
 #include "config.h"
 
@@ -28,6 +29,7 @@ main(int argc, char **argv)
 	g_auto(GStrv) disabled = NULL;
 	g_auto(GStrv) expect_active = NULL;
 	g_auto(GStrv) collect = NULL;
+	gboolean no_rejected = FALSE;
 	g_autoptr(GOptionContext) octx = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KlConfig) config = NULL;
@@ -58,6 +60,13 @@ main(int argc, char **argv)
 	     &collect,
 	     "Run collect of plugin NAME with chosen_parameters JSON",
 	     "NAME=JSON"},
+	    {"no-rejected",
+	     'r',
+	     0,
+	     G_OPTION_ARG_NONE,
+	     &no_rejected,
+	     "Fail if any module is rejected",
+	     NULL},
 	    {NULL},
 	};
 
@@ -96,6 +105,8 @@ main(int argc, char **argv)
 		g_autofree gchar *state = g_ascii_strup(
 		    kl_plugin_state_to_string(kl_plugin_get_state(plugin)), -1);
 
+		if (no_rejected && kl_plugin_get_state(plugin) == KL_PLUGIN_STATE_REJECTED)
+			rc = 1;
 		printf("%s %s%s%s\n",
 		       kl_plugin_get_name(plugin),
 		       state,
