@@ -52,11 +52,8 @@ kl_json_object_get_member_node(JsonObject *obj, const gchar *key, GError **error
 	JsonNode *node = json_object_get_member(obj, key);
 
 	if (node == NULL) {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_INVALID_DATA,
-			    "member \"%s\" is missing",
-			    key);
+		g_set_error(
+			error, KL_ERROR, KL_ERROR_INVALID_DATA, "member \"%s\" is missing", key);
 		return NULL;
 	}
 	return node;
@@ -176,11 +173,8 @@ kl_json_object_get_array(JsonObject *obj, const gchar *key, GError **error)
 }
 
 gboolean
-kl_json_object_get_optional_int(JsonObject *obj,
-				const gchar *key,
-				gint64 default_value,
-				gint64 *out,
-				GError **error)
+kl_json_object_get_optional_int(
+	JsonObject *obj, const gchar *key, gint64 default_value, gint64 *out, GError **error)
 {
 	JsonNode *node;
 
@@ -357,8 +351,7 @@ kl_json_set_lexical_error(GError **error, const gchar *what, gsize offset)
 static gboolean
 kl_json_is_delimiter(gchar c)
 {
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == ']' ||
-	       c == '}';
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == ']' || c == '}';
 }
 
 /*
@@ -440,9 +433,8 @@ kl_json_check_lexical(const gchar *data, gsize len, GError **error)
 			gint cp;
 
 			if (c < 0x20)
-				return kl_json_set_lexical_error(error,
-								 "control character in a string",
-								 i);
+				return kl_json_set_lexical_error(
+					error, "control character in a string", i);
 			if (c == '"') {
 				in_string = FALSE;
 				continue;
@@ -466,9 +458,8 @@ kl_json_check_lexical(const gchar *data, gsize len, GError **error)
 				gint low = kl_json_unicode_escape(data, len, i + 6);
 
 				if (low < 0xdc00 || low > 0xdfff)
-					return kl_json_set_lexical_error(error,
-									 "lone high surrogate",
-									 i);
+					return kl_json_set_lexical_error(
+						error, "lone high surrogate", i);
 				i += 6;
 			}
 			i += 5;
@@ -499,7 +490,8 @@ kl_json_check_lexical(const gchar *data, gsize len, GError **error)
 			    (i + n < len && !kl_json_is_delimiter(data[i + n])))
 				return kl_json_set_lexical_error(error, "unexpected word", i);
 			i += n - 1;
-		} else if (c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != ',' && c != ':') {
+		} else if (c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != ',' &&
+			   c != ':') {
 			return kl_json_set_lexical_error(error, "unexpected character", i);
 		}
 	}

@@ -12,17 +12,17 @@
 #include "kl-plugin-loader.h"
 
 struct _KlPlugin {
-	gchar *name;			/* file basename without ".so" */
+	gchar *name; /* file basename without ".so" */
 	gchar *path;
 	KlPluginState state;
-	gchar *reason;			/* NULL when active */
-	const KlPluginInfo *info;	/* NULL unless the descriptor passed the ABI check */
-	KlPluginContext *ctx;		/* NULL for disabled and rejected plugins */
+	gchar *reason;		  /* NULL when active */
+	const KlPluginInfo *info; /* NULL unless the descriptor passed the ABI check */
+	KlPluginContext *ctx;	  /* NULL for disabled and rejected plugins */
 };
 
 struct _KlPluginLoader {
 	KlPluginServices services;
-	GPtrArray *plugins;		/* of KlPlugin*, load order */
+	GPtrArray *plugins; /* of KlPlugin*, load order */
 };
 
 static void
@@ -235,8 +235,7 @@ kl_plugin_loader_startup(KlPlugin *plugin)
 	g_autoptr(GError) error = NULL;
 	GError *error_local = NULL;
 
-	if (plugin->info->startup == NULL ||
-	    plugin->info->startup(plugin->ctx, &error_local)) {
+	if (plugin->info->startup == NULL || plugin->info->startup(plugin->ctx, &error_local)) {
 		/* a plugin that succeeded must not leave an error behind */
 		g_clear_error(&error_local);
 		plugin->state = KL_PLUGIN_STATE_ACTIVE;
@@ -249,10 +248,11 @@ kl_plugin_loader_startup(KlPlugin *plugin)
 	}
 	if (error_local == NULL) {
 		/* reported below in the one FAILED line */
-		error = g_error_new(KL_ERROR,
-				    KL_ERROR_INTERNAL,
-				    "%s: startup failed without reporting why (a bug in the plugin)",
-				    plugin->name);
+		error = g_error_new(
+			KL_ERROR,
+			KL_ERROR_INTERNAL,
+			"%s: startup failed without reporting why (a bug in the plugin)",
+			plugin->name);
 	} else {
 		kl_plugin_propagate_error(plugin, "startup", error_local, &error);
 	}
@@ -317,9 +317,8 @@ kl_plugin_loader_load_one(KlPluginLoader *loader, KlPlugin *plugin)
 	}
 	other = kl_plugin_loader_find_claim(loader, info->name);
 	if (other != NULL) {
-		reason = g_strdup_printf("evidence type \"%s\" is already provided by %s",
-					 info->name,
-					 other->path);
+		reason = g_strdup_printf(
+			"evidence type \"%s\" is already provided by %s", info->name, other->path);
 		kl_plugin_reject(plugin, reason);
 		return;
 	}
@@ -384,7 +383,9 @@ kl_plugin_loader_load_dir(KlPluginLoader *loader,
 		if (disabled != NULL && g_strv_contains((const gchar *const *)disabled, name)) {
 			plugin->state = KL_PLUGIN_STATE_DISABLED;
 			plugin->reason = g_strdup("listed in disabled_plugins");
-			g_info("plugin %s is listed in disabled_plugins; %s not loaded", name, path);
+			g_info("plugin %s is listed in disabled_plugins; %s not loaded",
+			       name,
+			       path);
 			continue;
 		}
 		kl_plugin_loader_load_one(loader, plugin);
@@ -582,8 +583,8 @@ kl_plugin_json_copy_node(JsonNode *node)
 		g_autoptr(JsonArray) array = json_array_sized_new(json_array_get_length(src));
 
 		for (guint i = 0; i < json_array_get_length(src); i++)
-			json_array_add_element(array,
-					       kl_plugin_json_copy_node(json_array_get_element(src, i)));
+			json_array_add_element(
+				array, kl_plugin_json_copy_node(json_array_get_element(src, i)));
 		copy = json_node_init_array(json_node_alloc(), array);
 	} else {
 		/* values and null: copied by value */

@@ -75,7 +75,8 @@ kl_example_collect(KlPluginContext *ctx,
 	guint n;
 
 	/* parameters come from the verifier: read them only with the checked getters */
-	if (!kl_json_object_get_optional_int(chosen_parameters, "starting_offset", 0, &offset, error))
+	if (!kl_json_object_get_optional_int(
+		    chosen_parameters, "starting_offset", 0, &offset, error))
 		return NULL;
 	if (!kl_json_object_get_optional_int(chosen_parameters, "entry_count", -1, &count, error))
 		return NULL;

@@ -37,8 +37,8 @@ static const gchar *kl_test_doc = "{"
 
 /* every member of kl_test_doc that is not of the wanted kind */
 static void
-kl_test_all_mismatches(const gchar *const *good, gboolean (*get)(JsonObject *, const gchar *,
-							   GError **))
+kl_test_all_mismatches(const gchar *const *good,
+		       gboolean (*get)(JsonObject *, const gchar *, GError **))
 {
 	g_autoptr(JsonObject) obj = kl_test_parse(kl_test_doc);
 	const gchar *members[] = {"s", "i", "big", "d", "e", "t", "f", "n", "o", "a", "si", NULL};
@@ -131,9 +131,10 @@ kl_test_int(void)
 
 	/* doubles and strings are not integers, and the message says what was found */
 	g_assert_false(kl_json_object_get_int(obj, "d", &v, &error));
-	g_assert_cmpstr(error->message,
-			==,
-			"member \"d\" must be an integer, not a number with a fraction or exponent");
+	g_assert_cmpstr(
+		error->message,
+		==,
+		"member \"d\" must be an integer, not a number with a fraction or exponent");
 	g_clear_error(&error);
 	g_assert_false(kl_json_object_get_int(obj, "si", &v, &error));
 	g_assert_cmpstr(error->message, ==, "member \"si\" must be an integer, not a string");
@@ -242,27 +243,27 @@ kl_test_base64_strict(void)
 		const gchar *decoded; /* NULL: must be rejected */
 		gsize len;
 	} cases[] = {
-	    {"", "", 0},
-	    {"Zg==", "f", 1},
-	    {"Zm8=", "fo", 2},
-	    {"Zm9v", "foo", 3},
-	    {"Zm9vYg==", "foob", 4},
-	    {"AP8=", "\x00\xff", 2},
-	    {"+/+/", "\xfb\xff\xbf", 3},
-	    {"Zm9", NULL, 0},	     /* length */
-	    {"Zg=", NULL, 0},	     /* length */
-	    {"Zg", NULL, 0},	     /* missing padding */
-	    {"Z===", NULL, 0},	     /* too much padding */
-	    {"====", NULL, 0},	     /* only padding */
-	    {"Zg==Zg==", NULL, 0},   /* padding in the middle */
-	    {"Zm=v", NULL, 0},	     /* padding in the middle of a quantum */
-	    {"Zm9v\n", NULL, 0},     /* whitespace */
-	    {"Zm 9v", NULL, 0},	     /* whitespace */
-	    {"Zm9-", NULL, 0},	     /* url-safe alphabet */
-	    {"Zm9_", NULL, 0},	     /* url-safe alphabet */
-	    {"Zh==", NULL, 0},	     /* non-zero bits before the padding */
-	    {"Zm9=", NULL, 0},	     /* non-zero bits before the padding */
-	    {"Zm9v\xc3\xa9=", NULL, 0}, /* non-ASCII */
+		{"", "", 0},
+		{"Zg==", "f", 1},
+		{"Zm8=", "fo", 2},
+		{"Zm9v", "foo", 3},
+		{"Zm9vYg==", "foob", 4},
+		{"AP8=", "\x00\xff", 2},
+		{"+/+/", "\xfb\xff\xbf", 3},
+		{"Zm9", NULL, 0},	    /* length */
+		{"Zg=", NULL, 0},	    /* length */
+		{"Zg", NULL, 0},	    /* missing padding */
+		{"Z===", NULL, 0},	    /* too much padding */
+		{"====", NULL, 0},	    /* only padding */
+		{"Zg==Zg==", NULL, 0},	    /* padding in the middle */
+		{"Zm=v", NULL, 0},	    /* padding in the middle of a quantum */
+		{"Zm9v\n", NULL, 0},	    /* whitespace */
+		{"Zm 9v", NULL, 0},	    /* whitespace */
+		{"Zm9-", NULL, 0},	    /* url-safe alphabet */
+		{"Zm9_", NULL, 0},	    /* url-safe alphabet */
+		{"Zh==", NULL, 0},	    /* non-zero bits before the padding */
+		{"Zm9=", NULL, 0},	    /* non-zero bits before the padding */
+		{"Zm9v\xc3\xa9=", NULL, 0}, /* non-ASCII */
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -290,49 +291,49 @@ static void
 kl_test_parse_object(void)
 {
 	const gchar *bad[] = {
-	    "",
-	    "   ",
-	    "[]",
-	    "[{\"a\":1}]",
-	    "\"string\"",
-	    "42",
-	    "null",
-	    "true",
-	    "{",
-	    "{\"a\":}",
-	    "{\"a\":1} trailing",
-	    "{'a':1}",
-	    "{\"a\":1 /* comment */}",
-	    "{\"a\":1} // comment",
-	    "{\"a\":NaN}",
-	    "{\"a\":0x10}",
-	    "{\"a\":\"raw\nnewline\"}",
-	    "{\"a\":\"\\x41\"}",
-	    "{\"a\":\"\\u12\"}",
-	    "{\"a\":\"\\u0000\"}",
-	    "{\"\\u0000\":1}",
-	    "{\"a\":\"\\ud83d\"}",
-	    "{\"a\":\"\\ud83du\\de00\"}",
-	    "{\"a\":\"\\ude00\"}",
-	    "{\"a\":\"\\ud83d\\u0041\"}",
-	    "{\"a\":\"\\",
-	    "{\"a\":12345678901234567890123}",
-	    "{\"a\":9223372036854775808}",
-	    "{\"a\":-9223372036854775809}",
-	    "{\"a\":1e400}",
-	    "{\"a\":-1e400}",
-	    "{\"a\":01}",
-	    "{\"a\":1.}",
-	    "{\"a\":.5}",
-	    "{\"a\":+1}",
-	    "{\"a\":1e}",
-	    "{\"a\":-}",
-	    "{\"a\":tru}",
-	    "{\"a\":nul}",
-	    "{\"a\":True}",
-	    "{\"a\":truex}",
-	    "{\"a\":1x}",
-	    "{\"a\":1\"b\"}",
+		"",
+		"   ",
+		"[]",
+		"[{\"a\":1}]",
+		"\"string\"",
+		"42",
+		"null",
+		"true",
+		"{",
+		"{\"a\":}",
+		"{\"a\":1} trailing",
+		"{'a':1}",
+		"{\"a\":1 /* comment */}",
+		"{\"a\":1} // comment",
+		"{\"a\":NaN}",
+		"{\"a\":0x10}",
+		"{\"a\":\"raw\nnewline\"}",
+		"{\"a\":\"\\x41\"}",
+		"{\"a\":\"\\u12\"}",
+		"{\"a\":\"\\u0000\"}",
+		"{\"\\u0000\":1}",
+		"{\"a\":\"\\ud83d\"}",
+		"{\"a\":\"\\ud83du\\de00\"}",
+		"{\"a\":\"\\ude00\"}",
+		"{\"a\":\"\\ud83d\\u0041\"}",
+		"{\"a\":\"\\",
+		"{\"a\":12345678901234567890123}",
+		"{\"a\":9223372036854775808}",
+		"{\"a\":-9223372036854775809}",
+		"{\"a\":1e400}",
+		"{\"a\":-1e400}",
+		"{\"a\":01}",
+		"{\"a\":1.}",
+		"{\"a\":.5}",
+		"{\"a\":+1}",
+		"{\"a\":1e}",
+		"{\"a\":-}",
+		"{\"a\":tru}",
+		"{\"a\":nul}",
+		"{\"a\":True}",
+		"{\"a\":truex}",
+		"{\"a\":1x}",
+		"{\"a\":1\"b\"}",
 	};
 	g_autoptr(GError) error = NULL;
 	g_autoptr(JsonObject) obj = NULL;
@@ -352,9 +353,8 @@ kl_test_parse_object(void)
 	}
 	/* not an object: the message says what it was */
 	g_assert_null(kl_json_parse_object("[1]", -1, &error));
-	g_assert_cmpstr(error->message,
-			==,
-			"invalid JSON: the document must be an object, not an array");
+	g_assert_cmpstr(
+		error->message, ==, "invalid JSON: the document must be an object, not an array");
 	g_clear_error(&error);
 
 	/* explicit length: bytes after it are ignored, embedded NULs refused */
@@ -409,7 +409,8 @@ kl_test_parse_object(void)
 	g_clear_pointer(&obj, json_object_unref);
 	obj = kl_json_parse_object("{\"a\":\"\\u00e9\\ud83d\\ude00\\n\\\"\\/\"}", -1, &error);
 	g_assert_no_error(error);
-	g_assert_cmpstr(kl_json_object_get_string(obj, "a", &error), ==, "\xc3\xa9\xf0\x9f\x98\x80\n\"/");
+	g_assert_cmpstr(
+		kl_json_object_get_string(obj, "a", &error), ==, "\xc3\xa9\xf0\x9f\x98\x80\n\"/");
 
 	/* round trip through the compact serializer */
 	g_clear_pointer(&obj, json_object_unref);

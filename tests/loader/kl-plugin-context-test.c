@@ -22,13 +22,8 @@ kl_test_lookup_cb(gpointer user_data, const gchar *table, const gchar *key)
 static KlPluginContext *
 kl_test_context_new(GHashTable *values)
 {
-	return kl_plugin_context_new("ima_log",
-				     kl_test_lookup_cb,
-				     values,
-				     "agent-1",
-				     "/var/lib/keylime",
-				     1234,
-				     NULL);
+	return kl_plugin_context_new(
+		"ima_log", kl_test_lookup_cb, values, "agent-1", "/var/lib/keylime", 1234, NULL);
 }
 
 static GHashTable *

@@ -188,9 +188,8 @@ kl_test_accept_dummy(KlLoaderFixture *fx, gconstpointer user_data)
 	g_assert_nonnull(ctx);
 	g_assert_cmpstr(kl_plugin_context_get_name(ctx), ==, "dummy");
 	g_assert_cmpstr(kl_plugin_context_get_data_dir(ctx), ==, fx->dir);
-	g_assert_cmpstr(kl_plugin_context_get_agent_id(ctx),
-			==,
-			"d432fbb3-d2f1-4a97-9ef7-75bd81c00000");
+	g_assert_cmpstr(
+		kl_plugin_context_get_agent_id(ctx), ==, "d432fbb3-d2f1-4a97-9ef7-75bd81c00000");
 	g_assert_cmpint(kl_plugin_context_get_boot_time(ctx), ==, 1700000000);
 	g_assert_null(kl_plugin_context_get_tpm(ctx));
 	/* startup ran: it stored its state */
@@ -225,7 +224,8 @@ kl_test_sorted_order(KlLoaderFixture *fx, gconstpointer user_data)
 	g_free(kl_test_install(fx->dir, "not_available", NULL, 0644));
 	g_free(kl_test_install(fx->dir, "dummy", NULL, 0644));
 	g_free(kl_test_install(fx->dir, "no_error_set", NULL, 0644));
-	g_test_expect_message("kl-core", G_LOG_LEVEL_INFO, "plugin not_available is not available*");
+	g_test_expect_message(
+		"kl-core", G_LOG_LEVEL_INFO, "plugin not_available is not available*");
 	kl_test_load(fx, fx->dir, NULL);
 	g_test_assert_expected_messages();
 
@@ -323,11 +323,7 @@ kl_test_world_writable(KlLoaderFixture *fx, gconstpointer user_data)
 static void
 kl_test_setuid(KlLoaderFixture *fx, gconstpointer user_data)
 {
-	kl_test_expect_rejected(fx,
-				"dummy",
-				04644,
-				"setuid or setgid (mode 4644)*",
-				"setuid");
+	kl_test_expect_rejected(fx, "dummy", 04644, "setuid or setgid (mode 4644)*", "setuid");
 	kl_test_assert_not_opened(fx);
 }
 
@@ -343,12 +339,12 @@ kl_test_setgid(KlLoaderFixture *fx, gconstpointer user_data)
 		g_test_skip("cannot create a setgid file here");
 		return;
 	}
-	g_test_expect_message("kl-core", G_LOG_LEVEL_WARNING, "*dummy.so rejected: setuid or setgid*");
+	g_test_expect_message(
+		"kl-core", G_LOG_LEVEL_WARNING, "*dummy.so rejected: setuid or setgid*");
 	kl_test_load(fx, fx->dir, NULL);
 	g_test_assert_expected_messages();
-	g_assert_cmpint(kl_plugin_get_state(kl_test_find(fx, "dummy")),
-			==,
-			KL_PLUGIN_STATE_REJECTED);
+	g_assert_cmpint(
+		kl_plugin_get_state(kl_test_find(fx, "dummy")), ==, KL_PLUGIN_STATE_REJECTED);
 	kl_test_assert_not_opened(fx);
 }
 
@@ -368,9 +364,8 @@ kl_test_foreign_owner(KlLoaderFixture *fx, gconstpointer user_data)
 			      "*dummy.so rejected: owned by uid 1, neither root nor*");
 	kl_test_load(fx, fx->dir, NULL);
 	g_test_assert_expected_messages();
-	g_assert_cmpint(kl_plugin_get_state(kl_test_find(fx, "dummy")),
-			==,
-			KL_PLUGIN_STATE_REJECTED);
+	g_assert_cmpint(
+		kl_plugin_get_state(kl_test_find(fx, "dummy")), ==, KL_PLUGIN_STATE_REJECTED);
 	kl_test_assert_not_opened(fx);
 }
 
@@ -380,12 +375,12 @@ kl_test_not_regular(KlLoaderFixture *fx, gconstpointer user_data)
 	g_autofree gchar *path = g_build_filename(fx->dir, "fake.so", NULL);
 
 	g_assert_cmpint(g_mkdir(path, 0755), ==, 0);
-	g_test_expect_message("kl-core", G_LOG_LEVEL_WARNING, "*fake.so rejected: not a regular file*");
+	g_test_expect_message(
+		"kl-core", G_LOG_LEVEL_WARNING, "*fake.so rejected: not a regular file*");
 	kl_test_load(fx, fx->dir, NULL);
 	g_test_assert_expected_messages();
-	g_assert_cmpint(kl_plugin_get_state(kl_test_find(fx, "fake")),
-			==,
-			KL_PLUGIN_STATE_REJECTED);
+	g_assert_cmpint(
+		kl_plugin_get_state(kl_test_find(fx, "fake")), ==, KL_PLUGIN_STATE_REJECTED);
 }
 
 /* a symlink is followed: what counts is the file it points to */
@@ -414,9 +409,9 @@ kl_test_duplicate(KlLoaderFixture *fx, gconstpointer user_data)
 	g_autofree gchar *first = kl_test_install(fx->dir, "dummy", NULL, 0644);
 	g_autofree gchar *second = kl_test_install(fx->dir2, "dup_dummy", "dummy", 0644);
 	g_autofree gchar *pattern = g_strdup_printf(
-	    "plugin %s rejected: evidence type \"dummy\" is already provided by %s*",
-	    second,
-	    first);
+		"plugin %s rejected: evidence type \"dummy\" is already provided by %s*",
+		second,
+		first);
 	GPtrArray *plugins;
 	KlPlugin *plugin;
 
@@ -427,12 +422,10 @@ kl_test_duplicate(KlLoaderFixture *fx, gconstpointer user_data)
 
 	plugins = kl_plugin_loader_get_plugins(fx->loader);
 	g_assert_cmpuint(plugins->len, ==, 2);
-	g_assert_cmpint(kl_plugin_get_state(g_ptr_array_index(plugins, 0)),
-			==,
-			KL_PLUGIN_STATE_ACTIVE);
-	g_assert_cmpint(kl_plugin_get_state(g_ptr_array_index(plugins, 1)),
-			==,
-			KL_PLUGIN_STATE_REJECTED);
+	g_assert_cmpint(
+		kl_plugin_get_state(g_ptr_array_index(plugins, 0)), ==, KL_PLUGIN_STATE_ACTIVE);
+	g_assert_cmpint(
+		kl_plugin_get_state(g_ptr_array_index(plugins, 1)), ==, KL_PLUGIN_STATE_REJECTED);
 	/* the first one keeps the evidence type */
 	plugin = kl_plugin_loader_lookup(fx->loader, "dummy");
 	g_assert_cmpstr(kl_plugin_get_path(plugin), ==, first);
@@ -448,18 +441,20 @@ kl_test_fails_startup(KlLoaderFixture *fx, gconstpointer user_data)
 
 	g_free(kl_test_install(fx->dir, "fails_startup", NULL, 0644));
 	g_free(kl_test_install(fx->dir, "dummy", NULL, 0644));
-	g_test_expect_message("kl-core",
-			      G_LOG_LEVEL_WARNING,
-			      "plugin fails_startup failed to start and is left out: fails_startup: "
-			      "cannot read /nonexistent/evidence*");
+	g_test_expect_message(
+		"kl-core",
+		G_LOG_LEVEL_WARNING,
+		"plugin fails_startup failed to start and is left out: fails_startup: "
+		"cannot read /nonexistent/evidence*");
 	kl_test_load(fx, fx->dir, NULL);
 	g_test_assert_expected_messages();
 
 	plugin = kl_test_find(fx, "fails_startup");
 	g_assert_cmpint(kl_plugin_get_state(plugin), ==, KL_PLUGIN_STATE_FAILED);
-	g_assert_cmpstr(kl_plugin_get_state_reason(plugin),
-			==,
-			"fails_startup: cannot read /nonexistent/evidence: No such file or directory");
+	g_assert_cmpstr(
+		kl_plugin_get_state_reason(plugin),
+		==,
+		"fails_startup: cannot read /nonexistent/evidence: No such file or directory");
 	g_assert_null(kl_plugin_loader_lookup(fx->loader, "fails_startup"));
 	/* the agent goes on: the next plugin is active */
 	g_assert_nonnull(kl_plugin_loader_lookup(fx->loader, "dummy"));
@@ -508,9 +503,8 @@ kl_test_disabled(KlLoaderFixture *fx, gconstpointer user_data)
 	KlPlugin *plugin;
 
 	g_free(kl_test_install(fx->dir, "dummy", NULL, 0644));
-	g_test_expect_message("kl-core",
-			      G_LOG_LEVEL_INFO,
-			      "plugin dummy is listed in disabled_plugins*");
+	g_test_expect_message(
+		"kl-core", G_LOG_LEVEL_INFO, "plugin dummy is listed in disabled_plugins*");
 	kl_test_load(fx, fx->dir, (gchar **)disabled);
 	g_test_assert_expected_messages();
 
@@ -646,7 +640,8 @@ kl_test_runner_envelope(KlLoaderFixture *fx, gconstpointer user_data)
 
 	g_assert_true(kl_plugin_run_contribute_registration(plugin, body, &error));
 	g_assert_no_error(error);
-	g_assert_cmpstr(kl_json_object_get_string(body, "dummy_contribution", &error), ==, "present");
+	g_assert_cmpstr(
+		kl_json_object_get_string(body, "dummy_contribution", &error), ==, "present");
 	g_assert_no_error(error);
 }
 
@@ -685,16 +680,17 @@ kl_test_runner_sealed(KlLoaderFixture *fx, gconstpointer user_data)
 	/* nested members are copies too */
 	g_clear_pointer(&params, json_object_unref);
 	g_clear_pointer(&collected, json_object_unref);
-	params = kl_json_parse_object("{\"modify\":true,\"echo\":\"y\",\"n\":{\"m\":[1,{\"k\":null}]}}",
-				      -1,
-				      &error);
+	params = kl_json_parse_object(
+		"{\"modify\":true,\"echo\":\"y\",\"n\":{\"m\":[1,{\"k\":null}]}}", -1, &error);
 	g_assert_no_error(error);
 	collected = kl_plugin_run_collect(plugin, params, NULL, &error);
 	g_assert_no_error(error);
 	{
 		g_autofree gchar *text = kl_json_object_to_string(params, NULL);
 
-		g_assert_cmpstr(text, ==, "{\"modify\":true,\"echo\":\"y\",\"n\":{\"m\":[1,{\"k\":null}]}}");
+		g_assert_cmpstr(text,
+				==,
+				"{\"modify\":true,\"echo\":\"y\",\"n\":{\"m\":[1,{\"k\":null}]}}");
 	}
 }
 

@@ -29,14 +29,14 @@ KL_PLUGIN_EXPORT const KlPluginInfo *
 kl_plugin_get_info(void)
 {
 	static const KlPluginInfo info = {
-	    .abi_major = 99,
-	    .abi_minor = 0,
-	    .name = "bad_abi",
-	    .evidence_class = "log",
-	    .version = "1.0",
-	    .description = "plugin with a foreign ABI major",
-	    .get_capabilities = kl_bad_abi_get_capabilities,
-	    .collect = kl_bad_abi_collect,
+		.abi_major = 99,
+		.abi_minor = 0,
+		.name = "bad_abi",
+		.evidence_class = "log",
+		.version = "1.0",
+		.description = "plugin with a foreign ABI major",
+		.get_capabilities = kl_bad_abi_get_capabilities,
+		.collect = kl_bad_abi_collect,
 	};
 	return &info;
 }

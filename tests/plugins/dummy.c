@@ -81,7 +81,8 @@ kl_dummy_collect(KlPluginContext *ctx,
 		if (flag) {
 			json_object_set_string_member(chosen_parameters, "injected", "yes");
 			if (json_object_has_member(chosen_parameters, "n")) {
-				JsonObject *n = kl_json_object_get_object(chosen_parameters, "n", error);
+				JsonObject *n =
+					kl_json_object_get_object(chosen_parameters, "n", error);
 
 				if (n == NULL)
 					return NULL;

@@ -29,14 +29,14 @@ KL_PLUGIN_EXPORT const KlPluginInfo *
 kl_plugin_get_info(void)
 {
 	static const KlPluginInfo info = {
-	    .abi_major = KL_PLUGIN_ABI_MAJOR,
-	    .abi_minor = KL_PLUGIN_ABI_MINOR + 1,
-	    .name = "newer_minor",
-	    .evidence_class = "log",
-	    .version = "1.0",
-	    .description = "plugin built against a newer ABI minor",
-	    .get_capabilities = kl_newer_minor_get_capabilities,
-	    .collect = kl_newer_minor_collect,
+		.abi_major = KL_PLUGIN_ABI_MAJOR,
+		.abi_minor = KL_PLUGIN_ABI_MINOR + 1,
+		.name = "newer_minor",
+		.evidence_class = "log",
+		.version = "1.0",
+		.description = "plugin built against a newer ABI minor",
+		.get_capabilities = kl_newer_minor_get_capabilities,
+		.collect = kl_newer_minor_collect,
 	};
 	return &info;
 }

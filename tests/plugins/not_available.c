@@ -10,10 +10,7 @@
 static gboolean
 kl_not_available_startup(KlPluginContext *ctx, GError **error)
 {
-	g_set_error(error,
-		    KL_ERROR,
-		    KL_ERROR_NOT_SUPPORTED,
-		    "no test evidence on this host");
+	g_set_error(error, KL_ERROR, KL_ERROR_NOT_SUPPORTED, "no test evidence on this host");
 	return FALSE;
 }
 
