@@ -76,7 +76,11 @@ kl_config_get_bool(KlConfig *cfg, const gchar *key);
 gchar **
 kl_config_get_strv(KlConfig *cfg, const gchar *key);
 
-/* value of a key in an arbitrary table, e.g. ("ima_log", "foo"); NULL if unset */
+/*
+ * value of a key in an arbitrary table, e.g. ("ima_log", "foo"); NULL if unset.
+ * @table NULL or "agent": the effective value of an [agent] option as a string
+ * (lists joined with ","), or an unknown [agent] key as written in the file.
+ */
 const gchar *
 kl_config_lookup(KlConfig *cfg, const gchar *table, const gchar *key);
 
@@ -87,5 +91,20 @@ kl_config_get_origin(KlConfig *cfg, const gchar *key);
 /* all known option names, sorted; (transfer none) */
 const gchar *const *
 kl_config_get_known_keys(void);
+
+/*
+ * Applies only the KEYLIME_AGENT_<OPTION> environment layer (kl_config_load()
+ * calls it last). With --config FILE: kl_config_load_file() then this.
+ */
+gboolean
+kl_config_load_env(KlConfig *cfg, gchar **envp, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/* the layer the effective value came from */
+KlConfigSource
+kl_config_get_source(KlConfig *cfg, const gchar *key);
+
+/* TRUE for passwords: never print or log their values (--check shows "(set)") */
+gboolean
+kl_config_is_secret(const gchar *key);
 
 G_END_DECLS
