@@ -722,21 +722,12 @@ kl_config_set_from_toml(KlConfig *cfg,
 	return TRUE;
 }
 
-gboolean
-kl_config_load_file(KlConfig *cfg, const gchar *path, GError **error)
+static gboolean
+kl_config_load_document(KlConfig *cfg, KlTomlDocument *doc, GError **error)
 {
-	g_autoptr(KlTomlDocument) doc = NULL;
+	const gchar *path = doc->filename;
 	KlTomlTable *agent;
 
-	g_return_val_if_fail(cfg != NULL, FALSE);
-	g_return_val_if_fail(path != NULL, FALSE);
-
-	doc = kl_toml_parse_file(path, error);
-	if (doc == NULL) {
-		if (error != NULL && g_error_matches(*error, KL_ERROR, KL_ERROR_NOT_FOUND))
-			g_prefix_error(error, "configuration file %s does not exist: ", path);
-		return FALSE;
-	}
 	agent = kl_toml_document_get_table(doc, "agent");
 	if (agent == NULL) {
 		g_set_error(error,
@@ -784,6 +775,39 @@ kl_config_load_file(KlConfig *cfg, const gchar *path, GError **error)
 		}
 	}
 	return TRUE;
+}
+
+gboolean
+kl_config_load_data(KlConfig *cfg,
+		    const gchar *data,
+		    gsize len,
+		    const gchar *name,
+		    GError **error)
+{
+	g_autoptr(KlTomlDocument) doc = NULL;
+
+	g_return_val_if_fail(cfg != NULL, FALSE);
+	doc = kl_toml_parse(data, len, name, error);
+	if (doc == NULL)
+		return FALSE;
+	return kl_config_load_document(cfg, doc, error);
+}
+
+gboolean
+kl_config_load_file(KlConfig *cfg, const gchar *path, GError **error)
+{
+	g_autoptr(KlTomlDocument) doc = NULL;
+
+	g_return_val_if_fail(cfg != NULL, FALSE);
+	g_return_val_if_fail(path != NULL, FALSE);
+
+	doc = kl_toml_parse_file(path, error);
+	if (doc == NULL) {
+		if (error != NULL && g_error_matches(*error, KL_ERROR, KL_ERROR_NOT_FOUND))
+			g_prefix_error(error, "configuration file %s does not exist: ", path);
+		return FALSE;
+	}
+	return kl_config_load_document(cfg, doc, error);
 }
 
 static gint
