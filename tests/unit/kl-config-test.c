@@ -673,6 +673,48 @@ kl_config_unreadable_dropin_dir_test(KlConfigFixture *fx, gconstpointer data)
 	g_chmod(dir, 0700);
 }
 
+/* data/agent.conf documents every option with its real default */
+static void
+kl_config_example_file_test(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *path = g_test_build_filename(G_TEST_DIST, "..", "data", "agent.conf", NULL);
+	g_autofree gchar *text = NULL;
+	g_autoptr(KlConfig) defaults = kl_config_new();
+	g_autoptr(KlConfig) cfg = kl_config_new();
+	const gchar *const *keys = kl_config_get_known_keys();
+
+	g_assert_true(g_file_get_contents(path, &text, NULL, &error));
+	g_assert_no_error(error);
+	g_assert_true(kl_config_load_file(cfg, path, &error));
+	g_assert_no_error(error);
+	for (guint i = 0; keys[i] != NULL; i++) {
+		g_autofree gchar *set = g_strdup_printf("\n%s = ", keys[i]);
+		g_autofree gchar *commented = g_strdup_printf("\n#%s = ", keys[i]);
+
+		if (strstr(text, set) == NULL && strstr(text, commented) == NULL)
+			g_error("option %s is not documented in %s", keys[i], path);
+		g_assert_cmpstr(kl_config_get_string(cfg, keys[i]), ==,
+				kl_config_get_string(defaults, keys[i]));
+	}
+}
+
+/* an agent.conf written for the Keylime agents loads without a warning */
+static void
+kl_config_keylime_template_test(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *path = g_test_build_filename(G_TEST_DIST, "unit", "keylime-agent.conf", NULL);
+	g_autoptr(KlConfig) cfg = kl_config_new();
+
+	g_assert_true(kl_config_load_file(cfg, path, &error));
+	g_assert_no_error(error);
+	g_assert_true(kl_config_finalize(cfg, NULL, &error));
+	g_assert_no_error(error);
+	g_assert_cmpstr(kl_config_get_string(cfg, "run_as"), ==, "keylime:tss");
+	g_assert_cmpstr(kl_config_get_string(cfg, "agent_data_path"), ==, "/var/lib/keylime/agent_data.json");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -713,5 +755,7 @@ main(int argc, char **argv)
 	KL_ADD("/config/backoff", kl_config_backoff_test);
 	KL_ADD("/config/tcti", kl_config_tcti_test);
 	KL_ADD("/config/unreadable-dropin-dir", kl_config_unreadable_dropin_dir_test);
+	g_test_add_func("/config/example-file", kl_config_example_file_test);
+	g_test_add_func("/config/keylime-template", kl_config_keylime_template_test);
 	return g_test_run();
 }
