@@ -16,8 +16,9 @@
 
 #define KL_CONFIG_ENV_PREFIX "KEYLIME_AGENT_"
 
-#define KL_DEFAULT_IMA_ML_PATH	      "/sys/kernel/security/ima/ascii_runtime_measurements"
-#define KL_DEFAULT_MEASUREDBOOT_PATH  "/sys/kernel/security/tpm0/binary_bios_measurements"
+/* relative to / */
+#define KL_DEFAULT_IMA_ML_PATH	      "sys/kernel/security/ima/ascii_runtime_measurements"
+#define KL_DEFAULT_MEASUREDBOOT_PATH  "sys/kernel/security/tpm0/binary_bios_measurements"
 #define KL_DEFAULT_CA_CERT	      "cv_ca/cacert.crt"
 #define KL_DEFAULT_AGENT_DATA	      "agent_data.json"
 #define KL_DEFAULT_IAK_CERT	      "iak-cert.crt"
@@ -980,8 +981,8 @@ kl_config_finalize(KlConfig *cfg, gchar **envp, GError **error)
 	kl_config_resolve_path(cfg, "iak_cert", keylime_dir, KL_DEFAULT_IAK_CERT);
 	kl_config_resolve_path(cfg, "idevid_cert", keylime_dir, KL_DEFAULT_IDEVID_CERT);
 	/* the kernel logs are relative to / */
-	kl_config_resolve_path(cfg, "ima_ml_path", "/", KL_DEFAULT_IMA_ML_PATH + 1);
-	kl_config_resolve_path(cfg, "measuredboot_ml_path", "/", KL_DEFAULT_MEASUREDBOOT_PATH + 1);
+	kl_config_resolve_path(cfg, "ima_ml_path", "/", KL_DEFAULT_IMA_ML_PATH);
+	kl_config_resolve_path(cfg, "measuredboot_ml_path", "/", KL_DEFAULT_MEASUREDBOOT_PATH);
 
 	/* an empty tcti means: $TCTI, else the kernel resource manager */
 	env_tcti = g_environ_getenv(envp, "TCTI");

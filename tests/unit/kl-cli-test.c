@@ -361,6 +361,9 @@ kl_cli_help_exits_test(void)
 	if (g_test_subprocess()) {
 		g_autoptr(GError) error = NULL;
 		g_autoptr(KlCli) cli = kl_test_parse(&error, "--help", NULL);
+
+		/* not reached: --help exits */
+		g_assert_null(cli);
 		return;
 	}
 	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);

@@ -28,6 +28,12 @@ kl_test_write(KlConfigFixture *fx, const gchar *dir, const gchar *rel, const gch
 	return path;
 }
 
+static void
+kl_test_put(KlConfigFixture *fx, const gchar *dir, const gchar *rel, const gchar *contents)
+{
+	g_free(kl_test_write(fx, dir, rel, contents));
+}
+
 static gboolean
 kl_test_load_data(KlConfig *cfg, const gchar *text, const gchar *name, GError **error)
 {
@@ -212,7 +218,7 @@ kl_config_layer_usr_dropin_test(KlConfigFixture *fx, gconstpointer data)
 static void
 kl_config_layer_etc_test(KlConfigFixture *fx, gconstpointer data)
 {
-	g_autofree gchar *a = kl_test_write(fx, fx->usr, "agent.conf.d/99-x.conf", "[agent]\nregistrar_ip = \"10.0.0.2\"\n");
+	kl_test_put(fx, fx->usr, "agent.conf.d/99-x.conf", "[agent]\nregistrar_ip = \"10.0.0.2\"\n");
 	g_autofree gchar *b = kl_test_write(fx, fx->etc, "agent.conf", "[agent]\nregistrar_ip = \"10.0.0.3\"\n");
 
 	kl_test_load_ok(fx);
@@ -224,7 +230,7 @@ kl_config_layer_etc_test(KlConfigFixture *fx, gconstpointer data)
 static void
 kl_config_layer_etc_dropin_test(KlConfigFixture *fx, gconstpointer data)
 {
-	g_autofree gchar *a = kl_test_write(fx, fx->etc, "agent.conf", "[agent]\nregistrar_ip = \"10.0.0.3\"\n");
+	kl_test_put(fx, fx->etc, "agent.conf", "[agent]\nregistrar_ip = \"10.0.0.3\"\n");
 	g_autofree gchar *b = kl_test_write(fx, fx->etc, "agent.conf.d/00-x.conf", "[agent]\n# c\nregistrar_ip = \"10.0.0.4\"\n");
 
 	kl_test_load_ok(fx);
@@ -236,12 +242,12 @@ kl_config_layer_etc_dropin_test(KlConfigFixture *fx, gconstpointer data)
 static void
 kl_config_dropin_order_test(KlConfigFixture *fx, gconstpointer data)
 {
-	g_autofree gchar *a = kl_test_write(fx, fx->etc, "agent.conf.d/10-a.conf", "[agent]\nuuid = \"a\"\ncontact_port = 10\n");
+	kl_test_put(fx, fx->etc, "agent.conf.d/10-a.conf", "[agent]\nuuid = \"a\"\ncontact_port = 10\n");
 	g_autofree gchar *c = kl_test_write(fx, fx->etc, "agent.conf.d/9-c.conf", "[agent]\nuuid = \"c\"\n");
 	g_autofree gchar *b = kl_test_write(fx, fx->etc, "agent.conf.d/20-b.conf", "[agent]\nuuid = \"b\"\ncontact_port = 20\n");
-	g_autofree gchar *d = kl_test_write(fx, fx->etc, "agent.conf.d/99-d.conf.rpmsave", "[agent]\nuuid = \"d\"\n");
-	g_autofree gchar *e = kl_test_write(fx, fx->etc, "agent.conf.d/.99-e.conf", "[agent]\nuuid = \"e\"\n");
-	g_autofree gchar *f = kl_test_write(fx, fx->etc, "agent.conf.d/99-dir.conf/x", "garbage");
+	kl_test_put(fx, fx->etc, "agent.conf.d/99-d.conf.rpmsave", "[agent]\nuuid = \"d\"\n");
+	kl_test_put(fx, fx->etc, "agent.conf.d/.99-e.conf", "[agent]\nuuid = \"e\"\n");
+	kl_test_put(fx, fx->etc, "agent.conf.d/99-dir.conf/x", "garbage");
 
 	kl_test_load_ok(fx);
 	/* "10-a" < "20-b" < "9-c": 9-c is read last */
@@ -255,9 +261,9 @@ kl_config_dropin_order_test(KlConfigFixture *fx, gconstpointer data)
 static void
 kl_config_single_file_test(KlConfigFixture *fx, gconstpointer data)
 {
-	g_autofree gchar *a = kl_test_write(fx, fx->usr, "agent.conf", "[agent]\ncontact_port = 1\n");
-	g_autofree gchar *b = kl_test_write(fx, fx->etc, "agent.conf", "[agent]\nregistrar_port = 2\n");
-	g_autofree gchar *c = kl_test_write(fx, fx->etc, "agent.conf.d/x.conf", "[agent]\nuuid = \"x\"\n");
+	kl_test_put(fx, fx->usr, "agent.conf", "[agent]\ncontact_port = 1\n");
+	kl_test_put(fx, fx->etc, "agent.conf", "[agent]\nregistrar_port = 2\n");
+	kl_test_put(fx, fx->etc, "agent.conf.d/x.conf", "[agent]\nuuid = \"x\"\n");
 	g_autofree gchar *single = kl_test_write(fx, fx->root, "single.conf", "[agent]\nuuid = \"single\"\n");
 
 	kl_test_setenv(fx, "KEYLIME_AGENT_CONFIG", single);
@@ -274,7 +280,7 @@ kl_config_single_file_missing_test(KlConfigFixture *fx, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *missing = g_build_filename(fx->root, "nope.conf", NULL);
-	g_autofree gchar *a = kl_test_write(fx, fx->etc, "agent.conf", "[agent]\n");
+	kl_test_put(fx, fx->etc, "agent.conf", "[agent]\n");
 
 	kl_test_setenv(fx, "KEYLIME_AGENT_CONFIG", missing);
 	g_assert_false(kl_config_load(fx->cfg, fx->usr, fx->etc, fx->envp, &error));
@@ -287,7 +293,7 @@ kl_config_single_file_missing_test(KlConfigFixture *fx, gconstpointer data)
 static void
 kl_config_layer_env_test(KlConfigFixture *fx, gconstpointer data)
 {
-	g_autofree gchar *a = kl_test_write(fx, fx->etc, "agent.conf.d/x.conf",
+	kl_test_put(fx, fx->etc, "agent.conf.d/x.conf",
 					    "[agent]\nregistrar_ip = \"10.0.0.4\"\nregistrar_tls_enabled = false\n");
 	g_auto(GStrv) versions = NULL;
 
@@ -334,7 +340,7 @@ kl_config_layer_cli_test(KlConfigFixture *fx, gconstpointer data)
 	const gchar *args[] = {"agent", "--registrar-url", "http://10.0.0.6:7000", "--timeout", "250", NULL};
 	g_auto(GStrv) argv = g_strdupv((gchar **)args);
 	int argc = g_strv_length(argv);
-	g_autofree gchar *a = kl_test_write(fx, fx->etc, "agent.conf", "[agent]\nrequest_timeout = 100\n");
+	kl_test_put(fx, fx->etc, "agent.conf", "[agent]\nrequest_timeout = 100\n");
 
 	kl_test_setenv(fx, "KEYLIME_AGENT_REGISTRAR_IP", "10.0.0.5");
 	kl_test_setenv(fx, "KEYLIME_AGENT_REGISTRAR_PORT", "6000");
@@ -407,7 +413,7 @@ static void
 kl_config_keylime_dir_env_test(KlConfigFixture *fx, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree gchar *a = kl_test_write(fx, fx->etc, "agent.conf", "[agent]\nkeylime_dir = \"/srv/kl\"\n");
+	kl_test_put(fx, fx->etc, "agent.conf", "[agent]\nkeylime_dir = \"/srv/kl\"\n");
 
 	kl_test_setenv(fx, "KEYLIME_DIR", "/opt/keylime");
 	kl_test_load_ok(fx);
@@ -545,9 +551,9 @@ kl_config_lists_test(KlConfigFixture *fx, gconstpointer data)
 static void
 kl_config_tables_test(KlConfigFixture *fx, gconstpointer data)
 {
-	g_autofree gchar *a = kl_test_write(fx, fx->etc, "agent.conf",
+	kl_test_put(fx, fx->etc, "agent.conf",
 					    "[agent]\n[ima_log]\nmax_entries = 10\nmode = \"x\"\n[uefi_log.sub]\nk = [1, 2]\n");
-	g_autofree gchar *b = kl_test_write(fx, fx->etc, "agent.conf.d/x.conf", "[agent]\n[ima_log]\nmode = \"y\"\n");
+	kl_test_put(fx, fx->etc, "agent.conf.d/x.conf", "[agent]\n[ima_log]\nmode = \"y\"\n");
 
 	kl_test_load_ok(fx);
 	g_assert_cmpstr(kl_config_lookup(fx->cfg, "ima_log", "max_entries"), ==, "10");
