@@ -214,6 +214,70 @@ kl_config_validate_not_empty(const gchar *value, gchar **normalized, GError **er
 	return TRUE;
 }
 
+/* "user", "user:group" or "" (no privilege drop) */
+static gboolean
+kl_config_validate_run_as(const gchar *value, gchar **normalized, GError **error)
+{
+	const gchar *colon = strchr(value, ':');
+
+	if (value[0] != '\0' &&
+	    (value[0] == ':' || (colon != NULL && (colon[1] == '\0' || strchr(colon + 1, ':'))) ||
+	     strpbrk(value, " \t/") != NULL)) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
+			    "'%s' is not USER or USER:GROUP (e.g. keylime:tss)",
+			    value);
+		return FALSE;
+	}
+	*normalized = g_strdup(value);
+	return TRUE;
+}
+
+/* a TPM handle in hexadecimal (0x81000000), or "" */
+static gboolean
+kl_config_validate_handle(const gchar *value, gchar **normalized, GError **error)
+{
+	const gchar *hex = value;
+	guint64 v = 0;
+
+	if (g_str_has_prefix(hex, "0x") || g_str_has_prefix(hex, "0X"))
+		hex += 2;
+	if (value[0] == '\0' ||
+	    (hex[0] != '\0' && strspn(hex, "0123456789abcdefABCDEF") == strlen(hex) &&
+	     g_ascii_string_to_unsigned(hex, 16, 0, G_MAXUINT32, &v, NULL))) {
+		*normalized = g_strdup(value);
+		return TRUE;
+	}
+	g_set_error(error,
+		    KL_ERROR,
+		    KL_ERROR_CONFIG,
+		    "'%s' is not a TPM handle; expected a hexadecimal handle such as 0x81010001, "
+		    "or \"\"",
+		    value);
+	return FALSE;
+}
+
+/* ek_handle: "generate" (or "") creates the EK, or a persistent handle */
+static gboolean
+kl_config_validate_ek_handle(const gchar *value, gchar **normalized, GError **error)
+{
+	if (g_strcmp0(value, "generate") == 0) {
+		*normalized = g_strdup(value);
+		return TRUE;
+	}
+	if (!kl_config_validate_handle(value, normalized, NULL)) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
+			    "'%s' is not a TPM handle; expected \"generate\" or a persistent "
+			    "handle such as 0x81010001",
+			    value);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /* one entry of registrar_api_versions / api_versions */
 static gboolean
 kl_config_validate_version_item(const gchar *value, gchar **normalized, GError **error)
@@ -242,19 +306,19 @@ static const KlOption kl_options[] = {
     {"contact_ip", KL_OPT_STRING, "127.0.0.1"},
     {"contact_port", KL_OPT_INT, "9002", 1, 65535},
     {"disabled_plugins", KL_OPT_LIST, ""},
-    {"ek_handle", KL_OPT_STRING, "generate"},
+    {"ek_handle", KL_OPT_STRING, "generate", .validate = kl_config_validate_ek_handle},
     {"enable_iak_idevid", KL_OPT_BOOL, "false"},
     {"exponential_backoff_initial_delay", KL_OPT_INT, "10000", 0, G_MAXINT32},
     {"exponential_backoff_max_delay", KL_OPT_INT, "300000", 0, G_MAXINT32},
     {"exponential_backoff_max_retries", KL_OPT_INT, "5", 0, 1000},
     {"iak_cert", KL_OPT_PATH, "default"},
-    {"iak_handle", KL_OPT_STRING, ""},
+    {"iak_handle", KL_OPT_STRING, "", .validate = kl_config_validate_handle},
     {"iak_idevid_asymmetric_alg", KL_OPT_STRING, "rsa"},
     {"iak_idevid_name_alg", KL_OPT_STRING, "sha256"},
     {"iak_idevid_template", KL_OPT_STRING, "detect"},
     {"iak_password", KL_OPT_STRING, "", .secret = TRUE},
     {"idevid_cert", KL_OPT_PATH, "default"},
-    {"idevid_handle", KL_OPT_STRING, ""},
+    {"idevid_handle", KL_OPT_STRING, "", .validate = kl_config_validate_handle},
     {"idevid_password", KL_OPT_STRING, "", .secret = TRUE},
     {"ima_ml_path", KL_OPT_PATH, "default"},
     {"keylime_dir", KL_OPT_STRING, KL_DEFAULT_KEYLIME_DIR, .validate = kl_config_validate_not_empty},
@@ -271,7 +335,7 @@ static const KlOption kl_options[] = {
     {"registrar_tls_enabled", KL_OPT_BOOL, "false"},
     {"registrar_tls_port", KL_OPT_INT, "8891", 1, 65535},
     {"request_timeout", KL_OPT_INT, "5000", 1, 3600 * 1000},
-    {"run_as", KL_OPT_STRING, NULL},
+    {"run_as", KL_OPT_STRING, NULL, .validate = kl_config_validate_run_as},
     {"tcti", KL_OPT_STRING, ""},
     {"tls_accept_invalid_certs", KL_OPT_BOOL, "false"},
     {"tls_accept_invalid_hostnames", KL_OPT_BOOL, "false"},
@@ -341,6 +405,47 @@ static gboolean
 kl_config_is_pull_only(const gchar *key)
 {
 	return g_strv_contains(kl_pull_only_keys, key);
+}
+
+static guint
+kl_config_edit_distance(const gchar *a, const gchar *b)
+{
+	gsize la = strlen(a);
+	gsize lb = strlen(b);
+	g_autofree guint *row = g_new(guint, lb + 1);
+
+	for (gsize j = 0; j <= lb; j++)
+		row[j] = j;
+	for (gsize i = 1; i <= la; i++) {
+		guint diag = row[0];
+		row[0] = i;
+		for (gsize j = 1; j <= lb; j++) {
+			guint up = row[j];
+			guint best = MIN(row[j] + 1, row[j - 1] + 1);
+			row[j] = MIN(best, diag + (a[i - 1] == b[j - 1] ? 0 : 1));
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* the known option closest to a misspelt @key, or NULL */
+static const gchar *
+kl_config_suggest(const gchar *key)
+{
+	const gchar *best = NULL;
+	guint best_dist = G_MAXUINT;
+
+	if (strlen(key) > 64)
+		return NULL;
+	for (guint i = 0; i < G_N_ELEMENTS(kl_options); i++) {
+		guint d = kl_config_edit_distance(key, kl_options[i].name);
+		if (d < best_dist) {
+			best_dist = d;
+			best = kl_options[i].name;
+		}
+	}
+	return best_dist <= 3 ? best : NULL;
 }
 
 const gchar *const *
@@ -769,10 +874,16 @@ kl_config_load_document(KlConfig *cfg, KlTomlDocument *doc, GError **error)
 			g_hash_table_insert(kl_config_get_table(cfg, "agent"),
 					    g_strdup(key),
 					    kl_toml_value_to_string(value));
-			g_warning("%s: unknown option '%s' in [agent] is ignored (check the "
-				  "spelling)",
-				  origin,
-				  key);
+			if (kl_config_suggest(key) != NULL)
+				g_warning("%s: unknown option '%s' in [agent] is ignored; did you "
+					  "mean '%s'?",
+					  origin,
+					  key,
+					  kl_config_suggest(key));
+			else
+				g_warning("%s: unknown option '%s' in [agent] is ignored",
+					  origin,
+					  key);
 		}
 	}
 	return TRUE;
@@ -883,9 +994,19 @@ kl_config_load_env(KlConfig *cfg, gchar **envp, GError **error)
 		if (kl_config_is_pull_only(key))
 			continue;
 		if (kl_config_find_option(key, NULL) == NULL) {
-			g_warning("environment variable %s does not name a known option and is "
-				  "ignored",
-				  var);
+			const gchar *hint = kl_config_suggest(key);
+			g_autofree gchar *hint_var =
+			    hint != NULL ? g_ascii_strup(hint, -1) : NULL;
+			if (hint_var != NULL)
+				g_warning("environment variable %s does not name a known option "
+					  "and is ignored; did you mean %s%s?",
+					  var,
+					  KL_CONFIG_ENV_PREFIX,
+					  hint_var);
+			else
+				g_warning("environment variable %s does not name a known option "
+					  "and is ignored",
+					  var);
 			continue;
 		}
 		origin = g_strdup_printf("environment (%s)", var);

@@ -318,7 +318,10 @@ kl_config_env_errors_test(KlConfigFixture *fx, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 
 	kl_test_setenv(fx, "KEYLIME_AGENT_REGISTRAR_PROT", "1");
-	g_test_expect_message("kl-core", G_LOG_LEVEL_WARNING, "*KEYLIME_AGENT_REGISTRAR_PROT*not*known option*");
+	g_test_expect_message("kl-core",
+			      G_LOG_LEVEL_WARNING,
+			      "environment variable KEYLIME_AGENT_REGISTRAR_PROT does not name a known "
+			      "option and is ignored; did you mean KEYLIME_AGENT_REGISTRAR_PORT?");
 	kl_test_load_ok(fx);
 	g_test_assert_expected_messages();
 
@@ -441,7 +444,10 @@ kl_config_unknown_key_test(KlConfigFixture *fx, gconstpointer data)
 					    "enable_agent_mtls = true\n"
 					    "[ima_log]\n"
 					    "anything = 1\n");
-	g_autofree gchar *pattern = g_strdup_printf("%s:3: unknown option 'registrar_prot'*", a);
+	g_autofree gchar *pattern =
+	    g_strdup_printf("%s:3: unknown option 'registrar_prot' in [agent] is ignored; did you "
+			    "mean 'registrar_port'?",
+			    a);
 
 	/* exactly one warning: pull-model keys and plugin tables are quiet */
 	g_test_expect_message("kl-core", G_LOG_LEVEL_WARNING, pattern);
@@ -475,6 +481,9 @@ kl_config_bad_value_test(KlConfigFixture *fx, gconstpointer data)
 	    {"verifier_api_version = \"three\"", "option 'verifier_api_version': 'three' is not an API version; expected e.g. 3.0 (also accepted: v3.0, 3)"},
 	    {"attestation_interval_seconds = 0", "option 'attestation_interval_seconds': 0 is out of range; expected an integer from 1 to 604800"},
 	    {"keylime_dir = \"\"", "option 'keylime_dir': must not be empty"},
+	    {"run_as = \"keylime:\"", "option 'run_as': 'keylime:' is not USER or USER:GROUP (e.g. keylime:tss)"},
+	    {"ek_handle = \"persistent\"", "option 'ek_handle': 'persistent' is not a TPM handle; expected \"generate\" or a persistent handle such as 0x81010001"},
+	    {"iak_handle = \"0x1ffffffff\"", "option 'iak_handle': '0x1ffffffff' is not a TPM handle; expected a hexadecimal handle such as 0x81010001, or \"\""},
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -588,6 +597,13 @@ kl_config_normalize_test(KlConfigFixture *fx, gconstpointer data)
 	    {"tls_accept_invalid_certs", "0", "false"},
 	    {"request_timeout", " 42 ", "42"},
 	    {"version", "2.5", "2.5"},
+	    {"ek_handle", "0x81010001", "0x81010001"},
+	    {"ek_handle", "81000000", "81000000"},
+	    {"ek_handle", "", ""},
+	    {"idevid_handle", "0x81020000", "0x81020000"},
+	    {"run_as", "keylime", "keylime"},
+	    {"run_as", "keylime:tss", "keylime:tss"},
+	    {"run_as", "", ""},
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
