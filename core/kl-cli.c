@@ -385,8 +385,7 @@ kl_cli_build_context(KlCli *cli)
 	    "/usr/etc/keylime/agent.conf and agent.conf.d/*.conf, /etc/keylime/agent.conf and "
 	    "agent.conf.d/*.conf (or only the file in $KEYLIME_AGENT_CONFIG or --config), the "
 	    "environment variables KEYLIME_AGENT_<OPTION>, and this command line. KEYLIME_DIR "
-	    "overrides keylime_dir. Use --check to see the effective values.\n\n"
-	    "Exit status: 0 success, 1 failure, 2 bad usage or configuration.");
+	    "overrides keylime_dir. Use --check to see the effective values.");
 	return context;
 }
 
@@ -394,8 +393,13 @@ gchar *
 kl_cli_get_help(void)
 {
 	g_autoptr(KlCli) cli = kl_cli_new();
-	GOptionContext *context = kl_cli_build_context(cli);
-	gchar *help = g_option_context_get_help(context, TRUE, NULL);
+	GOptionContext *context = NULL;
+	gchar *help;
+
+	if (g_get_prgname() == NULL)
+		g_set_prgname("keylime_push_model_agent");
+	context = kl_cli_build_context(cli);
+	help = g_option_context_get_help(context, TRUE, NULL);
 
 	g_option_context_free(context);
 	return help;
