@@ -1216,6 +1216,7 @@ const gchar *
 kl_config_lookup(KlConfig *cfg, const gchar *table, const gchar *key)
 {
 	GHashTable *values;
+	const gchar *value = NULL;
 	guint idx = 0;
 
 	g_return_val_if_fail(cfg != NULL, NULL);
@@ -1223,10 +1224,18 @@ kl_config_lookup(KlConfig *cfg, const gchar *table, const gchar *key)
 
 	if (table == NULL)
 		table = "agent";
-	if (g_strcmp0(table, "agent") == 0 && kl_config_find_option(key, &idx) != NULL)
+	if (g_strcmp0(table, "agent") != 0) {
+		values = g_hash_table_lookup(cfg->tables, table);
+		if (values != NULL)
+			value = g_hash_table_lookup(values, key);
+		if (value != NULL)
+			return value;
+	}
+	/* [agent] options are visible from every table (ima_ml_path for ima_log, ...) */
+	if (kl_config_find_option(key, &idx) != NULL)
 		return cfg->entries[idx].text;
-	values = g_hash_table_lookup(cfg->tables, table);
-	if (values == NULL)
+	if (g_strcmp0(table, "agent") != 0)
 		return NULL;
-	return g_hash_table_lookup(values, key);
+	values = g_hash_table_lookup(cfg->tables, "agent");
+	return values != NULL ? g_hash_table_lookup(values, key) : NULL;
 }

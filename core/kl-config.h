@@ -88,6 +88,9 @@ kl_config_get_strv(KlConfig *cfg, const gchar *key);
  * value of a key in an arbitrary table, e.g. ("ima_log", "foo"); NULL if unset.
  * @table NULL or "agent": the effective value of an [agent] option as a string
  * (lists joined with ","), or an unknown [agent] key as written in the file.
+ * A key missing from another table falls back to the [agent] option of that
+ * name, so a plugin sees e.g. ima_ml_path in its own table unless it is
+ * overridden there.
  */
 const gchar *
 kl_config_lookup(KlConfig *cfg, const gchar *table, const gchar *key);

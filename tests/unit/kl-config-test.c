@@ -571,6 +571,9 @@ kl_config_tables_test(KlConfigFixture *fx, gconstpointer data)
 	g_assert_cmpstr(kl_config_lookup(fx->cfg, "uefi_log.sub", "k"), ==, "1,2");
 	g_assert_null(kl_config_lookup(fx->cfg, "ima_log", "nothing"));
 	g_assert_null(kl_config_lookup(fx->cfg, "nothing", "mode"));
+	/* [agent] options show through in plugin tables unless set there */
+	g_assert_cmpstr(kl_config_lookup(fx->cfg, "ima_log", "ima_ml_path"), ==, "default");
+	g_assert_cmpstr(kl_config_lookup(fx->cfg, "nothing", "contact_port"), ==, "9002");
 	/* [agent] options through lookup, table NULL or "agent" */
 	g_assert_cmpstr(kl_config_lookup(fx->cfg, NULL, "registrar_port"), ==, "8890");
 	g_assert_cmpstr(kl_config_lookup(fx->cfg, "agent", "registrar_tls_enabled"), ==, "false");
