@@ -1212,6 +1212,39 @@ kl_config_get_source(KlConfig *cfg, const gchar *key)
 	return entry != NULL ? entry->source : KL_CONFIG_SOURCE_DEFAULT;
 }
 
+gchar *
+kl_config_describe(KlConfig *cfg)
+{
+	GString *str = g_string_new(NULL);
+	gsize width = 0;
+
+	g_return_val_if_fail(cfg != NULL, NULL);
+	for (guint i = 0; i < G_N_ELEMENTS(kl_options); i++)
+		width = MAX(width, strlen(kl_options[i].name));
+	for (guint i = 0; i < G_N_ELEMENTS(kl_options); i++) {
+		const KlConfigEntry *entry = &cfg->entries[i];
+		g_autofree gchar *value = NULL;
+
+		if (kl_options[i].secret)
+			value = g_strdup(entry->text[0] != '\0' ? "(set)" : "(empty)");
+		else if (kl_options[i].type == KL_OPT_STRING || kl_options[i].type == KL_OPT_PATH)
+			value = g_strdup_printf("\"%s\"", entry->text);
+		else if (kl_options[i].type == KL_OPT_LIST) {
+			g_autofree gchar *items = g_strjoinv("\", \"", entry->strv);
+			value = entry->strv[0] != NULL ? g_strdup_printf("[\"%s\"]", items)
+						       : g_strdup("[]");
+		} else
+			value = g_strdup(entry->text);
+		g_string_append_printf(str,
+				       "%-*s = %s  # %s\n",
+				       (int)width,
+				       kl_options[i].name,
+				       value,
+				       entry->origin);
+	}
+	return g_string_free(str, FALSE);
+}
+
 const gchar *
 kl_config_lookup(KlConfig *cfg, const gchar *table, const gchar *key)
 {

@@ -114,6 +114,13 @@ kl_config_load_env(KlConfig *cfg, gchar **envp, GError **error) G_GNUC_WARN_UNUS
 KlConfigSource
 kl_config_get_source(KlConfig *cfg, const gchar *key);
 
+/*
+ * Every option, one per line in TOML syntax with its origin as a comment, for
+ * --check; secrets are shown as "(set)" or "(empty)". (transfer full)
+ */
+gchar *
+kl_config_describe(KlConfig *cfg);
+
 /* TRUE for passwords: never print or log their values (--check shows "(set)") */
 gboolean
 kl_config_is_secret(const gchar *key);

@@ -980,7 +980,10 @@ kl_toml_parse(const gchar *data, gsize len, const gchar *filename, GError **erro
 				P.line,
 				(guint)(bad - P.line_start) + 1,
 				error,
-				"invalid UTF-8 (the file must be UTF-8 encoded)");
+				"%s",
+				(bad < P.end && *bad == '\0')
+				    ? "NUL byte (this is not a text file)"
+				    : "invalid UTF-8 (the file must be UTF-8 encoded)");
 		return NULL;
 	}
 	/* a UTF-8 byte order mark is allowed at the start */

@@ -740,6 +740,46 @@ kl_config_keylime_template_test(void)
 	g_assert_cmpstr(kl_config_get_string(cfg, "agent_data_path"), ==, "/var/lib/keylime/agent_data.json");
 }
 
+/* @text has a line "@key<blanks>= @rest" */
+static void
+kl_test_assert_line(const gchar *text, const gchar *want)
+{
+	g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+	g_autofree gchar *key = g_strndup(want, strchr(want, ' ') - want);
+
+	for (guint i = 0; lines[i] != NULL; i++) {
+		g_autofree gchar *squeezed = NULL;
+		g_autoptr(GRegex) re = g_regex_new("^(\\S+) +=", 0, 0, NULL);
+
+		if (!g_str_has_prefix(lines[i], key) || lines[i][strlen(key)] != ' ')
+			continue;
+		squeezed = g_regex_replace(re, lines[i], -1, 0, "\\1 =", 0, NULL);
+		g_assert_cmpstr(squeezed, ==, want);
+		return;
+	}
+	g_error("no line for %s in:\n%s", key, text);
+}
+
+static void
+kl_config_describe_test(KlConfigFixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *text = NULL;
+
+	g_assert_true(kl_config_set(fx->cfg, "tpm_ownerpassword", "s3cret", KL_CONFIG_SOURCE_ENV, "env", &error));
+	g_assert_true(kl_config_set(fx->cfg, "disabled_plugins", "a,b", KL_CONFIG_SOURCE_CLI, NULL, &error));
+	text = kl_config_describe(fx->cfg);
+	/* a password never appears */
+	g_assert_null(strstr(text, "s3cret"));
+	kl_test_assert_line(text, "tpm_ownerpassword = (set)  # env");
+	kl_test_assert_line(text, "iak_password = (empty)  # default");
+	kl_test_assert_line(text, "registrar_port = 8890  # default");
+	kl_test_assert_line(text, "disabled_plugins = [\"a\", \"b\"]  # command line");
+	kl_test_assert_line(text, "uuid = \"d432fbb3-d2f1-4a97-9ef7-75bd81c00000\"  # default");
+	kl_test_assert_line(text, "registrar_api_versions = [\"default\"]  # default");
+	g_assert_cmpuint(g_strv_length((gchar **)kl_config_get_known_keys()), ==, 47);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -781,6 +821,7 @@ main(int argc, char **argv)
 	KL_ADD("/config/tcti", kl_config_tcti_test);
 	KL_ADD("/config/unreadable-dropin-dir", kl_config_unreadable_dropin_dir_test);
 	g_test_add_func("/config/example-file", kl_config_example_file_test);
+	KL_ADD("/config/describe", kl_config_describe_test);
 	g_test_add_func("/config/keylime-template", kl_config_keylime_template_test);
 	return g_test_run();
 }

@@ -289,6 +289,7 @@ kl_toml_errors_test(void)
 	    {"[t]\nx = \"a\x01\"\n", "t.toml:2:7:", "control character U+0001"},
 	    {"[t]\n# bell \x07\n", "t.toml:2:8:", "control character U+0007 is not allowed in a comment"},
 	    {"[t]\nx = \"\xff\"\n", "t.toml:2:6:", "invalid UTF-8"},
+	    {"[t]\n\n  x", "t.toml:3:4:", "expected '=' after key 'x'"},
 	    {"[a]\nb = 1\n[a.b]\n", "t.toml:3:1:", "conflicts with key 'b' of [a] on line 2"},
 	    {"[a.b.c]\n[a]\nb = 1\n", "t.toml:3:1:", "conflicts with the table [a.b]"},
 	    {"[t\n", "t.toml:1:3:", "unterminated table header"},
@@ -347,6 +348,18 @@ kl_toml_not_nul_terminated_test(void)
 }
 
 static void
+kl_toml_nul_test(void)
+{
+	const gchar buf[] = "[t]\nx = 1\0\n";
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlTomlDocument) doc = kl_toml_parse(buf, sizeof(buf) - 1, "t.toml", &error);
+
+	g_assert_null(doc);
+	g_assert_error(error, KL_ERROR, KL_ERROR_CONFIG);
+	g_assert_cmpstr(error->message, ==, "t.toml:2:6: NUL byte (this is not a text file)");
+}
+
+static void
 kl_toml_file_test(void)
 {
 	g_autoptr(GError) error = NULL;
@@ -387,5 +400,6 @@ main(int argc, char **argv)
 	g_test_add_func("/toml/deep-nesting", kl_toml_deep_nesting_test);
 	g_test_add_func("/toml/length", kl_toml_not_nul_terminated_test);
 	g_test_add_func("/toml/file", kl_toml_file_test);
+	g_test_add_func("/toml/nul", kl_toml_nul_test);
 	return g_test_run();
 }
