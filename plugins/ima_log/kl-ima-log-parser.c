@@ -123,7 +123,6 @@ kl_ima_log_line_is_valid(const gchar *line, gsize len)
 	const gchar *p = line;
 	const gchar *e = line + len;
 	const gchar *sp;
-	guint fields = 1;
 
 	if (len == 0 || memchr(line, '\0', len) != NULL)
 		return FALSE;
@@ -138,19 +137,13 @@ kl_ima_log_line_is_valid(const gchar *line, gsize len)
 		p++;
 	if (p == sp || p == e || *p != ' ')
 		return FALSE;
-	/* template name */
+	/* template name, then the template data: at least two more fields */
 	sp = ++p;
 	p = memchr(p, ' ', e - p);
 	if (p == NULL || p == sp)
 		return FALSE;
-	fields = 3;
-	/* two more separators: the template data has at least two fields */
-	while (fields < 5) {
-		p = memchr(p + 1, ' ', e - (p + 1));
-		if (p == NULL)
-			return FALSE;
-		fields++;
-	}
+	if (memchr(p + 1, ' ', e - (p + 1)) == NULL)
+		return FALSE;
 	return TRUE;
 }
 
