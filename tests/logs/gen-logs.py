@@ -192,12 +192,20 @@ def uefi_log_legacy_sha1():
 
 
 def uefi_digests(blob: bytes):
-    """yields (pcr, {alg: digest}) of every extended event of a crypto-agile log"""
+    """yields (pcr, {alg: digest}) of every extended event of a crypto-agile or SHA-1 log"""
     pcr, etype = struct.unpack_from("<II", blob, 0)
     size = struct.unpack_from("<I", blob, 28)[0]
     spec = blob[32:32 + size]
-    if not spec.startswith(b"Spec ID Event03\0"):
-        raise ValueError("not a crypto-agile log")
+    if not (etype == EV_NO_ACTION and spec.startswith(b"Spec ID Event03\0")):
+        off = 0
+        while off < len(blob):
+            pcr, etype = struct.unpack_from("<II", blob, off)
+            digest = blob[off + 8:off + 28]
+            size = struct.unpack_from("<I", blob, off + 28)[0]
+            off += 32 + size
+            if etype != EV_NO_ACTION:
+                yield pcr, {"sha1": digest}
+        return
     nalg = struct.unpack_from("<I", spec, 24)[0]
     sizes = {}
     for i in range(nalg):
