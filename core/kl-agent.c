@@ -203,7 +203,8 @@ kl_agent_step_register(KlAgent *agent, GCancellable *cancellable)
 	g_autofree gchar *auth_tag = NULL;
 
 	if (!kl_registrar_client_negotiate(agent->registrar, cancellable, &error))
-		return kl_step_retry(g_steal_pointer(&error), -1);
+		return kl_step_retry(g_steal_pointer(&error),
+				     kl_registrar_client_get_retry_after_ms(agent->registrar));
 	body = kl_registrar_build_body(agent->source.get_ek_public(agent->source_data),
 				       agent->source.get_ak_public(agent->source_data),
 				       agent->source.get_ek_cert != NULL
@@ -222,7 +223,8 @@ kl_agent_step_register(KlAgent *agent, GCancellable *cancellable)
 		if (g_error_matches(error, KL_ERROR, KL_ERROR_AUTH))
 			return kl_step_fatal(g_steal_pointer(&error),
 					     KL_EXIT_REGISTRAR_IDENTITY);
-		return kl_step_retry(g_steal_pointer(&error), -1);
+		return kl_step_retry(g_steal_pointer(&error),
+				     kl_registrar_client_get_retry_after_ms(agent->registrar));
 	}
 	if (!agent->source.activate_credential(agent->source_data, blob, &secret, &error)) {
 		g_prefix_error(&error, "cannot decrypt the registrar's credential: ");
@@ -239,7 +241,8 @@ kl_agent_step_register(KlAgent *agent, GCancellable *cancellable)
 					  auth_tag,
 					  cancellable,
 					  &error))
-		return kl_step_retry(g_steal_pointer(&error), -1);
+		return kl_step_retry(g_steal_pointer(&error),
+				     kl_registrar_client_get_retry_after_ms(agent->registrar));
 	g_info("agent %s registered and activated at the registrar %s (API v%s)",
 	       agent->agent_id,
 	       kl_registrar_client_get_url(agent->registrar),
@@ -782,7 +785,7 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 				g_debug("%s (retrying in %s)", result->error->message, when);
 			agent->not_enrolled_logged = TRUE;
 		} else {
-			g_warning("%s; retrying in %s", result->error->message, when);
+			g_message("%s; retrying in %s", result->error->message, when);
 		}
 	}
 	agent->state = state == KL_AGENT_STATE_UNREGISTERED ? KL_AGENT_STATE_REGISTRATION_FAILED

@@ -32,7 +32,9 @@ kl_http_response_new(guint status, const gchar *body)
 
 	response->status = status;
 	response->retry_after_s = -1;
-	response->body = body != NULL ? g_bytes_new(body, strlen(body)) : g_bytes_new(NULL, 0);
+	/* kept NUL-terminated (outside the GBytes size) for kl_http_response_get_body() */
+	response->body = g_bytes_new_take(g_strdup(body != NULL ? body : ""),
+					  body != NULL ? strlen(body) : 0);
 	return response;
 }
 
@@ -475,7 +477,17 @@ kl_http_curl_send(KlHttp *http,
 		response->retry_after_s =
 		    kl_http_parse_retry_after(value, g_get_real_time() / G_USEC_PER_SEC);
 	g_ptr_array_unref(transfer.headers);
-	response->body = g_byte_array_free_to_bytes(transfer.body);
+	{
+		gsize size = 0;
+		guint8 nul = 0;
+		guint8 *data;
+
+		/* NUL-terminated outside the GBytes size, for kl_http_response_get_body() */
+		g_byte_array_append(transfer.body, &nul, 1);
+		data = g_byte_array_steal(transfer.body, &size);
+		g_byte_array_unref(transfer.body);
+		response->body = g_bytes_new_take(data, size - 1);
+	}
 	return g_steal_pointer(&response);
 }
 
@@ -559,7 +571,7 @@ kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellab
 	if (response == NULL)
 		return NULL;
 	if (response->body == NULL)
-		response->body = g_bytes_new(NULL, 0);
+		response->body = g_bytes_new_take(g_strdup(""), 0);
 	g_free(response->request_id);
 	response->request_id = g_steal_pointer(&request_id);
 	g_debug("%s %s -> %u (%" G_GSIZE_FORMAT " bytes, %" G_GINT64_FORMAT " ms, request %s)",

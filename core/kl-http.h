@@ -38,10 +38,11 @@ typedef struct {
 	gchar *content_type;  /* (nullable) */
 	gchar *location;      /* (nullable) */
 	gint64 retry_after_s; /* seconds; -1 when absent or unparsable */
-	GBytes *body;	      /* never NULL (maybe empty) */
+	GBytes *body;	      /* never NULL (maybe empty); a NUL follows the data */
 	gchar *request_id;    /* the X-Request-ID that was sent */
 } KlHttpResponse;
 
+/* a response whose body is a copy of @body (NUL-terminated); for transports and tests */
 KlHttpResponse *
 kl_http_response_new(guint status, const gchar *body);
 void

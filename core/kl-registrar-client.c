@@ -8,6 +8,7 @@
 
 #include "keylime-agent/kl-error.h"
 #include "keylime-agent/kl-json.h"
+#include "kl-backoff.h"
 #include "kl-registrar-client.h"
 
 struct _KlRegistrarClient {
@@ -15,6 +16,7 @@ struct _KlRegistrarClient {
 	gchar *url;
 	GStrv enabled; /* oldest first */
 	gchar *version;
+	gint64 retry_after_ms;
 };
 
 /* the registrar API versions this agent speaks by default ("default") */
@@ -174,6 +176,7 @@ kl_registrar_client_new(KlHttp *http,
 	gsize n;
 
 	client->http = http;
+	client->retry_after_ms = -1;
 	client->url = g_strdup(base_url);
 	n = strlen(client->url);
 	while (n > 0 && client->url[n - 1] == '/')
@@ -222,13 +225,26 @@ kl_registrar_send(KlRegistrarClient *client,
 	    .url = url,
 	};
 
+	KlHttpResponse *response;
+
 	if (body != NULL) {
 		text = kl_json_object_to_string(body, &len);
 		request.content_type = "application/json";
 		request.body = text;
 		request.body_len = len;
 	}
-	return kl_http_send(client->http, &request, cancellable, error);
+	client->retry_after_ms = -1;
+	response = kl_http_send(client->http, &request, cancellable, error);
+	if (response != NULL)
+		client->retry_after_ms =
+		    kl_backoff_retry_after_ms(response->status, response->retry_after_s);
+	return response;
+}
+
+gint64
+kl_registrar_client_get_retry_after_ms(KlRegistrarClient *client)
+{
+	return client->retry_after_ms;
 }
 
 /* the registrar's "status" text, for messages (transfer full) */

@@ -70,6 +70,10 @@ kl_registrar_client_activate(KlRegistrarClient *client,
 			     GCancellable *cancellable,
 			     GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
+/* the Retry-After (ms, clamped) of the last answer when it was a 429/503, else -1 */
+gint64
+kl_registrar_client_get_retry_after_ms(KlRegistrarClient *client);
+
 /* lower-case hex HMAC-SHA384(key = base64(@secret) as ASCII, msg = @agent_id) */
 gchar *
 kl_registrar_compute_auth_tag(GBytes *secret, const gchar *agent_id);
