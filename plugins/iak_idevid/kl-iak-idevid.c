@@ -338,16 +338,24 @@ kl_iak_idevid_cert_load(const gchar *path, const gchar *key, GError **error)
 		return NULL;
 	}
 	if (!g_file_get_contents(path, &contents, &len, &error_local)) {
-		gboolean missing = g_error_matches(error_local, G_FILE_ERROR, G_FILE_ERROR_NOENT);
-		g_set_error(error,
-			    KL_ERROR,
-			    missing ? KL_ERROR_NOT_FOUND : KL_ERROR_IO,
-			    "%s: cannot read the certificate %s: %s; set %s to the certificate file "
-			    "(PEM or DER) or set enable_iak_idevid = false",
-			    key,
-			    path,
-			    error_local->message,
-			    key);
+		if (g_error_matches(error_local, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_NOT_FOUND,
+				    "%s: the certificate file %s does not exist; set %s to the "
+				    "certificate (PEM or DER) or set enable_iak_idevid = false",
+				    key,
+				    path,
+				    key);
+		} else {
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_IO,
+				    "%s: cannot read the certificate: %s; check the file and its "
+				    "permissions",
+				    key,
+				    error_local->message);
+		}
 		return NULL;
 	}
 	datum.data = (unsigned char *)contents;
@@ -1159,6 +1167,7 @@ kl_iak_idevid_new(ESYS_CONTEXT *esys, const KlIakIdevidOptions *options, GError 
 	g_strstrip(self->iak_handle);
 	self->iak_password = g_strdup(options->iak_password != NULL ? options->iak_password : "");
 
+	/* one key at a time: without a resource manager the TPM has few object slots */
 	if (!kl_iak_idevid_obtain(esys,
 				  KL_IAK_IDEVID_KEY_IAK,
 				  &self->iak_template,
@@ -1167,6 +1176,10 @@ kl_iak_idevid_new(ESYS_CONTEXT *esys, const KlIakIdevidOptions *options, GError 
 				  self->iak_cert,
 				  &iak,
 				  error))
+		goto out;
+	self->iak_public = kl_iak_idevid_marshal_public(&iak.public, error);
+	kl_iak_idevid_key_release(esys, &iak);
+	if (self->iak_public == NULL)
 		goto out;
 	{
 		g_autofree gchar *idevid_handle =
@@ -1181,11 +1194,8 @@ kl_iak_idevid_new(ESYS_CONTEXT *esys, const KlIakIdevidOptions *options, GError 
 					  error))
 			goto out;
 	}
-
-	self->iak_public = kl_iak_idevid_marshal_public(&iak.public, error);
-	if (self->iak_public == NULL)
-		goto out;
 	self->idevid_public = kl_iak_idevid_marshal_public(&idevid.public, error);
+	kl_iak_idevid_key_release(esys, &idevid);
 	if (self->idevid_public == NULL)
 		goto out;
 	self->iak_cert_der = kl_iak_idevid_cert_get_der(self->iak_cert, error);
