@@ -48,6 +48,7 @@ kl_iak_idevid_plugin_startup(KlPluginContext *ctx, GError **error)
 	options.idevid_password = kl_plugin_context_get_config(ctx, "idevid_password");
 	options.iak_cert = kl_plugin_context_get_config(ctx, "iak_cert");
 	options.idevid_cert = kl_plugin_context_get_config(ctx, "idevid_cert");
+	options.endorsement_password = kl_plugin_context_get_config(ctx, "tpm_ownerpassword");
 	if (options.asym_alg == NULL)
 		options.asym_alg = "rsa";
 	if (options.name_alg == NULL)

@@ -860,6 +860,7 @@ kl_iak_idevid_parse_auth(const gchar *password, const gchar *what, TPM2B_AUTH *o
 
 gboolean
 kl_iak_idevid_key_create(ESYS_CONTEXT *esys,
+			 const gchar *endorsement_password,
 			 const KlIakIdevidTemplate *tmpl,
 			 KlIakIdevidKeyKind kind,
 			 KlIakIdevidKey *out,
@@ -876,6 +877,18 @@ kl_iak_idevid_key_create(ESYS_CONTEXT *esys,
 	ESYS_TR handle = ESYS_TR_NONE;
 	TSS2_RC rc;
 
+	if (endorsement_password != NULL && endorsement_password[0] != '\0') {
+		TPM2B_AUTH auth;
+		if (!kl_iak_idevid_parse_auth(endorsement_password, "tpm_ownerpassword", &auth, error))
+			return FALSE;
+		rc = Esys_TR_SetAuth(esys, ESYS_TR_RH_ENDORSEMENT, &auth);
+		memset(&auth, 0, sizeof(auth));
+		if (rc != TSS2_RC_SUCCESS) {
+			g_autofree gchar *text = kl_iak_idevid_rc_text(rc);
+			g_set_error(error, KL_ERROR, KL_ERROR_TPM, "Esys_TR_SetAuth: %s", text);
+			return FALSE;
+		}
+	}
 	kl_iak_idevid_template_build(tmpl, kind, &in_public);
 	rc = Esys_CreatePrimary(esys,
 				ESYS_TR_RH_ENDORSEMENT,
@@ -1033,6 +1046,7 @@ struct _KlIakIdevid {
 	KlIakIdevidTemplate idevid_template;
 	gchar *iak_handle;
 	gchar *iak_password;
+	gchar *endorsement_password;
 	GBytes *iak_public;
 	GBytes *idevid_public;
 	GBytes *iak_cert_der;
@@ -1049,6 +1063,9 @@ kl_iak_idevid_free(KlIakIdevid *self)
 	if (self->iak_password != NULL)
 		memset(self->iak_password, 0, strlen(self->iak_password));
 	g_free(self->iak_password);
+	if (self->endorsement_password != NULL)
+		memset(self->endorsement_password, 0, strlen(self->endorsement_password));
+	g_free(self->endorsement_password);
 	g_clear_pointer(&self->iak_public, g_bytes_unref);
 	g_clear_pointer(&self->idevid_public, g_bytes_unref);
 	g_clear_pointer(&self->iak_cert_der, g_bytes_unref);
@@ -1080,6 +1097,7 @@ kl_iak_idevid_pick_template(const KlIakIdevidOptions *options,
 /* obtains one key and checks it against its certificate */
 static gboolean
 kl_iak_idevid_obtain(ESYS_CONTEXT *esys,
+		     const gchar *endorsement_password,
 		     KlIakIdevidKeyKind kind,
 		     const KlIakIdevidTemplate *tmpl,
 		     const gchar *handle,
@@ -1097,7 +1115,7 @@ kl_iak_idevid_obtain(ESYS_CONTEXT *esys,
 	if (persistent) {
 		if (!kl_iak_idevid_key_from_handle(esys, handle, password, handle_key, out, error))
 			return FALSE;
-	} else if (!kl_iak_idevid_key_create(esys, tmpl, kind, out, error)) {
+	} else if (!kl_iak_idevid_key_create(esys, endorsement_password, tmpl, kind, out, error)) {
 		return FALSE;
 	}
 	if (!kl_iak_idevid_cert_match_public(crt, &out->public.publicArea, &error_local)) {
@@ -1166,9 +1184,11 @@ kl_iak_idevid_new(ESYS_CONTEXT *esys, const KlIakIdevidOptions *options, GError 
 	self->iak_handle = g_strdup(options->iak_handle != NULL ? options->iak_handle : "");
 	g_strstrip(self->iak_handle);
 	self->iak_password = g_strdup(options->iak_password != NULL ? options->iak_password : "");
+	self->endorsement_password = g_strdup(options->endorsement_password);
 
 	/* one key at a time: without a resource manager the TPM has few object slots */
 	if (!kl_iak_idevid_obtain(esys,
+				  self->endorsement_password,
 				  KL_IAK_IDEVID_KEY_IAK,
 				  &self->iak_template,
 				  self->iak_handle,
@@ -1185,6 +1205,7 @@ kl_iak_idevid_new(ESYS_CONTEXT *esys, const KlIakIdevidOptions *options, GError 
 		g_autofree gchar *idevid_handle =
 		    g_strstrip(g_strdup(options->idevid_handle != NULL ? options->idevid_handle : ""));
 		if (!kl_iak_idevid_obtain(esys,
+					  self->endorsement_password,
 					  KL_IAK_IDEVID_KEY_IDEVID,
 					  &self->idevid_template,
 					  idevid_handle,
@@ -1261,6 +1282,7 @@ kl_iak_idevid_load_iak(KlIakIdevid *self, ESYS_CONTEXT *esys, KlIakIdevidKey *ou
 
 	out->handle = ESYS_TR_NONE;
 	if (!kl_iak_idevid_obtain(esys,
+				  self->endorsement_password,
 				  KL_IAK_IDEVID_KEY_IAK,
 				  &self->iak_template,
 				  self->iak_handle,

@@ -97,9 +97,13 @@ typedef struct {
 	TPM2B_PUBLIC public;
 } KlIakIdevidKey;
 
-/* TPM2_CreatePrimary(ENDORSEMENT) from the template */
+/*
+ * TPM2_CreatePrimary(ENDORSEMENT) from the template; @endorsement_password
+ * (nullable) is set as the hierarchy's auth value first
+ */
 gboolean
 kl_iak_idevid_key_create(ESYS_CONTEXT *esys,
+			 const gchar *endorsement_password,
 			 const KlIakIdevidTemplate *tmpl,
 			 KlIakIdevidKeyKind kind,
 			 KlIakIdevidKey *out,
@@ -140,6 +144,7 @@ typedef struct {
 	const gchar *idevid_password;
 	const gchar *iak_cert;	    /* paths */
 	const gchar *idevid_cert;
+	const gchar *endorsement_password; /* tpm_ownerpassword; NULL/"" = keep the ESYS auth */
 } KlIakIdevidOptions;
 
 typedef struct _KlIakIdevid KlIakIdevid;
