@@ -42,6 +42,17 @@ static const gchar *const tmpl_h2_iak =
 static const gchar *const tmpl_h2_idevid = "0023000b000400f20020" IDEVID_POL_256
 					   "00100018000b0003001000064944455649440006494445564944";
 
+#define IAK_POL_384                                                                                \
+	"129d94ebf84556652c6eef43bbb757512ac87e52be7b349ca6ce4d826f749fcf672f51716c5cbb605f313bf3" \
+	"45aab312"
+#define IDEVID_POL_384                                                                             \
+	"4db1aa836d0b5615df6ee53a40ef70c61c217f4303d44695925972bc927006cfa5cbdf6dc18c4dbe329b2f15" \
+	"42c3dd33"
+static const gchar *const tmpl_h3_iak =
+    "0023000c000500f20030" IAK_POL_384 "00100018000c00040010000349414b000349414b";
+static const gchar *const tmpl_h3_idevid = "0023000c000400f20030" IDEVID_POL_384
+					   "00100018000c0004001000064944455649440006494445564944";
+
 #define PERSISTENT_IAK 0x81000100
 
 /* everything a test case needs, shared by all cases (one swtpm per program) */
@@ -52,8 +63,9 @@ typedef struct {
 	gnutls_x509_crt_t ca;
 	guint serial;
 	/* provisioned keys */
-	TPM2B_PUBLIC h1_iak, h1_idevid, h2_iak, h2_idevid;
+	TPM2B_PUBLIC h1_iak, h1_idevid, h2_iak, h2_idevid, h3_iak, h3_idevid;
 	gchar *h1_iak_cert, *h1_idevid_cert, *h2_iak_cert, *h2_idevid_cert;
+	gchar *h3_iak_cert, *h3_idevid_cert;
 	gchar *other_cert; /* for a software key */
 } Fixture;
 
@@ -127,10 +139,12 @@ pubkey_from_tpm(const TPMT_PUBLIC *pub)
 	} else {
 		gnutls_datum_t x = {(unsigned char *)pub->unique.ecc.x.buffer, pub->unique.ecc.x.size};
 		gnutls_datum_t y = {(unsigned char *)pub->unique.ecc.y.buffer, pub->unique.ecc.y.size};
-		g_assert_cmpint(pub->parameters.eccDetail.curveID, ==, TPM2_ECC_NIST_P256);
-		g_assert_cmpint(gnutls_pubkey_import_ecc_raw(pk, GNUTLS_ECC_CURVE_SECP256R1, &x, &y),
-				==,
-				0);
+		gnutls_ecc_curve_t curve = GNUTLS_ECC_CURVE_SECP256R1;
+		if (pub->parameters.eccDetail.curveID == TPM2_ECC_NIST_P384)
+			curve = GNUTLS_ECC_CURVE_SECP384R1;
+		else
+			g_assert_cmpint(pub->parameters.eccDetail.curveID, ==, TPM2_ECC_NIST_P256);
+		g_assert_cmpint(gnutls_pubkey_import_ecc_raw(pk, curve, &x, &y), ==, 0);
 	}
 	return pk;
 }
@@ -378,13 +392,15 @@ check_registration(JsonObject *body,
 	} else {
 		gnutls_datum_t r, sv;
 		g_assert_cmpint(s.sigAlg, ==, TPM2_ALG_ECDSA);
-		g_assert_cmpint(s.signature.ecdsa.hash, ==, TPM2_ALG_SHA256);
+		/* the IAK signs with its template's hash */
+		g_assert_cmpint(s.signature.ecdsa.hash, ==, got_iak.publicArea.nameAlg);
 		r.data = s.signature.ecdsa.signatureR.buffer;
 		r.size = s.signature.ecdsa.signatureR.size;
 		sv.data = s.signature.ecdsa.signatureS.buffer;
 		sv.size = s.signature.ecdsa.signatureS.size;
 		g_assert_cmpint(gnutls_encode_rs_value(&sigd, &r, &sv), ==, 0);
-		salg = GNUTLS_SIGN_ECDSA_SHA256;
+		salg = s.signature.ecdsa.hash == TPM2_ALG_SHA384 ? GNUTLS_SIGN_ECDSA_SHA384
+								 : GNUTLS_SIGN_ECDSA_SHA256;
 		rc = gnutls_pubkey_verify_data2(pk, salg, 0, &data, &sigd);
 	}
 	g_assert_cmpint(rc, >=, 0);
@@ -435,6 +451,51 @@ test_h2_registration(void)
 	check_registration(body, &fx.h2_iak, &fx.h2_idevid, fx.h2_iak_cert, fx.h2_idevid_cert);
 }
 
+static void
+test_h3_registration(void)
+{
+	g_autoptr(GHashTable) cfg = config_new(fx.h3_iak_cert, fx.h3_idevid_cert);
+	g_autoptr(JsonObject) body = json_object_new();
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true(run_plugin(cfg, body, &error));
+	g_assert_no_error(error);
+	check_registration(body, &fx.h3_iak, &fx.h3_idevid, fx.h3_iak_cert, fx.h3_idevid_cert);
+}
+
+/* the endorsement hierarchy has a password: tpm_ownerpassword opens it */
+static void
+test_endorsement_password(void)
+{
+	ESYS_CONTEXT *esys = kl_tpm_get_esys(fx.tpm);
+	TPM2B_AUTH pw = {.size = 5, .buffer = "eh-pw"};
+	TPM2B_AUTH empty = {0};
+	g_autoptr(GHashTable) cfg = config_new(fx.h1_iak_cert, fx.h1_idevid_cert);
+	g_autoptr(JsonObject) body = json_object_new();
+	g_autoptr(GError) error = NULL;
+
+	g_assert_cmpint(Esys_HierarchyChangeAuth(esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD,
+						 ESYS_TR_NONE, ESYS_TR_NONE, &pw),
+			==, TSS2_RC_SUCCESS);
+	/* forget the new value on the ESYS side, as a fresh agent would */
+	g_assert_cmpint(Esys_TR_SetAuth(esys, ESYS_TR_RH_ENDORSEMENT, &empty), ==, TSS2_RC_SUCCESS);
+
+	g_assert_false(run_plugin(cfg, body, &error));
+	g_assert_error(error, KL_ERROR, KL_ERROR_TPM);
+	g_assert_nonnull(strstr(error->message, "tpm_ownerpassword"));
+	g_clear_error(&error);
+
+	config_set(cfg, "tpm_ownerpassword", "eh-pw");
+	g_assert_true(run_plugin(cfg, body, &error));
+	g_assert_no_error(error);
+	check_registration(body, &fx.h1_iak, &fx.h1_idevid, fx.h1_iak_cert, fx.h1_idevid_cert);
+
+	g_assert_cmpint(Esys_TR_SetAuth(esys, ESYS_TR_RH_ENDORSEMENT, &pw), ==, TSS2_RC_SUCCESS);
+	g_assert_cmpint(Esys_HierarchyChangeAuth(esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD,
+						 ESYS_TR_NONE, ESYS_TR_NONE, &empty),
+			==, TSS2_RC_SUCCESS);
+}
+
 /* detect picks each template from its certificate; explicit names and manual work too */
 static void
 test_template_selection(void)
@@ -448,6 +509,8 @@ test_template_selection(void)
 	    {fx.h2_iak_cert, fx.h2_idevid_cert, "H-2", NULL, NULL, "H-2", "H-2"},
 	    {fx.h1_iak_cert, fx.h1_idevid_cert, "manual", "rsa", "sha256", "H-1", "H-1"},
 	    {fx.h2_iak_cert, fx.h2_idevid_cert, "manual", "ecc", "sha256", "H-2", "H-2"},
+	    {fx.h3_iak_cert, fx.h3_idevid_cert, "detect", NULL, NULL, "H-3", "H-3"},
+	    {fx.h3_iak_cert, fx.h3_idevid_cert, "manual", "ecc", "sha384", "H-3", "H-3"},
 	};
 	ESYS_CONTEXT *esys = kl_tpm_get_esys(fx.tpm);
 
@@ -695,10 +758,16 @@ setup(void)
 	flush(h);
 	h = provision_key(tmpl_h2_idevid, NULL, &fx.h2_idevid);
 	flush(h);
+	h = provision_key(tmpl_h3_iak, NULL, &fx.h3_iak);
+	flush(h);
+	h = provision_key(tmpl_h3_idevid, NULL, &fx.h3_idevid);
+	flush(h);
 	fx.h1_iak_cert = issue_cert_for_tpm(&fx.h1_iak, "h1-iak", TRUE);
 	fx.h1_idevid_cert = issue_cert_for_tpm(&fx.h1_idevid, "h1-idevid", FALSE);
 	fx.h2_iak_cert = issue_cert_for_tpm(&fx.h2_iak, "h2-iak", FALSE);
 	fx.h2_idevid_cert = issue_cert_for_tpm(&fx.h2_idevid, "h2-idevid", TRUE);
+	fx.h3_iak_cert = issue_cert_for_tpm(&fx.h3_iak, "h3-iak", TRUE);
+	fx.h3_idevid_cert = issue_cert_for_tpm(&fx.h3_idevid, "h3-idevid", FALSE);
 	{
 		gnutls_x509_privkey_t k;
 		gnutls_pubkey_t pk;
@@ -749,6 +818,8 @@ teardown(void)
 	g_free(fx.h1_idevid_cert);
 	g_free(fx.h2_iak_cert);
 	g_free(fx.h2_idevid_cert);
+	g_free(fx.h3_iak_cert);
+	g_free(fx.h3_idevid_cert);
 	g_free(fx.other_cert);
 }
 
@@ -765,6 +836,8 @@ main(int argc, char **argv)
 	setup();
 	g_test_add_func("/iak/registration/h1", test_h1_registration);
 	g_test_add_func("/iak/registration/h2", test_h2_registration);
+	g_test_add_func("/iak/registration/h3", test_h3_registration);
+	g_test_add_func("/iak/endorsement-password", test_endorsement_password);
 	g_test_add_func("/iak/template-selection", test_template_selection);
 	g_test_add_func("/iak/error/wrong-template", test_wrong_template);
 	g_test_add_func("/iak/error/cert-for-other-key", test_cert_for_other_key);
