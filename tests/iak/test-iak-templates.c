@@ -329,6 +329,56 @@ test_cert_load(void)
 	g_rmdir(dir);
 }
 
+/*
+ * SM2 (H-5): GnuTLS does not know the curve; the plugin reads the point from
+ * the certificate itself. The certificate was made with
+ * openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:SM2 and
+ * openssl req -x509 -sm3; sm2-point.hex is its public point x || y.
+ */
+static void
+test_sm2(void)
+{
+	g_autofree gchar *cert_path = g_test_build_filename(G_TEST_DIST, "data", "iak",
+							    "sm2-cert.pem", NULL);
+	g_autofree gchar *point_path = g_test_build_filename(G_TEST_DIST, "data", "iak",
+							     "sm2-point.hex", NULL);
+	g_autofree gchar *hex = NULL;
+	g_autoptr(GError) error = NULL;
+	gnutls_x509_crt_t crt;
+	KlIakIdevidTemplate t;
+	TPMT_PUBLIC pub = {0};
+
+	g_assert_true(g_file_get_contents(point_path, &hex, NULL, NULL));
+	g_strstrip(hex);
+	g_assert_cmpuint(strlen(hex), ==, 128);
+	for (guint i = 0; i < 64; i++) {
+		guint8 b = (g_ascii_xdigit_value(hex[2 * i]) << 4) |
+			   g_ascii_xdigit_value(hex[2 * i + 1]);
+		if (i < 32)
+			pub.unique.ecc.x.buffer[i] = b;
+		else
+			pub.unique.ecc.y.buffer[i - 32] = b;
+	}
+	pub.unique.ecc.x.size = pub.unique.ecc.y.size = 32;
+	pub.type = TPM2_ALG_ECC;
+	pub.parameters.eccDetail.curveID = TPM2_ECC_SM2_P256;
+
+	crt = kl_iak_idevid_cert_load(cert_path, "iak_cert", &error);
+	g_assert_no_error(error);
+	g_assert_true(kl_iak_idevid_template_detect(crt, "iak_cert", &t, &error));
+	g_assert_no_error(error);
+	g_assert_cmpstr(t.name, ==, "H-5");
+	g_assert_true(kl_iak_idevid_cert_match_public(crt, &pub, &error));
+	g_assert_no_error(error);
+
+	/* a NIST P-256 key with the same numbers is another key */
+	pub.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+	g_assert_false(kl_iak_idevid_cert_match_public(crt, &pub, &error));
+	g_assert_error(error, KL_ERROR, KL_ERROR_AUTH);
+	g_assert_nonnull(strstr(error->message, "ECC SM2"));
+	gnutls_x509_crt_deinit(crt);
+}
+
 static void
 test_parse_auth(void)
 {
@@ -389,6 +439,7 @@ main(int argc, char **argv)
 	g_test_add_func("/iak/template/detect", test_detect);
 	g_test_add_func("/iak/cert/match-public", test_match_public);
 	g_test_add_func("/iak/cert/load", test_cert_load);
+	g_test_add_func("/iak/cert/sm2", test_sm2);
 	g_test_add_func("/iak/parse-auth", test_parse_auth);
 	g_test_add_func("/iak/qualifying-data", test_qualifying_data);
 	g_test_add_func("/iak/no-evidence", test_no_evidence);
