@@ -30,13 +30,6 @@
  */
 #pragma weak kl_tpm_software_backend
 
-/* fallback for the error domain; the definition in kl-error.c takes precedence */
-__attribute__((weak)) GQuark
-kl_error_quark(void)
-{
-	return g_quark_from_static_string("kl-error-quark");
-}
-
 #define KL_TPM_CRED_MAGIC   0xBADCC0DEu
 #define KL_TPM_CRED_VERSION 1u
 #define KL_TPM_AGENT_ID_MAX 80
