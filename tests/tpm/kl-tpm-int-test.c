@@ -1052,6 +1052,29 @@ test_endorsement_auth(KlTestFixture *fx, gconstpointer data)
 	g_assert_cmpuint(kl_test_count_transient(), ==, 0);
 }
 
+/* a TPM that was reset and waits for TPM2_Startup (swtpm: CMD_INIT on the control port) */
+static void
+test_needs_startup(KlTestFixture *fx, gconstpointer data)
+{
+	g_autofree gchar *ctrl =
+	    g_strdup_printf("127.0.0.1:%s", g_getenv("KL_TEST_SWTPM_CTRL_PORT"));
+	const gchar *init[] = {"swtpm_ioctl", "--tcp", ctrl, "-i", NULL};
+	KlTpmOptions o = kl_test_options(fx);
+	g_autoptr(KlTpm) tpm = NULL;
+	g_autoptr(GPtrArray) values = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (g_getenv("KL_TEST_SWTPM_CTRL_PORT") == NULL) {
+		g_test_skip("no swtpm control port");
+		return;
+	}
+	kl_test_run(fx->dir, init);
+	tpm = kl_test_tpm_new(&o);
+	g_assert_true(kl_tpm_pcr_read(tpm, TPM2_ALG_SHA256, 0x1, &values, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(values->len, ==, 1);
+}
+
 static void
 test_bad_tcti(void)
 {
@@ -1166,6 +1189,12 @@ main(int argc, char **argv)
 		   NULL,
 		   fixture_setup,
 		   test_endorsement_auth,
+		   fixture_teardown);
+	g_test_add("/tpm-int/needs-startup",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_needs_startup,
 		   fixture_teardown);
 	g_test_add_func("/tpm-int/bad-tcti", test_bad_tcti);
 	return g_test_run();
