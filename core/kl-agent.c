@@ -422,7 +422,7 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 		kl_agent_drop_token(agent);
 		return result;
 	case 403:
-		kl_agent_drop_token(agent);
+		/* the token is kept: only a 401 says it is no longer valid */
 		return kl_step_retry(kl_agent_http_error(response, "offering capabilities"), -1);
 	case 404:
 		result = kl_step_retry(
@@ -681,6 +681,8 @@ kl_agent_schedule(KlAgent *agent, guint64 delay_ms)
 {
 	if (agent->delay_func != NULL)
 		delay_ms = agent->delay_func(agent, delay_ms, agent->delay_data);
+	if (agent->finished)
+		return;
 	if (agent->timer != NULL) {
 		g_source_destroy(agent->timer);
 		g_clear_pointer(&agent->timer, g_source_unref);

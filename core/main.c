@@ -649,7 +649,7 @@ kl_main_run(int argc, char **argv)
 	/* plugins */
 	services.config = cfg;
 	services.tpm = tpm;
-	services.agent_id = agent_id;
+	services.agent_id = agent_id != NULL ? agent_id : "";
 	services.data_dir = keylime_dir;
 	services.boot_time = boot_time;
 	loader = kl_plugin_loader_new(&services);

@@ -805,6 +805,25 @@ test_malformed_201_backs_off(Fixture *f, gconstpointer data)
 }
 
 static void
+test_phase1_403_keeps_token(Fixture *f, gconstpointer data)
+{
+	fixture_script(f, "POST", ATT_PATH, 403,
+		       "{\"errors\":[{\"detail\":\"Action submit_attestation requires agent "
+		       "authentication (PoP token)\"}]}",
+		       NULL, -1);
+	expect_log("MESSAGE", "offering capabilities: the verifier answered HTTP 403: Action "
+			      "submit_attestation requires agent authentication (PoP token); "
+			      "retrying in 1.0 s");
+	run_agent(f, TRUE, 5);
+	assert_expected_logs();
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER ATT_PATH), ==, 2);
+	/* re-authentication happens after a 401 only */
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
+	g_assert_cmpuint(delay_at(f, 2), ==, 1000);
+}
+
+static void
 test_phase2_403_restarts_phase1(Fixture *f, gconstpointer data)
 {
 	fixture_script(f, "PATCH", ATT_PATH "/", 403,
@@ -970,6 +989,7 @@ main(int argc, char **argv)
 	ADD("/agent/phase1-429-retry-after", test_phase1_429_retry_after);
 	ADD("/agent/retry-after-ignored-on-500", test_retry_after_ignored_on_500);
 	ADD("/agent/malformed-201", test_malformed_201_backs_off);
+	ADD("/agent/phase1-403-keeps-token", test_phase1_403_keeps_token);
 	ADD("/agent/phase2-403-restarts-phase1", test_phase2_403_restarts_phase1);
 	ADD("/agent/phase2-401-reauth", test_phase2_401_reauth);
 	ADD("/agent/collect-failure-sends-nothing", test_collect_failure_sends_nothing);
