@@ -1,0 +1,160 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * ima_log evidence plugin: the IMA runtime measurement list, sent
+ * incrementally from the verifier's starting_offset.
+ */
+#include "config.h"
+
+#include "keylime-agent/keylime-agent-plugin.h"
+#include "kl-ima-log-parser.h"
+#include "kl-ima-log-plugin.h"
+
+#define KL_IMA_LOG_DEFAULT_PATH "/sys/kernel/security/ima/ascii_runtime_measurements"
+#define KL_IMA_LOG_FORMAT	"text/plain"
+
+gboolean
+kl_ima_log_plugin_startup(KlPluginContext *ctx, GError **error)
+{
+	const gchar *path = kl_plugin_context_get_config(ctx, "ima_ml_path");
+	g_autoptr(KlImaLog) log = NULL;
+
+	if (path == NULL || path[0] == '\0')
+		path = KL_IMA_LOG_DEFAULT_PATH;
+	log = kl_ima_log_new(path);
+	/* the first full read: later cycles only read what was appended */
+	if (!kl_ima_log_refresh(log, kl_plugin_context_get_boot_time(ctx), NULL, error))
+		return FALSE;
+	g_debug("IMA measurement list %s: %" G_GUINT64_FORMAT " entries",
+		path,
+		kl_ima_log_get_entry_count(log));
+	kl_plugin_context_set_data(ctx, g_steal_pointer(&log), (GDestroyNotify)kl_ima_log_free);
+	return TRUE;
+}
+
+void
+kl_ima_log_plugin_shutdown(KlPluginContext *ctx)
+{
+	/* the reader is freed by the context's destroy notify */
+}
+
+static KlImaLog *
+kl_ima_log_plugin_get_log(KlPluginContext *ctx, GError **error)
+{
+	KlImaLog *log = kl_plugin_context_get_data(ctx);
+
+	if (log == NULL) {
+		g_set_error_literal(error,
+				    KL_ERROR,
+				    KL_ERROR_INTERNAL,
+				    "the ima_log plugin was not started");
+	}
+	return log;
+}
+
+JsonObject *
+kl_ima_log_plugin_get_capabilities(KlPluginContext *ctx, GError **error)
+{
+	KlImaLog *log = kl_ima_log_plugin_get_log(ctx, error);
+	g_autoptr(JsonObject) caps = NULL;
+	g_autoptr(JsonArray) formats = NULL;
+
+	if (log == NULL)
+		return NULL;
+	if (!kl_ima_log_refresh(log, kl_plugin_context_get_boot_time(ctx), NULL, error))
+		return NULL;
+	caps = json_object_new();
+	json_object_set_int_member(caps, "entry_count", (gint64)kl_ima_log_get_entry_count(log));
+	json_object_set_boolean_member(caps, "supports_partial_access", TRUE);
+	json_object_set_boolean_member(caps, "appendable", TRUE);
+	formats = json_array_new();
+	json_array_add_string_element(formats, KL_IMA_LOG_FORMAT);
+	json_object_set_array_member(caps, "formats", g_steal_pointer(&formats));
+	return g_steal_pointer(&caps);
+}
+
+static gboolean
+kl_ima_log_plugin_parse_params(JsonObject *params,
+			       guint64 *starting_offset,
+			       guint64 *max_entries,
+			       GError **error)
+{
+	g_autoptr(GError) error_local = NULL;
+	const gchar *format = NULL;
+	gint64 offset = 0;
+	gint64 max = 0;
+
+	if (params == NULL)
+		return TRUE;
+	if (!kl_json_object_get_optional_int(params, "starting_offset", 0, &offset, &error_local) ||
+	    !kl_json_object_get_optional_string(params, "format", &format, &error_local) ||
+	    !kl_json_object_get_optional_int(params, "entry_count", 0, &max, &error_local)) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_PARAMETERS,
+			    "unusable ima_log chosen_parameters: %s",
+			    error_local->message);
+		return FALSE;
+	}
+	if (offset < 0) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_PARAMETERS,
+			    "ima_log starting_offset %" G_GINT64_FORMAT " is negative",
+			    offset);
+		return FALSE;
+	}
+	if (format != NULL && g_strcmp0(format, KL_IMA_LOG_FORMAT) != 0) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_PARAMETERS,
+			    "ima_log format \"%s\" is not supported: only \"" KL_IMA_LOG_FORMAT
+			    "\" is offered",
+			    format);
+		return FALSE;
+	}
+	if (max < 0) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_PARAMETERS,
+			    "ima_log entry_count %" G_GINT64_FORMAT " is negative",
+			    max);
+		return FALSE;
+	}
+	*starting_offset = (guint64)offset;
+	*max_entries = (guint64)max;
+	return TRUE;
+}
+
+JsonObject *
+kl_ima_log_plugin_collect(KlPluginContext *ctx,
+			  JsonObject *chosen_parameters,
+			  GCancellable *cancellable,
+			  GError **error)
+{
+	KlImaLog *log = kl_ima_log_plugin_get_log(ctx, error);
+	guint64 starting_offset = 0;
+	guint64 max_entries = 0;
+
+	if (log == NULL)
+		return NULL;
+	if (!kl_ima_log_plugin_parse_params(chosen_parameters,
+					    &starting_offset,
+					    &max_entries,
+					    error))
+		return NULL;
+	/* read after phase 1: the count can only have grown since it was announced */
+	if (!kl_ima_log_refresh(log, kl_plugin_context_get_boot_time(ctx), cancellable, error))
+		return NULL;
+	return kl_ima_log_collect(log, starting_offset, max_entries, cancellable, error);
+}
+
+KL_PLUGIN_DEFINE("ima_log",
+		 "log",
+		 PACKAGE_VERSION,
+		 "IMA runtime measurement list (incremental)",
+		 kl_ima_log_plugin_startup,
+		 kl_ima_log_plugin_shutdown,
+		 kl_ima_log_plugin_get_capabilities,
+		 kl_ima_log_plugin_collect,
+		 NULL)
