@@ -627,9 +627,7 @@ kl_main_run(int argc, char **argv)
 	tpm_options.signing_alg = kl_main_str(cfg, "tpm_signing_alg", "rsassa");
 	tpm_options.agent_data_path = kl_main_str(cfg, "agent_data_path", "");
 	tpm_options.state_dir = keylime_dir;
-	if (cli->avoid_tpm)
-		g_warning("INSECURE: --avoid-tpm: a software stand-in replaces the TPM; the "
-			  "evidence proves nothing");
+	/* with --avoid-tpm the TPM layer itself logs the INSECURE warning */
 	tpm = kl_tpm_new(&tpm_options, &tpm_error);
 	if (tpm == NULL && !cli->check) {
 		g_warning("%s", tpm_error->message);
