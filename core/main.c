@@ -585,7 +585,10 @@ kl_main_run(int argc, char **argv)
 	/* configuration: files < environment < command line */
 	cfg = kl_config_new();
 	if (cli->config_file != NULL) {
-		if (!kl_config_load_file(cfg, cli->config_file, &error)) {
+		/* --config replaces the file set; KEYLIME_AGENT_<OPTION> still applies on top */
+		g_auto(GStrv) env_only = g_environ_unsetenv(g_strdupv(envp), "KEYLIME_AGENT_CONFIG");
+		if (!kl_config_load_file(cfg, cli->config_file, &error) ||
+		    !kl_config_load(cfg, NULL, NULL, env_only, &error)) {
 			g_warning("%s", error->message);
 			return KL_EXIT_CONFIG;
 		}

@@ -256,9 +256,13 @@ test_check_report(void)
 	g_clear_pointer(&out, g_free);
 	g_clear_pointer(&err, g_free);
 
+	/* KEYLIME_AGENT_<OPTION> applies on top of --config */
+	g_setenv("KEYLIME_AGENT_CONTACT_PORT", "4242", TRUE);
 	insecure = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--check", "--insecure",
 			       NULL);
+	g_unsetenv("KEYLIME_AGENT_CONTACT_PORT");
 	g_assert_cmpint(agent_finish(insecure, &out, &err), ==, 0);
+	g_assert_nonnull(strstr(out, "4242"));
 	g_assert_nonnull(strstr(out, "INSECURE"));
 	g_assert_true(g_str_has_suffix(out, "OK\n"));
 	setup_clear(&s);
