@@ -52,6 +52,7 @@ typedef struct {
 	gint64 now_us;
 	gchar *default_location;
 	gboolean real_delays;
+	guint slow_ms; /* the fake peers take this long to answer */
 } Fixture;
 
 static void
@@ -257,6 +258,8 @@ fake_transport(const gchar *method,
 	KlHttpResponse *response;
 	const gchar *auth = find_header(headers, "Authorization");
 
+	if (f->slow_ms > 0)
+		g_usleep(f->slow_ms * 1000);
 	g_mutex_lock(&f->lock);
 	g_ptr_array_add(f->requests, g_strdup_printf("%s %s", method, url));
 	g_ptr_array_add(f->bodies, g_strndup(body != NULL ? body : "", body_len));
@@ -965,6 +968,37 @@ test_stop_while_waiting(Fixture *f, gconstpointer data)
 	g_assert_cmpint(kl_agent_get_state(f->agent), ==, KL_AGENT_STATE_STOPPED);
 }
 
+static gboolean
+quit_cb(gpointer user_data)
+{
+	g_main_loop_quit(user_data);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+test_free_during_step(Fixture *f, gconstpointer data)
+{
+	KlAgentOptions options = {
+	    .agent_id = AGENT_ID,
+	    .backoff_initial_ms = 1000,
+	    .backoff_max_ms = 1000,
+	    .attestation_interval_s = 60,
+	};
+
+	/* the owner frees the agent while a request is in flight (no stop, no done) */
+	f->slow_ms = 200;
+	f->agent = kl_agent_new(&options, &fake_source, f, f->registrar, f->verifier);
+	kl_agent_start(f->agent, done_cb, f);
+	g_timeout_add(50, quit_cb, f->loop);
+	g_main_loop_run(f->loop);
+	g_assert_cmpint(kl_agent_get_state(f->agent), ==, KL_AGENT_STATE_UNREGISTERED);
+	g_clear_pointer(&f->agent, kl_agent_free);
+	/* the finished step's completion is still queued: it must not touch the agent */
+	g_timeout_add(300, quit_cb, f->loop);
+	g_main_loop_run(f->loop);
+	g_assert_cmpint(f->exit_status, ==, -1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -998,6 +1032,7 @@ main(int argc, char **argv)
 	ADD("/agent/next-attestation-clamped", test_next_attestation_clamped);
 	ADD("/agent/token-expiry-proactive", test_token_expiry_proactive);
 	ADD("/agent/stop-while-waiting", test_stop_while_waiting);
+	ADD("/agent/free-during-step", test_free_during_step);
 #undef ADD
 	return g_test_run();
 }
