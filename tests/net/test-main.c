@@ -125,8 +125,21 @@ typedef struct {
 	gchar *conf;
 } Setup;
 
+/* the tpm_quote plugin is not built in a trimmed (-Dauto_features=disabled) build */
+static gboolean
+have_plugin(void)
+{
+	g_autofree gchar *path =
+	    g_build_filename(g_getenv("KL_TEST_PLUGINDIR"), "tpm_quote.so", NULL);
+
+	if (g_file_test(path, G_FILE_TEST_EXISTS))
+		return TRUE;
+	g_test_skip("the tpm_quote plugin is not built");
+	return FALSE;
+}
+
 static void
-setup_new(Setup *s, guint16 registrar_port, const gchar *extra)
+setup_new_full(Setup *s, guint16 registrar_port, const gchar *extra, const gchar *plugin_dir)
 {
 	g_autofree gchar *kd = NULL;
 	g_autofree gchar *text = NULL;
@@ -149,9 +162,15 @@ setup_new(Setup *s, guint16 registrar_port, const gchar *extra)
 			       "%s",
 			       kd,
 			       registrar_port,
-			       g_getenv("KL_TEST_PLUGINDIR"),
+			       plugin_dir,
 			       extra != NULL ? extra : "exponential_backoff_max_retries = 1\n");
 	g_assert_true(g_file_set_contents(s->conf, text, -1, NULL));
+}
+
+static void
+setup_new(Setup *s, guint16 registrar_port, const gchar *extra)
+{
+	setup_new_full(s, registrar_port, extra, g_getenv("KL_TEST_PLUGINDIR"));
 }
 
 static void
@@ -223,6 +242,9 @@ test_plain_http_verifier_refused(void)
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
 
+	if (!have_plugin())
+		return;
+
 	setup_new(&s, 1, NULL);
 	proc = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--once", "--verifier-url",
 			   "http://127.0.0.1:1", NULL);
@@ -240,6 +262,9 @@ test_check_report(void)
 	g_autoptr(GSubprocess) insecure = NULL;
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
+
+	if (!have_plugin())
+		return;
 
 	setup_new(&s, 1, NULL);
 	/* the verifier CA file is missing: a problem */
@@ -271,12 +296,16 @@ test_check_report(void)
 static void
 test_registrar_403_exit_5(void)
 {
-	Registrar *reg = registrar_start();
+	Registrar *reg = NULL;
 	Setup s;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GSubprocess) proc = NULL;
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
+
+	if (!have_plugin())
+		return;
+	reg = registrar_start();
 
 	setup_new(&s, reg->port, NULL);
 	proc = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", NULL);
@@ -297,6 +326,9 @@ test_once_gives_up_exit_7(void)
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
 
+	if (!have_plugin())
+		return;
+
 	/* nothing listens on port 1: two attempts (max_retries = 1), then exit 7 */
 	setup_new(&s, 1, NULL);
 	proc = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--once", NULL);
@@ -315,6 +347,9 @@ test_sigterm_and_sighup(void)
 	g_autofree gchar *err = NULL;
 	gint64 start = g_get_monotonic_time();
 
+	if (!have_plugin())
+		return;
+
 	/* retrying forever against an absent registrar */
 	setup_new(&s, 1, "exponential_backoff_max_retries = 5\n");
 	proc = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", NULL);
@@ -332,6 +367,25 @@ test_sigterm_and_sighup(void)
 	setup_clear(&s);
 }
 
+static void
+test_no_plugin_exit_6(void)
+{
+	Setup s;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSubprocess) proc = NULL;
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autofree gchar *empty = g_dir_make_tmp("kl-noplugins-XXXXXX", NULL);
+
+	setup_new_full(&s, 1, NULL, empty);
+	proc = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", NULL);
+	g_assert_no_error(error);
+	g_assert_cmpint(agent_finish(proc, &out, &err), ==, 6);
+	g_assert_nonnull(strstr(err, "no evidence plugin is active"));
+	g_rmdir(empty);
+	setup_clear(&s);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -343,6 +397,7 @@ main(int argc, char **argv)
 	g_test_add_func("/main/usage-and-config-errors", test_usage_and_config_errors);
 	g_test_add_func("/main/plain-http-verifier-refused", test_plain_http_verifier_refused);
 	g_test_add_func("/main/check-report", test_check_report);
+	g_test_add_func("/main/no-plugin-exit-6", test_no_plugin_exit_6);
 	g_test_add_func("/main/registrar-403-exit-5", test_registrar_403_exit_5);
 	g_test_add_func("/main/once-gives-up-exit-7", test_once_gives_up_exit_7);
 	g_test_add_func("/main/sigterm-and-sighup", test_sigterm_and_sighup);
