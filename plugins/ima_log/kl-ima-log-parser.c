@@ -238,7 +238,8 @@ kl_ima_log_seek(KlImaLog *self, guint64 offset, GError **error)
 		g_set_error(error,
 			    KL_ERROR,
 			    KL_ERROR_IO,
-			    "cannot seek to byte %" G_GUINT64_FORMAT " of the IMA measurement list %s: %s",
+			    "cannot seek to byte %" G_GUINT64_FORMAT
+			    " of the IMA measurement list %s: %s",
 			    offset,
 			    self->path,
 			    g_strerror(errsv));
@@ -307,7 +308,8 @@ kl_ima_log_changed(KlImaLog *self, gboolean *replaced, GError **error)
 		gssize n;
 
 		do
-			n = pread(self->fd, buf, self->tail_len, (off_t)(self->end - self->tail_len));
+			n = pread(
+				self->fd, buf, self->tail_len, (off_t)(self->end - self->tail_len));
 		while (n < 0 && errno == EINTR);
 		if (n > 0)
 			self->bytes_read += (guint64)n;
@@ -329,10 +331,10 @@ kl_ima_log_set_tail(KlImaLog *self, const gchar *text, gsize text_len)
 
 /* the state of one refresh: text read from the fd and not yet dropped */
 typedef struct {
-	GString *buf;	    /* the cache, or a scratch buffer */
-	guint64 buf_start;  /* file offset of buf->str[0] */
-	gsize scan;	    /* start of the first incomplete line in buf */
-	gboolean caching;   /* buf is self->cache */
+	GString *buf;	   /* the cache, or a scratch buffer */
+	guint64 buf_start; /* file offset of buf->str[0] */
+	gsize scan;	   /* start of the first incomplete line in buf */
+	gboolean caching;  /* buf is self->cache */
 } KlImaLogReadState;
 
 /* reads from the current position to EOF, counting and indexing complete lines */
@@ -365,15 +367,16 @@ kl_ima_log_read_tail(KlImaLog *self,
 			gsize line_end = (gsize)(nl - buf->str);
 
 			if (!kl_ima_log_line_is_valid(buf->str + st->scan, line_end - st->scan)) {
-				g_set_error(error,
-					    KL_ERROR,
-					    KL_ERROR_INVALID_DATA,
-					    "line %" G_GUINT64_FORMAT
-					    " of the IMA measurement list %s is malformed (expected "
-					    "\"PCR template-hash template-name data...\"); the log "
-					    "cannot be sent until it is fixed",
-					    self->count + 1,
-					    self->path);
+				g_set_error(
+					error,
+					KL_ERROR,
+					KL_ERROR_INVALID_DATA,
+					"line %" G_GUINT64_FORMAT
+					" of the IMA measurement list %s is malformed (expected "
+					"\"PCR template-hash template-name data...\"); the log "
+					"cannot be sent until it is fixed",
+					self->count + 1,
+					self->path);
 				return FALSE;
 			}
 			if (self->count % KL_IMA_LOG_INDEX_STRIDE == 0) {
@@ -437,7 +440,7 @@ kl_ima_log_check(KlImaLog *self, gint64 boot_time, GError **error)
 gboolean
 kl_ima_log_refresh(KlImaLog *self, gint64 boot_time, GCancellable *cancellable, GError **error)
 {
-	KlImaLogReadState st = {0};
+	KlImaLogReadState st = { 0 };
 	gboolean ret;
 
 	g_return_val_if_fail(self != NULL, FALSE);
@@ -565,14 +568,11 @@ kl_ima_log_collect(KlImaLog *self,
 	    self->cache_start + self->cache->len == self->end) {
 		const gchar *cache_end = self->cache->str + self->cache->len;
 
-		start = kl_ima_log_skip_lines(self->cache->str,
-					      cache_end,
-					      starting_offset - self->cache_first);
+		start = kl_ima_log_skip_lines(
+			self->cache->str, cache_end, starting_offset - self->cache_first);
 		if (start == NULL) {
-			g_set_error_literal(error,
-					    KL_ERROR,
-					    KL_ERROR_INTERNAL,
-					    "the IMA log cache lost lines");
+			g_set_error_literal(
+				error, KL_ERROR, KL_ERROR_INTERNAL, "the IMA log cache lost lines");
 			return NULL;
 		}
 		data = kl_ima_log_make_data(self->cache->str + (start - self->cache->str),
