@@ -169,10 +169,12 @@ kl_ima_log_open(KlImaLog *self, GError **error)
 	struct stat st;
 	int fd;
 
+	/* nothing learned from a previous file may be served, even if this open fails */
 	if (self->fd >= 0) {
 		close(self->fd);
 		self->fd = -1;
 	}
+	kl_ima_log_reset_index(self);
 	do
 		fd = open(self->path, O_RDONLY | O_CLOEXEC);
 	while (fd < 0 && errno == EINTR);
@@ -223,7 +225,6 @@ kl_ima_log_open(KlImaLog *self, GError **error)
 	self->ino = st.st_ino;
 	self->is_regular = S_ISREG(st.st_mode);
 	self->pos = 0;
-	kl_ima_log_reset_index(self);
 	return TRUE;
 }
 
