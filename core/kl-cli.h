@@ -12,6 +12,13 @@
 
 G_BEGIN_DECLS
 
+/* one config option set on the command line (element of KlCli.overrides) */
+typedef struct {
+	gchar *key;   /* config option name, e.g. "request_timeout" */
+	gchar *value; /* as given (paths made absolute) */
+	gchar *flag;  /* the flag that set it, e.g. "--timeout", for messages */
+} KlCliOverride;
+
 typedef struct {
 	/* CLI-only switches */
 	gchar *config_file;	  /* --config FILE: replaces the config file set */
@@ -25,7 +32,7 @@ typedef struct {
 	gchar *method;		  /* "POST" (default) or "PATCH" */
 	gchar *attestation_index; /* default "latest" for PATCH */
 	gchar *session_index;	  /* session id for a session PATCH */
-	/* (key, value) pairs that override config options, applied by kl_cli_apply() */
+	/* KlCliOverride: options set on the command line, applied by kl_cli_apply() */
 	GPtrArray *overrides;
 } KlCli;
 
@@ -38,6 +45,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlCli, kl_cli_free)
 /*
  * Parses argv. Bad usage: FALSE with G_OPTION_ERROR (the caller prints it and
  * exits 2). --help prints the help and exits 0 from inside (GOption).
+ * Option values are checked with the config validators here already.
+ * @argc and @argv are left as they are (the agent takes no positional arguments).
  */
 gboolean
 kl_cli_parse(KlCli *cli, int *argc, char ***argv, GError **error) G_GNUC_WARN_UNUSED_RESULT;
@@ -45,5 +54,9 @@ kl_cli_parse(KlCli *cli, int *argc, char ***argv, GError **error) G_GNUC_WARN_UN
 /* applies the option overrides to @cfg as the KL_CONFIG_SOURCE_CLI layer */
 gboolean
 kl_cli_apply(KlCli *cli, KlConfig *cfg, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/* the --help text; (transfer full) */
+gchar *
+kl_cli_get_help(void);
 
 G_END_DECLS

@@ -49,6 +49,14 @@ kl_config_load(KlConfig *cfg,
 gboolean
 kl_config_load_file(KlConfig *cfg, const gchar *path, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
+/* like kl_config_load_file() for text in memory; @name is used in messages */
+gboolean
+kl_config_load_data(KlConfig *cfg,
+		    const gchar *data,
+		    gsize len,
+		    const gchar *name,
+		    GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
 /* set one option from a given layer (command line: KL_CONFIG_SOURCE_CLI), validated */
 gboolean
 kl_config_set(KlConfig *cfg,
@@ -76,7 +84,14 @@ kl_config_get_bool(KlConfig *cfg, const gchar *key);
 gchar **
 kl_config_get_strv(KlConfig *cfg, const gchar *key);
 
-/* value of a key in an arbitrary table, e.g. ("ima_log", "foo"); NULL if unset */
+/*
+ * value of a key in an arbitrary table, e.g. ("ima_log", "foo"); NULL if unset.
+ * @table NULL or "agent": the effective value of an [agent] option as a string
+ * (lists joined with ","), or an unknown [agent] key as written in the file.
+ * A key missing from another table falls back to the [agent] option of that
+ * name, so a plugin sees e.g. ima_ml_path in its own table unless it is
+ * overridden there.
+ */
 const gchar *
 kl_config_lookup(KlConfig *cfg, const gchar *table, const gchar *key);
 
@@ -87,5 +102,27 @@ kl_config_get_origin(KlConfig *cfg, const gchar *key);
 /* all known option names, sorted; (transfer none) */
 const gchar *const *
 kl_config_get_known_keys(void);
+
+/*
+ * Applies only the KEYLIME_AGENT_<OPTION> environment layer (kl_config_load()
+ * calls it last). With --config FILE: kl_config_load_file() then this.
+ */
+gboolean
+kl_config_load_env(KlConfig *cfg, gchar **envp, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/* the layer the effective value came from */
+KlConfigSource
+kl_config_get_source(KlConfig *cfg, const gchar *key);
+
+/*
+ * Every option, one per line in TOML syntax with its origin as a comment, for
+ * --check; secrets are shown as "(set)" or "(empty)". (transfer full)
+ */
+gchar *
+kl_config_describe(KlConfig *cfg);
+
+/* TRUE for passwords: never print or log their values (--check shows "(set)") */
+gboolean
+kl_config_is_secret(const gchar *key);
 
 G_END_DECLS

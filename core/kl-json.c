@@ -1,2 +1,570 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "keylime-agent/kl-error.h"
+#include "keylime-agent/kl-json.h"
+
+/*
+ * json-glib's plain getters cannot tell a missing member from one of the wrong
+ * type (and emit criticals on a missing one), so every read of untrusted JSON
+ * goes through these checked accessors.
+ */
+
+/* documents nested deeper than this are refused before json-glib sees them */
+#define KL_JSON_MAX_DEPTH 128
+
+static const gchar *
+kl_json_node_type_name(JsonNode *node)
+{
+	switch (json_node_get_node_type(node)) {
+	case JSON_NODE_OBJECT:
+		return "an object";
+	case JSON_NODE_ARRAY:
+		return "an array";
+	case JSON_NODE_NULL:
+		return "null";
+	case JSON_NODE_VALUE:
+		break;
+	default:
+		return "an unknown node";
+	}
+	switch (json_node_get_value_type(node)) {
+	case G_TYPE_STRING:
+		return "a string";
+	case G_TYPE_INT64:
+		return "an integer";
+	case G_TYPE_DOUBLE:
+		return "a number with a fraction or exponent";
+	case G_TYPE_BOOLEAN:
+		return "a boolean";
+	default:
+		return "an unknown value";
+	}
+}
+
+/* the member @key, or NULL + KL_ERROR_INVALID_DATA when it is missing */
+static JsonNode *
+kl_json_object_get_member_node(JsonObject *obj, const gchar *key, GError **error)
+{
+	JsonNode *node = json_object_get_member(obj, key);
+
+	if (node == NULL) {
+		g_set_error(
+			error, KL_ERROR, KL_ERROR_INVALID_DATA, "member \"%s\" is missing", key);
+		return NULL;
+	}
+	return node;
+}
+
+static void
+kl_json_set_type_error(GError **error, const gchar *key, const gchar *expected, JsonNode *node)
+{
+	g_set_error(error,
+		    KL_ERROR,
+		    KL_ERROR_INVALID_DATA,
+		    "member \"%s\" must be %s, not %s",
+		    key,
+		    expected,
+		    kl_json_node_type_name(node));
+}
+
+static gboolean
+kl_json_node_holds_value_type(JsonNode *node, GType type)
+{
+	return JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == type;
+}
+
+const gchar *
+kl_json_object_get_string(JsonObject *obj, const gchar *key, GError **error)
+{
+	JsonNode *node;
+
+	g_return_val_if_fail(obj != NULL, NULL);
+	g_return_val_if_fail(key != NULL, NULL);
+
+	node = kl_json_object_get_member_node(obj, key, error);
+	if (node == NULL)
+		return NULL;
+	if (!kl_json_node_holds_value_type(node, G_TYPE_STRING)) {
+		kl_json_set_type_error(error, key, "a string", node);
+		return NULL;
+	}
+	return json_node_get_string(node);
+}
+
+gboolean
+kl_json_object_get_int(JsonObject *obj, const gchar *key, gint64 *out, GError **error)
+{
+	JsonNode *node;
+
+	g_return_val_if_fail(obj != NULL, FALSE);
+	g_return_val_if_fail(key != NULL, FALSE);
+
+	node = kl_json_object_get_member_node(obj, key, error);
+	if (node == NULL)
+		return FALSE;
+	/* json-glib keeps JSON integers as gint64 and anything with '.'/'e' as double */
+	if (!kl_json_node_holds_value_type(node, G_TYPE_INT64)) {
+		kl_json_set_type_error(error, key, "an integer", node);
+		return FALSE;
+	}
+	if (out != NULL)
+		*out = json_node_get_int(node);
+	return TRUE;
+}
+
+gboolean
+kl_json_object_get_bool(JsonObject *obj, const gchar *key, gboolean *out, GError **error)
+{
+	JsonNode *node;
+
+	g_return_val_if_fail(obj != NULL, FALSE);
+	g_return_val_if_fail(key != NULL, FALSE);
+
+	node = kl_json_object_get_member_node(obj, key, error);
+	if (node == NULL)
+		return FALSE;
+	if (!kl_json_node_holds_value_type(node, G_TYPE_BOOLEAN)) {
+		kl_json_set_type_error(error, key, "a boolean", node);
+		return FALSE;
+	}
+	if (out != NULL)
+		*out = json_node_get_boolean(node);
+	return TRUE;
+}
+
+JsonObject *
+kl_json_object_get_object(JsonObject *obj, const gchar *key, GError **error)
+{
+	JsonNode *node;
+
+	g_return_val_if_fail(obj != NULL, NULL);
+	g_return_val_if_fail(key != NULL, NULL);
+
+	node = kl_json_object_get_member_node(obj, key, error);
+	if (node == NULL)
+		return NULL;
+	if (!JSON_NODE_HOLDS_OBJECT(node)) {
+		kl_json_set_type_error(error, key, "an object", node);
+		return NULL;
+	}
+	return json_node_get_object(node);
+}
+
+JsonArray *
+kl_json_object_get_array(JsonObject *obj, const gchar *key, GError **error)
+{
+	JsonNode *node;
+
+	g_return_val_if_fail(obj != NULL, NULL);
+	g_return_val_if_fail(key != NULL, NULL);
+
+	node = kl_json_object_get_member_node(obj, key, error);
+	if (node == NULL)
+		return NULL;
+	if (!JSON_NODE_HOLDS_ARRAY(node)) {
+		kl_json_set_type_error(error, key, "an array", node);
+		return NULL;
+	}
+	return json_node_get_array(node);
+}
+
+gboolean
+kl_json_object_get_optional_int(
+	JsonObject *obj, const gchar *key, gint64 default_value, gint64 *out, GError **error)
+{
+	JsonNode *node;
+
+	g_return_val_if_fail(obj != NULL, FALSE);
+	g_return_val_if_fail(key != NULL, FALSE);
+
+	node = json_object_get_member(obj, key);
+	if (node == NULL || JSON_NODE_HOLDS_NULL(node)) {
+		if (out != NULL)
+			*out = default_value;
+		return TRUE;
+	}
+	return kl_json_object_get_int(obj, key, out, error);
+}
+
+gboolean
+kl_json_object_get_optional_string(JsonObject *obj,
+				   const gchar *key,
+				   const gchar **out,
+				   GError **error)
+{
+	JsonNode *node;
+	const gchar *value;
+
+	g_return_val_if_fail(obj != NULL, FALSE);
+	g_return_val_if_fail(key != NULL, FALSE);
+
+	node = json_object_get_member(obj, key);
+	if (node == NULL || JSON_NODE_HOLDS_NULL(node)) {
+		if (out != NULL)
+			*out = NULL;
+		return TRUE;
+	}
+	value = kl_json_object_get_string(obj, key, error);
+	if (value == NULL)
+		return FALSE;
+	if (out != NULL)
+		*out = value;
+	return TRUE;
+}
+
+GBytes *
+kl_json_object_get_base64(JsonObject *obj, const gchar *key, GError **error)
+{
+	const gchar *text;
+	GBytes *bytes;
+
+	g_return_val_if_fail(obj != NULL, NULL);
+	g_return_val_if_fail(key != NULL, NULL);
+
+	text = kl_json_object_get_string(obj, key, error);
+	if (text == NULL)
+		return NULL;
+	bytes = kl_base64_decode_strict(text, error);
+	if (bytes == NULL) {
+		g_prefix_error(error, "member \"%s\": ", key);
+		return NULL;
+	}
+	return bytes;
+}
+
+/* value of a base64 alphabet character, or -1 */
+static gint
+kl_base64_value(gchar c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+GBytes *
+kl_base64_decode_strict(const gchar *text, GError **error)
+{
+	gsize len;
+	gsize pad = 0;
+	g_autoptr(GByteArray) out = NULL;
+
+	g_return_val_if_fail(text != NULL, NULL);
+
+	len = strlen(text);
+	if (len % 4 != 0) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
+			    "invalid base64: length %" G_GSIZE_FORMAT " is not a multiple of 4",
+			    len);
+		return NULL;
+	}
+	if (len > 0 && text[len - 1] == '=')
+		pad++;
+	if (len > 1 && text[len - 2] == '=')
+		pad++;
+
+	out = g_byte_array_sized_new((guint)(len / 4 * 3));
+	for (gsize i = 0; i < len; i += 4) {
+		gint v[4];
+		guint8 b[3];
+		gsize n = 4;
+
+		if (i + 4 == len)
+			n = 4 - pad;
+		for (gsize j = 0; j < 4; j++) {
+			if (j >= n) {
+				v[j] = 0;
+				continue;
+			}
+			v[j] = kl_base64_value(text[i + j]);
+			if (v[j] < 0) {
+				g_set_error(error,
+					    KL_ERROR,
+					    KL_ERROR_INVALID_DATA,
+					    "invalid base64: unexpected character 0x%02x at offset "
+					    "%" G_GSIZE_FORMAT,
+					    (guint)(guchar)text[i + j],
+					    i + j);
+				return NULL;
+			}
+		}
+		b[0] = (guint8)((v[0] << 2) | (v[1] >> 4));
+		b[1] = (guint8)(((v[1] & 0xf) << 4) | (v[2] >> 2));
+		b[2] = (guint8)(((v[2] & 0x3) << 6) | v[3]);
+		/* canonical encoding only: the bits dropped by the padding must be zero */
+		if ((n == 2 && (v[1] & 0xf) != 0) || (n == 3 && (v[2] & 0x3) != 0)) {
+			g_set_error_literal(error,
+					    KL_ERROR,
+					    KL_ERROR_INVALID_DATA,
+					    "invalid base64: non-zero bits before the padding");
+			return NULL;
+		}
+		g_byte_array_append(out, b, (guint)(n - 1));
+	}
+	return g_byte_array_free_to_bytes(g_steal_pointer(&out));
+}
+
+/* the code unit of the "\uXXXX" escape at @data[@i] ('\\' at @i), or -1 */
+static gint
+kl_json_unicode_escape(const gchar *data, gsize len, gsize i)
+{
+	gint cp = 0;
+
+	if (i + 6 > len || data[i] != '\\' || data[i + 1] != 'u')
+		return -1;
+	for (gsize j = i + 2; j < i + 6; j++) {
+		gint v = g_ascii_xdigit_value(data[j]);
+
+		if (v < 0)
+			return -1;
+		cp = cp * 16 + v;
+	}
+	return cp;
+}
+
+static gboolean
+kl_json_set_lexical_error(GError **error, const gchar *what, gsize offset)
+{
+	g_set_error(error,
+		    KL_ERROR,
+		    KL_ERROR_INVALID_DATA,
+		    "invalid JSON: %s at offset %" G_GSIZE_FORMAT,
+		    what,
+		    offset);
+	return FALSE;
+}
+
+/* what may follow a number or a literal */
+static gboolean
+kl_json_is_delimiter(gchar c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == ']' || c == '}';
+}
+
+/*
+ * checks the number token starting at @data[*i] and leaves *i on its last
+ * character: JSON grammar, integers within gint64, other numbers finite
+ */
+static gboolean
+kl_json_check_number(const gchar *data, gsize len, gsize *i, GError **error)
+{
+	gsize start = *i;
+	gsize p = start;
+	gboolean integer = TRUE;
+	g_autofree gchar *token = NULL;
+
+	if (p < len && data[p] == '-')
+		p++;
+	if (p < len && data[p] == '0') {
+		p++;
+	} else if (p < len && data[p] >= '1' && data[p] <= '9') {
+		while (p < len && g_ascii_isdigit(data[p]))
+			p++;
+	} else {
+		return kl_json_set_lexical_error(error, "malformed number", start);
+	}
+	if (p < len && data[p] == '.') {
+		integer = FALSE;
+		p++;
+		if (p >= len || !g_ascii_isdigit(data[p]))
+			return kl_json_set_lexical_error(error, "malformed number", start);
+		while (p < len && g_ascii_isdigit(data[p]))
+			p++;
+	}
+	if (p < len && (data[p] == 'e' || data[p] == 'E')) {
+		integer = FALSE;
+		p++;
+		if (p < len && (data[p] == '+' || data[p] == '-'))
+			p++;
+		if (p >= len || !g_ascii_isdigit(data[p]))
+			return kl_json_set_lexical_error(error, "malformed number", start);
+		while (p < len && g_ascii_isdigit(data[p]))
+			p++;
+	}
+	if (p < len && !kl_json_is_delimiter(data[p]))
+		return kl_json_set_lexical_error(error, "malformed number", start);
+	token = g_strndup(data + start, p - start);
+	if (integer) {
+		gint64 v;
+
+		/* json-glib would silently turn an overflowing integer into garbage */
+		if (!g_ascii_string_to_signed(token, 10, G_MININT64, G_MAXINT64, &v, NULL))
+			return kl_json_set_lexical_error(error, "integer out of range", start);
+	} else {
+		gdouble d = g_ascii_strtod(token, NULL);
+
+		if (!isfinite(d))
+			return kl_json_set_lexical_error(error, "number out of range", start);
+	}
+	*i = p - 1;
+	return TRUE;
+}
+
+/*
+ * json-glib's scanner is lenient (single-quoted strings, comments, raw control
+ * characters, lone surrogates and \u0000 in strings, which then hold invalid
+ * UTF-8 or are cut short); untrusted input must be strict JSON. This pass
+ * checks the lexical level and the nesting depth (json-glib recurses) before
+ * parsing.
+ */
+static gboolean
+kl_json_check_lexical(const gchar *data, gsize len, GError **error)
+{
+	guint depth = 0;
+	gboolean in_string = FALSE;
+
+	for (gsize i = 0; i < len; i++) {
+		guchar c = (guchar)data[i];
+
+		if (in_string) {
+			gint cp;
+
+			if (c < 0x20)
+				return kl_json_set_lexical_error(
+					error, "control character in a string", i);
+			if (c == '"') {
+				in_string = FALSE;
+				continue;
+			}
+			if (c != '\\')
+				continue;
+			if (i + 1 >= len)
+				return kl_json_set_lexical_error(error, "unterminated escape", i);
+			if (strchr("\"\\/bfnrt", data[i + 1]) != NULL && data[i + 1] != '\0') {
+				i++;
+				continue;
+			}
+			cp = kl_json_unicode_escape(data, len, i);
+			if (cp < 0)
+				return kl_json_set_lexical_error(error, "invalid escape", i);
+			if (cp == 0)
+				return kl_json_set_lexical_error(error, "\\u0000 in a string", i);
+			if (cp >= 0xdc00 && cp <= 0xdfff)
+				return kl_json_set_lexical_error(error, "lone low surrogate", i);
+			if (cp >= 0xd800 && cp <= 0xdbff) {
+				gint low = kl_json_unicode_escape(data, len, i + 6);
+
+				if (low < 0xdc00 || low > 0xdfff)
+					return kl_json_set_lexical_error(
+						error, "lone high surrogate", i);
+				i += 6;
+			}
+			i += 5;
+			continue;
+		}
+		if (c == '"') {
+			in_string = TRUE;
+		} else if (c == '{' || c == '[') {
+			if (++depth > KL_JSON_MAX_DEPTH) {
+				g_set_error(error,
+					    KL_ERROR,
+					    KL_ERROR_INVALID_DATA,
+					    "invalid JSON: nested deeper than %d levels",
+					    KL_JSON_MAX_DEPTH);
+				return FALSE;
+			}
+		} else if (c == '}' || c == ']') {
+			if (depth > 0)
+				depth--;
+		} else if (c == '-' || g_ascii_isdigit(c)) {
+			if (!kl_json_check_number(data, len, &i, error))
+				return FALSE;
+		} else if (c == 't' || c == 'f' || c == 'n') {
+			const gchar *word = c == 't' ? "true" : c == 'f' ? "false" : "null";
+			gsize n = strlen(word);
+
+			if (i + n > len || strncmp(data + i, word, n) != 0 ||
+			    (i + n < len && !kl_json_is_delimiter(data[i + n])))
+				return kl_json_set_lexical_error(error, "unexpected word", i);
+			i += n - 1;
+		} else if (c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != ',' &&
+			   c != ':') {
+			return kl_json_set_lexical_error(error, "unexpected character", i);
+		}
+	}
+	return TRUE;
+}
+
+JsonObject *
+kl_json_parse_object(const gchar *data, gssize len, GError **error)
+{
+	g_autoptr(JsonParser) parser = NULL;
+	g_autoptr(GError) error_local = NULL;
+	JsonNode *root;
+	gsize size;
+
+	g_return_val_if_fail(data != NULL || len == 0, NULL);
+
+	size = len < 0 ? strlen(data) : (gsize)len;
+	if (size == 0) {
+		g_set_error_literal(error,
+				    KL_ERROR,
+				    KL_ERROR_INVALID_DATA,
+				    "invalid JSON: the document is empty");
+		return NULL;
+	}
+	/* rejects embedded NUL bytes too */
+	if (!g_utf8_validate_len(data, size, NULL)) {
+		g_set_error_literal(error,
+				    KL_ERROR,
+				    KL_ERROR_INVALID_DATA,
+				    "invalid JSON: the document is not valid UTF-8");
+		return NULL;
+	}
+	if (!kl_json_check_lexical(data, size, error))
+		return NULL;
+
+	parser = json_parser_new();
+	if (!json_parser_load_from_data(parser, data, (gssize)size, &error_local)) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
+			    "invalid JSON: %s",
+			    error_local->message);
+		return NULL;
+	}
+	root = json_parser_get_root(parser);
+	if (root == NULL) {
+		g_set_error_literal(error,
+				    KL_ERROR,
+				    KL_ERROR_INVALID_DATA,
+				    "invalid JSON: the document is empty");
+		return NULL;
+	}
+	if (!JSON_NODE_HOLDS_OBJECT(root)) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
+			    "invalid JSON: the document must be an object, not %s",
+			    kl_json_node_type_name(root));
+		return NULL;
+	}
+	return json_object_ref(json_node_get_object(root));
+}
+
+gchar *
+kl_json_object_to_string(JsonObject *obj, gsize *len)
+{
+	g_autoptr(JsonGenerator) generator = NULL;
+	g_autoptr(JsonNode) root = NULL;
+
+	g_return_val_if_fail(obj != NULL, NULL);
+
+	root = json_node_init_object(json_node_alloc(), obj);
+	generator = json_generator_new();
+	json_generator_set_root(generator, root);
+	return json_generator_to_data(generator, len);
+}

@@ -1,2 +1,186 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * Log writer: journald when stderr is connected to the journal
+ * (JOURNAL_STREAM), otherwise one line per message on stderr.
+ */
 #include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "keylime-agent/kl-error.h"
+#include "kl-log.h"
+
+/* most verbose level printed; GLib levels grow in verbosity with their value */
+static gint kl_log_threshold = G_LOG_LEVEL_INFO;
+static gboolean kl_log_installed = FALSE;
+static gboolean kl_log_use_journald = FALSE;
+
+static gboolean
+kl_log_parse_level(const gchar *level, gint *threshold, GError **error)
+{
+	if (level == NULL || g_ascii_strcasecmp(level, "info") == 0) {
+		*threshold = G_LOG_LEVEL_INFO;
+	} else if (g_ascii_strcasecmp(level, "debug") == 0 ||
+		   g_ascii_strcasecmp(level, "trace") == 0) {
+		*threshold = G_LOG_LEVEL_DEBUG;
+	} else if (g_ascii_strcasecmp(level, "warning") == 0 ||
+		   g_ascii_strcasecmp(level, "warn") == 0) {
+		*threshold = G_LOG_LEVEL_WARNING;
+	} else if (g_ascii_strcasecmp(level, "error") == 0) {
+		*threshold = G_LOG_LEVEL_CRITICAL;
+	} else {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
+			    "unknown log level '%s'; expected error, warning, info or debug",
+			    level);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* G_MESSAGES_DEBUG=all or a list of domains, as with GLib's own writer */
+static gboolean
+kl_log_debug_env_allows(const gchar *domain)
+{
+	const gchar *env = g_getenv("G_MESSAGES_DEBUG");
+	g_auto(GStrv) parts = NULL;
+
+	if (env == NULL || env[0] == '\0')
+		return FALSE;
+	parts = g_strsplit_set(env, " ,", -1);
+	for (guint i = 0; parts[i] != NULL; i++) {
+		if (g_strcmp0(parts[i], "all") == 0 ||
+		    (domain != NULL && g_strcmp0(parts[i], domain) == 0))
+			return TRUE;
+	}
+	return FALSE;
+}
+
+gboolean
+kl_log_is_enabled(GLogLevelFlags level, const gchar *domain)
+{
+	gint l = level & G_LOG_LEVEL_MASK;
+	gint threshold = g_atomic_int_get(&kl_log_threshold);
+
+	/* errors and criticals are always shown */
+	if (l <= G_LOG_LEVEL_CRITICAL)
+		return TRUE;
+	if (l == G_LOG_LEVEL_DEBUG) {
+		/* the debug level enables the agent's own domains, not the libraries' */
+		if (threshold >= G_LOG_LEVEL_DEBUG && domain != NULL &&
+		    g_str_has_prefix(domain, "kl-"))
+			return TRUE;
+		return kl_log_debug_env_allows(domain);
+	}
+	if (l <= threshold)
+		return TRUE;
+	return kl_log_debug_env_allows(domain);
+}
+
+static const gchar *
+kl_log_level_to_string(GLogLevelFlags level)
+{
+	switch (level & G_LOG_LEVEL_MASK) {
+	case G_LOG_LEVEL_ERROR:
+		return "ERROR";
+	case G_LOG_LEVEL_CRITICAL:
+		return "CRITICAL";
+	case G_LOG_LEVEL_WARNING:
+		return "WARNING";
+	case G_LOG_LEVEL_MESSAGE:
+	case G_LOG_LEVEL_INFO:
+		return "INFO";
+	case G_LOG_LEVEL_DEBUG:
+	default:
+		return "DEBUG";
+	}
+}
+
+gchar *
+kl_log_format_line(GLogLevelFlags level,
+		   const gchar *domain,
+		   const gchar *message,
+		   gboolean timestamp)
+{
+	GString *line = g_string_new(NULL);
+
+	if (timestamp) {
+		g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+		g_autofree gchar *ts = g_date_time_format(now, "%Y-%m-%dT%H:%M:%S");
+		g_string_append_printf(line, "%s.%03dZ ", ts, g_date_time_get_microsecond(now) / 1000);
+	}
+	g_string_append(line, kl_log_level_to_string(level));
+	g_string_append_c(line, ' ');
+	g_string_append(line, domain != NULL ? domain : "default");
+	g_string_append(line, ": ");
+	/* one message, one line: peers' data in a message cannot forge log lines */
+	for (const gchar *p = message != NULL ? message : ""; *p != '\0'; p++) {
+		if (*p == '\n')
+			g_string_append(line, "\\n");
+		else if (*p == '\r')
+			g_string_append(line, "\\r");
+		else if ((guchar)*p < 0x20 && *p != '\t')
+			g_string_append_printf(line, "\\x%02x", (guint)(guchar)*p);
+		else
+			g_string_append_c(line, *p);
+	}
+	g_string_append_c(line, '\n');
+	return g_string_free(line, FALSE);
+}
+
+static GLogWriterOutput
+kl_log_writer_cb(GLogLevelFlags log_level,
+		 const GLogField *fields,
+		 gsize n_fields,
+		 gpointer user_data)
+{
+	const gchar *domain = NULL;
+	g_autofree gchar *message = NULL;
+	g_autofree gchar *line = NULL;
+
+	for (gsize i = 0; i < n_fields; i++) {
+		if (g_strcmp0(fields[i].key, "GLIB_DOMAIN") == 0)
+			domain = fields[i].value;
+		else if (g_strcmp0(fields[i].key, "MESSAGE") == 0 && message == NULL)
+			message = fields[i].length < 0 ? g_strdup(fields[i].value)
+						       : g_strndup(fields[i].value, fields[i].length);
+	}
+	if (!kl_log_is_enabled(log_level, domain))
+		return G_LOG_WRITER_HANDLED;
+	if (kl_log_use_journald &&
+	    g_log_writer_journald(log_level, fields, n_fields, user_data) == G_LOG_WRITER_HANDLED)
+		return G_LOG_WRITER_HANDLED;
+	line = kl_log_format_line(log_level, domain, message, TRUE);
+	fputs(line, stderr);
+	fflush(stderr);
+	return G_LOG_WRITER_HANDLED;
+}
+
+gboolean
+kl_log_set_level(const gchar *level, GError **error)
+{
+	gint threshold = 0;
+
+	if (!kl_log_parse_level(level, &threshold, error))
+		return FALSE;
+	g_atomic_int_set(&kl_log_threshold, threshold);
+	return TRUE;
+}
+
+gboolean
+kl_log_init(const gchar *level, GError **error)
+{
+	if (!kl_log_set_level(level, error))
+		return FALSE;
+	/* GLib allows one writer per process */
+	if (!kl_log_installed) {
+		kl_log_use_journald = g_log_writer_is_journald(fileno(stderr));
+		g_log_set_writer_func(kl_log_writer_cb, NULL, NULL);
+		kl_log_installed = TRUE;
+	}
+	return TRUE;
+}

@@ -60,6 +60,17 @@ kl_plugin_loader_get_plugins(KlPluginLoader *loader);
 KlPlugin *
 kl_plugin_loader_lookup(KlPluginLoader *loader, const gchar *evidence_type);
 
+/*
+ * Sets the agent identifier of every plugin context (it may be known only after
+ * the TPM is up). @agent_id is copied.
+ */
+void
+kl_plugin_loader_set_agent_id(KlPluginLoader *loader, const gchar *agent_id);
+
+/* "active", "disabled", "rejected", "unavailable", "failed" */
+const gchar *
+kl_plugin_state_to_string(KlPluginState state);
+
 const gchar *
 kl_plugin_get_name(KlPlugin *plugin);
 const gchar *
@@ -85,7 +96,12 @@ kl_plugin_get_context(KlPlugin *plugin);
 /* the full evidence_supported entry {evidence_class, evidence_type, capabilities} */
 JsonObject *
 kl_plugin_run_get_capabilities(KlPlugin *plugin, GError **error) G_GNUC_WARN_UNUSED_RESULT;
-/* the full evidence_collected entry {evidence_class, evidence_type, data} */
+/*
+ * the full evidence_collected entry {evidence_class, evidence_type, data};
+ * the plugin gets a sealed (json_object_seal()) deep copy of
+ * @chosen_parameters (nullable: an empty object), so it cannot change the
+ * caller's object
+ */
 JsonObject *
 kl_plugin_run_collect(KlPlugin *plugin,
 		      JsonObject *chosen_parameters,

@@ -33,6 +33,7 @@ struct _KlTpm {
 	GArray *signature_schemes; /* guint16 */
 };
 
+/* open() releases everything it acquired when it fails; close() is then not called */
 struct _KlTpmBackend {
 	const gchar *name;
 	gboolean (*open)(KlTpm *tpm, const KlTpmOptions *options, GError **error);
@@ -76,5 +77,81 @@ kl_tpm_split_credential_blob(GBytes *blob,
 			     TPM2B_ID_OBJECT *id_object,
 			     TPM2B_ENCRYPTED_SECRET *secret,
 			     GError **error);
+
+/*
+ * Shared helpers for the back ends (kl-tpm.c).
+ */
+
+/* lower-case hex SHA-256 of the PEM SubjectPublicKeyInfo of a marshalled TPM2B_PUBLIC (hash_ek) */
+gchar *
+kl_tpm_compute_ek_hash(GBytes *tpm2b_public, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/* PEM SubjectPublicKeyInfo of a TPMT_PUBLIC (RSA or ECC NIST curves); (transfer full) */
+gchar *
+kl_tpm_public_to_pem(const TPMT_PUBLIC *pub, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/* marshalled TPM2B_PUBLIC of @pub; (transfer full) */
+GBytes *
+kl_tpm_marshal_public(const TPMT_PUBLIC *pub, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/* unmarshals a whole TPM2B_PUBLIC (no trailing bytes) */
+gboolean
+kl_tpm_unmarshal_public(GBytes *tpm2b_public, TPMT_PUBLIC *out, GError **error)
+    G_GNUC_WARN_UNUSED_RESULT;
+
+/* the AK parameters the configuration asks for (tpm_encryption_alg/hash_alg/signing_alg) */
+typedef struct {
+	TPMI_ALG_PUBLIC type;	    /* TPM2_ALG_RSA or TPM2_ALG_ECC */
+	guint16 key_bits;	    /* RSA key size */
+	TPMI_ECC_CURVE curve;	    /* ECC curve */
+	TPMI_ALG_HASH hash;	    /* AK nameAlg and scheme hash */
+	TPMI_ALG_SIG_SCHEME scheme; /* AK signing scheme */
+} KlTpmKeyParams;
+
+/* validates and resolves the three options (NULL/"" = rsa, sha256, rsassa) */
+gboolean
+kl_tpm_key_params_from_options(const KlTpmOptions *options, KlTpmKeyParams *params, GError **error)
+    G_GNUC_WARN_UNUSED_RESULT;
+
+/*
+ * agent_data.json in the Rust agent's format. load: FALSE + KL_ERROR_NOT_FOUND
+ * when the file does not exist; a corrupt file or one made for another
+ * hash/scheme/EK is an error naming the file and the recovery.
+ * @ak_public: (out): marshalled TPMT_PUBLIC; @ak_private: (out): TPM2B_PRIVATE buffer
+ */
+gboolean
+kl_tpm_agent_data_load(const gchar *path,
+		       const KlTpmKeyParams *params,
+		       const gchar *ek_hash,
+		       TPMT_PUBLIC *ak_public,
+		       TPM2B_PRIVATE *ak_private,
+		       GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* atomic write (temp file, fsync, rename, fsync dir), mode 0600 */
+gboolean
+kl_tpm_agent_data_store(const gchar *path,
+			const TPMT_PUBLIC *ak_public,
+			const TPM2B_PRIVATE *ak_private,
+			const gchar *ek_hash,
+			GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/* atomic write of a small file (temp + fsync + rename + fsync dir) with @mode */
+gboolean
+kl_tpm_write_file_atomic(const gchar *path,
+			 const gchar *data,
+			 gsize len,
+			 int mode,
+			 GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/* fills ak_public/ak_area/ak_name/ak_scheme/ak_hash of @tpm from the AK's TPMT_PUBLIC */
+gboolean
+kl_tpm_set_ak_public(KlTpm *tpm, const TPMT_PUBLIC *ak, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/* reads the UUID in a DMI product_uuid file (normally /sys/class/dmi/id/product_uuid) */
+gchar *
+kl_tpm_read_dmi_uuid(const gchar *path, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/* a Keylime agent id: [A-Za-z0-9_.-]+, at most 80 characters */
+gboolean
+kl_tpm_agent_id_is_valid(const gchar *id);
 
 G_END_DECLS

@@ -26,9 +26,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-	python3 -c 'import socket
-s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+# The tpm2-tss swtpm TCTI talks to the control channel on port+1, so find a
+# free pair (P, P+1).
+free_port_pair() {
+	/usr/bin/python3 -c 'import socket
+for _ in range(200):
+    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
+    if p >= 65535:
+        a.close(); continue
+    b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", p + 1))
+    except OSError:
+        a.close(); b.close(); continue
+    a.close(); b.close(); print(p); break'
 }
 
 if [ "${KL_SWTPM_SETUP:-0}" = 1 ]; then
@@ -54,9 +65,9 @@ EOC
 fi
 
 for attempt in 1 2 3 4 5; do
-	port=$(free_port)
-	ctrl=$(free_port)
-	[ "$port" != "$ctrl" ] || continue
+	port=$(free_port_pair)
+	[ -n "$port" ] || continue
+	ctrl=$((port + 1))
 	swtpm socket --tpm2 --tpmstate dir="$state" \
 		--server type=tcp,port="$port",bindaddr=127.0.0.1 \
 		--ctrl type=tcp,port="$ctrl",bindaddr=127.0.0.1 \

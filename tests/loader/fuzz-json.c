@@ -1,0 +1,117 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * Fuzz target: arbitrary bytes through kl_json_parse_object() and every
+ * checked getter, recursively over the members of the parsed document.
+ */
+#include "config.h"
+
+#include <stdint.h>
+
+#include <keylime-agent/keylime-agent-plugin.h>
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void
+kl_fuzz_json_walk(JsonObject *obj, guint depth);
+
+static void
+kl_fuzz_json_member(JsonObject *obj, const gchar *key, guint depth)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) bytes = NULL;
+	const gchar *s = NULL;
+	gint64 i = 0;
+	gboolean b = FALSE;
+	JsonObject *child;
+	JsonArray *array;
+
+	/* each getter either succeeds without an error or fails with one */
+	s = kl_json_object_get_string(obj, key, &error);
+	g_assert_true((s != NULL) == (error == NULL));
+	g_clear_error(&error);
+	if (kl_json_object_get_int(obj, key, &i, &error))
+		g_assert_no_error(error);
+	else
+		g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_DATA);
+	g_clear_error(&error);
+	if (kl_json_object_get_bool(obj, key, &b, &error))
+		g_assert_no_error(error);
+	g_clear_error(&error);
+	if (!kl_json_object_get_optional_int(obj, key, 0, &i, &error))
+		g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_DATA);
+	g_clear_error(&error);
+	if (!kl_json_object_get_optional_string(obj, key, &s, &error))
+		g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_DATA);
+	g_clear_error(&error);
+	bytes = kl_json_object_get_base64(obj, key, &error);
+	g_assert_true((bytes != NULL) == (error == NULL));
+	g_clear_error(&error);
+
+	array = kl_json_object_get_array(obj, key, &error);
+	g_clear_error(&error);
+	if (array != NULL) {
+		for (guint n = 0; n < json_array_get_length(array); n++) {
+			JsonNode *node = json_array_get_element(array, n);
+
+			if (JSON_NODE_HOLDS_OBJECT(node))
+				kl_fuzz_json_walk(json_node_get_object(node), depth + 1);
+		}
+	}
+	child = kl_json_object_get_object(obj, key, &error);
+	g_clear_error(&error);
+	if (child != NULL)
+		kl_fuzz_json_walk(child, depth + 1);
+}
+
+static void
+kl_fuzz_json_walk(JsonObject *obj, guint depth)
+{
+	g_autoptr(GList) members = NULL;
+
+	if (depth > 200)
+		return;
+	members = json_object_get_members(obj);
+	for (GList *l = members; l != NULL; l = l->next)
+		kl_fuzz_json_member(obj, l->data, depth);
+	/* and a member that is never there */
+	kl_fuzz_json_member(obj, "kl-fuzz-absent-member", depth);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonObject) obj = NULL;
+	g_autofree gchar *text = NULL;
+	g_autoptr(GBytes) bytes = NULL;
+	g_autofree gchar *str = NULL;
+
+	obj = kl_json_parse_object((const gchar *)data, (gssize)size, &error);
+	if (obj == NULL) {
+		g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_DATA);
+	} else {
+		g_assert_no_error(error);
+		kl_fuzz_json_walk(obj, 0);
+		/* what we serialize, we parse back */
+		text = kl_json_object_to_string(obj, NULL);
+		g_clear_pointer(&obj, json_object_unref);
+		obj = kl_json_parse_object(text, -1, &error);
+		g_assert_no_error(error);
+		g_assert_nonnull(obj);
+	}
+	g_clear_error(&error);
+
+	/* the same bytes as base64 text */
+	str = g_strndup((const gchar *)data, size);
+	bytes = kl_base64_decode_strict(str, &error);
+	if (bytes != NULL) {
+		g_autofree gchar *again =
+			g_base64_encode(g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes));
+
+		/* strict decoding accepts only the canonical encoding */
+		g_assert_cmpstr(again, ==, str);
+	}
+	return 0;
+}
