@@ -81,7 +81,7 @@ kl_ima_log_set_cache_limit(KlImaLog *self, gsize limit);
 /*
  * Checks one line (without its "\n"): at least five space-separated fields
  * "PCR template-hash template-name ...", a decimal PCR, a hexadecimal template
- * hash, no NUL byte.
+ * hash, no NUL byte, valid UTF-8 (the lines are sent in a JSON string).
  */
 gboolean
 kl_ima_log_line_is_valid(const gchar *line, gsize len);

@@ -130,6 +130,9 @@ test_line_validation(void)
 	}
 	/* an embedded NUL would truncate the JSON string */
 	g_assert_false(kl_ima_log_line_is_valid("10 0a ima-ng sha256:00 /a\0b", 27));
+	/* bytes that are not UTF-8 cannot travel in JSON; UTF-8 file names can */
+	g_assert_false(kl_ima_log_line_is_valid("10 0a ima-ng sha256:00 /tmp/\xff\xfe", 30));
+	g_assert_true(kl_ima_log_line_is_valid("10 0a ima-ng sha256:00 /tmp/caf\xc3\xa9", 33));
 }
 
 /* the generated fixture with real template hashes */
