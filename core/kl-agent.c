@@ -1,2 +1,957 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "keylime-agent/kl-error.h"
+#include "keylime-agent/kl-json.h"
+#include "kl-agent.h"
+#include "kl-backoff.h"
+
+/* re-authenticate this long before the token's known expiry */
+#define KL_AGENT_TOKEN_MARGIN_S 10
+/* bounds for the verifier's seconds_to_next_attestation */
+#define KL_AGENT_NEXT_MIN_S 1
+#define KL_AGENT_NEXT_MAX_S 3600
+/* during attestation a fault never silences the agent longer than this (unless Retry-After) */
+#define KL_AGENT_ATTEST_CAP_MIN_MS 30000
+
+typedef enum {
+	KL_STEP_OK,
+	KL_STEP_RETRY,
+	KL_STEP_FATAL,
+} KlStepOutcome;
+
+typedef struct {
+	KlStepOutcome outcome;
+	gint64 delay_ms; /* >= 0: exact delay (Retry-After, next attestation); -1: backoff */
+	gint exit_status;
+	GError *error;
+	gchar *summary; /* the per-cycle info line */
+	gboolean not_enrolled;
+} KlStepResult;
+
+typedef KlStepResult *(*KlStepFunc)(KlAgent *agent, GCancellable *cancellable);
+
+struct _KlAgent {
+	/* options (copied) */
+	gchar *agent_id;
+	gchar *contact_ip;
+	gint64 contact_port;
+	gchar *boot_time;
+	gint64 attestation_interval_s;
+	gint64 max_retries;
+	gboolean once;
+	gchar *json_file;
+	gchar *message_type;
+	gchar *method;
+	gchar *attestation_index;
+	gchar *session_index;
+
+	KlAgentSource source;
+	gpointer source_data;
+	KlRegistrarClient *registrar;
+	KlVerifierClient *verifier;
+	KlBackoff *backoff;
+
+	/* main-thread state */
+	KlAgentState state;
+	GMainContext *context;
+	GThreadPool *worker;
+	GCancellable *cancellable;
+	GSource *timer;
+	gboolean step_running;
+	gboolean stopping;
+	gboolean finished;
+	guint once_failures;
+	guint attestations;
+	gboolean not_enrolled_logged;
+	KlAgentDoneFunc done;
+	gpointer done_data;
+	KlAgentDelayFunc delay_func;
+	gpointer delay_data;
+	KlAgentClockFunc clock_func;
+	gpointer clock_data;
+
+	/* protocol state: touched only by the step in flight (worker) or between steps */
+	gint64 token_expires_at; /* Unix seconds, 0 unknown */
+	gboolean token_fresh;	 /* obtained during the current cycle */
+	gchar *location;
+	GPtrArray *requested; /* JsonObject* evidence_requested items */
+	gint64 cycle_started; /* monotonic µs of phase 1 */
+};
+
+typedef struct {
+	KlAgent *agent;
+	KlStepFunc func;
+} KlAgentJob;
+
+const gchar *
+kl_agent_state_to_string(KlAgentState state)
+{
+	switch (state) {
+	case KL_AGENT_STATE_UNREGISTERED:
+		return "Unregistered";
+	case KL_AGENT_STATE_REGISTERED:
+		return "Registered";
+	case KL_AGENT_STATE_NEGOTIATING:
+		return "Negotiating";
+	case KL_AGENT_STATE_ATTESTING:
+		return "Attesting";
+	case KL_AGENT_STATE_REGISTRATION_FAILED:
+		return "RegistrationFailed";
+	case KL_AGENT_STATE_ATTESTATION_FAILED:
+		return "AttestationFailed";
+	case KL_AGENT_STATE_STOPPED:
+		return "Stopped";
+	default:
+		return "?";
+	}
+}
+
+static void
+kl_step_result_free(KlStepResult *result)
+{
+	if (result == NULL)
+		return;
+	g_clear_error(&result->error);
+	g_free(result->summary);
+	g_free(result);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlStepResult, kl_step_result_free)
+
+static KlStepResult *
+kl_step_ok(void)
+{
+	KlStepResult *result = g_new0(KlStepResult, 1);
+	result->outcome = KL_STEP_OK;
+	result->delay_ms = -1;
+	return result;
+}
+
+/* takes @error */
+static KlStepResult *
+kl_step_retry(GError *error, gint64 delay_ms)
+{
+	KlStepResult *result = g_new0(KlStepResult, 1);
+	result->outcome = KL_STEP_RETRY;
+	result->delay_ms = delay_ms;
+	result->error = error;
+	return result;
+}
+
+static KlStepResult *
+kl_step_fatal(GError *error, gint exit_status)
+{
+	KlStepResult *result = g_new0(KlStepResult, 1);
+	result->outcome = KL_STEP_FATAL;
+	result->delay_ms = -1;
+	result->exit_status = exit_status;
+	result->error = error;
+	return result;
+}
+
+static gint64
+kl_agent_now_s(KlAgent *agent)
+{
+	gint64 us = agent->clock_func != NULL ? agent->clock_func(agent->clock_data)
+					      : g_get_real_time();
+	return us / G_USEC_PER_SEC;
+}
+
+/* ---- worker side ---- */
+
+static GError *
+kl_agent_http_error(KlHttpResponse *response, const gchar *what)
+{
+	gsize len = 0;
+	const gchar *body = kl_http_response_get_body(response, &len);
+	g_autofree gchar *details = kl_verifier_describe_errors(body, len);
+
+	return g_error_new(KL_ERROR,
+			   KL_ERROR_HTTP,
+			   "%s: the verifier answered HTTP %u%s%s",
+			   what,
+			   response->status,
+			   details != NULL ? ": " : "",
+			   details != NULL ? details : "");
+}
+
+/* Retry-After of a 429/503, else backoff (-1) */
+static gint64
+kl_agent_retry_delay(KlHttpResponse *response)
+{
+	return kl_backoff_retry_after_ms(response->status, response->retry_after_s);
+}
+
+static void
+kl_agent_drop_token(KlAgent *agent)
+{
+	kl_http_set_bearer_token(kl_verifier_client_get_http(agent->verifier), NULL, NULL);
+	agent->token_expires_at = 0;
+	agent->token_fresh = FALSE;
+}
+
+static KlStepResult *
+kl_agent_step_register(KlAgent *agent, GCancellable *cancellable)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonObject) body = NULL;
+	g_autoptr(GBytes) blob = NULL;
+	g_autoptr(GBytes) secret = NULL;
+	g_autofree gchar *auth_tag = NULL;
+
+	if (!kl_registrar_client_negotiate(agent->registrar, cancellable, &error))
+		return kl_step_retry(g_steal_pointer(&error),
+				     kl_registrar_client_get_retry_after_ms(agent->registrar));
+	body = kl_registrar_build_body(agent->source.get_ek_public(agent->source_data),
+				       agent->source.get_ak_public(agent->source_data),
+				       agent->source.get_ek_cert != NULL
+					   ? agent->source.get_ek_cert(agent->source_data)
+					   : NULL,
+				       agent->contact_ip,
+				       agent->contact_port);
+	if (agent->source.contribute_registration != NULL)
+		agent->source.contribute_registration(agent->source_data, body);
+	blob = kl_registrar_client_register(agent->registrar,
+					    agent->agent_id,
+					    body,
+					    cancellable,
+					    &error);
+	if (blob == NULL) {
+		if (g_error_matches(error, KL_ERROR, KL_ERROR_AUTH))
+			return kl_step_fatal(g_steal_pointer(&error),
+					     KL_EXIT_REGISTRAR_IDENTITY);
+		return kl_step_retry(g_steal_pointer(&error),
+				     kl_registrar_client_get_retry_after_ms(agent->registrar));
+	}
+	if (!agent->source.activate_credential(agent->source_data, blob, &secret, &error)) {
+		g_prefix_error(&error, "cannot decrypt the registrar's credential: ");
+		return kl_step_retry(g_steal_pointer(&error), -1);
+	}
+	auth_tag = kl_registrar_compute_auth_tag(secret, agent->agent_id);
+	if (auth_tag == NULL)
+		return kl_step_retry(g_error_new_literal(KL_ERROR,
+							 KL_ERROR_INTERNAL,
+							 "HMAC-SHA384 computation failed"),
+				     -1);
+	if (!kl_registrar_client_activate(agent->registrar,
+					  agent->agent_id,
+					  auth_tag,
+					  cancellable,
+					  &error))
+		return kl_step_retry(g_steal_pointer(&error),
+				     kl_registrar_client_get_retry_after_ms(agent->registrar));
+	g_info("agent %s registered and activated at the registrar %s (API v%s)",
+	       agent->agent_id,
+	       kl_registrar_client_get_url(agent->registrar),
+	       kl_registrar_client_get_version(agent->registrar));
+	return kl_step_ok();
+}
+
+/* POST + PATCH /sessions; NULL on success (token set) */
+static KlStepResult *
+kl_agent_authenticate(KlAgent *agent, GCancellable *cancellable)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttpResponse) response = NULL;
+	g_autoptr(GBytes) challenge = NULL;
+	g_autoptr(GBytes) attest = NULL;
+	g_autoptr(GBytes) signature = NULL;
+	g_autofree gchar *session_id = NULL;
+	g_autofree gchar *url = NULL;
+	g_autofree gchar *body = NULL;
+	g_autofree gchar *fingerprint = NULL;
+	KlVerifierSession session = {0};
+	const gchar *text;
+	gsize len = 0;
+	KlStepResult *result;
+
+	kl_agent_drop_token(agent);
+	url = kl_verifier_client_sessions_url(agent->verifier, NULL);
+	body = kl_verifier_build_session_request(agent->agent_id, &len);
+	response = kl_verifier_client_send(agent->verifier,
+					   "POST",
+					   url,
+					   body,
+					   len,
+					   FALSE,
+					   cancellable,
+					   &error);
+	if (response == NULL)
+		return kl_step_retry(g_steal_pointer(&error), -1);
+	if (response->status != 200) {
+		return kl_step_retry(kl_agent_http_error(response, "creating a session"),
+				     kl_agent_retry_delay(response));
+	}
+	text = kl_http_response_get_body(response, &len);
+	if (!kl_verifier_parse_session_challenge(text, len, &session_id, &challenge, &error))
+		return kl_step_retry(g_steal_pointer(&error), -1);
+
+	if (!agent->source.certify_ak(agent->source_data, challenge, &attest, &signature, &error)) {
+		g_prefix_error(&error, "proof of possession (TPM2_Certify of the AK): ");
+		return kl_step_retry(g_steal_pointer(&error), -1);
+	}
+	g_clear_pointer(&response, kl_http_response_free);
+	g_free(url);
+	g_free(body);
+	url = kl_verifier_client_sessions_url(agent->verifier, session_id);
+	body = kl_verifier_build_session_proof(session_id, agent->agent_id, attest, signature, &len);
+	response = kl_verifier_client_send(agent->verifier,
+					   "PATCH",
+					   url,
+					   body,
+					   len,
+					   FALSE,
+					   cancellable,
+					   &error);
+	if (response == NULL)
+		return kl_step_retry(g_steal_pointer(&error), -1);
+	switch (response->status) {
+	case 200:
+		break;
+	case 401:
+		return kl_step_retry(
+		    g_error_new(KL_ERROR,
+				KL_ERROR_AUTH,
+				"the verifier rejected the proof of possession for agent %s (HTTP "
+				"401): the AK it has on record differs from this agent's AK, or the "
+				"AK is not RSA with RSASSA/SHA-256; re-register and re-enroll the "
+				"agent if its AK changed",
+				agent->agent_id),
+		    -1);
+	default:
+		return kl_step_retry(kl_agent_http_error(response, "completing the session"),
+				     kl_agent_retry_delay(response));
+	}
+	text = kl_http_response_get_body(response, &len);
+	if (!kl_verifier_parse_session_result(text, len, &session, &error))
+		return kl_step_retry(g_steal_pointer(&error), -1);
+	if (!session.pass) {
+		result = kl_step_retry(
+		    g_error_new(KL_ERROR,
+				KL_ERROR_AUTH,
+				"agent %s is not enrolled at the verifier: enroll it with "
+				"keylime_tenant -c add --push-model -u %s",
+				agent->agent_id,
+				agent->agent_id),
+		    -1);
+		result->not_enrolled = TRUE;
+		kl_verifier_session_clear(&session);
+		return result;
+	}
+	kl_http_set_bearer_token(kl_verifier_client_get_http(agent->verifier),
+				 kl_verifier_client_get_url(agent->verifier),
+				 session.token);
+	agent->token_expires_at = session.token_expires_at;
+	agent->token_fresh = TRUE;
+	fingerprint = kl_http_fingerprint(session.token);
+	g_debug("authenticated at the verifier (session %s, token %s, expires %" G_GINT64_FORMAT
+		")",
+		session_id,
+		fingerprint,
+		session.token_expires_at);
+	kl_verifier_session_clear(&session);
+	return NULL;
+}
+
+static gboolean
+kl_agent_token_usable(KlAgent *agent)
+{
+	if (!kl_http_has_bearer_token(kl_verifier_client_get_http(agent->verifier)))
+		return FALSE;
+	if (agent->token_expires_at > 0 &&
+	    kl_agent_now_s(agent) >= agent->token_expires_at - KL_AGENT_TOKEN_MARGIN_S) {
+		g_debug("the verifier token expires soon; authenticating again");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static KlStepResult *
+kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) capabilities = NULL;
+	g_autoptr(GPtrArray) requested = NULL;
+	g_autoptr(KlHttpResponse) response = NULL;
+	g_autofree gchar *url = NULL;
+	g_autofree gchar *body = NULL;
+	KlStepResult *result;
+	const gchar *text;
+	gsize len = 0;
+
+	agent->cycle_started = g_get_monotonic_time();
+	agent->token_fresh = FALSE;
+	g_clear_pointer(&agent->location, g_free);
+	g_clear_pointer(&agent->requested, g_ptr_array_unref);
+	if (!kl_agent_token_usable(agent)) {
+		result = kl_agent_authenticate(agent, cancellable);
+		if (result != NULL)
+			return result;
+	}
+	capabilities = agent->source.get_capabilities(agent->source_data, &error);
+	if (capabilities == NULL)
+		return kl_step_retry(g_steal_pointer(&error), -1);
+	if (capabilities->len == 0)
+		return kl_step_retry(g_error_new_literal(KL_ERROR,
+							 KL_ERROR_NOT_SUPPORTED,
+							 "no evidence plugin can offer evidence "
+							 "in this cycle"),
+				     -1);
+	body = kl_verifier_build_capabilities(capabilities, agent->boot_time, &len);
+	url = kl_verifier_client_attestations_url(agent->verifier, NULL);
+	response = kl_verifier_client_send(agent->verifier,
+					   "POST",
+					   url,
+					   body,
+					   len,
+					   TRUE,
+					   cancellable,
+					   &error);
+	if (response == NULL)
+		return kl_step_retry(g_steal_pointer(&error), -1);
+	switch (response->status) {
+	case 201:
+		break;
+	case 401:
+		/* re-authenticate at once, unless the token is brand new (no tight loop) */
+		result = kl_step_retry(kl_agent_http_error(response, "offering capabilities"),
+				       agent->token_fresh ? -1 : 0);
+		kl_agent_drop_token(agent);
+		return result;
+	case 403:
+		kl_agent_drop_token(agent);
+		return kl_step_retry(kl_agent_http_error(response, "offering capabilities"), -1);
+	case 404:
+		result = kl_step_retry(
+		    g_error_new(KL_ERROR,
+				KL_ERROR_NOT_FOUND,
+				"agent %s is not enrolled at the verifier: enroll it with "
+				"keylime_tenant -c add --push-model -u %s",
+				agent->agent_id,
+				agent->agent_id),
+		    -1);
+		result->not_enrolled = TRUE;
+		return result;
+	case 409:
+		return kl_step_retry(kl_agent_http_error(response, "offering capabilities"),
+				     1000);
+	default:
+		return kl_step_retry(kl_agent_http_error(response, "offering capabilities"),
+				     kl_agent_retry_delay(response));
+	}
+	text = kl_http_response_get_body(response, &len);
+	requested = kl_verifier_parse_evidence_requested(text, len, &error);
+	if (requested == NULL)
+		return kl_step_retry(g_steal_pointer(&error), -1);
+	if (requested->len == 0)
+		return kl_step_retry(g_error_new_literal(KL_ERROR,
+							 KL_ERROR_INVALID_DATA,
+							 "the verifier requested no evidence; give "
+							 "the agent a TPM, IMA or measured-boot "
+							 "policy at enrollment"),
+				     -1);
+	agent->location = g_strdup(response->location);
+	agent->requested = g_steal_pointer(&requested);
+	return kl_step_ok();
+}
+
+static void
+kl_agent_append_summary(GString *summary, JsonObject *entry, const gchar *evidence_type)
+{
+	JsonObject *data = NULL;
+	gint64 count = -1;
+
+	if (summary->len > 0)
+		g_string_append(summary, ", ");
+	g_string_append(summary, evidence_type);
+	if (json_object_has_member(entry, "data") &&
+	    JSON_NODE_HOLDS_OBJECT(json_object_get_member(entry, "data")))
+		data = json_object_get_object_member(entry, "data");
+	if (data != NULL && json_object_has_member(data, "entry_count") &&
+	    kl_json_object_get_optional_int(data, "entry_count", -1, &count, NULL) && count >= 0)
+		g_string_append_printf(summary,
+				       " (%" G_GINT64_FORMAT " new entr%s)",
+				       count,
+				       count == 1 ? "y" : "ies");
+}
+
+static KlStepResult *
+kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) collected =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+	g_autoptr(GString) summary = g_string_new(NULL);
+	g_autoptr(KlHttpResponse) response = NULL;
+	g_autofree gchar *url = NULL;
+	g_autofree gchar *body = NULL;
+	KlStepResult *result;
+	const gchar *text;
+	gint64 seconds = 0;
+	gsize len = 0;
+
+	if (agent->requested == NULL)
+		return kl_step_retry(g_error_new_literal(KL_ERROR,
+							 KL_ERROR_INTERNAL,
+							 "no evidence request to answer"),
+				     -1);
+	for (guint i = 0; i < agent->requested->len; i++) {
+		JsonObject *item = g_ptr_array_index(agent->requested, i);
+		const gchar *evidence_type = json_object_get_string_member(item, "evidence_type");
+		JsonObject *entry;
+
+		entry = agent->source.collect(agent->source_data, item, cancellable, &error);
+		if (entry == NULL) {
+			if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+				return kl_step_retry(g_steal_pointer(&error), -1);
+			g_prefix_error(&error,
+				       "cannot collect the requested %s evidence (item %u); nothing "
+				       "was sent, starting a new attestation: ",
+				       evidence_type,
+				       i + 1);
+			return kl_step_retry(g_steal_pointer(&error), -1);
+		}
+		kl_agent_append_summary(summary, entry, evidence_type);
+		g_ptr_array_add(collected, entry);
+	}
+	/* the body is built once and handed to the transport without copies */
+	body = kl_verifier_build_evidence(collected, &len);
+	g_ptr_array_set_size(collected, 0);
+	url = kl_verifier_client_evidence_url(agent->verifier, agent->location);
+	response = kl_verifier_client_send(agent->verifier,
+					   "PATCH",
+					   url,
+					   body,
+					   len,
+					   TRUE,
+					   cancellable,
+					   &error);
+	g_clear_pointer(&body, g_free);
+	if (response == NULL)
+		return kl_step_retry(g_steal_pointer(&error), -1);
+	switch (response->status) {
+	case 202:
+		break;
+	case 401:
+		result = kl_step_retry(kl_agent_http_error(response, "submitting evidence"),
+				       agent->token_fresh ? -1 : 0);
+		kl_agent_drop_token(agent);
+		return result;
+	default:
+		return kl_step_retry(kl_agent_http_error(response, "submitting evidence"),
+				     kl_agent_retry_delay(response));
+	}
+	text = kl_http_response_get_body(response, &len);
+	if (!kl_verifier_parse_seconds_to_next(text, len, &seconds))
+		seconds = agent->attestation_interval_s;
+	seconds = CLAMP(seconds, KL_AGENT_NEXT_MIN_S, KL_AGENT_NEXT_MAX_S);
+	result = kl_step_ok();
+	result->delay_ms = seconds * 1000;
+	result->summary = g_strdup_printf("%s in %" G_GINT64_FORMAT " ms; next in %" G_GINT64_FORMAT
+					  " s",
+					  summary->str,
+					  (g_get_monotonic_time() - agent->cycle_started) / 1000,
+					  seconds);
+	return result;
+}
+
+/* --json-file: send a prepared message (debugging the verifier API) */
+static KlStepResult *
+kl_agent_step_json_file(KlAgent *agent, GCancellable *cancellable)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttpResponse) response = NULL;
+	g_autofree gchar *contents = NULL;
+	g_autofree gchar *url = NULL;
+	const gchar *method = agent->method != NULL ? agent->method : "POST";
+	const gchar *type = agent->message_type != NULL ? agent->message_type : "attestation";
+	gboolean session = g_ascii_strcasecmp(type, "session") == 0;
+	gboolean patch = g_ascii_strcasecmp(method, "PATCH") == 0;
+	KlStepResult *result;
+	const gchar *text;
+	gsize len = 0;
+
+	if (!g_file_get_contents(agent->json_file, &contents, &len, &error)) {
+		g_prefix_error(&error, "--json-file: ");
+		return kl_step_fatal(g_steal_pointer(&error), KL_EXIT_USAGE);
+	}
+	if (session) {
+		url = kl_verifier_client_sessions_url(agent->verifier,
+						      patch ? (agent->session_index != NULL
+								   ? agent->session_index
+								   : "1")
+							    : NULL);
+	} else {
+		result = kl_agent_authenticate(agent, cancellable);
+		if (result != NULL) {
+			result->outcome = KL_STEP_FATAL;
+			result->exit_status = KL_EXIT_NOT_ACCEPTED;
+			return result;
+		}
+		url = kl_verifier_client_attestations_url(
+		    agent->verifier,
+		    patch ? (agent->attestation_index != NULL ? agent->attestation_index
+							      : "latest")
+			  : NULL);
+	}
+	g_info("--json-file: %s %s with %s", method, url, agent->json_file);
+	response = kl_verifier_client_send(agent->verifier,
+					   method,
+					   url,
+					   contents,
+					   len,
+					   !session,
+					   cancellable,
+					   &error);
+	if (response == NULL)
+		return kl_step_fatal(g_steal_pointer(&error), KL_EXIT_NOT_ACCEPTED);
+	text = kl_http_response_get_body(response, &len);
+	printf("HTTP %u\n", response->status);
+	fwrite(text, 1, len, stdout);
+	if (len > 0 && text[len - 1] != '\n')
+		fputc('\n', stdout);
+	fflush(stdout);
+	if (response->status >= 200 && response->status < 300) {
+		result = kl_step_fatal(NULL, KL_EXIT_OK);
+		return result;
+	}
+	return kl_step_fatal(NULL, KL_EXIT_NOT_ACCEPTED);
+}
+
+static void
+kl_agent_worker_cb(gpointer data, gpointer user_data)
+{
+	g_autoptr(GTask) task = data;
+	KlAgentJob *job = g_task_get_task_data(task);
+	KlStepResult *result;
+
+	result = job->func(job->agent, g_task_get_cancellable(task));
+	g_task_return_pointer(task, result, (GDestroyNotify)kl_step_result_free);
+}
+
+/* ---- main-thread side ---- */
+
+static void
+kl_agent_run_state(KlAgent *agent);
+
+static void
+kl_agent_finish(KlAgent *agent, gint exit_status)
+{
+	if (agent->finished)
+		return;
+	agent->finished = TRUE;
+	agent->state = KL_AGENT_STATE_STOPPED;
+	if (agent->timer != NULL) {
+		g_source_destroy(agent->timer);
+		g_clear_pointer(&agent->timer, g_source_unref);
+	}
+	if (agent->done != NULL)
+		agent->done(agent, exit_status, agent->done_data);
+}
+
+static gboolean
+kl_agent_timer_cb(gpointer user_data)
+{
+	KlAgent *agent = user_data;
+
+	g_clear_pointer(&agent->timer, g_source_unref);
+	if (agent->state == KL_AGENT_STATE_REGISTRATION_FAILED)
+		agent->state = KL_AGENT_STATE_UNREGISTERED;
+	else if (agent->state == KL_AGENT_STATE_ATTESTATION_FAILED)
+		agent->state = KL_AGENT_STATE_NEGOTIATING;
+	kl_agent_run_state(agent);
+	return G_SOURCE_REMOVE;
+}
+
+static gchar *
+kl_agent_format_delay(guint64 ms)
+{
+	if (ms < 1000)
+		return g_strdup_printf("%" G_GUINT64_FORMAT " ms", ms);
+	if (ms < 120000)
+		return g_strdup_printf("%.1f s", (gdouble)ms / 1000.0);
+	return g_strdup_printf("%" G_GUINT64_FORMAT " min", ms / 60000);
+}
+
+static void
+kl_agent_schedule(KlAgent *agent, guint64 delay_ms)
+{
+	if (agent->delay_func != NULL)
+		delay_ms = agent->delay_func(agent, delay_ms, agent->delay_data);
+	if (agent->timer != NULL) {
+		g_source_destroy(agent->timer);
+		g_clear_pointer(&agent->timer, g_source_unref);
+	}
+	agent->timer = delay_ms == 0 ? g_idle_source_new() : g_timeout_source_new(delay_ms);
+	g_source_set_callback(agent->timer, kl_agent_timer_cb, agent, NULL);
+	g_source_attach(agent->timer, agent->context);
+}
+
+static void
+kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_data)
+{
+	KlAgent *agent = user_data;
+	g_autoptr(KlStepResult) result = g_task_propagate_pointer(G_TASK(res), NULL);
+	KlAgentState state = agent->state;
+	guint64 delay;
+
+	agent->step_running = FALSE;
+	if (agent->stopping) {
+		kl_agent_finish(agent, KL_EXIT_OK);
+		return;
+	}
+	if (result == NULL) {
+		kl_agent_finish(agent, KL_EXIT_FAILURE);
+		return;
+	}
+	if (result->outcome == KL_STEP_FATAL) {
+		if (result->error != NULL)
+			g_warning("%s", result->error->message);
+		kl_agent_finish(agent, result->exit_status);
+		return;
+	}
+	if (result->outcome == KL_STEP_OK) {
+		kl_backoff_reset(agent->backoff);
+		switch (state) {
+		case KL_AGENT_STATE_UNREGISTERED:
+			agent->state = KL_AGENT_STATE_REGISTERED;
+			kl_agent_schedule(agent, 0);
+			return;
+		case KL_AGENT_STATE_NEGOTIATING:
+			agent->state = KL_AGENT_STATE_ATTESTING;
+			kl_agent_schedule(agent, 0);
+			return;
+		case KL_AGENT_STATE_ATTESTING:
+			agent->attestations++;
+			agent->not_enrolled_logged = FALSE;
+			g_info("attestation %u submitted: %s", agent->attestations, result->summary);
+			if (agent->once) {
+				kl_agent_finish(agent, KL_EXIT_OK);
+				return;
+			}
+			agent->state = KL_AGENT_STATE_NEGOTIATING;
+			kl_agent_schedule(agent, (guint64)MAX(result->delay_ms, 0));
+			return;
+		default:
+			kl_agent_finish(agent, KL_EXIT_FAILURE);
+			return;
+		}
+	}
+
+	/* KL_STEP_RETRY */
+	if (g_error_matches(result->error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+		kl_agent_finish(agent, KL_EXIT_OK);
+		return;
+	}
+	if (result->delay_ms == 0) {
+		/* immediate retry (re-authentication); does not count as a failure */
+		g_message("%s; authenticating again", result->error->message);
+		agent->state = state == KL_AGENT_STATE_UNREGISTERED
+				   ? KL_AGENT_STATE_REGISTRATION_FAILED
+				   : KL_AGENT_STATE_ATTESTATION_FAILED;
+		kl_agent_schedule(agent, 0);
+		return;
+	}
+	if (result->delay_ms > 0) {
+		delay = (guint64)result->delay_ms;
+		kl_backoff_next(agent->backoff); /* still counts as a failure */
+	} else {
+		delay = kl_backoff_next(agent->backoff);
+		if (state != KL_AGENT_STATE_UNREGISTERED) {
+			/* the verifier marks an agent TIMEOUT after 5 quote intervals */
+			guint64 cap = MAX((guint64)agent->attestation_interval_s * 1000,
+					  (guint64)KL_AGENT_ATTEST_CAP_MIN_MS);
+			delay = MIN(delay, cap);
+		}
+	}
+	agent->once_failures++;
+	if (agent->once && agent->max_retries >= 0 &&
+	    (gint64)agent->once_failures > agent->max_retries) {
+		g_warning("%s; giving up after %u attempts (--once)",
+			  result->error->message,
+			  agent->once_failures);
+		kl_agent_finish(agent, KL_EXIT_NOT_ACCEPTED);
+		return;
+	}
+	{
+		g_autofree gchar *when = kl_agent_format_delay(delay);
+		if (result->not_enrolled) {
+			if (!agent->not_enrolled_logged)
+				g_message("%s (retrying in %s)", result->error->message, when);
+			else
+				g_debug("%s (retrying in %s)", result->error->message, when);
+			agent->not_enrolled_logged = TRUE;
+		} else {
+			g_message("%s; retrying in %s", result->error->message, when);
+		}
+	}
+	agent->state = state == KL_AGENT_STATE_UNREGISTERED ? KL_AGENT_STATE_REGISTRATION_FAILED
+							    : KL_AGENT_STATE_ATTESTATION_FAILED;
+	kl_agent_schedule(agent, delay);
+}
+
+static void
+kl_agent_run_step(KlAgent *agent, KlStepFunc func)
+{
+	g_autoptr(GTask) task = NULL;
+	KlAgentJob *job = g_new0(KlAgentJob, 1);
+	g_autoptr(GError) error = NULL;
+
+	job->agent = agent;
+	job->func = func;
+	task = g_task_new(NULL, agent->cancellable, kl_agent_step_done_cb, agent);
+	g_task_set_task_data(task, job, g_free);
+	agent->step_running = TRUE;
+	if (!g_thread_pool_push(agent->worker, g_object_ref(task), &error)) {
+		g_warning("cannot run the worker thread: %s", error->message);
+		agent->step_running = FALSE;
+		g_object_unref(task);
+		kl_agent_finish(agent, KL_EXIT_FAILURE);
+	}
+}
+
+static void
+kl_agent_run_state(KlAgent *agent)
+{
+	if (agent->stopping || agent->finished)
+		return;
+	g_debug("state %s", kl_agent_state_to_string(agent->state));
+	switch (agent->state) {
+	case KL_AGENT_STATE_UNREGISTERED:
+		kl_agent_run_step(agent, kl_agent_step_register);
+		break;
+	case KL_AGENT_STATE_REGISTERED:
+		if (agent->json_file != NULL) {
+			kl_agent_run_step(agent, kl_agent_step_json_file);
+			break;
+		}
+		agent->state = KL_AGENT_STATE_NEGOTIATING;
+		kl_agent_run_step(agent, kl_agent_step_negotiate);
+		break;
+	case KL_AGENT_STATE_NEGOTIATING:
+		kl_agent_run_step(agent, kl_agent_step_negotiate);
+		break;
+	case KL_AGENT_STATE_ATTESTING:
+		kl_agent_run_step(agent, kl_agent_step_attest);
+		break;
+	default:
+		break;
+	}
+}
+
+KlAgent *
+kl_agent_new(const KlAgentOptions *options,
+	     const KlAgentSource *source,
+	     gpointer source_data,
+	     KlRegistrarClient *registrar,
+	     KlVerifierClient *verifier)
+{
+	KlAgent *agent = g_new0(KlAgent, 1);
+
+	agent->agent_id = g_strdup(options->agent_id);
+	agent->contact_ip = g_strdup(options->contact_ip);
+	agent->contact_port = options->contact_port;
+	agent->boot_time = kl_format_boot_time(options->boot_time);
+	agent->attestation_interval_s = options->attestation_interval_s > 0
+					    ? options->attestation_interval_s
+					    : 60;
+	agent->max_retries = options->backoff_max_retries;
+	agent->once = options->once;
+	agent->json_file = g_strdup(options->json_file);
+	agent->message_type = g_strdup(options->message_type);
+	agent->method = g_strdup(options->method);
+	agent->attestation_index = g_strdup(options->attestation_index);
+	agent->session_index = g_strdup(options->session_index);
+	agent->source = *source;
+	agent->source_data = source_data;
+	agent->registrar = registrar;
+	agent->verifier = verifier;
+	agent->backoff = kl_backoff_new(options->backoff_initial_ms,
+					options->backoff_max_ms,
+					options->backoff_max_retries,
+					options->backoff_seed);
+	agent->cancellable = g_cancellable_new();
+	agent->state = KL_AGENT_STATE_UNREGISTERED;
+	/* one exclusive thread: TPM and plugin calls are never concurrent */
+	agent->worker = g_thread_pool_new(kl_agent_worker_cb, agent, 1, TRUE, NULL);
+	return agent;
+}
+
+void
+kl_agent_free(KlAgent *agent)
+{
+	if (agent == NULL)
+		return;
+	g_cancellable_cancel(agent->cancellable);
+	if (agent->worker != NULL)
+		g_thread_pool_free(agent->worker, FALSE, TRUE);
+	if (agent->timer != NULL) {
+		g_source_destroy(agent->timer);
+		g_source_unref(agent->timer);
+	}
+	if (agent->context != NULL)
+		g_main_context_unref(agent->context);
+	g_object_unref(agent->cancellable);
+	kl_backoff_free(agent->backoff);
+	g_clear_pointer(&agent->requested, g_ptr_array_unref);
+	g_free(agent->location);
+	g_free(agent->agent_id);
+	g_free(agent->contact_ip);
+	g_free(agent->boot_time);
+	g_free(agent->json_file);
+	g_free(agent->message_type);
+	g_free(agent->method);
+	g_free(agent->attestation_index);
+	g_free(agent->session_index);
+	g_free(agent);
+}
+
+void
+kl_agent_set_delay_func(KlAgent *agent, KlAgentDelayFunc func, gpointer user_data)
+{
+	agent->delay_func = func;
+	agent->delay_data = user_data;
+}
+
+void
+kl_agent_set_clock_func(KlAgent *agent, KlAgentClockFunc func, gpointer user_data)
+{
+	agent->clock_func = func;
+	agent->clock_data = user_data;
+}
+
+void
+kl_agent_start(KlAgent *agent, KlAgentDoneFunc done, gpointer user_data)
+{
+	agent->done = done;
+	agent->done_data = user_data;
+	agent->context = g_main_context_ref_thread_default();
+	agent->state = KL_AGENT_STATE_UNREGISTERED;
+	kl_agent_schedule(agent, 0);
+}
+
+void
+kl_agent_stop(KlAgent *agent)
+{
+	if (agent->finished || agent->stopping)
+		return;
+	agent->stopping = TRUE;
+	g_cancellable_cancel(agent->cancellable);
+	if (!agent->step_running)
+		kl_agent_finish(agent, KL_EXIT_OK);
+}
+
+KlAgentState
+kl_agent_get_state(KlAgent *agent)
+{
+	return agent->state;
+}
+
+guint
+kl_agent_get_attestation_count(KlAgent *agent)
+{
+	return agent->attestations;
+}

@@ -1,2 +1,699 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "config.h"
+
+#include <string.h>
+
+#include "keylime-agent/kl-error.h"
+#include "keylime-agent/kl-json.h"
+#include "kl-verifier-client.h"
+
+struct _KlVerifierClient {
+	KlHttp *http;
+	gchar *url;	    /* no trailing slash */
+	gchar *api_version; /* "v3.0" */
+	gchar *agent_id;
+	gchar *agent_id_escaped;
+};
+
+KlVerifierClient *
+kl_verifier_client_new(KlHttp *http,
+		       const gchar *verifier_url,
+		       const gchar *api_version,
+		       const gchar *agent_id,
+		       gboolean allow_plain_http,
+		       GError **error)
+{
+	g_autoptr(KlVerifierClient) client = g_new0(KlVerifierClient, 1);
+	g_autoptr(GUri) uri = NULL;
+	g_autofree gchar *scheme = NULL;
+	gsize n;
+
+	if (verifier_url == NULL || verifier_url[0] == '\0') {
+		g_set_error_literal(error,
+				    KL_ERROR,
+				    KL_ERROR_CONFIG,
+				    "verifier_url is empty: set it in agent.conf or with --verifier-url");
+		return NULL;
+	}
+	uri = g_uri_parse(verifier_url, G_URI_FLAGS_NONE, NULL);
+	if (uri == NULL || g_uri_get_host(uri) == NULL || g_uri_get_host(uri)[0] == '\0') {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
+			    "verifier_url '%s' is not an absolute URL such as https://verifier:8881",
+			    verifier_url);
+		return NULL;
+	}
+	scheme = g_ascii_strdown(g_uri_get_scheme(uri), -1);
+	if (g_strcmp0(scheme, "https") != 0) {
+		if (g_strcmp0(scheme, "http") != 0) {
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_CONFIG,
+				    "verifier_url '%s': the scheme must be https",
+				    verifier_url);
+			return NULL;
+		}
+		if (!allow_plain_http) {
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_CONFIG,
+				    "verifier_url '%s' uses plain http: the verifier only speaks "
+				    "https and the bearer token must not travel in clear; use "
+				    "https:// (or --insecure for a test setup)",
+				    verifier_url);
+			return NULL;
+		}
+	}
+	client->http = http;
+	client->url = g_strdup(verifier_url);
+	n = strlen(client->url);
+	while (n > 0 && client->url[n - 1] == '/')
+		client->url[--n] = '\0';
+	if (api_version == NULL || api_version[0] == '\0')
+		api_version = KL_VERIFIER_API_DEFAULT;
+	client->api_version = api_version[0] == 'v' ? g_strdup(api_version)
+						    : g_strdup_printf("v%s", api_version);
+	client->agent_id = g_strdup(agent_id);
+	client->agent_id_escaped = g_uri_escape_string(agent_id, NULL, FALSE);
+	return g_steal_pointer(&client);
+}
+
+void
+kl_verifier_client_free(KlVerifierClient *client)
+{
+	if (client == NULL)
+		return;
+	g_free(client->url);
+	g_free(client->api_version);
+	g_free(client->agent_id);
+	g_free(client->agent_id_escaped);
+	g_free(client);
+}
+
+KlHttp *
+kl_verifier_client_get_http(KlVerifierClient *client)
+{
+	return client->http;
+}
+
+const gchar *
+kl_verifier_client_get_url(KlVerifierClient *client)
+{
+	return client->url;
+}
+
+const gchar *
+kl_verifier_client_get_api_version(KlVerifierClient *client)
+{
+	return client->api_version;
+}
+
+gchar *
+kl_verifier_client_sessions_url(KlVerifierClient *client, const gchar *session_id)
+{
+	g_autofree gchar *escaped = NULL;
+
+	if (session_id == NULL)
+		return g_strdup_printf("%s/v3.0/sessions", client->url);
+	escaped = g_uri_escape_string(session_id, NULL, FALSE);
+	return g_strdup_printf("%s/v3.0/sessions/%s", client->url, escaped);
+}
+
+gchar *
+kl_verifier_client_attestations_url(KlVerifierClient *client, const gchar *index)
+{
+	g_autofree gchar *escaped = NULL;
+
+	if (index == NULL)
+		return g_strdup_printf("%s/%s/agents/%s/attestations",
+				       client->url,
+				       client->api_version,
+				       client->agent_id_escaped);
+	escaped = g_uri_escape_string(index, NULL, FALSE);
+	return g_strdup_printf("%s/%s/agents/%s/attestations/%s",
+			       client->url,
+			       client->api_version,
+			       client->agent_id_escaped,
+			       escaped);
+}
+
+gchar *
+kl_verifier_client_evidence_url(KlVerifierClient *client, const gchar *location)
+{
+	g_autoptr(GError) error_local = NULL;
+	g_autoptr(GUri) uri = NULL;
+	g_autofree gchar *resolved = NULL;
+	g_autofree gchar *needle = NULL;
+	g_autofree gchar *fixed_path = NULL;
+	const gchar *path;
+	const gchar *p;
+	const gchar *rest;
+
+	if (location == NULL)
+		return kl_verifier_client_attestations_url(client, "latest");
+	resolved = kl_http_resolve_location(client->url, location, &error_local);
+	if (resolved == NULL) {
+		g_message("phase-1 Location ignored (%s); using .../attestations/latest",
+			  error_local->message);
+		return kl_verifier_client_attestations_url(client, "latest");
+	}
+	uri = g_uri_parse(resolved, G_URI_FLAGS_NONE, NULL);
+	path = uri != NULL ? g_uri_get_path(uri) : NULL;
+	if (path == NULL || path[0] != '/')
+		return kl_verifier_client_attestations_url(client, "latest");
+
+	/* the verifier's 202 links say "/3/agents/..." (no "v"): put it back */
+	p = path + 1;
+	if (g_ascii_isdigit(*p)) {
+		while (g_ascii_isdigit(*p) || *p == '.')
+			p++;
+		if (*p == '/')
+			fixed_path = g_strdup_printf("/v%s", path + 1);
+	}
+	if (fixed_path == NULL)
+		fixed_path = g_strdup(path);
+
+	/* must be /v<api>/agents/<this agent>/attestations/<index> */
+	needle = g_strdup_printf("/agents/%s/attestations/", client->agent_id_escaped);
+	rest = strstr(fixed_path, needle);
+	if (fixed_path[1] != 'v' || rest == NULL || rest[strlen(needle)] == '\0' ||
+	    strchr(rest + strlen(needle), '/') != NULL || g_uri_get_query(uri) != NULL) {
+		g_message("phase-1 Location '%s' does not name this agent's attestation; using "
+			  ".../attestations/latest",
+			  location);
+		return kl_verifier_client_attestations_url(client, "latest");
+	}
+	/* rebuild from the configured base URL: same origin, verified above */
+	return g_strdup_printf("%s%s", client->url, fixed_path);
+}
+
+KlHttpResponse *
+kl_verifier_client_send(KlVerifierClient *client,
+			const gchar *method,
+			const gchar *url,
+			const gchar *body,
+			gsize body_len,
+			gboolean authorize,
+			GCancellable *cancellable,
+			GError **error)
+{
+	KlHttpRequest request = {
+	    .method = method,
+	    .url = url,
+	    .content_type = body != NULL ? KL_VERIFIER_CONTENT_TYPE : NULL,
+	    .body = body,
+	    .body_len = body_len,
+	    .authorize = authorize,
+	};
+	return kl_http_send(client->http, &request, cancellable, error);
+}
+
+/* ---- bodies ---- */
+
+static gchar *
+kl_verifier_document_to_string(JsonObject *data, gsize *len)
+{
+	g_autoptr(JsonObject) root = json_object_new();
+	g_autoptr(JsonNode) node = json_node_new(JSON_NODE_OBJECT);
+	g_autoptr(JsonGenerator) generator = json_generator_new();
+
+	json_object_set_object_member(root, "data", json_object_ref(data));
+	json_node_set_object(node, root);
+	json_generator_set_root(generator, node);
+	return json_generator_to_data(generator, len);
+}
+
+static JsonObject *
+kl_verifier_pop_method(void)
+{
+	JsonObject *method = json_object_new();
+
+	json_object_set_string_member(method, "authentication_class", "pop");
+	json_object_set_string_member(method, "authentication_type", "tpm_pop");
+	return method;
+}
+
+gchar *
+kl_verifier_build_session_request(const gchar *agent_id, gsize *len)
+{
+	g_autoptr(JsonObject) data = json_object_new();
+	JsonObject *attributes = json_object_new();
+	JsonArray *supported = json_array_new();
+
+	json_array_add_object_element(supported, kl_verifier_pop_method());
+	json_object_set_string_member(attributes, "agent_id", agent_id);
+	json_object_set_array_member(attributes, "authentication_supported", supported);
+	json_object_set_string_member(data, "type", "session");
+	json_object_set_object_member(data, "attributes", attributes);
+	return kl_verifier_document_to_string(data, len);
+}
+
+gchar *
+kl_verifier_build_session_proof(const gchar *session_id,
+				const gchar *agent_id,
+				GBytes *attest,
+				GBytes *signature,
+				gsize *len)
+{
+	g_autoptr(JsonObject) data = json_object_new();
+	JsonObject *attributes = json_object_new();
+	JsonArray *provided = json_array_new();
+	JsonObject *method = kl_verifier_pop_method();
+	JsonObject *proof = json_object_new();
+	gsize size = 0;
+	gconstpointer ptr;
+
+	g_autofree gchar *message_b64 = NULL;
+	g_autofree gchar *signature_b64 = NULL;
+
+	ptr = g_bytes_get_data(attest, &size);
+	message_b64 = g_base64_encode(ptr, size);
+	ptr = g_bytes_get_data(signature, &size);
+	signature_b64 = g_base64_encode(ptr, size);
+	json_object_set_string_member(proof, "message", message_b64);
+	json_object_set_string_member(proof, "signature", signature_b64);
+	json_object_set_object_member(method, "data", proof);
+	json_array_add_object_element(provided, method);
+	json_object_set_string_member(attributes, "agent_id", agent_id);
+	json_object_set_array_member(attributes, "authentication_provided", provided);
+	json_object_set_string_member(data, "type", "session");
+	json_object_set_string_member(data, "id", session_id);
+	json_object_set_object_member(data, "attributes", attributes);
+	return kl_verifier_document_to_string(data, len);
+}
+
+gchar *
+kl_verifier_build_capabilities(GPtrArray *evidence_supported, const gchar *boot_time, gsize *len)
+{
+	g_autoptr(JsonObject) data = json_object_new();
+	JsonObject *attributes = json_object_new();
+	JsonArray *supported = json_array_new();
+	JsonObject *system_info = json_object_new();
+
+	for (guint i = 0; i < evidence_supported->len; i++)
+		json_array_add_object_element(
+		    supported,
+		    json_object_ref(g_ptr_array_index(evidence_supported, i)));
+	json_object_set_array_member(attributes, "evidence_supported", supported);
+	json_object_set_string_member(system_info, "boot_time", boot_time);
+	json_object_set_object_member(attributes, "system_info", system_info);
+	json_object_set_string_member(data, "type", "attestation");
+	json_object_set_object_member(data, "attributes", attributes);
+	return kl_verifier_document_to_string(data, len);
+}
+
+gchar *
+kl_verifier_build_evidence(GPtrArray *evidence_collected, gsize *len)
+{
+	g_autoptr(JsonObject) data = json_object_new();
+	JsonObject *attributes = json_object_new();
+	JsonArray *collected = json_array_new();
+
+	for (guint i = 0; i < evidence_collected->len; i++)
+		json_array_add_object_element(
+		    collected,
+		    json_object_ref(g_ptr_array_index(evidence_collected, i)));
+	json_object_set_array_member(attributes, "evidence_collected", collected);
+	json_object_set_string_member(data, "type", "attestation");
+	json_object_set_object_member(data, "attributes", attributes);
+	return kl_verifier_document_to_string(data, len);
+}
+
+/* ---- answers ---- */
+
+static JsonObject *
+kl_verifier_parse_attributes(const gchar *body,
+			     gsize len,
+			     JsonObject **root_out,
+			     JsonObject **data_out,
+			     GError **error)
+{
+	g_autoptr(JsonObject) root = NULL;
+	JsonObject *data;
+	JsonObject *attributes;
+
+	if (len > G_MAXSSIZE) {
+		g_set_error_literal(error, KL_ERROR, KL_ERROR_INVALID_DATA, "answer too large");
+		return NULL;
+	}
+	root = kl_json_parse_object(body, (gssize)len, error);
+	if (root == NULL)
+		return NULL;
+	data = kl_json_object_get_object(root, "data", error);
+	if (data == NULL)
+		return NULL;
+	attributes = kl_json_object_get_object(data, "attributes", error);
+	if (attributes == NULL)
+		return NULL;
+	if (data_out != NULL)
+		*data_out = data;
+	*root_out = g_steal_pointer(&root);
+	return attributes;
+}
+
+static gboolean
+kl_verifier_parse_session_challenge_inner(const gchar *body,
+					  gsize len,
+					  gchar **session_id,
+					  GBytes **challenge,
+					  GError **error)
+{
+	g_autoptr(JsonObject) root = NULL;
+	g_autoptr(GBytes) nonce = NULL;
+	JsonObject *data = NULL;
+	JsonObject *attributes;
+	JsonArray *requested;
+	const gchar *id;
+
+	attributes = kl_verifier_parse_attributes(body, len, &root, &data, error);
+	if (attributes == NULL)
+		return FALSE;
+	id = kl_json_object_get_string(data, "id", error);
+	if (id == NULL)
+		return FALSE;
+	requested = kl_json_object_get_array(attributes, "authentication_requested", error);
+	if (requested == NULL)
+		return FALSE;
+	for (guint i = 0; i < json_array_get_length(requested) && nonce == NULL; i++) {
+		JsonNode *node = json_array_get_element(requested, i);
+		JsonObject *method;
+		JsonObject *params;
+		const gchar *type = NULL;
+
+		if (!JSON_NODE_HOLDS_OBJECT(node))
+			continue;
+		method = json_node_get_object(node);
+		if (!kl_json_object_get_optional_string(method, "authentication_type", &type, error))
+			return FALSE;
+		if (g_strcmp0(type, "tpm_pop") != 0)
+			continue;
+		params = kl_json_object_get_object(method, "chosen_parameters", error);
+		if (params == NULL)
+			return FALSE;
+		nonce = kl_json_object_get_base64(params, "challenge", error);
+		if (nonce == NULL)
+			return FALSE;
+	}
+	if (nonce == NULL) {
+		g_set_error_literal(error,
+				    KL_ERROR,
+				    KL_ERROR_INVALID_DATA,
+				    "the verifier requested no tpm_pop authentication");
+		return FALSE;
+	}
+	if (g_bytes_get_size(nonce) == 0 || g_bytes_get_size(nonce) > 64) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
+			    "tpm_pop challenge of %" G_GSIZE_FORMAT " bytes (expected 1..64)",
+			    g_bytes_get_size(nonce));
+		return FALSE;
+	}
+	*session_id = g_strdup(id);
+	*challenge = g_steal_pointer(&nonce);
+	return TRUE;
+}
+
+gboolean
+kl_verifier_parse_session_challenge(const gchar *body,
+				    gsize len,
+				    gchar **session_id,
+				    GBytes **challenge,
+				    GError **error)
+{
+	if (!kl_verifier_parse_session_challenge_inner(body, len, session_id, challenge, error)) {
+		g_prefix_error(error, "session answer: ");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+void
+kl_verifier_session_clear(KlVerifierSession *session)
+{
+	if (session->token != NULL) {
+		memset(session->token, 0, strlen(session->token));
+		g_clear_pointer(&session->token, g_free);
+	}
+	g_clear_pointer(&session->evaluation, g_free);
+	session->pass = FALSE;
+	session->token_expires_at = 0;
+}
+
+gint64
+kl_parse_timestamp(const gchar *text)
+{
+	g_autoptr(GDateTime) dt = NULL;
+
+	if (text == NULL)
+		return -1;
+	dt = g_date_time_new_from_iso8601(text, NULL);
+	if (dt == NULL)
+		return -1;
+	return g_date_time_to_unix(dt);
+}
+
+gboolean
+kl_verifier_parse_session_result(const gchar *body,
+				 gsize len,
+				 KlVerifierSession *session,
+				 GError **error)
+{
+	g_autoptr(JsonObject) root = NULL;
+	JsonObject *attributes;
+	const gchar *evaluation = NULL;
+	const gchar *token = NULL;
+	const gchar *expires = NULL;
+
+	memset(session, 0, sizeof(*session));
+	attributes = kl_verifier_parse_attributes(body, len, &root, NULL, error);
+	if (attributes == NULL ||
+	    !kl_json_object_get_optional_string(attributes, "evaluation", &evaluation, error) ||
+	    !kl_json_object_get_optional_string(attributes, "token", &token, error) ||
+	    !kl_json_object_get_optional_string(attributes, "token_expires_at", &expires, error)) {
+		g_prefix_error(error, "session answer: ");
+		return FALSE;
+	}
+	session->evaluation = g_strdup(evaluation);
+	session->pass = g_strcmp0(evaluation, "pass") == 0 && token != NULL && token[0] != '\0';
+	if (session->pass) {
+		/* the token goes into an HTTP header: refuse anything odd */
+		for (const gchar *p = token; *p != '\0'; p++) {
+			if ((guchar)*p <= 0x20 || (guchar)*p >= 0x7f) {
+				kl_verifier_session_clear(session);
+				g_set_error_literal(error,
+						    KL_ERROR,
+						    KL_ERROR_INVALID_DATA,
+						    "session answer: the token contains characters "
+						    "not allowed in an HTTP header");
+				return FALSE;
+			}
+		}
+		session->token = g_strdup(token);
+	}
+	if (expires != NULL) {
+		gint64 t = kl_parse_timestamp(expires);
+		session->token_expires_at = t > 0 ? t : 0;
+	}
+	return TRUE;
+}
+
+static JsonObject *
+kl_verifier_parse_requested_item(JsonNode *node, GError **error)
+{
+	g_autoptr(JsonObject) item = json_object_new();
+	JsonObject *request;
+	JsonObject *params = NULL;
+	const gchar *evidence_class;
+	const gchar *evidence_type;
+
+	if (!JSON_NODE_HOLDS_OBJECT(node)) {
+		g_set_error_literal(error, KL_ERROR, KL_ERROR_INVALID_DATA, "not an object");
+		return NULL;
+	}
+	request = json_node_get_object(node);
+	evidence_class = kl_json_object_get_string(request, "evidence_class", error);
+	if (evidence_class == NULL)
+		return NULL;
+	evidence_type = kl_json_object_get_string(request, "evidence_type", error);
+	if (evidence_type == NULL)
+		return NULL;
+	if (json_object_has_member(request, "chosen_parameters") &&
+	    !JSON_NODE_HOLDS_NULL(json_object_get_member(request, "chosen_parameters"))) {
+		params = kl_json_object_get_object(request, "chosen_parameters", error);
+		if (params == NULL)
+			return NULL;
+	}
+	json_object_set_string_member(item, "evidence_class", evidence_class);
+	json_object_set_string_member(item, "evidence_type", evidence_type);
+	json_object_set_object_member(item,
+				      "chosen_parameters",
+				      params != NULL ? json_object_ref(params) : json_object_new());
+	/* plugins get read-only parameters */
+	json_node_seal(json_object_get_member(item, "chosen_parameters"));
+	json_object_seal(item);
+	return g_steal_pointer(&item);
+}
+
+GPtrArray *
+kl_verifier_parse_evidence_requested(const gchar *body, gsize len, GError **error)
+{
+	g_autoptr(JsonObject) root = NULL;
+	g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+	JsonObject *attributes;
+	JsonArray *requested;
+
+	attributes = kl_verifier_parse_attributes(body, len, &root, NULL, error);
+	if (attributes == NULL) {
+		g_prefix_error(error, "attestation answer: ");
+		return NULL;
+	}
+	requested = kl_json_object_get_array(attributes, "evidence_requested", error);
+	if (requested == NULL) {
+		g_prefix_error(error, "attestation answer: ");
+		return NULL;
+	}
+	for (guint i = 0; i < json_array_get_length(requested); i++) {
+		JsonObject *item =
+		    kl_verifier_parse_requested_item(json_array_get_element(requested, i), error);
+		if (item == NULL) {
+			g_prefix_error(error, "attestation answer: evidence_requested[%u]: ", i);
+			return NULL;
+		}
+		g_ptr_array_add(items, item);
+	}
+	return g_steal_pointer(&items);
+}
+
+gboolean
+kl_verifier_parse_seconds_to_next(const gchar *body, gsize len, gint64 *seconds)
+{
+	g_autoptr(JsonObject) root = NULL;
+	g_autoptr(GError) error_local = NULL;
+	JsonObject *meta;
+	JsonNode *node;
+
+	if (len > G_MAXSSIZE)
+		return FALSE;
+	root = kl_json_parse_object(body, (gssize)len, &error_local);
+	if (root == NULL || !json_object_has_member(root, "meta"))
+		return FALSE;
+	meta = kl_json_object_get_object(root, "meta", &error_local);
+	if (meta == NULL || !json_object_has_member(meta, "seconds_to_next_attestation"))
+		return FALSE;
+	node = json_object_get_member(meta, "seconds_to_next_attestation");
+	if (!JSON_NODE_HOLDS_VALUE(node))
+		return FALSE;
+	switch (json_node_get_value_type(node)) {
+	case G_TYPE_INT64:
+		*seconds = json_node_get_int(node);
+		return TRUE;
+	case G_TYPE_DOUBLE: {
+		gdouble d = json_node_get_double(node);
+		if (!(d >= -1e15 && d <= 1e15)) /* also rejects NaN */
+			return FALSE;
+		*seconds = (gint64)(d + 0.5);
+		return TRUE;
+	}
+	default:
+		return FALSE;
+	}
+}
+
+gchar *
+kl_verifier_describe_errors(const gchar *body, gsize len)
+{
+	g_autoptr(JsonObject) root = NULL;
+	g_autoptr(GError) error_local = NULL;
+	g_autoptr(GString) text = g_string_new(NULL);
+	JsonNode *node;
+	JsonArray *errors;
+
+	if (body == NULL || len == 0 || len > G_MAXSSIZE)
+		return NULL;
+	root = kl_json_parse_object(body, (gssize)len, &error_local);
+	if (root == NULL || !json_object_has_member(root, "errors"))
+		return NULL;
+	node = json_object_get_member(root, "errors");
+	if (!JSON_NODE_HOLDS_ARRAY(node))
+		return NULL;
+	errors = json_node_get_array(node);
+	for (guint i = 0; i < json_array_get_length(errors) && i < 16; i++) {
+		JsonNode *element = json_array_get_element(errors, i);
+		JsonObject *err;
+		const gchar *detail = NULL;
+		const gchar *code = NULL;
+		const gchar *title = NULL;
+
+		if (!JSON_NODE_HOLDS_OBJECT(element))
+			continue;
+		err = json_node_get_object(element);
+		if (!kl_json_object_get_optional_string(err, "detail", &detail, NULL))
+			detail = NULL;
+		if (!kl_json_object_get_optional_string(err, "code", &code, NULL))
+			code = NULL;
+		if (!kl_json_object_get_optional_string(err, "title", &title, NULL))
+			title = NULL;
+		if (detail == NULL)
+			detail = title;
+		if (detail == NULL && code == NULL)
+			continue;
+		if (text->len > 0)
+			g_string_append(text, "; ");
+		if (code != NULL && detail != NULL)
+			g_string_append_printf(text, "%s (%s)", detail, code);
+		else
+			g_string_append(text, detail != NULL ? detail : code);
+	}
+	if (text->len == 0)
+		return NULL;
+	/* keep log lines bounded and printable */
+	if (text->len > 2048)
+		g_string_truncate(text, 2048);
+	for (gsize i = 0; i < text->len; i++)
+		if ((guchar)text->str[i] < 0x20)
+			text->str[i] = ' ';
+	return g_string_free(g_steal_pointer(&text), FALSE);
+}
+
+gboolean
+kl_read_boot_time(const gchar *proc_stat_path, gint64 *btime, GError **error)
+{
+	g_autofree gchar *contents = NULL;
+	g_auto(GStrv) lines = NULL;
+
+	if (!g_file_get_contents(proc_stat_path, &contents, NULL, error)) {
+		g_prefix_error(error, "cannot read the boot time: ");
+		return FALSE;
+	}
+	lines = g_strsplit(contents, "\n", -1);
+	for (guint i = 0; lines[i] != NULL; i++) {
+		guint64 value = 0;
+		if (!g_str_has_prefix(lines[i], "btime "))
+			continue;
+		if (!g_ascii_string_to_unsigned(g_strstrip(lines[i] + 6),
+						10,
+						1,
+						G_MAXINT32 * G_GUINT64_CONSTANT(4),
+						&value,
+						error)) {
+			g_prefix_error(error, "%s: bad btime line: ", proc_stat_path);
+			return FALSE;
+		}
+		*btime = (gint64)value;
+		return TRUE;
+	}
+	g_set_error(error, KL_ERROR, KL_ERROR_NOT_FOUND, "%s has no btime line", proc_stat_path);
+	return FALSE;
+}
+
+gchar *
+kl_format_boot_time(gint64 btime)
+{
+	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(btime);
+
+	if (dt == NULL)
+		return g_strdup("1970-01-01T00:00:00Z");
+	return g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ");
+}

@@ -1,0 +1,121 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * HTTP(S) transport for one peer (registrar or verifier): libcurl with one
+ * reused easy handle (keep-alive), server-only TLS against one CA file, a
+ * fresh X-Request-ID per request and a bearer token that is attached only to
+ * requests for the origin it was issued for. Requests are synchronous and run
+ * on the agent's worker thread; a GCancellable aborts a transfer in progress.
+ */
+#pragma once
+
+#include <gio/gio.h>
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct _KlHttp KlHttp;
+
+typedef struct {
+	const gchar *name;		  /* peer name for messages: "registrar", "verifier" */
+	const gchar *ca_file;		  /* exclusive trust anchor for https; NULL = system store */
+	gboolean accept_invalid_certs;	  /* tls_accept_invalid_certs / --insecure */
+	gboolean accept_invalid_hostnames; /* tls_accept_invalid_hostnames */
+	guint timeout_ms;		  /* request_timeout; 0 = none */
+} KlHttpOptions;
+
+typedef struct {
+	const gchar *method;	   /* GET, POST, PUT, PATCH */
+	const gchar *url;	   /* absolute */
+	const gchar *content_type; /* (nullable) */
+	const gchar *body;	   /* (nullable) not copied: must live until the call returns */
+	gsize body_len;
+	gboolean authorize;	   /* attach the bearer token if the URL has its origin */
+} KlHttpRequest;
+
+typedef struct {
+	guint status;
+	gchar *content_type;  /* (nullable) */
+	gchar *location;      /* (nullable) */
+	gint64 retry_after_s; /* seconds; -1 when absent or unparsable */
+	GBytes *body;	      /* never NULL (maybe empty); a NUL follows the data */
+	gchar *request_id;    /* the X-Request-ID that was sent */
+} KlHttpResponse;
+
+/* a response whose body is a copy of @body (NUL-terminated); for transports and tests */
+KlHttpResponse *
+kl_http_response_new(guint status, const gchar *body);
+void
+kl_http_response_free(KlHttpResponse *response);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlHttpResponse, kl_http_response_free)
+/* the body as a NUL-terminated string (transfer none) and its length */
+const gchar *
+kl_http_response_get_body(KlHttpResponse *response, gsize *len);
+
+/**
+ * KlHttpTransportFunc:
+ * @method: request method
+ * @url: absolute URL
+ * @headers: "Name: value" lines, final (including Authorization and X-Request-ID)
+ * @body: (nullable): request body, @body_len bytes
+ *
+ * Replaces libcurl (unit tests). Returns a response or NULL with an error.
+ */
+typedef KlHttpResponse *(*KlHttpTransportFunc)(const gchar *method,
+					       const gchar *url,
+					       const gchar *const *headers,
+					       const gchar *body,
+					       gsize body_len,
+					       gpointer user_data,
+					       GCancellable *cancellable,
+					       GError **error);
+
+KlHttp *
+kl_http_new(const KlHttpOptions *options, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+void
+kl_http_free(KlHttp *http);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlHttp, kl_http_free)
+
+/* use @func instead of libcurl */
+void
+kl_http_set_transport(KlHttp *http, KlHttpTransportFunc func, gpointer user_data);
+
+/*
+ * The bearer token to send on authorized requests to @origin_url's origin
+ * (scheme, host, port). NULL @token clears it. The token is never logged.
+ */
+void
+kl_http_set_bearer_token(KlHttp *http, const gchar *origin_url, const gchar *token);
+gboolean
+kl_http_has_bearer_token(KlHttp *http);
+
+/*
+ * Sends a request. Returns a response for every HTTP status, NULL with
+ * KL_ERROR_NETWORK (transport/TLS), KL_ERROR_TIMED_OUT or G_IO_ERROR_CANCELLED.
+ */
+KlHttpResponse *
+kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellable, GError **error)
+    G_GNUC_WARN_UNUSED_RESULT;
+
+/* "scheme://host:port" (lower case, default port filled in), or NULL if @url is not absolute */
+gchar *
+kl_http_url_origin(const gchar *url);
+
+/*
+ * Resolves a Location value against @base_url. Only relative references and
+ * absolute URLs with the same origin are accepted (the bearer token must not
+ * leave the verifier); anything else is KL_ERROR_INVALID_DATA. (transfer full)
+ */
+gchar *
+kl_http_resolve_location(const gchar *base_url, const gchar *location, GError **error)
+    G_GNUC_WARN_UNUSED_RESULT;
+
+/* Retry-After: delay-seconds or an HTTP-date (relative to @now_s); -1 if unparsable */
+gint64
+kl_http_parse_retry_after(const gchar *value, gint64 now_s);
+
+/* a short SHA-256 fingerprint of a secret for debug logs (transfer full) */
+gchar *
+kl_http_fingerprint(const gchar *secret);
+
+G_END_DECLS

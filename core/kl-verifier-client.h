@@ -1,0 +1,152 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * The verifier's push API (protocol.md §4-§6): URLs, request bodies and
+ * checked parsing of its answers. The state machine (kl-agent.c) decides what
+ * to do with the statuses.
+ */
+#pragma once
+
+#include <gio/gio.h>
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include "kl-http.h"
+
+G_BEGIN_DECLS
+
+#define KL_VERIFIER_CONTENT_TYPE "application/vnd.api+json"
+#define KL_VERIFIER_API_DEFAULT	 "v3.0"
+
+typedef struct _KlVerifierClient KlVerifierClient;
+
+/**
+ * kl_verifier_client_new:
+ * @http: (transfer none): the verifier's transport (must outlive the client)
+ * @verifier_url: e.g. "https://verifier:8881"
+ * @api_version: "v3.0" or "3.0" (NULL: v3.0)
+ * @allow_plain_http: accept an http:// URL (only with tls_accept_invalid_certs)
+ *
+ * Fails with KL_ERROR_CONFIG for an unusable URL.
+ */
+KlVerifierClient *
+kl_verifier_client_new(KlHttp *http,
+		       const gchar *verifier_url,
+		       const gchar *api_version,
+		       const gchar *agent_id,
+		       gboolean allow_plain_http,
+		       GError **error) G_GNUC_WARN_UNUSED_RESULT;
+void
+kl_verifier_client_free(KlVerifierClient *client);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlVerifierClient, kl_verifier_client_free)
+
+KlHttp *
+kl_verifier_client_get_http(KlVerifierClient *client);
+/* the base URL without a trailing slash */
+const gchar *
+kl_verifier_client_get_url(KlVerifierClient *client);
+/* "v3.0" */
+const gchar *
+kl_verifier_client_get_api_version(KlVerifierClient *client);
+
+/* {base}/v3.0/sessions[/{id}] (sessions only exist under v3.0) */
+gchar *
+kl_verifier_client_sessions_url(KlVerifierClient *client, const gchar *session_id);
+/* {base}/{api}/agents/{id}/attestations[/{index}] */
+gchar *
+kl_verifier_client_attestations_url(KlVerifierClient *client, const gchar *index);
+/*
+ * The URL to PATCH evidence to: the phase-1 Location when it is on the
+ * verifier's origin and names this agent's attestation (a "/3/agents/..."
+ * path gets its missing "v" back), else .../attestations/latest. (transfer full)
+ */
+gchar *
+kl_verifier_client_evidence_url(KlVerifierClient *client, const gchar *location);
+
+/* sends JSON:API with Content-Type application/vnd.api+json */
+KlHttpResponse *
+kl_verifier_client_send(KlVerifierClient *client,
+			const gchar *method,
+			const gchar *url,
+			const gchar *body,
+			gsize body_len,
+			gboolean authorize,
+			GCancellable *cancellable,
+			GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/* ---- bodies (pure) ---- */
+
+gchar *
+kl_verifier_build_session_request(const gchar *agent_id, gsize *len);
+gchar *
+kl_verifier_build_session_proof(const gchar *session_id,
+				const gchar *agent_id,
+				GBytes *attest,
+				GBytes *signature,
+				gsize *len);
+/* @evidence_supported: JsonObject* entries {evidence_class, evidence_type, capabilities} */
+gchar *
+kl_verifier_build_capabilities(GPtrArray *evidence_supported, const gchar *boot_time, gsize *len);
+/* @evidence_collected: JsonObject* entries {evidence_class, evidence_type, data} */
+gchar *
+kl_verifier_build_evidence(GPtrArray *evidence_collected, gsize *len);
+
+/* ---- answers (untrusted input) ---- */
+
+/* POST /sessions 200: data.id and the decoded 16-byte tpm_pop challenge */
+gboolean
+kl_verifier_parse_session_challenge(const gchar *body,
+				    gsize len,
+				    gchar **session_id,
+				    GBytes **challenge,
+				    GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+typedef struct {
+	gboolean pass;		/* evaluation == "pass" and a token */
+	gchar *evaluation;	/* as sent, or NULL */
+	gchar *token;		/* secret */
+	gint64 token_expires_at; /* Unix seconds; 0 when not given */
+} KlVerifierSession;
+
+void
+kl_verifier_session_clear(KlVerifierSession *session);
+
+/* PATCH /sessions/{id} 200 or 401 */
+gboolean
+kl_verifier_parse_session_result(const gchar *body,
+				 gsize len,
+				 KlVerifierSession *session,
+				 GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/*
+ * Phase-1 201: data.attributes.evidence_requested[]. Each returned JsonObject
+ * has string members evidence_class and evidence_type and an object member
+ * chosen_parameters (sealed; empty when the verifier sent none).
+ * (transfer full) array of JsonObject*.
+ */
+GPtrArray *
+kl_verifier_parse_evidence_requested(const gchar *body, gsize len, GError **error)
+    G_GNUC_WARN_UNUSED_RESULT;
+
+/* phase-2 202: meta.seconds_to_next_attestation; FALSE when absent or not a number */
+gboolean
+kl_verifier_parse_seconds_to_next(const gchar *body, gsize len, gint64 *seconds);
+
+/* "detail; detail" of a JSON:API errors[] body, NULL if there is none (transfer full) */
+gchar *
+kl_verifier_describe_errors(const gchar *body, gsize len);
+
+/* ---- small helpers ---- */
+
+/* /proc/stat btime */
+gboolean
+kl_read_boot_time(const gchar *proc_stat_path, gint64 *btime, GError **error)
+    G_GNUC_WARN_UNUSED_RESULT;
+/* "YYYY-MM-DDTHH:MM:SSZ" (UTC) */
+gchar *
+kl_format_boot_time(gint64 btime);
+/* ISO 8601 with offset or Z; -1 if unparsable */
+gint64
+kl_parse_timestamp(const gchar *text);
+
+G_END_DECLS

@@ -1,0 +1,983 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * The attestation state machine against a scripted fake registrar + verifier
+ * (injected transport), a fake TPM/plugin source and a fake clock.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "keylime-agent/kl-error.h"
+#include "keylime-agent/kl-json.h"
+#include "kl-agent.h"
+
+#define AGENT_ID   "d432fbb3-d2f1-4a97-9ef7-75bd81c00002"
+#define SESSION_ID "0024f423-c785-4683-9c2b-3ff2b27e3631"
+#define TOKEN	   SESSION_ID ".yZa6oMA61ywSLUArUbaaMQ8lbSjY_oXGKeKrKgYIyPY"
+#define SECRET	   "abcdefghijklmnopqrstuvwxyz012345"
+#define REGISTRAR  "http://127.0.0.1:8890"
+#define VERIFIER   "https://127.0.0.1:8881"
+#define ATT_PATH   "/v3.0/agents/" AGENT_ID "/attestations"
+/* 2026-11-23T14:33:00Z, between session creation and token expiry of the fixture */
+#define FIXTURE_NOW_US (G_GINT64_CONSTANT(1795444380) * G_USEC_PER_SEC)
+
+typedef struct {
+	gchar *method;
+	gchar *path; /* substring of the URL */
+	guint status;
+	gchar *body; /* file name in tests/data/verifier, or literal JSON when it starts with '{' */
+	gchar *location;
+	gint64 retry_after;
+} ScriptEntry;
+
+typedef struct {
+	GMainLoop *loop;
+	KlHttp *registrar_http;
+	KlHttp *verifier_http;
+	KlRegistrarClient *registrar;
+	KlVerifierClient *verifier;
+	KlAgent *agent;
+	GMutex lock;
+	GPtrArray *requests;   /* "METHOD url" */
+	GPtrArray *bodies;     /* request bodies (same index) */
+	GPtrArray *auth;       /* Authorization header or "" */
+	GPtrArray *request_ids;
+	GQueue script;	       /* ScriptEntry* */
+	GArray *delays;	       /* guint64 ms asked for by the agent */
+	gboolean enrolled;
+	gboolean collect_fails;
+	gint exit_status;
+	guint stop_after;      /* kl_agent_stop() once this many attestations were accepted */
+	gint64 now_us;
+	gchar *default_location;
+	gboolean real_delays;
+} Fixture;
+
+static void
+script_entry_free(ScriptEntry *entry)
+{
+	g_free(entry->method);
+	g_free(entry->path);
+	g_free(entry->body);
+	g_free(entry->location);
+	g_free(entry);
+}
+
+static void
+fixture_script(Fixture *f,
+	       const gchar *method,
+	       const gchar *path,
+	       guint status,
+	       const gchar *body,
+	       const gchar *location,
+	       gint64 retry_after)
+{
+	ScriptEntry *entry = g_new0(ScriptEntry, 1);
+
+	entry->method = g_strdup(method);
+	entry->path = g_strdup(path);
+	entry->status = status;
+	entry->body = g_strdup(body);
+	entry->location = g_strdup(location);
+	entry->retry_after = retry_after;
+	g_queue_push_tail(&f->script, entry);
+}
+
+static gchar *
+load_fixture(const gchar *name)
+{
+	g_autofree gchar *path = NULL;
+	gchar *contents = NULL;
+
+	if (name == NULL)
+		return g_strdup("");
+	if (name[0] == '{' || name[0] == '\0' || name[0] == '<')
+		return g_strdup(name);
+	path = g_test_build_filename(G_TEST_DIST, "data", "verifier", name, NULL);
+	g_assert_true(g_file_get_contents(path, &contents, NULL, NULL));
+	return contents;
+}
+
+static const gchar *
+find_header(const gchar *const *headers, const gchar *name)
+{
+	gsize n = strlen(name);
+
+	for (guint i = 0; headers[i] != NULL; i++)
+		if (g_ascii_strncasecmp(headers[i], name, n) == 0 && headers[i][n] == ':')
+			return headers[i] + n + 2;
+	return NULL;
+}
+
+static KlHttpResponse *
+respond(guint status, const gchar *fixture, const gchar *location, gint64 retry_after)
+{
+	g_autofree gchar *body = load_fixture(fixture);
+	KlHttpResponse *response = kl_http_response_new(status, body);
+
+	response->location = g_strdup(location);
+	response->retry_after_s = retry_after;
+	response->content_type = g_strdup("application/json");
+	return response;
+}
+
+static KlHttpResponse *
+fake_peer(Fixture *f,
+	  const gchar *method,
+	  const gchar *url,
+	  const gchar *const *headers,
+	  const gchar *body,
+	  gsize body_len)
+{
+	const gchar *authorization = find_header(headers, "Authorization");
+	const gchar *content_type = find_header(headers, "Content-Type");
+	gboolean authorized = g_strcmp0(authorization, "Bearer " TOKEN) == 0;
+
+	/* scripted answers first */
+	for (GList *l = f->script.head; l != NULL; l = l->next) {
+		ScriptEntry *entry = l->data;
+		if (g_strcmp0(entry->method, method) == 0 && strstr(url, entry->path) != NULL) {
+			KlHttpResponse *response =
+			    respond(entry->status, entry->body, entry->location, entry->retry_after);
+			g_queue_delete_link(&f->script, l);
+			script_entry_free(entry);
+			return response;
+		}
+	}
+
+	/* the registrar */
+	if (g_str_has_prefix(url, REGISTRAR)) {
+		const gchar *path = url + strlen(REGISTRAR);
+		g_assert_null(authorization); /* never a token to the registrar */
+		if (g_strcmp0(method, "GET") == 0 && g_strcmp0(path, "/version") == 0)
+			return respond(200, "registrar-version-200.json", NULL, -1);
+		if (g_strcmp0(method, "GET") == 0 && g_strcmp0(path, "/v3.0/") == 0)
+			return respond(500, "", NULL, -1);
+		g_assert_cmpstr(content_type, ==, "application/json");
+		if (g_strcmp0(method, "POST") == 0 &&
+		    g_strcmp0(path, "/v2.6/agents/" AGENT_ID) == 0) {
+			g_autoptr(JsonObject) req = kl_json_parse_object(body, (gssize)body_len, NULL);
+			g_assert_nonnull(req);
+			g_assert_cmpstr(json_object_get_string_member(req, "ek_tpm"), ==, "RUtQVUI=");
+			g_assert_cmpstr(json_object_get_string_member(req, "aik_tpm"), ==, "QUtQVUI=");
+			g_assert_cmpstr(json_object_get_string_member(req, "ekcert"), ==, "RUtDRVJU");
+			g_assert_cmpstr(json_object_get_string_member(req, "ip"), ==, "127.0.0.1");
+			g_assert_cmpint(json_object_get_int_member(req, "port"), ==, 9002);
+			g_assert_cmpstr(json_object_get_string_member(req, "plugin_field"), ==, "x");
+			/* "BLOB" */
+			return respond(200, "{\"code\":200,\"results\":{\"blob\":\"QkxPQg==\"}}", NULL, -1);
+		}
+		if (g_strcmp0(method, "PUT") == 0 &&
+		    g_strcmp0(path, "/v2.6/agents/" AGENT_ID) == 0) {
+			g_autoptr(GBytes) secret = g_bytes_new_static(SECRET, strlen(SECRET));
+			g_autofree gchar *tag = kl_registrar_compute_auth_tag(secret, AGENT_ID);
+			g_autoptr(JsonObject) req = kl_json_parse_object(body, (gssize)body_len, NULL);
+			if (g_strcmp0(json_object_get_string_member(req, "auth_tag"), tag) != 0)
+				return respond(400, "{\"code\":400}", NULL, -1);
+			return respond(200, "{\"code\":200,\"results\":{}}", NULL, -1);
+		}
+		return respond(404, "", NULL, -1);
+	}
+
+	/* the verifier */
+	g_assert_true(g_str_has_prefix(url, VERIFIER));
+	if (body != NULL)
+		g_assert_cmpstr(content_type, ==, "application/vnd.api+json");
+	if (g_str_has_suffix(url, "/v3.0/sessions") && g_strcmp0(method, "POST") == 0) {
+		g_assert_null(authorization);
+		return respond(200, "session-challenge-200.json", NULL, -1);
+	}
+	if (g_str_has_suffix(url, "/v3.0/sessions/" SESSION_ID) &&
+	    g_strcmp0(method, "PATCH") == 0) {
+		g_autoptr(JsonObject) req = kl_json_parse_object(body, (gssize)body_len, NULL);
+		JsonObject *data = json_object_get_object_member(req, "data");
+		JsonObject *attrs = json_object_get_object_member(data, "attributes");
+		JsonArray *provided = json_object_get_array_member(attrs, "authentication_provided");
+		JsonObject *pop = json_array_get_object_element(provided, 0);
+		JsonObject *proof = json_object_get_object_member(pop, "data");
+		g_assert_cmpstr(json_object_get_string_member(attrs, "agent_id"), ==, AGENT_ID);
+		g_assert_cmpstr(json_object_get_string_member(proof, "message"), ==, "QVRURVNU");
+		g_assert_cmpstr(json_object_get_string_member(proof, "signature"), ==, "U0lH");
+		return respond(200,
+			       f->enrolled ? "session-pass-200.json" : "session-fail-200.json",
+			       NULL,
+			       -1);
+	}
+	if (g_str_has_suffix(url, ATT_PATH) && g_strcmp0(method, "POST") == 0) {
+		g_autoptr(JsonObject) req = kl_json_parse_object(body, (gssize)body_len, NULL);
+		JsonObject *attrs = json_object_get_object_member(
+		    json_object_get_object_member(req, "data"), "attributes");
+		JsonArray *supported = json_object_get_array_member(attrs, "evidence_supported");
+		g_assert_cmpuint(json_array_get_length(supported), ==, 3);
+		g_assert_cmpstr(json_object_get_string_member(
+				    json_object_get_object_member(attrs, "system_info"),
+				    "boot_time"),
+				==,
+				"2026-11-23T10:00:00Z");
+		if (!authorized)
+			return respond(401, "errors-401.json", NULL, -1);
+		return respond(201, "attestation-201.json", f->default_location, -1);
+	}
+	if (strstr(url, "/agents/" AGENT_ID "/attestations/") != NULL &&
+	    g_strcmp0(method, "PATCH") == 0) {
+		g_autoptr(JsonObject) req = kl_json_parse_object(body, (gssize)body_len, NULL);
+		JsonObject *attrs = json_object_get_object_member(
+		    json_object_get_object_member(req, "data"), "attributes");
+		JsonArray *collected = json_object_get_array_member(attrs, "evidence_collected");
+		g_assert_cmpuint(json_array_get_length(collected), ==, 3);
+		g_assert_cmpstr(json_object_get_string_member(
+				    json_array_get_object_element(collected, 0),
+				    "evidence_type"),
+				==,
+				"tpm_quote");
+		g_assert_cmpstr(json_object_get_string_member(
+				    json_array_get_object_element(collected, 2),
+				    "evidence_type"),
+				==,
+				"ima_log");
+		if (!authorized)
+			return respond(401, "errors-401.json", NULL, -1);
+		return respond(202, "attestation-202.json", NULL, -1);
+	}
+	return respond(404, "", NULL, -1);
+}
+
+static KlHttpResponse *
+fake_transport(const gchar *method,
+	       const gchar *url,
+	       const gchar *const *headers,
+	       const gchar *body,
+	       gsize body_len,
+	       gpointer user_data,
+	       GCancellable *cancellable,
+	       GError **error)
+{
+	Fixture *f = user_data;
+	KlHttpResponse *response;
+	const gchar *auth = find_header(headers, "Authorization");
+
+	g_mutex_lock(&f->lock);
+	g_ptr_array_add(f->requests, g_strdup_printf("%s %s", method, url));
+	g_ptr_array_add(f->bodies, g_strndup(body != NULL ? body : "", body_len));
+	g_ptr_array_add(f->auth, g_strdup(auth != NULL ? auth : ""));
+	g_ptr_array_add(f->request_ids, g_strdup(find_header(headers, "X-Request-ID")));
+	response = fake_peer(f, method, url, headers, body, body_len);
+	g_mutex_unlock(&f->lock);
+	return response;
+}
+
+/* ---- log capture (warnings are expected here, not fatal) ---- */
+
+static GMutex log_lock;
+static GPtrArray *log_lines;	  /* "LEVEL message" */
+static GPtrArray *expected_logs;  /* "LEVEL pattern" */
+
+static const gchar *
+level_name(GLogLevelFlags level)
+{
+	if (level & G_LOG_LEVEL_ERROR)
+		return "ERROR";
+	if (level & G_LOG_LEVEL_CRITICAL)
+		return "CRITICAL";
+	if (level & G_LOG_LEVEL_WARNING)
+		return "WARNING";
+	if (level & G_LOG_LEVEL_MESSAGE)
+		return "MESSAGE";
+	if (level & G_LOG_LEVEL_INFO)
+		return "INFO";
+	return "DEBUG";
+}
+
+static void
+capture_log(const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer data)
+{
+	g_mutex_lock(&log_lock);
+	g_ptr_array_add(log_lines, g_strdup_printf("%s %s", level_name(level), message));
+	g_mutex_unlock(&log_lock);
+	if (g_test_verbose())
+		g_printerr("# %s: %s %s\n", domain, level_name(level), message);
+}
+
+static guint
+count_logged(const gchar *level, const gchar *pattern)
+{
+	g_autofree gchar *full = g_strdup_printf("%s %s", level, pattern);
+	guint n = 0;
+
+	g_mutex_lock(&log_lock);
+	for (guint i = 0; i < log_lines->len; i++)
+		if (g_pattern_match_simple(full, g_ptr_array_index(log_lines, i)))
+			n++;
+	g_mutex_unlock(&log_lock);
+	return n;
+}
+
+static void
+expect_log(const gchar *level, const gchar *pattern)
+{
+	g_ptr_array_add(expected_logs, g_strdup_printf("%s\t%s", level, pattern));
+}
+
+/* every expected line was logged, each exactly once */
+static void
+assert_expected_logs(void)
+{
+	for (guint i = 0; i < expected_logs->len; i++) {
+		g_auto(GStrv) parts = g_strsplit(g_ptr_array_index(expected_logs, i), "\t", 2);
+		guint n = count_logged(parts[0], parts[1]);
+		if (n != 1)
+			g_test_message("expected one %s log line matching '%s'", parts[0], parts[1]);
+		g_assert_cmpuint(n, ==, 1);
+	}
+	g_ptr_array_set_size(expected_logs, 0);
+}
+
+/* ---- fake TPM + plugins ---- */
+
+static GBytes *
+fake_ek_public(gpointer data)
+{
+	static GBytes *bytes = NULL;
+	if (g_once_init_enter(&bytes))
+		g_once_init_leave(&bytes, g_bytes_new_static("EKPUB", 5));
+	return bytes;
+}
+
+static GBytes *
+fake_ek_cert(gpointer data)
+{
+	static GBytes *bytes = NULL;
+	if (g_once_init_enter(&bytes))
+		g_once_init_leave(&bytes, g_bytes_new_static("EKCERT", 6));
+	return bytes;
+}
+
+static GBytes *
+fake_ak_public(gpointer data)
+{
+	static GBytes *bytes = NULL;
+	if (g_once_init_enter(&bytes))
+		g_once_init_leave(&bytes, g_bytes_new_static("AKPUB", 5));
+	return bytes;
+}
+
+static gboolean
+fake_activate(gpointer data, GBytes *blob, GBytes **secret, GError **error)
+{
+	g_assert_cmpmem(g_bytes_get_data(blob, NULL), g_bytes_get_size(blob), "BLOB", 4);
+	*secret = g_bytes_new_static(SECRET, strlen(SECRET));
+	return TRUE;
+}
+
+static gboolean
+fake_certify(gpointer data, GBytes *challenge, GBytes **attest, GBytes **signature, GError **error)
+{
+	g_assert_cmpuint(g_bytes_get_size(challenge), ==, 16);
+	*attest = g_bytes_new_static("ATTEST", 6);
+	*signature = g_bytes_new_static("SIG", 3);
+	return TRUE;
+}
+
+static void
+fake_contribute(gpointer data, JsonObject *body)
+{
+	json_object_set_string_member(body, "plugin_field", "x");
+}
+
+static JsonObject *
+fake_entry(const gchar *evidence_class, const gchar *evidence_type, const gchar *member)
+{
+	JsonObject *entry = json_object_new();
+	JsonObject *inner = json_object_new();
+
+	json_object_set_string_member(entry, "evidence_class", evidence_class);
+	json_object_set_string_member(entry, "evidence_type", evidence_type);
+	json_object_set_object_member(entry, member, inner);
+	return entry;
+}
+
+static GPtrArray *
+fake_capabilities(gpointer data, GError **error)
+{
+	GPtrArray *entries = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+
+	g_ptr_array_add(entries, fake_entry("certification", "tpm_quote", "capabilities"));
+	g_ptr_array_add(entries, fake_entry("log", "uefi_log", "capabilities"));
+	g_ptr_array_add(entries, fake_entry("log", "ima_log", "capabilities"));
+	return entries;
+}
+
+static JsonObject *
+fake_collect(gpointer data, JsonObject *item, GCancellable *cancellable, GError **error)
+{
+	Fixture *f = data;
+	const gchar *type = json_object_get_string_member(item, "evidence_type");
+	JsonObject *entry;
+
+	g_assert_true(json_object_is_immutable(item));
+	if (f->collect_fails && g_strcmp0(type, "uefi_log") == 0) {
+		g_set_error_literal(error, KL_ERROR, KL_ERROR_IO, "uefi_log: log vanished");
+		return NULL;
+	}
+	entry = fake_entry(json_object_get_string_member(item, "evidence_class"), type, "data");
+	if (g_strcmp0(type, "ima_log") == 0) {
+		JsonObject *params = json_object_get_object_member(item, "chosen_parameters");
+		g_assert_cmpint(json_object_get_int_member(params, "starting_offset"), ==, 0);
+		json_object_set_int_member(json_object_get_object_member(entry, "data"),
+					   "entry_count",
+					   12);
+	}
+	return entry;
+}
+
+static const KlAgentSource fake_source = {
+    .get_ek_public = fake_ek_public,
+    .get_ek_cert = fake_ek_cert,
+    .get_ak_public = fake_ak_public,
+    .activate_credential = fake_activate,
+    .certify_ak = fake_certify,
+    .contribute_registration = fake_contribute,
+    .get_capabilities = fake_capabilities,
+    .collect = fake_collect,
+};
+
+/* ---- harness ---- */
+
+static guint64
+fake_delay(KlAgent *agent, guint64 delay_ms, gpointer user_data)
+{
+	Fixture *f = user_data;
+
+	g_array_append_val(f->delays, delay_ms);
+	if (f->stop_after > 0 && kl_agent_get_attestation_count(agent) >= f->stop_after)
+		kl_agent_stop(agent);
+	return f->real_delays ? delay_ms : 0;
+}
+
+static gint64
+fake_clock(gpointer user_data)
+{
+	Fixture *f = user_data;
+	return f->now_us;
+}
+
+static void
+done_cb(KlAgent *agent, gint exit_status, gpointer user_data)
+{
+	Fixture *f = user_data;
+
+	f->exit_status = exit_status;
+	g_main_loop_quit(f->loop);
+}
+
+static gboolean
+timeout_cb(gpointer user_data)
+{
+	g_assert_not_reached();
+	return G_SOURCE_REMOVE;
+}
+
+static void
+fixture_setup(Fixture *f, gconstpointer data)
+{
+	KlHttpOptions ropts = {.name = "registrar", .timeout_ms = 1000};
+	KlHttpOptions vopts = {.name = "verifier", .timeout_ms = 1000};
+	const gchar *versions[] = {"default", NULL};
+	g_autoptr(GError) error = NULL;
+
+	g_mutex_init(&f->lock);
+	g_mutex_lock(&log_lock);
+	g_ptr_array_set_size(log_lines, 0);
+	g_mutex_unlock(&log_lock);
+	g_ptr_array_set_size(expected_logs, 0);
+	f->loop = g_main_loop_new(NULL, FALSE);
+	f->requests = g_ptr_array_new_with_free_func(g_free);
+	f->bodies = g_ptr_array_new_with_free_func(g_free);
+	f->auth = g_ptr_array_new_with_free_func(g_free);
+	f->request_ids = g_ptr_array_new_with_free_func(g_free);
+	g_queue_init(&f->script);
+	f->delays = g_array_new(FALSE, FALSE, sizeof(guint64));
+	f->enrolled = TRUE;
+	f->exit_status = -1;
+	f->now_us = FIXTURE_NOW_US;
+	f->default_location = g_strdup(ATT_PATH "/0");
+	f->registrar_http = kl_http_new(&ropts, &error);
+	g_assert_no_error(error);
+	f->verifier_http = kl_http_new(&vopts, &error);
+	g_assert_no_error(error);
+	kl_http_set_transport(f->registrar_http, fake_transport, f);
+	kl_http_set_transport(f->verifier_http, fake_transport, f);
+	f->registrar = kl_registrar_client_new(f->registrar_http, REGISTRAR, versions, &error);
+	g_assert_no_error(error);
+	f->verifier = kl_verifier_client_new(f->verifier_http, VERIFIER, "v3.0", AGENT_ID, FALSE,
+					     &error);
+	g_assert_no_error(error);
+}
+
+static void
+fixture_teardown(Fixture *f, gconstpointer data)
+{
+	kl_agent_free(f->agent);
+	kl_verifier_client_free(f->verifier);
+	kl_registrar_client_free(f->registrar);
+	kl_http_free(f->verifier_http);
+	kl_http_free(f->registrar_http);
+	g_queue_clear_full(&f->script, (GDestroyNotify)script_entry_free);
+	g_ptr_array_unref(f->requests);
+	g_ptr_array_unref(f->bodies);
+	g_ptr_array_unref(f->auth);
+	g_ptr_array_unref(f->request_ids);
+	g_array_unref(f->delays);
+	g_main_loop_unref(f->loop);
+	g_free(f->default_location);
+	g_mutex_clear(&f->lock);
+}
+
+static void
+run_agent(Fixture *f, gboolean once, gint64 max_retries)
+{
+	KlAgentOptions options = {
+	    .agent_id = AGENT_ID,
+	    .contact_ip = "127.0.0.1",
+	    .contact_port = 9002,
+	    .boot_time = G_GINT64_CONSTANT(1795428000), /* 2026-11-23T10:00:00Z */
+	    .backoff_initial_ms = 1000,
+	    .backoff_max_ms = 600000,
+	    .backoff_max_retries = max_retries,
+	    .backoff_seed = 42,
+	    .attestation_interval_s = 60,
+	    .once = once,
+	};
+	guint timeout;
+
+	f->agent = kl_agent_new(&options, &fake_source, f, f->registrar, f->verifier);
+	kl_agent_set_delay_func(f->agent, fake_delay, f);
+	kl_agent_set_clock_func(f->agent, fake_clock, f);
+	kl_agent_start(f->agent, done_cb, f);
+	timeout = g_timeout_add_seconds(20, timeout_cb, NULL);
+	g_main_loop_run(f->loop);
+	g_source_remove(timeout);
+}
+
+static guint
+count_requests(Fixture *f, const gchar *prefix)
+{
+	guint n = 0;
+
+	for (guint i = 0; i < f->requests->len; i++)
+		if (g_str_has_prefix(g_ptr_array_index(f->requests, i), prefix))
+			n++;
+	return n;
+}
+
+static gint
+find_request(Fixture *f, const gchar *prefix, guint from)
+{
+	for (guint i = from; i < f->requests->len; i++)
+		if (g_str_has_prefix(g_ptr_array_index(f->requests, i), prefix))
+			return (gint)i;
+	return -1;
+}
+
+static guint64
+delay_at(Fixture *f, guint i)
+{
+	g_assert_cmpuint(i, <, f->delays->len);
+	return g_array_index(f->delays, guint64, i);
+}
+
+/* ---- tests ---- */
+
+static void
+test_once_happy_path(Fixture *f, gconstpointer data)
+{
+	const gchar *expected[] = {
+	    "GET " REGISTRAR "/version",
+	    /* no GET /v3.0/ probe: "default" does not enable 3.0 */
+	    "POST " REGISTRAR "/v2.6/agents/" AGENT_ID,
+	    "PUT " REGISTRAR "/v2.6/agents/" AGENT_ID,
+	    "POST " VERIFIER "/v3.0/sessions",
+	    "PATCH " VERIFIER "/v3.0/sessions/" SESSION_ID,
+	    "POST " VERIFIER ATT_PATH,
+	    "PATCH " VERIFIER ATT_PATH "/0",
+	};
+	g_autoptr(GHashTable) ids = g_hash_table_new(g_str_hash, g_str_equal);
+
+	expect_log("INFO", "*registered and activated*");
+	expect_log("INFO",
+			      "attestation 1 submitted: tpm_quote, uefi_log, ima_log (12 new "
+			      "entries) in * ms; next in 2 s");
+	run_agent(f, TRUE, 5);
+	assert_expected_logs();
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(f->requests->len, ==, G_N_ELEMENTS(expected));
+	for (guint i = 0; i < G_N_ELEMENTS(expected); i++) {
+		const gchar *id = g_ptr_array_index(f->request_ids, i);
+		g_assert_cmpstr(g_ptr_array_index(f->requests, i), ==, expected[i]);
+		/* a fresh request id every time */
+		g_assert_nonnull(id);
+		g_assert_cmpuint(strlen(id), ==, 32);
+		g_assert_false(g_hash_table_contains(ids, id));
+		g_hash_table_add(ids, (gpointer)id);
+	}
+	/* the bearer token only on the attestation requests */
+	for (guint i = 0; i < 5; i++)
+		g_assert_cmpstr(g_ptr_array_index(f->auth, i), ==, "");
+	g_assert_cmpstr(g_ptr_array_index(f->auth, 5), ==, "Bearer " TOKEN);
+	g_assert_cmpstr(g_ptr_array_index(f->auth, 6), ==, "Bearer " TOKEN);
+	g_assert_cmpuint(kl_agent_get_attestation_count(f->agent), ==, 1);
+	g_assert_cmpint(kl_agent_get_state(f->agent), ==, KL_AGENT_STATE_STOPPED);
+}
+
+static void
+test_continuous_reuses_token(Fixture *f, gconstpointer data)
+{
+	f->stop_after = 3;
+	run_agent(f, FALSE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(kl_agent_get_attestation_count(f->agent), ==, 3);
+	/* one session for three attestations */
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
+	g_assert_cmpuint(count_requests(f, "PATCH " VERIFIER ATT_PATH "/0"), ==, 3);
+	/* the verifier's seconds_to_next_attestation (2 s) paces the cycles */
+	g_assert_cmpuint(count_requests(f, "POST " REGISTRAR), ==, 1);
+	{
+		guint twos = 0;
+		for (guint i = 0; i < f->delays->len; i++)
+			if (delay_at(f, i) == 2000)
+				twos++;
+		g_assert_cmpuint(twos, ==, 3);
+	}
+}
+
+static void
+test_registrar_403_fatal(Fixture *f, gconstpointer data)
+{
+	fixture_script(f, "POST", "/v2.6/agents/", 403,
+		       "{\"code\":403,\"status\":\"Forbidden\",\"results\":{}}", NULL, -1);
+	expect_log("WARNING", "*refused agent*regdelete*");
+	run_agent(f, FALSE, 5);
+	assert_expected_logs();
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_REGISTRAR_IDENTITY);
+	/* nothing went to the verifier */
+	g_assert_cmpint(find_request(f, "POST " VERIFIER, 0), ==, -1);
+	g_assert_cmpuint(count_requests(f, "POST " REGISTRAR), ==, 1);
+}
+
+static void
+test_activation_400_reregisters(Fixture *f, gconstpointer data)
+{
+	fixture_script(f, "PUT", "/v2.6/agents/", 400, "{\"code\":400}", NULL, -1);
+	expect_log("MESSAGE", "*deleted the record*");
+	run_agent(f, TRUE, 5);
+	assert_expected_logs();
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(count_requests(f, "POST " REGISTRAR "/v2.6/agents/"), ==, 2);
+	g_assert_cmpuint(count_requests(f, "PUT " REGISTRAR), ==, 2);
+}
+
+static void
+test_registrar_500_retries_with_backoff(Fixture *f, gconstpointer data)
+{
+	fixture_script(f, "POST", "/v2.6/agents/", 500, "", NULL, -1);
+	fixture_script(f, "POST", "/v2.6/agents/", 503, "", NULL, 30);
+	run_agent(f, TRUE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(count_requests(f, "POST " REGISTRAR "/v2.6/agents/"), ==, 3);
+	/* start (0), backoff after 500 (initial 1000 ms), Retry-After of the 503 (30 s) */
+	g_assert_cmpuint(delay_at(f, 1), ==, 1000);
+	g_assert_cmpuint(delay_at(f, 2), ==, 30000);
+}
+
+static void
+test_phase1_401_reauth_immediately(Fixture *f, gconstpointer data)
+{
+	f->stop_after = 2;
+	/* answers are consumed in order: the first POST passes through (scripted 201) */
+	fixture_script(f, "POST", ATT_PATH, 201, "attestation-201.json", ATT_PATH "/0", -1);
+	fixture_script(f, "POST", ATT_PATH, 401, "errors-401.json", NULL, -1);
+	expect_log("MESSAGE",
+			      "*HTTP 401: Authentication token expired*authenticating again");
+	run_agent(f, FALSE, 5);
+	assert_expected_logs();
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(kl_agent_get_attestation_count(f->agent), ==, 2);
+	/* a second session after the 401 */
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 2);
+	/* delays: start 0, registered 0, attesting 0, next 2000, retry now 0, ... */
+	{
+		gboolean backoff = FALSE;
+		for (guint i = 0; i < f->delays->len; i++)
+			if (delay_at(f, i) == 1000)
+				backoff = TRUE;
+		g_assert_false(backoff);
+	}
+}
+
+static void
+test_phase1_401_fresh_token_backs_off(Fixture *f, gconstpointer data)
+{
+	/* the verifier rejects a token it just issued: no tight loop */
+	fixture_script(f, "POST", ATT_PATH, 401, "errors-401.json", NULL, -1);
+	run_agent(f, TRUE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 2);
+	/* 0 (start), 0 (registered), then the backoff */
+	g_assert_cmpuint(delay_at(f, 2), ==, 1000);
+}
+
+static void
+test_phase1_404_not_enrolled(Fixture *f, gconstpointer data)
+{
+	fixture_script(f, "POST", ATT_PATH, 404, "{\"errors\":[{\"status\":\"404\"}]}", NULL, -1);
+	fixture_script(f, "POST", ATT_PATH, 404, "{\"errors\":[{\"status\":\"404\"}]}", NULL, -1);
+	expect_log("MESSAGE",
+			      "agent " AGENT_ID " is not enrolled at the verifier: enroll it with "
+			      "keylime_tenant -c add --push-model -u " AGENT_ID "*");
+	run_agent(f, TRUE, 5);
+	/* logged once (the second time at debug level) */
+	assert_expected_logs();
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER ATT_PATH), ==, 3);
+	g_assert_cmpuint(delay_at(f, 2), ==, 1000);
+	g_assert_cmpuint(delay_at(f, 3), >=, 1000);
+	g_assert_cmpuint(delay_at(f, 3), <=, 3000);
+}
+
+static void
+test_session_not_enrolled_gives_up_once(Fixture *f, gconstpointer data)
+{
+	f->enrolled = FALSE;
+	expect_log("MESSAGE", "*is not enrolled at the verifier*");
+	expect_log("WARNING", "*giving up after 3 attempts*");
+	run_agent(f, TRUE, 2);
+	assert_expected_logs();
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_NOT_ACCEPTED);
+	g_assert_cmpuint(count_requests(f, "PATCH " VERIFIER "/v3.0/sessions/"), ==, 3);
+	g_assert_cmpint(find_request(f, "POST " VERIFIER ATT_PATH, 0), ==, -1);
+}
+
+static void
+test_phase1_422_logs_detail(Fixture *f, gconstpointer data)
+{
+	fixture_script(f, "POST", ATT_PATH, 422, "errors-422.json", NULL, -1);
+	expect_log("MESSAGE",
+			      "offering capabilities: the verifier answered HTTP 422: Attribute "
+			      "'evidence' must contain at least the PCRs requested "
+			      "(invalid_resource_data); retrying in 1.0 s");
+	run_agent(f, TRUE, 5);
+	assert_expected_logs();
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+}
+
+static void
+test_phase1_429_retry_after(Fixture *f, gconstpointer data)
+{
+	fixture_script(f, "POST", ATT_PATH, 429, "{\"errors\":[]}", NULL, 7);
+	run_agent(f, TRUE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(delay_at(f, 2), ==, 7000);
+	/* the token was kept: one session only */
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
+}
+
+static void
+test_retry_after_ignored_on_500(Fixture *f, gconstpointer data)
+{
+	fixture_script(f, "POST", ATT_PATH, 500, "", NULL, 900);
+	run_agent(f, TRUE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(delay_at(f, 2), ==, 1000);
+}
+
+static void
+test_malformed_201_backs_off(Fixture *f, gconstpointer data)
+{
+	fixture_script(f, "POST", ATT_PATH, 201, "{\"data\": [", ATT_PATH "/0", -1);
+	fixture_script(f, "POST", ATT_PATH, 201,
+		       "{\"data\":{\"attributes\":{\"evidence_requested\":[{\"evidence_type\":1}]}}}",
+		       ATT_PATH "/0", -1);
+	run_agent(f, TRUE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER ATT_PATH), ==, 3);
+	g_assert_cmpuint(count_requests(f, "PATCH " VERIFIER ATT_PATH), ==, 1);
+}
+
+static void
+test_phase2_403_restarts_phase1(Fixture *f, gconstpointer data)
+{
+	fixture_script(f, "PATCH", ATT_PATH "/", 403,
+		       "{\"errors\":[{\"code\":\"challenges_expired\",\"detail\":\"expired\"}]}",
+		       NULL, -1);
+	run_agent(f, TRUE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER ATT_PATH), ==, 2);
+	g_assert_cmpuint(count_requests(f, "PATCH " VERIFIER ATT_PATH), ==, 2);
+	g_assert_cmpuint(delay_at(f, 3), ==, 1000);
+	/* a 403 on evidence does not cost a new session */
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
+}
+
+static void
+test_phase2_401_reauth(Fixture *f, gconstpointer data)
+{
+	f->stop_after = 2;
+	fixture_script(f, "PATCH", ATT_PATH "/", 202, "attestation-202.json", NULL, -1);
+	fixture_script(f, "PATCH", ATT_PATH "/", 401, "errors-401.json", NULL, -1);
+	run_agent(f, FALSE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 2);
+	g_assert_cmpuint(kl_agent_get_attestation_count(f->agent), ==, 2);
+}
+
+static void
+test_collect_failure_sends_nothing(Fixture *f, gconstpointer data)
+{
+	f->collect_fails = TRUE;
+	expect_log("MESSAGE",
+			      "*cannot collect the requested uefi_log evidence*log vanished*");
+	expect_log("WARNING", "*giving up*");
+	run_agent(f, TRUE, 1);
+	assert_expected_logs();
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_NOT_ACCEPTED);
+	/* never an "error" body */
+	g_assert_cmpuint(count_requests(f, "PATCH " VERIFIER ATT_PATH), ==, 0);
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER ATT_PATH), ==, 2);
+}
+
+static void
+test_location_other_origin_not_followed(Fixture *f, gconstpointer data)
+{
+	g_free(f->default_location);
+	f->default_location = g_strdup("https://evil.example:8881" ATT_PATH "/0");
+	expect_log("MESSAGE", "*another origin*");
+	run_agent(f, TRUE, 5);
+	assert_expected_logs();
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpint(find_request(f, "PATCH " VERIFIER ATT_PATH "/latest", 0), >=, 0);
+	for (guint i = 0; i < f->requests->len; i++)
+		g_assert_null(strstr(g_ptr_array_index(f->requests, i), "evil"));
+}
+
+static void
+test_location_without_v(Fixture *f, gconstpointer data)
+{
+	g_free(f->default_location);
+	f->default_location = g_strdup("/3/agents/" AGENT_ID "/attestations/5");
+	run_agent(f, TRUE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpint(find_request(f, "PATCH " VERIFIER "/v3/agents/" AGENT_ID "/attestations/5",
+				     0),
+			>=,
+			0);
+}
+
+static void
+test_next_attestation_clamped(Fixture *f, gconstpointer data)
+{
+	f->stop_after = 3;
+	fixture_script(f, "PATCH", ATT_PATH "/", 202,
+		       "{\"meta\":{\"seconds_to_next_attestation\":0}}", NULL, -1);
+	fixture_script(f, "PATCH", ATT_PATH "/", 202,
+		       "{\"meta\":{\"seconds_to_next_attestation\":99999999}}", NULL, -1);
+	fixture_script(f, "PATCH", ATT_PATH "/", 202, "{}", NULL, -1);
+	run_agent(f, FALSE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	{
+		g_autoptr(GArray) nexts = g_array_new(FALSE, FALSE, sizeof(guint64));
+		for (guint i = 0; i < f->delays->len; i++)
+			if (delay_at(f, i) != 0)
+				g_array_append_val(nexts, g_array_index(f->delays, guint64, i));
+		g_assert_cmpuint(nexts->len, ==, 3);
+		g_assert_cmpuint(g_array_index(nexts, guint64, 0), ==, 1000);
+		g_assert_cmpuint(g_array_index(nexts, guint64, 1), ==, 3600000);
+		/* no meta: attestation_interval_seconds */
+		g_assert_cmpuint(g_array_index(nexts, guint64, 2), ==, 60000);
+	}
+}
+
+static void
+test_token_expiry_proactive(Fixture *f, gconstpointer data)
+{
+	/* the fixture token expires 2026-11-23T14:35:11Z: 5 s before that, re-authenticate */
+	f->now_us = (G_GINT64_CONSTANT(1795444511) - 5) * G_USEC_PER_SEC;
+	run_agent(f, TRUE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	/* a fresh session is used: a proactive re-auth happens only for an existing token */
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
+
+	/* continuous: the second cycle runs 5 s before expiry and renews first */
+	kl_agent_free(f->agent);
+	f->agent = NULL;
+	g_ptr_array_set_size(f->requests, 0);
+	kl_http_set_bearer_token(f->verifier_http, NULL, NULL);
+	f->stop_after = 2;
+	run_agent(f, FALSE, 5);
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 2);
+
+	/* with time to spare the token is reused */
+	kl_agent_free(f->agent);
+	f->agent = NULL;
+	g_ptr_array_set_size(f->requests, 0);
+	kl_http_set_bearer_token(f->verifier_http, NULL, NULL);
+	f->now_us = FIXTURE_NOW_US;
+	run_agent(f, FALSE, 5);
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
+}
+
+static gboolean
+stop_idle_cb(gpointer user_data)
+{
+	Fixture *f = user_data;
+	kl_agent_stop(f->agent);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+test_stop_while_waiting(Fixture *f, gconstpointer data)
+{
+	/* a 1 h Retry-After, really waited for: SIGTERM must not wait for it */
+	fixture_script(f, "POST", ATT_PATH, 429, "", NULL, 3600);
+	f->real_delays = TRUE;
+	g_timeout_add(300, stop_idle_cb, f);
+	run_agent(f, FALSE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpint(kl_agent_get_state(f->agent), ==, KL_AGENT_STATE_STOPPED);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	/* the agent logs warnings for conditions these tests provoke on purpose */
+	g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+	log_lines = g_ptr_array_new_with_free_func(g_free);
+	expected_logs = g_ptr_array_new_with_free_func(g_free);
+	g_log_set_handler("kl-core", G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL, capture_log, NULL);
+
+#define ADD(path, func) g_test_add(path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+	ADD("/agent/once-happy-path", test_once_happy_path);
+	ADD("/agent/continuous-reuses-token", test_continuous_reuses_token);
+	ADD("/agent/registrar-403-fatal", test_registrar_403_fatal);
+	ADD("/agent/activation-400-reregisters", test_activation_400_reregisters);
+	ADD("/agent/registrar-500-backoff", test_registrar_500_retries_with_backoff);
+	ADD("/agent/phase1-401-reauth-immediately", test_phase1_401_reauth_immediately);
+	ADD("/agent/phase1-401-fresh-token-backs-off", test_phase1_401_fresh_token_backs_off);
+	ADD("/agent/phase1-404-not-enrolled", test_phase1_404_not_enrolled);
+	ADD("/agent/session-not-enrolled-gives-up", test_session_not_enrolled_gives_up_once);
+	ADD("/agent/phase1-422-logs-detail", test_phase1_422_logs_detail);
+	ADD("/agent/phase1-429-retry-after", test_phase1_429_retry_after);
+	ADD("/agent/retry-after-ignored-on-500", test_retry_after_ignored_on_500);
+	ADD("/agent/malformed-201", test_malformed_201_backs_off);
+	ADD("/agent/phase2-403-restarts-phase1", test_phase2_403_restarts_phase1);
+	ADD("/agent/phase2-401-reauth", test_phase2_401_reauth);
+	ADD("/agent/collect-failure-sends-nothing", test_collect_failure_sends_nothing);
+	ADD("/agent/location-other-origin", test_location_other_origin_not_followed);
+	ADD("/agent/location-without-v", test_location_without_v);
+	ADD("/agent/next-attestation-clamped", test_next_attestation_clamped);
+	ADD("/agent/token-expiry-proactive", test_token_expiry_proactive);
+	ADD("/agent/stop-while-waiting", test_stop_while_waiting);
+#undef ADD
+	return g_test_run();
+}

@@ -1,0 +1,387 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * kl-verifier-client: request bodies and the parsing of real verifier answers
+ * (tests/data/verifier, copied from protocol.md).
+ */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+
+#include "keylime-agent/kl-error.h"
+#include "keylime-agent/kl-json.h"
+#include "kl-verifier-client.h"
+
+static gchar *
+fixture(const gchar *name, gsize *len)
+{
+	g_autofree gchar *path = g_test_build_filename(G_TEST_DIST, "data", "verifier", name, NULL);
+	gchar *contents = NULL;
+
+	g_assert_true(g_file_get_contents(path, &contents, len, NULL));
+	return contents;
+}
+
+static void
+test_parse_session_challenge(void)
+{
+	gsize len = 0;
+	g_autofree gchar *body = fixture("session-challenge-200.json", &len);
+	g_autofree gchar *id = NULL;
+	g_autoptr(GBytes) challenge = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *b64 = NULL;
+
+	g_assert_true(kl_verifier_parse_session_challenge(body, len, &id, &challenge, &error));
+	g_assert_no_error(error);
+	g_assert_cmpstr(id, ==, "0024f423-c785-4683-9c2b-3ff2b27e3631");
+	/* the raw 16 bytes, not the base64 text */
+	g_assert_cmpuint(g_bytes_get_size(challenge), ==, 16);
+	b64 = g_base64_encode(g_bytes_get_data(challenge, NULL), 16);
+	g_assert_cmpstr(b64, ==, "oSmogmX7btMOs/+IVw3EFw==");
+}
+
+static void
+test_parse_session_challenge_bad(void)
+{
+	const gchar *bodies[] = {
+	    "",
+	    "[]",
+	    "{\"data\":{\"id\":\"x\",\"attributes\":{}}}",
+	    "{\"data\":{\"id\":\"x\",\"attributes\":{\"authentication_requested\":[]}}}",
+	    "{\"data\":{\"id\":\"x\",\"attributes\":{\"authentication_requested\":[{"
+	    "\"authentication_type\":\"tpm_pop\",\"chosen_parameters\":{\"challenge\":\"*notb64*\"}}]}}}",
+	    "{\"data\":{\"id\":7,\"attributes\":{\"authentication_requested\":[]}}}",
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(bodies); i++) {
+		g_autofree gchar *id = NULL;
+		g_autoptr(GBytes) challenge = NULL;
+		g_autoptr(GError) error = NULL;
+		g_assert_false(kl_verifier_parse_session_challenge(bodies[i], strlen(bodies[i]),
+								   &id, &challenge, &error));
+		g_assert_nonnull(error);
+		g_assert_null(id);
+	}
+}
+
+static void
+test_parse_session_result(void)
+{
+	gsize len = 0;
+	g_autofree gchar *pass = fixture("session-pass-200.json", &len);
+	g_autofree gchar *fail = NULL;
+	g_autoptr(GError) error = NULL;
+	KlVerifierSession session;
+
+	g_assert_true(kl_verifier_parse_session_result(pass, len, &session, &error));
+	g_assert_true(session.pass);
+	g_assert_cmpstr(session.token, ==,
+			"0024f423-c785-4683-9c2b-3ff2b27e3631.yZa6oMA61ywSLUArUbaaMQ8lbSjY_oXGKeKrKgYIyPY");
+	/* 2026-11-23T14:35:11.708067+00:00 */
+	g_assert_cmpint(session.token_expires_at, ==, G_GINT64_CONSTANT(1795444511));
+	kl_verifier_session_clear(&session);
+	g_assert_null(session.token);
+
+	/* not enrolled: 200 with evaluation fail and a null expiry */
+	fail = fixture("session-fail-200.json", &len);
+	g_assert_true(kl_verifier_parse_session_result(fail, len, &session, &error));
+	g_assert_no_error(error);
+	g_assert_false(session.pass);
+	g_assert_cmpstr(session.evaluation, ==, "fail");
+	g_assert_null(session.token);
+	g_assert_cmpint(session.token_expires_at, ==, 0);
+	kl_verifier_session_clear(&session);
+
+	/* a token that would break the HTTP header is refused */
+	{
+		const gchar *evil = "{\"data\":{\"attributes\":{\"evaluation\":\"pass\","
+				    "\"token\":\"abc\\r\\nX: y\"}}}";
+		g_assert_false(kl_verifier_parse_session_result(evil, strlen(evil), &session, &error));
+		g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_DATA);
+		g_assert_null(session.token);
+	}
+}
+
+static void
+test_parse_evidence_requested(void)
+{
+	gsize len = 0;
+	g_autofree gchar *body = fixture("attestation-201.json", &len);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) items = kl_verifier_parse_evidence_requested(body, len, &error);
+	JsonObject *params;
+	JsonObject *subjects;
+	gint64 offset = -1;
+
+	g_assert_no_error(error);
+	g_assert_nonnull(items);
+	g_assert_cmpuint(items->len, ==, 3);
+	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(items, 0), "evidence_type"),
+			==, "tpm_quote");
+	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(items, 0), "evidence_class"),
+			==, "certification");
+	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(items, 1), "evidence_type"),
+			==, "uefi_log");
+	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(items, 2), "evidence_type"),
+			==, "ima_log");
+	params = json_object_get_object_member(g_ptr_array_index(items, 0), "chosen_parameters");
+	g_assert_cmpstr(json_object_get_string_member(params, "hash_algorithm"), ==, "sha256");
+	subjects = json_object_get_object_member(params, "selected_subjects");
+	g_assert_cmpint(json_array_get_int_element(json_object_get_array_member(subjects, "sha256"), 0),
+			==, 10);
+	params = json_object_get_object_member(g_ptr_array_index(items, 2), "chosen_parameters");
+	g_assert_true(kl_json_object_get_int(params, "starting_offset", &offset, &error));
+	g_assert_cmpint(offset, ==, 0);
+	/* read-only for plugins */
+	g_assert_true(json_object_is_immutable(params));
+	g_assert_true(json_object_is_immutable(g_ptr_array_index(items, 0)));
+}
+
+static void
+test_parse_evidence_requested_bad(void)
+{
+	const gchar *bodies[] = {
+	    "{",
+	    "{\"data\":{}}",
+	    "{\"data\":{\"attributes\":{\"evidence_requested\":{}}}}",
+	    "{\"data\":{\"attributes\":{\"evidence_requested\":[1]}}}",
+	    "{\"data\":{\"attributes\":{\"evidence_requested\":[{\"evidence_class\":\"log\"}]}}}",
+	    "{\"data\":{\"attributes\":{\"evidence_requested\":[{\"evidence_class\":\"log\","
+	    "\"evidence_type\":\"ima_log\",\"chosen_parameters\":[]}]}}}",
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(bodies); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GPtrArray) items =
+		    kl_verifier_parse_evidence_requested(bodies[i], strlen(bodies[i]), &error);
+		g_assert_null(items);
+		g_assert_nonnull(error);
+	}
+	/* no chosen_parameters: an empty object for the plugin */
+	{
+		const gchar *ok = "{\"data\":{\"attributes\":{\"evidence_requested\":[{"
+				  "\"evidence_class\":\"log\",\"evidence_type\":\"uefi_log\"}]}}}";
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GPtrArray) items =
+		    kl_verifier_parse_evidence_requested(ok, strlen(ok), &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(items->len, ==, 1);
+		g_assert_cmpuint(json_object_get_size(json_object_get_object_member(
+				     g_ptr_array_index(items, 0), "chosen_parameters")),
+				 ==, 0);
+	}
+}
+
+static void
+test_parse_seconds_to_next(void)
+{
+	gsize len = 0;
+	g_autofree gchar *body = fixture("attestation-202.json", &len);
+	gint64 seconds = -1;
+
+	g_assert_true(kl_verifier_parse_seconds_to_next(body, len, &seconds));
+	g_assert_cmpint(seconds, ==, 2);
+	{
+		const gchar *frac = "{\"meta\":{\"seconds_to_next_attestation\":2.6}}";
+		g_assert_true(kl_verifier_parse_seconds_to_next(frac, strlen(frac), &seconds));
+	}
+	g_assert_cmpint(seconds, ==, 3);
+	g_assert_false(kl_verifier_parse_seconds_to_next("{}", 2, &seconds));
+	{
+		const gchar *str = "{\"meta\":{\"seconds_to_next_attestation\":\"2\"}}";
+		g_assert_false(kl_verifier_parse_seconds_to_next(str, strlen(str), &seconds));
+	}
+	g_assert_false(kl_verifier_parse_seconds_to_next("", 0, &seconds));
+}
+
+static void
+test_describe_errors(void)
+{
+	gsize len = 0;
+	g_autofree gchar *e422 = fixture("errors-422.json", &len);
+	g_autofree gchar *text = kl_verifier_describe_errors(e422, len);
+	g_autofree gchar *e401 = NULL;
+	g_autofree gchar *text401 = NULL;
+
+	g_assert_cmpstr(text, ==,
+			"Attribute 'evidence' must contain at least the PCRs requested "
+			"(invalid_resource_data)");
+	e401 = fixture("errors-401.json", &len);
+	text401 = kl_verifier_describe_errors(e401, len);
+	g_assert_cmpstr(text401, ==, "Authentication token expired");
+	/* empty bodies (framework errors) */
+	g_assert_null(kl_verifier_describe_errors("", 0));
+	g_assert_null(kl_verifier_describe_errors("<html>", 6));
+}
+
+static void
+test_build_bodies(void)
+{
+	g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+	g_autoptr(GBytes) attest = g_bytes_new_static("ATTEST", 6);
+	g_autoptr(GBytes) sig = g_bytes_new_static("SIG", 3);
+	g_autofree gchar *session = NULL;
+	g_autofree gchar *proof = NULL;
+	g_autofree gchar *caps = NULL;
+	g_autofree gchar *evidence = NULL;
+	JsonObject *entry = json_object_new();
+	JsonObject *data = json_object_new();
+	gsize len = 0;
+
+	session = kl_verifier_build_session_request("agent-1", &len);
+	g_assert_cmpstr(session, ==,
+			"{\"data\":{\"type\":\"session\",\"attributes\":{\"agent_id\":\"agent-1\","
+			"\"authentication_supported\":[{\"authentication_class\":\"pop\","
+			"\"authentication_type\":\"tpm_pop\"}]}}}");
+	g_assert_cmpuint(len, ==, strlen(session));
+	proof = kl_verifier_build_session_proof("sid", "agent-1", attest, sig, &len);
+	g_assert_nonnull(strstr(proof, "\"id\":\"sid\""));
+	g_assert_nonnull(strstr(proof, "\"message\":\"QVRURVNU\""));
+	g_assert_nonnull(strstr(proof, "\"signature\":\"U0lH\""));
+
+	json_object_set_string_member(entry, "evidence_class", "log");
+	json_object_set_string_member(entry, "evidence_type", "ima_log");
+	json_object_set_string_member(data, "entries", "10 abc ima-ng sha256:00 /bin/x\n");
+	json_object_set_object_member(entry, "data", data);
+	g_ptr_array_add(entries, entry);
+	evidence = kl_verifier_build_evidence(entries, &len);
+	g_assert_cmpstr(evidence, ==,
+			"{\"data\":{\"type\":\"attestation\",\"attributes\":{\"evidence_collected\":"
+			"[{\"evidence_class\":\"log\",\"evidence_type\":\"ima_log\",\"data\":"
+			"{\"entries\":\"10 abc ima-ng sha256:00 /bin/x\\n\"}}]}}}");
+	caps = kl_verifier_build_capabilities(entries, "2026-11-23T10:00:00Z", &len);
+	g_assert_nonnull(strstr(caps, "\"evidence_supported\":[{"));
+	g_assert_nonnull(strstr(caps, "\"system_info\":{\"boot_time\":\"2026-11-23T10:00:00Z\"}"));
+}
+
+static void
+test_urls(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlVerifierClient) client =
+	    kl_verifier_client_new(NULL, "https://v.example:8881/", "3.0", "agent-1", FALSE, &error);
+	g_autofree gchar *sessions = NULL;
+	g_autofree gchar *session = NULL;
+	g_autofree gchar *att = NULL;
+	g_autofree gchar *latest = NULL;
+
+	g_assert_no_error(error);
+	sessions = kl_verifier_client_sessions_url(client, NULL);
+	g_assert_cmpstr(sessions, ==, "https://v.example:8881/v3.0/sessions");
+	session = kl_verifier_client_sessions_url(client, "s1");
+	g_assert_cmpstr(session, ==, "https://v.example:8881/v3.0/sessions/s1");
+	att = kl_verifier_client_attestations_url(client, NULL);
+	g_assert_cmpstr(att, ==, "https://v.example:8881/v3.0/agents/agent-1/attestations");
+	latest = kl_verifier_client_attestations_url(client, "latest");
+	g_assert_cmpstr(latest, ==, "https://v.example:8881/v3.0/agents/agent-1/attestations/latest");
+}
+
+static void
+test_evidence_url(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlVerifierClient) client =
+	    kl_verifier_client_new(NULL, "https://v.example:8881", NULL, "agent-1", FALSE, &error);
+	const struct {
+		const gchar *location;
+		const gchar *url;
+	} cases[] = {
+	    {"/v3.0/agents/agent-1/attestations/4", "https://v.example:8881/v3.0/agents/agent-1/attestations/4"},
+	    /* the verifier's missing "v" */
+	    {"/3/agents/agent-1/attestations/0", "https://v.example:8881/v3/agents/agent-1/attestations/0"},
+	    {"https://v.example:8881/v3/agents/agent-1/attestations/2",
+	     "https://v.example:8881/v3/agents/agent-1/attestations/2"},
+	    {"https://v.example:443/v3/agents/agent-1/attestations/2",
+	     "https://v.example:8881/v3.0/agents/agent-1/attestations/latest"},
+	    {"https://evil.example:8881/v3/agents/agent-1/attestations/2",
+	     "https://v.example:8881/v3.0/agents/agent-1/attestations/latest"},
+	    /* another agent's attestation, or something else entirely */
+	    {"/v3/agents/agent-2/attestations/2",
+	     "https://v.example:8881/v3.0/agents/agent-1/attestations/latest"},
+	    {"/v3/sessions", "https://v.example:8881/v3.0/agents/agent-1/attestations/latest"},
+	    {"/v3/agents/agent-1/attestations/2?x=1",
+	     "https://v.example:8881/v3.0/agents/agent-1/attestations/latest"},
+	    {NULL, "https://v.example:8881/v3.0/agents/agent-1/attestations/latest"},
+	};
+
+	g_assert_no_error(error);
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree gchar *url = kl_verifier_client_evidence_url(client, cases[i].location);
+		g_assert_cmpstr(url, ==, cases[i].url);
+	}
+}
+
+static void
+test_scheme_check(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlVerifierClient) plain =
+	    kl_verifier_client_new(NULL, "http://v.example:8881", NULL, "a", FALSE, &error);
+	g_autoptr(KlVerifierClient) insecure = NULL;
+
+	g_assert_null(plain);
+	g_assert_error(error, KL_ERROR, KL_ERROR_CONFIG);
+	g_assert_nonnull(strstr(error->message, "https"));
+	g_clear_error(&error);
+	/* allowed with tls_accept_invalid_certs (--insecure) */
+	insecure = kl_verifier_client_new(NULL, "http://v.example:8881", NULL, "a", TRUE, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(insecure);
+	g_assert_null(kl_verifier_client_new(NULL, "", NULL, "a", TRUE, &error));
+	g_assert_error(error, KL_ERROR, KL_ERROR_CONFIG);
+	g_clear_error(&error);
+	g_assert_null(kl_verifier_client_new(NULL, "ftp://x", NULL, "a", TRUE, &error));
+	g_assert_error(error, KL_ERROR, KL_ERROR_CONFIG);
+}
+
+static void
+test_boot_time(void)
+{
+	g_autofree gchar *dir = g_dir_make_tmp("kl-net-XXXXXX", NULL);
+	g_autofree gchar *path = g_build_filename(dir, "stat", NULL);
+	g_autofree gchar *text = NULL;
+	g_autoptr(GError) error = NULL;
+	gint64 btime = 0;
+
+	g_assert_true(g_file_set_contents(path, "cpu  1 2 3\nintr 5\nbtime 1795428000\nprocesses 9\n",
+					  -1, NULL));
+	g_assert_true(kl_read_boot_time(path, &btime, &error));
+	g_assert_cmpint(btime, ==, G_GINT64_CONSTANT(1795428000));
+	text = kl_format_boot_time(btime);
+	g_assert_cmpstr(text, ==, "2026-11-23T10:00:00Z");
+	g_assert_true(g_file_set_contents(path, "cpu 1\n", -1, NULL));
+	g_assert_false(kl_read_boot_time(path, &btime, &error));
+	g_assert_error(error, KL_ERROR, KL_ERROR_NOT_FOUND);
+	g_unlink(path);
+	g_rmdir(dir);
+	/* the real one is readable here */
+	g_clear_error(&error);
+	g_assert_true(kl_read_boot_time("/proc/stat", &btime, &error));
+	g_assert_cmpint(btime, >, 0);
+	/* server timestamps */
+	g_assert_cmpint(kl_parse_timestamp("2026-11-23T14:35:11.708067+00:00"), ==,
+			G_GINT64_CONSTANT(1795444511));
+	g_assert_cmpint(kl_parse_timestamp("2026-11-23T14:35:11Z"), ==, G_GINT64_CONSTANT(1795444511));
+	g_assert_cmpint(kl_parse_timestamp("yesterday"), ==, -1);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/verifier/session-challenge", test_parse_session_challenge);
+	g_test_add_func("/verifier/session-challenge-bad", test_parse_session_challenge_bad);
+	g_test_add_func("/verifier/session-result", test_parse_session_result);
+	g_test_add_func("/verifier/evidence-requested", test_parse_evidence_requested);
+	g_test_add_func("/verifier/evidence-requested-bad", test_parse_evidence_requested_bad);
+	g_test_add_func("/verifier/seconds-to-next", test_parse_seconds_to_next);
+	g_test_add_func("/verifier/describe-errors", test_describe_errors);
+	g_test_add_func("/verifier/build-bodies", test_build_bodies);
+	g_test_add_func("/verifier/urls", test_urls);
+	g_test_add_func("/verifier/evidence-url", test_evidence_url);
+	g_test_add_func("/verifier/scheme-check", test_scheme_check);
+	g_test_add_func("/verifier/boot-time", test_boot_time);
+	return g_test_run();
+}
