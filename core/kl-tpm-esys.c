@@ -34,6 +34,10 @@ typedef struct {
 	ESYS_TR ek;		/* ESYS_TR_NONE when not loaded */
 	gboolean ek_persistent; /* never flushed */
 	guint32 nv_buffer_max;
+	/* the AK as loaded at start-up, to load it again when the TPM lost it */
+	gboolean have_ak_blob;
+	TPMT_PUBLIC ak_public;
+	TPM2B_PRIVATE ak_private;
 } KlTpmEsys;
 
 static void
@@ -43,6 +47,7 @@ kl_tpm_esys_free_data(KlTpmEsys *self)
 		memset(self->endorsement_auth, 0, strlen(self->endorsement_auth));
 	g_free(self->endorsement_auth);
 	g_free(self->tcti_conf);
+	memset(&self->ak_private, 0, sizeof(self->ak_private));
 	g_free(self);
 }
 
@@ -681,12 +686,13 @@ kl_tpm_esys_ak_template(const KlTpmKeyParams *params, TPM2B_PUBLIC *out)
 	}
 }
 
+/* loads the AK under the (loaded) EK into @handle */
 static gboolean
-kl_tpm_esys_ak_load(KlTpm *tpm,
-		    KlTpmEsys *self,
-		    const TPMT_PUBLIC *public,
-		    const TPM2B_PRIVATE *private,
-		    GError **error)
+kl_tpm_esys_ak_load_handle(KlTpmEsys *self,
+			   const TPMT_PUBLIC *public,
+			   const TPM2B_PRIVATE *private,
+			   ESYS_TR *handle,
+			   GError **error)
 {
 	TPM2B_PUBLIC in_public = {.size = 0, .publicArea = *public};
 	ESYS_TR session = ESYS_TR_NONE;
@@ -694,21 +700,69 @@ kl_tpm_esys_ak_load(KlTpm *tpm,
 
 	if (!kl_tpm_esys_ek_session(self, &session, error))
 		return FALSE;
-	rc = Esys_Load(self->esys,
-		       self->ek,
-		       session,
-		       ESYS_TR_NONE,
-		       ESYS_TR_NONE,
-		       private,
-		       &in_public,
-		       &tpm->ak_handle);
+	rc = Esys_Load(
+	    self->esys, self->ek, session, ESYS_TR_NONE, ESYS_TR_NONE, private, &in_public, handle);
 	kl_tpm_esys_flush(self, &session);
 	if (rc != TSS2_RC_SUCCESS) {
-		tpm->ak_handle = ESYS_TR_NONE;
+		*handle = ESYS_TR_NONE;
 		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_Load(AK)"));
 		return FALSE;
 	}
+	self->ak_public = *public;
+	self->ak_private = *private;
+	self->have_ak_blob = TRUE;
+	return TRUE;
+}
+
+static gboolean
+kl_tpm_esys_ak_load(KlTpm *tpm,
+		    KlTpmEsys *self,
+		    const TPMT_PUBLIC *public,
+		    const TPM2B_PRIVATE *private,
+		    GError **error)
+{
+	if (!kl_tpm_esys_ak_load_handle(self, public, private, &tpm->ak_handle, error))
+		return FALSE;
 	return kl_tpm_set_ak_public(tpm, public, error);
+}
+
+/*
+ * TPM_RC_REFERENCE_H0 from a command on the AK: the TPM no longer holds it (TPM reset
+ * or Startup(CLEAR) under the agent, a restarted resource manager). Loads the same AK
+ * again under the EK; this fails when the TPM was cleared or replaced meanwhile.
+ */
+static gboolean
+kl_tpm_esys_ak_reload(KlTpm *tpm, KlTpmEsys *self, GError **error)
+{
+	gboolean ok;
+
+	if (!self->have_ak_blob) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_TPM,
+			    "the TPM no longer holds the AK and it cannot be loaded again; "
+			    "restart the agent");
+		return FALSE;
+	}
+	if (tpm->ak_handle != ESYS_TR_NONE)
+		(void)Esys_TR_Close(self->esys, &tpm->ak_handle);
+	tpm->ak_handle = ESYS_TR_NONE;
+	if (!self->ek_persistent && self->ek != ESYS_TR_NONE)
+		(void)Esys_TR_Close(self->esys, &self->ek);
+	ok = kl_tpm_esys_ek_ensure(self, error) &&
+	     kl_tpm_esys_ak_load_handle(
+		 self, &self->ak_public, &self->ak_private, &tpm->ak_handle, error);
+	kl_tpm_esys_ek_release(self);
+	if (!ok) {
+		g_prefix_error(error,
+			       "the TPM no longer holds the AK (TPM reset?) and loading it "
+			       "again failed; if the TPM was cleared or replaced, restart the "
+			       "agent: ");
+		return FALSE;
+	}
+	g_info("the TPM had lost the AK (flushed by another program, TPM reset or resource "
+	       "manager restart); loaded it again");
+	return TRUE;
 }
 
 static gboolean
@@ -1045,16 +1099,22 @@ kl_tpm_esys_quote(KlTpm *tpm,
 	in_scheme.details.any.hashAlg = hash;
 	kl_tpm_esys_fill_data(&qdata, qualifying_data);
 	kl_tpm_esys_pcr_selection(&sel, bank, pcr_mask);
-	rc = Esys_Quote(self->esys,
-			tpm->ak_handle,
-			ESYS_TR_PASSWORD,
-			ESYS_TR_NONE,
-			ESYS_TR_NONE,
-			&qdata,
-			&in_scheme,
-			&sel,
-			&quoted,
-			&sig);
+	for (guint attempt = 0;; attempt++) {
+		rc = Esys_Quote(self->esys,
+				tpm->ak_handle,
+				ESYS_TR_PASSWORD,
+				ESYS_TR_NONE,
+				ESYS_TR_NONE,
+				&qdata,
+				&in_scheme,
+				&sel,
+				&quoted,
+				&sig);
+		if (rc != TPM2_RC_REFERENCE_H0 || attempt > 0)
+			break;
+		if (!kl_tpm_esys_ak_reload(tpm, self, error))
+			return FALSE;
+	}
 	if (rc != TSS2_RC_SUCCESS) {
 		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_Quote"));
 		return FALSE;
@@ -1168,7 +1228,6 @@ kl_tpm_esys_certify_ak(KlTpm *tpm,
 	TPMT_SIG_SCHEME in_scheme = {.scheme = scheme};
 	TPM2B_ATTEST *certified = NULL;
 	TPMT_SIGNATURE *sig = NULL;
-	ESYS_TR sign_handle = signer != ESYS_TR_NONE ? signer : tpm->ak_handle;
 	gboolean ok;
 	TSS2_RC rc;
 
@@ -1194,16 +1253,22 @@ kl_tpm_esys_certify_ak(KlTpm *tpm,
 		}
 	}
 	kl_tpm_esys_fill_data(&qdata, qualifying_data);
-	rc = Esys_Certify(self->esys,
-			  tpm->ak_handle,
-			  sign_handle,
-			  ESYS_TR_PASSWORD,
-			  ESYS_TR_PASSWORD,
-			  ESYS_TR_NONE,
-			  &qdata,
-			  &in_scheme,
-			  &certified,
-			  &sig);
+	for (guint attempt = 0;; attempt++) {
+		rc = Esys_Certify(self->esys,
+				  tpm->ak_handle,
+				  signer != ESYS_TR_NONE ? signer : tpm->ak_handle,
+				  ESYS_TR_PASSWORD,
+				  ESYS_TR_PASSWORD,
+				  ESYS_TR_NONE,
+				  &qdata,
+				  &in_scheme,
+				  &certified,
+				  &sig);
+		if (rc != TPM2_RC_REFERENCE_H0 || attempt > 0)
+			break;
+		if (!kl_tpm_esys_ak_reload(tpm, self, error))
+			return FALSE;
+	}
 	if (rc != TSS2_RC_SUCCESS) {
 		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_Certify"));
 		return FALSE;

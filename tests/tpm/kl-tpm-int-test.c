@@ -979,6 +979,70 @@ test_certify(KlTestFixture *fx, gconstpointer data)
 	kl_test_verify_signature(tpm, attest, sig);
 }
 
+/*
+ * The TPM drops the loaded AK under the agent (another program flushes all transient
+ * objects, a restarted resource manager, a TPM reset): the next quote and TPM2_Certify
+ * load the same AK again and succeed; once the EK changed meanwhile, they fail with an
+ * error that tells the operator what to do.
+ */
+static void
+test_ak_lost(KlTestFixture *fx, gconstpointer data)
+{
+	const gchar *changeeps[] = {"tpm2_changeeps", NULL};
+	KlTpmOptions o = kl_test_options(fx);
+	g_autoptr(KlTpm) tpm = kl_test_tpm_new(&o);
+	g_autoptr(GBytes) name = g_bytes_ref(kl_tpm_get_ak_name(tpm));
+	guint8 nonce_raw[16] = {16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1};
+	g_autoptr(GBytes) nonce = g_bytes_new(nonce_raw, sizeof(nonce_raw));
+	g_autoptr(GBytes) attest = NULL;
+	g_autoptr(GBytes) sig = NULL;
+	g_autoptr(GError) error = NULL;
+
+	g_assert_cmpuint(kl_test_count_transient(), ==, 1);
+	kl_test_flush_transient(fx->dir);
+	g_assert_cmpuint(kl_test_count_transient(), ==, 0);
+	g_assert_true(kl_tpm_quote(tpm,
+				   TPM2_ALG_SHA256,
+				   1u << 0,
+				   kl_tpm_get_ak_sign_scheme(tpm),
+				   TPM2_ALG_SHA256,
+				   nonce,
+				   &attest,
+				   &sig,
+				   &error));
+	g_assert_no_error(error);
+	kl_test_verify_signature(tpm, attest, sig);
+	g_assert_true(g_bytes_equal(name, kl_tpm_get_ak_name(tpm)));
+	g_assert_cmpuint(kl_test_count_transient(), ==, 1);
+
+	kl_test_flush_transient(fx->dir);
+	g_clear_pointer(&attest, g_bytes_unref);
+	g_clear_pointer(&sig, g_bytes_unref);
+	g_assert_true(kl_tpm_certify_ak(
+	    tpm, ESYS_TR_NONE, NULL, TPM2_ALG_NULL, TPM2_ALG_NULL, nonce, &attest, &sig, &error));
+	g_assert_no_error(error);
+	kl_test_verify_signature(tpm, attest, sig);
+	g_assert_cmpuint(kl_test_count_transient(), ==, 1);
+
+	/* a new endorsement seed: the AK cannot come back */
+	kl_test_flush_transient(fx->dir);
+	kl_test_run(fx->dir, changeeps);
+	g_clear_pointer(&attest, g_bytes_unref);
+	g_clear_pointer(&sig, g_bytes_unref);
+	g_assert_false(kl_tpm_quote(tpm,
+				    TPM2_ALG_SHA256,
+				    1u << 0,
+				    kl_tpm_get_ak_sign_scheme(tpm),
+				    TPM2_ALG_SHA256,
+				    nonce,
+				    &attest,
+				    &sig,
+				    &error));
+	g_assert_error(error, KL_ERROR, KL_ERROR_TPM);
+	g_assert_nonnull(strstr(error->message, "restart the agent"));
+	g_assert_cmpuint(kl_test_count_transient(), ==, 0);
+}
+
 static void
 test_agent_id(KlTestFixture *fx, gconstpointer data)
 {
@@ -1160,6 +1224,12 @@ main(int argc, char **argv)
 		   fixture_teardown);
 	g_test_add(
 	    "/tpm-int/certify", KlTestFixture, NULL, fixture_setup, test_certify, fixture_teardown);
+	g_test_add("/tpm-int/ak-lost",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_ak_lost,
+		   fixture_teardown);
 	g_test_add("/tpm-int/agent-id",
 		   KlTestFixture,
 		   NULL,
