@@ -50,8 +50,8 @@ registrar_thread(gpointer data)
 			request = g_data_input_stream_read_line(in, NULL, reg->cancellable, NULL);
 			if (request == NULL)
 				break;
-			while ((line = g_data_input_stream_read_line(in, NULL, reg->cancellable,
-								     NULL)) != NULL) {
+			while ((line = g_data_input_stream_read_line(
+				    in, NULL, reg->cancellable, NULL)) != NULL) {
 				g_strchomp(line);
 				if (g_ascii_strncasecmp(line, "Content-Length:", 15) == 0)
 					length = (gsize)g_ascii_strtoull(line + 15, NULL, 10);
@@ -62,8 +62,9 @@ registrar_thread(gpointer data)
 				g_free(line);
 			}
 			body = g_malloc0(length + 1);
-			if (length > 0 && !g_input_stream_read_all(G_INPUT_STREAM(in), body, length,
-								   NULL, reg->cancellable, NULL))
+			if (length > 0 &&
+			    !g_input_stream_read_all(
+				G_INPUT_STREAM(in), body, length, NULL, reg->cancellable, NULL))
 				break;
 			if (g_str_has_prefix(request, "GET /version ")) {
 				status = 200;
@@ -78,11 +79,14 @@ registrar_thread(gpointer data)
 				status = 404;
 				answer = "{}";
 			}
-			reply = g_strdup_printf("HTTP/1.1 %u X\r\nContent-Type: application/json\r\n"
-						"Content-Length: %zu\r\n\r\n%s",
-						status, strlen(answer), answer);
-			if (!g_output_stream_write_all(out, reply, strlen(reply), NULL,
-						       reg->cancellable, NULL))
+			reply =
+			    g_strdup_printf("HTTP/1.1 %u X\r\nContent-Type: application/json\r\n"
+					    "Content-Length: %zu\r\n\r\n%s",
+					    status,
+					    strlen(answer),
+					    answer);
+			if (!g_output_stream_write_all(
+				out, reply, strlen(reply), NULL, reg->cancellable, NULL))
 				break;
 		}
 	}
@@ -99,8 +103,13 @@ registrar_start(void)
 
 	reg->cancellable = g_cancellable_new();
 	reg->listener = g_socket_listener_new();
-	g_socket_listener_add_address(reg->listener, address, G_SOCKET_TYPE_STREAM,
-				      G_SOCKET_PROTOCOL_TCP, NULL, &effective, &error);
+	g_socket_listener_add_address(reg->listener,
+				      address,
+				      G_SOCKET_TYPE_STREAM,
+				      G_SOCKET_PROTOCOL_TCP,
+				      NULL,
+				      &effective,
+				      &error);
 	g_assert_no_error(error);
 	reg->port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(effective));
 	reg->thread = g_thread_new("registrar", registrar_thread, reg);
@@ -186,8 +195,8 @@ static GSubprocess *
 agent_spawn(GError **error, ...)
 {
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
-	g_autoptr(GSubprocessLauncher) launcher =
-	    g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
+	    G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
 	const gchar *arg;
 	va_list args;
 
@@ -246,8 +255,14 @@ test_plain_http_verifier_refused(void)
 		return;
 
 	setup_new(&s, 1, NULL);
-	proc = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--once", "--verifier-url",
-			   "http://127.0.0.1:1", NULL);
+	proc = agent_spawn(&error,
+			   "--config",
+			   s.conf,
+			   "--avoid-tpm",
+			   "--once",
+			   "--verifier-url",
+			   "http://127.0.0.1:1",
+			   NULL);
 	g_assert_cmpint(agent_finish(proc, &out, &err), ==, 3);
 	g_assert_nonnull(strstr(err, "plain http"));
 	setup_clear(&s);
@@ -283,8 +298,8 @@ test_check_report(void)
 
 	/* KEYLIME_AGENT_<OPTION> applies on top of --config */
 	g_setenv("KEYLIME_AGENT_CONTACT_PORT", "4242", TRUE);
-	insecure = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--check", "--insecure",
-			       NULL);
+	insecure =
+	    agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--check", "--insecure", NULL);
 	g_unsetenv("KEYLIME_AGENT_CONTACT_PORT");
 	g_assert_cmpint(agent_finish(insecure, &out, &err), ==, 0);
 	g_assert_nonnull(strstr(out, "4242"));
