@@ -436,6 +436,19 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 							 "the agent a TPM, IMA or measured-boot "
 							 "policy at enrollment"),
 				     -1);
+	{
+		g_autoptr(GString) types = g_string_new(NULL);
+		for (guint i = 0; i < requested->len; i++) {
+			JsonObject *item = g_ptr_array_index(requested, i);
+			g_string_append_printf(types,
+					       "%s%s",
+					       i > 0 ? ", " : "",
+					       json_object_get_string_member(item, "evidence_type"));
+		}
+		g_debug("the verifier requests %s (Location %s)",
+			types->str,
+			response->location != NULL ? response->location : "none");
+	}
 	agent->location = g_strdup(response->location);
 	agent->requested = g_steal_pointer(&requested);
 	return kl_step_ok();
