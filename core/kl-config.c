@@ -833,6 +833,7 @@ kl_config_load_document(KlConfig *cfg, KlTomlDocument *doc, GError **error)
 {
 	const gchar *path = doc->filename;
 	KlTomlTable *agent;
+	g_autoptr(GPtrArray) pull_only = g_ptr_array_new();
 
 	agent = kl_toml_document_get_table(doc, "agent");
 	if (agent == NULL) {
@@ -865,9 +866,7 @@ kl_config_load_document(KlConfig *cfg, KlTomlDocument *doc, GError **error)
 				continue;
 			}
 			if (kl_config_is_pull_only(key)) {
-				g_debug("%s: ignoring '%s', an option of the pull-model agent",
-					origin,
-					key);
+				g_ptr_array_add(pull_only, (gpointer)key);
 				continue;
 			}
 			/* also visible to kl_config_lookup() for plugins reading [agent] */
@@ -885,6 +884,12 @@ kl_config_load_document(KlConfig *cfg, KlTomlDocument *doc, GError **error)
 					  origin,
 					  key);
 		}
+	}
+	if (pull_only->len > 0) {
+		g_autofree gchar *names = NULL;
+		g_ptr_array_add(pull_only, NULL);
+		names = g_strjoinv(", ", (gchar **)pull_only->pdata);
+		g_debug("%s: ignoring options of the pull-model agent: %s", path, names);
 	}
 	return TRUE;
 }

@@ -70,12 +70,16 @@ step "loading it with the agent's loader"
 [ -x "$load_check" ] || fail "$load_check is missing (build with -Dtests=true)"
 mkdir -m 0755 "$work/plugins"
 install -m 0644 "$module" "$work/plugins/example.so"
-"$load_check" --expect-active example \
+# the plugin reads its log file from its own table of agent.conf
+printf 'line one\nline two\nline three\n' >"$work/example.log"
+printf '[agent]\nkeylime_dir = "%s"\n[example]\nexample_log = "%s"\n' "$work" "$work/example.log" \
+	>"$work/agent.conf"
+"$load_check" --expect-active example --config "$work/agent.conf" \
 	--collect 'example={"starting_offset":1,"entry_count":1}' \
 	"$work/plugins" | tee "$work/load.out"
 grep -qx 'example ACTIVE' "$work/load.out" || fail "the example plugin is not ACTIVE"
 grep -q '"evidence_class":"log","evidence_type":"example","capabilities":{' "$work/load.out" ||
 	fail "no evidence_supported entry for the example plugin"
-grep -q '"evidence_type":"example","data":{"format":"text/plain","starting_offset":1' "$work/load.out" ||
+grep -qF '"data":{"format":"text/plain","starting_offset":1,"entry_count":1,"total_entries":3,"entries":"line two\n"}' "$work/load.out" ||
 	fail "collect of the example plugin did not return its data"
 echo "out-of-tree plugin: OK"

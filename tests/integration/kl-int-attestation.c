@@ -210,6 +210,25 @@ test_fault_session(void)
 }
 
 static void
+test_token_expired(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonNode) reply = NULL;
+	g_autofree gchar *body = g_strdup_printf("{\"agent_id\":\"%s\"}", AGENT_ID);
+	gint64 sessions = vint("pop_pass");
+	gint64 unauthorized = vint("unauthorized");
+	glong status = 0;
+
+	/* the session lifetime ran out: every call answers 401 until a new PoP */
+	reply = kl_test_peers_verifier_call(peers, "POST", "/_test/expire_token", body, &status, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(status, ==, 200);
+	assert_wait("unauthorized", unauthorized + 1, 20);
+	assert_wait("pop_pass", sessions + 1, 30);
+	assert_wait("passes", vint("passes") + 1, 30);
+}
+
+static void
 test_wrong_policy(void)
 {
 	gint64 fails = vint("fails");
@@ -337,6 +356,7 @@ main(int argc, char **argv)
 	g_test_add_func("/attestation/fault-phase2-malformed", test_fault_phase2_malformed);
 	g_test_add_func("/attestation/fault-phase1-hang", test_fault_hang);
 	g_test_add_func("/attestation/fault-session-5xx", test_fault_session);
+	g_test_add_func("/attestation/token-expired", test_token_expired);
 	g_test_add_func("/attestation/wrong-policy", test_wrong_policy);
 	g_test_add_func("/attestation/sigterm", test_sigterm);
 	g_test_add_func("/attestation/once", test_once);

@@ -33,6 +33,7 @@ struct _KlTestPeers {
 	KlTestPeer registrar;
 	KlTestPeer verifier;
 	guint n_agents;
+	KlTestAgent *watched; /* the last started agent: waits stop when it has exited */
 };
 
 struct _KlTestAgent {
@@ -603,6 +604,19 @@ kl_test_peers_registrar_int(KlTestPeers *peers, const gchar *agent_id, const gch
 	return kl_test_member_int(obj, member);
 }
 
+/* FALSE (and a message) when the watched agent is no longer running */
+static gboolean
+kl_test_watched_alive(KlTestPeers *peers)
+{
+	KlTestAgent *agent = peers->watched;
+
+	if (agent == NULL || agent->proc == NULL || g_subprocess_get_identifier(agent->proc) != NULL)
+		return TRUE;
+	g_test_message("the agent exited early with status %d", kl_test_exit_status(agent->proc));
+	kl_test_agent_dump_log(agent);
+	return FALSE;
+}
+
 gboolean
 kl_test_peers_wait_verifier_int(KlTestPeers *peers,
 				const gchar *agent_id,
@@ -617,6 +631,8 @@ kl_test_peers_wait_verifier_int(KlTestPeers *peers,
 		v = kl_test_peers_verifier_int(peers, agent_id, member);
 		if (v >= min)
 			return TRUE;
+		if (!kl_test_watched_alive(peers))
+			break;
 		g_usleep(100000);
 	} while (g_get_monotonic_time() < deadline);
 	g_test_message("verifier: %s of %s is %" G_GINT64_FORMAT ", wanted >= %" G_GINT64_FORMAT
@@ -643,6 +659,8 @@ kl_test_peers_wait_registrar_int(KlTestPeers *peers,
 		v = kl_test_peers_registrar_int(peers, agent_id, member);
 		if (v >= min)
 			return TRUE;
+		if (!kl_test_watched_alive(peers))
+			break;
 		g_usleep(100000);
 	} while (g_get_monotonic_time() < deadline);
 	g_test_message("registrar: %s of %s is %" G_GINT64_FORMAT ", wanted >= %" G_GINT64_FORMAT
@@ -707,6 +725,8 @@ kl_test_agent_free(KlTestAgent *agent)
 {
 	if (agent == NULL)
 		return;
+	if (agent->peers->watched == agent)
+		agent->peers->watched = NULL;
 	if (agent->proc != NULL) {
 		kl_test_stop_proc(agent->proc, SIGTERM, 10);
 		g_clear_object(&agent->proc);
@@ -831,6 +851,8 @@ kl_test_agent_start(KlTestAgent *agent, GError **error, ...)
 		g_subprocess_launcher_take_stdout_fd(launcher, fd);
 	}
 	agent->proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, error);
+	if (agent->proc != NULL)
+		agent->peers->watched = agent;
 	return agent->proc != NULL;
 }
 

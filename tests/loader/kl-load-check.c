@@ -7,8 +7,9 @@
  * check and handy for plugin authors.
  *
  *   kl-load-check [--disable NAME]... [--expect-active NAME]...
- *                 [--collect NAME=JSON]... [--no-rejected] DIR...
+ *                 [--collect NAME=JSON]... [--no-rejected] [--config FILE] DIR...
  *
+ * --config loads an agent.conf (plugin tables included) on top of the defaults.
  * --collect runs the plugin's collect with JSON as chosen_parameters and
  * prints the evidence_collected entry.
  *
@@ -30,6 +31,7 @@ main(int argc, char **argv)
 	g_auto(GStrv) expect_active = NULL;
 	g_auto(GStrv) collect = NULL;
 	gboolean no_rejected = FALSE;
+	g_autofree gchar *config_file = NULL;
 	g_autoptr(GOptionContext) octx = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KlConfig) config = NULL;
@@ -67,6 +69,13 @@ main(int argc, char **argv)
 		 &no_rejected,
 		 "Fail if any module is rejected",
 		 NULL},
+		{"config",
+		 0,
+		 0,
+		 G_OPTION_ARG_FILENAME,
+		 &config_file,
+		 "Load this agent.conf",
+		 "FILE"},
 		{NULL},
 	};
 
@@ -82,6 +91,10 @@ main(int argc, char **argv)
 	}
 
 	config = kl_config_new();
+	if (config_file != NULL && !kl_config_load_file(config, config_file, &error)) {
+		fprintf(stderr, "kl-load-check: %s\n", error->message);
+		return 1;
+	}
 	if (!kl_config_finalize(config, envp, &error)) {
 		fprintf(stderr, "kl-load-check: %s\n", error->message);
 		return 1;

@@ -707,22 +707,48 @@ kl_test_shutdown_once(KlLoaderFixture *fx, gconstpointer user_data)
 	g_assert_cmpstr(text, ==, "shutdown dummy\n");
 }
 
-/* the config view of a plugin falls back to the resolved [agent] options */
+/* the config view of a plugin: its own table first, then the resolved [agent] */
 static void
 kl_test_config_view(KlLoaderFixture *fx, gconstpointer user_data)
 {
 	g_autoptr(GError) error = NULL;
-	g_auto(GStrv) envp = g_get_environ();
+	g_auto(GStrv) envp = g_environ_unsetenv(g_get_environ(), "KEYLIME_DIR");
+	g_autofree gchar *conf = g_build_filename(fx->dir, "agent.conf", NULL);
+	g_autofree gchar *text = g_strdup_printf("[agent]\n"
+						 "keylime_dir = \"%s\"\n"
+						 "[dummy]\n"
+						 "greeting = \"hello\"\n"
+						 "count = 3\n"
+						 "verbose = true\n"
+						 "[other]\n"
+						 "secret = \"not for dummy\"\n",
+						 fx->dir);
 	KlPluginContext *ctx;
+	gint64 count = 0;
+	gboolean verbose = FALSE;
 
+	g_assert_true(g_file_set_contents(conf, text, -1, &error));
+	g_assert_true(kl_config_load_file(fx->config, conf, &error));
+	g_assert_no_error(error);
 	g_assert_true(kl_config_finalize(fx->config, envp, &error));
 	g_assert_no_error(error);
 	g_free(kl_test_install(fx->dir, "dummy", NULL, 0644));
 	kl_test_load(fx, fx->dir, NULL);
 	ctx = kl_plugin_get_context(kl_plugin_loader_lookup(fx->loader, "dummy"));
+
+	g_assert_cmpstr(kl_plugin_context_get_config(ctx, "greeting"), ==, "hello");
+	g_assert_true(kl_plugin_context_get_config_int(ctx, "count", 0, &count, &error));
+	g_assert_cmpint(count, ==, 3);
+	g_assert_true(kl_plugin_context_get_config_bool(ctx, "verbose", FALSE, &verbose, &error));
+	g_assert_true(verbose);
+	g_assert_no_error(error);
+	/* [agent] options come resolved */
+	g_assert_cmpstr(kl_plugin_context_get_config(ctx, "keylime_dir"), ==, fx->dir);
 	g_assert_cmpstr(kl_plugin_context_get_config(ctx, "keylime_dir"),
 			==,
 			kl_config_get_string(fx->config, "keylime_dir"));
+	/* other plugins' tables are not visible */
+	g_assert_null(kl_plugin_context_get_config(ctx, "secret"));
 	g_assert_null(kl_plugin_context_get_config(ctx, "no_such_key_anywhere"));
 }
 

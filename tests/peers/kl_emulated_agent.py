@@ -153,6 +153,15 @@ def register(tpm, conf, aid, ekpub, ekcert, akh, akpub, timeout):
     body = {"ek_tpm": kl_tpm.b64e(ekpub), "aik_tpm": kl_tpm.b64e(akpub)}
     if ekcert:
         body["ekcert"] = kl_tpm.b64e(ekcert)
+    if conf.get("enable_iak_idevid"):
+        for k in ("iak", "idevid"):
+            tpm.run("tpm2_readpublic", "-c", conf[f"{k}_handle"], "-o", tpm.path(f"{k}.pub"), "-f", "tss")
+            body[f"{k}_tpm"] = kl_tpm.b64e(open(tpm.path(f"{k}.pub"), "rb").read())
+            data = open(conf[f"{k}_cert"], "rb").read()
+            body[f"{k}_cert"] = data.decode() if data.startswith(b"-----") else kl_tpm.b64e(data)
+        attest, sig = certify(tpm, akh, hashlib.sha256(aid.encode()).digest(), conf["iak_handle"])
+        body["iak_attest"] = kl_tpm.b64e(attest)
+        body["iak_sign"] = kl_tpm.b64e(sig)
     st, _, doc, raw = http("POST", f"{base}/v2.6/agents/{aid}", body, ca=ca, timeout=timeout)
     if st == 403:
         raise SystemExit("registrar refused: identity changed (403)")
@@ -174,10 +183,11 @@ def register(tpm, conf, aid, ekpub, ekcert, akh, akpub, timeout):
     log(f"registered and activated {aid}")
 
 
-def certify(tpm, akh, nonce):
+def certify(tpm, akh, nonce, signer=None):
     h = int(akh, 16)
+    sh = int(signer, 16) if signer else h
     auth = bytes.fromhex("400000090000000000")
-    body = struct.pack(">II", h, h) + struct.pack(">I", 18) + auth + auth + struct.pack(">H", len(nonce)) + nonce \
+    body = struct.pack(">II", h, sh) + struct.pack(">I", 18) + auth + auth + struct.pack(">H", len(nonce)) + nonce \
         + struct.pack(">H", 0x10)
     cmd = struct.pack(">HII", 0x8002, 10 + len(body), 0x148) + body
     rsp = tpm.run("tpm2_send", data=cmd)

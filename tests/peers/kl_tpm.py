@@ -12,6 +12,7 @@ import hmac
 import os
 import struct
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -288,7 +289,11 @@ class Signature:
             if self.sig_alg == TPM_ALG_RSASSA:
                 key.verify(self.sig, dig, padding.PKCS1v15(), utils.Prehashed(h))
             elif self.sig_alg == TPM_ALG_RSAPSS:
-                key.verify(self.sig, dig, padding.PSS(padding.MGF1(h), h.digest_size), utils.Prehashed(h))
+                try:
+                    key.verify(self.sig, dig, padding.PSS(padding.MGF1(h), h.digest_size), utils.Prehashed(h))
+                except InvalidSignature:
+                    # TPMs may use the maximum salt length instead of the digest size
+                    key.verify(self.sig, dig, padding.PSS(padding.MGF1(h), padding.PSS.AUTO), utils.Prehashed(h))
             else:
                 raise ValueError("RSA key with a non-RSA signature")
         elif isinstance(key, ec.EllipticCurvePublicKey):

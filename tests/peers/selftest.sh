@@ -67,17 +67,22 @@ ctl() { curl -sS --max-time 10 --cacert "$VER_CA" -X "$1" "$VER$2" ${3:+-H 'Cont
 
 # ------------------------------------------------------------------ agent steps (tpm2-tools)
 make_ak() { # make_ak DIR EKHANDLE -> DIR/ak.pub DIR/ak.handle
-	local d="$1" ek="$2" h akh=""
+	local d="$1" ek="$2" h existing
 	flush
-	for i in $(seq 256 511); do
-		h="$(printf '0x%08x' $((0x81000000 + i)))"
-		tpm2_getcap handles-persistent | grep -qi "$h" || { akh="$h"; break; }
-	done
 	tpm2_createak -C "$ek" -c "$d/ak.ctx" -G rsa -g sha256 -s rsassa -u "$d/ak.pub" -n "$d/ak.name" -f tss >/dev/null \
 		|| return 1
-	tpm2_evictcontrol -C o -c "$d/ak.ctx" "$akh" >/dev/null || return 1
-	echo "$akh" >"$d/ak.handle"
-	flush
+	existing="$(tpm2_getcap handles-persistent)" || return 1
+	for i in $(seq 256 511); do
+		h="$(printf '0x%08x' $((0x81000000 + i)))"
+		grep -qi "$h" <<<"$existing" && continue
+		if tpm2_evictcontrol -C o -c "$d/ak.ctx" "$h" >/dev/null 2>"$d/evict.err"; then
+			echo "$h" >"$d/ak.handle"
+			flush
+			return 0
+		fi
+		grep -q 0x14c "$d/evict.err" || { cat "$d/evict.err"; return 1; }
+	done
+	return 1
 }
 
 register() { # register ID DIR EKHANDLE EKCERT_NV -> 0 when registered+activated

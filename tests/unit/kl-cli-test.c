@@ -262,6 +262,21 @@ kl_cli_bool_forms_test(void)
 	}
 }
 
+/* an optional value never swallows the next flag */
+static void
+kl_cli_bool_then_flag_test(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlCli) cli = kl_test_parse(&error, "--insecure", "--avoid-tpm", "--once", NULL);
+	g_autoptr(KlConfig) cfg = NULL;
+
+	g_assert_no_error(error);
+	g_assert_true(cli->avoid_tpm);
+	g_assert_true(cli->once);
+	cfg = kl_test_apply(cli);
+	g_assert_true(kl_config_get_bool(cfg, "tls_accept_invalid_certs"));
+}
+
 static void
 kl_cli_insecure_http_test(void)
 {
@@ -383,6 +398,7 @@ main(int argc, char **argv)
 	g_test_add_func("/cli/registrar-url", kl_cli_registrar_url_test);
 	g_test_add_func("/cli/bool-forms", kl_cli_bool_forms_test);
 	g_test_add_func("/cli/insecure-http", kl_cli_insecure_http_test);
+	g_test_add_func("/cli/bool-then-flag", kl_cli_bool_then_flag_test);
 	g_test_add_func("/cli/switches", kl_cli_switches_test);
 	g_test_add_func("/cli/last-wins", kl_cli_last_wins_test);
 	g_test_add_func("/cli/help", kl_cli_help_test);
