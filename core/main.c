@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "keylime-agent/kl-error.h"
 #include "kl-agent.h"
@@ -23,6 +24,7 @@
 #include "kl-http.h"
 #include "kl-log.h"
 #include "kl-plugin-loader.h"
+#include "kl-privileges.h"
 #include "kl-registrar-client.h"
 #include "kl-tpm-private.h"
 #include "kl-verifier-client.h"
@@ -529,6 +531,35 @@ kl_main_done_cb(KlAgent *agent, gint exit_status, gpointer user_data)
 	g_main_loop_quit(state->loop);
 }
 
+/*
+ * Drops root for run_as once everything that needs root is open (TPM device,
+ * IMA/UEFI logs, agent_data.json). The built-in default "keylime:tss" is only
+ * a proposal: when that user does not exist the agent warns and stays root.
+ * A run_as set by the operator must work.
+ */
+static gboolean
+kl_main_drop_privileges(KlConfig *cfg, GError **error)
+{
+	const gchar *run_as = kl_main_str(cfg, "run_as", "");
+	g_autoptr(GError) error_local = NULL;
+
+	if (geteuid() != 0 || run_as == NULL || run_as[0] == '\0')
+		return kl_privileges_drop(run_as, error);
+	if (kl_config_get_source(cfg, "run_as") == KL_CONFIG_SOURCE_DEFAULT &&
+	    !kl_privileges_parse_run_as(run_as, NULL, NULL, &error_local)) {
+		g_warning("running as root: the default run_as '%s' is unusable (%s); create "
+			  "that user and group or set run_as (\"\" keeps root)",
+			  run_as,
+			  error_local->message);
+		return TRUE;
+	}
+	if (!kl_privileges_drop(run_as, error))
+		return FALSE;
+	g_info("running as %s", run_as);
+	return TRUE;
+}
+
+
 static gint
 kl_main_run(int argc, char **argv)
 {
@@ -666,6 +697,12 @@ kl_main_run(int argc, char **argv)
 			  "each plugin is inactive)",
 			  kl_main_plugin_dir(cfg));
 		return KL_EXIT_NO_PLUGINS;
+	}
+
+	/* everything that needs root is open: drop privileges before any networking */
+	if (!kl_main_drop_privileges(cfg, &error)) {
+		g_warning("run_as: %s", error->message);
+		return KL_EXIT_CONFIG;
 	}
 
 	/* peers */

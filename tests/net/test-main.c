@@ -10,6 +10,7 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #define AGENT_ID "d432fbb3-d2f1-4a97-9ef7-75bd81c0e001"
 
@@ -401,6 +402,69 @@ test_no_plugin_exit_6(void)
 	setup_clear(&s);
 }
 
+/* uid of a running process, from /proc/<pid>/status; -1 if unknown */
+static gint64
+proc_uid(const gchar *pid)
+{
+	g_autofree gchar *path = g_strdup_printf("/proc/%s/status", pid);
+	g_autofree gchar *text = NULL;
+	const gchar *line;
+
+	if (!g_file_get_contents(path, &text, NULL, NULL))
+		return -1;
+	line = strstr(text, "\nUid:");
+	if (line == NULL)
+		return -1;
+	return g_ascii_strtoll(line + 5, NULL, 10);
+}
+
+static void
+test_run_as(void)
+{
+	Setup s;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSubprocess) proc = NULL;
+	g_autoptr(GSubprocess) bad = NULL;
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autofree gchar *pid = NULL;
+	gint64 uid = -1;
+
+	if (!have_plugin())
+		return;
+	if (geteuid() != 0) {
+		g_test_skip("dropping privileges needs root");
+		return;
+	}
+
+	/* an operator-set run_as that cannot work is a configuration error */
+	setup_new(&s, 1, "exponential_backoff_max_retries = 5\nrun_as = \"kl-no-such-user:nogroup\"\n");
+	bad = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", NULL);
+	g_assert_no_error(error);
+	g_assert_cmpint(agent_finish(bad, &out, &err), ==, 3);
+	g_assert_nonnull(strstr(err, "kl-no-such-user"));
+	setup_clear(&s);
+	g_clear_pointer(&out, g_free);
+	g_clear_pointer(&err, g_free);
+
+	/* the agent really runs as nobody once the TPM and the plugins are open */
+	setup_new(&s, 1, "exponential_backoff_max_retries = 5\nrun_as = \"nobody:nogroup\"\n");
+	proc = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", NULL);
+	g_assert_no_error(error);
+	pid = g_strdup(g_subprocess_get_identifier(proc));
+	for (guint i = 0; i < 100; i++) {
+		uid = proc_uid(pid);
+		if (uid > 0)
+			break;
+		g_usleep(50 * 1000);
+	}
+	g_subprocess_send_signal(proc, SIGTERM);
+	g_assert_cmpint(agent_finish(proc, &out, &err), ==, 0);
+	g_assert_cmpint(uid, ==, 65534);
+	g_assert_nonnull(strstr(err, "running as nobody:nogroup"));
+	setup_clear(&s);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -416,5 +480,6 @@ main(int argc, char **argv)
 	g_test_add_func("/main/registrar-403-exit-5", test_registrar_403_exit_5);
 	g_test_add_func("/main/once-gives-up-exit-7", test_once_gives_up_exit_7);
 	g_test_add_func("/main/sigterm-and-sighup", test_sigterm_and_sighup);
+	g_test_add_func("/main/run-as", test_run_as);
 	return g_test_run();
 }
