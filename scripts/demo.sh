@@ -177,6 +177,9 @@ while [ "$seen" -lt "$CYCLES" ]; do
 	while [ "$seen" -lt "$CYCLES" ]; do
 		at="$(jq -c --argjson i "$seen" '[.attestations[] | select(.stage == "verification_complete")][$i] // empty' "$W/status.json")"
 		[ -n "$at" ] || break
+		[ "$seen" -gt 0 ] || sleep 0.3
+		sleep 0.2
+		show_agent_log
 		seen=$((seen + 1))
 		ev="$(jq -r .evaluation <<<"$at")"
 		if [ "$ev" = pass ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
