@@ -51,12 +51,11 @@ kl_bench_rss_kb(void)
 	g_autofree gchar *statm = NULL;
 	glong pages = 0;
 
-	if (g_file_get_contents("/proc/self/statm", &statm, NULL, NULL))
-		{
-			g_auto(GStrv) f = g_strsplit(statm, " ", 3);
-			if (g_strv_length(f) >= 2)
-				pages = (glong)g_ascii_strtoll(f[1], NULL, 10);
-		}
+	if (g_file_get_contents("/proc/self/statm", &statm, NULL, NULL)) {
+		g_auto(GStrv) f = g_strsplit(statm, " ", 3);
+		if (g_strv_length(f) >= 2)
+			pages = (glong)g_ascii_strtoll(f[1], NULL, 10);
+	}
 	return pages * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
@@ -200,7 +199,7 @@ kl_bench_child(const gchar *dir, guint64 entries, gint cycles, KlBenchRow *row)
 	if (pid < 0)
 		return FALSE;
 	if (pid == 0) {
-		KlBenchRow r = {0};
+		KlBenchRow r = { 0 };
 		close(pipefd[0]);
 		kl_bench_run(dir, entries, (guint)cycles, &r);
 		if (write(pipefd[1], &r, sizeof(r)) != (ssize_t)sizeof(r))
@@ -229,11 +228,17 @@ main(int argc, char **argv)
 	gint repeat = 3;
 	guint n;
 	GOptionEntry entries[] = {
-	    {"cycles", 'c', 0, G_OPTION_ARG_INT, &cycles, "cycles per measurement", "N"},
-	    {"repeat", 'r', 0, G_OPTION_ARG_INT, &repeat, "runs per size (best kept)", "R"},
-	    {"sizes", 's', 0, G_OPTION_ARG_STRING, &sizes_arg, "log sizes in entries", "A,B,C"},
-	    {"dir", 'd', 0, G_OPTION_ARG_FILENAME, &dir_arg, "directory for the logs", "DIR"},
-	    {NULL},
+		{ "cycles", 'c', 0, G_OPTION_ARG_INT, &cycles, "cycles per measurement", "N" },
+		{ "repeat", 'r', 0, G_OPTION_ARG_INT, &repeat, "runs per size (best kept)", "R" },
+		{ "sizes",
+		  's',
+		  0,
+		  G_OPTION_ARG_STRING,
+		  &sizes_arg,
+		  "log sizes in entries",
+		  "A,B,C" },
+		{ "dir", 'd', 0, G_OPTION_ARG_FILENAME, &dir_arg, "directory for the logs", "DIR" },
+		{ NULL },
 	};
 
 	g_option_context_add_main_entries(octx, entries, NULL);
@@ -257,10 +262,11 @@ main(int argc, char **argv)
 	for (guint i = 0; i < n; i++) {
 		/* timings on a shared machine are noisy per process: keep the best of @repeat */
 		for (gint r = 0; r < repeat; r++) {
-			KlBenchRow row = {0};
+			KlBenchRow row = { 0 };
 			KlBenchRow *best = &rows[i];
 
-			if (!kl_bench_child(dir, g_ascii_strtoull(sizes[i], NULL, 10), cycles, &row)) {
+			if (!kl_bench_child(
+				    dir, g_ascii_strtoull(sizes[i], NULL, 10), cycles, &row)) {
 				fprintf(stderr, "benchmark of %s entries failed\n", sizes[i]);
 				return 1;
 			}
@@ -294,7 +300,8 @@ main(int argc, char **argv)
 	       "peak RSS MB",
 	       "RSS MB");
 	for (guint i = 0; i < n; i++) {
-		printf("%10" G_GUINT64_FORMAT " %9.1f %12.1f %12.0f %12.1f %12.1f %12.1f %11.1f %9.1f\n",
+		printf("%10" G_GUINT64_FORMAT
+		       " %9.1f %12.1f %12.0f %12.1f %12.1f %12.1f %11.1f %9.1f\n",
 		       rows[i].entries,
 		       rows[i].log_mb,
 		       rows[i].first_read_ms,

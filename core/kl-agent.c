@@ -74,6 +74,8 @@ struct _KlAgent {
 	KlAgentClockFunc clock_func;
 	gpointer clock_data;
 
+	struct _KlAgentLink *link; /* g_rc_box */
+
 	/* protocol state: touched only by the step in flight (worker) or between steps */
 	gint64 token_expires_at; /* Unix seconds, 0 unknown */
 	gboolean token_fresh;	 /* obtained during the current cycle */
@@ -86,6 +88,11 @@ typedef struct {
 	KlAgent *agent;
 	KlStepFunc func;
 } KlAgentJob;
+
+/* lets a step's completion find out that the agent was freed meanwhile */
+typedef struct _KlAgentLink {
+	KlAgent *agent; /* NULL once the agent is gone */
+} KlAgentLink;
 
 const gchar *
 kl_agent_state_to_string(KlAgentState state)
@@ -422,7 +429,7 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 		kl_agent_drop_token(agent);
 		return result;
 	case 403:
-		kl_agent_drop_token(agent);
+		/* the token is kept: only a 401 says it is no longer valid */
 		return kl_step_retry(kl_agent_http_error(response, "offering capabilities"), -1);
 	case 404:
 		result = kl_step_retry(
@@ -681,6 +688,8 @@ kl_agent_schedule(KlAgent *agent, guint64 delay_ms)
 {
 	if (agent->delay_func != NULL)
 		delay_ms = agent->delay_func(agent, delay_ms, agent->delay_data);
+	if (agent->finished)
+		return;
 	if (agent->timer != NULL) {
 		g_source_destroy(agent->timer);
 		g_clear_pointer(&agent->timer, g_source_unref);
@@ -693,10 +702,16 @@ kl_agent_schedule(KlAgent *agent, guint64 delay_ms)
 static void
 kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_data)
 {
-	KlAgent *agent = user_data;
+	KlAgentLink *link = user_data;
+	KlAgent *agent = link->agent;
 	g_autoptr(KlStepResult) result = g_task_propagate_pointer(G_TASK(res), NULL);
-	KlAgentState state = agent->state;
+	KlAgentState state;
 	guint64 delay;
+
+	g_rc_box_release(link);
+	if (agent == NULL)
+		return;
+	state = agent->state;
 
 	agent->step_running = FALSE;
 	if (agent->stopping) {
@@ -802,13 +817,17 @@ kl_agent_run_step(KlAgent *agent, KlStepFunc func)
 
 	job->agent = agent;
 	job->func = func;
-	task = g_task_new(NULL, agent->cancellable, kl_agent_step_done_cb, agent);
+	task = g_task_new(NULL,
+			  agent->cancellable,
+			  kl_agent_step_done_cb,
+			  g_rc_box_acquire(agent->link));
 	g_task_set_task_data(task, job, g_free);
 	agent->step_running = TRUE;
 	if (!g_thread_pool_push(agent->worker, g_object_ref(task), &error)) {
 		g_warning("cannot run the worker thread: %s", error->message);
 		agent->step_running = FALSE;
 		g_object_unref(task);
+		g_rc_box_release(agent->link); /* the callback will never run */
 		kl_agent_finish(agent, KL_EXIT_FAILURE);
 	}
 }
@@ -874,6 +893,8 @@ kl_agent_new(const KlAgentOptions *options,
 					options->backoff_max_retries,
 					options->backoff_seed);
 	agent->cancellable = g_cancellable_new();
+	agent->link = g_rc_box_new0(KlAgentLink);
+	agent->link->agent = agent;
 	agent->state = KL_AGENT_STATE_UNREGISTERED;
 	/* one exclusive thread: TPM and plugin calls are never concurrent */
 	agent->worker = g_thread_pool_new(kl_agent_worker_cb, agent, 1, TRUE, NULL);
@@ -888,6 +909,9 @@ kl_agent_free(KlAgent *agent)
 	g_cancellable_cancel(agent->cancellable);
 	if (agent->worker != NULL)
 		g_thread_pool_free(agent->worker, FALSE, TRUE);
+	/* a finished step's callback may still be queued on the main context */
+	agent->link->agent = NULL;
+	g_rc_box_release(agent->link);
 	if (agent->timer != NULL) {
 		g_source_destroy(agent->timer);
 		g_source_unref(agent->timer);

@@ -11,6 +11,9 @@
 
 #include <string.h>
 
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
@@ -70,15 +73,8 @@ kl_tpm_esys_get_cap(KlTpmEsys *self,
 		    TPMS_CAPABILITY_DATA **data,
 		    GError **error)
 {
-	TSS2_RC rc = Esys_GetCapability(self->esys,
-					ESYS_TR_NONE,
-					ESYS_TR_NONE,
-					ESYS_TR_NONE,
-					cap,
-					property,
-					count,
-					more,
-					data);
+	TSS2_RC rc = Esys_GetCapability(
+	    self->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, cap, property, count, more, data);
 	if (rc != TSS2_RC_SUCCESS) {
 		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_GetCapability"));
 		return FALSE;
@@ -95,13 +91,8 @@ kl_tpm_esys_read_algorithms(KlTpm *tpm, KlTpmEsys *self, GError **error)
 	while (more == TPM2_YES) {
 		TPMS_CAPABILITY_DATA *data = NULL;
 		TPML_ALG_PROPERTY *algs;
-		if (!kl_tpm_esys_get_cap(self,
-					 TPM2_CAP_ALGS,
-					 next,
-					 TPM2_MAX_CAP_ALGS,
-					 &more,
-					 &data,
-					 error))
+		if (!kl_tpm_esys_get_cap(
+			self, TPM2_CAP_ALGS, next, TPM2_MAX_CAP_ALGS, &more, &data, error))
 			return FALSE;
 		algs = &data->data.algorithms;
 		for (guint32 i = 0; i < algs->count; i++) {
@@ -456,12 +447,8 @@ kl_tpm_esys_ek_load_persistent(KlTpmEsys *self, const gchar *text, GBytes **publ
 			    handle);
 		return FALSE;
 	}
-	rc = Esys_TR_FromTPMPublic(self->esys,
-				   handle,
-				   ESYS_TR_NONE,
-				   ESYS_TR_NONE,
-				   ESYS_TR_NONE,
-				   &self->ek);
+	rc = Esys_TR_FromTPMPublic(
+	    self->esys, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &self->ek);
 	if (rc != TSS2_RC_SUCCESS) {
 		self->ek = ESYS_TR_NONE;
 		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_TR_FromTPMPublic(EK)"));
@@ -518,8 +505,8 @@ kl_tpm_esys_ek_release(KlTpmEsys *self)
 static gboolean
 kl_tpm_esys_read_ek_cert(KlTpm *tpm, KlTpmEsys *self, GError **error)
 {
-	guint32 index = self->params.type == TPM2_ALG_ECC ? KL_TPM_NV_EK_CERT_ECC
-							   : KL_TPM_NV_EK_CERT_RSA;
+	guint32 index =
+	    self->params.type == TPM2_ALG_ECC ? KL_TPM_NV_EK_CERT_ECC : KL_TPM_NV_EK_CERT_RSA;
 	gboolean exists = FALSE;
 	ESYS_TR nv = ESYS_TR_NONE;
 	ESYS_TR auth;
@@ -536,18 +523,15 @@ kl_tpm_esys_read_ek_cert(KlTpm *tpm, KlTpmEsys *self, GError **error)
 		g_debug("no EK certificate in NV index 0x%08x", index);
 		return TRUE;
 	}
-	rc = Esys_TR_FromTPMPublic(self->esys, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv);
+	rc =
+	    Esys_TR_FromTPMPublic(self->esys, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv);
 	if (rc != TSS2_RC_SUCCESS) {
-		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_TR_FromTPMPublic(EK cert)"));
+		g_propagate_error(error,
+				  kl_tpm_error_from_rc(rc, "Esys_TR_FromTPMPublic(EK cert)"));
 		return FALSE;
 	}
-	rc = Esys_NV_ReadPublic(self->esys,
-				nv,
-				ESYS_TR_NONE,
-				ESYS_TR_NONE,
-				ESYS_TR_NONE,
-				&nv_public,
-				NULL);
+	rc = Esys_NV_ReadPublic(
+	    self->esys, nv, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv_public, NULL);
 	if (rc != TSS2_RC_SUCCESS) {
 		(void)Esys_TR_Close(self->esys, &nv);
 		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_NV_ReadPublic(EK cert)"));
@@ -602,6 +586,69 @@ kl_tpm_esys_read_ek_cert(KlTpm *tpm, KlTpmEsys *self, GError **error)
 	if (cert->len > 0)
 		tpm->ek_cert = g_byte_array_free_to_bytes(g_steal_pointer(&cert));
 	return TRUE;
+}
+
+/* TRUE when @der is an X.509 certificate of the key in @ek_public (TPM2B_PUBLIC) */
+static gboolean
+kl_tpm_esys_cert_matches(GBytes *der, GBytes *ek_public, gchar **why)
+{
+	gnutls_x509_crt_t crt = NULL;
+	gnutls_pubkey_t key = NULL;
+	gnutls_datum_t d = {(unsigned char *)g_bytes_get_data(der, NULL), g_bytes_get_size(der)};
+	gnutls_datum_t pem = {NULL, 0};
+	g_autofree gchar *ek_pem = NULL;
+	g_autoptr(GError) error_local = NULL;
+	TPMT_PUBLIC ek;
+	gboolean ok = FALSE;
+	int ret;
+
+	if (!kl_tpm_unmarshal_public(ek_public, &ek, &error_local) ||
+	    (ek_pem = kl_tpm_public_to_pem(&ek, &error_local)) == NULL) {
+		*why = g_strdup(error_local->message);
+		return FALSE;
+	}
+	ret = gnutls_x509_crt_init(&crt);
+	if (ret >= 0)
+		ret = gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER);
+	if (ret >= 0)
+		ret = gnutls_pubkey_init(&key);
+	if (ret >= 0)
+		ret = gnutls_pubkey_import_x509(key, crt, 0);
+	if (ret >= 0)
+		ret = gnutls_pubkey_export2(key, GNUTLS_X509_FMT_PEM, &pem);
+	if (ret < 0) {
+		*why = g_strdup_printf("not a DER X.509 certificate (%s)", gnutls_strerror(ret));
+	} else if (pem.size != strlen(ek_pem) || memcmp(pem.data, ek_pem, pem.size) != 0) {
+		*why = g_strdup("it certifies another key than the EK in use");
+	} else {
+		ok = TRUE;
+	}
+	gnutls_free(pem.data);
+	if (key != NULL)
+		gnutls_pubkey_deinit(key);
+	if (crt != NULL)
+		gnutls_x509_crt_deinit(crt);
+	return ok;
+}
+
+/*
+ * The registrar rejects an `ekcert` whose key is not `ek_tpm`: a certificate
+ * that does not fit the EK in use is left out, with a warning, instead.
+ */
+static void
+kl_tpm_esys_check_ek_cert(KlTpm *tpm, const gchar *ek_handle)
+{
+	g_autofree gchar *why = NULL;
+
+	if (tpm->ek_cert == NULL || kl_tpm_esys_cert_matches(tpm->ek_cert, tpm->ek_public, &why))
+		return;
+	g_warning("the EK certificate in the TPM's NV memory is not used: %s; %s",
+		  why,
+		  ek_handle != NULL && *ek_handle != '\0' && g_strcmp0(ek_handle, "generate") != 0
+		      ? "check ek_handle"
+		      : "the TPM's EK may use a non-default template: provision it at a persistent "
+			"handle and set ek_handle");
+	g_clear_pointer(&tpm->ek_cert, g_bytes_unref);
 }
 
 /* ------------------------------------------------------------------ */
@@ -665,10 +712,7 @@ kl_tpm_esys_ak_load(KlTpm *tpm,
 }
 
 static gboolean
-kl_tpm_esys_ak_create(KlTpmEsys *self,
-		      TPMT_PUBLIC *public,
-		      TPM2B_PRIVATE *private,
-		      GError **error)
+kl_tpm_esys_ak_create(KlTpmEsys *self, TPMT_PUBLIC *public, TPM2B_PRIVATE *private, GError **error)
 {
 	TPM2B_SENSITIVE_CREATE in_sensitive = {0};
 	TPM2B_PUBLIC in_public;
@@ -698,7 +742,8 @@ kl_tpm_esys_ak_create(KlTpmEsys *self,
 			 NULL);
 	kl_tpm_esys_flush(self, &session);
 	if (rc != TSS2_RC_SUCCESS) {
-		g_propagate_error(error, kl_tpm_error_from_rc(rc, "cannot create the AK (Esys_Create)"));
+		g_propagate_error(error,
+				  kl_tpm_error_from_rc(rc, "cannot create the AK (Esys_Create)"));
 		return FALSE;
 	}
 	*public = out_public->publicArea;
@@ -723,18 +768,15 @@ kl_tpm_esys_setup_ak(KlTpm *tpm, KlTpmEsys *self, const KlTpmOptions *options, G
 		return FALSE;
 
 	if (persist) {
-		if (kl_tpm_agent_data_load(path,
-					   &self->params,
-					   ek_hash,
-					   &public,
-					   &private,
-					   &error_local)) {
+		if (kl_tpm_agent_data_load(
+			path, &self->params, ek_hash, &public, &private, &error_local)) {
 			if (!kl_tpm_esys_ak_load(tpm, self, &public, &private, error)) {
-				g_prefix_error(error,
-					       "the AK in %s cannot be loaded into this TPM (was the "
-					       "TPM cleared?); delete the file and the agent's record "
-					       "at the registrar to create a new AK: ",
-					       path);
+				g_prefix_error(
+				    error,
+				    "the AK in %s cannot be loaded into this TPM (was the "
+				    "TPM cleared?); delete the file and the agent's record "
+				    "at the registrar to create a new AK: ",
+				    path);
 				return FALSE;
 			}
 			g_debug("AK loaded from %s", path);
@@ -813,7 +855,8 @@ kl_tpm_esys_startup_if_needed(KlTpm *tpm, KlTpmEsys *self, GError **error)
 	return TRUE;
 }
 
-static void kl_tpm_esys_close(KlTpm *tpm);
+static void
+kl_tpm_esys_close(KlTpm *tpm);
 
 static gboolean
 kl_tpm_esys_open_inner(KlTpm *tpm, KlTpmEsys *self, const KlTpmOptions *options, GError **error)
@@ -860,7 +903,8 @@ kl_tpm_esys_open_inner(KlTpm *tpm, KlTpmEsys *self, const KlTpmOptions *options,
 	/* EK */
 	if (options->ek_handle != NULL && *options->ek_handle != '\0' &&
 	    g_strcmp0(options->ek_handle, "generate") != 0) {
-		if (!kl_tpm_esys_ek_load_persistent(self, options->ek_handle, &tpm->ek_public, error))
+		if (!kl_tpm_esys_ek_load_persistent(
+			self, options->ek_handle, &tpm->ek_public, error))
 			return FALSE;
 	} else {
 		if (!kl_tpm_esys_ek_create(self, &tpm->ek_public, error))
@@ -868,6 +912,7 @@ kl_tpm_esys_open_inner(KlTpm *tpm, KlTpmEsys *self, const KlTpmOptions *options,
 	}
 	if (!kl_tpm_esys_read_ek_cert(tpm, self, error))
 		return FALSE;
+	kl_tpm_esys_check_ek_cert(tpm, options->ek_handle);
 
 	/* AK */
 	if (!kl_tpm_esys_setup_ak(tpm, self, options, error))
@@ -947,20 +992,17 @@ kl_tpm_esys_attest_out(TPM2B_ATTEST *attest_in,
 	TSS2_RC rc;
 
 	/* the TPM2B_ATTEST contents are the marshalled TPMS_ATTEST: check, then pass on */
-	rc = Tss2_MU_TPMS_ATTEST_Unmarshal(attest_in->attestationData,
-					   attest_in->size,
-					   &aoff,
-					   &parsed);
+	rc = Tss2_MU_TPMS_ATTEST_Unmarshal(
+	    attest_in->attestationData, attest_in->size, &aoff, &parsed);
 	if (rc != TSS2_RC_SUCCESS || aoff != attest_in->size) {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_TPM,
-			    "the TPM returned a malformed TPMS_ATTEST");
+		g_set_error(
+		    error, KL_ERROR, KL_ERROR_TPM, "the TPM returned a malformed TPMS_ATTEST");
 		return FALSE;
 	}
 	rc = Tss2_MU_TPMT_SIGNATURE_Marshal(sig_in, buf, sizeof(buf), &off);
 	if (rc != TSS2_RC_SUCCESS) {
-		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Tss2_MU_TPMT_SIGNATURE_Marshal"));
+		g_propagate_error(error,
+				  kl_tpm_error_from_rc(rc, "Tss2_MU_TPMT_SIGNATURE_Marshal"));
 		return FALSE;
 	}
 	*attest = g_bytes_new(attest_in->attestationData, attest_in->size);
@@ -1024,11 +1066,8 @@ kl_tpm_esys_quote(KlTpm *tpm,
 }
 
 static gboolean
-kl_tpm_esys_pcr_read(KlTpm *tpm,
-		     TPMI_ALG_HASH bank,
-		     guint32 pcr_mask,
-		     GPtrArray **values,
-		     GError **error)
+kl_tpm_esys_pcr_read(
+    KlTpm *tpm, TPMI_ALG_HASH bank, guint32 pcr_mask, GPtrArray **values, GError **error)
 {
 	KlTpmEsys *self = kl_tpm_esys_get(tpm);
 	GBytes *by_pcr[24] = {NULL};
@@ -1094,7 +1133,8 @@ kl_tpm_esys_pcr_read(KlTpm *tpm,
 		}
 		remaining &= ~got;
 		if (round > 24) {
-			g_set_error(error, KL_ERROR, KL_ERROR_TPM, "TPM2_PCR_Read does not progress");
+			g_set_error(
+			    error, KL_ERROR, KL_ERROR_TPM, "TPM2_PCR_Read does not progress");
 			ok = FALSE;
 		}
 	}
@@ -1205,10 +1245,11 @@ kl_tpm_esys_activate_credential(KlTpm *tpm, GBytes *blob, GBytes **secret, GErro
 	kl_tpm_esys_flush(self, &session);
 	kl_tpm_esys_ek_release(self);
 	if (rc != TSS2_RC_SUCCESS) {
-		g_propagate_error(error,
-				  kl_tpm_error_from_rc(rc,
-						       "Esys_ActivateCredential (the registrar's "
-						       "challenge was not made for this EK and AK)"));
+		g_propagate_error(
+		    error,
+		    kl_tpm_error_from_rc(rc,
+					 "Esys_ActivateCredential (the registrar's "
+					 "challenge was not made for this EK and AK)"));
 		return FALSE;
 	}
 	*secret = g_bytes_new(cert_info->buffer, cert_info->size);

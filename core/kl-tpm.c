@@ -30,13 +30,6 @@
  */
 #pragma weak kl_tpm_software_backend
 
-/* fallback for the error domain; the definition in kl-error.c takes precedence */
-__attribute__((weak)) GQuark
-kl_error_quark(void)
-{
-	return g_quark_from_static_string("kl-error-quark");
-}
-
 #define KL_TPM_CRED_MAGIC   0xBADCC0DEu
 #define KL_TPM_CRED_VERSION 1u
 #define KL_TPM_AGENT_ID_MAX 80
@@ -398,11 +391,12 @@ kl_tpm_key_params_from_options(const KlTpmOptions *options, KlTpmKeyParams *para
 
 	params->hash = kl_tpm_alg_from_name(hash);
 	if (kl_tpm_hash_size(params->hash) == 0 || params->hash == TPM2_ALG_SM3_256) {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_CONFIG,
-			    "tpm_hash_alg '%s' is not supported; use sha1, sha256, sha384 or sha512",
-			    hash);
+		g_set_error(
+		    error,
+		    KL_ERROR,
+		    KL_ERROR_CONFIG,
+		    "tpm_hash_alg '%s' is not supported; use sha1, sha256, sha384 or sha512",
+		    hash);
 		return FALSE;
 	}
 
@@ -492,12 +486,8 @@ kl_tpm_write_file_atomic(const gchar *path, const gchar *data, gsize len, int mo
 	}
 	if (!ok) {
 		(void)g_unlink(tmp);
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_IO,
-			    "cannot write %s: %s",
-			    path,
-			    g_strerror(saved));
+		g_set_error(
+		    error, KL_ERROR, KL_ERROR_IO, "cannot write %s: %s", path, g_strerror(saved));
 		return FALSE;
 	}
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -574,12 +564,8 @@ kl_tpm_agent_data_store(const gchar *path,
 
 /* reads a JSON array of byte values (0..255) */
 static gboolean
-kl_tpm_agent_data_get_bytes(JsonObject *obj,
-			    const gchar *key,
-			    guint8 *out,
-			    gsize max,
-			    gsize *out_len,
-			    GError **error)
+kl_tpm_agent_data_get_bytes(
+    JsonObject *obj, const gchar *key, guint8 *out, gsize max, gsize *out_len, GError **error)
 {
 	JsonNode *node = json_object_get_member(obj, key);
 	JsonArray *arr;
@@ -693,12 +679,8 @@ kl_tpm_agent_data_parse(const gchar *contents,
 		return FALSE;
 	}
 	memset(ak_private, 0, sizeof(*ak_private));
-	if (!kl_tpm_agent_data_get_bytes(obj,
-					 "ak_private",
-					 ak_private->buffer,
-					 sizeof(ak_private->buffer),
-					 &n,
-					 error))
+	if (!kl_tpm_agent_data_get_bytes(
+		obj, "ak_private", ak_private->buffer, sizeof(ak_private->buffer), &n, error))
 		return FALSE;
 	if (n == 0) {
 		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA, "'ak_private' is empty");
@@ -729,11 +711,7 @@ kl_tpm_agent_data_load(const gchar *path,
 
 	if (!g_file_get_contents(path, &contents, &len, &error_local)) {
 		if (g_error_matches(error_local, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
-			g_set_error(error,
-				    KL_ERROR,
-				    KL_ERROR_NOT_FOUND,
-				    "%s does not exist",
-				    path);
+			g_set_error(error, KL_ERROR, KL_ERROR_NOT_FOUND, "%s does not exist", path);
 			return FALSE;
 		}
 		g_set_error(error,
@@ -762,19 +740,20 @@ kl_tpm_agent_data_load(const gchar *path,
 		return FALSE;
 	}
 	if (hash != params->hash || scheme != params->scheme || ak_public->type != params->type) {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_CONFIG,
-			    "the AK in %s (%s %s %s) does not match tpm_encryption_alg/tpm_hash_alg/"
-			    "tpm_signing_alg (%s %s %s); restore the previous settings, or delete "
-			    "the file and the agent's record at the registrar to create a new AK",
-			    path,
-			    kl_tpm_alg_to_name(ak_public->type) ?: "?",
-			    kl_tpm_alg_to_name(hash) ?: "?",
-			    kl_tpm_alg_to_name(scheme) ?: "?",
-			    kl_tpm_alg_to_name(params->type),
-			    kl_tpm_alg_to_name(params->hash),
-			    kl_tpm_alg_to_name(params->scheme));
+		g_set_error(
+		    error,
+		    KL_ERROR,
+		    KL_ERROR_CONFIG,
+		    "the AK in %s (%s %s %s) does not match tpm_encryption_alg/tpm_hash_alg/"
+		    "tpm_signing_alg (%s %s %s); restore the previous settings, or delete "
+		    "the file and the agent's record at the registrar to create a new AK",
+		    path,
+		    kl_tpm_alg_to_name(ak_public->type) ?: "?",
+		    kl_tpm_alg_to_name(hash) ?: "?",
+		    kl_tpm_alg_to_name(scheme) ?: "?",
+		    kl_tpm_alg_to_name(params->type),
+		    kl_tpm_alg_to_name(params->hash),
+		    kl_tpm_alg_to_name(params->scheme));
 		return FALSE;
 	}
 	if (g_strcmp0(file_ek_hash, ek_hash) != 0) {
@@ -1054,11 +1033,8 @@ static gboolean
 kl_tpm_check_pcr_args(TPMI_ALG_HASH bank, guint32 pcr_mask, GError **error)
 {
 	if (kl_tpm_hash_size(bank) == 0) {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_INVALID_PARAMETERS,
-			    "unknown PCR bank 0x%04x",
-			    bank);
+		g_set_error(
+		    error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS, "unknown PCR bank 0x%04x", bank);
 		return FALSE;
 	}
 	if (pcr_mask == 0 || (pcr_mask & ~0xffffffu) != 0) {
@@ -1096,23 +1072,13 @@ kl_tpm_quote(KlTpm *tpm,
 			    (guint)sizeof(TPMU_HA));
 		return FALSE;
 	}
-	return tpm->backend->quote(tpm,
-				   bank,
-				   pcr_mask,
-				   scheme,
-				   hash,
-				   qualifying_data,
-				   attest,
-				   signature,
-				   error);
+	return tpm->backend->quote(
+	    tpm, bank, pcr_mask, scheme, hash, qualifying_data, attest, signature, error);
 }
 
 gboolean
-kl_tpm_pcr_read(KlTpm *tpm,
-		TPMI_ALG_HASH bank,
-		guint32 pcr_mask,
-		GPtrArray **values,
-		GError **error)
+kl_tpm_pcr_read(
+    KlTpm *tpm, TPMI_ALG_HASH bank, guint32 pcr_mask, GPtrArray **values, GError **error)
 {
 	g_return_val_if_fail(tpm != NULL, FALSE);
 	g_return_val_if_fail(values != NULL, FALSE);
@@ -1143,15 +1109,8 @@ kl_tpm_certify_ak(KlTpm *tpm,
 			    (guint)sizeof(TPMU_HA));
 		return FALSE;
 	}
-	return tpm->backend->certify_ak(tpm,
-					signer,
-					signer_auth,
-					scheme,
-					hash,
-					qualifying_data,
-					attest,
-					signature,
-					error);
+	return tpm->backend->certify_ak(
+	    tpm, signer, signer_auth, scheme, hash, qualifying_data, attest, signature, error);
 }
 
 gboolean
@@ -1260,7 +1219,10 @@ kl_tpm_agent_id_generate(const gchar *state_dir, GError **error)
 }
 
 gchar *
-kl_tpm_resolve_agent_id(KlTpm *tpm, const gchar *uuid_option, const gchar *state_dir, GError **error)
+kl_tpm_resolve_agent_id(KlTpm *tpm,
+			const gchar *uuid_option,
+			const gchar *state_dir,
+			GError **error)
 {
 	if (uuid_option == NULL || *uuid_option == '\0') {
 		g_set_error(error,

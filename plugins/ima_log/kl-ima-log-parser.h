@@ -45,7 +45,7 @@ kl_ima_log_free(KlImaLog *self);
  */
 gboolean
 kl_ima_log_refresh(KlImaLog *self, gint64 boot_time, GCancellable *cancellable, GError **error)
-    G_GNUC_WARN_UNUSED_RESULT;
+	G_GNUC_WARN_UNUSED_RESULT;
 
 /* number of complete lines known after the last refresh */
 guint64
@@ -81,7 +81,7 @@ kl_ima_log_set_cache_limit(KlImaLog *self, gsize limit);
 /*
  * Checks one line (without its "\n"): at least five space-separated fields
  * "PCR template-hash template-name ...", a decimal PCR, a hexadecimal template
- * hash, no NUL byte.
+ * hash, no NUL byte, valid UTF-8 (the lines are sent in a JSON string).
  */
 gboolean
 kl_ima_log_line_is_valid(const gchar *line, gsize len);

@@ -40,7 +40,10 @@ kl_tpm_quote_get_u32(const guint8 *p)
 }
 
 GBytes *
-kl_tpm_quote_pcr_blob_encode(TPMI_ALG_HASH bank, guint32 pcr_mask, GPtrArray *values, GError **error)
+kl_tpm_quote_pcr_blob_encode(TPMI_ALG_HASH bank,
+			     guint32 pcr_mask,
+			     GPtrArray *values,
+			     GError **error)
 {
 	guint count = (guint)__builtin_popcount(pcr_mask);
 	guint n;
@@ -48,7 +51,8 @@ kl_tpm_quote_pcr_blob_encode(TPMI_ALG_HASH bank, guint32 pcr_mask, GPtrArray *va
 	guint8 *blob;
 	guint8 *p;
 
-	if (pcr_mask == 0 || (pcr_mask & ~0xffffffu) != 0 || values == NULL || values->len != count) {
+	if (pcr_mask == 0 || (pcr_mask & ~0xffffffu) != 0 || values == NULL ||
+	    values->len != count) {
 		g_set_error(error,
 			    KL_ERROR,
 			    KL_ERROR_INVALID_DATA,
@@ -101,11 +105,8 @@ kl_tpm_quote_pcr_blob_encode(TPMI_ALG_HASH bank, guint32 pcr_mask, GPtrArray *va
 }
 
 gboolean
-kl_tpm_quote_pcr_blob_decode(GBytes *blob,
-			     TPMI_ALG_HASH *bank,
-			     guint32 *pcr_mask,
-			     GPtrArray **values,
-			     GError **error)
+kl_tpm_quote_pcr_blob_decode(
+    GBytes *blob, TPMI_ALG_HASH *bank, guint32 *pcr_mask, GPtrArray **values, GError **error)
 {
 	gsize len = 0;
 	const guint8 *data = g_bytes_get_data(blob, &len);
@@ -161,7 +162,8 @@ kl_tpm_quote_pcr_blob_decode(GBytes *blob,
 	p = data + 4 + KL_PCR_BLOB_SLOTS * KL_PCR_BLOB_SLOT_SIZE;
 	n = kl_tpm_quote_get_u32(p);
 	p += 4;
-	if ((gsize)n != (len - KL_TPM_QUOTE_PCR_BLOB_HEADER_SIZE) / KL_TPM_QUOTE_PCR_BLOB_DIGEST_SIZE) {
+	if ((gsize)n !=
+	    (len - KL_TPM_QUOTE_PCR_BLOB_HEADER_SIZE) / KL_TPM_QUOTE_PCR_BLOB_DIGEST_SIZE) {
 		g_set_error(error,
 			    KL_ERROR,
 			    KL_ERROR_INVALID_DATA,
@@ -174,7 +176,8 @@ kl_tpm_quote_pcr_blob_decode(GBytes *blob,
 	for (guint d = 0; d < n; d++) {
 		const guint8 *digest = p + (gsize)d * KL_TPM_QUOTE_PCR_BLOB_DIGEST_SIZE;
 		for (guint i = 0; i < KL_PCR_BLOB_DIGESTS; i++) {
-			const guint8 *slot = digest + 4 + (gsize)i * (2 + KL_PCR_BLOB_DIGEST_BUFFER);
+			const guint8 *slot =
+			    digest + 4 + (gsize)i * (2 + KL_PCR_BLOB_DIGEST_BUFFER);
 			guint16 sz = kl_tpm_quote_get_u16(slot);
 			if (sz == 0)
 				continue;

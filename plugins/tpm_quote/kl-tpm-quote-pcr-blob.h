@@ -26,8 +26,10 @@ G_BEGIN_DECLS
  * Returns: (transfer full): the blob, or NULL with KL_ERROR_INVALID_DATA
  */
 GBytes *
-kl_tpm_quote_pcr_blob_encode(TPMI_ALG_HASH bank, guint32 pcr_mask, GPtrArray *values, GError **error)
-    G_GNUC_WARN_UNUSED_RESULT;
+kl_tpm_quote_pcr_blob_encode(TPMI_ALG_HASH bank,
+			     guint32 pcr_mask,
+			     GPtrArray *values,
+			     GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 /*
  * The inverse, as strict as Keylime's parser (one selection, sizeofSelect 0

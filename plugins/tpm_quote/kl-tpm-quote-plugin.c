@@ -23,9 +23,7 @@ kl_tpm_quote_startup(KlPluginContext *ctx, GError **error)
 	}
 	/* built once from the static facts, so a bad setup shows at start-up */
 	caps = kl_tpm_quote_build_capabilities(
-	    tpm,
-	    kl_plugin_context_get_config(ctx, "certification_keys_server_identifier"),
-	    error);
+	    tpm, kl_plugin_context_get_config(ctx, "certification_keys_server_identifier"), error);
 	return caps != NULL;
 }
 
@@ -39,9 +37,7 @@ kl_tpm_quote_get_capabilities(KlPluginContext *ctx, GError **error)
 		return NULL;
 	}
 	return kl_tpm_quote_build_capabilities(
-	    tpm,
-	    kl_plugin_context_get_config(ctx, "certification_keys_server_identifier"),
-	    error);
+	    tpm, kl_plugin_context_get_config(ctx, "certification_keys_server_identifier"), error);
 }
 
 static JsonObject *

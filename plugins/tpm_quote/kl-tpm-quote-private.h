@@ -17,8 +17,9 @@ G_BEGIN_DECLS
  * Fails with KL_ERROR_CONFIG when the AK's hash has no allocated PCR bank.
  */
 JsonObject *
-kl_tpm_quote_build_capabilities(KlTpm *tpm, const gchar *server_identifier, GError **error)
-    G_GNUC_WARN_UNUSED_RESULT;
+kl_tpm_quote_build_capabilities(KlTpm *tpm,
+				const gchar *server_identifier,
+				GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 /*
  * Validates @chosen_parameters (KL_ERROR_INVALID_PARAMETERS), quotes and reads

@@ -117,7 +117,8 @@ kl_tpm_quote_build_capabilities(KlTpm *tpm, const gchar *server_identifier, GErr
 		return NULL;
 	}
 
-	public_b64 = g_base64_encode(g_bytes_get_data(ak_public, NULL), g_bytes_get_size(ak_public));
+	public_b64 =
+	    g_base64_encode(g_bytes_get_data(ak_public, NULL), g_bytes_get_size(ak_public));
 	json_object_set_string_member(key, "key_class", "asymmetric");
 	json_object_set_string_member(key, "key_algorithm", kl_tpm_alg_to_name(ak->type));
 	json_object_set_int_member(key, "key_size", kl_tpm_quote_key_size(ak));
@@ -129,9 +130,8 @@ kl_tpm_quote_build_capabilities(KlTpm *tpm, const gchar *server_identifier, GErr
 	/* the exact registered TPM2B_PUBLIC: the verifier prefers the key that matches */
 	json_object_set_string_member(key, "public", public_b64);
 	/* one value each, or the verifier picks a bank the AK cannot quote */
-	json_object_set_array_member(key,
-				     "allowable_hash_algorithms",
-				     kl_tpm_quote_name_list(kl_tpm_alg_to_name(ak_hash)));
+	json_object_set_array_member(
+	    key, "allowable_hash_algorithms", kl_tpm_quote_name_list(kl_tpm_alg_to_name(ak_hash)));
 	json_object_set_array_member(key,
 				     "allowable_signature_schemes",
 				     kl_tpm_quote_name_list(kl_tpm_alg_to_name(ak_scheme)));
@@ -178,10 +178,8 @@ kl_tpm_quote_parse_params(KlTpm *tpm, JsonObject *params, KlTpmQuoteParams *out,
 	guint32 allocated;
 
 	if (params == NULL) {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_INVALID_PARAMETERS,
-			    "chosen_parameters missing");
+		g_set_error(
+		    error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS, "chosen_parameters missing");
 		return FALSE;
 	}
 	challenge = kl_json_object_get_string(params, "challenge", &error_local);
@@ -332,20 +330,20 @@ kl_tpm_quote_matches(GBytes *attest,
 	TPMS_PCR_SELECTION *sel;
 	TSS2_RC rc;
 
-	rc = Tss2_MU_TPMS_ATTEST_Unmarshal(g_bytes_get_data(attest, NULL),
-					   g_bytes_get_size(attest),
-					   &off,
-					   &a);
+	rc = Tss2_MU_TPMS_ATTEST_Unmarshal(
+	    g_bytes_get_data(attest, NULL), g_bytes_get_size(attest), &off, &a);
 	if (rc != TSS2_RC_SUCCESS || a.type != TPM2_ST_ATTEST_QUOTE ||
 	    a.attested.quote.pcrSelect.count != 1) {
-		g_set_error(error, KL_ERROR, KL_ERROR_TPM, "TPM2_Quote returned an unexpected TPMS_ATTEST");
+		g_set_error(
+		    error, KL_ERROR, KL_ERROR_TPM, "TPM2_Quote returned an unexpected TPMS_ATTEST");
 		return FALSE;
 	}
 	sel = &a.attested.quote.pcrSelect.pcrSelections[0];
 	if (sel->hash != bank || sel->sizeofSelect < 3 ||
 	    ((guint32)sel->pcrSelect[0] | ((guint32)sel->pcrSelect[1] << 8) |
 	     ((guint32)sel->pcrSelect[2] << 16)) != mask) {
-		g_set_error(error, KL_ERROR, KL_ERROR_TPM, "TPM2_Quote quoted another PCR selection");
+		g_set_error(
+		    error, KL_ERROR, KL_ERROR_TPM, "TPM2_Quote quoted another PCR selection");
 		return FALSE;
 	}
 	for (guint i = 0; i < values->len; i++) {
@@ -400,12 +398,8 @@ kl_tpm_quote_collect_with_tpm(KlTpm *tpm,
 			return NULL;
 		if (!kl_tpm_pcr_read(tpm, params.hash, params.mask, &values, error))
 			return NULL;
-		if (!kl_tpm_quote_matches(attest,
-					  params.hash,
-					  params.mask,
-					  params.hash,
-					  values,
-					  &error_local)) {
+		if (!kl_tpm_quote_matches(
+			attest, params.hash, params.mask, params.hash, values, &error_local)) {
 			if (error_local != NULL) {
 				g_propagate_error(error, g_steal_pointer(&error_local));
 				return NULL;
@@ -435,4 +429,3 @@ kl_tpm_quote_collect_with_tpm(KlTpm *tpm,
 		    KL_TPM_QUOTE_MAX_ATTEMPTS);
 	return NULL;
 }
-

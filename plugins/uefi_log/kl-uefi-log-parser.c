@@ -39,8 +39,9 @@ kl_uefi_log_need(KlUefiLogReader *r, gsize n, gsize event_off, const gchar *what
 	g_set_error(error,
 		    KL_ERROR,
 		    KL_ERROR_INVALID_DATA,
-		    "measured boot log truncated at offset %" G_GSIZE_FORMAT " (event at offset %" G_GSIZE_FORMAT
-		    "): %s needs %" G_GSIZE_FORMAT " bytes, %" G_GSIZE_FORMAT " left",
+		    "measured boot log truncated at offset %" G_GSIZE_FORMAT
+		    " (event at offset %" G_GSIZE_FORMAT "): %s needs %" G_GSIZE_FORMAT
+		    " bytes, %" G_GSIZE_FORMAT " left",
 		    r->off,
 		    event_off,
 		    what,
@@ -125,15 +126,16 @@ kl_uefi_log_read_event2(KlUefiLogReader *r,
 				break;
 		}
 		if (j == info->n_algs) {
-			g_set_error(error,
-				    KL_ERROR,
-				    KL_ERROR_INVALID_DATA,
-				    "malformed measured boot log: event at offset %" G_GSIZE_FORMAT
-				    " has a digest of algorithm 0x%04x that the log header does not "
-				    "declare (at offset %" G_GSIZE_FORMAT ")",
-				    ev->offset,
-				    alg,
-				    r->off - 2);
+			g_set_error(
+				error,
+				KL_ERROR,
+				KL_ERROR_INVALID_DATA,
+				"malformed measured boot log: event at offset %" G_GSIZE_FORMAT
+				" has a digest of algorithm 0x%04x that the log header does not "
+				"declare (at offset %" G_GSIZE_FORMAT ")",
+				ev->offset,
+				alg,
+				r->off - 2);
 			return FALSE;
 		}
 		if (!kl_uefi_log_need(r, info->algs[j].size, ev->offset, "a digest", error))
@@ -157,33 +159,35 @@ kl_uefi_log_read_event2(KlUefiLogReader *r,
 static gboolean
 kl_uefi_log_parse_spec_id(const KlUefiLogEvent *ev, KlUefiLogInfo *info, GError **error)
 {
-	KlUefiLogReader r = {.data = ev->data, .len = ev->data_size, .off = 0};
+	KlUefiLogReader r = { .data = ev->data, .len = ev->data_size, .off = 0 };
 	gsize base = ev->offset + 32;
 	guint32 n_algs;
 	guint8 vendor_size;
 
 	/* signature[16], platformClass, 4 version bytes, numberOfAlgorithms */
 	if (r.len < 28) {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_INVALID_DATA,
-			    "malformed measured boot log: the Spec ID event at offset %" G_GSIZE_FORMAT
-			    " is too short (%u bytes)",
-			    ev->offset,
-			    ev->data_size);
+		g_set_error(
+			error,
+			KL_ERROR,
+			KL_ERROR_INVALID_DATA,
+			"malformed measured boot log: the Spec ID event at offset %" G_GSIZE_FORMAT
+			" is too short (%u bytes)",
+			ev->offset,
+			ev->data_size);
 		return FALSE;
 	}
 	r.off = 24;
 	n_algs = kl_uefi_log_u32(&r);
 	if (n_algs == 0 || n_algs > KL_UEFI_LOG_MAX_ALGS || r.len - r.off < (gsize)n_algs * 4 + 1) {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_INVALID_DATA,
-			    "malformed measured boot log: the Spec ID event at offset %" G_GSIZE_FORMAT
-			    " declares %u digest algorithms (1-%u fitting in the event expected)",
-			    ev->offset,
-			    n_algs,
-			    KL_UEFI_LOG_MAX_ALGS);
+		g_set_error(
+			error,
+			KL_ERROR,
+			KL_ERROR_INVALID_DATA,
+			"malformed measured boot log: the Spec ID event at offset %" G_GSIZE_FORMAT
+			" declares %u digest algorithms (1-%u fitting in the event expected)",
+			ev->offset,
+			n_algs,
+			KL_UEFI_LOG_MAX_ALGS);
 		return FALSE;
 	}
 	info->n_algs = n_algs;
@@ -191,14 +195,15 @@ kl_uefi_log_parse_spec_id(const KlUefiLogEvent *ev, KlUefiLogInfo *info, GError 
 		info->algs[i].alg = kl_uefi_log_u16(&r);
 		info->algs[i].size = kl_uefi_log_u16(&r);
 		if (info->algs[i].size == 0 || info->algs[i].size > KL_UEFI_LOG_MAX_DIGEST) {
-			g_set_error(error,
-				    KL_ERROR,
-				    KL_ERROR_INVALID_DATA,
-				    "malformed measured boot log: digest size %u of algorithm 0x%04x "
-				    "at offset %" G_GSIZE_FORMAT " is not plausible",
-				    info->algs[i].size,
-				    info->algs[i].alg,
-				    base + r.off - 2);
+			g_set_error(
+				error,
+				KL_ERROR,
+				KL_ERROR_INVALID_DATA,
+				"malformed measured boot log: digest size %u of algorithm 0x%04x "
+				"at offset %" G_GSIZE_FORMAT " is not plausible",
+				info->algs[i].size,
+				info->algs[i].alg,
+				base + r.off - 2);
 			return FALSE;
 		}
 		for (guint j = 0; j < i; j++) {
@@ -243,16 +248,14 @@ kl_uefi_log_parse(const guint8 *data,
 		  gpointer user_data,
 		  GError **error)
 {
-	KlUefiLogReader r = {.data = data, .len = len, .off = 0};
+	KlUefiLogReader r = { .data = data, .len = len, .off = 0 };
 	KlUefiLogEvent ev;
 
 	g_return_val_if_fail(info != NULL, FALSE);
 	memset(info, 0, sizeof(*info));
 	if (len == 0 || data == NULL) {
-		g_set_error_literal(error,
-				    KL_ERROR,
-				    KL_ERROR_INVALID_DATA,
-				    "the measured boot log is empty");
+		g_set_error_literal(
+			error, KL_ERROR, KL_ERROR_INVALID_DATA, "the measured boot log is empty");
 		return FALSE;
 	}
 
@@ -330,7 +333,7 @@ kl_uefi_log_replay(const guint8 *data,
 		   gsize *digest_size,
 		   GError **error)
 {
-	KlUefiLogReplay rp = {.alg = alg, .pcrs = pcrs};
+	KlUefiLogReplay rp = { .alg = alg, .pcrs = pcrs };
 	KlUefiLogInfo info;
 
 	switch (alg) {

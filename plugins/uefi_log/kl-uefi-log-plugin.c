@@ -14,10 +14,10 @@
 #include "kl-uefi-log-parser.h"
 #include "kl-uefi-log-plugin.h"
 
-#define KL_UEFI_LOG_DEFAULT_PATH     "/sys/kernel/security/tpm0/binary_bios_measurements"
-#define KL_UEFI_LOG_FORMAT	     "application/octet-stream"
-#define KL_UEFI_LOG_DEFAULT_VERSION  "2.1"
-#define KL_UEFI_LOG_MAX_SIZE	     (64 * 1024 * 1024)
+#define KL_UEFI_LOG_DEFAULT_PATH    "/sys/kernel/security/tpm0/binary_bios_measurements"
+#define KL_UEFI_LOG_FORMAT	    "application/octet-stream"
+#define KL_UEFI_LOG_DEFAULT_VERSION "2.1"
+#define KL_UEFI_LOG_MAX_SIZE	    (64 * 1024 * 1024)
 
 typedef struct {
 	gchar *path;
@@ -50,16 +50,17 @@ kl_uefi_log_read_file(const gchar *path, GError **error)
 	while (fd < 0 && errno == EINTR);
 	if (fd < 0) {
 		int errsv = errno;
-		g_set_error(error,
-			    KL_ERROR,
-			    (errsv == ENOENT || errsv == ENOTDIR || errsv == EACCES || errsv == EPERM)
+		g_set_error(
+			error,
+			KL_ERROR,
+			(errsv == ENOENT || errsv == ENOTDIR || errsv == EACCES || errsv == EPERM)
 				? KL_ERROR_NOT_SUPPORTED
 				: KL_ERROR_IO,
-			    "measured boot log %s cannot be opened (%s): the firmware provides no "
-			    "TPM event log, securityfs is not mounted or the agent lacks the "
-			    "permission; set measuredboot_ml_path if the log lives elsewhere",
-			    path,
-			    g_strerror(errsv));
+			"measured boot log %s cannot be opened (%s): the firmware provides no "
+			"TPM event log, securityfs is not mounted or the agent lacks the "
+			"permission; set measuredboot_ml_path if the log lives elsewhere",
+			path,
+			g_strerror(errsv));
 		return NULL;
 	}
 	for (;;) {
@@ -172,10 +173,8 @@ kl_uefi_log_plugin_get_state(KlPluginContext *ctx, GError **error)
 	gint64 boot_time = kl_plugin_context_get_boot_time(ctx);
 
 	if (st == NULL) {
-		g_set_error_literal(error,
-				    KL_ERROR,
-				    KL_ERROR_INTERNAL,
-				    "the uefi_log plugin was not started");
+		g_set_error_literal(
+			error, KL_ERROR, KL_ERROR_INTERNAL, "the uefi_log plugin was not started");
 		return NULL;
 	}
 	if (st->boot_time != boot_time) {
@@ -226,10 +225,8 @@ kl_uefi_log_plugin_collect(KlPluginContext *ctx,
 	if (chosen_parameters != NULL) {
 		g_autoptr(GError) error_local = NULL;
 
-		if (!kl_json_object_get_optional_string(chosen_parameters,
-							"format",
-							&format,
-							&error_local)) {
+		if (!kl_json_object_get_optional_string(
+			    chosen_parameters, "format", &format, &error_local)) {
 			g_set_error(error,
 				    KL_ERROR,
 				    KL_ERROR_INVALID_PARAMETERS,

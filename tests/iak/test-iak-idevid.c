@@ -21,6 +21,7 @@
 #include <tss2/tss2_mu.h>
 
 #include "kl-iak-idevid.h"
+#include "kl-iak-test-util.h"
 #include "kl-plugin-context-private.h"
 #include "kl-tpm-private.h"
 
@@ -29,39 +30,13 @@ kl_plugin_get_info(void);
 
 #define AGENT_ID "d432fbb3-d2f1-4a97-9ef7-75bd81c00000"
 
-#define IAK_POL_256    "5437182326e414fca797d5f174615a1641f61255797c3a2b22c21d120b2d1e07"
-#define IDEVID_POL_256 "ad6b3a2284fd698a0710bf5cc1b9bdf15e2532e3f601fa4b93a6a8fa8de579ea"
-
-/* TPMT_PUBLIC templates as the TCG tables and the Keylime provisioning script give them */
-static const gchar *const tmpl_h1_iak =
-    "0001000b000500f20020" IAK_POL_256 "00100016000b080000000000000349414b";
-static const gchar *const tmpl_h1_idevid =
-    "0001000b000400f20020" IDEVID_POL_256 "001000100800000000000006494445564944";
-static const gchar *const tmpl_h2_iak =
-    "0023000b000500f20020" IAK_POL_256 "00100018000b00030010000349414b000349414b";
-static const gchar *const tmpl_h2_idevid = "0023000b000400f20020" IDEVID_POL_256
-					   "00100018000b0003001000064944455649440006494445564944";
-
-#define IAK_POL_384                                                                                \
-	"129d94ebf84556652c6eef43bbb757512ac87e52be7b349ca6ce4d826f749fcf672f51716c5cbb605f313bf3" \
-	"45aab312"
-#define IDEVID_POL_384                                                                             \
-	"4db1aa836d0b5615df6ee53a40ef70c61c217f4303d44695925972bc927006cfa5cbdf6dc18c4dbe329b2f15" \
-	"42c3dd33"
-static const gchar *const tmpl_h3_iak =
-    "0023000c000500f20030" IAK_POL_384 "00100018000c00040010000349414b000349414b";
-static const gchar *const tmpl_h3_idevid = "0023000c000400f20030" IDEVID_POL_384
-					   "00100018000c0004001000064944455649440006494445564944";
-
 #define PERSISTENT_IAK 0x81000100
 
 /* everything a test case needs, shared by all cases (one swtpm per program) */
 typedef struct {
 	KlTpm *tpm;
 	gchar *dir;
-	gnutls_x509_privkey_t ca_key;
-	gnutls_x509_crt_t ca;
-	guint serial;
+	KlIakTestCa ca;
 	/* provisioned keys */
 	TPM2B_PUBLIC h1_iak, h1_idevid, h2_iak, h2_idevid, h3_iak, h3_idevid;
 	gchar *h1_iak_cert, *h1_idevid_cert, *h2_iak_cert, *h2_idevid_cert;
@@ -71,51 +46,12 @@ typedef struct {
 
 static Fixture fx;
 
-/* ---- provisioning helpers ---- */
-
-static GBytes *
-hex_decode(const gchar *hex)
-{
-	gsize n = strlen(hex) / 2;
-	guint8 *buf = g_malloc(n);
-
-	for (gsize i = 0; i < n; i++)
-		buf[i] = (g_ascii_xdigit_value(hex[2 * i]) << 4) | g_ascii_xdigit_value(hex[2 * i + 1]);
-	return g_bytes_new_take(buf, n);
-}
+/* ---- provisioning ---- */
 
 static ESYS_TR
 provision_key(const gchar *template_hex, const gchar *auth, TPM2B_PUBLIC *out)
 {
-	ESYS_CONTEXT *esys = kl_tpm_get_esys(fx.tpm);
-	g_autoptr(GBytes) raw = hex_decode(template_hex);
-	TPM2B_PUBLIC in = {0};
-	TPM2B_SENSITIVE_CREATE sens = {0};
-	TPM2B_DATA outside = {0};
-	TPML_PCR_SELECTION pcrs = {0};
-	TPM2B_PUBLIC *pub = NULL;
-	ESYS_TR handle = ESYS_TR_NONE;
-	size_t off = 0;
-
-	g_assert_cmpint(Tss2_MU_TPMT_PUBLIC_Unmarshal(g_bytes_get_data(raw, NULL),
-						      g_bytes_get_size(raw),
-						      &off,
-						      &in.publicArea),
-			==,
-			0);
-	g_assert_cmpuint(off, ==, g_bytes_get_size(raw));
-	if (auth != NULL) {
-		sens.sensitive.userAuth.size = strlen(auth);
-		memcpy(sens.sensitive.userAuth.buffer, auth, strlen(auth));
-	}
-	g_assert_cmpint(Esys_CreatePrimary(esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-					   ESYS_TR_NONE, &sens, &in, &outside, &pcrs, &handle, &pub,
-					   NULL, NULL, NULL),
-			==,
-			TSS2_RC_SUCCESS);
-	*out = *pub;
-	Esys_Free(pub);
-	return handle;
+	return kl_iak_test_provision_key(kl_tpm_get_esys(fx.tpm), template_hex, auth, out);
 }
 
 static void
@@ -124,96 +60,10 @@ flush(ESYS_TR handle)
 	g_assert_cmpint(Esys_FlushContext(kl_tpm_get_esys(fx.tpm), handle), ==, TSS2_RC_SUCCESS);
 }
 
-static gnutls_pubkey_t
-pubkey_from_tpm(const TPMT_PUBLIC *pub)
-{
-	gnutls_pubkey_t pk;
-
-	g_assert_cmpint(gnutls_pubkey_init(&pk), ==, 0);
-	if (pub->type == TPM2_ALG_RSA) {
-		guint8 e[3] = {0x01, 0x00, 0x01};
-		gnutls_datum_t m = {(unsigned char *)pub->unique.rsa.buffer, pub->unique.rsa.size};
-		gnutls_datum_t ed = {e, sizeof(e)};
-		g_assert_cmpint(pub->parameters.rsaDetail.exponent, ==, 0);
-		g_assert_cmpint(gnutls_pubkey_import_rsa_raw(pk, &m, &ed), ==, 0);
-	} else {
-		gnutls_datum_t x = {(unsigned char *)pub->unique.ecc.x.buffer, pub->unique.ecc.x.size};
-		gnutls_datum_t y = {(unsigned char *)pub->unique.ecc.y.buffer, pub->unique.ecc.y.size};
-		gnutls_ecc_curve_t curve = GNUTLS_ECC_CURVE_SECP256R1;
-		if (pub->parameters.eccDetail.curveID == TPM2_ECC_NIST_P384)
-			curve = GNUTLS_ECC_CURVE_SECP384R1;
-		else
-			g_assert_cmpint(pub->parameters.eccDetail.curveID, ==, TPM2_ECC_NIST_P256);
-		g_assert_cmpint(gnutls_pubkey_import_ecc_raw(pk, curve, &x, &y), ==, 0);
-	}
-	return pk;
-}
-
-/* issues a certificate for @pk from the test CA and writes it (PEM or DER) */
-static gchar *
-issue_cert(gnutls_pubkey_t pk, const gchar *cn, gboolean pem)
-{
-	gnutls_x509_crt_t crt;
-	gnutls_privkey_t ca_priv;
-	gnutls_datum_t out;
-	guint8 serial[4] = {0, 0, 0, ++fx.serial};
-	time_t now = time(NULL);
-	g_autofree gchar *dn = g_strdup_printf("CN=%s,O=keylime-agent-c tests", cn);
-	g_autofree gchar *name = g_strdup_printf("%s.%s", cn, pem ? "pem" : "der");
-	gchar *path = g_build_filename(fx.dir, name, NULL);
-
-	g_assert_cmpint(gnutls_x509_crt_init(&crt), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_set_version(crt, 3), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_set_serial(crt, serial, sizeof(serial)), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_set_activation_time(crt, now - 60), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_set_expiration_time(crt, now + 86400), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_set_dn(crt, dn, NULL), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_set_pubkey(crt, pk), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE), ==, 0);
-	g_assert_cmpint(gnutls_privkey_init(&ca_priv), ==, 0);
-	g_assert_cmpint(gnutls_privkey_import_x509(ca_priv, fx.ca_key, 0), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_privkey_sign(crt, fx.ca, ca_priv, GNUTLS_DIG_SHA384, 0), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_export2(crt, pem ? GNUTLS_X509_FMT_PEM : GNUTLS_X509_FMT_DER,
-						&out),
-			==,
-			0);
-	g_assert_true(g_file_set_contents(path, (const gchar *)out.data, out.size, NULL));
-	gnutls_free(out.data);
-	gnutls_privkey_deinit(ca_priv);
-	gnutls_x509_crt_deinit(crt);
-	return path;
-}
-
 static gchar *
 issue_cert_for_tpm(const TPM2B_PUBLIC *pub, const gchar *cn, gboolean pem)
 {
-	gnutls_pubkey_t pk = pubkey_from_tpm(&pub->publicArea);
-	gchar *path = issue_cert(pk, cn, pem);
-	gnutls_pubkey_deinit(pk);
-	return path;
-}
-
-static void
-make_ca(void)
-{
-	time_t now = time(NULL);
-	guint8 serial[1] = {1};
-
-	g_assert_cmpint(gnutls_x509_privkey_init(&fx.ca_key), ==, 0);
-	g_assert_cmpint(gnutls_x509_privkey_generate(fx.ca_key, GNUTLS_PK_ECDSA,
-						     GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP384R1),
-						     0),
-			==,
-			0);
-	g_assert_cmpint(gnutls_x509_crt_init(&fx.ca), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_set_version(fx.ca, 3), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_set_serial(fx.ca, serial, sizeof(serial)), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_set_activation_time(fx.ca, now - 60), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_set_expiration_time(fx.ca, now + 86400), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_set_dn(fx.ca, "CN=Test IAK/IDevID CA", NULL), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_set_basic_constraints(fx.ca, 1, -1), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_set_key(fx.ca, fx.ca_key), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_sign2(fx.ca, fx.ca, fx.ca_key, GNUTLS_DIG_SHA384, 0), ==, 0);
+	return kl_iak_test_issue_cert_for_tpm(&fx.ca, pub, fx.dir, cn, pem);
 }
 
 /* ---- running the plugin ---- */
@@ -379,7 +229,7 @@ check_registration(JsonObject *body,
 							 g_bytes_get_size(sig), &off, &s),
 			==, 0);
 	g_assert_cmpuint(off, ==, g_bytes_get_size(sig));
-	pk = pubkey_from_tpm(&got_iak.publicArea);
+	pk = kl_iak_test_pubkey_from_tpm(&got_iak.publicArea);
 	data.data = (unsigned char *)g_bytes_get_data(attest, NULL);
 	data.size = g_bytes_get_size(attest);
 	if (s.sigAlg == TPM2_ALG_RSAPSS) {
@@ -667,7 +517,7 @@ test_persistent_iak(void)
 {
 	ESYS_CONTEXT *esys = kl_tpm_get_esys(fx.tpm);
 	TPM2B_PUBLIC pub;
-	ESYS_TR t = provision_key(tmpl_h1_iak, "iak-pw", &pub);
+	ESYS_TR t = provision_key(KL_IAK_TEST_TMPL_H1_IAK, "iak-pw", &pub);
 	ESYS_TR persistent = ESYS_TR_NONE;
 	g_autoptr(GHashTable) cfg = config_new(fx.h1_iak_cert, fx.h1_idevid_cert);
 	g_autoptr(JsonObject) body = json_object_new();
@@ -748,19 +598,19 @@ setup(void)
 	g_assert_no_error(error);
 	g_assert_nonnull(kl_tpm_get_esys(fx.tpm));
 
-	make_ca();
+	kl_iak_test_ca_init(&fx.ca);
 	/* one key at a time, like a provisioning station */
-	h = provision_key(tmpl_h1_iak, NULL, &fx.h1_iak);
+	h = provision_key(KL_IAK_TEST_TMPL_H1_IAK, NULL, &fx.h1_iak);
 	flush(h);
-	h = provision_key(tmpl_h1_idevid, NULL, &fx.h1_idevid);
+	h = provision_key(KL_IAK_TEST_TMPL_H1_IDEVID, NULL, &fx.h1_idevid);
 	flush(h);
-	h = provision_key(tmpl_h2_iak, NULL, &fx.h2_iak);
+	h = provision_key(KL_IAK_TEST_TMPL_H2_IAK, NULL, &fx.h2_iak);
 	flush(h);
-	h = provision_key(tmpl_h2_idevid, NULL, &fx.h2_idevid);
+	h = provision_key(KL_IAK_TEST_TMPL_H2_IDEVID, NULL, &fx.h2_idevid);
 	flush(h);
-	h = provision_key(tmpl_h3_iak, NULL, &fx.h3_iak);
+	h = provision_key(KL_IAK_TEST_TMPL_H3_IAK, NULL, &fx.h3_iak);
 	flush(h);
-	h = provision_key(tmpl_h3_idevid, NULL, &fx.h3_idevid);
+	h = provision_key(KL_IAK_TEST_TMPL_H3_IDEVID, NULL, &fx.h3_idevid);
 	flush(h);
 	fx.h1_iak_cert = issue_cert_for_tpm(&fx.h1_iak, "h1-iak", TRUE);
 	fx.h1_idevid_cert = issue_cert_for_tpm(&fx.h1_idevid, "h1-idevid", FALSE);
@@ -768,23 +618,7 @@ setup(void)
 	fx.h2_idevid_cert = issue_cert_for_tpm(&fx.h2_idevid, "h2-idevid", TRUE);
 	fx.h3_iak_cert = issue_cert_for_tpm(&fx.h3_iak, "h3-iak", TRUE);
 	fx.h3_idevid_cert = issue_cert_for_tpm(&fx.h3_idevid, "h3-idevid", FALSE);
-	{
-		gnutls_x509_privkey_t k;
-		gnutls_pubkey_t pk;
-		g_assert_cmpint(gnutls_x509_privkey_init(&k), ==, 0);
-		g_assert_cmpint(gnutls_x509_privkey_generate(k, GNUTLS_PK_RSA, 2048, 0), ==, 0);
-		g_assert_cmpint(gnutls_pubkey_init(&pk), ==, 0);
-		{
-			gnutls_privkey_t p;
-			g_assert_cmpint(gnutls_privkey_init(&p), ==, 0);
-			g_assert_cmpint(gnutls_privkey_import_x509(p, k, 0), ==, 0);
-			g_assert_cmpint(gnutls_pubkey_import_privkey(pk, p, 0, 0), ==, 0);
-			gnutls_privkey_deinit(p);
-		}
-		fx.other_cert = issue_cert(pk, "other", TRUE);
-		gnutls_pubkey_deinit(pk);
-		gnutls_x509_privkey_deinit(k);
-	}
+	fx.other_cert = kl_iak_test_issue_cert_for_other_key(&fx.ca, fx.dir, "other");
 }
 
 static void
@@ -810,8 +644,7 @@ static void
 teardown(void)
 {
 	kl_tpm_free(fx.tpm);
-	gnutls_x509_crt_deinit(fx.ca);
-	gnutls_x509_privkey_deinit(fx.ca_key);
+	kl_iak_test_ca_clear(&fx.ca);
 	remove_tree(fx.dir);
 	g_free(fx.dir);
 	g_free(fx.h1_iak_cert);

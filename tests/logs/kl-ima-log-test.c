@@ -108,19 +108,19 @@ test_line_validation(void)
 		const gchar *line;
 		gboolean valid;
 	} cases[] = {
-	    {"10 0adefe76 ima-ng sha256:00 boot_aggregate", TRUE},
-	    {"10 0adefe76 ima-sig sha256:00 /usr/bin/x ", TRUE},
-	    {"10 0adefe76 ima-buf sha256:00 name 0a0b", TRUE},
-	    {"10 0adefe76 ima 0000 /init", TRUE},
-	    {"10 0adefe76 ima-ng sha256:00", FALSE},
-	    {"10 0adefe76 ima-ng", FALSE},
-	    {"x0 0adefe76 ima-ng sha256:00 /a", FALSE},
-	    {" 0adefe76 ima-ng sha256:00 /a", FALSE},
-	    {"10 zz ima-ng sha256:00 /a", FALSE},
-	    {"10  ima-ng sha256:00 /a", FALSE},
-	    {"10 0adefe76  sha256:00 /a", FALSE},
-	    {"", FALSE},
-	    {"garbage", FALSE},
+		{ "10 0adefe76 ima-ng sha256:00 boot_aggregate", TRUE },
+		{ "10 0adefe76 ima-sig sha256:00 /usr/bin/x ", TRUE },
+		{ "10 0adefe76 ima-buf sha256:00 name 0a0b", TRUE },
+		{ "10 0adefe76 ima 0000 /init", TRUE },
+		{ "10 0adefe76 ima-ng sha256:00", FALSE },
+		{ "10 0adefe76 ima-ng", FALSE },
+		{ "x0 0adefe76 ima-ng sha256:00 /a", FALSE },
+		{ " 0adefe76 ima-ng sha256:00 /a", FALSE },
+		{ "10 zz ima-ng sha256:00 /a", FALSE },
+		{ "10  ima-ng sha256:00 /a", FALSE },
+		{ "10 0adefe76  sha256:00 /a", FALSE },
+		{ "", FALSE },
+		{ "garbage", FALSE },
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -130,14 +130,19 @@ test_line_validation(void)
 	}
 	/* an embedded NUL would truncate the JSON string */
 	g_assert_false(kl_ima_log_line_is_valid("10 0a ima-ng sha256:00 /a\0b", 27));
+	/* bytes that are not UTF-8 cannot travel in JSON; UTF-8 file names can */
+	g_assert_false(kl_ima_log_line_is_valid("10 0a ima-ng sha256:00 /tmp/\xff\xfe", 30));
+	g_assert_true(kl_ima_log_line_is_valid("10 0a ima-ng sha256:00 /tmp/caf\xc3\xa9", 33));
 }
 
 /* the generated fixture with real template hashes */
 static void
 test_fixture(void)
 {
-	g_autofree gchar *path = g_test_build_filename(G_TEST_DIST, "data", "ima", "ima-ng-small.txt", NULL);
-	g_autofree gchar *sidecar = g_test_build_filename(G_TEST_DIST, "data", "ima", "ima-ng-small.json", NULL);
+	g_autofree gchar *path =
+		g_test_build_filename(G_TEST_DIST, "data", "ima", "ima-ng-small.txt", NULL);
+	g_autofree gchar *sidecar =
+		g_test_build_filename(G_TEST_DIST, "data", "ima", "ima-ng-small.json", NULL);
 	g_autofree gchar *text = NULL;
 	g_autoptr(KlImaLog) log = kl_ima_log_new(path);
 	g_autoptr(JsonParser) parser = json_parser_new();
@@ -166,7 +171,7 @@ static void
 test_offsets(Fixture *fx, gconstpointer user_data)
 {
 	const guint64 n = 3 * KL_IMA_LOG_INDEX_STRIDE + 5;
-	const guint64 offsets[] = {0, 1, 63, 64, 65, 127, 128, 129, n - 1, n};
+	const guint64 offsets[] = { 0, 1, 63, 64, 65, 127, 128, 129, n - 1, n };
 	g_autoptr(GString) text = synth(0, n);
 
 	write_file(fx->path, text->str, text->len);
@@ -462,8 +467,8 @@ test_cost(Fixture *fx, gconstpointer user_data)
 	assert_data_lines(data, n, 100);
 	json_object_unref(data);
 	cost = kl_ima_log_get_bytes_read(log) - before;
-	g_test_message("cycle after 100 new lines read %" G_GUINT64_FORMAT " bytes (tail %" G_GSIZE_FORMAT
-		       ", log %" G_GSIZE_FORMAT ")",
+	g_test_message("cycle after 100 new lines read %" G_GUINT64_FORMAT
+		       " bytes (tail %" G_GSIZE_FORMAT ", log %" G_GSIZE_FORMAT ")",
 		       cost,
 		       t1->len,
 		       t0->len);
@@ -477,9 +482,8 @@ test_cost(Fixture *fx, gconstpointer user_data)
 	json_object_unref(data);
 	cost = kl_ima_log_get_bytes_read(log) - before;
 	/* the new tail, the sent lines and < STRIDE lines before them: not the log */
-	g_assert_cmpuint(cost,
-			 <=,
-			 t2->len + 64 + t1->len + t2->len + KL_IMA_LOG_INDEX_STRIDE * 200);
+	g_assert_cmpuint(
+		cost, <=, t2->len + 64 + t1->len + t2->len + KL_IMA_LOG_INDEX_STRIDE * 200);
 	g_assert_cmpuint(cost, <, t0->len / 100);
 }
 
@@ -498,8 +502,8 @@ config_lookup_cb(gpointer user_data, const gchar *table, const gchar *key)
 static KlPluginContext *
 plugin_context(GHashTable *cfg)
 {
-	return kl_plugin_context_new("ima_log", config_lookup_cb, cfg, "agent", "/nonexistent",
-				     1000, NULL);
+	return kl_plugin_context_new(
+		"ima_log", config_lookup_cb, cfg, "agent", "/nonexistent", 1000, NULL);
 }
 
 static JsonObject *
@@ -559,12 +563,12 @@ test_plugin(Fixture *fx, gconstpointer user_data)
 
 	{
 		const gchar *bad[] = {
-		    "{\"starting_offset\":26}",
-		    "{\"starting_offset\":-1}",
-		    "{\"starting_offset\":\"5\"}",
-		    "{\"format\":\"application/octet-stream\"}",
-		    "{\"format\":7}",
-		    "{\"entry_count\":-2}",
+			"{\"starting_offset\":26}",
+			"{\"starting_offset\":-1}",
+			"{\"starting_offset\":\"5\"}",
+			"{\"format\":\"application/octet-stream\"}",
+			"{\"format\":7}",
+			"{\"entry_count\":-2}",
 		};
 		for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
 			p = params(bad[i]);
@@ -630,7 +634,8 @@ main(int argc, char **argv)
 
 	g_test_add_func("/ima-log/line-validation", test_line_validation);
 	g_test_add_func("/ima-log/fixture", test_fixture);
-#define ADD(name, fn) g_test_add("/ima-log/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+#define ADD(name, fn)                                                                              \
+	g_test_add("/ima-log/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
 	ADD("offsets", test_offsets);
 	ADD("offset-beyond-end", test_offset_beyond_end);
 	ADD("max-entries", test_max_entries);

@@ -52,6 +52,7 @@ typedef struct {
 	gint64 now_us;
 	gchar *default_location;
 	gboolean real_delays;
+	guint slow_ms; /* the fake peers take this long to answer */
 } Fixture;
 
 static void
@@ -257,6 +258,8 @@ fake_transport(const gchar *method,
 	KlHttpResponse *response;
 	const gchar *auth = find_header(headers, "Authorization");
 
+	if (f->slow_ms > 0)
+		g_usleep(f->slow_ms * 1000);
 	g_mutex_lock(&f->lock);
 	g_ptr_array_add(f->requests, g_strdup_printf("%s %s", method, url));
 	g_ptr_array_add(f->bodies, g_strndup(body != NULL ? body : "", body_len));
@@ -805,6 +808,25 @@ test_malformed_201_backs_off(Fixture *f, gconstpointer data)
 }
 
 static void
+test_phase1_403_keeps_token(Fixture *f, gconstpointer data)
+{
+	fixture_script(f, "POST", ATT_PATH, 403,
+		       "{\"errors\":[{\"detail\":\"Action submit_attestation requires agent "
+		       "authentication (PoP token)\"}]}",
+		       NULL, -1);
+	expect_log("MESSAGE", "offering capabilities: the verifier answered HTTP 403: Action "
+			      "submit_attestation requires agent authentication (PoP token); "
+			      "retrying in 1.0 s");
+	run_agent(f, TRUE, 5);
+	assert_expected_logs();
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER ATT_PATH), ==, 2);
+	/* re-authentication happens after a 401 only */
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
+	g_assert_cmpuint(delay_at(f, 2), ==, 1000);
+}
+
+static void
 test_phase2_403_restarts_phase1(Fixture *f, gconstpointer data)
 {
 	fixture_script(f, "PATCH", ATT_PATH "/", 403,
@@ -946,6 +968,37 @@ test_stop_while_waiting(Fixture *f, gconstpointer data)
 	g_assert_cmpint(kl_agent_get_state(f->agent), ==, KL_AGENT_STATE_STOPPED);
 }
 
+static gboolean
+quit_cb(gpointer user_data)
+{
+	g_main_loop_quit(user_data);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+test_free_during_step(Fixture *f, gconstpointer data)
+{
+	KlAgentOptions options = {
+	    .agent_id = AGENT_ID,
+	    .backoff_initial_ms = 1000,
+	    .backoff_max_ms = 1000,
+	    .attestation_interval_s = 60,
+	};
+
+	/* the owner frees the agent while a request is in flight (no stop, no done) */
+	f->slow_ms = 200;
+	f->agent = kl_agent_new(&options, &fake_source, f, f->registrar, f->verifier);
+	kl_agent_start(f->agent, done_cb, f);
+	g_timeout_add(50, quit_cb, f->loop);
+	g_main_loop_run(f->loop);
+	g_assert_cmpint(kl_agent_get_state(f->agent), ==, KL_AGENT_STATE_UNREGISTERED);
+	g_clear_pointer(&f->agent, kl_agent_free);
+	/* the finished step's completion is still queued: it must not touch the agent */
+	g_timeout_add(300, quit_cb, f->loop);
+	g_main_loop_run(f->loop);
+	g_assert_cmpint(f->exit_status, ==, -1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -970,6 +1023,7 @@ main(int argc, char **argv)
 	ADD("/agent/phase1-429-retry-after", test_phase1_429_retry_after);
 	ADD("/agent/retry-after-ignored-on-500", test_retry_after_ignored_on_500);
 	ADD("/agent/malformed-201", test_malformed_201_backs_off);
+	ADD("/agent/phase1-403-keeps-token", test_phase1_403_keeps_token);
 	ADD("/agent/phase2-403-restarts-phase1", test_phase2_403_restarts_phase1);
 	ADD("/agent/phase2-401-reauth", test_phase2_401_reauth);
 	ADD("/agent/collect-failure-sends-nothing", test_collect_failure_sends_nothing);
@@ -978,6 +1032,7 @@ main(int argc, char **argv)
 	ADD("/agent/next-attestation-clamped", test_next_attestation_clamped);
 	ADD("/agent/token-expiry-proactive", test_token_expiry_proactive);
 	ADD("/agent/stop-while-waiting", test_stop_while_waiting);
+	ADD("/agent/free-during-step", test_free_during_step);
 #undef ADD
 	return g_test_run();
 }

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <gio/gio.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "keylime-agent/kl-error.h"
@@ -438,6 +439,169 @@ test_curl_refused(void)
 	g_assert_nonnull(strstr(error->message, "registrar"));
 }
 
+
+/* ---- TLS: the CA file is the only anchor, insecure switches, host names ---- */
+
+static gboolean
+run_openssl(const gchar *dir, GError **error, ...)
+{
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
+	g_autoptr(GSubprocessLauncher) launcher =
+	    g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+				      G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+	g_autoptr(GSubprocess) proc = NULL;
+	va_list args;
+	const gchar *arg;
+
+	g_ptr_array_add(argv, (gpointer) "openssl");
+	va_start(args, error);
+	while ((arg = va_arg(args, const gchar *)) != NULL)
+		g_ptr_array_add(argv, (gpointer)arg);
+	va_end(args);
+	g_ptr_array_add(argv, NULL);
+	g_subprocess_launcher_set_cwd(launcher, dir);
+	proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, error);
+	return proc != NULL && g_subprocess_wait_check(proc, NULL, error);
+}
+
+static guint16
+free_port(void)
+{
+	g_autoptr(GSocket) sock =
+	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+	g_autoptr(GInetAddress) lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) addr = g_inet_socket_address_new(lo, 0);
+	g_autoptr(GSocketAddress) bound = NULL;
+
+	g_assert_true(g_socket_bind(sock, addr, TRUE, NULL));
+	bound = g_socket_get_local_address(sock, NULL);
+	return g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+}
+
+static gboolean
+wait_port(guint16 port)
+{
+	for (guint i = 0; i < 100; i++) {
+		g_autoptr(GSocketClient) client = g_socket_client_new();
+		g_autoptr(GSocketConnection) conn =
+		    g_socket_client_connect_to_host(client, "127.0.0.1", port, NULL, NULL);
+		if (conn != NULL)
+			return TRUE;
+		g_usleep(50000);
+	}
+	return FALSE;
+}
+
+static KlHttpResponse *
+tls_get(const gchar *url,
+	const gchar *ca_file,
+	gboolean invalid_certs,
+	gboolean invalid_hostnames,
+	GError **error)
+{
+	KlHttpOptions options = {
+	    .name = "verifier",
+	    .ca_file = ca_file,
+	    .accept_invalid_certs = invalid_certs,
+	    .accept_invalid_hostnames = invalid_hostnames,
+	    .timeout_ms = 5000,
+	};
+	g_autoptr(KlHttp) http = kl_http_new(&options, error);
+	KlHttpRequest request = {.method = "GET", .url = url};
+
+	return kl_http_send(http, &request, NULL, error);
+}
+
+static void
+test_curl_tls(void)
+{
+	g_autofree gchar *dir = g_dir_make_tmp("kl-tls-XXXXXX", NULL);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSubprocess) server = NULL;
+	g_autofree gchar *ca = g_build_filename(dir, "ca.crt", NULL);
+	g_autofree gchar *other = g_build_filename(dir, "other.crt", NULL);
+	g_autofree gchar *ext = g_build_filename(dir, "ext.cnf", NULL);
+	g_autofree gchar *accept = NULL;
+	g_autofree gchar *url_ip = NULL;
+	g_autofree gchar *url_name = NULL;
+	g_autofree gchar *cmd = NULL;
+	g_autofree gchar *openssl = g_find_program_in_path("openssl");
+	guint16 port;
+
+	if (openssl == NULL) {
+		g_test_skip("openssl not found");
+		return;
+	}
+	g_assert_true(g_file_set_contents(ext, "subjectAltName=IP:127.0.0.1\n", -1, NULL));
+	g_assert_true(run_openssl(dir, &error, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+				  "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=kl test CA",
+				  "-days", "2", NULL));
+	g_assert_no_error(error);
+	g_assert_true(run_openssl(dir, &error, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+				  "-keyout", "other.key", "-out", "other.crt", "-subj",
+				  "/CN=kl other CA", "-days", "2", NULL));
+	g_assert_true(run_openssl(dir, &error, "req", "-newkey", "rsa:2048", "-nodes", "-keyout",
+				  "srv.key", "-out", "srv.csr", "-subj", "/CN=kl server", NULL));
+	g_assert_true(run_openssl(dir, &error, "x509", "-req", "-in", "srv.csr", "-CA", "ca.crt",
+				  "-CAkey", "ca.key", "-CAcreateserial", "-out", "srv.crt", "-days",
+				  "2", "-extfile", "ext.cnf", NULL));
+	g_assert_no_error(error);
+
+	port = free_port();
+	accept = g_strdup_printf("127.0.0.1:%u", port);
+	{
+		g_autoptr(GSubprocessLauncher) launcher =
+		    g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+					      G_SUBPROCESS_FLAGS_STDERR_SILENCE |
+					      G_SUBPROCESS_FLAGS_STDIN_PIPE);
+		g_subprocess_launcher_set_cwd(launcher, dir);
+		server = g_subprocess_launcher_spawn(launcher, &error, "openssl", "s_server",
+						     "-accept", accept, "-cert", "srv.crt", "-key",
+						     "srv.key", "-www", "-quiet", NULL);
+	}
+	g_assert_no_error(error);
+	g_assert_true(wait_port(port));
+	url_ip = g_strdup_printf("https://127.0.0.1:%u/", port);
+	url_name = g_strdup_printf("https://localhost:%u/", port);
+
+	{
+		/* the right CA */
+		g_autoptr(KlHttpResponse) r = tls_get(url_ip, ca, FALSE, FALSE, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(r->status, ==, 200);
+	}
+	{
+		/* a CA that did not issue the certificate: the system store is not consulted */
+		g_autoptr(KlHttpResponse) r = tls_get(url_ip, other, FALSE, FALSE, &error);
+		g_assert_null(r);
+		g_assert_error(error, KL_ERROR, KL_ERROR_AUTH);
+		g_assert_nonnull(strstr(error->message, other));
+		g_clear_error(&error);
+	}
+	{
+		/* --insecure */
+		g_autoptr(KlHttpResponse) r = tls_get(url_ip, other, TRUE, FALSE, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(r->status, ==, 200);
+	}
+	{
+		/* the certificate names 127.0.0.1, not localhost */
+		g_autoptr(KlHttpResponse) r = tls_get(url_name, ca, FALSE, FALSE, &error);
+		g_assert_null(r);
+		g_assert_nonnull(error);
+		g_clear_error(&error);
+	}
+	{
+		g_autoptr(KlHttpResponse) r = tls_get(url_name, ca, FALSE, TRUE, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(r->status, ==, 200);
+	}
+	g_subprocess_force_exit(server);
+	g_subprocess_wait(server, NULL, NULL);
+	cmd = g_strdup_printf("rm -rf '%s'", dir);
+	g_assert_true(g_spawn_command_line_sync(cmd, NULL, NULL, NULL, NULL));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -451,5 +615,6 @@ main(int argc, char **argv)
 	g_test_add_func("/http/curl-timeout", test_curl_timeout);
 	g_test_add_func("/http/curl-cancel", test_curl_cancel);
 	g_test_add_func("/http/curl-refused", test_curl_refused);
+	g_test_add_func("/http/curl-tls", test_curl_tls);
 	return g_test_run();
 }

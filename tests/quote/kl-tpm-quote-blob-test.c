@@ -215,11 +215,12 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/tpm-quote/pcr-blob/one-pcr", test_one_pcr_layout);
 	g_test_add_func("/tpm-quote/pcr-blob/fifteen-pcrs", test_fifteen_pcrs_layout);
-	g_test_add_data_func("/tpm-quote/pcr-blob/golden/sha256-10", "pcrs-sha256-10.bin", test_golden);
-	g_test_add_data_func("/tpm-quote/pcr-blob/golden/sha256-mb15",
-			     "pcrs-sha256-mb15.bin",
-			     test_golden);
-	g_test_add_data_func("/tpm-quote/pcr-blob/golden/sha1-0-10", "pcrs-sha1-0-10.bin", test_golden);
+	g_test_add_data_func(
+	    "/tpm-quote/pcr-blob/golden/sha256-10", "pcrs-sha256-10.bin", test_golden);
+	g_test_add_data_func(
+	    "/tpm-quote/pcr-blob/golden/sha256-mb15", "pcrs-sha256-mb15.bin", test_golden);
+	g_test_add_data_func(
+	    "/tpm-quote/pcr-blob/golden/sha1-0-10", "pcrs-sha1-0-10.bin", test_golden);
 	g_test_add_func("/tpm-quote/pcr-blob/golden-values", test_golden_values);
 	g_test_add_func("/tpm-quote/pcr-blob/encode-errors", test_encode_errors);
 	g_test_add_func("/tpm-quote/pcr-blob/decode-errors", test_decode_errors);

@@ -23,10 +23,6 @@
 #include "kl-tpm-quote-pcr-blob.h"
 #include "kl-tpm-quote-private.h"
 
-/* the plugin context lands separately: test through it only when it exists */
-#pragma weak kl_plugin_context_new
-#pragma weak kl_plugin_context_free
-
 typedef struct {
 	gchar *dir;
 	KlTpm *tpm;
@@ -142,9 +138,8 @@ kl_test_check_evidence(KlTpm *tpm,
 	g_assert_cmpuint(json_object_get_size(data), ==, 3);
 
 	/* message: TPMS_ATTEST of a quote over the nonce */
-	g_assert_cmpint(Tss2_MU_TPMS_ATTEST_Unmarshal(msg_d.data, msg_d.size, &off, &a),
-			==,
-			TSS2_RC_SUCCESS);
+	g_assert_cmpint(
+	    Tss2_MU_TPMS_ATTEST_Unmarshal(msg_d.data, msg_d.size, &off, &a), ==, TSS2_RC_SUCCESS);
 	g_assert_cmpuint(off, ==, msg_d.size);
 	g_assert_cmphex(a.magic, ==, 0xff544347);
 	g_assert_cmphex(a.type, ==, TPM2_ST_ATTEST_QUOTE);
@@ -161,19 +156,16 @@ kl_test_check_evidence(KlTpm *tpm,
 		g_checksum_update(sum, g_bytes_get_data(v, NULL), g_bytes_get_size(v));
 	}
 	g_checksum_get_digest(sum, digest, &dlen);
-	g_assert_cmpmem(a.attested.quote.pcrDigest.buffer,
-			a.attested.quote.pcrDigest.size,
-			digest,
-			dlen);
+	g_assert_cmpmem(
+	    a.attested.quote.pcrDigest.buffer, a.attested.quote.pcrDigest.size, digest, dlen);
 
 	/* signature: TPMT_SIGNATURE by the AK over H(message) */
 	off = 0;
-	g_assert_cmpint(Tss2_MU_TPMT_SIGNATURE_Unmarshal(g_bytes_get_data(signature, NULL),
-							 g_bytes_get_size(signature),
-							 &off,
-							 &s),
-			==,
-			TSS2_RC_SUCCESS);
+	g_assert_cmpint(
+	    Tss2_MU_TPMT_SIGNATURE_Unmarshal(
+		g_bytes_get_data(signature, NULL), g_bytes_get_size(signature), &off, &s),
+	    ==,
+	    TSS2_RC_SUCCESS);
 	g_assert_cmpuint(off, ==, g_bytes_get_size(signature));
 	g_assert_cmpint(gnutls_pubkey_init(&key), ==, 0);
 	if (ak->type == TPM2_ALG_RSA) {
@@ -187,15 +179,16 @@ kl_test_check_evidence(KlTpm *tpm,
 		sig_d.size = s.signature.rsassa.sig.size;
 		algo = GNUTLS_SIGN_RSA_SHA256;
 	} else {
-		gnutls_datum_t x = {(unsigned char *)ak->unique.ecc.x.buffer, ak->unique.ecc.x.size};
-		gnutls_datum_t y = {(unsigned char *)ak->unique.ecc.y.buffer, ak->unique.ecc.y.size};
+		gnutls_datum_t x = {(unsigned char *)ak->unique.ecc.x.buffer,
+				    ak->unique.ecc.x.size};
+		gnutls_datum_t y = {(unsigned char *)ak->unique.ecc.y.buffer,
+				    ak->unique.ecc.y.size};
 		gnutls_datum_t r = {s.signature.ecdsa.signatureR.buffer,
 				    s.signature.ecdsa.signatureR.size};
 		gnutls_datum_t ss = {s.signature.ecdsa.signatureS.buffer,
 				     s.signature.ecdsa.signatureS.size};
-		g_assert_cmpint(gnutls_pubkey_import_ecc_raw(key, GNUTLS_ECC_CURVE_SECP256R1, &x, &y),
-				==,
-				0);
+		g_assert_cmpint(
+		    gnutls_pubkey_import_ecc_raw(key, GNUTLS_ECC_CURVE_SECP256R1, &x, &y), ==, 0);
 		g_assert_cmphex(s.sigAlg, ==, TPM2_ALG_ECDSA);
 		g_assert_cmpint(gnutls_encode_rs_value(&sig_d, &r, &ss), ==, 0);
 		free_sig = TRUE;
@@ -214,7 +207,8 @@ kl_test_collect_ok(KlTestFixture *fx, const gchar *scheme, const gchar *pcrs, gu
 	g_autofree gchar *json = g_strdup_printf(
 	    "{\"challenge\": \"%s\", \"signature_scheme\": \"%s\", \"hash_algorithm\": \"sha256\","
 	    " \"selected_subjects\": {\"sha256\": %s, \"sha1\": null},"
-	    " \"certification_key\": {\"key_class\": \"asymmetric\", \"server_identifier\": \"ak\"}}",
+	    " \"certification_key\": {\"key_class\": \"asymmetric\", \"server_identifier\": "
+	    "\"ak\"}}",
 	    challenge,
 	    scheme,
 	    pcrs);
@@ -248,8 +242,7 @@ test_capabilities(KlTestFixture *fx, gconstpointer user_data)
 		const gchar *h = json_array_get_string_element(hashes, i);
 		/* every offered hash has its bank in available_subjects, and vice versa */
 		g_assert_true(json_object_has_member(
-		    json_object_get_object_member(caps, "available_subjects"),
-		    h));
+		    json_object_get_object_member(caps, "available_subjects"), h));
 		if (g_strcmp0(h, "sha256") == 0)
 			has_sha256 = TRUE;
 	}
@@ -258,16 +251,13 @@ test_capabilities(KlTestFixture *fx, gconstpointer user_data)
 	    json_object_get_size(json_object_get_object_member(caps, "available_subjects")),
 	    ==,
 	    json_array_get_length(hashes));
-	sha256 = json_object_get_array_member(json_object_get_object_member(caps,
-									    "available_subjects"),
-					      "sha256");
+	sha256 = json_object_get_array_member(
+	    json_object_get_object_member(caps, "available_subjects"), "sha256");
 	g_assert_cmpuint(json_array_get_length(sha256), ==, 24);
 	for (guint i = 0; i < 24; i++)
 		g_assert_cmpint(json_array_get_int_element(sha256, i), ==, i);
 	g_assert_cmpuint(
-	    json_array_get_length(json_object_get_array_member(caps, "signature_schemes")),
-	    >,
-	    0);
+	    json_array_get_length(json_object_get_array_member(caps, "signature_schemes")), >, 0);
 	keys = json_object_get_array_member(caps, "certification_keys");
 	g_assert_cmpuint(json_array_get_length(keys), ==, 1);
 	key = json_array_get_object_element(keys, 0);
@@ -280,22 +270,18 @@ test_capabilities(KlTestFixture *fx, gconstpointer user_data)
 	    json_array_get_length(json_object_get_array_member(key, "allowable_hash_algorithms")),
 	    ==,
 	    1);
-	g_assert_cmpstr(
-	    json_array_get_string_element(json_object_get_array_member(key,
-								       "allowable_hash_algorithms"),
-					  0),
-	    ==,
-	    "sha256");
 	g_assert_cmpstr(json_array_get_string_element(
-			    json_object_get_array_member(key, "allowable_signature_schemes"),
-			    0),
+			    json_object_get_array_member(key, "allowable_hash_algorithms"), 0),
+			==,
+			"sha256");
+	g_assert_cmpstr(json_array_get_string_element(
+			    json_object_get_array_member(key, "allowable_signature_schemes"), 0),
 			==,
 			"rsassa");
 
 	caps_default = kl_tpm_quote_build_capabilities(fx->tpm, NULL, &error);
 	key = json_array_get_object_element(
-	    json_object_get_array_member(caps_default, "certification_keys"),
-	    0);
+	    json_object_get_array_member(caps_default, "certification_keys"), 0);
 	g_assert_cmpstr(json_object_get_string_member(key, "server_identifier"), ==, "ak");
 }
 
@@ -307,13 +293,12 @@ test_capabilities_ecc(KlTestFixture *fx, gconstpointer user_data)
 	JsonObject *key;
 
 	g_assert_no_error(error);
-	key = json_array_get_object_element(json_object_get_array_member(caps, "certification_keys"),
-					    0);
+	key = json_array_get_object_element(
+	    json_object_get_array_member(caps, "certification_keys"), 0);
 	g_assert_cmpstr(json_object_get_string_member(key, "key_algorithm"), ==, "ecc");
 	g_assert_cmpint(json_object_get_int_member(key, "key_size"), ==, 256);
 	g_assert_cmpstr(json_array_get_string_element(
-			    json_object_get_array_member(key, "allowable_signature_schemes"),
-			    0),
+			    json_object_get_array_member(key, "allowable_signature_schemes"), 0),
 			==,
 			"ecdsa");
 }
@@ -378,9 +363,8 @@ test_collect_one_pcr(KlTestFixture *fx, gconstpointer user_data)
 	g_assert_true(kl_tpm_quote_pcr_blob_decode(subject, &bank, &mask, &values, &error));
 	g_assert_true(kl_tpm_pcr_read(fx->tpm, TPM2_ALG_SHA256, 1u << 10, &pcr10, &error));
 	g_assert_true(g_bytes_equal(g_ptr_array_index(values, 0), g_ptr_array_index(pcr10, 0)));
-	g_assert_cmpint(memcmp(g_bytes_get_data(g_ptr_array_index(values, 0), NULL), zeros, 32),
-			!=,
-			0);
+	g_assert_cmpint(
+	    memcmp(g_bytes_get_data(g_ptr_array_index(values, 0), NULL), zeros, 32), !=, 0);
 
 	/* PCR 16 is neither quoted nor touched */
 	g_assert_true(kl_tpm_pcr_read(fx->tpm, TPM2_ALG_SHA256, 1u << 16, &pcr16_after, &error));
@@ -402,10 +386,7 @@ test_collect_all(KlTestFixture *fx, gconstpointer user_data)
 {
 	guint8 nonce[16];
 	g_autoptr(JsonObject) data = kl_test_collect_ok(
-	    fx,
-	    "rsassa",
-	    "[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23]",
-	    nonce);
+	    fx, "rsassa", "[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23]", nonce);
 	kl_test_check_evidence(fx->tpm, data, nonce, 0xffffff, 136 + 3 * 532);
 }
 
@@ -436,79 +417,94 @@ kl_test_collect_rejected(KlTestFixture *fx, const gchar *json, const gchar *what
 static void
 test_collect_bad_params(KlTestFixture *fx, gconstpointer user_data)
 {
-	kl_test_collect_rejected(fx,
-				 "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
-				 " \"hash_algorithm\": \"sha1\", \"selected_subjects\": {\"sha1\": [10]}}",
-				 "hash is not the AK's");
-	kl_test_collect_rejected(fx,
-				 "{" KL_TEST_CH ", \"signature_scheme\": \"ecdsa\","
-				 " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": [10]}}",
-				 "ECC scheme for an RSA AK");
-	kl_test_collect_rejected(fx,
-				 "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
-				 " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": [24]}}",
-				 "PCR 24");
-	kl_test_collect_rejected(fx,
-				 "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
-				 " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": [-1]}}",
-				 "PCR -1");
-	kl_test_collect_rejected(fx,
-				 "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
-				 " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": 10}}",
-				 "not a list");
-	kl_test_collect_rejected(fx,
-				 "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
-				 " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": [\"10\"]}}",
-				 "string PCR");
-	kl_test_collect_rejected(fx,
-				 "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
-				 " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": [10.0]}}",
-				 "float PCR");
-	kl_test_collect_rejected(fx,
-				 "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
-				 " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": []}}",
-				 "empty list");
-	kl_test_collect_rejected(fx,
-				 "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
-				 " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": null}}",
-				 "null for the quoted bank");
-	kl_test_collect_rejected(fx,
-				 "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
-				 " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha1\": [10]}}",
-				 "bank missing");
+	kl_test_collect_rejected(
+	    fx,
+	    "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
+	    " \"hash_algorithm\": \"sha1\", \"selected_subjects\": {\"sha1\": [10]}}",
+	    "hash is not the AK's");
+	kl_test_collect_rejected(
+	    fx,
+	    "{" KL_TEST_CH ", \"signature_scheme\": \"ecdsa\","
+	    " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": [10]}}",
+	    "ECC scheme for an RSA AK");
+	kl_test_collect_rejected(
+	    fx,
+	    "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
+	    " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": [24]}}",
+	    "PCR 24");
+	kl_test_collect_rejected(
+	    fx,
+	    "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
+	    " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": [-1]}}",
+	    "PCR -1");
+	kl_test_collect_rejected(
+	    fx,
+	    "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
+	    " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": 10}}",
+	    "not a list");
+	kl_test_collect_rejected(
+	    fx,
+	    "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
+	    " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": [\"10\"]}}",
+	    "string PCR");
+	kl_test_collect_rejected(
+	    fx,
+	    "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
+	    " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": [10.0]}}",
+	    "float PCR");
+	kl_test_collect_rejected(
+	    fx,
+	    "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
+	    " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": []}}",
+	    "empty list");
+	kl_test_collect_rejected(
+	    fx,
+	    "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
+	    " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": null}}",
+	    "null for the quoted bank");
+	kl_test_collect_rejected(
+	    fx,
+	    "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
+	    " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha1\": [10]}}",
+	    "bank missing");
 	kl_test_collect_rejected(fx,
 				 "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
 				 " \"hash_algorithm\": \"sha256\", \"selected_subjects\": [10]}",
 				 "selected_subjects is a list");
-	kl_test_collect_rejected(fx,
-				 "{\"challenge\": \"not base64!\", \"signature_scheme\": \"rsassa\","
-				 " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": [10]}}",
-				 "bad base64");
-	kl_test_collect_rejected(fx,
-				 "{\"challenge\": 16, \"signature_scheme\": \"rsassa\","
-				 " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": [10]}}",
-				 "challenge not a string");
-	kl_test_collect_rejected(fx,
-				 "{\"signature_scheme\": \"rsassa\","
-				 " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": [10]}}",
-				 "challenge missing");
+	kl_test_collect_rejected(
+	    fx,
+	    "{\"challenge\": \"not base64!\", \"signature_scheme\": \"rsassa\","
+	    " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": [10]}}",
+	    "bad base64");
+	kl_test_collect_rejected(
+	    fx,
+	    "{\"challenge\": 16, \"signature_scheme\": \"rsassa\","
+	    " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": [10]}}",
+	    "challenge not a string");
+	kl_test_collect_rejected(
+	    fx,
+	    "{\"signature_scheme\": \"rsassa\","
+	    " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": [10]}}",
+	    "challenge missing");
 	kl_test_collect_rejected(fx,
 				 "{" KL_TEST_CH ", \"hash_algorithm\": \"sha256\","
 				 " \"selected_subjects\": {\"sha256\": [10]}}",
 				 "scheme missing");
-	kl_test_collect_rejected(fx,
-				 "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
-				 " \"hash_algorithm\": \"md5\", \"selected_subjects\": {\"md5\": [10]}}",
-				 "unknown hash");
+	kl_test_collect_rejected(
+	    fx,
+	    "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
+	    " \"hash_algorithm\": \"md5\", \"selected_subjects\": {\"md5\": [10]}}",
+	    "unknown hash");
 }
 
 static void
 test_collect_bad_params_ecc(KlTestFixture *fx, gconstpointer user_data)
 {
-	kl_test_collect_rejected(fx,
-				 "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
-				 " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": [10]}}",
-				 "RSA scheme for an ECC AK");
+	kl_test_collect_rejected(
+	    fx,
+	    "{" KL_TEST_CH ", \"signature_scheme\": \"rsassa\","
+	    " \"hash_algorithm\": \"sha256\", \"selected_subjects\": {\"sha256\": [10]}}",
+	    "RSA scheme for an ECC AK");
 }
 
 static void
@@ -666,12 +662,8 @@ test_plugin_info(KlTestFixture *fx, gconstpointer user_data)
 	guint8 nonce[16];
 
 	module = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (module == NULL) {
-		/* the services library of this build may still lack symbols the module needs */
-		g_autofree gchar *msg = g_strdup_printf("cannot load %s: %s", path, dlerror());
-		g_test_skip(msg);
-		return;
-	}
+	if (module == NULL)
+		g_error("cannot load %s: %s", path, dlerror());
 	get_info = (KlPluginGetInfoFunc)dlsym(module, KL_PLUGIN_INFO_SYMBOL);
 	g_assert_nonnull(get_info);
 	info = get_info();
@@ -681,12 +673,6 @@ test_plugin_info(KlTestFixture *fx, gconstpointer user_data)
 	g_assert_nonnull(info->startup);
 	g_assert_nonnull(info->get_capabilities);
 	g_assert_nonnull(info->collect);
-	if (kl_plugin_context_new == NULL) {
-		g_test_skip("kl_plugin_context_new is not implemented in this build");
-		dlclose(module);
-		return;
-	}
-
 	/* without a TPM the plugin steps aside */
 	ctx = kl_plugin_context_new("tpm_quote", kl_test_lookup, NULL, "agent", fx->dir, 0, NULL);
 	g_assert_false(info->startup(ctx, &error));
@@ -694,19 +680,18 @@ test_plugin_info(KlTestFixture *fx, gconstpointer user_data)
 	g_clear_error(&error);
 	kl_plugin_context_free(ctx);
 
-	ctx = kl_plugin_context_new("tpm_quote", kl_test_lookup, NULL, "agent", fx->dir, 0, fx->tpm);
+	ctx =
+	    kl_plugin_context_new("tpm_quote", kl_test_lookup, NULL, "agent", fx->dir, 0, fx->tpm);
 	g_assert_true(info->startup(ctx, &error));
 	g_assert_no_error(error);
 	caps = info->get_capabilities(ctx, &error);
 	g_assert_no_error(error);
-	g_assert_cmpstr(
-	    json_object_get_string_member(
-		json_array_get_object_element(json_object_get_array_member(caps,
-									   "certification_keys"),
-					      0),
-		"server_identifier"),
-	    ==,
-	    "ak-from-config");
+	g_assert_cmpstr(json_object_get_string_member(
+			    json_array_get_object_element(
+				json_object_get_array_member(caps, "certification_keys"), 0),
+			    "server_identifier"),
+			==,
+			"ak-from-config");
 	challenge = kl_test_challenge(nonce);
 	json = g_strdup_printf("{\"challenge\": \"%s\", \"signature_scheme\": \"rsassa\","
 			       " \"hash_algorithm\": \"sha256\","

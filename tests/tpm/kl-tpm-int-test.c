@@ -128,10 +128,8 @@ kl_test_write(const gchar *dir, const gchar *name, GBytes *data)
 {
 	g_autofree gchar *path = g_build_filename(dir, name, NULL);
 	g_autoptr(GError) error = NULL;
-	g_assert_true(g_file_set_contents(path,
-					  g_bytes_get_data(data, NULL),
-					  (gssize)g_bytes_get_size(data),
-					  &error));
+	g_assert_true(g_file_set_contents(
+	    path, g_bytes_get_data(data, NULL), (gssize)g_bytes_get_size(data), &error));
 }
 
 /* number of transient objects loaded in the TPM, through a second context */
@@ -297,6 +295,156 @@ test_ek_cert(void)
 }
 
 static void
+kl_test_write_text(const gchar *dir, const gchar *name, const gchar *text)
+{
+	g_autoptr(GBytes) b = g_bytes_new(text, strlen(text));
+	kl_test_write(dir, name, b);
+}
+
+/* puts @der into NV index 0x01c00002 like a manufacturer would (owner-defined here) */
+static void
+kl_test_nv_store_cert(const gchar *dir, const gchar *file)
+{
+	g_autofree gchar *path = g_build_filename(dir, file, NULL);
+	g_autofree gchar *size = NULL;
+	GStatBuf st;
+	const gchar *undefine[] = {"sh", "-c", "tpm2_nvundefine 0x01c00002 -C o 2>/dev/null; true",
+				   NULL};
+	const gchar *define[] = {"tpm2_nvdefine",
+				 "0x01c00002",
+				 "-C",
+				 "o",
+				 "-s",
+				 NULL,
+				 "-a",
+				 "ownerwrite|ownerread|authread|no_da",
+				 NULL};
+	const gchar *write[] = {"tpm2_nvwrite", "0x01c00002", "-C", "o", "-i", file, NULL};
+
+	g_assert_cmpint(g_stat(path, &st), ==, 0);
+	size = g_strdup_printf("%u", (guint)st.st_size);
+	define[5] = size;
+	kl_test_run(dir, undefine);
+	kl_test_run(dir, define);
+	kl_test_run(dir, write);
+}
+
+/* an EK certificate larger than one NV read, and one for another key */
+static void
+test_ek_cert_nv(KlTestFixture *fx, gconstpointer data)
+{
+	const gchar *ca_key[] = {"certtool",
+				 "--generate-privkey",
+				 "--key-type",
+				 "rsa",
+				 "--bits",
+				 "4096",
+				 "--outfile",
+				 "ca.key",
+				 NULL};
+	const gchar *ca_crt[] = {"certtool",
+				 "--generate-self-signed",
+				 "--load-privkey",
+				 "ca.key",
+				 "--template",
+				 "ca.tmpl",
+				 "--outfile",
+				 "ca.crt",
+				 NULL};
+	const gchar *ek_crt[] = {"certtool",
+				 "--generate-certificate",
+				 "--load-pubkey",
+				 "ek.pem",
+				 "--load-ca-privkey",
+				 "ca.key",
+				 "--load-ca-certificate",
+				 "ca.crt",
+				 "--template",
+				 "ek.tmpl",
+				 "--outder",
+				 "--outfile",
+				 "ek.der",
+				 NULL};
+	const gchar *other_key[] = {"certtool",
+				    "--generate-privkey",
+				    "--key-type",
+				    "rsa",
+				    "--bits",
+				    "2048",
+				    "--outfile",
+				    "other.key",
+				    NULL};
+	const gchar *other_crt[] = {"certtool",
+				    "--generate-certificate",
+				    "--load-privkey",
+				    "other.key",
+				    "--load-ca-privkey",
+				    "ca.key",
+				    "--load-ca-certificate",
+				    "ca.crt",
+				    "--template",
+				    "ek.tmpl",
+				    "--outder",
+				    "--outfile",
+				    "other.der",
+				    NULL};
+	const gchar *undefine[] = {"tpm2_nvundefine", "0x01c00002", "-C", "o", NULL};
+	KlTpmOptions o = kl_test_options(fx);
+	g_autoptr(KlTpm) tpm = NULL;
+	g_autoptr(GBytes) der = NULL;
+	g_autofree gchar *ek_pem = NULL;
+	g_autofree gchar *cn = g_strnfill(200, 'e');
+	g_autofree gchar *tmpl = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *certtool = g_find_program_in_path("certtool");
+	TPMT_PUBLIC ek;
+
+	if (certtool == NULL) {
+		g_test_skip("certtool (gnutls-bin) not installed");
+		return;
+	}
+	if (g_getenv("KL_TEST_SWTPM_LOCALCA") != NULL) {
+		g_test_skip("the manufactured TPM has its own EK certificate");
+		return;
+	}
+	tpm = kl_test_tpm_new(&o);
+	g_assert_true(kl_tpm_unmarshal_public(kl_tpm_get_ek_public(tpm), &ek, &error));
+	ek_pem = kl_tpm_public_to_pem(&ek, &error);
+	g_assert_no_error(error);
+	g_clear_pointer(&tpm, kl_tpm_free);
+
+	kl_test_write_text(fx->dir, "ek.pem", ek_pem);
+	kl_test_write_text(fx->dir,
+			   "ca.tmpl",
+			   "cn = \"Test EK CA\"\nca\ncert_signing_key\nexpiration_days = 30\n");
+	tmpl = g_strdup_printf("cn = \"%s\"\nexpiration_days = 30\nencryption_key\n", cn);
+	kl_test_write_text(fx->dir, "ek.tmpl", tmpl);
+	kl_test_run(fx->dir, ca_key);
+	kl_test_run(fx->dir, ca_crt);
+	kl_test_run(fx->dir, ek_crt);
+	der = kl_test_read(fx->dir, "ek.der");
+	/* more than one TPM2_NV_Read (1024 bytes on swtpm) */
+	g_assert_cmpuint(g_bytes_get_size(der), >, 1024);
+	kl_test_nv_store_cert(fx->dir, "ek.der");
+
+	tpm = kl_test_tpm_new(&o);
+	g_assert_nonnull(kl_tpm_get_ek_cert(tpm));
+	g_assert_true(g_bytes_equal(kl_tpm_get_ek_cert(tpm), der));
+	g_clear_pointer(&tpm, kl_tpm_free);
+
+	/* a certificate of another key is not sent (the registrar would refuse it) */
+	kl_test_run(fx->dir, other_key);
+	kl_test_run(fx->dir, other_crt);
+	kl_test_nv_store_cert(fx->dir, "other.der");
+	g_test_expect_message("kl-core", G_LOG_LEVEL_WARNING, "*EK certificate*another key*");
+	tpm = kl_test_tpm_new(&o);
+	g_test_assert_expected_messages();
+	g_assert_null(kl_tpm_get_ek_cert(tpm));
+	g_clear_pointer(&tpm, kl_tpm_free);
+	kl_test_run(fx->dir, undefine);
+}
+
+static void
 test_ak_persist(KlTestFixture *fx, gconstpointer data)
 {
 	KlTpmOptions o = kl_test_options(fx);
@@ -312,10 +460,8 @@ test_ak_persist(KlTestFixture *fx, gconstpointer data)
 	g_assert_cmpint(g_stat(fx->agent_data, &st), ==, 0);
 	g_assert_cmpuint(st.st_mode & 0777, ==, 0600);
 	file1 = kl_test_read(fx->dir, "agent_data.json");
-	g_assert_true(json_parser_load_from_data(parser,
-						 g_bytes_get_data(file1, NULL),
-						 (gssize)g_bytes_get_size(file1),
-						 &error));
+	g_assert_true(json_parser_load_from_data(
+	    parser, g_bytes_get_data(file1, NULL), (gssize)g_bytes_get_size(file1), &error));
 	obj = json_node_get_object(json_parser_get_root(parser));
 	g_assert_cmpstr(json_object_get_string_member(obj, "ak_hash_alg"), ==, "Sha256");
 	g_assert_cmpstr(json_object_get_string_member(obj, "ak_sign_alg"), ==, "RsaSsa");
@@ -323,9 +469,8 @@ test_ak_persist(KlTestFixture *fx, gconstpointer data)
 	g_assert_cmpuint(json_array_get_length(json_object_get_array_member(obj, "ak_public")),
 			 ==,
 			 g_bytes_get_size(ak1) - 2);
-	g_assert_cmpuint(json_array_get_length(json_object_get_array_member(obj, "ek_hash")),
-			 ==,
-			 64);
+	g_assert_cmpuint(
+	    json_array_get_length(json_object_get_array_member(obj, "ek_hash")), ==, 64);
 	g_clear_pointer(&tpm, kl_tpm_free);
 
 	/* second start: the same AK, the file is not rewritten */
@@ -348,7 +493,8 @@ test_ak_persist(KlTestFixture *fx, gconstpointer data)
 static void
 test_ak_rust_file(KlTestFixture *fx, gconstpointer data)
 {
-	const gchar *createek[] = {"tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.tss", NULL};
+	const gchar *createek[] = {
+	    "tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.tss", NULL};
 	const gchar *createak[] = {"tpm2_createak",
 				   "-C",
 				   "ek.ctx",
@@ -466,6 +612,23 @@ test_ak_file_errors(KlTestFixture *fx, gconstpointer data)
 	kl_test_expect_open_error(&o, KL_ERROR_CONFIG, "tpm_signing_alg");
 }
 
+/* a new endorsement seed (new EK) never leads to a silent new AK */
+static void
+test_ek_changed(KlTestFixture *fx, gconstpointer data)
+{
+	const gchar *changeeps[] = {"tpm2_changeeps", NULL};
+	KlTpmOptions o = kl_test_options(fx);
+	g_autoptr(KlTpm) tpm = kl_test_tpm_new(&o);
+	g_autoptr(GBytes) original = kl_test_read(fx->dir, "agent_data.json");
+	g_autoptr(GBytes) after = NULL;
+
+	g_clear_pointer(&tpm, kl_tpm_free);
+	kl_test_run(fx->dir, changeeps);
+	kl_test_expect_open_error(&o, KL_ERROR_CONFIG, "another EK");
+	after = kl_test_read(fx->dir, "agent_data.json");
+	g_assert_true(g_bytes_equal(original, after));
+}
+
 static void
 test_ek_persistent(KlTestFixture *fx, gconstpointer data)
 {
@@ -523,11 +686,8 @@ kl_test_make_credential(KlTestFixture *fx, KlTpm *tpm, GBytes *name, GBytes **se
 			       "-o",
 			       "blob",
 			       NULL};
-	g_autofree gchar *value = g_strdup_printf("%08x%08x%08x%08x",
-						  g_random_int(),
-						  g_random_int(),
-						  g_random_int(),
-						  g_random_int());
+	g_autofree gchar *value = g_strdup_printf(
+	    "%08x%08x%08x%08x", g_random_int(), g_random_int(), g_random_int(), g_random_int());
 
 	p = g_bytes_get_data(name, &len);
 	for (gsize i = 0; i < len; i++)
@@ -643,10 +803,10 @@ kl_test_verify_signature(KlTpm *tpm, GBytes *msg, GBytes *sig)
 	gboolean ecc = FALSE;
 	int ret;
 
-	g_assert_cmpint(
-	    Tss2_MU_TPMT_SIGNATURE_Unmarshal(g_bytes_get_data(sig, NULL), g_bytes_get_size(sig), &off, &s),
-	    ==,
-	    TSS2_RC_SUCCESS);
+	g_assert_cmpint(Tss2_MU_TPMT_SIGNATURE_Unmarshal(
+			    g_bytes_get_data(sig, NULL), g_bytes_get_size(sig), &off, &s),
+			==,
+			TSS2_RC_SUCCESS);
 	g_assert_cmpuint(off, ==, g_bytes_get_size(sig));
 	pem = kl_tpm_public_to_pem(kl_tpm_get_ak_public_area(tpm), &error);
 	g_assert_no_error(error);
@@ -718,7 +878,8 @@ kl_test_quote(KlTestFixture *fx, const gchar *enc, const gchar *sign)
 	g_assert_no_error(error);
 	g_assert_cmpuint(all->len, ==, 24);
 	g_assert_cmpmem(g_bytes_get_data(g_ptr_array_index(all, 0), NULL), 32, zeros, 32);
-	g_assert_cmpint(memcmp(g_bytes_get_data(g_ptr_array_index(all, 10), NULL), zeros, 32), !=, 0);
+	g_assert_cmpint(
+	    memcmp(g_bytes_get_data(g_ptr_array_index(all, 10), NULL), zeros, 32), !=, 0);
 	/* sha1 bank too */
 	{
 		g_autoptr(GPtrArray) sha1 = NULL;
@@ -744,10 +905,8 @@ kl_test_quote(KlTestFixture *fx, const gchar *enc, const gchar *sign)
 	g_assert_cmpuint(sel_values->len, ==, 3);
 	g_assert_true(g_bytes_equal(g_ptr_array_index(sel_values, 1), g_ptr_array_index(all, 10)));
 
-	g_assert_cmpint(Tss2_MU_TPMS_ATTEST_Unmarshal(g_bytes_get_data(attest, NULL),
-						      g_bytes_get_size(attest),
-						      &off,
-						      &a),
+	g_assert_cmpint(Tss2_MU_TPMS_ATTEST_Unmarshal(
+			    g_bytes_get_data(attest, NULL), g_bytes_get_size(attest), &off, &a),
 			==,
 			TSS2_RC_SUCCESS);
 	g_assert_cmpuint(off, ==, g_bytes_get_size(attest));
@@ -801,20 +960,11 @@ test_certify(KlTestFixture *fx, gconstpointer data)
 	TPMS_ATTEST a;
 	size_t off = 0;
 
-	g_assert_true(kl_tpm_certify_ak(tpm,
-					ESYS_TR_NONE,
-					NULL,
-					TPM2_ALG_NULL,
-					TPM2_ALG_NULL,
-					nonce,
-					&attest,
-					&sig,
-					&error));
+	g_assert_true(kl_tpm_certify_ak(
+	    tpm, ESYS_TR_NONE, NULL, TPM2_ALG_NULL, TPM2_ALG_NULL, nonce, &attest, &sig, &error));
 	g_assert_no_error(error);
-	g_assert_cmpint(Tss2_MU_TPMS_ATTEST_Unmarshal(g_bytes_get_data(attest, NULL),
-						      g_bytes_get_size(attest),
-						      &off,
-						      &a),
+	g_assert_cmpint(Tss2_MU_TPMS_ATTEST_Unmarshal(
+			    g_bytes_get_data(attest, NULL), g_bytes_get_size(attest), &off, &a),
 			==,
 			TSS2_RC_SUCCESS);
 	g_assert_cmphex(a.type, ==, TPM2_ST_ATTEST_CERTIFY);
@@ -902,6 +1052,29 @@ test_endorsement_auth(KlTestFixture *fx, gconstpointer data)
 	g_assert_cmpuint(kl_test_count_transient(), ==, 0);
 }
 
+/* a TPM that was reset and waits for TPM2_Startup (swtpm: CMD_INIT on the control port) */
+static void
+test_needs_startup(KlTestFixture *fx, gconstpointer data)
+{
+	g_autofree gchar *ctrl =
+	    g_strdup_printf("127.0.0.1:%s", g_getenv("KL_TEST_SWTPM_CTRL_PORT"));
+	const gchar *init[] = {"swtpm_ioctl", "--tcp", ctrl, "-i", NULL};
+	KlTpmOptions o = kl_test_options(fx);
+	g_autoptr(KlTpm) tpm = NULL;
+	g_autoptr(GPtrArray) values = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (g_getenv("KL_TEST_SWTPM_CTRL_PORT") == NULL) {
+		g_test_skip("no swtpm control port");
+		return;
+	}
+	kl_test_run(fx->dir, init);
+	tpm = kl_test_tpm_new(&o);
+	g_assert_true(kl_tpm_pcr_read(tpm, TPM2_ALG_SHA256, 0x1, &values, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(values->len, ==, 1);
+}
+
 static void
 test_bad_tcti(void)
 {
@@ -931,32 +1104,98 @@ main(int argc, char **argv)
 	}
 	g_test_add_func("/tpm-int/open", test_open);
 	g_test_add_func("/tpm-int/ek-cert", test_ek_cert);
-	g_test_add("/tpm-int/ak-persist", KlTestFixture, NULL, fixture_setup, test_ak_persist,
+	g_test_add("/tpm-int/ak-persist",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_ak_persist,
 		   fixture_teardown);
-	g_test_add("/tpm-int/ak-rust-file", KlTestFixture, NULL, fixture_setup,
-		   test_ak_rust_file, fixture_teardown);
-	g_test_add("/tpm-int/ak-file-errors", KlTestFixture, NULL, fixture_setup,
-		   test_ak_file_errors, fixture_teardown);
-	g_test_add("/tpm-int/ek-persistent", KlTestFixture, NULL, fixture_setup,
-		   test_ek_persistent, fixture_teardown);
-	g_test_add("/tpm-int/activate/rsa", KlTestFixture, NULL, fixture_setup,
-		   test_activate_rsa, fixture_teardown);
-	g_test_add("/tpm-int/activate/ecc", KlTestFixture, NULL, fixture_setup,
-		   test_activate_ecc, fixture_teardown);
-	g_test_add("/tpm-int/activate/persistent-ek", KlTestFixture, NULL, fixture_setup,
-		   test_activate_persistent, fixture_teardown);
-	g_test_add("/tpm-int/quote/rsa", KlTestFixture, NULL, fixture_setup, test_quote_rsa,
+	g_test_add("/tpm-int/ak-rust-file",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_ak_rust_file,
 		   fixture_teardown);
-	g_test_add("/tpm-int/quote/ecc", KlTestFixture, NULL, fixture_setup, test_quote_ecc,
+	g_test_add("/tpm-int/ak-file-errors",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_ak_file_errors,
 		   fixture_teardown);
-	g_test_add("/tpm-int/certify", KlTestFixture, NULL, fixture_setup, test_certify,
+	g_test_add("/tpm-int/ek-persistent",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_ek_persistent,
 		   fixture_teardown);
-	g_test_add("/tpm-int/agent-id", KlTestFixture, NULL, fixture_setup, test_agent_id,
+	g_test_add("/tpm-int/activate/rsa",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_activate_rsa,
 		   fixture_teardown);
-	g_test_add("/tpm-int/no-leaks", KlTestFixture, NULL, fixture_setup, test_no_leaks,
+	g_test_add("/tpm-int/activate/ecc",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_activate_ecc,
 		   fixture_teardown);
-	g_test_add("/tpm-int/endorsement-auth", KlTestFixture, NULL, fixture_setup,
-		   test_endorsement_auth, fixture_teardown);
+	g_test_add("/tpm-int/activate/persistent-ek",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_activate_persistent,
+		   fixture_teardown);
+	g_test_add("/tpm-int/quote/rsa",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_quote_rsa,
+		   fixture_teardown);
+	g_test_add("/tpm-int/quote/ecc",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_quote_ecc,
+		   fixture_teardown);
+	g_test_add(
+	    "/tpm-int/certify", KlTestFixture, NULL, fixture_setup, test_certify, fixture_teardown);
+	g_test_add("/tpm-int/agent-id",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_agent_id,
+		   fixture_teardown);
+	g_test_add("/tpm-int/no-leaks",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_no_leaks,
+		   fixture_teardown);
+	g_test_add("/tpm-int/ek-cert-nv",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_ek_cert_nv,
+		   fixture_teardown);
+	g_test_add("/tpm-int/ek-changed",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_ek_changed,
+		   fixture_teardown);
+	g_test_add("/tpm-int/endorsement-auth",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_endorsement_auth,
+		   fixture_teardown);
+	g_test_add("/tpm-int/needs-startup",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_needs_startup,
+		   fixture_teardown);
 	g_test_add_func("/tpm-int/bad-tcti", test_bad_tcti);
 	return g_test_run();
 }

@@ -93,8 +93,14 @@ static GByteArray *
 kl_test_blob(guint32 magic, guint32 version, guint16 n, guint16 m)
 {
 	GByteArray *b = g_byte_array_new();
-	guint8 hdr[8] = {magic >> 24, magic >> 16, magic >> 8, magic,
-			 version >> 24, version >> 16, version >> 8, version};
+	guint8 hdr[8] = {magic >> 24,
+			 magic >> 16,
+			 magic >> 8,
+			 magic,
+			 version >> 24,
+			 version >> 16,
+			 version >> 8,
+			 version};
 	guint8 sz[2];
 
 	g_byte_array_append(b, hdr, sizeof(hdr));
@@ -294,10 +300,8 @@ test_agent_data_rust_sample(void)
 	g_assert_true(kl_tpm_agent_data_store(copy, &pub, &priv, kl_test_sample_ek_hash(), &error));
 	g_assert_no_error(error);
 	g_assert_true(g_file_get_contents(copy, &written, &written_len, &error));
-	g_assert_cmpmem(written,
-			written_len,
-			g_bytes_get_data(original, NULL),
-			g_bytes_get_size(original));
+	g_assert_cmpmem(
+	    written, written_len, g_bytes_get_data(original, NULL), g_bytes_get_size(original));
 	g_assert_cmpint(g_stat(copy, &st), ==, 0);
 	g_assert_cmpuint(st.st_mode & 0777, ==, 0600);
 	kl_test_rmdir(dir);
@@ -346,7 +350,8 @@ static void
 test_agent_data_errors(void)
 {
 	g_autoptr(GBytes) sample = kl_test_read_data("agent_data_rust.json");
-	g_autofree gchar *text = g_strndup(g_bytes_get_data(sample, NULL), g_bytes_get_size(sample));
+	g_autofree gchar *text =
+	    g_strndup(g_bytes_get_data(sample, NULL), g_bytes_get_size(sample));
 	g_autofree gchar *truncated = g_strndup(text, strlen(text) / 2);
 	g_autofree gchar *bad_byte =
 	    kl_test_replace_once(text, "\"ak_public\": [\n    0,", "\"ak_public\": [\n    256,");
@@ -355,34 +360,27 @@ test_agent_data_errors(void)
 	/* missing file: NOT_FOUND, the caller creates a new AK */
 	kl_test_agent_data_expect(NULL, NULL, kl_test_sample_ek_hash(), KL_ERROR_NOT_FOUND, NULL);
 	/* corrupt */
-	kl_test_agent_data_expect(truncated,
-				  NULL,
-				  kl_test_sample_ek_hash(),
-				  KL_ERROR_INVALID_DATA,
-				  "corrupt");
-	kl_test_agent_data_expect("[]", NULL, kl_test_sample_ek_hash(), KL_ERROR_INVALID_DATA, NULL);
+	kl_test_agent_data_expect(
+	    truncated, NULL, kl_test_sample_ek_hash(), KL_ERROR_INVALID_DATA, "corrupt");
+	kl_test_agent_data_expect(
+	    "[]", NULL, kl_test_sample_ek_hash(), KL_ERROR_INVALID_DATA, NULL);
 	kl_test_agent_data_expect("{\"ak_hash_alg\": \"Sha256\"}",
 				  NULL,
 				  kl_test_sample_ek_hash(),
 				  KL_ERROR_INVALID_DATA,
 				  NULL);
-	kl_test_agent_data_expect(bad_byte,
-				  NULL,
-				  kl_test_sample_ek_hash(),
-				  KL_ERROR_INVALID_DATA,
-				  "ak_public");
-	kl_test_agent_data_expect(bad_alg,
-				  NULL,
-				  kl_test_sample_ek_hash(),
-				  KL_ERROR_INVALID_DATA,
-				  "ak_hash_alg");
+	kl_test_agent_data_expect(
+	    bad_byte, NULL, kl_test_sample_ek_hash(), KL_ERROR_INVALID_DATA, "ak_public");
+	kl_test_agent_data_expect(
+	    bad_alg, NULL, kl_test_sample_ek_hash(), KL_ERROR_INVALID_DATA, "ak_hash_alg");
 	/* made for another configuration or another EK: never silently replaced */
 	kl_test_agent_data_expect(text, "sha384", kl_test_sample_ek_hash(), KL_ERROR_CONFIG, NULL);
-	kl_test_agent_data_expect(text,
-				  NULL,
-				  "0000000000000000000000000000000000000000000000000000000000000000",
-				  KL_ERROR_CONFIG,
-				  "another EK");
+	kl_test_agent_data_expect(
+	    text,
+	    NULL,
+	    "0000000000000000000000000000000000000000000000000000000000000000",
+	    KL_ERROR_CONFIG,
+	    "another EK");
 }
 
 static void
@@ -471,7 +469,8 @@ test_agent_id_dmi(void)
 	g_autofree gchar *id = NULL;
 	g_autofree gchar *missing = NULL;
 
-	g_assert_true(g_file_set_contents(path, "4C4C4544-0042-3510-8052-B4C04F384E32\n", -1, NULL));
+	g_assert_true(
+	    g_file_set_contents(path, "4C4C4544-0042-3510-8052-B4C04F384E32\n", -1, NULL));
 	id = kl_tpm_read_dmi_uuid(path, &error);
 	g_assert_no_error(error);
 	g_assert_cmpstr(id, ==, "4c4c4544-0042-3510-8052-b4c04f384e32");
