@@ -604,6 +604,19 @@ kl_test_peers_registrar_int(KlTestPeers *peers, const gchar *agent_id, const gch
 	return kl_test_member_int(obj, member);
 }
 
+static void
+kl_test_peer_dump_log(KlTestPeer *peer, const gchar *name)
+{
+	g_autofree gchar *tail = kl_test_peer_log_tail(peer);
+	g_auto(GStrv) lines = g_strsplit(tail, "\n", -1);
+	guint n = g_strv_length(lines);
+
+	for (guint i = n > 25 ? n - 25 : 0; i < n; i++) {
+		if (lines[i][0] != '\0')
+			g_test_message("%s: %s", name, lines[i]);
+	}
+}
+
 /* FALSE (and a message) when the watched agent is no longer running */
 static gboolean
 kl_test_watched_alive(KlTestPeers *peers)
@@ -635,6 +648,7 @@ kl_test_peers_wait_verifier_int(KlTestPeers *peers,
 			break;
 		g_usleep(100000);
 	} while (g_get_monotonic_time() < deadline);
+	kl_test_peer_dump_log(&peers->verifier, "verifier");
 	g_test_message("verifier: %s of %s is %" G_GINT64_FORMAT ", wanted >= %" G_GINT64_FORMAT
 		       " within %.0f s",
 		       member,
@@ -663,6 +677,7 @@ kl_test_peers_wait_registrar_int(KlTestPeers *peers,
 			break;
 		g_usleep(100000);
 	} while (g_get_monotonic_time() < deadline);
+	kl_test_peer_dump_log(&peers->registrar, "registrar");
 	g_test_message("registrar: %s of %s is %" G_GINT64_FORMAT ", wanted >= %" G_GINT64_FORMAT
 		       " within %.0f s",
 		       member,
