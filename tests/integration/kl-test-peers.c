@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -49,6 +50,13 @@ struct _KlTestAgent {
 };
 
 /* ------------------------------------------------------------------ process waits */
+
+/* children die with the test program, even when an assertion aborts it */
+static void
+kl_test_child_setup(gpointer user_data)
+{
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
 
 typedef struct {
 	gboolean done;
@@ -329,6 +337,7 @@ kl_test_peer_start(KlTestPeers *peers,
 	g_ptr_array_add(argv, NULL);
 
 	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDERR_MERGE);
+	g_subprocess_launcher_set_child_setup(launcher, kl_test_child_setup, NULL, NULL);
 	g_subprocess_launcher_set_stdout_file_path(launcher, peer->log_file);
 	g_subprocess_launcher_unsetenv(launcher, "PYTHONPATH");
 	g_subprocess_launcher_unsetenv(launcher, "PYTHONHOME");
@@ -849,6 +858,7 @@ kl_test_agent_start(KlTestAgent *agent, GError **error, ...)
 		env = g_environ_setenv(env, "TCTI", g_getenv("KL_TEST_TCTI"), TRUE);
 
 	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDERR_MERGE);
+	g_subprocess_launcher_set_child_setup(launcher, kl_test_child_setup, NULL, NULL);
 	g_subprocess_launcher_set_environ(launcher, env);
 	g_subprocess_launcher_set_cwd(launcher, agent->dir);
 	{
