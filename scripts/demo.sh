@@ -184,6 +184,14 @@ while [ "$seen" -lt "$CYCLES" ]; do
 		ev="$(jq -r .evaluation <<<"$at")"
 		if [ "$ev" = pass ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 		say "cycle $seen: verifier verdict $ev (evidence: $(jq -r '.evidence_types | join(", ")' <<<"$at")$(jq -r 'if .failure_reason then "; " + .failure_reason else "" end' <<<"$at"))"
+		if [ -n "$IMA_LOG" ] && [ "$seen" -lt "$CYCLES" ] && [ $((seen % 2)) -eq 0 ]; then
+			# a program runs between two cycles: IMA measures it (a new line in
+			# the log, PCR 10 extended); the agent sends only that new line
+			spec="$("$PY" "$ROOT/tests/peers/kl_logtool.py" append-ima "$IMA_LOG" \
+				"/usr/bin/demo-tool-$seen" "demo tool build $seen")" || die "append-ima failed"
+			tpm2_pcrextend "$spec" >/dev/null || die "tpm2_pcrextend failed"
+			say "a new program ran: 1 IMA entry appended and PCR 10 extended"
+		fi
 	done
 	sleep 0.5
 done
