@@ -24,12 +24,6 @@
 #include "keylime-agent/kl-error.h"
 #include "kl-tpm-backend.h"
 
-/*
- * The software back end lives in its own file; a build without it must still
- * link, so the reference is weak and checked at run time.
- */
-#pragma weak kl_tpm_software_backend
-
 #define KL_TPM_CRED_MAGIC   0xBADCC0DEu
 #define KL_TPM_CRED_VERSION 1u
 #define KL_TPM_AGENT_ID_MAX 80
