@@ -853,19 +853,7 @@ kl_tpm_new(const KlTpmOptions *options, GError **error)
 
 	g_return_val_if_fail(options != NULL, NULL);
 
-	if (options->software) {
-		backend = &kl_tpm_software_backend;
-		if (backend == NULL) {
-			g_set_error(error,
-				    KL_ERROR,
-				    KL_ERROR_NOT_SUPPORTED,
-				    "this build has no software TPM stand-in; run without "
-				    "--avoid-tpm");
-			return NULL;
-		}
-	} else {
-		backend = &kl_tpm_esys_backend;
-	}
+	backend = options->software ? &kl_tpm_software_backend : &kl_tpm_esys_backend;
 
 	tpm = g_new0(KlTpm, 1);
 	tpm->ak_handle = ESYS_TR_NONE;
