@@ -16,6 +16,14 @@
 #define KL_AGENT_NEXT_MAX_S 3600
 /* during attestation a fault never silences the agent longer than this (unless Retry-After) */
 #define KL_AGENT_ATTEST_CAP_MIN_MS 30000
+/*
+ * Once the verifier's cadence is known, retries during attestation stay within
+ * this many of its intervals: the verifier marks an agent TIMEOUT after 5
+ * quote intervals without an attestation, so a transient fault must not
+ * silence the agent that long.
+ */
+#define KL_AGENT_ATTEST_CAP_INTERVALS 4
+#define KL_AGENT_ATTEST_CAP_FLOOR_MS  2000
 
 typedef enum {
 	KL_STEP_OK,
@@ -54,6 +62,7 @@ struct _KlAgent {
 	KlRegistrarClient *registrar;
 	KlVerifierClient *verifier;
 	KlBackoff *backoff;
+	guint64 verifier_interval_ms; /* the last seconds_to_next_attestation, 0 = unknown */
 
 	/* main-thread state */
 	KlAgentState state;
@@ -162,8 +171,8 @@ kl_step_fatal(GError *error, gint exit_status)
 static gint64
 kl_agent_now_s(KlAgent *agent)
 {
-	gint64 us = agent->clock_func != NULL ? agent->clock_func(agent->clock_data)
-					      : g_get_real_time();
+	gint64 us =
+	    agent->clock_func != NULL ? agent->clock_func(agent->clock_data) : g_get_real_time();
 	return us / G_USEC_PER_SEC;
 }
 
@@ -221,15 +230,11 @@ kl_agent_step_register(KlAgent *agent, GCancellable *cancellable)
 				       agent->contact_port);
 	if (agent->source.contribute_registration != NULL)
 		agent->source.contribute_registration(agent->source_data, body);
-	blob = kl_registrar_client_register(agent->registrar,
-					    agent->agent_id,
-					    body,
-					    cancellable,
-					    &error);
+	blob = kl_registrar_client_register(
+	    agent->registrar, agent->agent_id, body, cancellable, &error);
 	if (blob == NULL) {
 		if (g_error_matches(error, KL_ERROR, KL_ERROR_AUTH))
-			return kl_step_fatal(g_steal_pointer(&error),
-					     KL_EXIT_REGISTRAR_IDENTITY);
+			return kl_step_fatal(g_steal_pointer(&error), KL_EXIT_REGISTRAR_IDENTITY);
 		return kl_step_retry(g_steal_pointer(&error),
 				     kl_registrar_client_get_retry_after_ms(agent->registrar));
 	}
@@ -243,11 +248,8 @@ kl_agent_step_register(KlAgent *agent, GCancellable *cancellable)
 							 KL_ERROR_INTERNAL,
 							 "HMAC-SHA384 computation failed"),
 				     -1);
-	if (!kl_registrar_client_activate(agent->registrar,
-					  agent->agent_id,
-					  auth_tag,
-					  cancellable,
-					  &error))
+	if (!kl_registrar_client_activate(
+		agent->registrar, agent->agent_id, auth_tag, cancellable, &error))
 		return kl_step_retry(g_steal_pointer(&error),
 				     kl_registrar_client_get_retry_after_ms(agent->registrar));
 	g_info("agent %s registered and activated at the registrar %s (API v%s)",
@@ -270,7 +272,7 @@ kl_agent_authenticate(KlAgent *agent, GCancellable *cancellable)
 	g_autofree gchar *url = NULL;
 	g_autofree gchar *body = NULL;
 	g_autofree gchar *fingerprint = NULL;
-	KlVerifierSession session = {0};
+	KlVerifierSession session = { 0 };
 	const gchar *text;
 	gsize len = 0;
 	KlStepResult *result;
@@ -278,14 +280,8 @@ kl_agent_authenticate(KlAgent *agent, GCancellable *cancellable)
 	kl_agent_drop_token(agent);
 	url = kl_verifier_client_sessions_url(agent->verifier, NULL);
 	body = kl_verifier_build_session_request(agent->agent_id, &len);
-	response = kl_verifier_client_send(agent->verifier,
-					   "POST",
-					   url,
-					   body,
-					   len,
-					   FALSE,
-					   cancellable,
-					   &error);
+	response = kl_verifier_client_send(
+	    agent->verifier, "POST", url, body, len, FALSE, cancellable, &error);
 	if (response == NULL)
 		return kl_step_retry(g_steal_pointer(&error), -1);
 	if (response->status != 200) {
@@ -304,15 +300,10 @@ kl_agent_authenticate(KlAgent *agent, GCancellable *cancellable)
 	g_free(url);
 	g_free(body);
 	url = kl_verifier_client_sessions_url(agent->verifier, session_id);
-	body = kl_verifier_build_session_proof(session_id, agent->agent_id, attest, signature, &len);
-	response = kl_verifier_client_send(agent->verifier,
-					   "PATCH",
-					   url,
-					   body,
-					   len,
-					   FALSE,
-					   cancellable,
-					   &error);
+	body =
+	    kl_verifier_build_session_proof(session_id, agent->agent_id, attest, signature, &len);
+	response = kl_verifier_client_send(
+	    agent->verifier, "PATCH", url, body, len, FALSE, cancellable, &error);
 	if (response == NULL)
 		return kl_step_retry(g_steal_pointer(&error), -1);
 	switch (response->status) {
@@ -320,13 +311,14 @@ kl_agent_authenticate(KlAgent *agent, GCancellable *cancellable)
 		break;
 	case 401:
 		return kl_step_retry(
-		    g_error_new(KL_ERROR,
-				KL_ERROR_AUTH,
-				"the verifier rejected the proof of possession for agent %s (HTTP "
-				"401): the AK it has on record differs from this agent's AK, or the "
-				"AK is not RSA with RSASSA/SHA-256; re-register and re-enroll the "
-				"agent if its AK changed",
-				agent->agent_id),
+		    g_error_new(
+			KL_ERROR,
+			KL_ERROR_AUTH,
+			"the verifier rejected the proof of possession for agent %s (HTTP "
+			"401): the AK it has on record differs from this agent's AK, or the "
+			"AK is not RSA with RSASSA/SHA-256; re-register and re-enroll the "
+			"agent if its AK changed",
+			agent->agent_id),
 		    -1);
 	default:
 		return kl_step_retry(kl_agent_http_error(response, "completing the session"),
@@ -409,14 +401,8 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 				     -1);
 	body = kl_verifier_build_capabilities(capabilities, agent->boot_time, &len);
 	url = kl_verifier_client_attestations_url(agent->verifier, NULL);
-	response = kl_verifier_client_send(agent->verifier,
-					   "POST",
-					   url,
-					   body,
-					   len,
-					   TRUE,
-					   cancellable,
-					   &error);
+	response = kl_verifier_client_send(
+	    agent->verifier, "POST", url, body, len, TRUE, cancellable, &error);
 	if (response == NULL)
 		return kl_step_retry(g_steal_pointer(&error), -1);
 	switch (response->status) {
@@ -443,8 +429,7 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 		result->not_enrolled = TRUE;
 		return result;
 	case 409:
-		return kl_step_retry(kl_agent_http_error(response, "offering capabilities"),
-				     1000);
+		return kl_step_retry(kl_agent_http_error(response, "offering capabilities"), 1000);
 	default:
 		return kl_step_retry(kl_agent_http_error(response, "offering capabilities"),
 				     kl_agent_retry_delay(response));
@@ -460,6 +445,19 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 							 "the agent a TPM, IMA or measured-boot "
 							 "policy at enrollment"),
 				     -1);
+	{
+		g_autoptr(GString) types = g_string_new(NULL);
+		for (guint i = 0; i < requested->len; i++) {
+			JsonObject *item = g_ptr_array_index(requested, i);
+			g_string_append_printf(types,
+					       "%s%s",
+					       i > 0 ? ", " : "",
+					       json_object_get_string_member(item, "evidence_type"));
+		}
+		g_debug("the verifier requests %s (Location %s)",
+			types->str,
+			response->location != NULL ? response->location : "none");
+	}
 	agent->location = g_strdup(response->location);
 	agent->requested = g_steal_pointer(&requested);
 	return kl_step_ok();
@@ -479,10 +477,8 @@ kl_agent_append_summary(GString *summary, JsonObject *entry, const gchar *eviden
 		data = json_object_get_object_member(entry, "data");
 	if (data != NULL && json_object_has_member(data, "entry_count") &&
 	    kl_json_object_get_optional_int(data, "entry_count", -1, &count, NULL) && count >= 0)
-		g_string_append_printf(summary,
-				       " (%" G_GINT64_FORMAT " new entr%s)",
-				       count,
-				       count == 1 ? "y" : "ies");
+		g_string_append_printf(
+		    summary, " (%" G_GINT64_FORMAT " new entr%s)", count, count == 1 ? "y" : "ies");
 }
 
 static KlStepResult *
@@ -514,11 +510,12 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 		if (entry == NULL) {
 			if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
 				return kl_step_retry(g_steal_pointer(&error), -1);
-			g_prefix_error(&error,
-				       "cannot collect the requested %s evidence (item %u); nothing "
-				       "was sent, starting a new attestation: ",
-				       evidence_type,
-				       i + 1);
+			g_prefix_error(
+			    &error,
+			    "cannot collect the requested %s evidence (item %u); nothing "
+			    "was sent, starting a new attestation: ",
+			    evidence_type,
+			    i + 1);
 			return kl_step_retry(g_steal_pointer(&error), -1);
 		}
 		kl_agent_append_summary(summary, entry, evidence_type);
@@ -528,14 +525,8 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	body = kl_verifier_build_evidence(collected, &len);
 	g_ptr_array_set_size(collected, 0);
 	url = kl_verifier_client_evidence_url(agent->verifier, agent->location);
-	response = kl_verifier_client_send(agent->verifier,
-					   "PATCH",
-					   url,
-					   body,
-					   len,
-					   TRUE,
-					   cancellable,
-					   &error);
+	response = kl_verifier_client_send(
+	    agent->verifier, "PATCH", url, body, len, TRUE, cancellable, &error);
 	g_clear_pointer(&body, g_free);
 	if (response == NULL)
 		return kl_step_retry(g_steal_pointer(&error), -1);
@@ -557,11 +548,11 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	seconds = CLAMP(seconds, KL_AGENT_NEXT_MIN_S, KL_AGENT_NEXT_MAX_S);
 	result = kl_step_ok();
 	result->delay_ms = seconds * 1000;
-	result->summary = g_strdup_printf("%s in %" G_GINT64_FORMAT " ms; next in %" G_GINT64_FORMAT
-					  " s",
-					  summary->str,
-					  (g_get_monotonic_time() - agent->cycle_started) / 1000,
-					  seconds);
+	result->summary =
+	    g_strdup_printf("%s in %" G_GINT64_FORMAT " ms; next in %" G_GINT64_FORMAT " s",
+			    summary->str,
+			    (g_get_monotonic_time() - agent->cycle_started) / 1000,
+			    seconds);
 	return result;
 }
 
@@ -586,11 +577,9 @@ kl_agent_step_json_file(KlAgent *agent, GCancellable *cancellable)
 		return kl_step_fatal(g_steal_pointer(&error), KL_EXIT_USAGE);
 	}
 	if (session) {
-		url = kl_verifier_client_sessions_url(agent->verifier,
-						      patch ? (agent->session_index != NULL
-								   ? agent->session_index
-								   : "1")
-							    : NULL);
+		url = kl_verifier_client_sessions_url(
+		    agent->verifier,
+		    patch ? (agent->session_index != NULL ? agent->session_index : "1") : NULL);
 	} else {
 		result = kl_agent_authenticate(agent, cancellable);
 		if (result != NULL) {
@@ -600,19 +589,12 @@ kl_agent_step_json_file(KlAgent *agent, GCancellable *cancellable)
 		}
 		url = kl_verifier_client_attestations_url(
 		    agent->verifier,
-		    patch ? (agent->attestation_index != NULL ? agent->attestation_index
-							      : "latest")
+		    patch ? (agent->attestation_index != NULL ? agent->attestation_index : "latest")
 			  : NULL);
 	}
 	g_info("--json-file: %s %s with %s", method, url, agent->json_file);
-	response = kl_verifier_client_send(agent->verifier,
-					   method,
-					   url,
-					   contents,
-					   len,
-					   !session,
-					   cancellable,
-					   &error);
+	response = kl_verifier_client_send(
+	    agent->verifier, method, url, contents, len, !session, cancellable, &error);
 	if (response == NULL)
 		return kl_step_fatal(g_steal_pointer(&error), KL_EXIT_NOT_ACCEPTED);
 	text = kl_http_response_get_body(response, &len);
@@ -729,7 +711,12 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 		return;
 	}
 	if (result->outcome == KL_STEP_OK) {
-		kl_backoff_reset(agent->backoff);
+		/*
+		 * a cycle that keeps failing in phase 2 must still back off: only a
+		 * registration or an accepted attestation resets the backoff
+		 */
+		if (state != KL_AGENT_STATE_NEGOTIATING)
+			kl_backoff_reset(agent->backoff);
 		switch (state) {
 		case KL_AGENT_STATE_UNREGISTERED:
 			agent->state = KL_AGENT_STATE_REGISTERED;
@@ -742,12 +729,14 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 		case KL_AGENT_STATE_ATTESTING:
 			agent->attestations++;
 			agent->not_enrolled_logged = FALSE;
-			g_info("attestation %u submitted: %s", agent->attestations, result->summary);
+			g_info(
+			    "attestation %u submitted: %s", agent->attestations, result->summary);
 			if (agent->once) {
 				kl_agent_finish(agent, KL_EXIT_OK);
 				return;
 			}
 			agent->state = KL_AGENT_STATE_NEGOTIATING;
+			agent->verifier_interval_ms = (guint64)MAX(result->delay_ms, 0);
 			kl_agent_schedule(agent, (guint64)MAX(result->delay_ms, 0));
 			return;
 		default:
@@ -779,6 +768,11 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 			/* the verifier marks an agent TIMEOUT after 5 quote intervals */
 			guint64 cap = MAX((guint64)agent->attestation_interval_s * 1000,
 					  (guint64)KL_AGENT_ATTEST_CAP_MIN_MS);
+			if (agent->verifier_interval_ms > 0)
+				cap = MIN(cap,
+					  MAX(agent->verifier_interval_ms *
+						  KL_AGENT_ATTEST_CAP_INTERVALS,
+					      (guint64)KL_AGENT_ATTEST_CAP_FLOOR_MS));
 			delay = MIN(delay, cap);
 		}
 	}
@@ -817,10 +811,8 @@ kl_agent_run_step(KlAgent *agent, KlStepFunc func)
 
 	job->agent = agent;
 	job->func = func;
-	task = g_task_new(NULL,
-			  agent->cancellable,
-			  kl_agent_step_done_cb,
-			  g_rc_box_acquire(agent->link));
+	task = g_task_new(
+	    NULL, agent->cancellable, kl_agent_step_done_cb, g_rc_box_acquire(agent->link));
 	g_task_set_task_data(task, job, g_free);
 	agent->step_running = TRUE;
 	if (!g_thread_pool_push(agent->worker, g_object_ref(task), &error)) {
@@ -874,9 +866,8 @@ kl_agent_new(const KlAgentOptions *options,
 	agent->contact_ip = g_strdup(options->contact_ip);
 	agent->contact_port = options->contact_port;
 	agent->boot_time = kl_format_boot_time(options->boot_time);
-	agent->attestation_interval_s = options->attestation_interval_s > 0
-					    ? options->attestation_interval_s
-					    : 60;
+	agent->attestation_interval_s =
+	    options->attestation_interval_s > 0 ? options->attestation_interval_s : 60;
 	agent->max_retries = options->backoff_max_retries;
 	agent->once = options->once;
 	agent->json_file = g_strdup(options->json_file);

@@ -61,11 +61,8 @@ typedef struct {
 					GBytes **secret,
 					GError **error);
 	/* TPM2_Certify(AK, AK, qualifyingData = @challenge) */
-	gboolean (*certify_ak)(gpointer data,
-			       GBytes *challenge,
-			       GBytes **attest,
-			       GBytes **signature,
-			       GError **error);
+	gboolean (*certify_ak)(
+	    gpointer data, GBytes *challenge, GBytes **attest, GBytes **signature, GError **error);
 	/* adds plugin fields to the registration body; problems are logged, not fatal */
 	void (*contribute_registration)(gpointer data, JsonObject *body);
 	/* evidence_supported entries (JsonObject*) of the active plugins for this cycle */
@@ -87,10 +84,10 @@ typedef struct {
 	gint64 boot_time;	 /* /proc/stat btime */
 	guint64 backoff_initial_ms;
 	guint64 backoff_max_ms;
-	gint64 backoff_max_retries; /* --once: give up after this many failed steps */
-	guint32 backoff_seed;	    /* 0 = random (tests set it) */
+	gint64 backoff_max_retries;    /* --once: give up after this many failed steps */
+	guint32 backoff_seed;	       /* 0 = random (tests set it) */
 	gint64 attestation_interval_s; /* when the verifier names no next time */
-	gboolean once;		    /* register + one accepted attestation, then exit */
+	gboolean once;		       /* register + one accepted attestation, then exit */
 	/* --json-file debug mode: send this file after registration (and authentication) */
 	const gchar *json_file;
 	const gchar *message_type; /* "attestation" (default), "evidence", "session" */

@@ -50,8 +50,8 @@ kl_backoff_next(KlBackoff *backoff)
 	if (backoff->previous_ms == 0) {
 		delay = backoff->initial_ms;
 	} else {
-		upper = backoff->previous_ms > G_MAXUINT64 / 3 ? G_MAXUINT64
-							       : backoff->previous_ms * 3;
+		upper =
+		    backoff->previous_ms > G_MAXUINT64 / 3 ? G_MAXUINT64 : backoff->previous_ms * 3;
 		upper = MIN(upper, backoff->max_ms);
 		if (upper <= backoff->initial_ms) {
 			delay = backoff->initial_ms;

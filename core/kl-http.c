@@ -33,8 +33,8 @@ kl_http_response_new(guint status, const gchar *body)
 	response->status = status;
 	response->retry_after_s = -1;
 	/* kept NUL-terminated (outside the GBytes size) for kl_http_response_get_body() */
-	response->body = g_bytes_new_take(g_strdup(body != NULL ? body : ""),
-					  body != NULL ? strlen(body) : 0);
+	response->body =
+	    g_bytes_new_take(g_strdup(body != NULL ? body : ""), body != NULL ? strlen(body) : 0);
 	return response;
 }
 
@@ -83,10 +83,11 @@ kl_http_new(const KlHttpOptions *options, GError **error)
 	http->timeout_ms = options->timeout_ms;
 
 	if (GPOINTER_TO_INT(g_once(&once, kl_http_global_init_cb, NULL)) != 1) {
-		g_set_error_literal(error,
-				    KL_ERROR,
-				    KL_ERROR_INTERNAL,
-				    "libcurl initialisation failed (out of memory or broken TLS library)");
+		g_set_error_literal(
+		    error,
+		    KL_ERROR,
+		    KL_ERROR_INTERNAL,
+		    "libcurl initialisation failed (out of memory or broken TLS library)");
 		return NULL;
 	}
 	http->curl = curl_easy_init();
@@ -310,11 +311,8 @@ kl_http_header_cb(char *buffer, size_t size, size_t nitems, void *userdata)
 }
 
 static int
-kl_http_xferinfo_cb(void *clientp,
-		    curl_off_t dltotal,
-		    curl_off_t dlnow,
-		    curl_off_t ultotal,
-		    curl_off_t ulnow)
+kl_http_xferinfo_cb(
+    void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
 	KlHttpTransfer *transfer = clientp;
 	return g_cancellable_is_cancelled(transfer->cancellable) ? 1 : 0;
@@ -350,7 +348,7 @@ kl_http_curl_send(KlHttp *http,
 	CURL *curl = http->curl;
 	struct curl_slist *list = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
-	KlHttpTransfer transfer = {0};
+	KlHttpTransfer transfer = { 0 };
 	g_autoptr(KlHttpResponse) response = NULL;
 	CURLcode rc;
 	long status = 0;
@@ -450,15 +448,16 @@ kl_http_curl_send(KlHttp *http,
 				    http->name);
 			break;
 		default:
-			g_set_error(error,
-				    KL_ERROR,
-				    KL_ERROR_NETWORK,
-				    "%s %s: cannot reach the %s (%s); check its address, port and that "
-				    "it runs",
-				    method,
-				    url,
-				    http->name,
-				    detail);
+			g_set_error(
+			    error,
+			    KL_ERROR,
+			    KL_ERROR_NETWORK,
+			    "%s %s: cannot reach the %s (%s); check its address, port and that "
+			    "it runs",
+			    method,
+			    url,
+			    http->name,
+			    detail);
 			break;
 		}
 		return NULL;
@@ -519,7 +518,8 @@ kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellab
 	g_ptr_array_add(headers, g_strdup_printf("X-Request-ID: %s", request_id));
 	g_ptr_array_add(headers, g_strdup("Accept: application/json, application/vnd.api+json"));
 	if (request->content_type != NULL)
-		g_ptr_array_add(headers, g_strdup_printf("Content-Type: %s", request->content_type));
+		g_ptr_array_add(headers,
+				g_strdup_printf("Content-Type: %s", request->content_type));
 
 	g_mutex_lock(&http->mutex);
 	if (request->authorize && http->token != NULL) {

@@ -17,11 +17,11 @@ G_BEGIN_DECLS
 typedef struct _KlHttp KlHttp;
 
 typedef struct {
-	const gchar *name;		  /* peer name for messages: "registrar", "verifier" */
-	const gchar *ca_file;		  /* exclusive trust anchor for https; NULL = system store */
-	gboolean accept_invalid_certs;	  /* tls_accept_invalid_certs / --insecure */
+	const gchar *name;	       /* peer name for messages: "registrar", "verifier" */
+	const gchar *ca_file;	       /* exclusive trust anchor for https; NULL = system store */
+	gboolean accept_invalid_certs; /* tls_accept_invalid_certs / --insecure */
 	gboolean accept_invalid_hostnames; /* tls_accept_invalid_hostnames */
-	guint timeout_ms;		  /* request_timeout; 0 = none */
+	guint timeout_ms;		   /* request_timeout; 0 = none */
 } KlHttpOptions;
 
 typedef struct {
@@ -30,7 +30,7 @@ typedef struct {
 	const gchar *content_type; /* (nullable) */
 	const gchar *body;	   /* (nullable) not copied: must live until the call returns */
 	gsize body_len;
-	gboolean authorize;	   /* attach the bearer token if the URL has its origin */
+	gboolean authorize; /* attach the bearer token if the URL has its origin */
 } KlHttpRequest;
 
 typedef struct {
@@ -107,8 +107,9 @@ kl_http_url_origin(const gchar *url);
  * leave the verifier); anything else is KL_ERROR_INVALID_DATA. (transfer full)
  */
 gchar *
-kl_http_resolve_location(const gchar *base_url, const gchar *location, GError **error)
-    G_GNUC_WARN_UNUSED_RESULT;
+kl_http_resolve_location(const gchar *base_url,
+			 const gchar *location,
+			 GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 /* Retry-After: delay-seconds or an HTTP-date (relative to @now_s); -1 if unparsable */
 gint64

@@ -20,8 +20,8 @@ struct _KlRegistrarClient {
 };
 
 /* the registrar API versions this agent speaks by default ("default") */
-static const gchar *const kl_registrar_default_versions[] = {
-    "2.1", "2.2", "2.3", "2.4", "2.5", "2.6", NULL};
+static const gchar *const kl_registrar_default_versions[] = { "2.1", "2.2", "2.3", "2.4",
+							      "2.5", "2.6", NULL };
 
 static gboolean
 kl_registrar_version_parse(const gchar *text, guint *major, guint *minor)
@@ -221,8 +221,8 @@ kl_registrar_send(KlRegistrarClient *client,
 	g_autofree gchar *text = NULL;
 	gsize len = 0;
 	KlHttpRequest request = {
-	    .method = method,
-	    .url = url,
+		.method = method,
+		.url = url,
 	};
 
 	KlHttpResponse *response;
@@ -327,13 +327,16 @@ kl_registrar_client_negotiate(KlRegistrarClient *client, GCancellable *cancellab
 
 	/* v3.0 only when enabled, offered and actually working (real registrars answer 500) */
 	if (kl_registrar_version_in("3.0", (const gchar *const *)client->enabled) &&
-	    (supported == NULL || kl_registrar_version_in("3.0", (const gchar *const *)supported))) {
+	    (supported == NULL ||
+	     kl_registrar_version_in("3.0", (const gchar *const *)supported))) {
 		g_autoptr(KlHttpResponse) probe = NULL;
 		g_autoptr(GError) error_local = NULL;
 		g_autofree gchar *probe_url = g_strdup_printf("%s/v3.0/", client->url);
 
-		probe = kl_registrar_send(client, "GET", probe_url, NULL, cancellable, &error_local);
-		if (probe == NULL && g_error_matches(error_local, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+		probe =
+		    kl_registrar_send(client, "GET", probe_url, NULL, cancellable, &error_local);
+		if (probe == NULL &&
+		    g_error_matches(error_local, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
 			g_propagate_error(error, g_steal_pointer(&error_local));
 			return FALSE;
 		}
@@ -390,10 +393,8 @@ kl_registrar_client_register(KlRegistrarClient *client,
 	const gchar *text;
 
 	if (client->version == NULL) {
-		g_set_error_literal(error,
-				    KL_ERROR,
-				    KL_ERROR_INTERNAL,
-				    "registrar API version not negotiated");
+		g_set_error_literal(
+		    error, KL_ERROR, KL_ERROR_INTERNAL, "registrar API version not negotiated");
 		return NULL;
 	}
 	if (kl_registrar_client_is_v3(client)) {
@@ -407,17 +408,18 @@ kl_registrar_client_register(KlRegistrarClient *client,
 		return NULL;
 	what = kl_registrar_describe(response);
 	if (response->status == 403) {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_AUTH,
-			    "the registrar refused agent %s (%s): it is registered there with a "
-			    "different EK, EK certificate or AK, i.e. the TPM identity changed. "
-			    "Either delete the registrar record (keylime_tenant -c regdelete -u %s) "
-			    "and enroll the agent again, or restore the agent_data.json that holds "
-			    "the registered AK",
-			    agent_id,
-			    what,
-			    agent_id);
+		g_set_error(
+		    error,
+		    KL_ERROR,
+		    KL_ERROR_AUTH,
+		    "the registrar refused agent %s (%s): it is registered there with a "
+		    "different EK, EK certificate or AK, i.e. the TPM identity changed. "
+		    "Either delete the registrar record (keylime_tenant -c regdelete -u %s) "
+		    "and enroll the agent again, or restore the agent_data.json that holds "
+		    "the registered AK",
+		    agent_id,
+		    what,
+		    agent_id);
 		return NULL;
 	}
 	if (response->status != 200) {
@@ -506,12 +508,8 @@ kl_registrar_compute_auth_tag(GBytes *secret, const gchar *agent_id)
 	GString *hex = g_string_sized_new(2 * sizeof(digest));
 	int rc;
 
-	rc = gnutls_hmac_fast(GNUTLS_MAC_SHA384,
-			      mackey,
-			      strlen(mackey),
-			      agent_id,
-			      strlen(agent_id),
-			      digest);
+	rc = gnutls_hmac_fast(
+	    GNUTLS_MAC_SHA384, mackey, strlen(mackey), agent_id, strlen(agent_id), digest);
 	memset(mackey, 0, strlen(mackey));
 	if (rc < 0) {
 		g_string_free(hex, TRUE);

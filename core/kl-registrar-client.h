@@ -47,8 +47,9 @@ kl_registrar_client_get_version(KlRegistrarClient *client);
  * enabled 2.x is used. Fails only on transport errors.
  */
 gboolean
-kl_registrar_client_negotiate(KlRegistrarClient *client, GCancellable *cancellable, GError **error)
-    G_GNUC_WARN_UNUSED_RESULT;
+kl_registrar_client_negotiate(KlRegistrarClient *client,
+			      GCancellable *cancellable,
+			      GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 /*
  * POST the registration @body (ek_tpm, aik_tpm, ...) and return the decoded

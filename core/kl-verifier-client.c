@@ -29,19 +29,21 @@ kl_verifier_client_new(KlHttp *http,
 	gsize n;
 
 	if (verifier_url == NULL || verifier_url[0] == '\0') {
-		g_set_error_literal(error,
-				    KL_ERROR,
-				    KL_ERROR_CONFIG,
-				    "verifier_url is empty: set it in agent.conf or with --verifier-url");
+		g_set_error_literal(
+		    error,
+		    KL_ERROR,
+		    KL_ERROR_CONFIG,
+		    "verifier_url is empty: set it in agent.conf or with --verifier-url");
 		return NULL;
 	}
 	uri = g_uri_parse(verifier_url, G_URI_FLAGS_NONE, NULL);
 	if (uri == NULL || g_uri_get_host(uri) == NULL || g_uri_get_host(uri)[0] == '\0') {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_CONFIG,
-			    "verifier_url '%s' is not an absolute URL such as https://verifier:8881",
-			    verifier_url);
+		g_set_error(
+		    error,
+		    KL_ERROR,
+		    KL_ERROR_CONFIG,
+		    "verifier_url '%s' is not an absolute URL such as https://verifier:8881",
+		    verifier_url);
 		return NULL;
 	}
 	scheme = g_ascii_strdown(g_uri_get_scheme(uri), -1);
@@ -72,8 +74,8 @@ kl_verifier_client_new(KlHttp *http,
 		client->url[--n] = '\0';
 	if (api_version == NULL || api_version[0] == '\0')
 		api_version = KL_VERIFIER_API_DEFAULT;
-	client->api_version = api_version[0] == 'v' ? g_strdup(api_version)
-						    : g_strdup_printf("v%s", api_version);
+	client->api_version =
+	    api_version[0] == 'v' ? g_strdup(api_version) : g_strdup_printf("v%s", api_version);
 	client->agent_id = g_strdup(agent_id);
 	client->agent_id_escaped = g_uri_escape_string(agent_id, NULL, FALSE);
 	return g_steal_pointer(&client);
@@ -199,12 +201,12 @@ kl_verifier_client_send(KlVerifierClient *client,
 			GError **error)
 {
 	KlHttpRequest request = {
-	    .method = method,
-	    .url = url,
-	    .content_type = body != NULL ? KL_VERIFIER_CONTENT_TYPE : NULL,
-	    .body = body,
-	    .body_len = body_len,
-	    .authorize = authorize,
+		.method = method,
+		.url = url,
+		.content_type = body != NULL ? KL_VERIFIER_CONTENT_TYPE : NULL,
+		.body = body,
+		.body_len = body_len,
+		.authorize = authorize,
 	};
 	return kl_http_send(client->http, &request, cancellable, error);
 }
@@ -250,11 +252,8 @@ kl_verifier_build_session_request(const gchar *agent_id, gsize *len)
 }
 
 gchar *
-kl_verifier_build_session_proof(const gchar *session_id,
-				const gchar *agent_id,
-				GBytes *attest,
-				GBytes *signature,
-				gsize *len)
+kl_verifier_build_session_proof(
+    const gchar *session_id, const gchar *agent_id, GBytes *attest, GBytes *signature, gsize *len)
 {
 	g_autoptr(JsonObject) data = json_object_new();
 	JsonObject *attributes = json_object_new();
@@ -293,8 +292,7 @@ kl_verifier_build_capabilities(GPtrArray *evidence_supported, const gchar *boot_
 
 	for (guint i = 0; i < evidence_supported->len; i++)
 		json_array_add_object_element(
-		    supported,
-		    json_object_ref(g_ptr_array_index(evidence_supported, i)));
+		    supported, json_object_ref(g_ptr_array_index(evidence_supported, i)));
 	json_object_set_array_member(attributes, "evidence_supported", supported);
 	json_object_set_string_member(system_info, "boot_time", boot_time);
 	json_object_set_object_member(attributes, "system_info", system_info);
@@ -312,8 +310,7 @@ kl_verifier_build_evidence(GPtrArray *evidence_collected, gsize *len)
 
 	for (guint i = 0; i < evidence_collected->len; i++)
 		json_array_add_object_element(
-		    collected,
-		    json_object_ref(g_ptr_array_index(evidence_collected, i)));
+		    collected, json_object_ref(g_ptr_array_index(evidence_collected, i)));
 	json_object_set_array_member(attributes, "evidence_collected", collected);
 	json_object_set_string_member(data, "type", "attestation");
 	json_object_set_object_member(data, "attributes", attributes);
@@ -323,11 +320,8 @@ kl_verifier_build_evidence(GPtrArray *evidence_collected, gsize *len)
 /* ---- answers ---- */
 
 static JsonObject *
-kl_verifier_parse_attributes(const gchar *body,
-			     gsize len,
-			     JsonObject **root_out,
-			     JsonObject **data_out,
-			     GError **error)
+kl_verifier_parse_attributes(
+    const gchar *body, gsize len, JsonObject **root_out, JsonObject **data_out, GError **error)
 {
 	g_autoptr(JsonObject) root = NULL;
 	JsonObject *data;
@@ -353,11 +347,8 @@ kl_verifier_parse_attributes(const gchar *body,
 }
 
 static gboolean
-kl_verifier_parse_session_challenge_inner(const gchar *body,
-					  gsize len,
-					  gchar **session_id,
-					  GBytes **challenge,
-					  GError **error)
+kl_verifier_parse_session_challenge_inner(
+    const gchar *body, gsize len, gchar **session_id, GBytes **challenge, GError **error)
 {
 	g_autoptr(JsonObject) root = NULL;
 	g_autoptr(GBytes) nonce = NULL;
@@ -384,7 +375,8 @@ kl_verifier_parse_session_challenge_inner(const gchar *body,
 		if (!JSON_NODE_HOLDS_OBJECT(node))
 			continue;
 		method = json_node_get_object(node);
-		if (!kl_json_object_get_optional_string(method, "authentication_type", &type, error))
+		if (!kl_json_object_get_optional_string(
+			method, "authentication_type", &type, error))
 			return FALSE;
 		if (g_strcmp0(type, "tpm_pop") != 0)
 			continue;
@@ -416,11 +408,8 @@ kl_verifier_parse_session_challenge_inner(const gchar *body,
 }
 
 gboolean
-kl_verifier_parse_session_challenge(const gchar *body,
-				    gsize len,
-				    gchar **session_id,
-				    GBytes **challenge,
-				    GError **error)
+kl_verifier_parse_session_challenge(
+    const gchar *body, gsize len, gchar **session_id, GBytes **challenge, GError **error)
 {
 	if (!kl_verifier_parse_session_challenge_inner(body, len, session_id, challenge, error)) {
 		g_prefix_error(error, "session answer: ");
@@ -540,7 +529,8 @@ GPtrArray *
 kl_verifier_parse_evidence_requested(const gchar *body, gsize len, GError **error)
 {
 	g_autoptr(JsonObject) root = NULL;
-	g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+	g_autoptr(GPtrArray) items =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
 	JsonObject *attributes;
 	JsonArray *requested;
 

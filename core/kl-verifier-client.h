@@ -79,11 +79,8 @@ kl_verifier_client_send(KlVerifierClient *client,
 gchar *
 kl_verifier_build_session_request(const gchar *agent_id, gsize *len);
 gchar *
-kl_verifier_build_session_proof(const gchar *session_id,
-				const gchar *agent_id,
-				GBytes *attest,
-				GBytes *signature,
-				gsize *len);
+kl_verifier_build_session_proof(
+    const gchar *session_id, const gchar *agent_id, GBytes *attest, GBytes *signature, gsize *len);
 /* @evidence_supported: JsonObject* entries {evidence_class, evidence_type, capabilities} */
 gchar *
 kl_verifier_build_capabilities(GPtrArray *evidence_supported, const gchar *boot_time, gsize *len);
@@ -102,9 +99,9 @@ kl_verifier_parse_session_challenge(const gchar *body,
 				    GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 typedef struct {
-	gboolean pass;		/* evaluation == "pass" and a token */
-	gchar *evaluation;	/* as sent, or NULL */
-	gchar *token;		/* secret */
+	gboolean pass;		 /* evaluation == "pass" and a token */
+	gchar *evaluation;	 /* as sent, or NULL */
+	gchar *token;		 /* secret */
 	gint64 token_expires_at; /* Unix seconds; 0 when not given */
 } KlVerifierSession;
 
@@ -125,8 +122,9 @@ kl_verifier_parse_session_result(const gchar *body,
  * (transfer full) array of JsonObject*.
  */
 GPtrArray *
-kl_verifier_parse_evidence_requested(const gchar *body, gsize len, GError **error)
-    G_GNUC_WARN_UNUSED_RESULT;
+kl_verifier_parse_evidence_requested(const gchar *body,
+				     gsize len,
+				     GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 /* phase-2 202: meta.seconds_to_next_attestation; FALSE when absent or not a number */
 gboolean
@@ -140,8 +138,9 @@ kl_verifier_describe_errors(const gchar *body, gsize len);
 
 /* /proc/stat btime */
 gboolean
-kl_read_boot_time(const gchar *proc_stat_path, gint64 *btime, GError **error)
-    G_GNUC_WARN_UNUSED_RESULT;
+kl_read_boot_time(const gchar *proc_stat_path,
+		  gint64 *btime,
+		  GError **error) G_GNUC_WARN_UNUSED_RESULT;
 /* "YYYY-MM-DDTHH:MM:SSZ" (UTC) */
 gchar *
 kl_format_boot_time(gint64 btime);

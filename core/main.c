@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "keylime-agent/kl-error.h"
 #include "kl-agent.h"
@@ -23,6 +24,7 @@
 #include "kl-http.h"
 #include "kl-log.h"
 #include "kl-plugin-loader.h"
+#include "kl-privileges.h"
 #include "kl-registrar-client.h"
 #include "kl-tpm-private.h"
 #include "kl-verifier-client.h"
@@ -111,11 +113,8 @@ kl_main_activate_credential(gpointer data, GBytes *blob, GBytes **secret, GError
 }
 
 static gboolean
-kl_main_certify_ak(gpointer data,
-		   GBytes *challenge,
-		   GBytes **attest,
-		   GBytes **signature,
-		   GError **error)
+kl_main_certify_ak(
+    gpointer data, GBytes *challenge, GBytes **attest, GBytes **signature, GError **error)
 {
 	KlMainSource *self = data;
 	return kl_tpm_certify_ak(self->tpm,
@@ -202,21 +201,19 @@ kl_main_collect(gpointer data, JsonObject *item, GCancellable *cancellable, GErr
 			    kl_plugin_get_evidence_class(plugin));
 		return NULL;
 	}
-	return kl_plugin_run_collect(plugin,
-				     json_object_get_object_member(item, "chosen_parameters"),
-				     cancellable,
-				     error);
+	return kl_plugin_run_collect(
+	    plugin, json_object_get_object_member(item, "chosen_parameters"), cancellable, error);
 }
 
 static const KlAgentSource kl_main_source_funcs = {
-    .get_ek_public = kl_main_get_ek_public,
-    .get_ek_cert = kl_main_get_ek_cert,
-    .get_ak_public = kl_main_get_ak_public,
-    .activate_credential = kl_main_activate_credential,
-    .certify_ak = kl_main_certify_ak,
-    .contribute_registration = kl_main_contribute_registration,
-    .get_capabilities = kl_main_get_capabilities,
-    .collect = kl_main_collect,
+	.get_ek_public = kl_main_get_ek_public,
+	.get_ek_cert = kl_main_get_ek_cert,
+	.get_ak_public = kl_main_get_ak_public,
+	.activate_credential = kl_main_activate_credential,
+	.certify_ak = kl_main_certify_ak,
+	.contribute_registration = kl_main_contribute_registration,
+	.get_capabilities = kl_main_get_capabilities,
+	.collect = kl_main_collect,
 };
 
 /* ---- start-up pieces ---- */
@@ -242,11 +239,12 @@ static KlHttp *
 kl_main_http_new(KlConfig *cfg, const gchar *name, const gchar *ca_file, GError **error)
 {
 	KlHttpOptions options = {
-	    .name = name,
-	    .ca_file = kl_main_nonempty(ca_file),
-	    .accept_invalid_certs = kl_main_bool(cfg, "tls_accept_invalid_certs", FALSE),
-	    .accept_invalid_hostnames = kl_main_bool(cfg, "tls_accept_invalid_hostnames", FALSE),
-	    .timeout_ms = (guint)CLAMP(kl_main_int(cfg, "request_timeout", 5000), 0, G_MAXINT),
+		.name = name,
+		.ca_file = kl_main_nonempty(ca_file),
+		.accept_invalid_certs = kl_main_bool(cfg, "tls_accept_invalid_certs", FALSE),
+		.accept_invalid_hostnames =
+		    kl_main_bool(cfg, "tls_accept_invalid_hostnames", FALSE),
+		.timeout_ms = (guint)CLAMP(kl_main_int(cfg, "request_timeout", 5000), 0, G_MAXINT),
 	};
 	return kl_http_new(&options, error);
 }
@@ -289,9 +287,8 @@ kl_main_plugin_dir(KlConfig *cfg)
 	const gchar *dir = kl_main_nonempty(kl_main_str(cfg, "plugin_dir", NULL));
 
 	/* KL_PLUGIN_DIR (developers, tests) only replaces the built-in default */
-	if (env != NULL &&
-	    (dir == NULL || !kl_main_known("plugin_dir") ||
-	     g_strcmp0(kl_config_get_origin(cfg, "plugin_dir"), "default") == 0))
+	if (env != NULL && (dir == NULL || !kl_main_known("plugin_dir") ||
+			    g_strcmp0(kl_config_get_origin(cfg, "plugin_dir"), "default") == 0))
 		return env;
 	return dir != NULL ? dir : KL_PLUGINDIR;
 }
@@ -349,9 +346,8 @@ kl_main_check_secret(KlConfig *cfg, const gchar *key)
 	const gchar *value = kl_main_str(cfg, key, NULL);
 
 	if (kl_main_known(key))
-		kl_main_check_setting(cfg,
-				      key,
-				      value != NULL && value[0] != '\0' ? "(set, not shown)" : "(empty)");
+		kl_main_check_setting(
+		    cfg, key, value != NULL && value[0] != '\0' ? "(set, not shown)" : "(empty)");
 }
 
 static gboolean
@@ -483,8 +479,7 @@ kl_main_check(KlConfig *cfg,
 	} else {
 		printf("  verifier: %s%s\n",
 		       verifier_url,
-		       g_str_has_prefix(verifier_url, "https://") ? ""
-								  : " (INSECURE: plain http)");
+		       g_str_has_prefix(verifier_url, "https://") ? "" : " (INSECURE: plain http)");
 	}
 	if (insecure) {
 		printf("  INSECURE: tls_accept_invalid_certs is set, certificates are not "
@@ -536,6 +531,35 @@ kl_main_done_cb(KlAgent *agent, gint exit_status, gpointer user_data)
 	g_main_loop_quit(state->loop);
 }
 
+/*
+ * Drops root for run_as once everything that needs root is open (TPM device,
+ * IMA/UEFI logs, agent_data.json). The built-in default "keylime:tss" is only
+ * a proposal: when that user does not exist the agent warns and stays root.
+ * A run_as set by the operator must work.
+ */
+static gboolean
+kl_main_drop_privileges(KlConfig *cfg, GError **error)
+{
+	const gchar *run_as = kl_main_str(cfg, "run_as", "");
+	g_autoptr(GError) error_local = NULL;
+
+	if (geteuid() != 0 || run_as == NULL || run_as[0] == '\0')
+		return kl_privileges_drop(run_as, error);
+	if (kl_config_get_source(cfg, "run_as") == KL_CONFIG_SOURCE_DEFAULT &&
+	    !kl_privileges_parse_run_as(run_as, NULL, NULL, &error_local)) {
+		g_warning("running as root: the default run_as '%s' is unusable (%s); create "
+			  "that user and group or set run_as (\"\" keeps root)",
+			  run_as,
+			  error_local->message);
+		return TRUE;
+	}
+	if (!kl_privileges_drop(run_as, error))
+		return FALSE;
+	g_info("running as %s", run_as);
+	return TRUE;
+}
+
+
 static gint
 kl_main_run(int argc, char **argv)
 {
@@ -557,11 +581,11 @@ kl_main_run(int argc, char **argv)
 	g_autoptr(KlAgent) agent = NULL;
 	g_autoptr(GMainLoop) loop = NULL;
 	g_autofree gchar *registrar_url = NULL;
-	KlTpmOptions tpm_options = {0};
-	KlPluginServices services = {0};
-	KlAgentOptions options = {0};
-	KlMainSource source = {0};
-	KlMainState state = {0};
+	KlTpmOptions tpm_options = { 0 };
+	KlPluginServices services = { 0 };
+	KlAgentOptions options = { 0 };
+	KlMainSource source = { 0 };
+	KlMainState state = { 0 };
 	const gchar *keylime_dir;
 	const gchar *log_level;
 	gint64 boot_time = 0;
@@ -586,7 +610,8 @@ kl_main_run(int argc, char **argv)
 	cfg = kl_config_new();
 	if (cli->config_file != NULL) {
 		/* --config replaces the file set; KEYLIME_AGENT_<OPTION> still applies on top */
-		g_auto(GStrv) env_only = g_environ_unsetenv(g_strdupv(envp), "KEYLIME_AGENT_CONFIG");
+		g_auto(GStrv) env_only =
+		    g_environ_unsetenv(g_strdupv(envp), "KEYLIME_AGENT_CONFIG");
 		if (!kl_config_load_file(cfg, cli->config_file, &error) ||
 		    !kl_config_load(cfg, NULL, NULL, env_only, &error)) {
 			g_warning("%s", error->message);
@@ -637,10 +662,8 @@ kl_main_run(int argc, char **argv)
 		return KL_EXIT_TPM;
 	}
 	if (tpm != NULL) {
-		agent_id = kl_tpm_resolve_agent_id(tpm,
-						   kl_main_str(cfg, "uuid", "generate"),
-						   keylime_dir,
-						   &tpm_error);
+		agent_id = kl_tpm_resolve_agent_id(
+		    tpm, kl_main_str(cfg, "uuid", "generate"), keylime_dir, &tpm_error);
 		if (agent_id == NULL && !cli->check) {
 			g_warning("%s", tpm_error->message);
 			return KL_EXIT_TPM;
@@ -676,6 +699,12 @@ kl_main_run(int argc, char **argv)
 		return KL_EXIT_NO_PLUGINS;
 	}
 
+	/* everything that needs root is open: drop privileges before any networking */
+	if (!kl_main_drop_privileges(cfg, &error)) {
+		g_warning("run_as: %s", error->message);
+		return KL_EXIT_CONFIG;
+	}
+
 	/* peers */
 	if (kl_main_bool(cfg, "tls_accept_invalid_certs", FALSE))
 		g_warning("INSECURE: tls_accept_invalid_certs (--insecure): server certificates "
@@ -690,30 +719,28 @@ kl_main_run(int argc, char **argv)
 					      ? kl_main_str(cfg, "registrar_tls_ca_cert", NULL)
 					      : NULL,
 					  &error);
-	verifier_http = registrar_http != NULL
-			    ? kl_main_http_new(cfg,
-					       "verifier",
-					       kl_main_str(cfg, "verifier_tls_ca_cert", NULL),
-					       &error)
-			    : NULL;
+	verifier_http =
+	    registrar_http != NULL
+		? kl_main_http_new(
+		      cfg, "verifier", kl_main_str(cfg, "verifier_tls_ca_cert", NULL), &error)
+		: NULL;
 	if (verifier_http == NULL) {
 		g_warning("%s", error->message);
 		return KL_EXIT_FAILURE;
 	}
-	registrar = kl_registrar_client_new(registrar_http,
-					    registrar_url,
-					    (const gchar *const *)api_versions,
-					    &error);
+	registrar = kl_registrar_client_new(
+	    registrar_http, registrar_url, (const gchar *const *)api_versions, &error);
 	if (registrar == NULL) {
 		g_warning("%s", error->message);
 		return KL_EXIT_CONFIG;
 	}
-	verifier = kl_verifier_client_new(verifier_http,
-					  kl_main_str(cfg, "verifier_url", ""),
-					  kl_main_str(cfg, "verifier_api_version", KL_VERIFIER_API_DEFAULT),
-					  agent_id,
-					  kl_main_bool(cfg, "tls_accept_invalid_certs", FALSE),
-					  &error);
+	verifier = kl_verifier_client_new(
+	    verifier_http,
+	    kl_main_str(cfg, "verifier_url", ""),
+	    kl_main_str(cfg, "verifier_api_version", KL_VERIFIER_API_DEFAULT),
+	    agent_id,
+	    kl_main_bool(cfg, "tls_accept_invalid_certs", FALSE),
+	    &error);
 	if (verifier == NULL) {
 		g_warning("%s", error->message);
 		return KL_EXIT_CONFIG;

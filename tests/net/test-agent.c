@@ -39,16 +39,16 @@ typedef struct {
 	KlVerifierClient *verifier;
 	KlAgent *agent;
 	GMutex lock;
-	GPtrArray *requests;   /* "METHOD url" */
-	GPtrArray *bodies;     /* request bodies (same index) */
-	GPtrArray *auth;       /* Authorization header or "" */
+	GPtrArray *requests; /* "METHOD url" */
+	GPtrArray *bodies;   /* request bodies (same index) */
+	GPtrArray *auth;     /* Authorization header or "" */
 	GPtrArray *request_ids;
-	GQueue script;	       /* ScriptEntry* */
-	GArray *delays;	       /* guint64 ms asked for by the agent */
+	GQueue script;	/* ScriptEntry* */
+	GArray *delays; /* guint64 ms asked for by the agent */
 	gboolean enrolled;
 	gboolean collect_fails;
 	gint exit_status;
-	guint stop_after;      /* kl_agent_stop() once this many attestations were accepted */
+	guint stop_after; /* kl_agent_stop() once this many attestations were accepted */
 	gint64 now_us;
 	gchar *default_location;
 	gboolean real_delays;
@@ -139,8 +139,8 @@ fake_peer(Fixture *f,
 	for (GList *l = f->script.head; l != NULL; l = l->next) {
 		ScriptEntry *entry = l->data;
 		if (g_strcmp0(entry->method, method) == 0 && strstr(url, entry->path) != NULL) {
-			KlHttpResponse *response =
-			    respond(entry->status, entry->body, entry->location, entry->retry_after);
+			KlHttpResponse *response = respond(
+			    entry->status, entry->body, entry->location, entry->retry_after);
 			g_queue_delete_link(&f->script, l);
 			script_entry_free(entry);
 			return response;
@@ -158,22 +158,29 @@ fake_peer(Fixture *f,
 		g_assert_cmpstr(content_type, ==, "application/json");
 		if (g_strcmp0(method, "POST") == 0 &&
 		    g_strcmp0(path, "/v2.6/agents/" AGENT_ID) == 0) {
-			g_autoptr(JsonObject) req = kl_json_parse_object(body, (gssize)body_len, NULL);
+			g_autoptr(JsonObject) req =
+			    kl_json_parse_object(body, (gssize)body_len, NULL);
 			g_assert_nonnull(req);
-			g_assert_cmpstr(json_object_get_string_member(req, "ek_tpm"), ==, "RUtQVUI=");
-			g_assert_cmpstr(json_object_get_string_member(req, "aik_tpm"), ==, "QUtQVUI=");
-			g_assert_cmpstr(json_object_get_string_member(req, "ekcert"), ==, "RUtDRVJU");
+			g_assert_cmpstr(
+			    json_object_get_string_member(req, "ek_tpm"), ==, "RUtQVUI=");
+			g_assert_cmpstr(
+			    json_object_get_string_member(req, "aik_tpm"), ==, "QUtQVUI=");
+			g_assert_cmpstr(
+			    json_object_get_string_member(req, "ekcert"), ==, "RUtDRVJU");
 			g_assert_cmpstr(json_object_get_string_member(req, "ip"), ==, "127.0.0.1");
 			g_assert_cmpint(json_object_get_int_member(req, "port"), ==, 9002);
-			g_assert_cmpstr(json_object_get_string_member(req, "plugin_field"), ==, "x");
+			g_assert_cmpstr(
+			    json_object_get_string_member(req, "plugin_field"), ==, "x");
 			/* "BLOB" */
-			return respond(200, "{\"code\":200,\"results\":{\"blob\":\"QkxPQg==\"}}", NULL, -1);
+			return respond(
+			    200, "{\"code\":200,\"results\":{\"blob\":\"QkxPQg==\"}}", NULL, -1);
 		}
 		if (g_strcmp0(method, "PUT") == 0 &&
 		    g_strcmp0(path, "/v2.6/agents/" AGENT_ID) == 0) {
 			g_autoptr(GBytes) secret = g_bytes_new_static(SECRET, strlen(SECRET));
 			g_autofree gchar *tag = kl_registrar_compute_auth_tag(secret, AGENT_ID);
-			g_autoptr(JsonObject) req = kl_json_parse_object(body, (gssize)body_len, NULL);
+			g_autoptr(JsonObject) req =
+			    kl_json_parse_object(body, (gssize)body_len, NULL);
 			if (g_strcmp0(json_object_get_string_member(req, "auth_tag"), tag) != 0)
 				return respond(400, "{\"code\":400}", NULL, -1);
 			return respond(200, "{\"code\":200,\"results\":{}}", NULL, -1);
@@ -194,16 +201,15 @@ fake_peer(Fixture *f,
 		g_autoptr(JsonObject) req = kl_json_parse_object(body, (gssize)body_len, NULL);
 		JsonObject *data = json_object_get_object_member(req, "data");
 		JsonObject *attrs = json_object_get_object_member(data, "attributes");
-		JsonArray *provided = json_object_get_array_member(attrs, "authentication_provided");
+		JsonArray *provided =
+		    json_object_get_array_member(attrs, "authentication_provided");
 		JsonObject *pop = json_array_get_object_element(provided, 0);
 		JsonObject *proof = json_object_get_object_member(pop, "data");
 		g_assert_cmpstr(json_object_get_string_member(attrs, "agent_id"), ==, AGENT_ID);
 		g_assert_cmpstr(json_object_get_string_member(proof, "message"), ==, "QVRURVNU");
 		g_assert_cmpstr(json_object_get_string_member(proof, "signature"), ==, "U0lH");
-		return respond(200,
-			       f->enrolled ? "session-pass-200.json" : "session-fail-200.json",
-			       NULL,
-			       -1);
+		return respond(
+		    200, f->enrolled ? "session-pass-200.json" : "session-fail-200.json", NULL, -1);
 	}
 	if (g_str_has_suffix(url, ATT_PATH) && g_strcmp0(method, "POST") == 0) {
 		g_autoptr(JsonObject) req = kl_json_parse_object(body, (gssize)body_len, NULL);
@@ -211,11 +217,11 @@ fake_peer(Fixture *f,
 		    json_object_get_object_member(req, "data"), "attributes");
 		JsonArray *supported = json_object_get_array_member(attrs, "evidence_supported");
 		g_assert_cmpuint(json_array_get_length(supported), ==, 3);
-		g_assert_cmpstr(json_object_get_string_member(
-				    json_object_get_object_member(attrs, "system_info"),
-				    "boot_time"),
-				==,
-				"2026-11-23T10:00:00Z");
+		g_assert_cmpstr(
+		    json_object_get_string_member(
+			json_object_get_object_member(attrs, "system_info"), "boot_time"),
+		    ==,
+		    "2026-11-23T10:00:00Z");
 		if (!authorized)
 			return respond(401, "errors-401.json", NULL, -1);
 		return respond(201, "attestation-201.json", f->default_location, -1);
@@ -228,13 +234,11 @@ fake_peer(Fixture *f,
 		JsonArray *collected = json_object_get_array_member(attrs, "evidence_collected");
 		g_assert_cmpuint(json_array_get_length(collected), ==, 3);
 		g_assert_cmpstr(json_object_get_string_member(
-				    json_array_get_object_element(collected, 0),
-				    "evidence_type"),
+				    json_array_get_object_element(collected, 0), "evidence_type"),
 				==,
 				"tpm_quote");
 		g_assert_cmpstr(json_object_get_string_member(
-				    json_array_get_object_element(collected, 2),
-				    "evidence_type"),
+				    json_array_get_object_element(collected, 2), "evidence_type"),
 				==,
 				"ima_log");
 		if (!authorized)
@@ -273,8 +277,8 @@ fake_transport(const gchar *method,
 /* ---- log capture (warnings are expected here, not fatal) ---- */
 
 static GMutex log_lock;
-static GPtrArray *log_lines;	  /* "LEVEL message" */
-static GPtrArray *expected_logs;  /* "LEVEL pattern" */
+static GPtrArray *log_lines;	 /* "LEVEL message" */
+static GPtrArray *expected_logs; /* "LEVEL pattern" */
 
 static const gchar *
 level_name(GLogLevelFlags level)
@@ -330,7 +334,8 @@ assert_expected_logs(void)
 		g_auto(GStrv) parts = g_strsplit(g_ptr_array_index(expected_logs, i), "\t", 2);
 		guint n = count_logged(parts[0], parts[1]);
 		if (n != 1)
-			g_test_message("expected one %s log line matching '%s'", parts[0], parts[1]);
+			g_test_message(
+			    "expected one %s log line matching '%s'", parts[0], parts[1]);
 		g_assert_cmpuint(n, ==, 1);
 	}
 	g_ptr_array_set_size(expected_logs, 0);
@@ -427,22 +432,21 @@ fake_collect(gpointer data, JsonObject *item, GCancellable *cancellable, GError 
 	if (g_strcmp0(type, "ima_log") == 0) {
 		JsonObject *params = json_object_get_object_member(item, "chosen_parameters");
 		g_assert_cmpint(json_object_get_int_member(params, "starting_offset"), ==, 0);
-		json_object_set_int_member(json_object_get_object_member(entry, "data"),
-					   "entry_count",
-					   12);
+		json_object_set_int_member(
+		    json_object_get_object_member(entry, "data"), "entry_count", 12);
 	}
 	return entry;
 }
 
 static const KlAgentSource fake_source = {
-    .get_ek_public = fake_ek_public,
-    .get_ek_cert = fake_ek_cert,
-    .get_ak_public = fake_ak_public,
-    .activate_credential = fake_activate,
-    .certify_ak = fake_certify,
-    .contribute_registration = fake_contribute,
-    .get_capabilities = fake_capabilities,
-    .collect = fake_collect,
+	.get_ek_public = fake_ek_public,
+	.get_ek_cert = fake_ek_cert,
+	.get_ak_public = fake_ak_public,
+	.activate_credential = fake_activate,
+	.certify_ak = fake_certify,
+	.contribute_registration = fake_contribute,
+	.get_capabilities = fake_capabilities,
+	.collect = fake_collect,
 };
 
 /* ---- harness ---- */
@@ -484,9 +488,9 @@ timeout_cb(gpointer user_data)
 static void
 fixture_setup(Fixture *f, gconstpointer data)
 {
-	KlHttpOptions ropts = {.name = "registrar", .timeout_ms = 1000};
-	KlHttpOptions vopts = {.name = "verifier", .timeout_ms = 1000};
-	const gchar *versions[] = {"default", NULL};
+	KlHttpOptions ropts = { .name = "registrar", .timeout_ms = 1000 };
+	KlHttpOptions vopts = { .name = "verifier", .timeout_ms = 1000 };
+	const gchar *versions[] = { "default", NULL };
 	g_autoptr(GError) error = NULL;
 
 	g_mutex_init(&f->lock);
@@ -513,8 +517,8 @@ fixture_setup(Fixture *f, gconstpointer data)
 	kl_http_set_transport(f->verifier_http, fake_transport, f);
 	f->registrar = kl_registrar_client_new(f->registrar_http, REGISTRAR, versions, &error);
 	g_assert_no_error(error);
-	f->verifier = kl_verifier_client_new(f->verifier_http, VERIFIER, "v3.0", AGENT_ID, FALSE,
-					     &error);
+	f->verifier =
+	    kl_verifier_client_new(f->verifier_http, VERIFIER, "v3.0", AGENT_ID, FALSE, &error);
 	g_assert_no_error(error);
 }
 
@@ -541,16 +545,16 @@ static void
 run_agent(Fixture *f, gboolean once, gint64 max_retries)
 {
 	KlAgentOptions options = {
-	    .agent_id = AGENT_ID,
-	    .contact_ip = "127.0.0.1",
-	    .contact_port = 9002,
-	    .boot_time = G_GINT64_CONSTANT(1795428000), /* 2026-11-23T10:00:00Z */
-	    .backoff_initial_ms = 1000,
-	    .backoff_max_ms = 600000,
-	    .backoff_max_retries = max_retries,
-	    .backoff_seed = 42,
-	    .attestation_interval_s = 60,
-	    .once = once,
+		.agent_id = AGENT_ID,
+		.contact_ip = "127.0.0.1",
+		.contact_port = 9002,
+		.boot_time = G_GINT64_CONSTANT(1795428000), /* 2026-11-23T10:00:00Z */
+		.backoff_initial_ms = 1000,
+		.backoff_max_ms = 600000,
+		.backoff_max_retries = max_retries,
+		.backoff_seed = 42,
+		.attestation_interval_s = 60,
+		.once = once,
 	};
 	guint timeout;
 
@@ -596,21 +600,21 @@ static void
 test_once_happy_path(Fixture *f, gconstpointer data)
 {
 	const gchar *expected[] = {
-	    "GET " REGISTRAR "/version",
-	    /* no GET /v3.0/ probe: "default" does not enable 3.0 */
-	    "POST " REGISTRAR "/v2.6/agents/" AGENT_ID,
-	    "PUT " REGISTRAR "/v2.6/agents/" AGENT_ID,
-	    "POST " VERIFIER "/v3.0/sessions",
-	    "PATCH " VERIFIER "/v3.0/sessions/" SESSION_ID,
-	    "POST " VERIFIER ATT_PATH,
-	    "PATCH " VERIFIER ATT_PATH "/0",
+		"GET " REGISTRAR "/version",
+		/* no GET /v3.0/ probe: "default" does not enable 3.0 */
+		"POST " REGISTRAR "/v2.6/agents/" AGENT_ID,
+		"PUT " REGISTRAR "/v2.6/agents/" AGENT_ID,
+		"POST " VERIFIER "/v3.0/sessions",
+		"PATCH " VERIFIER "/v3.0/sessions/" SESSION_ID,
+		"POST " VERIFIER ATT_PATH,
+		"PATCH " VERIFIER ATT_PATH "/0",
 	};
 	g_autoptr(GHashTable) ids = g_hash_table_new(g_str_hash, g_str_equal);
 
 	expect_log("INFO", "*registered and activated*");
 	expect_log("INFO",
-			      "attestation 1 submitted: tpm_quote, uefi_log, ima_log (12 new "
-			      "entries) in * ms; next in 2 s");
+		   "attestation 1 submitted: tpm_quote, uefi_log, ima_log (12 new "
+		   "entries) in * ms; next in 2 s");
 	run_agent(f, TRUE, 5);
 	assert_expected_logs();
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
@@ -657,8 +661,13 @@ test_continuous_reuses_token(Fixture *f, gconstpointer data)
 static void
 test_registrar_403_fatal(Fixture *f, gconstpointer data)
 {
-	fixture_script(f, "POST", "/v2.6/agents/", 403,
-		       "{\"code\":403,\"status\":\"Forbidden\",\"results\":{}}", NULL, -1);
+	fixture_script(f,
+		       "POST",
+		       "/v2.6/agents/",
+		       403,
+		       "{\"code\":403,\"status\":\"Forbidden\",\"results\":{}}",
+		       NULL,
+		       -1);
 	expect_log("WARNING", "*refused agent*regdelete*");
 	run_agent(f, FALSE, 5);
 	assert_expected_logs();
@@ -700,8 +709,7 @@ test_phase1_401_reauth_immediately(Fixture *f, gconstpointer data)
 	/* answers are consumed in order: the first POST passes through (scripted 201) */
 	fixture_script(f, "POST", ATT_PATH, 201, "attestation-201.json", ATT_PATH "/0", -1);
 	fixture_script(f, "POST", ATT_PATH, 401, "errors-401.json", NULL, -1);
-	expect_log("MESSAGE",
-			      "*HTTP 401: Authentication token expired*authenticating again");
+	expect_log("MESSAGE", "*HTTP 401: Authentication token expired*authenticating again");
 	run_agent(f, FALSE, 5);
 	assert_expected_logs();
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
@@ -736,8 +744,8 @@ test_phase1_404_not_enrolled(Fixture *f, gconstpointer data)
 	fixture_script(f, "POST", ATT_PATH, 404, "{\"errors\":[{\"status\":\"404\"}]}", NULL, -1);
 	fixture_script(f, "POST", ATT_PATH, 404, "{\"errors\":[{\"status\":\"404\"}]}", NULL, -1);
 	expect_log("MESSAGE",
-			      "agent " AGENT_ID " is not enrolled at the verifier: enroll it with "
-			      "keylime_tenant -c add --push-model -u " AGENT_ID "*");
+		   "agent " AGENT_ID " is not enrolled at the verifier: enroll it with "
+		   "keylime_tenant -c add --push-model -u " AGENT_ID "*");
 	run_agent(f, TRUE, 5);
 	/* logged once (the second time at debug level) */
 	assert_expected_logs();
@@ -766,9 +774,9 @@ test_phase1_422_logs_detail(Fixture *f, gconstpointer data)
 {
 	fixture_script(f, "POST", ATT_PATH, 422, "errors-422.json", NULL, -1);
 	expect_log("MESSAGE",
-			      "offering capabilities: the verifier answered HTTP 422: Attribute "
-			      "'evidence' must contain at least the PCRs requested "
-			      "(invalid_resource_data); retrying in 1.0 s");
+		   "offering capabilities: the verifier answered HTTP 422: Attribute "
+		   "'evidence' must contain at least the PCRs requested "
+		   "(invalid_resource_data); retrying in 1.0 s");
 	run_agent(f, TRUE, 5);
 	assert_expected_logs();
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
@@ -795,12 +803,42 @@ test_retry_after_ignored_on_500(Fixture *f, gconstpointer data)
 }
 
 static void
+test_retry_cap_follows_verifier_cadence(Fixture *f, gconstpointer data)
+{
+	guint64 longest = 0;
+
+	/* one accepted attestation (the verifier asks for 2 s), then 6 failures */
+	fixture_script(f, "PATCH", ATT_PATH "/", 202, "attestation-202.json", NULL, -1);
+	for (guint i = 0; i < 6; i++)
+		fixture_script(f, "PATCH", ATT_PATH "/", 500, "", NULL, -1);
+	f->stop_after = 2;
+	run_agent(f, FALSE, 10);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(kl_agent_get_attestation_count(f->agent), ==, 2);
+	/*
+	 * backoff from 1 s doubling would reach 32 s by the 6th failure; the
+	 * verifier times an agent out after 5 intervals (10 s), so no retry may
+	 * wait longer than 4 intervals (8 s)
+	 */
+	for (guint i = 0; i < f->delays->len; i++) {
+		longest = MAX(longest, delay_at(f, i));
+	}
+	g_assert_cmpuint(longest, <=, 8000);
+	g_assert_cmpuint(longest, >, 2000);
+}
+
+static void
 test_malformed_201_backs_off(Fixture *f, gconstpointer data)
 {
 	fixture_script(f, "POST", ATT_PATH, 201, "{\"data\": [", ATT_PATH "/0", -1);
-	fixture_script(f, "POST", ATT_PATH, 201,
-		       "{\"data\":{\"attributes\":{\"evidence_requested\":[{\"evidence_type\":1}]}}}",
-		       ATT_PATH "/0", -1);
+	fixture_script(
+	    f,
+	    "POST",
+	    ATT_PATH,
+	    201,
+	    "{\"data\":{\"attributes\":{\"evidence_requested\":[{\"evidence_type\":1}]}}}",
+	    ATT_PATH "/0",
+	    -1);
 	run_agent(f, TRUE, 5);
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER ATT_PATH), ==, 3);
@@ -810,13 +848,18 @@ test_malformed_201_backs_off(Fixture *f, gconstpointer data)
 static void
 test_phase1_403_keeps_token(Fixture *f, gconstpointer data)
 {
-	fixture_script(f, "POST", ATT_PATH, 403,
+	fixture_script(f,
+		       "POST",
+		       ATT_PATH,
+		       403,
 		       "{\"errors\":[{\"detail\":\"Action submit_attestation requires agent "
 		       "authentication (PoP token)\"}]}",
-		       NULL, -1);
-	expect_log("MESSAGE", "offering capabilities: the verifier answered HTTP 403: Action "
-			      "submit_attestation requires agent authentication (PoP token); "
-			      "retrying in 1.0 s");
+		       NULL,
+		       -1);
+	expect_log("MESSAGE",
+		   "offering capabilities: the verifier answered HTTP 403: Action "
+		   "submit_attestation requires agent authentication (PoP token); "
+		   "retrying in 1.0 s");
 	run_agent(f, TRUE, 5);
 	assert_expected_logs();
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
@@ -829,9 +872,13 @@ test_phase1_403_keeps_token(Fixture *f, gconstpointer data)
 static void
 test_phase2_403_restarts_phase1(Fixture *f, gconstpointer data)
 {
-	fixture_script(f, "PATCH", ATT_PATH "/", 403,
+	fixture_script(f,
+		       "PATCH",
+		       ATT_PATH "/",
+		       403,
 		       "{\"errors\":[{\"code\":\"challenges_expired\",\"detail\":\"expired\"}]}",
-		       NULL, -1);
+		       NULL,
+		       -1);
 	run_agent(f, TRUE, 5);
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER ATT_PATH), ==, 2);
@@ -857,8 +904,7 @@ static void
 test_collect_failure_sends_nothing(Fixture *f, gconstpointer data)
 {
 	f->collect_fails = TRUE;
-	expect_log("MESSAGE",
-			      "*cannot collect the requested uefi_log evidence*log vanished*");
+	expect_log("MESSAGE", "*cannot collect the requested uefi_log evidence*log vanished*");
 	expect_log("WARNING", "*giving up*");
 	run_agent(f, TRUE, 1);
 	assert_expected_logs();
@@ -889,20 +935,28 @@ test_location_without_v(Fixture *f, gconstpointer data)
 	f->default_location = g_strdup("/3/agents/" AGENT_ID "/attestations/5");
 	run_agent(f, TRUE, 5);
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
-	g_assert_cmpint(find_request(f, "PATCH " VERIFIER "/v3/agents/" AGENT_ID "/attestations/5",
-				     0),
-			>=,
-			0);
+	g_assert_cmpint(
+	    find_request(f, "PATCH " VERIFIER "/v3/agents/" AGENT_ID "/attestations/5", 0), >=, 0);
 }
 
 static void
 test_next_attestation_clamped(Fixture *f, gconstpointer data)
 {
 	f->stop_after = 3;
-	fixture_script(f, "PATCH", ATT_PATH "/", 202,
-		       "{\"meta\":{\"seconds_to_next_attestation\":0}}", NULL, -1);
-	fixture_script(f, "PATCH", ATT_PATH "/", 202,
-		       "{\"meta\":{\"seconds_to_next_attestation\":99999999}}", NULL, -1);
+	fixture_script(f,
+		       "PATCH",
+		       ATT_PATH "/",
+		       202,
+		       "{\"meta\":{\"seconds_to_next_attestation\":0}}",
+		       NULL,
+		       -1);
+	fixture_script(f,
+		       "PATCH",
+		       ATT_PATH "/",
+		       202,
+		       "{\"meta\":{\"seconds_to_next_attestation\":99999999}}",
+		       NULL,
+		       -1);
 	fixture_script(f, "PATCH", ATT_PATH "/", 202, "{}", NULL, -1);
 	run_agent(f, FALSE, 5);
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
@@ -979,10 +1033,10 @@ static void
 test_free_during_step(Fixture *f, gconstpointer data)
 {
 	KlAgentOptions options = {
-	    .agent_id = AGENT_ID,
-	    .backoff_initial_ms = 1000,
-	    .backoff_max_ms = 1000,
-	    .attestation_interval_s = 60,
+		.agent_id = AGENT_ID,
+		.backoff_initial_ms = 1000,
+		.backoff_max_ms = 1000,
+		.attestation_interval_s = 60,
 	};
 
 	/* the owner frees the agent while a request is in flight (no stop, no done) */
@@ -1022,6 +1076,7 @@ main(int argc, char **argv)
 	ADD("/agent/phase1-422-logs-detail", test_phase1_422_logs_detail);
 	ADD("/agent/phase1-429-retry-after", test_phase1_429_retry_after);
 	ADD("/agent/retry-after-ignored-on-500", test_retry_after_ignored_on_500);
+	ADD("/agent/retry-cap-follows-verifier-cadence", test_retry_cap_follows_verifier_cadence);
 	ADD("/agent/malformed-201", test_malformed_201_backs_off);
 	ADD("/agent/phase1-403-keeps-token", test_phase1_403_keeps_token);
 	ADD("/agent/phase2-403-restarts-phase1", test_phase2_403_restarts_phase1);

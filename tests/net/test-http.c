@@ -20,13 +20,13 @@ test_origin(void)
 		const gchar *url;
 		const gchar *origin;
 	} cases[] = {
-	    {"https://Verifier.Example:8881/v3.0/x", "https://verifier.example:8881"},
-	    {"https://verifier.example/x", "https://verifier.example:443"},
-	    {"http://127.0.0.1/x", "http://127.0.0.1:80"},
-	    {"https://[::1]:8881/", "https://[::1]:8881"},
-	    {"/relative/path", NULL},
-	    {"ftp://host/x", NULL},
-	    {"not a url", NULL},
+		{ "https://Verifier.Example:8881/v3.0/x", "https://verifier.example:8881" },
+		{ "https://verifier.example/x", "https://verifier.example:443" },
+		{ "http://127.0.0.1/x", "http://127.0.0.1:80" },
+		{ "https://[::1]:8881/", "https://[::1]:8881" },
+		{ "/relative/path", NULL },
+		{ "ftp://host/x", NULL },
+		{ "not a url", NULL },
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -43,16 +43,18 @@ test_resolve_location(void)
 		const gchar *location;
 		const gchar *resolved; /* NULL: rejected */
 	} cases[] = {
-	    {"/v3.0/agents/a/attestations/1", "https://127.0.0.1:8881/v3.0/agents/a/attestations/1"},
-	    {"/3/agents/a/attestations/0", "https://127.0.0.1:8881/3/agents/a/attestations/0"},
-	    {"https://127.0.0.1:8881/v3/agents/a/attestations/2",
-	     "https://127.0.0.1:8881/v3/agents/a/attestations/2"},
-	    {"https://evil.example:8881/v3/agents/a/attestations/2", NULL},
-	    {"https://127.0.0.1:9999/v3/agents/a/attestations/2", NULL},
-	    {"http://127.0.0.1:8881/v3/agents/a/attestations/2", NULL},
-	    {"//evil.example/v3/agents/a/attestations/2", NULL},
-	    {"/v3/agents/a\r\nX-Injected: 1", NULL},
-	    {"", NULL},
+		{ "/v3.0/agents/a/attestations/1",
+		  "https://127.0.0.1:8881/v3.0/agents/a/attestations/1" },
+		{ "/3/agents/a/attestations/0",
+		  "https://127.0.0.1:8881/3/agents/a/attestations/0" },
+		{ "https://127.0.0.1:8881/v3/agents/a/attestations/2",
+		  "https://127.0.0.1:8881/v3/agents/a/attestations/2" },
+		{ "https://evil.example:8881/v3/agents/a/attestations/2", NULL },
+		{ "https://127.0.0.1:9999/v3/agents/a/attestations/2", NULL },
+		{ "http://127.0.0.1:8881/v3/agents/a/attestations/2", NULL },
+		{ "//evil.example/v3/agents/a/attestations/2", NULL },
+		{ "/v3/agents/a\r\nX-Injected: 1", NULL },
+		{ "", NULL },
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -73,12 +75,10 @@ test_retry_after(void)
 	/* Sun, 06 Nov 1994 08:49:37 GMT = 784111777 */
 	g_assert_cmpint(kl_http_parse_retry_after("120", 0), ==, 120);
 	g_assert_cmpint(kl_http_parse_retry_after(" 0 ", 0), ==, 0);
-	g_assert_cmpint(kl_http_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111777 - 30),
-			==,
-			30);
-	g_assert_cmpint(kl_http_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111777 + 30),
-			==,
-			0);
+	g_assert_cmpint(
+	    kl_http_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111777 - 30), ==, 30);
+	g_assert_cmpint(
+	    kl_http_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111777 + 30), ==, 0);
 	g_assert_cmpint(kl_http_parse_retry_after("soon", 0), ==, -1);
 	g_assert_cmpint(kl_http_parse_retry_after("-5", 0), ==, -1);
 	g_assert_cmpint(kl_http_parse_retry_after("", 0), ==, -1);
@@ -135,12 +135,12 @@ send_to(KlHttp *http, const gchar *url, gboolean authorize)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KlHttpResponse) response = NULL;
 	KlHttpRequest request = {
-	    .method = "POST",
-	    .url = url,
-	    .content_type = "application/vnd.api+json",
-	    .body = "{}",
-	    .body_len = 2,
-	    .authorize = authorize,
+		.method = "POST",
+		.url = url,
+		.content_type = "application/vnd.api+json",
+		.body = "{}",
+		.body_len = 2,
+		.authorize = authorize,
 	};
 
 	response = kl_http_send(http, &request, NULL, &error);
@@ -152,10 +152,10 @@ send_to(KlHttp *http, const gchar *url, gboolean authorize)
 static void
 test_token_scope(void)
 {
-	KlHttpOptions options = {.name = "verifier"};
+	KlHttpOptions options = { .name = "verifier" };
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KlHttp) http = kl_http_new(&options, &error);
-	Seen seen = {0};
+	Seen seen = { 0 };
 	g_autofree gchar *first_id = NULL;
 
 	g_assert_no_error(error);
@@ -244,7 +244,8 @@ server_thread(gpointer data)
 		out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
 		for (;;) {
 			gsize length = 0;
-			g_autofree gchar *head = server_read_request(in, server->cancellable, &length);
+			g_autofree gchar *head =
+			    server_read_request(in, server->cancellable, &length);
 			g_autofree gchar *body = NULL;
 			g_autofree gchar *reply = NULL;
 			const gchar *answer = "{\"ok\":true}";
@@ -253,8 +254,8 @@ server_thread(gpointer data)
 				break;
 			body = g_malloc0(length + 1);
 			if (length > 0 &&
-			    !g_input_stream_read_all(G_INPUT_STREAM(in), body, length, NULL,
-						     server->cancellable, NULL))
+			    !g_input_stream_read_all(
+				G_INPUT_STREAM(in), body, length, NULL, server->cancellable, NULL))
 				break;
 			g_mutex_lock(&server->lock);
 			g_ptr_array_add(server->requests, g_strdup_printf("%s\n%s", head, body));
@@ -273,8 +274,8 @@ server_thread(gpointer data)
 						"\r\n%s",
 						strlen(answer),
 						answer);
-			if (!g_output_stream_write_all(out, reply, strlen(reply), NULL,
-						       server->cancellable, NULL))
+			if (!g_output_stream_write_all(
+				out, reply, strlen(reply), NULL, server->cancellable, NULL))
 				break;
 		}
 	}
@@ -294,8 +295,13 @@ server_start(gboolean silent)
 	server->silent = silent;
 	server->cancellable = g_cancellable_new();
 	server->listener = g_socket_listener_new();
-	g_socket_listener_add_address(server->listener, address, G_SOCKET_TYPE_STREAM,
-				      G_SOCKET_PROTOCOL_TCP, NULL, &effective, &error);
+	g_socket_listener_add_address(server->listener,
+				      address,
+				      G_SOCKET_TYPE_STREAM,
+				      G_SOCKET_PROTOCOL_TCP,
+				      NULL,
+				      &effective,
+				      &error);
 	g_assert_no_error(error);
 	server->port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(effective));
 	server->thread = g_thread_new("http-server", server_thread, server);
@@ -319,24 +325,24 @@ static void
 test_curl_keepalive_and_headers(void)
 {
 	Server *server = server_start(FALSE);
-	KlHttpOptions options = {.name = "verifier", .timeout_ms = 5000};
+	KlHttpOptions options = { .name = "verifier", .timeout_ms = 5000 };
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KlHttp) http = kl_http_new(&options, &error);
 	g_autofree gchar *url =
 	    g_strdup_printf("http://127.0.0.1:%u/v3.0/agents/a/attestations", server->port);
-	const gchar *methods[] = {"POST", "PATCH", "GET"};
+	const gchar *methods[] = { "POST", "PATCH", "GET" };
 
 	g_assert_no_error(error);
 	kl_http_set_bearer_token(http, url, "tok.secret");
 	for (guint i = 0; i < G_N_ELEMENTS(methods); i++) {
 		g_autoptr(KlHttpResponse) response = NULL;
 		KlHttpRequest request = {
-		    .method = methods[i],
-		    .url = url,
-		    .content_type = "application/vnd.api+json",
-		    .body = g_strcmp0(methods[i], "GET") == 0 ? NULL : "{\"data\":1}",
-		    .body_len = g_strcmp0(methods[i], "GET") == 0 ? 0 : 10,
-		    .authorize = TRUE,
+			.method = methods[i],
+			.url = url,
+			.content_type = "application/vnd.api+json",
+			.body = g_strcmp0(methods[i], "GET") == 0 ? NULL : "{\"data\":1}",
+			.body_len = g_strcmp0(methods[i], "GET") == 0 ? 0 : 10,
+			.authorize = TRUE,
 		};
 		gsize len = 0;
 
@@ -358,8 +364,8 @@ test_curl_keepalive_and_headers(void)
 	g_assert_true(g_str_has_prefix(g_ptr_array_index(server->requests, 1),
 				       "PATCH /v3.0/agents/a/attestations HTTP/1.1\n"));
 	g_assert_true(g_str_has_suffix(g_ptr_array_index(server->requests, 1), "\n{\"data\":1}"));
-	g_assert_nonnull(strstr(g_ptr_array_index(server->requests, 1),
-				"Authorization: Bearer tok.secret\n"));
+	g_assert_nonnull(
+	    strstr(g_ptr_array_index(server->requests, 1), "Authorization: Bearer tok.secret\n"));
 	g_assert_nonnull(strstr(g_ptr_array_index(server->requests, 1),
 				"Content-Type: application/vnd.api+json\n"));
 	g_assert_nonnull(strstr(g_ptr_array_index(server->requests, 1), "X-Request-ID: "));
@@ -371,11 +377,11 @@ static void
 test_curl_timeout(void)
 {
 	Server *server = server_start(TRUE);
-	KlHttpOptions options = {.name = "registrar", .timeout_ms = 300};
+	KlHttpOptions options = { .name = "registrar", .timeout_ms = 300 };
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KlHttp) http = kl_http_new(&options, &error);
 	g_autofree gchar *url = g_strdup_printf("http://127.0.0.1:%u/version", server->port);
-	KlHttpRequest request = {.method = "GET", .url = url};
+	KlHttpRequest request = { .method = "GET", .url = url };
 	g_autoptr(KlHttpResponse) response = NULL;
 	gint64 start = g_get_monotonic_time();
 
@@ -406,12 +412,12 @@ static void
 test_curl_cancel(void)
 {
 	Server *server = server_start(TRUE);
-	KlHttpOptions options = {.name = "verifier", .timeout_ms = 30000};
+	KlHttpOptions options = { .name = "verifier", .timeout_ms = 30000 };
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KlHttp) http = kl_http_new(&options, &error);
 	g_autoptr(GCancellable) cancellable = g_cancellable_new();
 	g_autofree gchar *url = g_strdup_printf("http://127.0.0.1:%u/x", server->port);
-	KlHttpRequest request = {.method = "GET", .url = url};
+	KlHttpRequest request = { .method = "GET", .url = url };
 	g_autoptr(KlHttpResponse) response = NULL;
 	gint64 start = g_get_monotonic_time();
 	GThread *thread = g_thread_new("cancel", cancel_thread, cancellable);
@@ -427,11 +433,11 @@ test_curl_cancel(void)
 static void
 test_curl_refused(void)
 {
-	KlHttpOptions options = {.name = "registrar", .timeout_ms = 2000};
+	KlHttpOptions options = { .name = "registrar", .timeout_ms = 2000 };
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KlHttp) http = kl_http_new(&options, &error);
 	/* port 1 on loopback: nothing listens */
-	KlHttpRequest request = {.method = "GET", .url = "http://127.0.0.1:1/version"};
+	KlHttpRequest request = { .method = "GET", .url = "http://127.0.0.1:1/version" };
 	g_autoptr(KlHttpResponse) response = kl_http_send(http, &request, NULL, &error);
 
 	g_assert_null(response);
@@ -439,16 +445,14 @@ test_curl_refused(void)
 	g_assert_nonnull(strstr(error->message, "registrar"));
 }
 
-
 /* ---- TLS: the CA file is the only anchor, insecure switches, host names ---- */
 
 static gboolean
 run_openssl(const gchar *dir, GError **error, ...)
 {
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
-	g_autoptr(GSubprocessLauncher) launcher =
-	    g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
-				      G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
+	    G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE);
 	g_autoptr(GSubprocess) proc = NULL;
 	va_list args;
 	const gchar *arg;
@@ -500,14 +504,14 @@ tls_get(const gchar *url,
 	GError **error)
 {
 	KlHttpOptions options = {
-	    .name = "verifier",
-	    .ca_file = ca_file,
-	    .accept_invalid_certs = invalid_certs,
-	    .accept_invalid_hostnames = invalid_hostnames,
-	    .timeout_ms = 5000,
+		.name = "verifier",
+		.ca_file = ca_file,
+		.accept_invalid_certs = invalid_certs,
+		.accept_invalid_hostnames = invalid_hostnames,
+		.timeout_ms = 5000,
 	};
 	g_autoptr(KlHttp) http = kl_http_new(&options, error);
-	KlHttpRequest request = {.method = "GET", .url = url};
+	KlHttpRequest request = { .method = "GET", .url = url };
 
 	return kl_http_send(http, &request, NULL, error);
 }
@@ -533,31 +537,92 @@ test_curl_tls(void)
 		return;
 	}
 	g_assert_true(g_file_set_contents(ext, "subjectAltName=IP:127.0.0.1\n", -1, NULL));
-	g_assert_true(run_openssl(dir, &error, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-				  "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=kl test CA",
-				  "-days", "2", NULL));
+	g_assert_true(run_openssl(dir,
+				  &error,
+				  "req",
+				  "-x509",
+				  "-newkey",
+				  "rsa:2048",
+				  "-nodes",
+				  "-keyout",
+				  "ca.key",
+				  "-out",
+				  "ca.crt",
+				  "-subj",
+				  "/CN=kl test CA",
+				  "-days",
+				  "2",
+				  NULL));
 	g_assert_no_error(error);
-	g_assert_true(run_openssl(dir, &error, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-				  "-keyout", "other.key", "-out", "other.crt", "-subj",
-				  "/CN=kl other CA", "-days", "2", NULL));
-	g_assert_true(run_openssl(dir, &error, "req", "-newkey", "rsa:2048", "-nodes", "-keyout",
-				  "srv.key", "-out", "srv.csr", "-subj", "/CN=kl server", NULL));
-	g_assert_true(run_openssl(dir, &error, "x509", "-req", "-in", "srv.csr", "-CA", "ca.crt",
-				  "-CAkey", "ca.key", "-CAcreateserial", "-out", "srv.crt", "-days",
-				  "2", "-extfile", "ext.cnf", NULL));
+	g_assert_true(run_openssl(dir,
+				  &error,
+				  "req",
+				  "-x509",
+				  "-newkey",
+				  "rsa:2048",
+				  "-nodes",
+				  "-keyout",
+				  "other.key",
+				  "-out",
+				  "other.crt",
+				  "-subj",
+				  "/CN=kl other CA",
+				  "-days",
+				  "2",
+				  NULL));
+	g_assert_true(run_openssl(dir,
+				  &error,
+				  "req",
+				  "-newkey",
+				  "rsa:2048",
+				  "-nodes",
+				  "-keyout",
+				  "srv.key",
+				  "-out",
+				  "srv.csr",
+				  "-subj",
+				  "/CN=kl server",
+				  NULL));
+	g_assert_true(run_openssl(dir,
+				  &error,
+				  "x509",
+				  "-req",
+				  "-in",
+				  "srv.csr",
+				  "-CA",
+				  "ca.crt",
+				  "-CAkey",
+				  "ca.key",
+				  "-CAcreateserial",
+				  "-out",
+				  "srv.crt",
+				  "-days",
+				  "2",
+				  "-extfile",
+				  "ext.cnf",
+				  NULL));
 	g_assert_no_error(error);
 
 	port = free_port();
 	accept = g_strdup_printf("127.0.0.1:%u", port);
 	{
-		g_autoptr(GSubprocessLauncher) launcher =
-		    g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
-					      G_SUBPROCESS_FLAGS_STDERR_SILENCE |
-					      G_SUBPROCESS_FLAGS_STDIN_PIPE);
+		g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
+		    G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE |
+		    G_SUBPROCESS_FLAGS_STDIN_PIPE);
 		g_subprocess_launcher_set_cwd(launcher, dir);
-		server = g_subprocess_launcher_spawn(launcher, &error, "openssl", "s_server",
-						     "-accept", accept, "-cert", "srv.crt", "-key",
-						     "srv.key", "-www", "-quiet", NULL);
+		server = g_subprocess_launcher_spawn(launcher,
+						     &error,
+						     "openssl",
+						     "s_server",
+						     "-accept",
+						     accept,
+						     "-cert",
+						     "srv.crt",
+						     "-key",
+						     "srv.key",
+						     "-www",
+						     "-quiet",
+						     NULL);
 	}
 	g_assert_no_error(error);
 	g_assert_true(wait_port(port));

@@ -10,6 +10,7 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #define AGENT_ID "d432fbb3-d2f1-4a97-9ef7-75bd81c0e001"
 
@@ -50,8 +51,8 @@ registrar_thread(gpointer data)
 			request = g_data_input_stream_read_line(in, NULL, reg->cancellable, NULL);
 			if (request == NULL)
 				break;
-			while ((line = g_data_input_stream_read_line(in, NULL, reg->cancellable,
-								     NULL)) != NULL) {
+			while ((line = g_data_input_stream_read_line(
+				    in, NULL, reg->cancellable, NULL)) != NULL) {
 				g_strchomp(line);
 				if (g_ascii_strncasecmp(line, "Content-Length:", 15) == 0)
 					length = (gsize)g_ascii_strtoull(line + 15, NULL, 10);
@@ -62,8 +63,9 @@ registrar_thread(gpointer data)
 				g_free(line);
 			}
 			body = g_malloc0(length + 1);
-			if (length > 0 && !g_input_stream_read_all(G_INPUT_STREAM(in), body, length,
-								   NULL, reg->cancellable, NULL))
+			if (length > 0 &&
+			    !g_input_stream_read_all(
+				G_INPUT_STREAM(in), body, length, NULL, reg->cancellable, NULL))
 				break;
 			if (g_str_has_prefix(request, "GET /version ")) {
 				status = 200;
@@ -78,11 +80,14 @@ registrar_thread(gpointer data)
 				status = 404;
 				answer = "{}";
 			}
-			reply = g_strdup_printf("HTTP/1.1 %u X\r\nContent-Type: application/json\r\n"
-						"Content-Length: %zu\r\n\r\n%s",
-						status, strlen(answer), answer);
-			if (!g_output_stream_write_all(out, reply, strlen(reply), NULL,
-						       reg->cancellable, NULL))
+			reply =
+			    g_strdup_printf("HTTP/1.1 %u X\r\nContent-Type: application/json\r\n"
+					    "Content-Length: %zu\r\n\r\n%s",
+					    status,
+					    strlen(answer),
+					    answer);
+			if (!g_output_stream_write_all(
+				out, reply, strlen(reply), NULL, reg->cancellable, NULL))
 				break;
 		}
 	}
@@ -99,8 +104,13 @@ registrar_start(void)
 
 	reg->cancellable = g_cancellable_new();
 	reg->listener = g_socket_listener_new();
-	g_socket_listener_add_address(reg->listener, address, G_SOCKET_TYPE_STREAM,
-				      G_SOCKET_PROTOCOL_TCP, NULL, &effective, &error);
+	g_socket_listener_add_address(reg->listener,
+				      address,
+				      G_SOCKET_TYPE_STREAM,
+				      G_SOCKET_PROTOCOL_TCP,
+				      NULL,
+				      &effective,
+				      &error);
 	g_assert_no_error(error);
 	reg->port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(effective));
 	reg->thread = g_thread_new("registrar", registrar_thread, reg);
@@ -186,8 +196,8 @@ static GSubprocess *
 agent_spawn(GError **error, ...)
 {
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
-	g_autoptr(GSubprocessLauncher) launcher =
-	    g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
+	    G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
 	const gchar *arg;
 	va_list args;
 
@@ -246,8 +256,14 @@ test_plain_http_verifier_refused(void)
 		return;
 
 	setup_new(&s, 1, NULL);
-	proc = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--once", "--verifier-url",
-			   "http://127.0.0.1:1", NULL);
+	proc = agent_spawn(&error,
+			   "--config",
+			   s.conf,
+			   "--avoid-tpm",
+			   "--once",
+			   "--verifier-url",
+			   "http://127.0.0.1:1",
+			   NULL);
 	g_assert_cmpint(agent_finish(proc, &out, &err), ==, 3);
 	g_assert_nonnull(strstr(err, "plain http"));
 	setup_clear(&s);
@@ -283,8 +299,8 @@ test_check_report(void)
 
 	/* KEYLIME_AGENT_<OPTION> applies on top of --config */
 	g_setenv("KEYLIME_AGENT_CONTACT_PORT", "4242", TRUE);
-	insecure = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--check", "--insecure",
-			       NULL);
+	insecure =
+	    agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--check", "--insecure", NULL);
 	g_unsetenv("KEYLIME_AGENT_CONTACT_PORT");
 	g_assert_cmpint(agent_finish(insecure, &out, &err), ==, 0);
 	g_assert_nonnull(strstr(out, "4242"));
@@ -386,6 +402,69 @@ test_no_plugin_exit_6(void)
 	setup_clear(&s);
 }
 
+/* uid of a running process, from /proc/<pid>/status; -1 if unknown */
+static gint64
+proc_uid(const gchar *pid)
+{
+	g_autofree gchar *path = g_strdup_printf("/proc/%s/status", pid);
+	g_autofree gchar *text = NULL;
+	const gchar *line;
+
+	if (!g_file_get_contents(path, &text, NULL, NULL))
+		return -1;
+	line = strstr(text, "\nUid:");
+	if (line == NULL)
+		return -1;
+	return g_ascii_strtoll(line + 5, NULL, 10);
+}
+
+static void
+test_run_as(void)
+{
+	Setup s;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSubprocess) proc = NULL;
+	g_autoptr(GSubprocess) bad = NULL;
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autofree gchar *pid = NULL;
+	gint64 uid = -1;
+
+	if (!have_plugin())
+		return;
+	if (geteuid() != 0) {
+		g_test_skip("dropping privileges needs root");
+		return;
+	}
+
+	/* an operator-set run_as that cannot work is a configuration error */
+	setup_new(&s, 1, "exponential_backoff_max_retries = 5\nrun_as = \"kl-no-such-user:nogroup\"\n");
+	bad = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", NULL);
+	g_assert_no_error(error);
+	g_assert_cmpint(agent_finish(bad, &out, &err), ==, 3);
+	g_assert_nonnull(strstr(err, "kl-no-such-user"));
+	setup_clear(&s);
+	g_clear_pointer(&out, g_free);
+	g_clear_pointer(&err, g_free);
+
+	/* the agent really runs as nobody once the TPM and the plugins are open */
+	setup_new(&s, 1, "exponential_backoff_max_retries = 5\nrun_as = \"nobody:nogroup\"\n");
+	proc = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", NULL);
+	g_assert_no_error(error);
+	pid = g_strdup(g_subprocess_get_identifier(proc));
+	for (guint i = 0; i < 100; i++) {
+		uid = proc_uid(pid);
+		if (uid > 0)
+			break;
+		g_usleep(50 * 1000);
+	}
+	g_subprocess_send_signal(proc, SIGTERM);
+	g_assert_cmpint(agent_finish(proc, &out, &err), ==, 0);
+	g_assert_cmpint(uid, ==, 65534);
+	g_assert_nonnull(strstr(err, "running as nobody:nogroup"));
+	setup_clear(&s);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -401,5 +480,6 @@ main(int argc, char **argv)
 	g_test_add_func("/main/registrar-403-exit-5", test_registrar_403_exit_5);
 	g_test_add_func("/main/once-gives-up-exit-7", test_once_gives_up_exit_7);
 	g_test_add_func("/main/sigterm-and-sighup", test_sigterm_and_sighup);
+	g_test_add_func("/main/run-as", test_run_as);
 	return g_test_run();
 }

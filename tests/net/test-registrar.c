@@ -20,7 +20,8 @@ test_auth_tag_vector(void)
 	g_autofree gchar *tag =
 	    kl_registrar_compute_auth_tag(secret, "d432fbb3-d2f1-4a97-9ef7-75bd81c00000");
 
-	g_assert_cmpstr(tag, ==,
+	g_assert_cmpstr(tag,
+			==,
 			"5722855ab92301434883bdfc0d1810450154c06bdeaa1b3ffe1f7fcaabca3575"
 			"6506b94d53773738c43cf9a866ad3f0e");
 }
@@ -28,10 +29,10 @@ test_auth_tag_vector(void)
 static void
 test_parse_versions(void)
 {
-	const gchar *def[] = {"default", NULL};
-	const gchar *latest[] = {"latest", NULL};
-	const gchar *list[] = {"2.6, v2.4", "2.5", NULL};
-	const gchar *bad[] = {"1.0", NULL};
+	const gchar *def[] = { "default", NULL };
+	const gchar *latest[] = { "latest", NULL };
+	const gchar *list[] = { "2.6, v2.4", "2.5", NULL };
+	const gchar *bad[] = { "1.0", NULL };
 	g_autoptr(GError) error = NULL;
 	g_auto(GStrv) a = kl_registrar_parse_versions(def, &error);
 	g_auto(GStrv) b = kl_registrar_parse_versions(latest, &error);
@@ -54,12 +55,13 @@ test_parse_versions(void)
 static void
 test_choose_version(void)
 {
-	const gchar *def[] = {"2.1", "2.2", "2.3", "2.4", "2.5", "2.6", NULL};
-	const gchar *latest[] = {"2.1", "2.2", "2.3", "2.4", "2.5", "2.6", "3.0", NULL};
-	const gchar *old[] = {"2.1", "2.2", NULL};
-	const gchar *server[] = {"1.0", "2.0", "2.1", "2.2", "2.3", "2.4", "2.5", "2.6", "3.0", NULL};
-	const gchar *server_old[] = {"2.0", "2.1", "2.2", "2.3", NULL};
-	const gchar *server_v1[] = {"1.0", NULL};
+	const gchar *def[] = { "2.1", "2.2", "2.3", "2.4", "2.5", "2.6", NULL };
+	const gchar *latest[] = { "2.1", "2.2", "2.3", "2.4", "2.5", "2.6", "3.0", NULL };
+	const gchar *old[] = { "2.1", "2.2", NULL };
+	const gchar *server[] = { "1.0", "2.0", "2.1", "2.2", "2.3",
+				  "2.4", "2.5", "2.6", "3.0", NULL };
+	const gchar *server_old[] = { "2.0", "2.1", "2.2", "2.3", NULL };
+	const gchar *server_v1[] = { "1.0", NULL };
 	const struct {
 		const gchar *const *enabled;
 		const gchar *current;
@@ -67,17 +69,17 @@ test_choose_version(void)
 		gboolean v3;
 		const gchar *chosen;
 	} cases[] = {
-	    {def, "2.6", server, FALSE, "2.6"},
-	    /* v3 usable but not enabled by "default" */
-	    {def, "2.6", server, TRUE, "2.6"},
-	    {latest, "2.6", server, TRUE, "3.0"},
-	    /* real registrars answer GET /v3.0/ with 500 */
-	    {latest, "2.6", server, FALSE, "2.6"},
-	    {old, "2.6", server, FALSE, "2.2"},
-	    {def, "2.3", server_old, FALSE, "2.3"},
-	    {def, "2.0", server_old, FALSE, "2.3"},
-	    {def, NULL, NULL, FALSE, "2.6"},
-	    {def, "1.0", server_v1, FALSE, NULL},
+		{ def, "2.6", server, FALSE, "2.6" },
+		/* v3 usable but not enabled by "default" */
+		{ def, "2.6", server, TRUE, "2.6" },
+		{ latest, "2.6", server, TRUE, "3.0" },
+		/* real registrars answer GET /v3.0/ with 500 */
+		{ latest, "2.6", server, FALSE, "2.6" },
+		{ old, "2.6", server, FALSE, "2.2" },
+		{ def, "2.3", server_old, FALSE, "2.3" },
+		{ def, "2.0", server_old, FALSE, "2.3" },
+		{ def, NULL, NULL, FALSE, "2.6" },
+		{ def, "1.0", server_v1, FALSE, NULL },
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -98,7 +100,8 @@ test_build_body(void)
 	g_autofree gchar *ta = kl_json_object_to_string(a, NULL);
 	g_autofree gchar *tb = kl_json_object_to_string(b, NULL);
 
-	g_assert_cmpstr(ta, ==,
+	g_assert_cmpstr(ta,
+			==,
 			"{\"ek_tpm\":\"RUs=\",\"aik_tpm\":\"QUs=\",\"ekcert\":\"Q0VSVA==\","
 			"\"ip\":\"10.0.0.1\",\"port\":9002}");
 	g_assert_cmpstr(tb, ==, "{\"ek_tpm\":\"RUs=\",\"aik_tpm\":\"QUs=\"}");
@@ -128,12 +131,12 @@ fake_registrar(const gchar *method,
 	const gchar *path = url + strlen("https://reg.example:8891");
 	g_autofree gchar *fixture = NULL;
 
-	g_ptr_array_add(fake->requests,
-			g_strdup_printf("%s %s %.*s", method, path, (int)body_len, body ? body : ""));
+	g_ptr_array_add(
+	    fake->requests,
+	    g_strdup_printf("%s %s %.*s", method, path, (int)body_len, body ? body : ""));
 	if (g_strcmp0(path, "/version") == 0) {
-		g_autofree gchar *p =
-		    g_test_build_filename(G_TEST_DIST, "data", "verifier",
-					  "registrar-version-200.json", NULL);
+		g_autofree gchar *p = g_test_build_filename(
+		    G_TEST_DIST, "data", "verifier", "registrar-version-200.json", NULL);
 		g_assert_true(g_file_get_contents(p, &fixture, NULL, NULL));
 		return kl_http_response_new(fake->version_status,
 					    fake->version_status == 200 ? fixture : "");
@@ -142,10 +145,11 @@ fake_registrar(const gchar *method,
 		return kl_http_response_new(fake->v3_status, "");
 	if (g_strcmp0(method, "POST") == 0 && g_str_has_prefix(path, "/v")) {
 		if (fake->register_status != 200)
-			return kl_http_response_new(
-			    fake->register_status,
-			    "{\"code\":403,\"status\":\"Agent d432 already exists\",\"results\":{}}");
-		return kl_http_response_new(200, "{\"code\":200,\"results\":{\"blob\":\"QkxPQg==\"}}");
+			return kl_http_response_new(fake->register_status,
+						    "{\"code\":403,\"status\":\"Agent d432 already "
+						    "exists\",\"results\":{}}");
+		return kl_http_response_new(200,
+					    "{\"code\":200,\"results\":{\"blob\":\"QkxPQg==\"}}");
 	}
 	return kl_http_response_new(fake->activate_status, "{\"code\":400,\"status\":\"bad\"}");
 }
@@ -153,15 +157,15 @@ fake_registrar(const gchar *method,
 static void
 test_client_flow(void)
 {
-	KlHttpOptions options = {.name = "registrar"};
-	const gchar *latest[] = {"latest", NULL};
-	const gchar *def[] = {"default", NULL};
+	KlHttpOptions options = { .name = "registrar" };
+	const gchar *latest[] = { "latest", NULL };
+	const gchar *def[] = { "default", NULL };
 	FakeRegistrar fake = {
-	    .requests = g_ptr_array_new_with_free_func(g_free),
-	    .version_status = 200,
-	    .v3_status = 500,
-	    .register_status = 200,
-	    .activate_status = 200,
+		.requests = g_ptr_array_new_with_free_func(g_free),
+		.version_status = 200,
+		.v3_status = 500,
+		.register_status = 200,
+		.activate_status = 200,
 	};
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KlHttp) http = kl_http_new(&options, &error);
@@ -184,7 +188,8 @@ test_client_flow(void)
 	g_assert_cmpmem(g_bytes_get_data(blob, NULL), g_bytes_get_size(blob), "BLOB", 4);
 	g_assert_cmpstr(g_ptr_array_index(fake.requests, 2), ==, "POST /v2.6/agents/agent-1 {}");
 	g_assert_true(kl_registrar_client_activate(client, "agent-1", "00ff", NULL, &error));
-	g_assert_cmpstr(g_ptr_array_index(fake.requests, 3), ==,
+	g_assert_cmpstr(g_ptr_array_index(fake.requests, 3),
+			==,
 			"PUT /v2.6/agents/agent-1 {\"auth_tag\":\"00ff\"}");
 
 	/* a working v3.0 */
@@ -194,10 +199,12 @@ test_client_flow(void)
 	g_clear_pointer(&blob, g_bytes_unref);
 	blob = kl_registrar_client_register(client, "agent-1", body, NULL, &error);
 	g_assert_no_error(error);
-	g_assert_cmpstr(g_ptr_array_index(fake.requests, fake.requests->len - 1), ==,
+	g_assert_cmpstr(g_ptr_array_index(fake.requests, fake.requests->len - 1),
+			==,
 			"POST /v3.0/agents/ {\"agent_id\":\"agent-1\"}");
 	g_assert_true(kl_registrar_client_activate(client, "agent-1", "00ff", NULL, &error));
-	g_assert_cmpstr(g_ptr_array_index(fake.requests, fake.requests->len - 1), ==,
+	g_assert_cmpstr(g_ptr_array_index(fake.requests, fake.requests->len - 1),
+			==,
 			"POST /v3.0/agents/agent-1/activate {\"auth_tag\":\"00ff\"}");
 
 	/* 403 on register: identity conflict */

@@ -46,21 +46,22 @@ static void
 test_parse_session_challenge_bad(void)
 {
 	const gchar *bodies[] = {
-	    "",
-	    "[]",
-	    "{\"data\":{\"id\":\"x\",\"attributes\":{}}}",
-	    "{\"data\":{\"id\":\"x\",\"attributes\":{\"authentication_requested\":[]}}}",
-	    "{\"data\":{\"id\":\"x\",\"attributes\":{\"authentication_requested\":[{"
-	    "\"authentication_type\":\"tpm_pop\",\"chosen_parameters\":{\"challenge\":\"*notb64*\"}}]}}}",
-	    "{\"data\":{\"id\":7,\"attributes\":{\"authentication_requested\":[]}}}",
+		"",
+		"[]",
+		"{\"data\":{\"id\":\"x\",\"attributes\":{}}}",
+		"{\"data\":{\"id\":\"x\",\"attributes\":{\"authentication_requested\":[]}}}",
+		"{\"data\":{\"id\":\"x\",\"attributes\":{\"authentication_requested\":[{"
+		"\"authentication_type\":\"tpm_pop\",\"chosen_parameters\":{\"challenge\":\"*"
+		"notb64*\"}}]}}}",
+		"{\"data\":{\"id\":7,\"attributes\":{\"authentication_requested\":[]}}}",
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(bodies); i++) {
 		g_autofree gchar *id = NULL;
 		g_autoptr(GBytes) challenge = NULL;
 		g_autoptr(GError) error = NULL;
-		g_assert_false(kl_verifier_parse_session_challenge(bodies[i], strlen(bodies[i]),
-								   &id, &challenge, &error));
+		g_assert_false(kl_verifier_parse_session_challenge(
+		    bodies[i], strlen(bodies[i]), &id, &challenge, &error));
 		g_assert_nonnull(error);
 		g_assert_null(id);
 	}
@@ -77,8 +78,10 @@ test_parse_session_result(void)
 
 	g_assert_true(kl_verifier_parse_session_result(pass, len, &session, &error));
 	g_assert_true(session.pass);
-	g_assert_cmpstr(session.token, ==,
-			"0024f423-c785-4683-9c2b-3ff2b27e3631.yZa6oMA61ywSLUArUbaaMQ8lbSjY_oXGKeKrKgYIyPY");
+	g_assert_cmpstr(
+	    session.token,
+	    ==,
+	    "0024f423-c785-4683-9c2b-3ff2b27e3631.yZa6oMA61ywSLUArUbaaMQ8lbSjY_oXGKeKrKgYIyPY");
 	/* 2026-11-23T14:35:11.708067+00:00 */
 	g_assert_cmpint(session.token_expires_at, ==, G_GINT64_CONSTANT(1795444511));
 	kl_verifier_session_clear(&session);
@@ -98,7 +101,8 @@ test_parse_session_result(void)
 	{
 		const gchar *evil = "{\"data\":{\"attributes\":{\"evaluation\":\"pass\","
 				    "\"token\":\"abc\\r\\nX: y\"}}}";
-		g_assert_false(kl_verifier_parse_session_result(evil, strlen(evil), &session, &error));
+		g_assert_false(
+		    kl_verifier_parse_session_result(evil, strlen(evil), &session, &error));
 		g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_DATA);
 		g_assert_null(session.token);
 	}
@@ -119,18 +123,25 @@ test_parse_evidence_requested(void)
 	g_assert_nonnull(items);
 	g_assert_cmpuint(items->len, ==, 3);
 	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(items, 0), "evidence_type"),
-			==, "tpm_quote");
-	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(items, 0), "evidence_class"),
-			==, "certification");
+			==,
+			"tpm_quote");
+	g_assert_cmpstr(
+	    json_object_get_string_member(g_ptr_array_index(items, 0), "evidence_class"),
+	    ==,
+	    "certification");
 	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(items, 1), "evidence_type"),
-			==, "uefi_log");
+			==,
+			"uefi_log");
 	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(items, 2), "evidence_type"),
-			==, "ima_log");
+			==,
+			"ima_log");
 	params = json_object_get_object_member(g_ptr_array_index(items, 0), "chosen_parameters");
 	g_assert_cmpstr(json_object_get_string_member(params, "hash_algorithm"), ==, "sha256");
 	subjects = json_object_get_object_member(params, "selected_subjects");
-	g_assert_cmpint(json_array_get_int_element(json_object_get_array_member(subjects, "sha256"), 0),
-			==, 10);
+	g_assert_cmpint(
+	    json_array_get_int_element(json_object_get_array_member(subjects, "sha256"), 0),
+	    ==,
+	    10);
 	params = json_object_get_object_member(g_ptr_array_index(items, 2), "chosen_parameters");
 	g_assert_true(kl_json_object_get_int(params, "starting_offset", &offset, &error));
 	g_assert_cmpint(offset, ==, 0);
@@ -143,13 +154,14 @@ static void
 test_parse_evidence_requested_bad(void)
 {
 	const gchar *bodies[] = {
-	    "{",
-	    "{\"data\":{}}",
-	    "{\"data\":{\"attributes\":{\"evidence_requested\":{}}}}",
-	    "{\"data\":{\"attributes\":{\"evidence_requested\":[1]}}}",
-	    "{\"data\":{\"attributes\":{\"evidence_requested\":[{\"evidence_class\":\"log\"}]}}}",
-	    "{\"data\":{\"attributes\":{\"evidence_requested\":[{\"evidence_class\":\"log\","
-	    "\"evidence_type\":\"ima_log\",\"chosen_parameters\":[]}]}}}",
+		"{",
+		"{\"data\":{}}",
+		"{\"data\":{\"attributes\":{\"evidence_requested\":{}}}}",
+		"{\"data\":{\"attributes\":{\"evidence_requested\":[1]}}}",
+		"{\"data\":{\"attributes\":{\"evidence_requested\":[{\"evidence_class\":\"log\"}]}}"
+		"}",
+		"{\"data\":{\"attributes\":{\"evidence_requested\":[{\"evidence_class\":\"log\","
+		"\"evidence_type\":\"ima_log\",\"chosen_parameters\":[]}]}}}",
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(bodies); i++) {
@@ -170,7 +182,8 @@ test_parse_evidence_requested_bad(void)
 		g_assert_cmpuint(items->len, ==, 1);
 		g_assert_cmpuint(json_object_get_size(json_object_get_object_member(
 				     g_ptr_array_index(items, 0), "chosen_parameters")),
-				 ==, 0);
+				 ==,
+				 0);
 	}
 }
 
@@ -205,7 +218,8 @@ test_describe_errors(void)
 	g_autofree gchar *e401 = NULL;
 	g_autofree gchar *text401 = NULL;
 
-	g_assert_cmpstr(text, ==,
+	g_assert_cmpstr(text,
+			==,
 			"Attribute 'evidence' must contain at least the PCRs requested "
 			"(invalid_resource_data)");
 	e401 = fixture("errors-401.json", &len);
@@ -219,7 +233,8 @@ test_describe_errors(void)
 static void
 test_build_bodies(void)
 {
-	g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+	g_autoptr(GPtrArray) entries =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
 	g_autoptr(GBytes) attest = g_bytes_new_static("ATTEST", 6);
 	g_autoptr(GBytes) sig = g_bytes_new_static("SIG", 3);
 	g_autofree gchar *session = NULL;
@@ -231,7 +246,8 @@ test_build_bodies(void)
 	gsize len = 0;
 
 	session = kl_verifier_build_session_request("agent-1", &len);
-	g_assert_cmpstr(session, ==,
+	g_assert_cmpstr(session,
+			==,
 			"{\"data\":{\"type\":\"session\",\"attributes\":{\"agent_id\":\"agent-1\","
 			"\"authentication_supported\":[{\"authentication_class\":\"pop\","
 			"\"authentication_type\":\"tpm_pop\"}]}}}");
@@ -247,10 +263,12 @@ test_build_bodies(void)
 	json_object_set_object_member(entry, "data", data);
 	g_ptr_array_add(entries, entry);
 	evidence = kl_verifier_build_evidence(entries, &len);
-	g_assert_cmpstr(evidence, ==,
-			"{\"data\":{\"type\":\"attestation\",\"attributes\":{\"evidence_collected\":"
-			"[{\"evidence_class\":\"log\",\"evidence_type\":\"ima_log\",\"data\":"
-			"{\"entries\":\"10 abc ima-ng sha256:00 /bin/x\\n\"}}]}}}");
+	g_assert_cmpstr(
+	    evidence,
+	    ==,
+	    "{\"data\":{\"type\":\"attestation\",\"attributes\":{\"evidence_collected\":"
+	    "[{\"evidence_class\":\"log\",\"evidence_type\":\"ima_log\",\"data\":"
+	    "{\"entries\":\"10 abc ima-ng sha256:00 /bin/x\\n\"}}]}}}");
 	caps = kl_verifier_build_capabilities(entries, "2026-11-23T10:00:00Z", &len);
 	g_assert_nonnull(strstr(caps, "\"evidence_supported\":[{"));
 	g_assert_nonnull(strstr(caps, "\"system_info\":{\"boot_time\":\"2026-11-23T10:00:00Z\"}"));
@@ -260,8 +278,8 @@ static void
 test_urls(void)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(KlVerifierClient) client =
-	    kl_verifier_client_new(NULL, "https://v.example:8881/", "3.0", "agent-1", FALSE, &error);
+	g_autoptr(KlVerifierClient) client = kl_verifier_client_new(
+	    NULL, "https://v.example:8881/", "3.0", "agent-1", FALSE, &error);
 	g_autofree gchar *sessions = NULL;
 	g_autofree gchar *session = NULL;
 	g_autofree gchar *att = NULL;
@@ -275,7 +293,8 @@ test_urls(void)
 	att = kl_verifier_client_attestations_url(client, NULL);
 	g_assert_cmpstr(att, ==, "https://v.example:8881/v3.0/agents/agent-1/attestations");
 	latest = kl_verifier_client_attestations_url(client, "latest");
-	g_assert_cmpstr(latest, ==, "https://v.example:8881/v3.0/agents/agent-1/attestations/latest");
+	g_assert_cmpstr(
+	    latest, ==, "https://v.example:8881/v3.0/agents/agent-1/attestations/latest");
 }
 
 static void
@@ -288,22 +307,25 @@ test_evidence_url(void)
 		const gchar *location;
 		const gchar *url;
 	} cases[] = {
-	    {"/v3.0/agents/agent-1/attestations/4", "https://v.example:8881/v3.0/agents/agent-1/attestations/4"},
-	    /* the verifier's missing "v" */
-	    {"/3/agents/agent-1/attestations/0", "https://v.example:8881/v3/agents/agent-1/attestations/0"},
-	    {"https://v.example:8881/v3/agents/agent-1/attestations/2",
-	     "https://v.example:8881/v3/agents/agent-1/attestations/2"},
-	    {"https://v.example:443/v3/agents/agent-1/attestations/2",
-	     "https://v.example:8881/v3.0/agents/agent-1/attestations/latest"},
-	    {"https://evil.example:8881/v3/agents/agent-1/attestations/2",
-	     "https://v.example:8881/v3.0/agents/agent-1/attestations/latest"},
-	    /* another agent's attestation, or something else entirely */
-	    {"/v3/agents/agent-2/attestations/2",
-	     "https://v.example:8881/v3.0/agents/agent-1/attestations/latest"},
-	    {"/v3/sessions", "https://v.example:8881/v3.0/agents/agent-1/attestations/latest"},
-	    {"/v3/agents/agent-1/attestations/2?x=1",
-	     "https://v.example:8881/v3.0/agents/agent-1/attestations/latest"},
-	    {NULL, "https://v.example:8881/v3.0/agents/agent-1/attestations/latest"},
+		{ "/v3.0/agents/agent-1/attestations/4",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/4" },
+		/* the verifier's missing "v" */
+		{ "/3/agents/agent-1/attestations/0",
+		  "https://v.example:8881/v3/agents/agent-1/attestations/0" },
+		{ "https://v.example:8881/v3/agents/agent-1/attestations/2",
+		  "https://v.example:8881/v3/agents/agent-1/attestations/2" },
+		{ "https://v.example:443/v3/agents/agent-1/attestations/2",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		{ "https://evil.example:8881/v3/agents/agent-1/attestations/2",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		/* another agent's attestation, or something else entirely */
+		{ "/v3/agents/agent-2/attestations/2",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		{ "/v3/sessions",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		{ "/v3/agents/agent-1/attestations/2?x=1",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		{ NULL, "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
 	};
 
 	g_assert_no_error(error);
@@ -345,8 +367,8 @@ test_boot_time(void)
 	g_autoptr(GError) error = NULL;
 	gint64 btime = 0;
 
-	g_assert_true(g_file_set_contents(path, "cpu  1 2 3\nintr 5\nbtime 1795428000\nprocesses 9\n",
-					  -1, NULL));
+	g_assert_true(g_file_set_contents(
+	    path, "cpu  1 2 3\nintr 5\nbtime 1795428000\nprocesses 9\n", -1, NULL));
 	g_assert_true(kl_read_boot_time(path, &btime, &error));
 	g_assert_cmpint(btime, ==, G_GINT64_CONSTANT(1795428000));
 	text = kl_format_boot_time(btime);
@@ -361,9 +383,11 @@ test_boot_time(void)
 	g_assert_true(kl_read_boot_time("/proc/stat", &btime, &error));
 	g_assert_cmpint(btime, >, 0);
 	/* server timestamps */
-	g_assert_cmpint(kl_parse_timestamp("2026-11-23T14:35:11.708067+00:00"), ==,
+	g_assert_cmpint(kl_parse_timestamp("2026-11-23T14:35:11.708067+00:00"),
+			==,
 			G_GINT64_CONSTANT(1795444511));
-	g_assert_cmpint(kl_parse_timestamp("2026-11-23T14:35:11Z"), ==, G_GINT64_CONSTANT(1795444511));
+	g_assert_cmpint(
+	    kl_parse_timestamp("2026-11-23T14:35:11Z"), ==, G_GINT64_CONSTANT(1795444511));
 	g_assert_cmpint(kl_parse_timestamp("yesterday"), ==, -1);
 }
 
