@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "kl-test-peers.h"
@@ -105,28 +106,38 @@ kl_bench_grow(KlBenchLog *log, guint64 n)
 	g_assert_no_error(error);
 }
 
-/* the agent process: cwd is its directory, exe is the agent binary */
+/*
+ * The agent process: its cwd is the agent's directory and its command line
+ * names the agent binary (also when KL_TEST_AGENT is a wrapper that execs
+ * valgrind or another tool around it).
+ */
 static gint
 kl_bench_find_pid(const gchar *agent_dir, const gchar *exe)
 {
 	g_autoptr(GDir) proc = g_dir_open("/proc", 0, NULL);
-	g_autofree gchar *exe_real = g_canonicalize_filename(exe, NULL);
+	g_autofree gchar *base = g_path_get_basename(exe);
 	const gchar *name;
 
 	while (proc != NULL && (name = g_dir_read_name(proc)) != NULL) {
 		g_autofree gchar *cwd_link = NULL;
-		g_autofree gchar *exe_link = NULL;
+		g_autofree gchar *cmd_path = NULL;
 		g_autofree gchar *cwd = NULL;
-		g_autofree gchar *bin = NULL;
+		g_autofree gchar *cmdline = NULL;
+		gsize len = 0;
 
 		if (!g_ascii_isdigit(name[0]))
 			continue;
 		cwd_link = g_strdup_printf("/proc/%s/cwd", name);
-		exe_link = g_strdup_printf("/proc/%s/exe", name);
+		cmd_path = g_strdup_printf("/proc/%s/cmdline", name);
 		cwd = g_file_read_link(cwd_link, NULL);
-		bin = g_file_read_link(exe_link, NULL);
-		if (cwd != NULL && bin != NULL && g_strcmp0(cwd, agent_dir) == 0 &&
-		    g_strcmp0(bin, exe_real) == 0)
+		if (cwd == NULL || g_strcmp0(cwd, agent_dir) != 0 ||
+		    !g_file_get_contents(cmd_path, &cmdline, &len, NULL))
+			continue;
+		for (gsize i = 0; i < len; i++)
+			if (cmdline[i] == '\0')
+				cmdline[i] = ' ';
+		if (strstr(cmdline, "keylime_push_model_agent") != NULL ||
+		    strstr(cmdline, base) != NULL)
 			return atoi(name);
 	}
 	return -1;
