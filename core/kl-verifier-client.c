@@ -7,6 +7,9 @@
 #include "keylime-agent/kl-json.h"
 #include "kl-verifier-client.h"
 
+/* evidence items the agent collects for one attestation at most */
+#define KL_VERIFIER_MAX_REQUESTED 32
+
 struct _KlVerifierClient {
 	KlHttp *http;
 	gchar *url;	    /* no trailing slash */
@@ -542,6 +545,17 @@ kl_verifier_parse_evidence_requested(const gchar *body, gsize len, GError **erro
 	requested = kl_json_object_get_array(attributes, "evidence_requested", error);
 	if (requested == NULL) {
 		g_prefix_error(error, "attestation answer: ");
+		return NULL;
+	}
+	/* each item is a TPM command or a log read: the verifier does not get to ask for 10⁶ */
+	if (json_array_get_length(requested) > KL_VERIFIER_MAX_REQUESTED) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
+			    "attestation answer: evidence_requested has %u items (at most %d "
+			    "accepted: one per evidence type)",
+			    json_array_get_length(requested),
+			    KL_VERIFIER_MAX_REQUESTED);
 		return NULL;
 	}
 	for (guint i = 0; i < json_array_get_length(requested); i++) {
