@@ -163,7 +163,8 @@ kl_verifier_client_evidence_url(KlVerifierClient *client, const gchar *location)
 			  error_local->message);
 		return kl_verifier_client_attestations_url(client, "latest");
 	}
-	uri = g_uri_parse(resolved, G_URI_FLAGS_NONE, NULL);
+	/* the path stays percent-encoded: nothing decoded goes into the URL built below */
+	uri = g_uri_parse(resolved, G_URI_FLAGS_ENCODED, NULL);
 	path = uri != NULL ? g_uri_get_path(uri) : NULL;
 	if (path == NULL || path[0] != '/')
 		return kl_verifier_client_attestations_url(client, "latest");
@@ -183,7 +184,10 @@ kl_verifier_client_evidence_url(KlVerifierClient *client, const gchar *location)
 	needle = g_strdup_printf("/agents/%s/attestations/", client->agent_id_escaped);
 	rest = strstr(fixed_path, needle);
 	if (fixed_path[1] != 'v' || rest == NULL || rest[strlen(needle)] == '\0' ||
-	    strchr(rest + strlen(needle), '/') != NULL || g_uri_get_query(uri) != NULL) {
+	    strspn(rest + strlen(needle),
+		   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+		strlen(rest + strlen(needle)) ||
+	    g_uri_get_query(uri) != NULL || g_uri_get_fragment(uri) != NULL) {
 		g_message("phase-1 Location '%s' does not name this agent's attestation; using "
 			  ".../attestations/latest",
 			  location);

@@ -353,6 +353,18 @@ test_evidence_url(void)
 		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
 		{ "/v3/agents/agent-1/attestations/2?x=1",
 		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		/* percent-encoded bytes are never decoded into the URL the agent builds */
+		{ "/v3/agents/agent-1/attestations/2%0d%0aX-Injected:%201",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		{ "/v3/agents/agent-1/attestations/2%3Fx=1",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		{ "/v3/agents/agent-1/attestations/..%2F..%2Fsessions",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		/* an encoded unreserved character is that character (RFC 3986 6.2.2.2) */
+		{ "/v3/agents/agent-1/attestations/%32",
+		  "https://v.example:8881/v3/agents/agent-1/attestations/2" },
+		{ "/v3/agents/agent-1/attestations/latest",
+		  "https://v.example:8881/v3/agents/agent-1/attestations/latest" },
 		{ NULL, "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
 	};
 
