@@ -16,6 +16,14 @@
 #define KL_AGENT_NEXT_MAX_S 3600
 /* during attestation a fault never silences the agent longer than this (unless Retry-After) */
 #define KL_AGENT_ATTEST_CAP_MIN_MS 30000
+/*
+ * Once the verifier's cadence is known, retries during attestation stay within
+ * this many of its intervals: the verifier marks an agent TIMEOUT after 5
+ * quote intervals without an attestation, so a transient fault must not
+ * silence the agent that long.
+ */
+#define KL_AGENT_ATTEST_CAP_INTERVALS 4
+#define KL_AGENT_ATTEST_CAP_FLOOR_MS  2000
 
 typedef enum {
 	KL_STEP_OK,
@@ -54,6 +62,7 @@ struct _KlAgent {
 	KlRegistrarClient *registrar;
 	KlVerifierClient *verifier;
 	KlBackoff *backoff;
+	guint64 verifier_interval_ms; /* the last seconds_to_next_attestation, 0 = unknown */
 
 	/* main-thread state */
 	KlAgentState state;
@@ -743,7 +752,12 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 		return;
 	}
 	if (result->outcome == KL_STEP_OK) {
-		kl_backoff_reset(agent->backoff);
+		/*
+		 * a cycle that keeps failing in phase 2 must still back off: only a
+		 * registration or an accepted attestation resets the backoff
+		 */
+		if (state != KL_AGENT_STATE_NEGOTIATING)
+			kl_backoff_reset(agent->backoff);
 		switch (state) {
 		case KL_AGENT_STATE_UNREGISTERED:
 			agent->state = KL_AGENT_STATE_REGISTERED;
@@ -763,6 +777,7 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 				return;
 			}
 			agent->state = KL_AGENT_STATE_NEGOTIATING;
+			agent->verifier_interval_ms = (guint64)MAX(result->delay_ms, 0);
 			kl_agent_schedule(agent, (guint64)MAX(result->delay_ms, 0));
 			return;
 		default:
@@ -794,6 +809,11 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 			/* the verifier marks an agent TIMEOUT after 5 quote intervals */
 			guint64 cap = MAX((guint64)agent->attestation_interval_s * 1000,
 					  (guint64)KL_AGENT_ATTEST_CAP_MIN_MS);
+			if (agent->verifier_interval_ms > 0)
+				cap = MIN(cap,
+					  MAX(agent->verifier_interval_ms *
+						  KL_AGENT_ATTEST_CAP_INTERVALS,
+					      (guint64)KL_AGENT_ATTEST_CAP_FLOOR_MS));
 			delay = MIN(delay, cap);
 		}
 	}

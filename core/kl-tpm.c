@@ -24,12 +24,6 @@
 #include "keylime-agent/kl-error.h"
 #include "kl-tpm-backend.h"
 
-/*
- * The software back end lives in its own file; a build without it must still
- * link, so the reference is weak and checked at run time.
- */
-#pragma weak kl_tpm_software_backend
-
 #define KL_TPM_CRED_MAGIC   0xBADCC0DEu
 #define KL_TPM_CRED_VERSION 1u
 #define KL_TPM_AGENT_ID_MAX 80
@@ -859,19 +853,7 @@ kl_tpm_new(const KlTpmOptions *options, GError **error)
 
 	g_return_val_if_fail(options != NULL, NULL);
 
-	if (options->software) {
-		backend = &kl_tpm_software_backend;
-		if (backend == NULL) {
-			g_set_error(error,
-				    KL_ERROR,
-				    KL_ERROR_NOT_SUPPORTED,
-				    "this build has no software TPM stand-in; run without "
-				    "--avoid-tpm");
-			return NULL;
-		}
-	} else {
-		backend = &kl_tpm_esys_backend;
-	}
+	backend = options->software ? &kl_tpm_software_backend : &kl_tpm_esys_backend;
 
 	tpm = g_new0(KlTpm, 1);
 	tpm->ak_handle = ESYS_TR_NONE;

@@ -47,12 +47,12 @@ if [ "${1:-}" != "--inner" ]; then
 	fi
 
 	say "building into $BUILD"
+	blog="$(mktemp "${TMPDIR:-/tmp}/kl-demo-build.XXXXXX")"
 	if [ ! -f "$BUILD/build.ninja" ]; then
-		meson setup "$BUILD" "$ROOT" >"${TMPDIR:-/tmp}/kl-demo-meson.log" 2>&1 \
-			|| { cat "${TMPDIR:-/tmp}/kl-demo-meson.log"; die "meson setup failed"; }
+		meson setup "$BUILD" "$ROOT" >"$blog" 2>&1 || { cat "$blog"; rm -f "$blog"; die "meson setup failed"; }
 	fi
-	ninja -C "$BUILD" >"${TMPDIR:-/tmp}/kl-demo-ninja.log" 2>&1 \
-		|| { tail -n 40 "${TMPDIR:-/tmp}/kl-demo-ninja.log"; die "build failed"; }
+	ninja -C "$BUILD" >"$blog" 2>&1 || { tail -n 40 "$blog"; rm -f "$blog"; die "build failed"; }
+	rm -f "$blog"
 	[ -x "$BUILD/core/keylime_push_model_agent" ] || die "the agent binary was not built"
 
 	say "starting a manufactured swtpm (EK + EK certificate)"
@@ -177,10 +177,21 @@ while [ "$seen" -lt "$CYCLES" ]; do
 	while [ "$seen" -lt "$CYCLES" ]; do
 		at="$(jq -c --argjson i "$seen" '[.attestations[] | select(.stage == "verification_complete")][$i] // empty' "$W/status.json")"
 		[ -n "$at" ] || break
+		[ "$seen" -gt 0 ] || sleep 0.3
+		sleep 0.2
+		show_agent_log
 		seen=$((seen + 1))
 		ev="$(jq -r .evaluation <<<"$at")"
 		if [ "$ev" = pass ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 		say "cycle $seen: verifier verdict $ev (evidence: $(jq -r '.evidence_types | join(", ")' <<<"$at")$(jq -r 'if .failure_reason then "; " + .failure_reason else "" end' <<<"$at"))"
+		if [ -n "$IMA_LOG" ] && [ "$seen" -lt "$CYCLES" ] && [ $((seen % 2)) -eq 0 ]; then
+			# a program runs between two cycles: IMA measures it (a new line in
+			# the log, PCR 10 extended); the agent sends only that new line
+			spec="$("$PY" "$ROOT/tests/peers/kl_logtool.py" append-ima "$IMA_LOG" \
+				"/usr/bin/demo-tool-$seen" "demo tool build $seen")" || die "append-ima failed"
+			tpm2_pcrextend "$spec" >/dev/null || die "tpm2_pcrextend failed"
+			say "a new program ran: 1 IMA entry appended and PCR 10 extended"
+		fi
 	done
 	sleep 0.5
 done

@@ -202,8 +202,8 @@ test_fault_session(void)
 {
 	gint64 sessions = vint("pop_pass");
 
-	/* session creation fails twice, then the agent must get a token again */
-	add_faults("{\"phase1\":[401], \"session\":[500, 503]}");
+	/* session creation fails (5xx, then rate limited), then the agent must get a token again */
+	add_faults("{\"phase1\":[401], \"session\":[500, {\"status\":429,\"retry_after\":1}, 503]}");
 	assert_wait("pop_pass", sessions + 1, 40);
 	assert_wait("passes", vint("passes") + 1, 30);
 	g_assert_true(kl_test_agent_is_running(agent));

@@ -138,6 +138,45 @@ test_ima_grows(void)
 }
 
 static void
+test_ima_allowlist(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonNode) reply = NULL;
+	g_autoptr(JsonObject) a = NULL;
+	g_autofree gchar *allow = NULL;
+	g_autofree gchar *body = NULL;
+	g_autofree gchar *spec = NULL;
+	gint64 fails = vint("fails");
+	gint64 passes;
+	glong status = 0;
+
+	/* every file measured so far is allowed: attestations keep passing */
+	allow = logtool(&error, "allowlist", "--ima", ima_path, NULL);
+	g_assert_no_error(error);
+	body = g_strdup_printf("{\"agent_id\":\"%s\",\"ima_allowlist\":%s}", AGENT_ID, allow);
+	reply = kl_test_peers_verifier_call(peers, "POST", "/_test/policy", body, &status, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(status, ==, 200);
+	passes = vint("passes");
+	assert_wait("passes", passes + 1, 20);
+	/* a new, correctly measured file that the allowlist does not know fails */
+	spec = logtool(&error, "append-ima", ima_path, "/usr/bin/unknown", "not allowed", NULL);
+	g_assert_no_error(error);
+	extend_lines(spec);
+	assert_wait("fails", fails + 1, 30);
+	a = kl_test_peers_verifier_agent(peers, AGENT_ID);
+	g_assert_nonnull(strstr(json_object_get_string_member(a, "last_failure_reason"), "allowlist"));
+	/* the agent re-sends from the last passed offset; dropping the allowlist passes again */
+	g_clear_pointer(&reply, json_node_unref);
+	g_free(body);
+	body = g_strdup_printf("{\"agent_id\":\"%s\",\"ima_allowlist\":null}", AGENT_ID);
+	reply = kl_test_peers_verifier_call(peers, "POST", "/_test/policy", body, &status, &error);
+	g_assert_no_error(error);
+	passes = vint("passes");
+	assert_wait("passes", passes + 1, 30);
+}
+
+static void
 test_ima_tampered(void)
 {
 	g_autoptr(GError) error = NULL;
@@ -221,6 +260,7 @@ main(int argc, char **argv)
 
 	g_test_add_func("/logs/cycles-quote-uefi-ima", test_cycles);
 	g_test_add_func("/logs/ima-incremental", test_ima_grows);
+	g_test_add_func("/logs/ima-allowlist", test_ima_allowlist);
 	g_test_add_func("/logs/ima-tampered-line-fails", test_ima_tampered);
 	ret = g_test_run();
 

@@ -179,6 +179,34 @@ test_generate(void)
 }
 
 static void
+test_registrar_errors(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlTestAgent) agent = NULL;
+	g_autoptr(JsonNode) reply = NULL;
+	const gchar *id = "d432fbb3-d2f1-4a97-9ef7-75bd81c0b002";
+	glong status = 0;
+
+	/* a failing /version, a 500 on registration, then a 400 on activation (the record is
+	 * deleted, as after a wrong auth_tag): the agent must register again and get active */
+	reply = kl_test_peers_registrar_call(peers,
+					     "POST",
+					     "/_test/faults",
+					     "{\"version\":[500],\"register\":[500],\"activate\":[400]}",
+					     &status,
+					     &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(status, ==, 200);
+	agent = kl_test_agent_new(peers, id, NULL);
+	kl_test_agent_start(agent, &error, NULL);
+	g_assert_no_error(error);
+	wait_activation(agent, id, 1, 40);
+	g_assert_cmpint(kl_test_peers_registrar_int(peers, id, "failed_activations"), ==, 1);
+	g_assert_cmpint(kl_test_peers_registrar_int(peers, id, "registrations"), >=, 2);
+	stop_ok(agent);
+}
+
+static void
 test_registrar_tls(void)
 {
 	g_autoptr(GError) error = NULL;
@@ -249,6 +277,7 @@ main(int argc, char **argv)
 	if (manufactured()) {
 		g_test_add_func("/registration/hash-ek", test_hash_ek);
 		g_test_add_func("/registration/generate", test_generate);
+		g_test_add_func("/registration/registrar-errors", test_registrar_errors);
 		g_test_add_func("/registration/registrar-tls", test_registrar_tls);
 		g_test_add_func("/registration/registrar-late", test_registrar_late);
 	}

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -49,6 +50,13 @@ struct _KlTestAgent {
 };
 
 /* ------------------------------------------------------------------ process waits */
+
+/* children die with the test program, even when an assertion aborts it */
+static void
+kl_test_child_setup(gpointer user_data)
+{
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
 
 typedef struct {
 	gboolean done;
@@ -329,6 +337,7 @@ kl_test_peer_start(KlTestPeers *peers,
 	g_ptr_array_add(argv, NULL);
 
 	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDERR_MERGE);
+	g_subprocess_launcher_set_child_setup(launcher, kl_test_child_setup, NULL, NULL);
 	g_subprocess_launcher_set_stdout_file_path(launcher, peer->log_file);
 	g_subprocess_launcher_unsetenv(launcher, "PYTHONPATH");
 	g_subprocess_launcher_unsetenv(launcher, "PYTHONHOME");
@@ -604,6 +613,19 @@ kl_test_peers_registrar_int(KlTestPeers *peers, const gchar *agent_id, const gch
 	return kl_test_member_int(obj, member);
 }
 
+static void
+kl_test_peer_dump_log(KlTestPeer *peer, const gchar *name)
+{
+	g_autofree gchar *tail = kl_test_peer_log_tail(peer);
+	g_auto(GStrv) lines = g_strsplit(tail, "\n", -1);
+	guint n = g_strv_length(lines);
+
+	for (guint i = n > 25 ? n - 25 : 0; i < n; i++) {
+		if (lines[i][0] != '\0')
+			g_test_message("%s: %s", name, lines[i]);
+	}
+}
+
 /* FALSE (and a message) when the watched agent is no longer running */
 static gboolean
 kl_test_watched_alive(KlTestPeers *peers)
@@ -635,6 +657,7 @@ kl_test_peers_wait_verifier_int(KlTestPeers *peers,
 			break;
 		g_usleep(100000);
 	} while (g_get_monotonic_time() < deadline);
+	kl_test_peer_dump_log(&peers->verifier, "verifier");
 	g_test_message("verifier: %s of %s is %" G_GINT64_FORMAT ", wanted >= %" G_GINT64_FORMAT
 		       " within %.0f s",
 		       member,
@@ -663,6 +686,7 @@ kl_test_peers_wait_registrar_int(KlTestPeers *peers,
 			break;
 		g_usleep(100000);
 	} while (g_get_monotonic_time() < deadline);
+	kl_test_peer_dump_log(&peers->registrar, "registrar");
 	g_test_message("registrar: %s of %s is %" G_GINT64_FORMAT ", wanted >= %" G_GINT64_FORMAT
 		       " within %.0f s",
 		       member,
@@ -834,6 +858,7 @@ kl_test_agent_start(KlTestAgent *agent, GError **error, ...)
 		env = g_environ_setenv(env, "TCTI", g_getenv("KL_TEST_TCTI"), TRUE);
 
 	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDERR_MERGE);
+	g_subprocess_launcher_set_child_setup(launcher, kl_test_child_setup, NULL, NULL);
 	g_subprocess_launcher_set_environ(launcher, env);
 	g_subprocess_launcher_set_cwd(launcher, agent->dir);
 	{

@@ -805,6 +805,31 @@ test_retry_after_ignored_on_500(Fixture *f, gconstpointer data)
 }
 
 static void
+test_retry_cap_follows_verifier_cadence(Fixture *f, gconstpointer data)
+{
+	guint64 longest = 0;
+
+	/* one accepted attestation (the verifier asks for 2 s), then 6 failures */
+	fixture_script(f, "PATCH", ATT_PATH "/", 202, "attestation-202.json", NULL, -1);
+	for (guint i = 0; i < 6; i++)
+		fixture_script(f, "PATCH", ATT_PATH "/", 500, "", NULL, -1);
+	f->stop_after = 2;
+	run_agent(f, FALSE, 10);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(kl_agent_get_attestation_count(f->agent), ==, 2);
+	/*
+	 * backoff from 1 s doubling would reach 32 s by the 6th failure; the
+	 * verifier times an agent out after 5 intervals (10 s), so no retry may
+	 * wait longer than 4 intervals (8 s)
+	 */
+	for (guint i = 0; i < f->delays->len; i++) {
+		longest = MAX(longest, delay_at(f, i));
+	}
+	g_assert_cmpuint(longest, <=, 8000);
+	g_assert_cmpuint(longest, >, 2000);
+}
+
+static void
 test_malformed_201_backs_off(Fixture *f, gconstpointer data)
 {
 	fixture_script(f, "POST", ATT_PATH, 201, "{\"data\": [", ATT_PATH "/0", -1);
@@ -1105,6 +1130,7 @@ main(int argc, char **argv)
 	ADD("/agent/phase1-422-logs-detail", test_phase1_422_logs_detail);
 	ADD("/agent/phase1-429-retry-after", test_phase1_429_retry_after);
 	ADD("/agent/retry-after-ignored-on-500", test_retry_after_ignored_on_500);
+	ADD("/agent/retry-cap-follows-verifier-cadence", test_retry_cap_follows_verifier_cadence);
 	ADD("/agent/malformed-201", test_malformed_201_backs_off);
 	ADD("/agent/phase1-403-keeps-token", test_phase1_403_keeps_token);
 	ADD("/agent/phase2-403-restarts-phase1", test_phase2_403_restarts_phase1);

@@ -9,6 +9,7 @@
   kl_logtool.py extends [--ima F [--from N]] [--uefi F] [--bank sha256]
                                                  print tpm2_pcrextend specs ("10:sha256=..."), one a line
   kl_logtool.py replay [--ima F] [--uefi F] [--bank sha256]   print the expected PCR values (JSON)
+  kl_logtool.py allowlist --ima F                 print {path: [file hash]} of the log (verifier ima_allowlist)
 """
 
 import argparse
@@ -113,6 +114,8 @@ def main():
     a.add_argument("--bank", default="sha256")
     u = sub.add_parser("gen-uefi")
     u.add_argument("file")
+    al = sub.add_parser("allowlist")
+    al.add_argument("--ima", required=True)
     for name in ("extends", "replay"):
         e = sub.add_parser(name)
         e.add_argument("--ima")
@@ -131,6 +134,12 @@ def main():
         gen_uefi(args.file)
     elif args.cmd == "extends":
         extends(args)
+    elif args.cmd == "allowlist":
+        out = {}
+        for line in ima_lines(args.ima):
+            e = kl_tpm.ImaEntry(line)
+            out.setdefault(e.path, []).append(e.file_hash[1].hex())
+        print(json.dumps(out))
     else:
         replay(args)
 

@@ -245,6 +245,16 @@ def serve_forever(servers, state_file, state, prog):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    parent = os.getppid()
+
+    def watch_parent():
+        # stop when whoever started us is gone (a test that crashed, a killed shell)
+        while not SHUTDOWN.wait(0.5):
+            if os.getppid() != parent:
+                log(prog, f"parent process {parent} is gone: stopping")
+                SHUTDOWN.set()
+
+    threading.Thread(target=watch_parent, daemon=True).start()
     threads = []
     for s in servers:
         t = threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)

@@ -370,7 +370,13 @@ class RegistrarHandler(kl_peer.Handler):
 
     def do_activate(self, agent_id):
         data = self.json_body()
-        if self.serve_fault(FAULTS.pop("activate")):
+        fault = FAULTS.pop("activate")
+        if fault == 400 or (isinstance(fault, dict) and fault.get("status") == 400):
+            # like a wrong auth_tag: the record is deleted, the agent must register again
+            with LOCK:
+                AGENTS.pop(agent_id, None)
+                stats(agent_id)["failed_activations"] += 1
+        if self.serve_fault(fault):
             return
         code, body = activate(agent_id, data)
         self.send(code, body)

@@ -15,7 +15,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 if [ -z "${TPM2TOOLS_TCTI:-}" ]; then
 	KL_SWTPM_SETUP=1 exec "$HERE/../integration/run-with-swtpm.sh" "$0" "$@"
 fi
-for c in jq curl xxd tpm2_createak tpm2_send tpm2_quote tpm2_pcrextend; do
+for c in jq curl od tpm2_createak tpm2_send tpm2_quote tpm2_pcrextend; do
 	command -v "$c" >/dev/null || { echo "1..0 # SKIP $c not found"; exit 0; }
 done
 
@@ -38,6 +38,8 @@ check() { local d="$1"; shift; if "$@" >"$W/last.log" 2>&1; then ok "$d"; else n
 die() { echo "Bail out! $*"; exit 1; }
 flush() { tpm2_flushcontext -t >/dev/null 2>&1; tpm2_flushcontext -l >/dev/null 2>&1; tpm2_flushcontext -s >/dev/null 2>&1; true; }
 JSONAPI='Content-Type: application/vnd.api+json'
+hex2bin() { "$PY" -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))'; }
+bin2hex() { od -An -tx1 -v | tr -d ' \n'; }
 
 # ------------------------------------------------------------------ peers
 "$PY" "$HERE/kl_test_registrar.py" --state-file "$W/reg.json" --tls 2>"$W/registrar.log" &
@@ -121,7 +123,7 @@ certify() { # certify DIR NONCE_HEX -> DIR/pop.attest DIR/pop.sig (TPM2_Certify 
 	nlen=$((${#n} / 2))
 	total=$((10 + 8 + 4 + 18 + 2 + nlen + 2))
 	printf '8002%08x00000148%08x%08x00000012%s%s%04x%s0010' "$total" "$akh" "$akh" \
-		400000090000000000 400000090000000000 "$nlen" "$n" | xxd -r -p >"$d/certify.cmd"
+		400000090000000000 400000090000000000 "$nlen" "$n" | hex2bin >"$d/certify.cmd"
 	tpm2_send -o "$d/certify.rsp" <"$d/certify.cmd" || return 1
 	"$PY" - "$d" <<'EOF'
 import struct, sys
@@ -150,7 +152,7 @@ session() { # session ID DIR -> DIR/token ; prints HTTP status of the PATCH
 	ch="$(jq -r '.data.attributes.authentication_requested[0].chosen_parameters.challenge' "$d/s.resp")"
 	[ "$(printf '%s' "$ch" | base64 -d | wc -c)" = 16 ] || { echo "challenge is not 16 bytes"; return 1; }
 	if [ "${BAD_NONCE:-0}" = 1 ]; then ch="$(head -c 16 /dev/urandom | base64)"; fi
-	certify "$d" "$(printf '%s' "$ch" | base64 -d | xxd -p -c 256)" || return 1
+	certify "$d" "$(printf '%s' "$ch" | base64 -d | bin2hex)" || return 1
 	jq -n --arg u "$u" --arg m "$(base64 -w0 "$d/pop.attest")" --arg s "$(base64 -w0 "$d/pop.sig")" \
 		'{data: {type: "session", attributes: {agent_id: $u, authentication_provided: [{authentication_class: "pop",
 		authentication_type: "tpm_pop", data: {message: $m, signature: $s}}]}}}' >"$d/pop.req"
@@ -197,7 +199,7 @@ phase2() { # phase2 ID DIR -> prints status (evidence for caps.resp)
 	off="$(jq -r '.data.attributes.evidence_requested[] | select(.evidence_type == "ima_log") | .chosen_parameters.starting_offset' "$d/caps.resp")"
 	echo "$off" >"$d/last.offset"
 	flush
-	tpm2_quote -c "$(cat "$d/ak.handle")" -l "$halg:$pcrs" -q "$(printf '%s' "$ch" | base64 -d | xxd -p -c 256)" \
+	tpm2_quote -c "$(cat "$d/ak.handle")" -l "$halg:$pcrs" -q "$(printf '%s' "$ch" | base64 -d | bin2hex)" \
 		-g "$halg" -m "$d/q.msg" -s "$d/q.sig" -o "$d/q.pcrs" >/dev/null || { echo quote-failed; return 1; }
 	flush
 	tail -n +"$((off + 1))" "$d/ima.log" >"$d/ima.part"
@@ -260,7 +262,7 @@ check "ekcert of a different key -> 400" wrong_cert
 "$PY" "$HERE/kl_logtool.py" gen-uefi "$A1/uefi.bin"
 mapfile -t EXT < <("$PY" "$HERE/kl_logtool.py" extends --uefi "$A1/uefi.bin" --ima "$A1/ima.log")
 check "extend swtpm PCRs from the synthetic UEFI + IMA logs (${#EXT[@]} extends)" tpm2_pcrextend "${EXT[@]}"
-pcr() { tpm2_pcrread "sha256:$1" -o "$W/pcr.bin" >/dev/null && xxd -p -c 64 "$W/pcr.bin"; }
+pcr() { tpm2_pcrread "sha256:$1" -o "$W/pcr.bin" >/dev/null && bin2hex <"$W/pcr.bin"; }
 replay_ok() { test "$(pcr 0)$(pcr 10)" = "$("$PY" "$HERE/kl_logtool.py" replay --uefi "$A1/uefi.bin" --ima "$A1/ima.log" | jq -r '.["0"] + .["10"]')"; }
 check "PCRs 0 and 10 equal the replay" replay_ok
 tpm2_pcrextend "15:sha256=$(printf 'policy' | sha256sum | cut -c1-64)" >/dev/null

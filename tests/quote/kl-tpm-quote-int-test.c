@@ -603,6 +603,7 @@ test_steady_state_commands(void)
 		guint8 nonce[16];
 
 		g_assert_no_error(error);
+		g_assert_nonnull(caps);
 		challenge = kl_test_challenge(nonce);
 		json = g_strdup_printf("{\"challenge\": \"%s\", \"signature_scheme\": \"rsassa\","
 				       " \"hash_algorithm\": \"sha256\","

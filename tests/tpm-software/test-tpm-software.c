@@ -413,8 +413,8 @@ test_open_corrupt_state(Fixture *f, gconstpointer data)
 		"[]",
 		"{\"version\": 2, \"ek_private_key\": \"x\", \"ak_private_key\": \"y\"}",
 		"{\"version\": 1, \"ek_private_key\": 5, \"ak_private_key\": \"y\"}",
-		"{\"version\": 1, \"ek_private_key\": \"-----BEGIN PRIVATE KEY-----\\nAAAA\\n"
-		"-----END PRIVATE KEY-----\\n\", \"ak_private_key\": \"y\"}",
+		("{\"version\": 1, \"ek_private_key\": \"-----BEGIN PRIVATE KEY-----\\nAAAA\\n"
+		 "-----END PRIVATE KEY-----\\n\", \"ak_private_key\": \"y\"}"),
 	};
 	gsize i;
 
