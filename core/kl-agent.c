@@ -556,6 +556,41 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	return result;
 }
 
+/*
+ * A copy of a session answer with data.attributes.token replaced by its
+ * fingerprint, or NULL when @text holds no token: --json-file prints answers,
+ * and the bearer token must not end up on a terminal or in a journal.
+ */
+static gchar *
+kl_agent_redact_token(const gchar *text, gsize len)
+{
+	g_autoptr(JsonObject) root = NULL;
+	g_autofree gchar *fingerprint = NULL;
+	g_autofree gchar *note = NULL;
+	JsonObject *data;
+	JsonObject *attributes;
+	const gchar *token = NULL;
+
+	if (len == 0 || len > G_MAXSSIZE)
+		return NULL;
+	root = kl_json_parse_object(text, (gssize)len, NULL);
+	if (root == NULL || !json_object_has_member(root, "data") ||
+	    !JSON_NODE_HOLDS_OBJECT(json_object_get_member(root, "data")))
+		return NULL;
+	data = json_object_get_object_member(root, "data");
+	if (!json_object_has_member(data, "attributes") ||
+	    !JSON_NODE_HOLDS_OBJECT(json_object_get_member(data, "attributes")))
+		return NULL;
+	attributes = json_object_get_object_member(data, "attributes");
+	if (!kl_json_object_get_optional_string(attributes, "token", &token, NULL) ||
+	    token == NULL)
+		return NULL;
+	fingerprint = kl_http_fingerprint(token);
+	note = g_strdup_printf("(not shown; SHA-256 fingerprint %s)", fingerprint);
+	json_object_set_string_member(attributes, "token", note);
+	return kl_json_object_to_string(root, NULL);
+}
+
 /* --json-file: send a prepared message (debugging the verifier API) */
 static KlStepResult *
 kl_agent_step_json_file(KlAgent *agent, GCancellable *cancellable)
@@ -564,6 +599,7 @@ kl_agent_step_json_file(KlAgent *agent, GCancellable *cancellable)
 	g_autoptr(KlHttpResponse) response = NULL;
 	g_autofree gchar *contents = NULL;
 	g_autofree gchar *url = NULL;
+	g_autofree gchar *redacted = NULL;
 	const gchar *method = agent->method != NULL ? agent->method : "POST";
 	const gchar *type = agent->message_type != NULL ? agent->message_type : "attestation";
 	gboolean session = g_ascii_strcasecmp(type, "session") == 0;
@@ -598,6 +634,11 @@ kl_agent_step_json_file(KlAgent *agent, GCancellable *cancellable)
 	if (response == NULL)
 		return kl_step_fatal(g_steal_pointer(&error), KL_EXIT_NOT_ACCEPTED);
 	text = kl_http_response_get_body(response, &len);
+	redacted = kl_agent_redact_token(text, len);
+	if (redacted != NULL) {
+		text = redacted;
+		len = strlen(redacted);
+	}
 	printf("HTTP %u\n", response->status);
 	fwrite(text, 1, len, stdout);
 	if (len > 0 && text[len - 1] != '\n')

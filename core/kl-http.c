@@ -7,9 +7,14 @@
 #include "keylime-agent/kl-error.h"
 #include "kl-http.h"
 
-/* keep memory bounded whatever the peer sends */
-#define KL_HTTP_MAX_BODY    (256 * 1024 * 1024)
-#define KL_HTTP_MAX_HEADERS (64 * 1024)
+/*
+ * Keep memory bounded whatever the peer sends: registrar and verifier answers
+ * are a few kB, so 16 MiB is generous. A larger Content-Length is refused
+ * before any of the body is read.
+ */
+#define KL_HTTP_MAX_BODY_MIB 16
+#define KL_HTTP_MAX_BODY     (KL_HTTP_MAX_BODY_MIB * 1024 * 1024)
+#define KL_HTTP_MAX_HEADERS  (64 * 1024)
 
 struct _KlHttp {
 	gchar *name;
@@ -376,6 +381,7 @@ kl_http_curl_send(KlHttp *http,
 	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, kl_http_xferinfo_cb);
 	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer);
+	curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)KL_HTTP_MAX_BODY);
 	if (http->timeout_ms > 0) {
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)http->timeout_ms);
 		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)http->timeout_ms);
@@ -407,13 +413,18 @@ kl_http_curl_send(KlHttp *http,
 		g_ptr_array_unref(transfer.headers);
 		if (g_cancellable_set_error_if_cancelled(cancellable, error))
 			return NULL;
-		if (transfer.too_large) {
+		if (transfer.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
 			g_set_error(error,
 				    KL_ERROR,
 				    KL_ERROR_INVALID_DATA,
-				    "%s %s: the %s's answer is too large",
+				    "%s %s: the %s's answer is too large (more than %d MiB of "
+				    "body or %d KiB of headers); not read. Check that the URL "
+				    "points to the %s",
 				    method,
 				    url,
+				    http->name,
+				    KL_HTTP_MAX_BODY_MIB,
+				    KL_HTTP_MAX_HEADERS / 1024,
 				    http->name);
 			return NULL;
 		}

@@ -295,9 +295,13 @@ kl_registrar_parse_version_answer(KlHttpResponse *response, gchar **current, GSt
 	if (array != NULL) {
 		for (guint i = 0; i < json_array_get_length(array); i++) {
 			JsonNode *node = json_array_get_element(array, i);
+			guint major = 0, minor = 0;
+
+			/* only well-formed versions: the list ends up in messages */
 			if (JSON_NODE_HOLDS_VALUE(node) &&
-			    json_node_get_value_type(node) == G_TYPE_STRING)
-				g_ptr_array_add(list, g_strdup(json_node_get_string(node)));
+			    json_node_get_value_type(node) == G_TYPE_STRING &&
+			    kl_registrar_version_parse(json_node_get_string(node), &major, &minor))
+				g_ptr_array_add(list, g_strdup_printf("%u.%u", major, minor));
 		}
 		g_ptr_array_add(list, NULL);
 		*supported = (GStrv)g_ptr_array_free(g_steal_pointer(&list), FALSE);
@@ -351,7 +355,9 @@ kl_registrar_client_negotiate(KlRegistrarClient *client, GCancellable *cancellab
 	if (chosen == NULL) {
 		g_autofree gchar *ours = g_strjoinv(", ", client->enabled);
 		g_autofree gchar *theirs =
-		    supported != NULL ? g_strjoinv(", ", supported) : g_strdup("unknown");
+		    supported == NULL	 ? g_strdup("unknown")
+		    : supported[0] == NULL ? g_strdup("(none in a known format)")
+					   : g_strjoinv(", ", supported);
 		g_set_error(error,
 			    KL_ERROR,
 			    KL_ERROR_NOT_SUPPORTED,
@@ -464,6 +470,11 @@ kl_registrar_client_activate(KlRegistrarClient *client,
 	g_autofree gchar *what = NULL;
 	const gchar *method;
 
+	if (client->version == NULL) {
+		g_set_error_literal(
+		    error, KL_ERROR, KL_ERROR_INTERNAL, "registrar API version not negotiated");
+		return FALSE;
+	}
 	if (kl_registrar_client_is_v3(client)) {
 		method = "POST";
 		url = g_strdup_printf("%s/v3.0/agents/%s/activate", client->url, escaped);

@@ -7,6 +7,9 @@
 #include "keylime-agent/kl-json.h"
 #include "kl-verifier-client.h"
 
+/* evidence items the agent collects for one attestation at most */
+#define KL_VERIFIER_MAX_REQUESTED 32
+
 struct _KlVerifierClient {
 	KlHttp *http;
 	gchar *url;	    /* no trailing slash */
@@ -160,7 +163,8 @@ kl_verifier_client_evidence_url(KlVerifierClient *client, const gchar *location)
 			  error_local->message);
 		return kl_verifier_client_attestations_url(client, "latest");
 	}
-	uri = g_uri_parse(resolved, G_URI_FLAGS_NONE, NULL);
+	/* the path stays percent-encoded: nothing decoded goes into the URL built below */
+	uri = g_uri_parse(resolved, G_URI_FLAGS_ENCODED, NULL);
 	path = uri != NULL ? g_uri_get_path(uri) : NULL;
 	if (path == NULL || path[0] != '/')
 		return kl_verifier_client_attestations_url(client, "latest");
@@ -180,7 +184,10 @@ kl_verifier_client_evidence_url(KlVerifierClient *client, const gchar *location)
 	needle = g_strdup_printf("/agents/%s/attestations/", client->agent_id_escaped);
 	rest = strstr(fixed_path, needle);
 	if (fixed_path[1] != 'v' || rest == NULL || rest[strlen(needle)] == '\0' ||
-	    strchr(rest + strlen(needle), '/') != NULL || g_uri_get_query(uri) != NULL) {
+	    strspn(rest + strlen(needle),
+		   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+		strlen(rest + strlen(needle)) ||
+	    g_uri_get_query(uri) != NULL || g_uri_get_fragment(uri) != NULL) {
 		g_message("phase-1 Location '%s' does not name this agent's attestation; using "
 			  ".../attestations/latest",
 			  location);
@@ -542,6 +549,17 @@ kl_verifier_parse_evidence_requested(const gchar *body, gsize len, GError **erro
 	requested = kl_json_object_get_array(attributes, "evidence_requested", error);
 	if (requested == NULL) {
 		g_prefix_error(error, "attestation answer: ");
+		return NULL;
+	}
+	/* each item is a TPM command or a log read: the verifier does not get to ask for 10⁶ */
+	if (json_array_get_length(requested) > KL_VERIFIER_MAX_REQUESTED) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
+			    "attestation answer: evidence_requested has %u items (at most %d "
+			    "accepted: one per evidence type)",
+			    json_array_get_length(requested),
+			    KL_VERIFIER_MAX_REQUESTED);
 		return NULL;
 	}
 	for (guint i = 0; i < json_array_get_length(requested); i++) {

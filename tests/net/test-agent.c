@@ -6,7 +6,9 @@
  */
 #include "config.h"
 
+#include <glib/gstdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "keylime-agent/kl-error.h"
 #include "keylime-agent/kl-json.h"
@@ -1053,6 +1055,58 @@ test_free_during_step(Fixture *f, gconstpointer data)
 	g_assert_cmpint(f->exit_status, ==, -1);
 }
 
+/* --json-file prints the verifier's answer, but never the bearer token in it */
+static void
+test_json_file_session_token_hidden(Fixture *f, gconstpointer data)
+{
+	if (g_test_subprocess()) {
+		g_autoptr(GError) error = NULL;
+		g_autofree gchar *path = NULL;
+		gint fd = g_file_open_tmp("kl-json-file-XXXXXX.json", &path, &error);
+		const gchar *proof =
+		    "{\"data\":{\"type\":\"session\",\"id\":\"" SESSION_ID "\","
+		    "\"attributes\":{\"agent_id\":\"" AGENT_ID "\",\"authentication_provided\":"
+		    "[{\"authentication_class\":\"pop\",\"authentication_type\":\"tpm_pop\","
+		    "\"data\":{\"message\":\"QVRURVNU\",\"signature\":\"U0lH\"}}]}}}";
+		KlAgentOptions options = {
+			.agent_id = AGENT_ID,
+			.contact_ip = "127.0.0.1",
+			.contact_port = 9002,
+			.boot_time = G_GINT64_CONSTANT(1795428000),
+			.backoff_initial_ms = 1000,
+			.backoff_max_ms = 1000,
+			.backoff_max_retries = 0,
+			.attestation_interval_s = 60,
+			.json_file = NULL,
+			.message_type = "session",
+			.method = "PATCH",
+			.session_index = SESSION_ID,
+		};
+		guint timeout;
+
+		g_assert_no_error(error);
+		close(fd);
+		g_file_set_contents(path, proof, -1, &error);
+		g_assert_no_error(error);
+		options.json_file = path;
+		f->agent = kl_agent_new(&options, &fake_source, f, f->registrar, f->verifier);
+		kl_agent_set_delay_func(f->agent, fake_delay, f);
+		kl_agent_start(f->agent, done_cb, f);
+		timeout = g_timeout_add_seconds(20, timeout_cb, NULL);
+		g_main_loop_run(f->loop);
+		g_source_remove(timeout);
+		g_unlink(path);
+		g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+		return;
+	}
+	g_test_trap_subprocess(NULL, 20 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_passed();
+	g_test_trap_assert_stdout("HTTP 200\n*\"evaluation\":\"pass\"*");
+	g_test_trap_assert_stdout("*\"token\":\"(not shown; SHA-256 fingerprint *)\"*");
+	g_test_trap_assert_stdout_unmatched("*yZa6oMA61ywSLUArUbaaMQ8lbSjY*");
+	g_test_trap_assert_stderr_unmatched("*yZa6oMA61ywSLUArUbaaMQ8lbSjY*");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1088,6 +1142,7 @@ main(int argc, char **argv)
 	ADD("/agent/token-expiry-proactive", test_token_expiry_proactive);
 	ADD("/agent/stop-while-waiting", test_stop_while_waiting);
 	ADD("/agent/free-during-step", test_free_during_step);
+	ADD("/agent/json-file-session-token-hidden", test_json_file_session_token_hidden);
 #undef ADD
 	return g_test_run();
 }

@@ -667,6 +667,114 @@ test_curl_tls(void)
 	g_assert_true(g_spawn_command_line_sync(cmd, NULL, NULL, NULL, NULL));
 }
 
+/* ---- answers larger than the 16 MiB cap ---- */
+
+typedef struct {
+	GSocketListener *listener;
+	guint16 port;
+	gboolean announce; /* Content-Length: 1 GiB, no body; else chunked, 17 MiB */
+	gsize sent;
+} BigServer;
+
+static gpointer
+big_server_thread(gpointer data)
+{
+	BigServer *server = data;
+	g_autoptr(GSocketConnection) conn =
+	    g_socket_listener_accept(server->listener, NULL, NULL, NULL);
+	g_autoptr(GDataInputStream) in = NULL;
+	g_autofree gchar *chunk = NULL;
+	GOutputStream *out;
+	gsize length = 0;
+	g_autofree gchar *head = NULL;
+
+	if (conn == NULL)
+		return NULL;
+	in = g_data_input_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(conn)));
+	out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
+	head = server_read_request(in, NULL, &length);
+	if (head == NULL)
+		return NULL;
+	if (server->announce) {
+		const gchar *reply = "HTTP/1.1 200 OK\r\n"
+				     "Content-Type: application/json\r\n"
+				     "Content-Length: 1073741824\r\n\r\n";
+		g_output_stream_write_all(out, reply, strlen(reply), NULL, NULL, NULL);
+		/* never sends the body: the client must not wait for it */
+		g_usleep(3 * G_USEC_PER_SEC);
+		return NULL;
+	} else {
+		const gchar *reply = "HTTP/1.1 200 OK\r\n"
+				     "Content-Type: application/json\r\n"
+				     "Transfer-Encoding: chunked\r\n\r\n";
+		gsize size = 1024 * 1024;
+
+		g_output_stream_write_all(out, reply, strlen(reply), NULL, NULL, NULL);
+		chunk = g_strdup_printf("%zx\r\n%*s\r\n", size, (int)size, "");
+		for (guint i = 0; i < 17; i++) {
+			if (!g_output_stream_write_all(
+				out, chunk, strlen(chunk), NULL, NULL, NULL))
+				break;
+			server->sent += size;
+		}
+	}
+	return NULL;
+}
+
+static void
+check_big_answer(gboolean announce)
+{
+	BigServer server = { .announce = announce };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(loopback, 0);
+	g_autoptr(GSocketAddress) effective = NULL;
+	KlHttpOptions options = { .name = "registrar", .timeout_ms = 10000 };
+	g_autoptr(KlHttp) http = NULL;
+	g_autoptr(KlHttpResponse) response = NULL;
+	g_autofree gchar *url = NULL;
+	KlHttpRequest request = { .method = "GET" };
+	gint64 start;
+	GThread *thread;
+
+	server.listener = g_socket_listener_new();
+	g_socket_listener_add_address(server.listener,
+				      address,
+				      G_SOCKET_TYPE_STREAM,
+				      G_SOCKET_PROTOCOL_TCP,
+				      NULL,
+				      &effective,
+				      &error);
+	g_assert_no_error(error);
+	server.port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(effective));
+	thread = g_thread_new("big-server", big_server_thread, &server);
+	http = kl_http_new(&options, &error);
+	g_assert_no_error(error);
+	url = g_strdup_printf("http://127.0.0.1:%u/version", server.port);
+	request.url = url;
+	start = g_get_monotonic_time();
+	response = kl_http_send(http, &request, NULL, &error);
+	g_assert_null(response);
+	g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_DATA);
+	g_assert_nonnull(strstr(error->message, "too large"));
+	g_assert_nonnull(strstr(error->message, "16 MiB"));
+	/* refused at once, not after the request timeout */
+	g_assert_cmpint(g_get_monotonic_time() - start, <, 5 * G_USEC_PER_SEC);
+	g_clear_pointer(&http, kl_http_free); /* closes the connection */
+	g_thread_join(thread);
+	g_socket_listener_close(server.listener);
+	g_object_unref(server.listener);
+}
+
+static void
+test_curl_body_limit(void)
+{
+	/* a Content-Length over the cap is refused before the body is read */
+	check_big_answer(TRUE);
+	/* a chunked answer that grows past the cap is cut off */
+	check_big_answer(FALSE);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -681,5 +789,6 @@ main(int argc, char **argv)
 	g_test_add_func("/http/curl-cancel", test_curl_cancel);
 	g_test_add_func("/http/curl-refused", test_curl_refused);
 	g_test_add_func("/http/curl-tls", test_curl_tls);
+	g_test_add_func("/http/curl-body-limit", test_curl_body_limit);
 	return g_test_run();
 }

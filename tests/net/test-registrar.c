@@ -238,6 +238,48 @@ test_client_flow(void)
 	g_ptr_array_unref(fake.requests);
 }
 
+/* a registrar answering every request with one fixed body */
+static KlHttpResponse *
+fixed_registrar(const gchar *method,
+		const gchar *url,
+		const gchar *const *headers,
+		const gchar *body,
+		gsize body_len,
+		gpointer user_data,
+		GCancellable *cancellable,
+		GError **error)
+{
+	return kl_http_response_new(200, user_data);
+}
+
+static void
+test_hostile_answers(void)
+{
+	KlHttpOptions options = { .name = "registrar" };
+	const gchar *def[] = { "default", NULL };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttp) http = kl_http_new(&options, &error);
+	g_autoptr(KlRegistrarClient) client = NULL;
+
+	/* versions with a newline cannot forge log lines through the error message */
+	kl_http_set_transport(http,
+			      fixed_registrar,
+			      "{\"results\":{\"current_version\":\"1.0\",\"supported_versions\":"
+			      "[\"1.0\\nINFO kl-core: forged\",\"v1.0\",\"9.x\"]}}");
+	client = kl_registrar_client_new(http, "http://reg.example:8890", def, &error);
+	g_assert_no_error(error);
+	g_assert_false(kl_registrar_client_negotiate(client, NULL, &error));
+	g_assert_error(error, KL_ERROR, KL_ERROR_NOT_SUPPORTED);
+	g_assert_null(strchr(error->message, '\n'));
+	g_assert_null(strstr(error->message, "forged"));
+	g_assert_nonnull(strstr(error->message, "supports API versions 1.0, none"));
+	g_clear_error(&error);
+
+	/* activation before a version was negotiated: an error, not a "v(null)" URL */
+	g_assert_false(kl_registrar_client_activate(client, "agent-1", "00ff", NULL, &error));
+	g_assert_error(error, KL_ERROR, KL_ERROR_INTERNAL);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -247,5 +289,6 @@ main(int argc, char **argv)
 	g_test_add_func("/registrar/choose-version", test_choose_version);
 	g_test_add_func("/registrar/build-body", test_build_body);
 	g_test_add_func("/registrar/client-flow", test_client_flow);
+	g_test_add_func("/registrar/hostile-answers", test_hostile_answers);
 	return g_test_run();
 }

@@ -188,6 +188,34 @@ test_parse_evidence_requested_bad(void)
 }
 
 static void
+test_parse_evidence_requested_many(void)
+{
+	const gchar *item = "{\"evidence_class\":\"certification\",\"evidence_type\":\"tpm_quote\"}";
+	const guint counts[] = { 32, 33, 100000 };
+
+	/* every item costs a TPM command: a verifier cannot make one attestation endless */
+	for (guint c = 0; c < G_N_ELEMENTS(counts); c++) {
+		g_autoptr(GString) body =
+		    g_string_new("{\"data\":{\"attributes\":{\"evidence_requested\":[");
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GPtrArray) items = NULL;
+
+		for (guint i = 0; i < counts[c]; i++)
+			g_string_append_printf(body, "%s%s", i > 0 ? "," : "", item);
+		g_string_append(body, "]}}}");
+		items = kl_verifier_parse_evidence_requested(body->str, body->len, &error);
+		if (counts[c] <= 32) {
+			g_assert_no_error(error);
+			g_assert_cmpuint(items->len, ==, counts[c]);
+		} else {
+			g_assert_null(items);
+			g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_DATA);
+			g_assert_nonnull(strstr(error->message, "at most 32"));
+		}
+	}
+}
+
+static void
 test_parse_seconds_to_next(void)
 {
 	gsize len = 0;
@@ -325,6 +353,18 @@ test_evidence_url(void)
 		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
 		{ "/v3/agents/agent-1/attestations/2?x=1",
 		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		/* percent-encoded bytes are never decoded into the URL the agent builds */
+		{ "/v3/agents/agent-1/attestations/2%0d%0aX-Injected:%201",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		{ "/v3/agents/agent-1/attestations/2%3Fx=1",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		{ "/v3/agents/agent-1/attestations/..%2F..%2Fsessions",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		/* an encoded unreserved character is that character (RFC 3986 6.2.2.2) */
+		{ "/v3/agents/agent-1/attestations/%32",
+		  "https://v.example:8881/v3/agents/agent-1/attestations/2" },
+		{ "/v3/agents/agent-1/attestations/latest",
+		  "https://v.example:8881/v3/agents/agent-1/attestations/latest" },
 		{ NULL, "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
 	};
 
@@ -400,6 +440,7 @@ main(int argc, char **argv)
 	g_test_add_func("/verifier/session-result", test_parse_session_result);
 	g_test_add_func("/verifier/evidence-requested", test_parse_evidence_requested);
 	g_test_add_func("/verifier/evidence-requested-bad", test_parse_evidence_requested_bad);
+	g_test_add_func("/verifier/evidence-requested-many", test_parse_evidence_requested_many);
 	g_test_add_func("/verifier/seconds-to-next", test_parse_seconds_to_next);
 	g_test_add_func("/verifier/describe-errors", test_describe_errors);
 	g_test_add_func("/verifier/build-bodies", test_build_bodies);
