@@ -228,8 +228,11 @@ kl_agent_step_register(KlAgent *agent, GCancellable *cancellable)
 					   : NULL,
 				       agent->contact_ip,
 				       agent->contact_port);
-	if (agent->source.contribute_registration != NULL)
-		agent->source.contribute_registration(agent->source_data, body);
+	if (agent->source.contribute_registration != NULL &&
+	    !agent->source.contribute_registration(agent->source_data, body, &error)) {
+		g_prefix_error(&error, "registration postponed: ");
+		return kl_step_retry(g_steal_pointer(&error), -1);
+	}
 	blob = kl_registrar_client_register(
 	    agent->registrar, agent->agent_id, body, cancellable, &error);
 	if (blob == NULL) {
@@ -429,7 +432,9 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 		result->not_enrolled = TRUE;
 		return result;
 	case 409:
-		return kl_step_retry(kl_agent_http_error(response, "offering capabilities"), 1000);
+		/* a creation race: retry shortly once, then back off like any other fault */
+		return kl_step_retry(kl_agent_http_error(response, "offering capabilities"),
+				     kl_backoff_get_failures(agent->backoff) == 0 ? 1000 : -1);
 	default:
 		return kl_step_retry(kl_agent_http_error(response, "offering capabilities"),
 				     kl_agent_retry_delay(response));

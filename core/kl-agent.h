@@ -63,8 +63,11 @@ typedef struct {
 	/* TPM2_Certify(AK, AK, qualifyingData = @challenge) */
 	gboolean (*certify_ak)(
 	    gpointer data, GBytes *challenge, GBytes **attest, GBytes **signature, GError **error);
-	/* adds plugin fields to the registration body; problems are logged, not fatal */
-	void (*contribute_registration)(gpointer data, JsonObject *body);
+	/*
+	 * adds plugin fields to the registration body; FALSE: a plugin could not
+	 * add its fields, and registration is retried later rather than done without them
+	 */
+	gboolean (*contribute_registration)(gpointer data, JsonObject *body, GError **error);
 	/* evidence_supported entries (JsonObject*) of the active plugins for this cycle */
 	GPtrArray *(*get_capabilities)(gpointer data, GError **error);
 	/*

@@ -128,21 +128,25 @@ kl_main_certify_ak(
 				 error);
 }
 
-static void
-kl_main_contribute_registration(gpointer data, JsonObject *body)
+static gboolean
+kl_main_contribute_registration(gpointer data, JsonObject *body, GError **error)
 {
 	KlMainSource *self = data;
 	GPtrArray *plugins = kl_plugin_loader_get_plugins(self->loader);
 
 	for (guint i = 0; plugins != NULL && i < plugins->len; i++) {
 		KlPlugin *plugin = g_ptr_array_index(plugins, i);
-		g_autoptr(GError) error = NULL;
 
 		if (kl_plugin_get_state(plugin) != KL_PLUGIN_STATE_ACTIVE)
 			continue;
-		if (!kl_plugin_run_contribute_registration(plugin, body, &error))
-			g_warning("%s; registering without its fields", error->message);
+		if (!kl_plugin_run_contribute_registration(plugin, body, error)) {
+			g_prefix_error(error,
+				       "the %s plugin could not add its fields: ",
+				       kl_plugin_get_name(plugin));
+			return FALSE;
+		}
 	}
+	return TRUE;
 }
 
 static GPtrArray *
@@ -365,6 +369,41 @@ kl_main_check_file(const gchar *what, const gchar *path)
 	return TRUE;
 }
 
+/*
+ * enable_iak_idevid = true asks for a registration with the IAK/IDevID: an
+ * agent that cannot provide them must not register without them, as if the
+ * operator had not asked. Returns the problem, or NULL. With --avoid-tpm
+ * there is no IAK to speak of, and the plugin says that it is ignored.
+ */
+static gchar *
+kl_main_iak_problem(KlConfig *cfg, KlTpm *tpm, KlPluginLoader *loader)
+{
+	GPtrArray *plugins = loader != NULL ? kl_plugin_loader_get_plugins(loader) : NULL;
+	const gchar *reason = NULL;
+
+	if (!kl_main_bool(cfg, "enable_iak_idevid", FALSE) ||
+	    (tpm != NULL && kl_tpm_is_software(tpm)))
+		return NULL;
+	for (guint i = 0; plugins != NULL && i < plugins->len; i++) {
+		KlPlugin *plugin = g_ptr_array_index(plugins, i);
+
+		if (g_strcmp0(kl_plugin_get_name(plugin), "iak_idevid") != 0)
+			continue;
+		if (kl_plugin_get_state(plugin) == KL_PLUGIN_STATE_ACTIVE)
+			return NULL;
+		reason = kl_plugin_get_state_reason(plugin);
+		if (reason == NULL)
+			reason = kl_main_plugin_state_name(kl_plugin_get_state(plugin));
+		break;
+	}
+	return g_strdup_printf(
+	    "enable_iak_idevid = true, but the iak_idevid plugin is not active (%s); the agent "
+	    "does not register without the IAK/IDevID it was asked for: fix the IAK/IDevID "
+	    "settings (iak_cert, idevid_cert, iak_handle, idevid_handle, iak_idevid_template) "
+	    "or set enable_iak_idevid = false",
+	    reason != NULL ? reason : "no iak_idevid plugin in the plugin directory");
+}
+
 static gint
 kl_main_check(KlConfig *cfg,
 	      KlTpm *tpm,
@@ -464,6 +503,13 @@ kl_main_check(KlConfig *cfg,
 	if (kl_main_count_active(loader) == 0) {
 		printf("  PROBLEM: no evidence plugin is active\n");
 		ok = FALSE;
+	}
+	{
+		g_autofree gchar *iak_problem = kl_main_iak_problem(cfg, tpm, loader);
+		if (iak_problem != NULL) {
+			printf("  PROBLEM: %s\n", iak_problem);
+			ok = FALSE;
+		}
 	}
 
 	printf("\nPeers:\n");
@@ -697,6 +743,14 @@ kl_main_run(int argc, char **argv)
 			  "each plugin is inactive)",
 			  kl_main_plugin_dir(cfg));
 		return KL_EXIT_NO_PLUGINS;
+	}
+
+	{
+		g_autofree gchar *iak_problem = kl_main_iak_problem(cfg, tpm, loader);
+		if (iak_problem != NULL) {
+			g_warning("%s", iak_problem);
+			return KL_EXIT_CONFIG;
+		}
 	}
 
 	/* everything that needs root is open: drop privileges before any networking */

@@ -5,8 +5,9 @@
  * (tests/peers), which checks the fields server-side: both certificates chain
  * to its --tpm-cert-store, iak_tpm/idevid_tpm hold the certificates' keys, and
  * iak_attest/iak_sign are a TPM2_Certify of the registered AK by the IAK over
- * SHA-256(agent id). With the plugin disabled, or left out because its
- * certificate does not fit, registration is the plain one.
+ * SHA-256(agent id). With the plugin disabled, registration is the plain one;
+ * with enable_iak_idevid = true and an IAK/IDevID that cannot be used, the
+ * agent refuses to start (exit status 3) rather than register without them.
  */
 #include "config.h"
 
@@ -84,25 +85,47 @@ test_disabled(void)
 	g_assert_cmpint(kl_test_agent_stop(agent, SIGTERM, 15), ==, 0);
 }
 
-/* a certificate for another key: the plugin stays out with a warning naming the template */
+/*
+ * a certificate for another key: enable_iak_idevid = true cannot be honoured,
+ * so the agent stops at start-up with a configuration error naming the problem
+ * and never registers; --check reports it
+ */
 static void
-test_mismatch_left_out(void)
+test_mismatch_fatal(void)
 {
 	const gchar *id = "d432fbb3-d2f1-4a97-9ef7-75bd81c0a003";
 	g_autoptr(KlTestAgent) agent = agent_new(id, TRUE, other_cert, idevid_cert);
+	g_autoptr(KlTestAgent) check = agent_new(id, TRUE, other_cert, idevid_cert);
+	g_autoptr(JsonObject) record = NULL;
 	g_autoptr(GError) error = NULL;
+	gint status;
 
 	kl_test_agent_start(agent, &error, NULL);
 	g_assert_no_error(error);
-	wait_activation(agent, id);
-	g_assert_cmpint(kl_test_peers_registrar_int(peers, id, "iak_verified"), ==, 0);
-	g_assert_false(registrar_has(id, "iak_tpm"));
-	if (!kl_test_agent_log_contains(agent,
-					"IAK public key does not match iak_cert (template H-1 tried)")) {
+	status = kl_test_agent_wait(agent, 30);
+	if (status != 3 ||
+	    !kl_test_agent_log_contains(
+		agent, "IAK public key does not match iak_cert (template H-1 tried)") ||
+	    !kl_test_agent_log_contains(
+		agent, "enable_iak_idevid = true, but the iak_idevid plugin is not active")) {
 		kl_test_agent_dump_log(agent);
+		g_assert_cmpint(status, ==, 3);
 		g_assert_not_reached();
 	}
-	g_assert_cmpint(kl_test_agent_stop(agent, SIGTERM, 15), ==, 0);
+	/* nothing reached the registrar */
+	record = kl_test_peers_registrar_agent(peers, id);
+	g_assert_null(record);
+
+	kl_test_agent_start(check, &error, "--check", NULL);
+	g_assert_no_error(error);
+	status = kl_test_agent_wait(check, 30);
+	if (status != 1 ||
+	    !kl_test_agent_log_contains(
+		check, "PROBLEM: enable_iak_idevid = true, but the iak_idevid plugin is not active")) {
+		kl_test_agent_dump_log(check);
+		g_assert_cmpint(status, ==, 1);
+		g_assert_not_reached();
+	}
 }
 
 /* provisions H-1 IAK/IDevID, then lets go of the TPM for the agent */
@@ -151,7 +174,7 @@ main(int argc, char **argv)
 
 	g_test_add_func("/iak-agent/registered-with-iak", test_registered_with_iak);
 	g_test_add_func("/iak-agent/disabled", test_disabled);
-	g_test_add_func("/iak-agent/mismatch-left-out", test_mismatch_left_out);
+	g_test_add_func("/iak-agent/mismatch-fatal", test_mismatch_fatal);
 	rc = g_test_run();
 
 	kl_test_peers_free(peers);

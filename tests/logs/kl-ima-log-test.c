@@ -553,9 +553,22 @@ test_plugin(Fixture *fx, gconstpointer user_data)
 	json_object_unref(data);
 	g_clear_pointer(&p, json_object_unref);
 
-	/* starting_offset missing: from 0; entry_count honoured as a maximum */
-	p = params("{\"entry_count\":3}");
+	/* format missing: starting_offset still honoured (rust-keylime lost it, B10) */
+	p = params("{\"starting_offset\":7}");
 	data = kl_ima_log_plugin_collect(ctx, p, NULL, &error);
+	g_assert_no_error(error);
+	assert_data_lines(data, 7, 18);
+	json_object_unref(data);
+	g_clear_pointer(&p, json_object_unref);
+
+	/* starting_offset missing: from 0, said aloud; entry_count honoured as a maximum */
+	p = params("{\"entry_count\":3}");
+	g_test_expect_message("kl-ima_log",
+			      G_LOG_LEVEL_MESSAGE,
+			      "*ima_log request has no starting_offset*from its first entry (25 "
+			      "entries)*");
+	data = kl_ima_log_plugin_collect(ctx, p, NULL, &error);
+	g_test_assert_expected_messages();
 	g_assert_no_error(error);
 	assert_data_lines(data, 0, 3);
 	json_object_unref(data);

@@ -49,6 +49,7 @@ typedef struct {
 	GArray *delays; /* guint64 ms asked for by the agent */
 	gboolean enrolled;
 	gboolean collect_fails;
+	guint contribute_fails; /* the registration contribution fails this many times */
 	gint exit_status;
 	guint stop_after; /* kl_agent_stop() once this many attestations were accepted */
 	gint64 now_us;
@@ -389,10 +390,18 @@ fake_certify(gpointer data, GBytes *challenge, GBytes **attest, GBytes **signatu
 	return TRUE;
 }
 
-static void
-fake_contribute(gpointer data, JsonObject *body)
+static gboolean
+fake_contribute(gpointer data, JsonObject *body, GError **error)
 {
+	Fixture *f = data;
+
+	if (f->contribute_fails > 0) {
+		f->contribute_fails--;
+		g_set_error_literal(error, KL_ERROR, KL_ERROR_TPM, "IAK: TPM busy");
+		return FALSE;
+	}
 	json_object_set_string_member(body, "plugin_field", "x");
+	return TRUE;
 }
 
 static JsonObject *
@@ -903,6 +912,72 @@ test_phase2_401_reauth(Fixture *f, gconstpointer data)
 }
 
 static void
+test_registration_contribution_failure_retries(Fixture *f, gconstpointer data)
+{
+	/* a plugin that cannot add its fields: no registration without them */
+	f->contribute_fails = 1;
+	expect_log("MESSAGE", "*registration postponed*IAK: TPM busy; retrying in 1.0 s");
+	run_agent(f, TRUE, 5);
+	assert_expected_logs();
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	/* the only POST carried the plugin's field (checked by the fake registrar) */
+	g_assert_cmpuint(count_requests(f, "POST " REGISTRAR "/v2.6/agents/"), ==, 1);
+	g_assert_cmpuint(delay_at(f, 1), ==, 1000);
+}
+
+static void
+test_phase1_401_forever_backs_off(Fixture *f, gconstpointer data)
+{
+	/* the verifier accepts every PoP but refuses every token: never a tight loop */
+	for (guint i = 0; i < 4; i++)
+		fixture_script(f, "POST", ATT_PATH, 401, "errors-401.json", NULL, -1);
+	run_agent(f, TRUE, 10);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	/* one session per refused token, no more */
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 5);
+	/* 0 (start), 0 (registered), the backoff after each 401, 0 (phase 2) */
+	g_assert_cmpuint(f->delays->len, ==, 7);
+	for (guint i = 2; i < 6; i++)
+		g_assert_cmpuint(delay_at(f, i), >=, 1000);
+	g_assert_cmpuint(MAX(MAX(delay_at(f, 3), delay_at(f, 4)), delay_at(f, 5)), >, 1000);
+}
+
+static void
+test_phase1_409_backs_off(Fixture *f, gconstpointer data)
+{
+	guint64 longest = 0;
+
+	for (guint i = 0; i < 4; i++)
+		fixture_script(f, "POST", ATT_PATH, 409, "", NULL, -1);
+	run_agent(f, TRUE, 10);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER ATT_PATH), ==, 5);
+	/* shortly after the first conflict, then the backoff */
+	g_assert_cmpuint(delay_at(f, 2), ==, 1000);
+	for (guint i = 3; i < f->delays->len; i++)
+		longest = MAX(longest, delay_at(f, i));
+	g_assert_cmpuint(longest, >, 1000);
+}
+
+static void
+test_phase2_422_restarts_phase1(Fixture *f, gconstpointer data)
+{
+	fixture_script(f, "PATCH", ATT_PATH "/", 422, "errors-422.json", NULL, -1);
+	expect_log("MESSAGE",
+		   "submitting evidence: the verifier answered HTTP 422: Attribute 'evidence' "
+		   "must contain at least the PCRs requested (invalid_resource_data); retrying "
+		   "in 1.0 s");
+	run_agent(f, TRUE, 5);
+	assert_expected_logs();
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	/* a new phase 1 after the backoff, same token */
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER ATT_PATH), ==, 2);
+	g_assert_cmpuint(count_requests(f, "PATCH " VERIFIER ATT_PATH), ==, 2);
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
+	g_assert_cmpuint(delay_at(f, 3), ==, 1000);
+}
+
+static void
 test_collect_failure_sends_nothing(Fixture *f, gconstpointer data)
 {
 	f->collect_fails = TRUE;
@@ -1135,6 +1210,11 @@ main(int argc, char **argv)
 	ADD("/agent/phase1-403-keeps-token", test_phase1_403_keeps_token);
 	ADD("/agent/phase2-403-restarts-phase1", test_phase2_403_restarts_phase1);
 	ADD("/agent/phase2-401-reauth", test_phase2_401_reauth);
+	ADD("/agent/registration-contribution-failure-retries",
+	    test_registration_contribution_failure_retries);
+	ADD("/agent/phase1-401-forever-backs-off", test_phase1_401_forever_backs_off);
+	ADD("/agent/phase1-409-backs-off", test_phase1_409_backs_off);
+	ADD("/agent/phase2-422-restarts-phase1", test_phase2_422_restarts_phase1);
 	ADD("/agent/collect-failure-sends-nothing", test_collect_failure_sends_nothing);
 	ADD("/agent/location-other-origin", test_location_other_origin_not_followed);
 	ADD("/agent/location-without-v", test_location_without_v);
