@@ -19,6 +19,8 @@
 #include "kl-iak-test-util.h"
 #include "kl-test-peers.h"
 
+#include "../kl-test-skip.h"
+
 static KlTestPeers *peers;
 static gchar *iak_cert;
 static gchar *idevid_cert;
@@ -161,8 +163,7 @@ main(int argc, char **argv)
 
 	g_test_init(&argc, &argv, NULL);
 	if (g_getenv("KL_TEST_TCTI") == NULL || !kl_test_have_plugin("iak_idevid")) {
-		g_test_skip("needs swtpm (run-with-swtpm.sh) and the iak_idevid module");
-		return g_test_run();
+		return kl_test_skip_all("needs swtpm (run-with-swtpm.sh) and the iak_idevid module");
 	}
 	peers = kl_test_peers_new();
 	kl_iak_test_ca_init(&ca);

@@ -15,6 +15,8 @@
 
 #include "kl-test-peers.h"
 
+#include "../kl-test-skip.h"
+
 #define AGENT_ID "d432fbb3-d2f1-4a97-9ef7-75bd81c0d001"
 
 static gchar *dir;
@@ -133,8 +135,7 @@ main(int argc, char **argv)
 
 	g_test_init(&argc, &argv, NULL);
 	if (!kl_test_have_plugin("iak_idevid")) {
-		g_print("1..0 # SKIP the iak_idevid plugin is not built\n");
-		return 0;
+		return kl_test_skip_all("the iak_idevid plugin is not built");
 	}
 	dir = g_dir_make_tmp("kl-int-iak-XXXXXX", &error);
 	g_assert_no_error(error);

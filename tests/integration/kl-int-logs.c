@@ -14,6 +14,8 @@
 
 #include "kl-test-peers.h"
 
+#include "../kl-test-skip.h"
+
 #define AGENT_ID "d432fbb3-d2f1-4a97-9ef7-75bd81c0c001"
 
 static KlTestPeers *peers;
@@ -217,8 +219,8 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	if (!kl_test_have_plugin("ima_log") || !kl_test_have_plugin("uefi_log") ||
 	    !kl_test_have_plugin("tpm_quote")) {
-		g_print("1..0 # SKIP the tpm_quote, ima_log and uefi_log plugins are not all built\n");
-		return 0;
+		return kl_test_skip_all(
+		    "the tpm_quote, ima_log and uefi_log plugins are not all built");
 	}
 	peers = kl_test_peers_new();
 	kl_test_peers_start_registrar(peers, 0, FALSE, &error, NULL);

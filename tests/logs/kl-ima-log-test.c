@@ -18,6 +18,8 @@
 #include "kl-ima-log-synth.h"
 #include "kl-plugin-context-private.h"
 
+#include "../kl-test-skip.h"
+
 typedef struct {
 	gchar *dir;
 	gchar *path;
@@ -622,7 +624,7 @@ test_module(Fixture *fx, gconstpointer user_data)
 	const KlPluginInfo *info;
 
 	if (dir == NULL) {
-		g_test_skip("KL_TEST_PLUGINDIR not set");
+		kl_test_skip("KL_TEST_PLUGINDIR not set");
 		return;
 	}
 	path = g_build_filename(dir, "ima_log.so", NULL);

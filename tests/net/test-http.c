@@ -13,6 +13,8 @@
 #include "keylime-agent/kl-error.h"
 #include "kl-http.h"
 
+#include "../kl-test-skip.h"
+
 static void
 test_origin(void)
 {
@@ -533,7 +535,7 @@ test_curl_tls(void)
 	guint16 port;
 
 	if (openssl == NULL) {
-		g_test_skip("openssl not found");
+		kl_test_skip("openssl not found");
 		return;
 	}
 	g_assert_true(g_file_set_contents(ext, "subjectAltName=IP:127.0.0.1\n", -1, NULL));

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../kl-test-skip.h"
+
 #define AGENT_ID "d432fbb3-d2f1-4a97-9ef7-75bd81c0e001"
 
 /* ---- a registrar that answers /version and refuses the registration (403) ---- */
@@ -144,7 +146,7 @@ have_plugin(void)
 
 	if (g_file_test(path, G_FILE_TEST_EXISTS))
 		return TRUE;
-	g_test_skip("the tpm_quote plugin is not built");
+	kl_test_skip("the tpm_quote plugin is not built");
 	return FALSE;
 }
 
@@ -433,7 +435,7 @@ test_run_as(void)
 	if (!have_plugin())
 		return;
 	if (geteuid() != 0) {
-		g_test_skip("dropping privileges needs root");
+		kl_test_skip("dropping privileges needs root");
 		return;
 	}
 
