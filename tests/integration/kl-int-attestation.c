@@ -197,6 +197,43 @@ test_fault_hang(void)
 	g_assert_cmpint((g_get_monotonic_time() - t0) / G_USEC_PER_SEC, <, 25);
 }
 
+/*
+ * the verifier asks for an evidence type no active plugin provides: the agent
+ * sends nothing for that attestation (no "error" body), says why, and the next
+ * attestation passes
+ */
+static void
+test_unknown_type_requested(void)
+{
+	g_autoptr(JsonObject) a = NULL;
+	JsonArray *atts;
+	gboolean found = FALSE;
+
+	assert_recovers("{\"phase1\":[\"extra_type\"]}", NULL);
+	if (!kl_test_agent_log_contains(agent,
+					"the verifier requested evidence type 'kl_unknown_log', "
+					"which no active plugin provides")) {
+		kl_test_agent_dump_log(agent);
+		g_assert_not_reached();
+	}
+	a = kl_test_peers_verifier_agent(peers, AGENT_ID);
+	atts = json_object_get_array_member(a, "attestations");
+	for (guint i = 0; i < json_array_get_length(atts); i++) {
+		JsonObject *at = json_array_get_object_element(atts, i);
+		JsonArray *types = json_object_get_array_member(at, "evidence_types");
+
+		for (guint j = 0; j < json_array_get_length(types); j++) {
+			if (g_strcmp0(json_array_get_string_element(types, j), "kl_unknown_log") != 0)
+				continue;
+			/* never answered: no PATCH reached the verifier for it */
+			g_assert_cmpstr(
+			    json_object_get_string_member(at, "stage"), ==, "awaiting_evidence");
+			found = TRUE;
+		}
+	}
+	g_assert_true(found);
+}
+
 static void
 test_fault_session(void)
 {
@@ -351,6 +388,7 @@ main(int argc, char **argv)
 	g_test_add_func("/attestation/fault-phase2-403", test_fault_phase2_403);
 	g_test_add_func("/attestation/fault-phase1-429-retry-after", test_fault_429);
 	g_test_add_func("/attestation/fault-phase1-500", test_fault_500);
+	g_test_add_func("/attestation/unknown-type-requested", test_unknown_type_requested);
 	g_test_add_func("/attestation/fault-phase2-500", test_fault_phase2_500);
 	g_test_add_func("/attestation/fault-phase1-malformed", test_fault_malformed);
 	g_test_add_func("/attestation/fault-phase2-malformed", test_fault_phase2_malformed);

@@ -15,6 +15,8 @@ Control API on the same server (no authentication, tests only):
   DELETE /_test/agents/{id} unenroll
   POST /_test/faults   {"phase1"|"phase2"|"session": [401, {"status":429,"retry_after":2},
                         500, "malformed", "hang", {"hang": secs}, "close"]}  (consumed per request)
+                       phase1 also takes "extra_type": a normal 201 that also requests an
+                       evidence type no agent plugin provides (kl_unknown_log)
   POST /_test/expire_token {agent_id}
 
 usage: kl_test_verifier.py --state-file F [--port N] [--quote-interval S] [--registrar-url U]
@@ -805,6 +807,16 @@ class VerifierHandler(kl_peer.Handler):
         try:
             doc = self.jsonapi_body("attestation")
             fault = FAULTS.pop("phase1")
+            extra = None
+            if fault == "extra_type":
+                extra = {"evidence_class": "log", "evidence_type": "kl_unknown_log",
+                         "chosen_parameters": {"format": "text/plain"}}
+                with LOCK:
+                    a = AGENTS.get(agent_id)
+                    if a:
+                        a["faults_served"] += 1
+                        a["fault_times"].append({"t": time.time(), "where": "phase1", "fault": fault})
+                fault = None
             if fault is not None:
                 with LOCK:
                     a = AGENTS.get(agent_id)
@@ -837,6 +849,8 @@ class VerifierHandler(kl_peer.Handler):
                                    f"Next attestation may not be submitted before {wait} seconds",
                                    headers={"Retry-After": wait})
                 requested, boot_time, ima_count = select_evidence(a, doc["data"]["attributes"])
+                if extra is not None:
+                    requested = requested + [extra]
                 index = len(a["attestations"])
                 at = {"index": index, "stage": "awaiting_evidence", "evaluation": None, "failure_reason": None,
                       "evidence_requested": requested, "boot_time": boot_time, "ima_entry_count": ima_count,
