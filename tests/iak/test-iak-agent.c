@@ -122,8 +122,9 @@ test_mismatch_fatal(void)
 	g_assert_no_error(error);
 	status = kl_test_agent_wait(check, 30);
 	if (status != 1 ||
-	    !kl_test_agent_log_contains(
-		check, "PROBLEM: enable_iak_idevid = true, but the iak_idevid plugin is not active")) {
+	    !kl_test_agent_log_contains(check,
+					"PROBLEM: enable_iak_idevid = true, but the iak_idevid "
+					"plugin is not active")) {
 		kl_test_agent_dump_log(check);
 		g_assert_cmpint(status, ==, 1);
 		g_assert_not_reached();
@@ -163,7 +164,8 @@ main(int argc, char **argv)
 
 	g_test_init(&argc, &argv, NULL);
 	if (g_getenv("KL_TEST_TCTI") == NULL || !kl_test_have_plugin("iak_idevid")) {
-		return kl_test_skip_all("needs swtpm (run-with-swtpm.sh) and the iak_idevid module");
+		return kl_test_skip_all(
+		    "needs swtpm (run-with-swtpm.sh) and the iak_idevid module");
 	}
 	peers = kl_test_peers_new();
 	kl_iak_test_ca_init(&ca);

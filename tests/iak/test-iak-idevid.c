@@ -665,7 +665,8 @@ main(int argc, char **argv)
 
 	g_test_init(&argc, &argv, NULL);
 	if (g_getenv("KL_TEST_TCTI") == NULL) {
-		return kl_test_skip_all("no TPM: run through run-with-swtpm.sh (KL_TEST_TCTI unset)");
+		return kl_test_skip_all(
+		    "no TPM: run through run-with-swtpm.sh (KL_TEST_TCTI unset)");
 	}
 	setup();
 	g_test_add_func("/iak/registration/h1", test_h1_registration);

@@ -227,7 +227,9 @@ test_unknown_type_requested(void)
 		JsonArray *types = json_object_get_array_member(at, "evidence_types");
 
 		for (guint j = 0; j < json_array_get_length(types); j++) {
-			if (g_strcmp0(json_array_get_string_element(types, j), "kl_unknown_log") != 0)
+			const gchar *type = json_array_get_string_element(types, j);
+
+			if (g_strcmp0(type, "kl_unknown_log") != 0)
 				continue;
 			/* never answered: no PATCH reached the verifier for it */
 			g_assert_cmpstr(
