@@ -467,19 +467,22 @@ kl_main_check(KlConfig *cfg,
 	}
 
 	printf("\nPeers:\n");
-	verifier = kl_verifier_client_new(NULL,
-					  verifier_url,
-					  KL_VERIFIER_API_DEFAULT,
-					  agent_id != NULL ? agent_id : "x",
-					  insecure,
-					  &error);
+	verifier = kl_verifier_client_new(
+	    NULL,
+	    verifier_url,
+	    kl_main_str(cfg, "verifier_api_version", KL_VERIFIER_API_DEFAULT),
+	    agent_id != NULL ? agent_id : "x",
+	    insecure,
+	    &error);
 	if (verifier == NULL) {
 		printf("  verifier: PROBLEM: %s\n", error->message);
 		ok = FALSE;
 	} else {
+		g_autofree gchar *attestations = kl_verifier_client_attestations_url(verifier, NULL);
 		printf("  verifier: %s%s\n",
 		       verifier_url,
 		       g_str_has_prefix(verifier_url, "https://") ? "" : " (INSECURE: plain http)");
+		printf("  attestations: %s\n", attestations);
 	}
 	if (insecure) {
 		printf("  INSECURE: tls_accept_invalid_certs is set, certificates are not "

@@ -372,11 +372,21 @@ test_check_report(void)
 
 	/* KEYLIME_AGENT_<OPTION> applies on top of --config */
 	g_setenv("KEYLIME_AGENT_CONTACT_PORT", "4242", TRUE);
-	insecure =
-	    agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--check", "--insecure", NULL);
+	insecure = agent_spawn(&error,
+			       "--config",
+			       s.conf,
+			       "--avoid-tpm",
+			       "--check",
+			       "--insecure",
+			       "--api-version",
+			       "3.1",
+			       NULL);
 	g_unsetenv("KEYLIME_AGENT_CONTACT_PORT");
 	g_assert_cmpint(agent_finish(insecure, &out, &err), ==, 0);
 	g_assert_nonnull(strstr(out, "4242"));
+	/* the URL the evidence goes to, with the configured API version */
+	g_assert_nonnull(
+	    strstr(out, "attestations: https://127.0.0.1:1/v3.1/agents/" AGENT_ID "/attestations"));
 	g_assert_nonnull(strstr(out, "INSECURE"));
 	g_assert_true(g_str_has_suffix(out, "OK\n"));
 	setup_clear(&s);
