@@ -280,16 +280,12 @@ kl_main_count_active(KlPluginLoader *loader)
 	return n;
 }
 
+/* plugin_dir: --plugin-dir, KEYLIME_AGENT_PLUGIN_DIR or the file; else the installed one */
 static const gchar *
 kl_main_plugin_dir(KlConfig *cfg)
 {
-	const gchar *env = kl_main_nonempty(g_getenv("KL_PLUGIN_DIR"));
 	const gchar *dir = kl_main_nonempty(kl_main_str(cfg, "plugin_dir", NULL));
 
-	/* KL_PLUGIN_DIR (developers, tests) only replaces the built-in default */
-	if (env != NULL && (dir == NULL || !kl_main_known("plugin_dir") ||
-			    g_strcmp0(kl_config_get_origin(cfg, "plugin_dir"), "default") == 0))
-		return env;
 	return dir != NULL ? dir : KL_PLUGINDIR;
 }
 
