@@ -364,7 +364,10 @@ test_check_report(void)
 	g_assert_nonnull(strstr(out, "PROBLEM: the file does not exist"));
 	g_assert_nonnull(strstr(out, s.conf)); /* where the options came from */
 	g_assert_nonnull(strstr(out, "PROBLEMS FOUND"));
-	/* never a secret */
+	/* every option, also those only plugins read; never a secret */
+	g_assert_true(g_regex_match_simple("\\n  uefi_logs_evidence_version += \"2\\.1\"  # default\\n",
+					   out, 0, 0));
+	g_assert_true(g_regex_match_simple("\\n  tpm_ownerpassword += \\(set\\)  # ", out, 0, 0));
 	g_assert_null(strstr(out, "sekrit"));
 	g_assert_null(strstr(err, "sekrit"));
 	g_clear_pointer(&out, g_free);
