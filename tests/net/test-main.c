@@ -596,11 +596,24 @@ test_registrar_url_contact_versions(void)
 	g_clear_pointer(&out, g_free);
 	g_clear_pointer(&err, g_free);
 
-	/* only 2.5 enabled: the agent registers through /v2.5 */
+	/* only 2.5 enabled: the agent registers through /v2.5; --agent-identifier beats
+	 * every other source of the agent id */
 	setup_new(&s,
 		  reg->port,
 		  "exponential_backoff_max_retries = 1\nregistrar_api_versions = \"2.5\"\n");
-	limited = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", NULL);
+	{
+		const gchar *env[] = {"KEYLIME_AGENT_UUID=d432fbb3-d2f1-4a97-9ef7-75bd81c0e0ff",
+				      NULL};
+		limited = agent_spawn_env(&error,
+					  env,
+					  "--config",
+					  s.conf,
+					  "--avoid-tpm",
+					  "--once",
+					  "--agent-identifier",
+					  AGENT_ID,
+					  NULL);
+	}
 	g_assert_no_error(error);
 	g_assert_cmpint(agent_finish(limited, &out, &err), ==, 5);
 	registrar_last_post(reg, &request, &body);
@@ -751,6 +764,7 @@ test_keylime_dir_and_tcti_env(void)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GSubprocess) proc = NULL;
 	g_autoptr(GSubprocess) tpm = NULL;
+	g_autoptr(GSubprocess) flag = NULL;
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
 	g_autofree gchar *other = NULL;
@@ -792,6 +806,22 @@ test_keylime_dir_and_tcti_env(void)
 	g_assert_no_error(error);
 	g_assert_cmpint(agent_finish(tpm, &out, &err), ==, 4);
 	g_assert_nonnull(strstr(err, "port=1"));
+	g_clear_pointer(&out, g_free);
+	g_clear_pointer(&err, g_free);
+
+	/* --tcti wins over $TCTI */
+	flag = agent_spawn_env(&error,
+			       tcti_env,
+			       "--config",
+			       s.conf,
+			       "--once",
+			       "--tcti",
+			       "swtpm:host=127.0.0.1,port=2",
+			       NULL);
+	g_assert_no_error(error);
+	g_assert_cmpint(agent_finish(flag, &out, &err), ==, 4);
+	g_assert_nonnull(strstr(err, "port=2"));
+	g_assert_null(strstr(err, "port=1"));
 	setup_clear(&s);
 }
 
