@@ -482,7 +482,8 @@ kl_config_bad_value_test(KlConfigFixture *fx, gconstpointer data)
 	    {"attestation_interval_seconds = 0", "option 'attestation_interval_seconds': 0 is out of range; expected an integer from 1 to 604800"},
 	    {"keylime_dir = \"\"", "option 'keylime_dir': must not be empty"},
 	    {"run_as = \"keylime:\"", "option 'run_as': 'keylime:' is not USER or USER:GROUP (e.g. keylime:tss)"},
-	    {"ek_handle = \"persistent\"", "option 'ek_handle': 'persistent' is not a TPM handle; expected \"generate\" or a persistent handle such as 0x81010001"},
+	    {"ek_handle = \"persistent\"", "option 'ek_handle': 'persistent' is not a persistent TPM handle; expected \"generate\" or a handle from 0x81000000 to 0x81ffffff such as 0x81010001"},
+	    {"ek_handle = \"0x01c00002\"", "option 'ek_handle': '0x01c00002' is not a persistent TPM handle; expected \"generate\" or a handle from 0x81000000 to 0x81ffffff such as 0x81010001"},
 	    {"iak_handle = \"0x1ffffffff\"", "option 'iak_handle': '0x1ffffffff' is not a TPM handle; expected a hexadecimal handle such as 0x81010001, or \"\""},
 	};
 
