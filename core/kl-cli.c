@@ -340,7 +340,8 @@ kl_cli_build_context(KlCli *cli)
 	     "Debugging: send the JSON body in FILE once as the message chosen by "
 	     "--message-type and --method, print the answer and exit", "FILE"},
 	    {"message-type", 0, 0, G_OPTION_ARG_CALLBACK, kl_cli_message_cb,
-	     "Debugging, with --json-file: attestation (default), evidence or session", "TYPE"},
+	     "Debugging, with --json-file: attestation (default; evidence is the same) or "
+	     "session", "TYPE"},
 	    {"method", 0, 0, G_OPTION_ARG_CALLBACK, kl_cli_message_cb,
 	     "Debugging, with --json-file: POST (default) or PATCH", "METHOD"},
 	    {"attestation-index", 0, 0, G_OPTION_ARG_CALLBACK, kl_cli_message_cb,
