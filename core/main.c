@@ -681,7 +681,8 @@ kl_main_run(int argc, char **argv)
 	    (guint64)MAX(kl_main_int(cfg, "exponential_backoff_max_delay", 300000), 1);
 	options.backoff_max_retries = kl_main_int(cfg, "exponential_backoff_max_retries", 5);
 	options.attestation_interval_s = kl_main_int(cfg, "attestation_interval_seconds", 60);
-	options.once = cli->once;
+	/* --json-file is a one-shot too: it gives up after the configured retries */
+	options.once = cli->once || cli->json_file != NULL;
 	options.json_file = cli->json_file;
 	options.message_type = cli->message_type;
 	options.method = cli->method;

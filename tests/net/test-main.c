@@ -425,6 +425,8 @@ test_once_gives_up_exit_7(void)
 	Setup s;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GSubprocess) proc = NULL;
+	g_autoptr(GSubprocess) debug = NULL;
+	g_autofree gchar *json = NULL;
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
 
@@ -436,6 +438,16 @@ test_once_gives_up_exit_7(void)
 	proc = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--once", NULL);
 	g_assert_cmpint(agent_finish(proc, &out, &err), ==, 7);
 	g_assert_nonnull(strstr(err, "giving up after 2 attempts"));
+	g_clear_pointer(&out, g_free);
+	g_clear_pointer(&err, g_free);
+
+	/* --json-file is a one-shot as well: it does not retry forever either */
+	json = g_build_filename(s.dir, "body.json", NULL);
+	g_assert_true(g_file_set_contents(json, "{}", -1, NULL));
+	debug = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--json-file", json, NULL);
+	g_assert_no_error(error);
+	g_assert_cmpint(agent_finish(debug, &out, &err), ==, 7);
+	g_assert_nonnull(strstr(err, "giving up after 2 attempts (--json-file)"));
 	setup_clear(&s);
 }
 
