@@ -1126,6 +1126,11 @@ kl_config_finalize(KlConfig *cfg, gchar **envp, GError **error)
 	/* the kernel logs are relative to / */
 	kl_config_resolve_path(cfg, "ima_ml_path", "/", KL_DEFAULT_IMA_ML_PATH);
 	kl_config_resolve_path(cfg, "measuredboot_ml_path", "/", KL_DEFAULT_MEASUREDBOOT_PATH);
+	/* like the other paths (--plugin-dir is already absolute: the working directory) */
+	kl_config_find_option("plugin_dir", &idx);
+	if (!g_path_is_absolute(cfg->entries[idx].text))
+		kl_config_replace_text(
+		    cfg, idx, g_build_filename(keylime_dir, cfg->entries[idx].text, NULL));
 
 	/* an empty tcti means: $TCTI, else the kernel resource manager */
 	env_tcti = g_environ_getenv(envp, "TCTI");

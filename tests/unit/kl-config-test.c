@@ -391,7 +391,8 @@ kl_config_paths_test(KlConfigFixture *fx, gconstpointer data)
 					    "iak_cert = \"default\"\n"
 					    "idevid_cert = \"certs/idevid.pem\"\n"
 					    "ima_ml_path = \"run/ima.log\"\n"
-					    "measuredboot_ml_path = \"/tmp/mb.bin\"\n");
+					    "measuredboot_ml_path = \"/tmp/mb.bin\"\n"
+					    "plugin_dir = \"lib/plugins\"\n");
 
 	kl_test_load_ok(fx);
 	g_assert_true(kl_config_finalize(fx->cfg, fx->envp, &error));
@@ -406,6 +407,7 @@ kl_config_paths_test(KlConfigFixture *fx, gconstpointer data)
 	/* the kernel logs are relative to / */
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "ima_ml_path"), ==, "/run/ima.log");
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "measuredboot_ml_path"), ==, "/tmp/mb.bin");
+	g_assert_cmpstr(kl_config_get_string(fx->cfg, "plugin_dir"), ==, "/srv/kl/lib/plugins");
 	/* origin stays the line that set the value */
 	kl_test_assert_origin(fx, "verifier_tls_ca_cert", a, 3);
 	/* kl_config_lookup() sees the resolved value too */
