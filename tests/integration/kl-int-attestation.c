@@ -280,7 +280,7 @@ test_once(void)
 /*
  * The verifier, its CA and the API version given only on the command line
  * (the file points elsewhere); --api-version really is the version in the
- * attestation URLs.
+ * attestation URLs; --attestation-interval-seconds is the fallback interval.
  */
 static void
 test_once_cli_flags(void)
@@ -288,6 +288,7 @@ test_once_cli_flags(void)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KlTestAgent) once = NULL;
 	g_autoptr(KlTestAgent) other = NULL;
+	g_autoptr(KlTestAgent) third = NULL;
 	gint64 passes = vint("passes");
 	gint status;
 
@@ -324,6 +325,18 @@ test_once_cli_flags(void)
 	/* the proof of possession stays on /v3.0/sessions */
 	g_assert_true(kl_test_agent_log_contains(other, "/v3.0/sessions -> 200"));
 	g_assert_false(kl_test_agent_log_contains(other, "/v3.0/agents/"));
+
+	/* an answer without meta.seconds_to_next_attestation: the agent falls back to
+	 * --attestation-interval-seconds (the file says 2) */
+	add_faults("{\"phase2\":[{\"status\":202}]}");
+	third = kl_test_agent_new(peers, AGENT_ID, kl_test_agent_get_keylime_dir(agent));
+	kl_test_agent_start(third, &error, "--once", "--attestation-interval-seconds", "7", NULL);
+	g_assert_no_error(error);
+	status = kl_test_agent_wait(third, 45);
+	if (status != 0 || !kl_test_agent_log_contains(third, "; next in 7 s"))
+		kl_test_agent_dump_log(third);
+	g_assert_cmpint(status, ==, 0);
+	g_assert_true(kl_test_agent_log_contains(third, "; next in 7 s"));
 }
 
 static void
