@@ -825,9 +825,10 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 	agent->once_failures++;
 	if (agent->once && agent->max_retries >= 0 &&
 	    (gint64)agent->once_failures > agent->max_retries) {
-		g_warning("%s; giving up after %u attempts (--once)",
+		g_warning("%s; giving up after %u attempts (%s)",
 			  result->error->message,
-			  agent->once_failures);
+			  agent->once_failures,
+			  agent->json_file != NULL ? "--json-file" : "--once");
 		kl_agent_finish(agent, KL_EXIT_NOT_ACCEPTED);
 		return;
 	}

@@ -318,14 +318,14 @@ kl_cli_build_context(KlCli *cli)
 	     "Agent ID used with both the registrar and the verifier; also \"generate\" or "
 	     "\"hash_ek\" (config: uuid)", "ID"},
 	    {"attestation-interval-seconds", 0, 0, G_OPTION_ARG_CALLBACK, kl_cli_option_cb,
-	     "Seconds between attestations when the verifier does not say, and the delay "
-	     "after a failure (config: attestation_interval_seconds)", "SECONDS"},
+	     "Seconds between attestations when the verifier does not say; also caps the "
+	     "retry delay while attesting (config: attestation_interval_seconds)", "SECONDS"},
 	    {"ca-certificate", 0, 0, G_OPTION_ARG_CALLBACK, kl_cli_option_cb,
 	     "PEM file of the CA that signed the verifier's TLS certificate "
 	     "(config: verifier_tls_ca_cert)", "FILE"},
 	    {"api-version", 0, 0, G_OPTION_ARG_CALLBACK, kl_cli_option_cb,
-	     "Verifier push API version, e.g. 3.0 (v3.0 and 3 are accepted too; "
-	     "config: verifier_api_version)", "VERSION"},
+	     "Verifier push API version in the attestation URLs, e.g. 3.0 (v3.0 and 3 are "
+	     "accepted too; sessions stay on /v3.0; config: verifier_api_version)", "VERSION"},
 	    {"timeout", 0, 0, G_OPTION_ARG_CALLBACK, kl_cli_option_cb,
 	     "Timeout of each HTTP request to the verifier and registrar, in milliseconds "
 	     "(config: request_timeout)", "MS"},
@@ -340,7 +340,8 @@ kl_cli_build_context(KlCli *cli)
 	     "Debugging: send the JSON body in FILE once as the message chosen by "
 	     "--message-type and --method, print the answer and exit", "FILE"},
 	    {"message-type", 0, 0, G_OPTION_ARG_CALLBACK, kl_cli_message_cb,
-	     "Debugging, with --json-file: attestation (default), evidence or session", "TYPE"},
+	     "Debugging, with --json-file: attestation (default; evidence is the same) or "
+	     "session", "TYPE"},
 	    {"method", 0, 0, G_OPTION_ARG_CALLBACK, kl_cli_message_cb,
 	     "Debugging, with --json-file: POST (default) or PATCH", "METHOD"},
 	    {"attestation-index", 0, 0, G_OPTION_ARG_CALLBACK, kl_cli_message_cb,

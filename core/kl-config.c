@@ -262,9 +262,26 @@ kl_config_validate_handle(const gchar *value, gchar **normalized, GError **error
 static gboolean
 kl_config_validate_ek_handle(const gchar *value, gchar **normalized, GError **error)
 {
+	const gchar *hex = value;
+	guint64 v = 0;
+
 	if (g_strcmp0(value, "generate") == 0) {
 		*normalized = g_strdup(value);
 		return TRUE;
+	}
+	if (g_str_has_prefix(hex, "0x") || g_str_has_prefix(hex, "0X"))
+		hex += 2;
+	/* only the persistent range: an NV index or a transient handle is not an EK */
+	if (value[0] != '\0' &&
+	    (!g_ascii_string_to_unsigned(hex, 16, 0, G_MAXUINT32, &v, NULL) ||
+	     v < 0x81000000u || v > 0x81FFFFFFu)) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
+			    "'%s' is not a persistent TPM handle; expected \"generate\" or a "
+			    "handle from 0x81000000 to 0x81ffffff such as 0x81010001",
+			    value);
+		return FALSE;
 	}
 	if (!kl_config_validate_handle(value, normalized, NULL)) {
 		g_set_error(error,
@@ -1109,6 +1126,11 @@ kl_config_finalize(KlConfig *cfg, gchar **envp, GError **error)
 	/* the kernel logs are relative to / */
 	kl_config_resolve_path(cfg, "ima_ml_path", "/", KL_DEFAULT_IMA_ML_PATH);
 	kl_config_resolve_path(cfg, "measuredboot_ml_path", "/", KL_DEFAULT_MEASUREDBOOT_PATH);
+	/* like the other paths (--plugin-dir is already absolute: the working directory) */
+	kl_config_find_option("plugin_dir", &idx);
+	if (!g_path_is_absolute(cfg->entries[idx].text))
+		kl_config_replace_text(
+		    cfg, idx, g_build_filename(keylime_dir, cfg->entries[idx].text, NULL));
 
 	/* an empty tcti means: $TCTI, else the kernel resource manager */
 	env_tcti = g_environ_getenv(envp, "TCTI");

@@ -284,75 +284,16 @@ kl_main_count_active(KlPluginLoader *loader)
 	return n;
 }
 
+/* plugin_dir: --plugin-dir, KEYLIME_AGENT_PLUGIN_DIR or the file; else the installed one */
 static const gchar *
 kl_main_plugin_dir(KlConfig *cfg)
 {
-	const gchar *env = kl_main_nonempty(g_getenv("KL_PLUGIN_DIR"));
 	const gchar *dir = kl_main_nonempty(kl_main_str(cfg, "plugin_dir", NULL));
 
-	/* KL_PLUGIN_DIR (developers, tests) only replaces the built-in default */
-	if (env != NULL && (dir == NULL || !kl_main_known("plugin_dir") ||
-			    g_strcmp0(kl_config_get_origin(cfg, "plugin_dir"), "default") == 0))
-		return env;
 	return dir != NULL ? dir : KL_PLUGINDIR;
 }
 
 /* ---- --check ---- */
-
-static void
-kl_main_check_setting(KlConfig *cfg, const gchar *key, const gchar *value)
-{
-	if (!kl_main_known(key))
-		return;
-	printf("  %-36s %-40s (%s)\n", key, value, kl_config_get_origin(cfg, key));
-}
-
-static void
-kl_main_check_str(KlConfig *cfg, const gchar *key)
-{
-	if (kl_main_known(key))
-		kl_main_check_setting(cfg, key, kl_main_str(cfg, key, ""));
-}
-
-static void
-kl_main_check_int(KlConfig *cfg, const gchar *key)
-{
-	g_autofree gchar *value = NULL;
-
-	if (!kl_main_known(key))
-		return;
-	value = g_strdup_printf("%" G_GINT64_FORMAT, kl_config_get_int(cfg, key));
-	kl_main_check_setting(cfg, key, value);
-}
-
-static void
-kl_main_check_bool(KlConfig *cfg, const gchar *key)
-{
-	if (kl_main_known(key))
-		kl_main_check_setting(cfg, key, kl_config_get_bool(cfg, key) ? "true" : "false");
-}
-
-static void
-kl_main_check_strv(KlConfig *cfg, const gchar *key)
-{
-	g_auto(GStrv) list = kl_main_strv(cfg, key);
-	g_autofree gchar *value = NULL;
-
-	if (list == NULL)
-		return;
-	value = g_strjoinv(", ", list);
-	kl_main_check_setting(cfg, key, value);
-}
-
-static void
-kl_main_check_secret(KlConfig *cfg, const gchar *key)
-{
-	const gchar *value = kl_main_str(cfg, key, NULL);
-
-	if (kl_main_known(key))
-		kl_main_check_setting(
-		    cfg, key, value != NULL && value[0] != '\0' ? "(set, not shown)" : "(empty)");
-}
 
 static gboolean
 kl_main_check_file(const gchar *what, const gchar *path)
@@ -421,38 +362,16 @@ kl_main_check(KlConfig *cfg,
 	g_autoptr(KlVerifierClient) verifier = NULL;
 
 	printf("keylime_push_model_agent %s: configuration check\n\n", PACKAGE_VERSION);
-	printf("Effective settings (value, origin):\n");
-	kl_main_check_str(cfg, "uuid");
-	kl_main_check_str(cfg, "keylime_dir");
-	kl_main_check_str(cfg, "agent_data_path");
-	kl_main_check_str(cfg, "verifier_url");
-	kl_main_check_str(cfg, "verifier_tls_ca_cert");
-	kl_main_check_bool(cfg, "tls_accept_invalid_certs");
-	kl_main_check_bool(cfg, "tls_accept_invalid_hostnames");
-	kl_main_check_str(cfg, "registrar_ip");
-	kl_main_check_int(cfg, "registrar_port");
-	kl_main_check_bool(cfg, "registrar_tls_enabled");
-	kl_main_check_int(cfg, "registrar_tls_port");
-	kl_main_check_str(cfg, "registrar_tls_ca_cert");
-	kl_main_check_strv(cfg, "registrar_api_versions");
-	kl_main_check_str(cfg, "contact_ip");
-	kl_main_check_int(cfg, "contact_port");
-	kl_main_check_int(cfg, "request_timeout");
-	kl_main_check_int(cfg, "attestation_interval_seconds");
-	kl_main_check_int(cfg, "exponential_backoff_initial_delay");
-	kl_main_check_int(cfg, "exponential_backoff_max_delay");
-	kl_main_check_int(cfg, "exponential_backoff_max_retries");
-	kl_main_check_str(cfg, "tcti");
-	kl_main_check_str(cfg, "ek_handle");
-	kl_main_check_secret(cfg, "tpm_ownerpassword");
-	kl_main_check_str(cfg, "tpm_encryption_alg");
-	kl_main_check_str(cfg, "tpm_hash_alg");
-	kl_main_check_str(cfg, "tpm_signing_alg");
-	kl_main_check_str(cfg, "plugin_dir");
-	kl_main_check_str(cfg, "verifier_api_version");
-	kl_main_check_strv(cfg, "disabled_plugins");
-	kl_main_check_str(cfg, "log_level");
+	/* every option, secrets as "(set)" or "(empty)" */
+	printf("Effective settings (# where each was set):\n");
+	{
+		g_autofree gchar *settings = kl_config_describe(cfg);
+		g_auto(GStrv) lines = g_strsplit(settings, "\n", -1);
 
+		for (guint i = 0; lines[i] != NULL; i++)
+			if (lines[i][0] != '\0')
+				printf("  %s\n", lines[i]);
+	}
 	printf("\nTPM:\n");
 	if (tpm == NULL) {
 		printf("  PROBLEM: %s\n", tpm_error != NULL ? tpm_error->message : "not opened");
@@ -513,19 +432,22 @@ kl_main_check(KlConfig *cfg,
 	}
 
 	printf("\nPeers:\n");
-	verifier = kl_verifier_client_new(NULL,
-					  verifier_url,
-					  KL_VERIFIER_API_DEFAULT,
-					  agent_id != NULL ? agent_id : "x",
-					  insecure,
-					  &error);
+	verifier = kl_verifier_client_new(
+	    NULL,
+	    verifier_url,
+	    kl_main_str(cfg, "verifier_api_version", KL_VERIFIER_API_DEFAULT),
+	    agent_id != NULL ? agent_id : "x",
+	    insecure,
+	    &error);
 	if (verifier == NULL) {
 		printf("  verifier: PROBLEM: %s\n", error->message);
 		ok = FALSE;
 	} else {
+		g_autofree gchar *attestations = kl_verifier_client_attestations_url(verifier, NULL);
 		printf("  verifier: %s%s\n",
 		       verifier_url,
 		       g_str_has_prefix(verifier_url, "https://") ? "" : " (INSECURE: plain http)");
+		printf("  attestations: %s\n", attestations);
 	}
 	if (insecure) {
 		printf("  INSECURE: tls_accept_invalid_certs is set, certificates are not "
@@ -813,7 +735,8 @@ kl_main_run(int argc, char **argv)
 	    (guint64)MAX(kl_main_int(cfg, "exponential_backoff_max_delay", 300000), 1);
 	options.backoff_max_retries = kl_main_int(cfg, "exponential_backoff_max_retries", 5);
 	options.attestation_interval_s = kl_main_int(cfg, "attestation_interval_seconds", 60);
-	options.once = cli->once;
+	/* --json-file is a one-shot too: it gives up after the configured retries */
+	options.once = cli->once || cli->json_file != NULL;
 	options.json_file = cli->json_file;
 	options.message_type = cli->message_type;
 	options.method = cli->method;

@@ -320,6 +320,68 @@ test_once(void)
 	assert_wait("passes", passes + 1, 5);
 }
 
+/*
+ * The verifier, its CA and the API version given only on the command line
+ * (the file points elsewhere); --api-version really is the version in the
+ * attestation URLs; --attestation-interval-seconds is the fallback interval.
+ */
+static void
+test_once_cli_flags(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlTestAgent) once = NULL;
+	g_autoptr(KlTestAgent) other = NULL;
+	g_autoptr(KlTestAgent) third = NULL;
+	gint64 passes = vint("passes");
+	gint status;
+
+	once = kl_test_agent_new(peers, AGENT_ID, kl_test_agent_get_keylime_dir(agent));
+	kl_test_agent_set_string(once, "verifier_url", "https://127.0.0.1:1");
+	kl_test_agent_set_string(once, "verifier_tls_ca_cert", "/nonexistent/cacert.crt");
+	kl_test_agent_start(once,
+			    &error,
+			    "--once",
+			    "-v",
+			    kl_test_peers_verifier_url(peers),
+			    "--ca-certificate",
+			    kl_test_peers_verifier_ca(peers),
+			    "--api-version",
+			    "v3.0",
+			    NULL);
+	g_assert_no_error(error);
+	status = kl_test_agent_wait(once, 45);
+	if (status != 0)
+		kl_test_agent_dump_log(once);
+	g_assert_cmpint(status, ==, 0);
+	assert_wait("passes", passes + 1, 5);
+
+	/* the test verifier, like Keylime, serves the push API only under /v3 and /v3.0 */
+	other = kl_test_agent_new(peers, AGENT_ID, kl_test_agent_get_keylime_dir(agent));
+	kl_test_agent_start(other, &error, "--once", "--api-version", "3.1", "--log-level", "debug",
+			    NULL);
+	g_assert_no_error(error);
+	status = kl_test_agent_wait(other, 45);
+	if (status != 7)
+		kl_test_agent_dump_log(other);
+	g_assert_cmpint(status, ==, 7);
+	g_assert_true(kl_test_agent_log_contains(other, "/v3.1/agents/" AGENT_ID "/attestations -> 404"));
+	/* the proof of possession stays on /v3.0/sessions */
+	g_assert_true(kl_test_agent_log_contains(other, "/v3.0/sessions -> 200"));
+	g_assert_false(kl_test_agent_log_contains(other, "/v3.0/agents/"));
+
+	/* an answer without meta.seconds_to_next_attestation: the agent falls back to
+	 * --attestation-interval-seconds (the file says 2) */
+	add_faults("{\"phase2\":[{\"status\":202}]}");
+	third = kl_test_agent_new(peers, AGENT_ID, kl_test_agent_get_keylime_dir(agent));
+	kl_test_agent_start(third, &error, "--once", "--attestation-interval-seconds", "7", NULL);
+	g_assert_no_error(error);
+	status = kl_test_agent_wait(third, 45);
+	if (status != 0 || !kl_test_agent_log_contains(third, "; next in 7 s"))
+		kl_test_agent_dump_log(third);
+	g_assert_cmpint(status, ==, 0);
+	g_assert_true(kl_test_agent_log_contains(third, "; next in 7 s"));
+}
+
 static void
 test_once_not_enrolled(void)
 {
@@ -341,11 +403,12 @@ test_once_not_enrolled(void)
 	kl_test_agent_start(once, &error, "--once", NULL);
 	g_assert_no_error(error);
 	status = kl_test_agent_wait(once, 50);
-	/* gave up (exit 7), having said why: not a crash, not a hang */
+	/* gave up (exit status 7), after telling the operator how to enroll the agent */
 	if (status != 7 || !kl_test_agent_log_contains(once, "is not enrolled at the verifier"))
 		kl_test_agent_dump_log(once);
 	g_assert_cmpint(status, ==, 7);
 	g_assert_true(kl_test_agent_log_contains(once, "is not enrolled at the verifier"));
+	g_assert_true(kl_test_agent_log_contains(once, "keylime_tenant -c add --push-model -u " AGENT_ID));
 }
 
 int
@@ -405,6 +468,7 @@ main(int argc, char **argv)
 	g_test_add_func("/attestation/wrong-policy", test_wrong_policy);
 	g_test_add_func("/attestation/sigterm", test_sigterm);
 	g_test_add_func("/attestation/once", test_once);
+	g_test_add_func("/attestation/once-cli-flags", test_once_cli_flags);
 	g_test_add_func("/attestation/once-not-enrolled", test_once_not_enrolled);
 	ret = g_test_run();
 

@@ -391,7 +391,8 @@ kl_config_paths_test(KlConfigFixture *fx, gconstpointer data)
 					    "iak_cert = \"default\"\n"
 					    "idevid_cert = \"certs/idevid.pem\"\n"
 					    "ima_ml_path = \"run/ima.log\"\n"
-					    "measuredboot_ml_path = \"/tmp/mb.bin\"\n");
+					    "measuredboot_ml_path = \"/tmp/mb.bin\"\n"
+					    "plugin_dir = \"lib/plugins\"\n");
 
 	kl_test_load_ok(fx);
 	g_assert_true(kl_config_finalize(fx->cfg, fx->envp, &error));
@@ -406,6 +407,7 @@ kl_config_paths_test(KlConfigFixture *fx, gconstpointer data)
 	/* the kernel logs are relative to / */
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "ima_ml_path"), ==, "/run/ima.log");
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "measuredboot_ml_path"), ==, "/tmp/mb.bin");
+	g_assert_cmpstr(kl_config_get_string(fx->cfg, "plugin_dir"), ==, "/srv/kl/lib/plugins");
 	/* origin stays the line that set the value */
 	kl_test_assert_origin(fx, "verifier_tls_ca_cert", a, 3);
 	/* kl_config_lookup() sees the resolved value too */
@@ -482,7 +484,8 @@ kl_config_bad_value_test(KlConfigFixture *fx, gconstpointer data)
 	    {"attestation_interval_seconds = 0", "option 'attestation_interval_seconds': 0 is out of range; expected an integer from 1 to 604800"},
 	    {"keylime_dir = \"\"", "option 'keylime_dir': must not be empty"},
 	    {"run_as = \"keylime:\"", "option 'run_as': 'keylime:' is not USER or USER:GROUP (e.g. keylime:tss)"},
-	    {"ek_handle = \"persistent\"", "option 'ek_handle': 'persistent' is not a TPM handle; expected \"generate\" or a persistent handle such as 0x81010001"},
+	    {"ek_handle = \"persistent\"", "option 'ek_handle': 'persistent' is not a persistent TPM handle; expected \"generate\" or a handle from 0x81000000 to 0x81ffffff such as 0x81010001"},
+	    {"ek_handle = \"0x01c00002\"", "option 'ek_handle': '0x01c00002' is not a persistent TPM handle; expected \"generate\" or a handle from 0x81000000 to 0x81ffffff such as 0x81010001"},
 	    {"iak_handle = \"0x1ffffffff\"", "option 'iak_handle': '0x1ffffffff' is not a TPM handle; expected a hexadecimal handle such as 0x81010001, or \"\""},
 	};
 
@@ -686,16 +689,23 @@ kl_config_unreadable_dropin_dir_test(KlConfigFixture *fx, gconstpointer data)
 
 	/* a file where the drop-in directory should be is ignored */
 	g_assert_true(g_file_set_contents(file, "x", -1, NULL));
-	if (geteuid() == 0) {
-		kl_test_load_ok(fx);
-		g_test_skip("root can read any directory");
-		return;
-	}
-	g_mkdir(dir, 0000);
+	kl_test_load_ok(fx);
+	g_clear_pointer(&fx->cfg, kl_config_free);
+	fx->cfg = kl_config_new();
+
+	/* a drop-in directory that cannot be read is an error naming it; root reads any
+	 * directory, so a symbolic link loop stands in for the unreadable one there */
+	if (geteuid() == 0)
+		g_assert_cmpint(symlink("agent.conf.d", dir), ==, 0);
+	else
+		g_assert_cmpint(g_mkdir(dir, 0000), ==, 0);
 	g_assert_false(kl_config_load(fx->cfg, fx->usr, fx->etc, fx->envp, &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_IO);
 	g_assert_nonnull(strstr(error->message, dir));
-	g_chmod(dir, 0700);
+	if (geteuid() == 0)
+		g_unlink(dir);
+	else
+		g_chmod(dir, 0700);
 }
 
 /* data/agent.conf documents every option with its real default */
