@@ -391,7 +391,8 @@ kl_test_race_hook(guint attempt, gpointer user_data)
 	if (race->calls > race->changes)
 		return;
 	if (kl_tpm_is_software(race->fx->tpm)) {
-		g_autofree gchar *path = g_build_filename(race->fx->dir, "software_pcrs.json", NULL);
+		g_autofree gchar *path =
+		    g_build_filename(race->fx->dir, "software_pcrs.json", NULL);
 		g_autofree gchar *json =
 		    g_strdup_printf("{\"sha256\": {\"10\": \"%064x\"}}", race->calls);
 
