@@ -508,6 +508,19 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 				     -1);
 	for (guint i = 0; i < agent->requested->len; i++) {
 		JsonObject *item = g_ptr_array_index(agent->requested, i);
+
+		if (agent->source.check_request == NULL ||
+		    agent->source.check_request(agent->source_data, item, &error))
+			continue;
+		g_prefix_error(&error,
+			       "cannot collect the requested %s evidence (item %u); nothing "
+			       "was sent, starting a new attestation: ",
+			       json_object_get_string_member(item, "evidence_type"),
+			       i + 1);
+		return kl_step_retry(g_steal_pointer(&error), -1);
+	}
+	for (guint i = 0; i < agent->requested->len; i++) {
+		JsonObject *item = g_ptr_array_index(agent->requested, i);
 		const gchar *evidence_type = json_object_get_string_member(item, "evidence_type");
 		JsonObject *entry;
 

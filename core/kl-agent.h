@@ -78,6 +78,12 @@ typedef struct {
 			       JsonObject *item,
 			       GCancellable *cancellable,
 			       GError **error);
+	/*
+	 * optional: FALSE when @item cannot be collected (no active plugin
+	 * provides its type, or in another class); every item of a request is
+	 * checked before any is collected, so that no TPM quote is wasted
+	 */
+	gboolean (*check_request)(gpointer data, JsonObject *item, GError **error);
 } KlAgentSource;
 
 typedef struct {

@@ -53,6 +53,13 @@ kl_plugin_context_free(KlPluginContext *ctx)
 }
 
 void
+kl_plugin_context_set_boot_time(KlPluginContext *ctx, gint64 boot_time)
+{
+	g_return_if_fail(ctx != NULL);
+	ctx->boot_time = boot_time;
+}
+
+void
 kl_plugin_context_set_agent_id(KlPluginContext *ctx, const gchar *agent_id)
 {
 	g_return_if_fail(ctx != NULL);

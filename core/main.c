@@ -177,10 +177,10 @@ kl_main_get_capabilities(gpointer data, GError **error)
 	return g_steal_pointer(&entries);
 }
 
-static JsonObject *
-kl_main_collect(gpointer data, JsonObject *item, GCancellable *cancellable, GError **error)
+/* the active plugin that provides @item's type in @item's class, or NULL */
+static KlPlugin *
+kl_main_request_plugin(KlMainSource *self, JsonObject *item, GError **error)
 {
-	KlMainSource *self = data;
 	const gchar *evidence_type = json_object_get_string_member(item, "evidence_type");
 	const gchar *evidence_class = json_object_get_string_member(item, "evidence_class");
 	KlPlugin *plugin = kl_plugin_loader_lookup(self->loader, evidence_type);
@@ -205,6 +205,22 @@ kl_main_collect(gpointer data, JsonObject *item, GCancellable *cancellable, GErr
 			    kl_plugin_get_evidence_class(plugin));
 		return NULL;
 	}
+	return plugin;
+}
+
+static gboolean
+kl_main_check_request(gpointer data, JsonObject *item, GError **error)
+{
+	return kl_main_request_plugin(data, item, error) != NULL;
+}
+
+static JsonObject *
+kl_main_collect(gpointer data, JsonObject *item, GCancellable *cancellable, GError **error)
+{
+	KlPlugin *plugin = kl_main_request_plugin(data, item, error);
+
+	if (plugin == NULL)
+		return NULL;
 	return kl_plugin_run_collect(
 	    plugin, json_object_get_object_member(item, "chosen_parameters"), cancellable, error);
 }
@@ -218,6 +234,7 @@ static const KlAgentSource kl_main_source_funcs = {
 	.contribute_registration = kl_main_contribute_registration,
 	.get_capabilities = kl_main_get_capabilities,
 	.collect = kl_main_collect,
+	.check_request = kl_main_check_request,
 };
 
 /* ---- start-up pieces ---- */

@@ -361,6 +361,16 @@ kl_tpm_quote_b64(GBytes *b)
 	return g_base64_encode(g_bytes_get_data(b, NULL), g_bytes_get_size(b));
 }
 
+static KlTpmQuoteTestHook kl_tpm_quote_test_hook;
+static gpointer kl_tpm_quote_test_hook_data;
+
+void
+kl_tpm_quote_set_test_hook(KlTpmQuoteTestHook hook, gpointer user_data)
+{
+	kl_tpm_quote_test_hook = hook;
+	kl_tpm_quote_test_hook_data = user_data;
+}
+
 JsonObject *
 kl_tpm_quote_collect_with_tpm(KlTpm *tpm,
 			      JsonObject *chosen_parameters,
@@ -396,6 +406,8 @@ kl_tpm_quote_collect_with_tpm(KlTpm *tpm,
 				  &signature,
 				  error))
 			return NULL;
+		if (kl_tpm_quote_test_hook != NULL)
+			kl_tpm_quote_test_hook(attempt, kl_tpm_quote_test_hook_data);
 		if (!kl_tpm_pcr_read(tpm, params.hash, params.mask, &values, error))
 			return NULL;
 		if (!kl_tpm_quote_matches(

@@ -297,6 +297,70 @@ test_plugin(void)
 	kl_plugin_context_free(ctx);
 }
 
+/* the entries a collect serves, decoded */
+static GBytes *
+collect_entries(KlPluginContext *ctx)
+{
+	g_autoptr(JsonObject) p = params("{\"format\":\"application/octet-stream\"}");
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonObject) data = kl_uefi_log_plugin_collect(ctx, p, NULL, &error);
+	guint8 *decoded;
+	gsize len = 0;
+
+	g_assert_no_error(error);
+	decoded = g_base64_decode(json_object_get_string_member(data, "entries"), &len);
+	return g_bytes_new_take(decoded, len);
+}
+
+static void
+test_plugin_reboot_rereads(void)
+{
+	g_autoptr(GHashTable) cfg = g_hash_table_new(g_str_hash, g_str_equal);
+	g_autoptr(GBytes) first = load_log("uefi-agile.bin");
+	g_autoptr(GBytes) second = load_log("uefi-legacy-sha1.bin");
+	g_autoptr(JsonObject) second_info = load_sidecar("uefi-legacy-sha1.json");
+	g_autofree gchar *dir = g_dir_make_tmp("kl-uefi-log-XXXXXX", NULL);
+	g_autofree gchar *path = g_build_filename(dir, "binary_bios_measurements", NULL);
+	g_autoptr(GBytes) served = NULL;
+	g_autoptr(JsonObject) caps = NULL;
+	g_autoptr(GError) error = NULL;
+	KlPluginContext *ctx;
+
+	g_assert_nonnull(dir);
+	g_assert_true(g_file_set_contents(
+		path, g_bytes_get_data(first, NULL), (gssize)g_bytes_get_size(first), NULL));
+	g_hash_table_insert(cfg, (gpointer) "measuredboot_ml_path", path);
+	ctx = kl_plugin_context_new(
+		"uefi_log", config_lookup_cb, cfg, "a", "/nonexistent", 1000, NULL);
+	g_assert_true(kl_uefi_log_plugin_startup(ctx, &error));
+	g_assert_no_error(error);
+	served = collect_entries(ctx);
+	g_assert_true(g_bytes_equal(served, first));
+
+	/* a new log, same boot: the log of this boot, read once, is served */
+	g_assert_true(g_file_set_contents(
+		path, g_bytes_get_data(second, NULL), (gssize)g_bytes_get_size(second), NULL));
+	g_clear_pointer(&served, g_bytes_unref);
+	served = collect_entries(ctx);
+	g_assert_true(g_bytes_equal(served, first));
+
+	/* rebooted: the new log is read, offered and served */
+	kl_plugin_context_set_boot_time(ctx, 2000);
+	caps = kl_uefi_log_plugin_get_capabilities(ctx, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(json_object_get_int_member(caps, "entry_count"),
+			==,
+			json_object_get_int_member(second_info, "event_count"));
+	g_clear_pointer(&served, g_bytes_unref);
+	served = collect_entries(ctx);
+	g_assert_true(g_bytes_equal(served, second));
+
+	kl_uefi_log_plugin_shutdown(ctx);
+	kl_plugin_context_free(ctx);
+	g_unlink(path);
+	g_rmdir(dir);
+}
+
 static void
 test_plugin_startup_errors(void)
 {
@@ -345,5 +409,6 @@ main(int argc, char **argv)
 	g_test_add_func("/uefi-log/malformed", test_malformed);
 	g_test_add_func("/uefi-log/plugin/callbacks", test_plugin);
 	g_test_add_func("/uefi-log/plugin/startup-errors", test_plugin_startup_errors);
+	g_test_add_func("/uefi-log/plugin/reboot-rereads", test_plugin_reboot_rereads);
 	return g_test_run();
 }

@@ -49,6 +49,7 @@ typedef struct {
 	GArray *delays; /* guint64 ms asked for by the agent */
 	gboolean enrolled;
 	gboolean collect_fails;
+	gint collects; /* calls of fake_collect (atomic: the worker thread counts) */
 	guint contribute_fails; /* the registration contribution fails this many times */
 	gint exit_status;
 	guint stop_after; /* kl_agent_stop() once this many attestations were accepted */
@@ -427,6 +428,23 @@ fake_capabilities(gpointer data, GError **error)
 	return entries;
 }
 
+/* like the agent's: only the types of fake_capabilities */
+static gboolean
+fake_check_request(gpointer data, JsonObject *item, GError **error)
+{
+	const gchar *type = json_object_get_string_member(item, "evidence_type");
+
+	if (g_strcmp0(type, "tpm_quote") == 0 || g_strcmp0(type, "uefi_log") == 0 ||
+	    g_strcmp0(type, "ima_log") == 0)
+		return TRUE;
+	g_set_error(error,
+		    KL_ERROR,
+		    KL_ERROR_NOT_SUPPORTED,
+		    "the verifier requested evidence type '%s', which no active plugin provides",
+		    type);
+	return FALSE;
+}
+
 static JsonObject *
 fake_collect(gpointer data, JsonObject *item, GCancellable *cancellable, GError **error)
 {
@@ -435,6 +453,9 @@ fake_collect(gpointer data, JsonObject *item, GCancellable *cancellable, GError 
 	JsonObject *entry;
 
 	g_assert_true(json_object_is_immutable(item));
+	g_atomic_int_inc(&f->collects);
+	if (!fake_check_request(data, item, error))
+		return NULL;
 	if (f->collect_fails && g_strcmp0(type, "uefi_log") == 0) {
 		g_set_error_literal(error, KL_ERROR, KL_ERROR_IO, "uefi_log: log vanished");
 		return NULL;
@@ -458,6 +479,7 @@ static const KlAgentSource fake_source = {
 	.contribute_registration = fake_contribute,
 	.get_capabilities = fake_capabilities,
 	.collect = fake_collect,
+	.check_request = fake_check_request,
 };
 
 /* ---- harness ---- */
@@ -992,6 +1014,36 @@ test_collect_failure_sends_nothing(Fixture *f, gconstpointer data)
 }
 
 static void
+test_unknown_type_collects_nothing(Fixture *f, gconstpointer data)
+{
+	/* a quote first, then a type no plugin provides: the quote must not be taken */
+	fixture_script(f,
+		       "POST",
+		       ATT_PATH,
+		       201,
+		       "{\"data\":{\"attributes\":{\"evidence_requested\":["
+		       "{\"evidence_class\":\"certification\",\"evidence_type\":\"tpm_quote\","
+		       "\"chosen_parameters\":{}},"
+		       "{\"evidence_class\":\"log\",\"evidence_type\":\"kl_unknown_log\","
+		       "\"chosen_parameters\":{}}]}}}",
+		       ATT_PATH "/0",
+		       -1);
+	expect_log("MESSAGE",
+		   "*cannot collect the requested kl_unknown_log evidence (item 2); nothing was "
+		   "sent, starting a new attestation: the verifier requested evidence type "
+		   "'kl_unknown_log', which no active plugin provides*");
+	run_agent(f, TRUE, 5);
+	assert_expected_logs();
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	/* a new phase 1 after the backoff; one PATCH, for the second round only */
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER ATT_PATH), ==, 2);
+	g_assert_cmpuint(count_requests(f, "PATCH " VERIFIER ATT_PATH), ==, 1);
+	g_assert_cmpuint(delay_at(f, 3), ==, 1000);
+	/* the three items of the accepted round, nothing of the dropped one */
+	g_assert_cmpint(g_atomic_int_get(&f->collects), ==, 3);
+}
+
+static void
 test_location_other_origin_not_followed(Fixture *f, gconstpointer data)
 {
 	g_free(f->default_location);
@@ -1216,6 +1268,7 @@ main(int argc, char **argv)
 	ADD("/agent/phase1-409-backs-off", test_phase1_409_backs_off);
 	ADD("/agent/phase2-422-restarts-phase1", test_phase2_422_restarts_phase1);
 	ADD("/agent/collect-failure-sends-nothing", test_collect_failure_sends_nothing);
+	ADD("/agent/unknown-type-collects-nothing", test_unknown_type_collects_nothing);
 	ADD("/agent/location-other-origin", test_location_other_origin_not_followed);
 	ADD("/agent/location-without-v", test_location_without_v);
 	ADD("/agent/next-attestation-clamped", test_next_attestation_clamped);

@@ -374,6 +374,89 @@ test_collect_one_pcr(KlTestFixture *fx, gconstpointer user_data)
 	    g_bytes_equal(g_ptr_array_index(pcr16_before, 0), g_ptr_array_index(pcr16_after, 0)));
 }
 
+typedef struct {
+	KlTestFixture *fx;
+	guint calls;
+	guint changes; /* change PCR 10 after this many quotes (G_MAXUINT: always) */
+} KlTestRace;
+
+/* between TPM2_Quote and TPM2_PCR_Read: PCR 10 changes, as if measured just then */
+static void
+kl_test_race_hook(guint attempt, gpointer user_data)
+{
+	KlTestRace *race = user_data;
+	g_autoptr(GError) error = NULL;
+
+	g_assert_cmpuint(attempt, ==, ++race->calls);
+	if (race->calls > race->changes)
+		return;
+	if (kl_tpm_is_software(race->fx->tpm)) {
+		g_autofree gchar *path =
+		    g_build_filename(race->fx->dir, "software_pcrs.json", NULL);
+		g_autofree gchar *json =
+		    g_strdup_printf("{\"sha256\": {\"10\": \"%064x\"}}", race->calls);
+
+		g_assert_true(g_file_set_contents(path, json, -1, &error));
+		return;
+	}
+	kl_test_extend_pcr10(race->fx);
+}
+
+static void
+test_collect_pcrs_changed_retried(KlTestFixture *fx, gconstpointer user_data)
+{
+	KlTestRace race = {fx, 0, 2};
+	g_autoptr(JsonObject) data = NULL;
+	g_autoptr(GBytes) subject = NULL;
+	g_autoptr(GPtrArray) values = NULL;
+	g_autoptr(GPtrArray) pcr10 = NULL;
+	g_autoptr(GError) error = NULL;
+	TPMI_ALG_HASH bank;
+	guint32 mask;
+	guint8 nonce[16];
+
+	kl_tpm_quote_set_test_hook(kl_test_race_hook, &race);
+	data = kl_test_collect_ok(fx, "rsassa", "[10]", nonce);
+	kl_tpm_quote_set_test_hook(NULL, NULL);
+	/* two quotes did not match the PCRs read after them; the third did */
+	g_assert_cmpuint(race.calls, ==, 3);
+	kl_test_check_evidence(fx->tpm, data, nonce, 1u << 10, 668);
+	subject = kl_test_b64_member(data, "subject_data");
+	g_assert_true(kl_tpm_quote_pcr_blob_decode(subject, &bank, &mask, &values, &error));
+	g_assert_true(kl_tpm_pcr_read(fx->tpm, TPM2_ALG_SHA256, 1u << 10, &pcr10, &error));
+	g_assert_no_error(error);
+	g_assert_true(g_bytes_equal(g_ptr_array_index(values, 0), g_ptr_array_index(pcr10, 0)));
+}
+
+static void
+test_collect_pcrs_keep_changing(KlTestFixture *fx, gconstpointer user_data)
+{
+	KlTestRace race = {fx, 0, G_MAXUINT};
+	g_autofree gchar *challenge = NULL;
+	g_autofree gchar *json = NULL;
+	g_autoptr(JsonObject) params = NULL;
+	g_autoptr(JsonObject) data = NULL;
+	g_autoptr(GError) error = NULL;
+	guint8 nonce[16];
+
+	challenge = kl_test_challenge(nonce);
+	json = g_strdup_printf("{\"challenge\": \"%s\", \"signature_scheme\": \"rsassa\", "
+			       "\"hash_algorithm\": \"sha256\", \"selected_subjects\": "
+			       "{\"sha256\": [10]}, \"certification_key\": {\"key_class\": "
+			       "\"asymmetric\", \"server_identifier\": \"ak\"}}",
+			       challenge);
+	params = kl_test_params(json);
+	kl_tpm_quote_set_test_hook(kl_test_race_hook, &race);
+	data = kl_tpm_quote_collect_with_tpm(fx->tpm, params, NULL, &error);
+	kl_tpm_quote_set_test_hook(NULL, NULL);
+	g_assert_null(data);
+	g_assert_error(error, KL_ERROR, KL_ERROR_TPM);
+	g_assert_nonnull(
+	    strstr(error->message, "kept changing between TPM2_Quote and TPM2_PCR_Read"));
+	g_assert_nonnull(strstr(error->message, "the next attestation will try again"));
+	g_assert_cmpuint(race.calls, ==, KL_TPM_QUOTE_MAX_ATTEMPTS);
+}
+
 static void
 test_collect_measured_boot(KlTestFixture *fx, gconstpointer user_data)
 {
@@ -731,6 +814,8 @@ main(int argc, char **argv)
 	ADD("/tpm-quote/collect/all-pcrs", test_collect_all, NULL);
 	if (!software)
 		ADD("/tpm-quote/collect/ecc", test_collect_ecc, kl_test_ecc);
+	ADD("/tpm-quote/collect/pcrs-changed-retried", test_collect_pcrs_changed_retried, NULL);
+	ADD("/tpm-quote/collect/pcrs-keep-changing", test_collect_pcrs_keep_changing, NULL);
 	ADD("/tpm-quote/collect/bad-params", test_collect_bad_params, NULL);
 	if (!software)
 		ADD("/tpm-quote/collect/bad-params-ecc", test_collect_bad_params_ecc, kl_test_ecc);
