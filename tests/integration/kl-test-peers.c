@@ -639,27 +639,34 @@ kl_test_watched_alive(KlTestPeers *peers)
 	return FALSE;
 }
 
-gboolean
-kl_test_peers_wait_verifier_int(KlTestPeers *peers,
-				const gchar *agent_id,
-				const gchar *member,
-				gint64 min,
-				gdouble timeout_s)
+typedef gint64 (*KlTestPeerIntFunc)(KlTestPeers *peers, const gchar *agent_id, const gchar *member);
+
+/* polls a peer's integer member until it reaches @min; dumps the peer's log on a timeout */
+static gboolean
+kl_test_peers_wait_int(KlTestPeers *peers,
+		       KlTestPeer *peer,
+		       const gchar *name,
+		       KlTestPeerIntFunc get,
+		       const gchar *agent_id,
+		       const gchar *member,
+		       gint64 min,
+		       gdouble timeout_s)
 {
 	gint64 deadline = g_get_monotonic_time() + (gint64)(timeout_s * G_USEC_PER_SEC);
 	gint64 v = -1;
 
 	do {
-		v = kl_test_peers_verifier_int(peers, agent_id, member);
+		v = get(peers, agent_id, member);
 		if (v >= min)
 			return TRUE;
 		if (!kl_test_watched_alive(peers))
 			break;
 		g_usleep(100000);
 	} while (g_get_monotonic_time() < deadline);
-	kl_test_peer_dump_log(&peers->verifier, "verifier");
-	g_test_message("verifier: %s of %s is %" G_GINT64_FORMAT ", wanted >= %" G_GINT64_FORMAT
+	kl_test_peer_dump_log(peer, name);
+	g_test_message("%s: %s of %s is %" G_GINT64_FORMAT ", wanted >= %" G_GINT64_FORMAT
 		       " within %.0f s",
+		       name,
 		       member,
 		       agent_id,
 		       v,
@@ -669,32 +676,37 @@ kl_test_peers_wait_verifier_int(KlTestPeers *peers,
 }
 
 gboolean
+kl_test_peers_wait_verifier_int(KlTestPeers *peers,
+				const gchar *agent_id,
+				const gchar *member,
+				gint64 min,
+				gdouble timeout_s)
+{
+	return kl_test_peers_wait_int(peers,
+				      &peers->verifier,
+				      "verifier",
+				      kl_test_peers_verifier_int,
+				      agent_id,
+				      member,
+				      min,
+				      timeout_s);
+}
+
+gboolean
 kl_test_peers_wait_registrar_int(KlTestPeers *peers,
 				 const gchar *agent_id,
 				 const gchar *member,
 				 gint64 min,
 				 gdouble timeout_s)
 {
-	gint64 deadline = g_get_monotonic_time() + (gint64)(timeout_s * G_USEC_PER_SEC);
-	gint64 v = -1;
-
-	do {
-		v = kl_test_peers_registrar_int(peers, agent_id, member);
-		if (v >= min)
-			return TRUE;
-		if (!kl_test_watched_alive(peers))
-			break;
-		g_usleep(100000);
-	} while (g_get_monotonic_time() < deadline);
-	kl_test_peer_dump_log(&peers->registrar, "registrar");
-	g_test_message("registrar: %s of %s is %" G_GINT64_FORMAT ", wanted >= %" G_GINT64_FORMAT
-		       " within %.0f s",
-		       member,
-		       agent_id,
-		       v,
-		       min,
-		       timeout_s);
-	return FALSE;
+	return kl_test_peers_wait_int(peers,
+				      &peers->registrar,
+				      "registrar",
+				      kl_test_peers_registrar_int,
+				      agent_id,
+				      member,
+				      min,
+				      timeout_s);
 }
 
 /* ------------------------------------------------------------------ agent */

@@ -802,6 +802,19 @@ class VerifierHandler(kl_peer.Handler):
             return "signature does not verify with the enrolled AK"
         return None
 
+    def record_fault(self, agent_id, where, fault, count_request):
+        """Counts a queued fault as served; a 401 fault also revokes the agent's tokens."""
+        with LOCK:
+            a = AGENTS.get(agent_id)
+            if a:
+                a["faults_served"] += 1
+                if count_request:
+                    a[where + "_requests"] += 1
+                a["fault_times"].append({"t": time.time(), "where": where, "fault": fault})
+            if fault == 401 or (isinstance(fault, dict) and fault.get("status") == 401):
+                for k in [k for k, t in TOKENS.items() if t["agent_id"] == agent_id]:
+                    del TOKENS[k]
+
     # -- attestation
     def phase1(self, ver, agent_id):
         try:
@@ -811,22 +824,10 @@ class VerifierHandler(kl_peer.Handler):
             if fault == "extra_type":
                 extra = {"evidence_class": "log", "evidence_type": "kl_unknown_log",
                          "chosen_parameters": {"format": "text/plain"}}
-                with LOCK:
-                    a = AGENTS.get(agent_id)
-                    if a:
-                        a["faults_served"] += 1
-                        a["fault_times"].append({"t": time.time(), "where": "phase1", "fault": fault})
+                self.record_fault(agent_id, "phase1", fault, count_request=False)
                 fault = None
             if fault is not None:
-                with LOCK:
-                    a = AGENTS.get(agent_id)
-                    if a:
-                        a["faults_served"] += 1
-                        a["phase1_requests"] += 1
-                        a["fault_times"].append({"t": time.time(), "where": "phase1", "fault": fault})
-                    if fault == 401 or (isinstance(fault, dict) and fault.get("status") == 401):
-                        for k in [k for k, t in TOKENS.items() if t["agent_id"] == agent_id]:
-                            del TOKENS[k]
+                self.record_fault(agent_id, "phase1", fault, count_request=True)
                 self.serve_fault(fault, malformed_status=201)
                 return
             try:
@@ -887,15 +888,7 @@ class VerifierHandler(kl_peer.Handler):
             doc = self.jsonapi_body("attestation")
             fault = FAULTS.pop("phase2")
             if fault is not None:
-                with LOCK:
-                    a = AGENTS.get(agent_id)
-                    if a:
-                        a["faults_served"] += 1
-                        a["phase2_requests"] += 1
-                        a["fault_times"].append({"t": time.time(), "where": "phase2", "fault": fault})
-                    if fault == 401 or (isinstance(fault, dict) and fault.get("status") == 401):
-                        for k in [k for k, t in TOKENS.items() if t["agent_id"] == agent_id]:
-                            del TOKENS[k]
+                self.record_fault(agent_id, "phase2", fault, count_request=True)
                 self.serve_fault(fault, malformed_status=202)
                 return
             try:
