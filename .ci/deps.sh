@@ -11,5 +11,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
 	libglib2.0-dev libjson-glib-dev libcurl4-gnutls-dev libgnutls28-dev \
 	libtss2-dev libtss2-tcti-swtpm0 \
 	swtpm swtpm-tools tpm2-tools gnutls-bin \
-	python3 python3-cryptography \
+	python3 python3-cryptography clang-format \
 	ca-certificates curl jq openssl procps >/dev/null

@@ -21,8 +21,8 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <stdio.h>
-#include <string.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "kl-test-peers.h"
@@ -217,10 +217,21 @@ main(int argc, char **argv)
 	gint timeout_s = 30;
 	gdouble interval = 1;
 	GOptionEntry entries[] = {
-		{ "cycles", 'c', 0, G_OPTION_ARG_INT, &cycles, "accepted attestations to run", "N" },
+		{ "cycles",
+		  'c',
+		  0,
+		  G_OPTION_ARG_INT,
+		  &cycles,
+		  "accepted attestations to run",
+		  "N" },
 		{ "lines", 'l', 0, G_OPTION_ARG_INT, &lines, "IMA lines appended per cycle", "N" },
 		{ "initial", 'i', 0, G_OPTION_ARG_INT, &initial, "IMA lines at start", "N" },
-		{ "interval", 0, 0, G_OPTION_ARG_DOUBLE, &interval, "verifier quote interval (s)",
+		{ "interval",
+		  0,
+		  0,
+		  G_OPTION_ARG_DOUBLE,
+		  &interval,
+		  "verifier quote interval (s)",
 		  "S" },
 		{ "timeout", 0, 0, G_OPTION_ARG_INT, &timeout_s, "max seconds per cycle", "S" },
 		{ NULL },
@@ -275,8 +286,8 @@ main(int argc, char **argv)
 
 	agent = kl_test_agent_new(peers, AGENT_ID, NULL);
 	log.ima_path = g_build_filename(kl_test_peers_get_dir(peers), "ima.log", NULL);
-	log.pcrs_path = g_build_filename(
-	    kl_test_agent_get_keylime_dir(agent), "software_pcrs.json", NULL);
+	log.pcrs_path =
+	    g_build_filename(kl_test_agent_get_keylime_dir(agent), "software_pcrs.json", NULL);
 	g_file_set_contents(log.ima_path, "", 0, &error);
 	g_assert_no_error(error);
 	kl_bench_grow(&log, (guint64)initial + 1);
@@ -342,11 +353,12 @@ main(int argc, char **argv)
 		} while (g_get_monotonic_time() < deadline && kl_test_agent_is_running(agent));
 		if (now_passes <= passes) {
 			kl_test_agent_dump_log(agent);
-			g_printerr("no accepted attestation within %d s after cycle %" G_GINT64_FORMAT
-				   " (fails: %" G_GINT64_FORMAT ")\n",
-				   timeout_s,
-				   passes,
-				   kl_test_peers_verifier_int(peers, AGENT_ID, "fails"));
+			g_printerr(
+			    "no accepted attestation within %d s after cycle %" G_GINT64_FORMAT
+			    " (fails: %" G_GINT64_FORMAT ")\n",
+			    timeout_s,
+			    passes,
+			    kl_test_peers_verifier_int(peers, AGENT_ID, "fails"));
 			ret = 1;
 			goto out;
 		}
@@ -365,7 +377,8 @@ main(int argc, char **argv)
 			}
 			rss = kl_bench_rss_kb(pid);
 			if (c == 1) {
-				/* start of the steady state: registration and first cycle excluded */
+				/* start of the steady state: registration and first cycle excluded
+				 */
 				first_ticks = ticks;
 				last_ticks = ticks;
 				last_cycle = 1;
@@ -375,8 +388,9 @@ main(int argc, char **argv)
 			{
 				gdouble ms = (gdouble)(ticks - last_ticks) * 1000.0 / (gdouble)hz /
 					     (gdouble)(c - (gint64)last_cycle);
-				printf("%7" G_GINT64_FORMAT " %10" G_GUINT64_FORMAT " %12" G_GINT64_FORMAT
-				       " %14.2f %10ld %8" G_GINT64_FORMAT " %6" G_GINT64_FORMAT "\n",
+				printf("%7" G_GINT64_FORMAT " %10" G_GUINT64_FORMAT
+				       " %12" G_GINT64_FORMAT " %14.2f %10ld %8" G_GINT64_FORMAT
+				       " %6" G_GINT64_FORMAT "\n",
 				       c,
 				       log.entries,
 				       kl_bench_next_offset(peers),

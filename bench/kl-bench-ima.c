@@ -266,7 +266,7 @@ main(int argc, char **argv)
 			KlBenchRow *best = &rows[i];
 
 			if (!kl_bench_child(
-				    dir, g_ascii_strtoull(sizes[i], NULL, 10), cycles, &row)) {
+				dir, g_ascii_strtoull(sizes[i], NULL, 10), cycles, &row)) {
 				fprintf(stderr, "benchmark of %s entries failed\n", sizes[i]);
 				return 1;
 			}

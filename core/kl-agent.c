@@ -454,10 +454,11 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 		g_autoptr(GString) types = g_string_new(NULL);
 		for (guint i = 0; i < requested->len; i++) {
 			JsonObject *item = g_ptr_array_index(requested, i);
-			g_string_append_printf(types,
-					       "%s%s",
-					       i > 0 ? ", " : "",
-					       json_object_get_string_member(item, "evidence_type"));
+			g_string_append_printf(
+			    types,
+			    "%s%s",
+			    i > 0 ? ", " : "",
+			    json_object_get_string_member(item, "evidence_type"));
 		}
 		g_debug("the verifier requests %s (Location %s)",
 			types->str,
@@ -600,8 +601,7 @@ kl_agent_redact_token(const gchar *text, gsize len)
 	    !JSON_NODE_HOLDS_OBJECT(json_object_get_member(data, "attributes")))
 		return NULL;
 	attributes = json_object_get_object_member(data, "attributes");
-	if (!kl_json_object_get_optional_string(attributes, "token", &token, NULL) ||
-	    token == NULL)
+	if (!kl_json_object_get_optional_string(attributes, "token", &token, NULL) || token == NULL)
 		return NULL;
 	fingerprint = kl_http_fingerprint(token);
 	note = g_strdup_printf("(not shown; SHA-256 fingerprint %s)", fingerprint);
@@ -828,10 +828,10 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 			guint64 cap = MAX((guint64)agent->attestation_interval_s * 1000,
 					  (guint64)KL_AGENT_ATTEST_CAP_MIN_MS);
 			if (agent->verifier_interval_ms > 0)
-				cap = MIN(cap,
-					  MAX(agent->verifier_interval_ms *
-						  KL_AGENT_ATTEST_CAP_INTERVALS,
-					      (guint64)KL_AGENT_ATTEST_CAP_FLOOR_MS));
+				cap = MIN(
+				    cap,
+				    MAX(agent->verifier_interval_ms * KL_AGENT_ATTEST_CAP_INTERVALS,
+					(guint64)KL_AGENT_ATTEST_CAP_FLOOR_MS));
 			delay = MIN(delay, cap);
 		}
 	}

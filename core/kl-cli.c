@@ -18,16 +18,16 @@ typedef struct {
 } KlCliOptionMap;
 
 static const KlCliOptionMap kl_cli_option_map[] = {
-    {"--verifier-url", "verifier_url", FALSE},
-    {"-v", "verifier_url", FALSE},
-    {"--agent-identifier", "uuid", FALSE},
-    {"--attestation-interval-seconds", "attestation_interval_seconds", FALSE},
-    {"--ca-certificate", "verifier_tls_ca_cert", TRUE},
-    {"--api-version", "verifier_api_version", FALSE},
-    {"--timeout", "request_timeout", FALSE},
-    {"--log-level", "log_level", FALSE},
-    {"--plugin-dir", "plugin_dir", TRUE},
-    {"--tcti", "tcti", FALSE},
+	{ "--verifier-url", "verifier_url", FALSE },
+	{ "-v", "verifier_url", FALSE },
+	{ "--agent-identifier", "uuid", FALSE },
+	{ "--attestation-interval-seconds", "attestation_interval_seconds", FALSE },
+	{ "--ca-certificate", "verifier_tls_ca_cert", TRUE },
+	{ "--api-version", "verifier_api_version", FALSE },
+	{ "--timeout", "request_timeout", FALSE },
+	{ "--log-level", "log_level", FALSE },
+	{ "--plugin-dir", "plugin_dir", TRUE },
+	{ "--tcti", "tcti", FALSE },
 };
 
 static void
@@ -83,11 +83,8 @@ kl_cli_bad_value(GError **error, const gchar *flag, const gchar *fmt, ...)
 
 /* checks @value with the config validator of @key, then records it */
 static gboolean
-kl_cli_add_override(KlCli *cli,
-		    const gchar *flag,
-		    const gchar *key,
-		    const gchar *value,
-		    GError **error)
+kl_cli_add_override(
+    KlCli *cli, const gchar *flag, const gchar *key, const gchar *value, GError **error)
 {
 	g_autoptr(KlConfig) scratch = kl_config_new();
 	g_autoptr(GError) error_local = NULL;
@@ -95,10 +92,8 @@ kl_cli_add_override(KlCli *cli,
 	KlCliOverride *o;
 
 	if (!kl_config_set(scratch, key, value, KL_CONFIG_SOURCE_CLI, origin, &error_local)) {
-		g_set_error_literal(error,
-				    G_OPTION_ERROR,
-				    G_OPTION_ERROR_BAD_VALUE,
-				    error_local->message);
+		g_set_error_literal(
+		    error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, error_local->message);
 		return FALSE;
 	}
 	o = g_new0(KlCliOverride, 1);
@@ -148,15 +143,13 @@ kl_cli_option_cb(const gchar *option_name, const gchar *value, gpointer data, GE
 					   abs != NULL ? abs : value,
 					   error);
 	}
-	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "unhandled option %s", option_name);
+	g_set_error(
+	    error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "unhandled option %s", option_name);
 	return FALSE;
 }
 
 static gboolean
-kl_cli_registrar_url_cb(const gchar *option_name,
-			const gchar *value,
-			gpointer data,
-			GError **error)
+kl_cli_registrar_url_cb(const gchar *option_name, const gchar *value, gpointer data, GError **error)
 {
 	KlCli *cli = data;
 	const gchar *flag = "--registrar-url";
@@ -180,12 +173,13 @@ kl_cli_registrar_url_cb(const gchar *option_name,
 	host = g_uri_get_host(uri);
 	path = g_uri_get_path(uri);
 	if (g_strcmp0(scheme, "http") != 0 && g_strcmp0(scheme, "https") != 0)
-		return kl_cli_bad_value(error,
-					flag,
-					"unsupported scheme '%s' in '%s'; expected http://HOST:PORT "
-					"or https://HOST:PORT",
-					scheme,
-					value);
+		return kl_cli_bad_value(
+		    error,
+		    flag,
+		    "unsupported scheme '%s' in '%s'; expected http://HOST:PORT "
+		    "or https://HOST:PORT",
+		    scheme,
+		    value);
 	if (host == NULL || host[0] == '\0')
 		return kl_cli_bad_value(error, flag, "'%s' has no host name", value);
 	if ((path != NULL && path[0] != '\0' && g_strcmp0(path, "/") != 0) ||
@@ -205,11 +199,8 @@ kl_cli_registrar_url_cb(const gchar *option_name,
 	if (g_uri_get_port(uri) < 0)
 		return TRUE;
 	port = g_strdup_printf("%d", g_uri_get_port(uri));
-	return kl_cli_add_override(cli,
-				   flag,
-				   tls ? "registrar_tls_port" : "registrar_port",
-				   port,
-				   error);
+	return kl_cli_add_override(
+	    cli, flag, tls ? "registrar_tls_port" : "registrar_port", port, error);
 }
 
 static gboolean
@@ -219,21 +210,13 @@ kl_cli_insecure_cb(const gchar *option_name, const gchar *value, gpointer data, 
 	gboolean on = FALSE;
 
 	if (!kl_cli_parse_bool(value, &on))
-		return kl_cli_bad_value(error,
-					"--insecure",
-					"expected true or false, got '%s'",
-					value);
-	if (!kl_cli_add_override(cli,
-				 "--insecure",
-				 "tls_accept_invalid_certs",
-				 on ? "true" : "false",
-				 error))
+		return kl_cli_bad_value(
+		    error, "--insecure", "expected true or false, got '%s'", value);
+	if (!kl_cli_add_override(
+		cli, "--insecure", "tls_accept_invalid_certs", on ? "true" : "false", error))
 		return FALSE;
-	return kl_cli_add_override(cli,
-				   "--insecure",
-				   "tls_accept_invalid_hostnames",
-				   on ? "true" : "false",
-				   error);
+	return kl_cli_add_override(
+	    cli, "--insecure", "tls_accept_invalid_hostnames", on ? "true" : "false", error);
 }
 
 static gboolean
@@ -242,10 +225,8 @@ kl_cli_avoid_tpm_cb(const gchar *option_name, const gchar *value, gpointer data,
 	KlCli *cli = data;
 
 	if (!kl_cli_parse_bool(value, &cli->avoid_tpm))
-		return kl_cli_bad_value(error,
-					"--avoid-tpm",
-					"expected true or false, got '%s'",
-					value);
+		return kl_cli_bad_value(
+		    error, "--avoid-tpm", "expected true or false, got '%s'", value);
 	return TRUE;
 }
 
@@ -277,19 +258,18 @@ kl_cli_message_cb(const gchar *option_name, const gchar *value, gpointer data, G
 	} else if (g_strcmp0(option_name, "--attestation-index") == 0) {
 		if (g_strcmp0(value, "latest") != 0 &&
 		    (value[0] == '\0' || strspn(value, "0123456789") != strlen(value)))
-			return kl_cli_bad_value(error,
-						option_name,
-						"'%s' is not an attestation index; expected a number "
-						"or 'latest'",
-						value);
+			return kl_cli_bad_value(
+			    error,
+			    option_name,
+			    "'%s' is not an attestation index; expected a number "
+			    "or 'latest'",
+			    value);
 		g_free(cli->attestation_index);
 		cli->attestation_index = g_strdup(value);
 	} else if (g_strcmp0(option_name, "--session-index") == 0) {
 		if (value[0] == '\0' || strpbrk(value, "/?#") != NULL)
-			return kl_cli_bad_value(error,
-						option_name,
-						"'%s' is not a session index",
-						value);
+			return kl_cli_bad_value(
+			    error, option_name, "'%s' is not a session index", value);
 		g_free(cli->session_index);
 		cli->session_index = g_strdup(value);
 	} else if (g_strcmp0(option_name, "--json-file") == 0 ||
@@ -376,10 +356,11 @@ kl_cli_build_context(KlCli *cli)
 
 	g_option_group_add_entries(group, entries);
 	g_option_context_set_main_group(context, group);
-	g_option_context_set_summary(context,
-				     "Keylime push-model agent: registers this machine's TPM with a "
-				     "Keylime registrar and sends attestation evidence to a Keylime "
-				     "verifier.");
+	g_option_context_set_summary(
+	    context,
+	    "Keylime push-model agent: registers this machine's TPM with a "
+	    "Keylime registrar and sends attestation evidence to a Keylime "
+	    "verifier.");
 	g_option_context_set_description(
 	    context,
 	    "Options are read, later ones winning, from: built-in defaults, "
@@ -413,8 +394,8 @@ kl_cli_join_bool_values(int argc, char **argv)
 	g_autoptr(GStrvBuilder) builder = g_strv_builder_new();
 
 	for (int i = 0; i < argc; i++) {
-		gboolean is_bool_flag = g_strcmp0(argv[i], "--insecure") == 0 ||
-					g_strcmp0(argv[i], "--avoid-tpm") == 0;
+		gboolean is_bool_flag =
+		    g_strcmp0(argv[i], "--insecure") == 0 || g_strcmp0(argv[i], "--avoid-tpm") == 0;
 		if (g_strcmp0(argv[i], "--") == 0) {
 			for (; i < argc; i++)
 				g_strv_builder_add(builder, argv[i]);

@@ -21,11 +21,11 @@ typedef struct {
 
 typedef struct {
 	/* CLI-only switches */
-	gchar *config_file;	  /* --config FILE: replaces the config file set */
-	gboolean once;		  /* --once: one attestation cycle, exit status tells */
-	gboolean check;		  /* --check: validate and print a report */
-	gboolean version;	  /* --version */
-	gboolean avoid_tpm;	  /* --avoid-tpm: software TPM stand-in (insecure) */
+	gchar *config_file; /* --config FILE: replaces the config file set */
+	gboolean once;	    /* --once: one attestation cycle, exit status tells */
+	gboolean check;	    /* --check: validate and print a report */
+	gboolean version;   /* --version */
+	gboolean avoid_tpm; /* --avoid-tpm: software TPM stand-in (insecure) */
 	/* debug one-shot message (see README): --json-file and friends */
 	gchar *json_file;
 	gchar *message_type;	  /* "attestation" (default), "evidence", "session" */

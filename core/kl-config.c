@@ -17,12 +17,12 @@
 #define KL_CONFIG_ENV_PREFIX "KEYLIME_AGENT_"
 
 /* relative to / */
-#define KL_DEFAULT_IMA_ML_PATH	      "sys/kernel/security/ima/ascii_runtime_measurements"
-#define KL_DEFAULT_MEASUREDBOOT_PATH  "sys/kernel/security/tpm0/binary_bios_measurements"
-#define KL_DEFAULT_CA_CERT	      "cv_ca/cacert.crt"
-#define KL_DEFAULT_AGENT_DATA	      "agent_data.json"
-#define KL_DEFAULT_IAK_CERT	      "iak-cert.crt"
-#define KL_DEFAULT_IDEVID_CERT	      "idevid-cert.crt"
+#define KL_DEFAULT_IMA_ML_PATH	     "sys/kernel/security/ima/ascii_runtime_measurements"
+#define KL_DEFAULT_MEASUREDBOOT_PATH "sys/kernel/security/tpm0/binary_bios_measurements"
+#define KL_DEFAULT_CA_CERT	     "cv_ca/cacert.crt"
+#define KL_DEFAULT_AGENT_DATA	     "agent_data.json"
+#define KL_DEFAULT_IAK_CERT	     "iak-cert.crt"
+#define KL_DEFAULT_IDEVID_CERT	     "idevid-cert.crt"
 
 typedef enum {
 	KL_OPT_STRING,
@@ -55,36 +55,21 @@ typedef struct {
 } KlConfigEntry;
 
 struct _KlConfig {
-	KlConfigEntry *entries;	/* one per kl_options[] */
+	KlConfigEntry *entries; /* one per kl_options[] */
 	GHashTable *tables;	/* table -> (key -> string) for kl_config_lookup() */
 };
 
 /* ---- validators ---- */
 
-static const gchar *const kl_choices_enc_alg[] = {"rsa",
-						   "rsa1024",
-						   "rsa2048",
-						   "rsa3072",
-						   "rsa4096",
-						   "ecc",
-						   "ecc192",
-						   "ecc224",
-						   "ecc256",
-						   "ecc384",
-						   "ecc521",
-						   "ecc_sm2",
-						   NULL};
-static const gchar *const kl_choices_hash_alg[] = {"sha1",
-						    "sha256",
-						    "sha384",
-						    "sha512",
-						    "sm3_256",
-						    NULL};
-static const gchar *const kl_choices_sign_alg[] = {"rsassa",
-						    "rsapss",
-						    "ecdsa",
-						    "ecschnorr",
-						    NULL};
+static const gchar *const kl_choices_enc_alg[] = { "rsa",     "rsa1024", "rsa2048", "rsa3072",
+						   "rsa4096", "ecc",	 "ecc192",  "ecc224",
+						   "ecc256",  "ecc384",	 "ecc521",  "ecc_sm2",
+						   NULL };
+static const gchar *const kl_choices_hash_alg[] = { "sha1",   "sha256",	 "sha384",
+						    "sha512", "sm3_256", NULL };
+static const gchar *const kl_choices_sign_alg[] = {
+	"rsassa", "rsapss", "ecdsa", "ecschnorr", NULL
+};
 
 static gboolean
 kl_config_validate_url(const gchar *value, gchar **normalized, GError **error)
@@ -272,9 +257,8 @@ kl_config_validate_ek_handle(const gchar *value, gchar **normalized, GError **er
 	if (g_str_has_prefix(hex, "0x") || g_str_has_prefix(hex, "0X"))
 		hex += 2;
 	/* only the persistent range: an NV index or a transient handle is not an EK */
-	if (value[0] != '\0' &&
-	    (!g_ascii_string_to_unsigned(hex, 16, 0, G_MAXUINT32, &v, NULL) ||
-	     v < 0x81000000u || v > 0x81FFFFFFu)) {
+	if (value[0] != '\0' && (!g_ascii_string_to_unsigned(hex, 16, 0, G_MAXUINT32, &v, NULL) ||
+				 v < 0x81000000u || v > 0x81FFFFFFu)) {
 		g_set_error(error,
 			    KL_ERROR,
 			    KL_ERROR_CONFIG,
@@ -316,57 +300,68 @@ kl_config_validate_version_item(const gchar *value, gchar **normalized, GError *
 /* ---- the option table (sorted by name) ---- */
 
 static const KlOption kl_options[] = {
-    {"agent_data_path", KL_OPT_PATH, "default"},
-    {"api_versions", KL_OPT_LIST, "default", .validate = kl_config_validate_version_item},
-    {"attestation_interval_seconds", KL_OPT_INT, "60", 1, 7 * 24 * 3600},
-    {"certification_keys_server_identifier", KL_OPT_STRING, "ak"},
-    {"contact_ip", KL_OPT_STRING, "127.0.0.1"},
-    {"contact_port", KL_OPT_INT, "9002", 1, 65535},
-    {"disabled_plugins", KL_OPT_LIST, ""},
-    {"ek_handle", KL_OPT_STRING, "generate", .validate = kl_config_validate_ek_handle},
-    {"enable_iak_idevid", KL_OPT_BOOL, "false"},
-    {"exponential_backoff_initial_delay", KL_OPT_INT, "10000", 0, G_MAXINT32},
-    {"exponential_backoff_max_delay", KL_OPT_INT, "300000", 0, G_MAXINT32},
-    {"exponential_backoff_max_retries", KL_OPT_INT, "5", 0, 1000},
-    {"iak_cert", KL_OPT_PATH, "default"},
-    {"iak_handle", KL_OPT_STRING, "", .validate = kl_config_validate_handle},
-    {"iak_idevid_asymmetric_alg", KL_OPT_STRING, "rsa"},
-    {"iak_idevid_name_alg", KL_OPT_STRING, "sha256"},
-    {"iak_idevid_template", KL_OPT_STRING, "detect"},
-    {"iak_password", KL_OPT_STRING, "", .secret = TRUE},
-    {"idevid_cert", KL_OPT_PATH, "default"},
-    {"idevid_handle", KL_OPT_STRING, "", .validate = kl_config_validate_handle},
-    {"idevid_password", KL_OPT_STRING, "", .secret = TRUE},
-    {"ima_ml_path", KL_OPT_PATH, "default"},
-    {"keylime_dir", KL_OPT_STRING, KL_DEFAULT_KEYLIME_DIR, .validate = kl_config_validate_not_empty},
-    {"log_level", KL_OPT_STRING, "info", .validate = kl_config_validate_log_level},
-    {"measuredboot_ml_path", KL_OPT_PATH, "default"},
-    {"plugin_dir", KL_OPT_STRING, KL_PLUGINDIR, .validate = kl_config_validate_not_empty},
-    {"registrar_api_versions",
-     KL_OPT_LIST,
-     "default",
-     .validate = kl_config_validate_version_item},
-    {"registrar_ip", KL_OPT_STRING, "127.0.0.1", .validate = kl_config_validate_not_empty},
-    {"registrar_port", KL_OPT_INT, "8890", 1, 65535},
-    {"registrar_tls_ca_cert", KL_OPT_PATH, "default"},
-    {"registrar_tls_enabled", KL_OPT_BOOL, "false"},
-    {"registrar_tls_port", KL_OPT_INT, "8891", 1, 65535},
-    {"request_timeout", KL_OPT_INT, "5000", 1, 3600 * 1000},
-    {"run_as", KL_OPT_STRING, NULL, .validate = kl_config_validate_run_as},
-    {"tcti", KL_OPT_STRING, ""},
-    {"tls_accept_invalid_certs", KL_OPT_BOOL, "false"},
-    {"tls_accept_invalid_hostnames", KL_OPT_BOOL, "false"},
-    {"tpm_encryption_alg", KL_OPT_STRING, "rsa", .choices = kl_choices_enc_alg},
-    {"tpm_hash_alg", KL_OPT_STRING, "sha256", .choices = kl_choices_hash_alg},
-    {"tpm_ownerpassword", KL_OPT_STRING, "", .secret = TRUE},
-    {"tpm_signing_alg", KL_OPT_STRING, "rsassa", .choices = kl_choices_sign_alg},
-    {"uefi_logs_evidence_version", KL_OPT_STRING, "2.1"},
-    {"uuid", KL_OPT_STRING, "d432fbb3-d2f1-4a97-9ef7-75bd81c00000",
-     .validate = kl_config_validate_not_empty},
-    {"verifier_api_version", KL_OPT_STRING, "3.0", .validate = kl_config_validate_api_version},
-    {"verifier_tls_ca_cert", KL_OPT_PATH, "default"},
-    {"verifier_url", KL_OPT_STRING, "https://localhost:8881", .validate = kl_config_validate_url},
-    {"version", KL_OPT_STRING, "2.5"},
+	{ "agent_data_path", KL_OPT_PATH, "default" },
+	{ "api_versions", KL_OPT_LIST, "default", .validate = kl_config_validate_version_item },
+	{ "attestation_interval_seconds", KL_OPT_INT, "60", 1, 7 * 24 * 3600 },
+	{ "certification_keys_server_identifier", KL_OPT_STRING, "ak" },
+	{ "contact_ip", KL_OPT_STRING, "127.0.0.1" },
+	{ "contact_port", KL_OPT_INT, "9002", 1, 65535 },
+	{ "disabled_plugins", KL_OPT_LIST, "" },
+	{ "ek_handle", KL_OPT_STRING, "generate", .validate = kl_config_validate_ek_handle },
+	{ "enable_iak_idevid", KL_OPT_BOOL, "false" },
+	{ "exponential_backoff_initial_delay", KL_OPT_INT, "10000", 0, G_MAXINT32 },
+	{ "exponential_backoff_max_delay", KL_OPT_INT, "300000", 0, G_MAXINT32 },
+	{ "exponential_backoff_max_retries", KL_OPT_INT, "5", 0, 1000 },
+	{ "iak_cert", KL_OPT_PATH, "default" },
+	{ "iak_handle", KL_OPT_STRING, "", .validate = kl_config_validate_handle },
+	{ "iak_idevid_asymmetric_alg", KL_OPT_STRING, "rsa" },
+	{ "iak_idevid_name_alg", KL_OPT_STRING, "sha256" },
+	{ "iak_idevid_template", KL_OPT_STRING, "detect" },
+	{ "iak_password", KL_OPT_STRING, "", .secret = TRUE },
+	{ "idevid_cert", KL_OPT_PATH, "default" },
+	{ "idevid_handle", KL_OPT_STRING, "", .validate = kl_config_validate_handle },
+	{ "idevid_password", KL_OPT_STRING, "", .secret = TRUE },
+	{ "ima_ml_path", KL_OPT_PATH, "default" },
+	{ "keylime_dir",
+	  KL_OPT_STRING,
+	  KL_DEFAULT_KEYLIME_DIR,
+	  .validate = kl_config_validate_not_empty },
+	{ "log_level", KL_OPT_STRING, "info", .validate = kl_config_validate_log_level },
+	{ "measuredboot_ml_path", KL_OPT_PATH, "default" },
+	{ "plugin_dir", KL_OPT_STRING, KL_PLUGINDIR, .validate = kl_config_validate_not_empty },
+	{ "registrar_api_versions",
+	  KL_OPT_LIST,
+	  "default",
+	  .validate = kl_config_validate_version_item },
+	{ "registrar_ip", KL_OPT_STRING, "127.0.0.1", .validate = kl_config_validate_not_empty },
+	{ "registrar_port", KL_OPT_INT, "8890", 1, 65535 },
+	{ "registrar_tls_ca_cert", KL_OPT_PATH, "default" },
+	{ "registrar_tls_enabled", KL_OPT_BOOL, "false" },
+	{ "registrar_tls_port", KL_OPT_INT, "8891", 1, 65535 },
+	{ "request_timeout", KL_OPT_INT, "5000", 1, 3600 * 1000 },
+	{ "run_as", KL_OPT_STRING, NULL, .validate = kl_config_validate_run_as },
+	{ "tcti", KL_OPT_STRING, "" },
+	{ "tls_accept_invalid_certs", KL_OPT_BOOL, "false" },
+	{ "tls_accept_invalid_hostnames", KL_OPT_BOOL, "false" },
+	{ "tpm_encryption_alg", KL_OPT_STRING, "rsa", .choices = kl_choices_enc_alg },
+	{ "tpm_hash_alg", KL_OPT_STRING, "sha256", .choices = kl_choices_hash_alg },
+	{ "tpm_ownerpassword", KL_OPT_STRING, "", .secret = TRUE },
+	{ "tpm_signing_alg", KL_OPT_STRING, "rsassa", .choices = kl_choices_sign_alg },
+	{ "uefi_logs_evidence_version", KL_OPT_STRING, "2.1" },
+	{ "uuid",
+	  KL_OPT_STRING,
+	  "d432fbb3-d2f1-4a97-9ef7-75bd81c00000",
+	  .validate = kl_config_validate_not_empty },
+	{ "verifier_api_version",
+	  KL_OPT_STRING,
+	  "3.0",
+	  .validate = kl_config_validate_api_version },
+	{ "verifier_tls_ca_cert", KL_OPT_PATH, "default" },
+	{ "verifier_url",
+	  KL_OPT_STRING,
+	  "https://localhost:8881",
+	  .validate = kl_config_validate_url },
+	{ "version", KL_OPT_STRING, "2.5" },
 };
 
 /*
@@ -374,35 +369,35 @@ static const KlOption kl_options[] = {
  * are accepted and ignored, so an existing configuration keeps working.
  */
 static const gchar *const kl_pull_only_keys[] = {
-    "allow_payload_revocation_actions",
-    "dec_payload_file",
-    "enable_agent_mtls",
-    "enable_insecure_payload",
-    "enable_revocation_notifications",
-    "enc_keyname",
-    "exponential_backoff",
-    "extract_payload_zip",
-    "ip",
-    "max_retries",
-    "measure_payload_pcr",
-    "payload_key",
-    "payload_key_password",
-    "payload_script",
-    "port",
-    "retry_interval",
-    "revocation_actions",
-    "revocation_actions_dir",
-    "revocation_cert",
-    "revocation_notification_ip",
-    "revocation_notification_port",
-    "secure_size",
-    "server_cert",
-    "server_key",
-    "server_key_password",
-    "tls_dir",
-    "tpm_data_path",
-    "trusted_client_ca",
-    NULL,
+	"allow_payload_revocation_actions",
+	"dec_payload_file",
+	"enable_agent_mtls",
+	"enable_insecure_payload",
+	"enable_revocation_notifications",
+	"enc_keyname",
+	"exponential_backoff",
+	"extract_payload_zip",
+	"ip",
+	"max_retries",
+	"measure_payload_pcr",
+	"payload_key",
+	"payload_key_password",
+	"payload_script",
+	"port",
+	"retry_interval",
+	"revocation_actions",
+	"revocation_actions_dir",
+	"revocation_cert",
+	"revocation_notification_ip",
+	"revocation_notification_port",
+	"secure_size",
+	"server_cert",
+	"server_key",
+	"server_key_password",
+	"tls_dir",
+	"tpm_data_path",
+	"trusted_client_ca",
+	NULL,
 };
 
 static const KlOption *
@@ -490,8 +485,8 @@ kl_config_is_secret(const gchar *key)
 static gboolean
 kl_config_parse_bool(const gchar *value, gboolean *out)
 {
-	const gchar *yes[] = {"true", "yes", "on", "1", NULL};
-	const gchar *no[] = {"false", "no", "off", "0", NULL};
+	const gchar *yes[] = { "true", "yes", "on", "1", NULL };
+	const gchar *no[] = { "false", "no", "off", "0", NULL };
 
 	for (guint i = 0; yes[i] != NULL; i++) {
 		if (g_ascii_strcasecmp(value, yes[i]) == 0) {
@@ -595,7 +590,7 @@ kl_config_store(KlConfig *cfg,
 		GError **error)
 {
 	const KlOption *opt = &kl_options[idx];
-	KlConfigEntry entry = {0};
+	KlConfigEntry entry = { 0 };
 
 	switch (opt->type) {
 	case KL_OPT_INT: {
@@ -613,7 +608,8 @@ kl_config_store(KlConfig *cfg,
 			g_set_error(error,
 				    KL_ERROR,
 				    KL_ERROR_CONFIG,
-				    "%" G_GINT64_FORMAT " is out of range; expected an integer from "
+				    "%" G_GINT64_FORMAT
+				    " is out of range; expected an integer from "
 				    "%" G_GINT64_FORMAT " to %" G_GINT64_FORMAT,
 				    v,
 				    opt->min,
@@ -636,8 +632,8 @@ kl_config_store(KlConfig *cfg,
 		entry.text = g_strdup(entry.boolean ? "true" : "false");
 		break;
 	case KL_OPT_LIST: {
-		g_auto(GStrv) items = strv != NULL ? g_strdupv((gchar **)strv)
-						   : kl_config_split_list(value);
+		g_auto(GStrv) items =
+		    strv != NULL ? g_strdupv((gchar **)strv) : kl_config_split_list(value);
 		for (guint i = 0; items[i] != NULL; i++) {
 			g_autofree gchar *norm = NULL;
 			if (opt->validate == NULL)
@@ -688,10 +684,8 @@ kl_config_new(void)
 	KlConfig *cfg = g_new0(KlConfig, 1);
 
 	cfg->entries = g_new0(KlConfigEntry, G_N_ELEMENTS(kl_options));
-	cfg->tables = g_hash_table_new_full(g_str_hash,
-					    g_str_equal,
-					    g_free,
-					    (GDestroyNotify)g_hash_table_unref);
+	cfg->tables = g_hash_table_new_full(
+	    g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_hash_table_unref);
 	for (guint i = 0; i < G_N_ELEMENTS(kl_options); i++) {
 		const gchar *def = kl_options[i].def;
 		g_autoptr(GError) error_local = NULL;
@@ -699,7 +693,8 @@ kl_config_new(void)
 		/* like the Keylime agent: root drops to keylime:tss unless told otherwise */
 		if (def == NULL)
 			def = geteuid() == 0 ? "keylime:tss" : "";
-		if (!kl_config_store(cfg, i, def, NULL, KL_CONFIG_SOURCE_DEFAULT, NULL, &error_local))
+		if (!kl_config_store(
+			cfg, i, def, NULL, KL_CONFIG_SOURCE_DEFAULT, NULL, &error_local))
 			g_critical("invalid built-in default of %s: %s",
 				   kl_options[i].name,
 				   error_local->message);
@@ -742,12 +737,8 @@ kl_config_set(KlConfig *cfg,
 	if (kl_config_find_option(key, &idx) == NULL) {
 		if (kl_config_is_pull_only(key))
 			return TRUE;
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_CONFIG,
-			    "%s: unknown option '%s'",
-			    origin,
-			    key);
+		g_set_error(
+		    error, KL_ERROR, KL_ERROR_CONFIG, "%s: unknown option '%s'", origin, key);
 		return FALSE;
 	}
 	if (!kl_config_store(cfg, idx, value, NULL, source, origin, error)) {
@@ -772,11 +763,8 @@ kl_config_get_table(KlConfig *cfg, const gchar *name)
 }
 
 static gboolean
-kl_config_set_from_toml(KlConfig *cfg,
-			guint idx,
-			const KlTomlValue *value,
-			const gchar *origin,
-			GError **error)
+kl_config_set_from_toml(
+    KlConfig *cfg, guint idx, const KlTomlValue *value, const gchar *origin, GError **error)
 {
 	const KlOption *opt = &kl_options[idx];
 	gboolean type_ok;
@@ -817,7 +805,8 @@ kl_config_set_from_toml(KlConfig *cfg,
 
 		for (guint i = 0; i < value->array->len; i++) {
 			const KlTomlValue *item = g_ptr_array_index(value->array, i);
-			if (item->type == KL_TOML_TYPE_ARRAY || item->type == KL_TOML_TYPE_BOOLEAN) {
+			if (item->type == KL_TOML_TYPE_ARRAY ||
+			    item->type == KL_TOML_TYPE_BOOLEAN) {
 				g_set_error(error,
 					    KL_ERROR,
 					    KL_ERROR_CONFIG,
@@ -897,9 +886,8 @@ kl_config_load_document(KlConfig *cfg, KlTomlDocument *doc, GError **error)
 					  key,
 					  kl_config_suggest(key));
 			else
-				g_warning("%s: unknown option '%s' in [agent] is ignored",
-					  origin,
-					  key);
+				g_warning(
+				    "%s: unknown option '%s' in [agent] is ignored", origin, key);
 		}
 	}
 	if (pull_only->len > 0) {
@@ -912,11 +900,7 @@ kl_config_load_document(KlConfig *cfg, KlTomlDocument *doc, GError **error)
 }
 
 gboolean
-kl_config_load_data(KlConfig *cfg,
-		    const gchar *data,
-		    gsize len,
-		    const gchar *name,
-		    GError **error)
+kl_config_load_data(KlConfig *cfg, const gchar *data, gsize len, const gchar *name, GError **error)
 {
 	g_autoptr(KlTomlDocument) doc = NULL;
 
@@ -1017,8 +1001,7 @@ kl_config_load_env(KlConfig *cfg, gchar **envp, GError **error)
 			continue;
 		if (kl_config_find_option(key, NULL) == NULL) {
 			const gchar *hint = kl_config_suggest(key);
-			g_autofree gchar *hint_var =
-			    hint != NULL ? g_ascii_strup(hint, -1) : NULL;
+			g_autofree gchar *hint_var = hint != NULL ? g_ascii_strup(hint, -1) : NULL;
 			if (hint_var != NULL)
 				g_warning("environment variable %s does not name a known option "
 					  "and is ignored; did you mean %s%s?",
@@ -1039,11 +1022,8 @@ kl_config_load_env(KlConfig *cfg, gchar **envp, GError **error)
 }
 
 gboolean
-kl_config_load(KlConfig *cfg,
-	       const gchar *usr_etc_dir,
-	       const gchar *etc_dir,
-	       gchar **envp,
-	       GError **error)
+kl_config_load(
+    KlConfig *cfg, const gchar *usr_etc_dir, const gchar *etc_dir, gchar **envp, GError **error)
 {
 	const gchar *single;
 
@@ -1136,12 +1116,8 @@ kl_config_finalize(KlConfig *cfg, gchar **envp, GError **error)
 	env_tcti = g_environ_getenv(envp, "TCTI");
 	if (kl_config_get_string(cfg, "tcti")[0] == '\0' && env_tcti != NULL &&
 	    env_tcti[0] != '\0') {
-		if (!kl_config_set(cfg,
-				   "tcti",
-				   env_tcti,
-				   KL_CONFIG_SOURCE_ENV,
-				   "environment (TCTI)",
-				   error))
+		if (!kl_config_set(
+			cfg, "tcti", env_tcti, KL_CONFIG_SOURCE_ENV, "environment (TCTI)", error))
 			return FALSE;
 	}
 
@@ -1191,7 +1167,8 @@ kl_config_get_entry(KlConfig *cfg, const gchar *key, KlOptType type, gboolean an
 	}
 	if (!any_type && opt->type != type &&
 	    !(type == KL_OPT_STRING && opt->type == KL_OPT_PATH)) {
-		g_critical("configuration option '%s' is not %s", key, kl_config_type_to_string(opt));
+		g_critical(
+		    "configuration option '%s' is not %s", key, kl_config_type_to_string(opt));
 		return NULL;
 	}
 	return &cfg->entries[idx];
@@ -1262,12 +1239,8 @@ kl_config_describe(KlConfig *cfg)
 						       : g_strdup("[]");
 		} else
 			value = g_strdup(entry->text);
-		g_string_append_printf(str,
-				       "%-*s = %s  # %s\n",
-				       (int)width,
-				       kl_options[i].name,
-				       value,
-				       entry->origin);
+		g_string_append_printf(
+		    str, "%-*s = %s  # %s\n", (int)width, kl_options[i].name, value, entry->origin);
 	}
 	return g_string_free(str, FALSE);
 }

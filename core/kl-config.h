@@ -51,11 +51,8 @@ kl_config_load_file(KlConfig *cfg, const gchar *path, GError **error) G_GNUC_WAR
 
 /* like kl_config_load_file() for text in memory; @name is used in messages */
 gboolean
-kl_config_load_data(KlConfig *cfg,
-		    const gchar *data,
-		    gsize len,
-		    const gchar *name,
-		    GError **error) G_GNUC_WARN_UNUSED_RESULT;
+kl_config_load_data(KlConfig *cfg, const gchar *data, gsize len, const gchar *name, GError **error)
+    G_GNUC_WARN_UNUSED_RESULT;
 
 /* set one option from a given layer (command line: KL_CONFIG_SOURCE_CLI), validated */
 gboolean

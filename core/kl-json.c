@@ -53,7 +53,7 @@ kl_json_object_get_member_node(JsonObject *obj, const gchar *key, GError **error
 
 	if (node == NULL) {
 		g_set_error(
-			error, KL_ERROR, KL_ERROR_INVALID_DATA, "member \"%s\" is missing", key);
+		    error, KL_ERROR, KL_ERROR_INVALID_DATA, "member \"%s\" is missing", key);
 		return NULL;
 	}
 	return node;
@@ -174,7 +174,7 @@ kl_json_object_get_array(JsonObject *obj, const gchar *key, GError **error)
 
 gboolean
 kl_json_object_get_optional_int(
-	JsonObject *obj, const gchar *key, gint64 default_value, gint64 *out, GError **error)
+    JsonObject *obj, const gchar *key, gint64 default_value, gint64 *out, GError **error)
 {
 	JsonNode *node;
 
@@ -434,7 +434,7 @@ kl_json_check_lexical(const gchar *data, gsize len, GError **error)
 
 			if (c < 0x20)
 				return kl_json_set_lexical_error(
-					error, "control character in a string", i);
+				    error, "control character in a string", i);
 			if (c == '"') {
 				in_string = FALSE;
 				continue;
@@ -459,7 +459,7 @@ kl_json_check_lexical(const gchar *data, gsize len, GError **error)
 
 				if (low < 0xdc00 || low > 0xdfff)
 					return kl_json_set_lexical_error(
-						error, "lone high surrogate", i);
+					    error, "lone high surrogate", i);
 				i += 6;
 			}
 			i += 5;
@@ -510,10 +510,8 @@ kl_json_parse_object(const gchar *data, gssize len, GError **error)
 
 	size = len < 0 ? strlen(data) : (gsize)len;
 	if (size == 0) {
-		g_set_error_literal(error,
-				    KL_ERROR,
-				    KL_ERROR_INVALID_DATA,
-				    "invalid JSON: the document is empty");
+		g_set_error_literal(
+		    error, KL_ERROR, KL_ERROR_INVALID_DATA, "invalid JSON: the document is empty");
 		return NULL;
 	}
 	/* rejects embedded NUL bytes too */
@@ -538,10 +536,8 @@ kl_json_parse_object(const gchar *data, gssize len, GError **error)
 	}
 	root = json_parser_get_root(parser);
 	if (root == NULL) {
-		g_set_error_literal(error,
-				    KL_ERROR,
-				    KL_ERROR_INVALID_DATA,
-				    "invalid JSON: the document is empty");
+		g_set_error_literal(
+		    error, KL_ERROR, KL_ERROR_INVALID_DATA, "invalid JSON: the document is empty");
 		return NULL;
 	}
 	if (!JSON_NODE_HOLDS_OBJECT(root)) {

@@ -111,7 +111,8 @@ kl_log_format_line(GLogLevelFlags level,
 	if (timestamp) {
 		g_autoptr(GDateTime) now = g_date_time_new_now_utc();
 		g_autofree gchar *ts = g_date_time_format(now, "%Y-%m-%dT%H:%M:%S");
-		g_string_append_printf(line, "%s.%03dZ ", ts, g_date_time_get_microsecond(now) / 1000);
+		g_string_append_printf(
+		    line, "%s.%03dZ ", ts, g_date_time_get_microsecond(now) / 1000);
 	}
 	g_string_append(line, kl_log_level_to_string(level));
 	g_string_append_c(line, ' ');
@@ -146,8 +147,9 @@ kl_log_writer_cb(GLogLevelFlags log_level,
 		if (g_strcmp0(fields[i].key, "GLIB_DOMAIN") == 0)
 			domain = fields[i].value;
 		else if (g_strcmp0(fields[i].key, "MESSAGE") == 0 && message == NULL)
-			message = fields[i].length < 0 ? g_strdup(fields[i].value)
-						       : g_strndup(fields[i].value, fields[i].length);
+			message = fields[i].length < 0
+				      ? g_strdup(fields[i].value)
+				      : g_strndup(fields[i].value, fields[i].length);
 	}
 	if (!kl_log_is_enabled(log_level, domain))
 		return G_LOG_WRITER_HANDLED;

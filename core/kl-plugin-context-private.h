@@ -26,7 +26,7 @@ kl_plugin_context_new(const gchar *name,
 		      gint64 boot_time,
 		      KlTpm *tpm);
 void
-kl_plugin_context_free(KlPluginContext *ctx);	/* runs the data destroy notify */
+kl_plugin_context_free(KlPluginContext *ctx); /* runs the data destroy notify */
 void
 kl_plugin_context_set_agent_id(KlPluginContext *ctx, const gchar *agent_id);
 /* a new boot time (tests: what a plugin sees after the machine rebooted) */

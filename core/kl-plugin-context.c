@@ -94,11 +94,8 @@ kl_plugin_context_get_config(KlPluginContext *ctx, const gchar *key)
 }
 
 gboolean
-kl_plugin_context_get_config_bool(KlPluginContext *ctx,
-				  const gchar *key,
-				  gboolean default_value,
-				  gboolean *out,
-				  GError **error)
+kl_plugin_context_get_config_bool(
+    KlPluginContext *ctx, const gchar *key, gboolean default_value, gboolean *out, GError **error)
 {
 	const gchar *value;
 	gboolean result;
@@ -132,7 +129,7 @@ kl_plugin_context_get_config_bool(KlPluginContext *ctx,
 
 gboolean
 kl_plugin_context_get_config_int(
-	KlPluginContext *ctx, const gchar *key, gint64 default_value, gint64 *out, GError **error)
+    KlPluginContext *ctx, const gchar *key, gint64 default_value, gint64 *out, GError **error)
 {
 	const gchar *value;
 	gint64 result = default_value;
@@ -145,7 +142,7 @@ kl_plugin_context_get_config_int(
 		g_autoptr(GError) error_local = NULL;
 
 		if (!g_ascii_string_to_signed(
-			    value, 10, G_MININT64, G_MAXINT64, &result, &error_local)) {
+			value, 10, G_MININT64, G_MAXINT64, &result, &error_local)) {
 			g_set_error(error,
 				    KL_ERROR,
 				    KL_ERROR_CONFIG,

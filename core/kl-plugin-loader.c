@@ -248,11 +248,11 @@ kl_plugin_loader_startup(KlPlugin *plugin)
 	}
 	if (error_local == NULL) {
 		/* reported below in the one FAILED line */
-		error = g_error_new(
-			KL_ERROR,
-			KL_ERROR_INTERNAL,
-			"%s: startup failed without reporting why (a bug in the plugin)",
-			plugin->name);
+		error =
+		    g_error_new(KL_ERROR,
+				KL_ERROR_INTERNAL,
+				"%s: startup failed without reporting why (a bug in the plugin)",
+				plugin->name);
 	} else {
 		kl_plugin_propagate_error(plugin, "startup", error_local, &error);
 	}
@@ -318,7 +318,7 @@ kl_plugin_loader_load_one(KlPluginLoader *loader, KlPlugin *plugin)
 	other = kl_plugin_loader_find_claim(loader, info->name);
 	if (other != NULL) {
 		reason = g_strdup_printf(
-			"evidence type \"%s\" is already provided by %s", info->name, other->path);
+		    "evidence type \"%s\" is already provided by %s", info->name, other->path);
 		kl_plugin_reject(plugin, reason);
 		return;
 	}
@@ -383,9 +383,8 @@ kl_plugin_loader_load_dir(KlPluginLoader *loader,
 		if (disabled != NULL && g_strv_contains((const gchar *const *)disabled, name)) {
 			plugin->state = KL_PLUGIN_STATE_DISABLED;
 			plugin->reason = g_strdup("listed in disabled_plugins");
-			g_info("plugin %s is listed in disabled_plugins; %s not loaded",
-			       name,
-			       path);
+			g_info(
+			    "plugin %s is listed in disabled_plugins; %s not loaded", name, path);
 			continue;
 		}
 		kl_plugin_loader_load_one(loader, plugin);
@@ -584,7 +583,7 @@ kl_plugin_json_copy_node(JsonNode *node)
 
 		for (guint i = 0; i < json_array_get_length(src); i++)
 			json_array_add_element(
-				array, kl_plugin_json_copy_node(json_array_get_element(src, i)));
+			    array, kl_plugin_json_copy_node(json_array_get_element(src, i)));
 		copy = json_node_init_array(json_node_alloc(), array);
 	} else {
 		/* values and null: copied by value */

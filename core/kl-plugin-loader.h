@@ -20,16 +20,16 @@ typedef struct _KlPlugin KlPlugin;
 
 typedef enum {
 	KL_PLUGIN_STATE_ACTIVE,
-	KL_PLUGIN_STATE_DISABLED,	/* listed in disabled_plugins */
-	KL_PLUGIN_STATE_REJECTED,	/* bad file, ABI, symbol, duplicate */
-	KL_PLUGIN_STATE_UNAVAILABLE,	/* startup said NOT_SUPPORTED */
-	KL_PLUGIN_STATE_FAILED,		/* startup failed otherwise */
+	KL_PLUGIN_STATE_DISABLED,    /* listed in disabled_plugins */
+	KL_PLUGIN_STATE_REJECTED,    /* bad file, ABI, symbol, duplicate */
+	KL_PLUGIN_STATE_UNAVAILABLE, /* startup said NOT_SUPPORTED */
+	KL_PLUGIN_STATE_FAILED,	     /* startup failed otherwise */
 } KlPluginState;
 
 /* services handed to every plugin context (all borrowed, must outlive the loader) */
 typedef struct {
 	KlConfig *config;
-	KlTpm *tpm;		/* may be NULL */
+	KlTpm *tpm; /* may be NULL */
 	const gchar *agent_id;
 	const gchar *data_dir;
 	gint64 boot_time;
@@ -38,7 +38,7 @@ typedef struct {
 KlPluginLoader *
 kl_plugin_loader_new(const KlPluginServices *services);
 void
-kl_plugin_loader_free(KlPluginLoader *loader);	/* calls shutdown of active plugins */
+kl_plugin_loader_free(KlPluginLoader *loader); /* calls shutdown of active plugins */
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlPluginLoader, kl_plugin_loader_free)
 
 /*
@@ -108,7 +108,8 @@ kl_plugin_run_collect(KlPlugin *plugin,
 		      GCancellable *cancellable,
 		      GError **error) G_GNUC_WARN_UNUSED_RESULT;
 gboolean
-kl_plugin_run_contribute_registration(KlPlugin *plugin, JsonObject *body, GError **error)
-    G_GNUC_WARN_UNUSED_RESULT;
+kl_plugin_run_contribute_registration(KlPlugin *plugin,
+				      JsonObject *body,
+				      GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 G_END_DECLS

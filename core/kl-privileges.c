@@ -36,9 +36,9 @@
 #define KL_PRIV_GROUPS_INITIAL 16
 /* bounds for the retry loops: the databases can change between two calls */
 #define KL_PRIV_GROUPS_MAX_ATTEMPTS 16
-#define KL_PRIV_GROUPS_HARD_MAX (1 << 20)
-#define KL_PRIV_DB_BUFFER_INITIAL 1024
-#define KL_PRIV_DB_BUFFER_MAX (16 * 1024 * 1024)
+#define KL_PRIV_GROUPS_HARD_MAX	    (1 << 20)
+#define KL_PRIV_DB_BUFFER_INITIAL   1024
+#define KL_PRIV_DB_BUFFER_MAX	    (16 * 1024 * 1024)
 
 #define KL_PRIV_USER_HINT                                                                          \
 	"create it (e.g. useradd --system --no-create-home --shell /usr/sbin/nologin %s) and add " \
@@ -121,27 +121,29 @@ kl_priv_lookup_user(const gchar *name,
 			return TRUE;
 		}
 		if (name != NULL)
-			g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_CONFIG,
 				    "Looking up user '%s' failed: %s; check the user database "
 				    "(/etc/passwd, /etc/nsswitch.conf)",
-				    name, g_strerror(rc));
+				    name,
+				    g_strerror(rc));
 		else
-			g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_CONFIG,
 				    "Looking up user id %u failed: %s; check the user database "
 				    "(/etc/passwd, /etc/nsswitch.conf)",
-				    (guint)uid, g_strerror(rc));
+				    (guint)uid,
+				    g_strerror(rc));
 		return FALSE;
 	}
 }
 
 /* as kl_priv_lookup_user(), for groups */
 static gboolean
-kl_priv_lookup_group(const gchar *name,
-		     gid_t gid,
-		     gboolean *found,
-		     gid_t *out_gid,
-		     gchar **out_name,
-		     GError **error)
+kl_priv_lookup_group(
+    const gchar *name, gid_t gid, gboolean *found, gid_t *out_gid, gchar **out_name, GError **error)
 {
 	gsize size = kl_priv_db_buffer_size(_SC_GETGR_R_SIZE_MAX);
 
@@ -174,15 +176,21 @@ kl_priv_lookup_group(const gchar *name,
 			return TRUE;
 		}
 		if (name != NULL)
-			g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_CONFIG,
 				    "Looking up group '%s' failed: %s; check the group database "
 				    "(/etc/group, /etc/nsswitch.conf)",
-				    name, g_strerror(rc));
+				    name,
+				    g_strerror(rc));
 		else
-			g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_CONFIG,
 				    "Looking up group id %u failed: %s; check the group database "
 				    "(/etc/group, /etc/nsswitch.conf)",
-				    (guint)gid, g_strerror(rc));
+				    (guint)gid,
+				    g_strerror(rc));
 		return FALSE;
 	}
 }
@@ -216,7 +224,9 @@ kl_priv_resolve(const gchar *run_as, KlRunAs *ra, GError **error)
 
 	if (g_strv_length(parts) != 2 || g_strstrip(parts[0])[0] == '\0' ||
 	    g_strstrip(parts[1])[0] == '\0') {
-		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
 			    "Invalid run_as \"%s\": expected \"user:group\" (names or numeric ids, "
 			    "e.g. \"keylime:tss\"), or \"\" to keep the current user",
 			    run_as);
@@ -230,14 +240,17 @@ kl_priv_resolve(const gchar *run_as, KlRunAs *ra, GError **error)
 		return FALSE;
 	if (!found) {
 		if (!kl_priv_parse_id(user, &id)) {
-			g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_CONFIG,
 				    "User '%s' of run_as \"%s\" does not exist: " KL_PRIV_USER_HINT,
-				    user, run_as, user);
+				    user,
+				    run_as,
+				    user);
 			return FALSE;
 		}
 		ra->uid = (uid_t)id;
-		if (!kl_priv_lookup_user(NULL, ra->uid, &found, NULL, NULL, &ra->user_name,
-					 error))
+		if (!kl_priv_lookup_user(NULL, ra->uid, &found, NULL, NULL, &ra->user_name, error))
 			return FALSE;
 	}
 
@@ -245,12 +258,16 @@ kl_priv_resolve(const gchar *run_as, KlRunAs *ra, GError **error)
 		return FALSE;
 	if (!found) {
 		if (!kl_priv_parse_id(group, &id)) {
-			g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_CONFIG,
 				    "Group '%s' of run_as \"%s\" does not exist: create it "
 				    "(groupadd --system %s) or set run_as to an existing "
 				    "\"user:group\" (the group should be able to use the TPM, "
 				    "normally 'tss')",
-				    group, run_as, group);
+				    group,
+				    run_as,
+				    group);
 			return FALSE;
 		}
 		ra->gid = (gid_t)id;
@@ -321,10 +338,13 @@ kl_priv_get_group_list(const gchar *user, gid_t gid, gint *n_groups, GError **er
 		if (size > KL_PRIV_GROUPS_HARD_MAX)
 			break;
 	}
-	g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+	g_set_error(error,
+		    KL_ERROR,
+		    KL_ERROR_CONFIG,
 		    "Cannot list the groups of user '%s' (more than %d, or the group database "
 		    "keeps changing); reduce the user's group memberships",
-		    user, size);
+		    user,
+		    size);
 	return NULL;
 }
 
@@ -356,37 +376,56 @@ kl_priv_verify(const KlRunAs *ra, gint n_groups, GError **error)
 	int saved_errno;
 
 	if (getresuid(&ruid, &euid, &suid) != 0 || getresgid(&rgid, &egid, &sgid) != 0) {
-		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
 			    "Cannot read the process ids after dropping privileges: %s",
 			    g_strerror(errno));
 		return FALSE;
 	}
 	if (ruid != ra->uid || euid != ra->uid || suid != ra->uid) {
-		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
 			    "Dropping privileges to user '%s' left uid %u, euid %u, saved uid %u "
 			    "(expected %u)",
-			    ra->user_name, (guint)ruid, (guint)euid, (guint)suid, (guint)ra->uid);
+			    ra->user_name,
+			    (guint)ruid,
+			    (guint)euid,
+			    (guint)suid,
+			    (guint)ra->uid);
 		return FALSE;
 	}
 	if (rgid != ra->gid || egid != ra->gid || sgid != ra->gid) {
-		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
 			    "Dropping privileges to group '%s' left gid %u, egid %u, saved gid %u "
 			    "(expected %u)",
-			    ra->group_name, (guint)rgid, (guint)egid, (guint)sgid,
+			    ra->group_name,
+			    (guint)rgid,
+			    (guint)egid,
+			    (guint)sgid,
 			    (guint)ra->gid);
 		return FALSE;
 	}
 	if (getgroups(0, NULL) != n_groups) {
-		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
 			    "Dropping privileges: the process has %d supplementary groups, "
 			    "expected the %d groups of user '%s'",
-			    getgroups(0, NULL), n_groups, ra->user_name);
+			    getgroups(0, NULL),
+			    n_groups,
+			    ra->user_name);
 		return FALSE;
 	}
 	/* root must be out of reach now */
 	errno = 0;
 	if (setuid(0) == 0) {
-		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
 			    "After dropping privileges to user '%s', setuid(0) still succeeds; "
 			    "the agent refuses to continue",
 			    ra->user_name);
@@ -394,21 +433,28 @@ kl_priv_verify(const KlRunAs *ra, gint n_groups, GError **error)
 	}
 	saved_errno = errno;
 	if (saved_errno != EPERM) {
-		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
 			    "After dropping privileges to user '%s', setuid(0) failed with an "
 			    "unexpected error (%s) instead of EPERM",
-			    ra->user_name, g_strerror(saved_errno));
+			    ra->user_name,
+			    g_strerror(saved_errno));
 		return FALSE;
 	}
 	if (ra->gid != 0 && setgid(0) == 0) {
-		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
 			    "After dropping privileges to group '%s', setgid(0) still succeeds; "
 			    "the agent refuses to continue",
 			    ra->group_name);
 		return FALSE;
 	}
 	if (kl_priv_has_capabilities()) {
-		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
 			    "After dropping privileges to user '%s', the process still holds "
 			    "capabilities; check for file capabilities or securebits set on the "
 			    "agent",
@@ -431,7 +477,8 @@ kl_privileges_drop(const gchar *run_as, GError **error)
 	if (geteuid() != 0) {
 		if (!kl_priv_run_as_is_empty(run_as))
 			g_debug("Not running as root (uid %u): run_as \"%s\" is ignored",
-				(guint)geteuid(), run_as);
+				(guint)geteuid(),
+				run_as);
 		return TRUE;
 	}
 	if (kl_priv_run_as_is_empty(run_as)) {
@@ -444,18 +491,24 @@ kl_privileges_drop(const gchar *run_as, GError **error)
 	if (!kl_priv_resolve(run_as, &ra, error))
 		return FALSE;
 	if (ra.user_name == NULL) {
-		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
 			    "User id %u of run_as \"%s\" has no entry in the user database, so its "
 			    "groups cannot be found: create the user (useradd --system) or set "
 			    "run_as to an existing \"user:group\"",
-			    (guint)ra.uid, run_as);
+			    (guint)ra.uid,
+			    run_as);
 		return FALSE;
 	}
 	if (ra.group_name == NULL) {
-		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
 			    "Group id %u of run_as \"%s\" has no entry in the group database: "
 			    "create the group or set run_as to an existing \"user:group\"",
-			    (guint)ra.gid, run_as);
+			    (guint)ra.gid,
+			    run_as);
 		return FALSE;
 	}
 	if (ra.uid == 0) {
@@ -471,30 +524,42 @@ kl_privileges_drop(const gchar *run_as, GError **error)
 		return FALSE;
 	ngroups_max = sysconf(_SC_NGROUPS_MAX);
 	if (ngroups_max > 0 && n_groups > ngroups_max) {
-		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
 			    "User '%s' belongs to %d groups, more than the kernel allows (%ld); "
 			    "remove the user from groups it does not need",
-			    ra.user_name, n_groups, ngroups_max);
+			    ra.user_name,
+			    n_groups,
+			    ngroups_max);
 		return FALSE;
 	}
 
 	if (setgroups((size_t)n_groups, groups) != 0) {
 		int e = errno;
 
-		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
 			    "Cannot set the %d supplementary groups of user '%s': %s; the agent "
 			    "needs CAP_SETGID for run_as (start it as root, and do not restrict "
 			    "its capabilities below CAP_SETUID and CAP_SETGID)",
-			    n_groups, ra.user_name, g_strerror(e));
+			    n_groups,
+			    ra.user_name,
+			    g_strerror(e));
 		return FALSE;
 	}
 	if (setgid(ra.gid) != 0) {
 		int e = errno;
 
-		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
 			    "Cannot switch to group '%s' (%u): %s; the agent needs CAP_SETGID for "
 			    "run_as",
-			    ra.group_name, (guint)ra.gid, g_strerror(e));
+			    ra.group_name,
+			    (guint)ra.gid,
+			    g_strerror(e));
 		return FALSE;
 	}
 	/* capabilities must not survive the uid change */
@@ -502,10 +567,14 @@ kl_privileges_drop(const gchar *run_as, GError **error)
 	if (setuid(ra.uid) != 0) {
 		int e = errno;
 
-		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
 			    "Cannot switch to user '%s' (%u): %s; the agent needs CAP_SETUID for "
 			    "run_as%s",
-			    ra.user_name, (guint)ra.uid, g_strerror(e),
+			    ra.user_name,
+			    (guint)ra.uid,
+			    g_strerror(e),
 			    e == EAGAIN ? " (and the user has reached its process limit, "
 					  "RLIMIT_NPROC)"
 					: "");
@@ -515,7 +584,11 @@ kl_privileges_drop(const gchar *run_as, GError **error)
 		return FALSE;
 
 	g_info("Dropped privileges to user '%s' (%u), group '%s' (%u), %d supplementary groups",
-	       ra.user_name, (guint)ra.uid, ra.group_name, (guint)ra.gid, n_groups);
+	       ra.user_name,
+	       (guint)ra.uid,
+	       ra.group_name,
+	       (guint)ra.gid,
+	       n_groups);
 	return TRUE;
 }
 
@@ -550,23 +623,39 @@ kl_privileges_check_dir_writable(const gchar *path, GError **error)
 	if (g_stat(path, &st) != 0) {
 		e = errno;
 		if (e == ENOENT)
-			g_set_error(error, KL_ERROR, KL_ERROR_NOT_FOUND,
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_NOT_FOUND,
 				    "Directory '%s' does not exist; create it for the agent's "
 				    "user: mkdir -p %s && chown %s %s && chmod 0700 %s",
-				    path, path, owner, path, path);
+				    path,
+				    path,
+				    owner,
+				    path,
+				    path);
 		else
-			g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_CONFIG,
 				    "Cannot access directory '%s' as %s: %s; every parent "
 				    "directory must be searchable by that user (chmod o+x or a "
 				    "fitting owner)",
-				    path, owner, g_strerror(e));
+				    path,
+				    owner,
+				    g_strerror(e));
 		return FALSE;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
 			    "'%s' is not a directory; remove it and create a directory for the "
 			    "agent's user: mkdir -p %s && chown %s %s && chmod 0700 %s",
-			    path, path, owner, path, path);
+			    path,
+			    path,
+			    owner,
+			    path,
+			    path);
 		return FALSE;
 	}
 
@@ -576,25 +665,40 @@ kl_privileges_check_dir_writable(const gchar *path, GError **error)
 	if (fd < 0) {
 		e = errno;
 		if (e == EROFS)
-			g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_CONFIG,
 				    "Directory '%s' is on a read-only file system; make it "
 				    "writable (with systemd ProtectSystem=, add "
 				    "ReadWritePaths=%s)",
-				    path, path);
+				    path,
+				    path);
 		else
-			g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_CONFIG,
 				    "Directory '%s' is not writable by %s (%s); fix it with: "
 				    "chown %s %s && chmod 0700 %s",
-				    path, owner, g_strerror(e), owner, path, path);
+				    path,
+				    owner,
+				    g_strerror(e),
+				    owner,
+				    path,
+				    path);
 		return FALSE;
 	}
 	g_close(fd, NULL);
 	if (g_unlink(probe) != 0) {
 		e = errno;
-		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
 			    "Cannot remove the test file '%s' in directory '%s' as %s: %s; check "
 			    "the directory's permissions (sticky bit, ownership)",
-			    probe, path, owner, g_strerror(e));
+			    probe,
+			    path,
+			    owner,
+			    g_strerror(e));
 		return FALSE;
 	}
 	return TRUE;

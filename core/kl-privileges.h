@@ -33,7 +33,7 @@ G_BEGIN_DECLS
  */
 gboolean
 kl_privileges_parse_run_as(const gchar *run_as, uid_t *uid, gid_t *gid, GError **error)
-	G_GNUC_WARN_UNUSED_RESULT;
+    G_GNUC_WARN_UNUSED_RESULT;
 
 /**
  * kl_privileges_drop:

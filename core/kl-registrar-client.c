@@ -354,10 +354,10 @@ kl_registrar_client_negotiate(KlRegistrarClient *client, GCancellable *cancellab
 					     v3_usable);
 	if (chosen == NULL) {
 		g_autofree gchar *ours = g_strjoinv(", ", client->enabled);
-		g_autofree gchar *theirs =
-		    supported == NULL	 ? g_strdup("unknown")
-		    : supported[0] == NULL ? g_strdup("(none in a known format)")
-					   : g_strjoinv(", ", supported);
+		g_autofree gchar *theirs = supported == NULL ? g_strdup("unknown")
+					   : supported[0] == NULL
+					       ? g_strdup("(none in a known format)")
+					       : g_strjoinv(", ", supported);
 		g_set_error(error,
 			    KL_ERROR,
 			    KL_ERROR_NOT_SUPPORTED,

@@ -106,7 +106,8 @@ kl_toml_value_to_string(const KlTomlValue *value)
 		return g_strdup(value->text);
 	str = g_string_new(NULL);
 	for (guint i = 0; i < value->array->len; i++) {
-		g_autofree gchar *item = kl_toml_value_to_string(g_ptr_array_index(value->array, i));
+		g_autofree gchar *item =
+		    kl_toml_value_to_string(g_ptr_array_index(value->array, i));
 		if (i > 0)
 			g_string_append_c(str, ',');
 		g_string_append(str, item);
@@ -136,14 +137,8 @@ kl_toml_fail_at(KlTomlParser *P, guint line, guint column, GError **error, const
 	va_start(args, fmt);
 	msg = g_strdup_vprintf(fmt, args);
 	va_end(args);
-	g_set_error(error,
-		    KL_ERROR,
-		    KL_ERROR_CONFIG,
-		    "%s:%u:%u: %s",
-		    P->filename,
-		    line,
-		    column,
-		    msg);
+	g_set_error(
+	    error, KL_ERROR, KL_ERROR_CONFIG, "%s:%u:%u: %s", P->filename, line, column, msg);
 	return FALSE;
 }
 
@@ -167,7 +162,8 @@ kl_toml_peek(KlTomlParser *P, gsize ahead)
 static gboolean
 kl_toml_at_newline(KlTomlParser *P)
 {
-	return kl_toml_peek(P, 0) == '\n' || (kl_toml_peek(P, 0) == '\r' && kl_toml_peek(P, 1) == '\n');
+	return kl_toml_peek(P, 0) == '\n' ||
+	       (kl_toml_peek(P, 0) == '\r' && kl_toml_peek(P, 1) == '\n');
 }
 
 /* consumes LF or CRLF and advances the line counter */
@@ -199,11 +195,8 @@ kl_toml_control_error(KlTomlParser *P, const gchar *where, GError **error)
 {
 	if (*P->p == '\r')
 		return kl_toml_fail(P, error, "carriage return not followed by a line feed");
-	return kl_toml_fail(P,
-			    error,
-			    "control character U+%04X is not allowed in %s",
-			    (guint)(guchar)*P->p,
-			    where);
+	return kl_toml_fail(
+	    P, error, "control character U+%04X is not allowed in %s", (guint)(guchar)*P->p, where);
 }
 
 /* "# ..." up to (not including) the line end */
@@ -323,21 +316,15 @@ kl_toml_parse_escape(KlTomlParser *P, GString *out, GError **error)
 	for (guint i = 0; i < ndigits; i++) {
 		gint v = kl_toml_hex_value(kl_toml_peek(P, 0));
 		if (v < 0)
-			return kl_toml_fail(P,
-					    error,
-					    "escape '\\%c' needs %u hexadecimal digits",
-					    c,
-					    ndigits);
+			return kl_toml_fail(
+			    P, error, "escape '\\%c' needs %u hexadecimal digits", c, ndigits);
 		uc = (uc << 4) | (gunichar)v;
 		P->p++;
 	}
 	if (uc > 0x10FFFF || (uc >= 0xD800 && uc <= 0xDFFF)) {
 		P->p = start;
-		return kl_toml_fail(P,
-				    error,
-				    "escape '\\%c' is not a Unicode scalar value (U+%04X)",
-				    c,
-				    uc);
+		return kl_toml_fail(
+		    P, error, "escape '\\%c' is not a Unicode scalar value (U+%04X)", c, uc);
 	}
 	g_string_append_unichar(out, uc);
 	return TRUE;
@@ -353,11 +340,12 @@ kl_toml_parse_simple_string(KlTomlParser *P, gchar **out, GError **error)
 	P->p++;
 	for (;;) {
 		if (kl_toml_eof(P) || kl_toml_at_newline(P))
-			return kl_toml_fail(P,
-					    error,
-					    "unterminated string: missing closing %c before the end "
-					    "of the line",
-					    quote);
+			return kl_toml_fail(
+			    P,
+			    error,
+			    "unterminated string: missing closing %c before the end "
+			    "of the line",
+			    quote);
 		if (*P->p == quote) {
 			P->p++;
 			break;
@@ -391,22 +379,22 @@ kl_toml_parse_multiline_string(KlTomlParser *P, gchar **out, GError **error)
 		kl_toml_consume_newline(P);
 	for (;;) {
 		if (kl_toml_eof(P))
-			return kl_toml_fail_at(P,
-					       open_line,
-					       open_column,
-					       error,
-					       "unterminated multi-line string: missing closing %c%c%c",
-					       quote,
-					       quote,
-					       quote);
+			return kl_toml_fail_at(
+			    P,
+			    open_line,
+			    open_column,
+			    error,
+			    "unterminated multi-line string: missing closing %c%c%c",
+			    quote,
+			    quote,
+			    quote);
 		if (*P->p == quote && kl_toml_peek(P, 1) == quote && kl_toml_peek(P, 2) == quote) {
 			guint n = 3;
 			while (kl_toml_peek(P, n) == quote)
 				n++;
 			if (n > 5)
-				return kl_toml_fail(P,
-						    error,
-						    "too many quotes at the end of a multi-line string");
+				return kl_toml_fail(
+				    P, error, "too many quotes at the end of a multi-line string");
 			/* up to two quotes may precede the closing delimiter */
 			for (guint i = 0; i < n - 3; i++)
 				g_string_append_c(str, quote);
@@ -423,8 +411,8 @@ kl_toml_parse_multiline_string(KlTomlParser *P, gchar **out, GError **error)
 			const gchar *q = P->p + 1;
 			while (q < P->end && (*q == ' ' || *q == '\t'))
 				q++;
-			if (q < P->end && (*q == '\n' || (*q == '\r' && q + 1 < P->end &&
-							  q[1] == '\n'))) {
+			if (q < P->end &&
+			    (*q == '\n' || (*q == '\r' && q + 1 < P->end && q[1] == '\n'))) {
 				P->p = q;
 				for (;;) {
 					kl_toml_skip_ws(P);
@@ -530,18 +518,15 @@ kl_toml_parse_number(KlTomlParser *P, KlTomlValue *value, GError **error)
 
 	if (strchr(tok, ':') != NULL ||
 	    (len >= 10 && g_ascii_isdigit(tok[0]) && g_ascii_isdigit(tok[3]) && tok[4] == '-'))
-		return kl_toml_fail_at(P,
-				       line,
-				       column,
-				       error,
-				       "dates and times are not supported; quote the value");
+		return kl_toml_fail_at(
+		    P, line, column, error, "dates and times are not supported; quote the value");
 
 	/* inf and nan */
 	s = tok + ((tok[0] == '+' || tok[0] == '-') ? 1 : 0);
 	if (g_strcmp0(s, "inf") == 0 || g_strcmp0(s, "nan") == 0) {
 		value->type = KL_TOML_TYPE_FLOAT;
 		value->number = g_strcmp0(s, "nan") == 0 ? (gdouble)NAN
-							  : (tok[0] == '-' ? -INFINITY : INFINITY);
+							 : (tok[0] == '-' ? -INFINITY : INFINITY);
 		value->text = g_steal_pointer(&tok);
 		return TRUE;
 	}
@@ -553,13 +538,8 @@ kl_toml_parse_number(KlTomlParser *P, KlTomlValue *value, GError **error)
 		guint64 v = 0;
 
 		if (!kl_toml_check_digits(tok + 2, len - 2, base))
-			return kl_toml_fail_at(P,
-					       line,
-					       column,
-					       error,
-					       "invalid base-%u integer '%s'",
-					       base,
-					       tok);
+			return kl_toml_fail_at(
+			    P, line, column, error, "invalid base-%u integer '%s'", base, tok);
 		digits = kl_toml_strip_underscores(tok + 2, len - 2);
 		if (!g_ascii_string_to_unsigned(digits, base, 0, G_MAXINT64, &v, NULL))
 			return kl_toml_fail_at(P,
@@ -622,8 +602,8 @@ kl_toml_parse_number(KlTomlParser *P, KlTomlValue *value, GError **error)
 			value->text = g_steal_pointer(&clean);
 			return TRUE;
 		}
-		if (!g_ascii_string_to_signed(clean, 10, G_MININT64, G_MAXINT64, &value->integer,
-					      NULL))
+		if (!g_ascii_string_to_signed(
+			clean, 10, G_MININT64, G_MAXINT64, &value->integer, NULL))
 			return kl_toml_fail_at(P,
 					       line,
 					       column,
@@ -635,13 +615,14 @@ kl_toml_parse_number(KlTomlParser *P, KlTomlValue *value, GError **error)
 		return TRUE;
 	}
 bad:
-	return kl_toml_fail_at(P,
-			       line,
-			       column,
-			       error,
-			       "invalid value '%s': not a number, boolean, string or array (strings "
-			       "need quotes)",
-			       tok);
+	return kl_toml_fail_at(
+	    P,
+	    line,
+	    column,
+	    error,
+	    "invalid value '%s': not a number, boolean, string or array (strings "
+	    "need quotes)",
+	    tok);
 }
 
 /* ---- values ---- */
@@ -666,11 +647,8 @@ kl_toml_parse_array(KlTomlParser *P, KlTomlValue *value, guint depth, GError **e
 		if (!kl_toml_skip_ws_nl(P, error))
 			return FALSE;
 		if (kl_toml_eof(P))
-			return kl_toml_fail_at(P,
-					       open_line,
-					       open_column,
-					       error,
-					       "unterminated array: missing ']'");
+			return kl_toml_fail_at(
+			    P, open_line, open_column, error, "unterminated array: missing ']'");
 		if (*P->p == ']') {
 			P->p++;
 			return TRUE;
@@ -682,11 +660,8 @@ kl_toml_parse_array(KlTomlParser *P, KlTomlValue *value, guint depth, GError **e
 		if (!kl_toml_skip_ws_nl(P, error))
 			return FALSE;
 		if (kl_toml_eof(P))
-			return kl_toml_fail_at(P,
-					       open_line,
-					       open_column,
-					       error,
-					       "unterminated array: missing ']'");
+			return kl_toml_fail_at(
+			    P, open_line, open_column, error, "unterminated array: missing ']'");
 		if (*P->p == ',') {
 			P->p++;
 			continue;
@@ -790,9 +765,7 @@ kl_toml_parse_table_header(KlTomlParser *P, GError **error)
 
 	P->p++;
 	if (kl_toml_peek(P, 0) == '[')
-		return kl_toml_fail(P,
-				    error,
-				    "arrays of tables ([[name]]) are not supported");
+		return kl_toml_fail(P, error, "arrays of tables ([[name]]) are not supported");
 	for (;;) {
 		g_autofree gchar *part = NULL;
 
@@ -881,7 +854,8 @@ kl_toml_key_is_subtable(KlTomlParser *P, const gchar *key)
 
 	for (guint i = 0; i < P->doc->tables->len; i++) {
 		KlTomlTable *t = g_ptr_array_index(P->doc->tables, i);
-		if (strncmp(t->name, full, len) == 0 && (t->name[len] == '\0' || t->name[len] == '.'))
+		if (strncmp(t->name, full, len) == 0 &&
+		    (t->name[len] == '\0' || t->name[len] == '.'))
 			return TRUE;
 	}
 	return FALSE;
@@ -900,9 +874,8 @@ kl_toml_parse_keyval(KlTomlParser *P, GError **error)
 		return FALSE;
 	kl_toml_skip_ws(P);
 	if (kl_toml_peek(P, 0) == '.')
-		return kl_toml_fail(P,
-				    error,
-				    "dotted keys are not supported; use a [table.name] header");
+		return kl_toml_fail(
+		    P, error, "dotted keys are not supported; use a [table.name] header");
 	if (kl_toml_peek(P, 0) != '=') {
 		if (kl_toml_eof(P) || kl_toml_at_newline(P))
 			return kl_toml_fail(P, error, "expected '=' after key '%s'", key);
@@ -953,7 +926,7 @@ KlTomlDocument *
 kl_toml_parse(const gchar *data, gsize len, const gchar *filename, GError **error)
 {
 	g_autoptr(KlTomlDocument) doc = g_new0(KlTomlDocument, 1);
-	KlTomlParser P = {0};
+	KlTomlParser P = { 0 };
 	const gchar *bad = NULL;
 
 	g_return_val_if_fail(data != NULL || len == 0, NULL);

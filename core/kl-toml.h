@@ -30,7 +30,7 @@ typedef struct _KlTomlValue KlTomlValue;
 
 struct _KlTomlValue {
 	KlTomlType type;
-	guint line;	/* 1-based position of the value in the file */
+	guint line; /* 1-based position of the value in the file */
 	guint column;
 	/*
 	 * for STRING the decoded string; for INTEGER, FLOAT and BOOLEAN the
@@ -44,15 +44,15 @@ struct _KlTomlValue {
 };
 
 typedef struct {
-	gchar *name; /* "agent", "a.b" for [a.b] */
-	guint line;  /* line of the [header] */
-	GPtrArray *keys; /* key names in file order */
+	gchar *name;	    /* "agent", "a.b" for [a.b] */
+	guint line;	    /* line of the [header] */
+	GPtrArray *keys;    /* key names in file order */
 	GHashTable *values; /* key -> KlTomlValue */
 } KlTomlTable;
 
 typedef struct {
 	gchar *filename;
-	GPtrArray *tables; /* KlTomlTable, in file order */
+	GPtrArray *tables;   /* KlTomlTable, in file order */
 	GHashTable *by_name; /* name -> KlTomlTable (owned by tables) */
 } KlTomlDocument;
 

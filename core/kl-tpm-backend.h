@@ -18,18 +18,18 @@ struct _KlTpm {
 	gpointer backend_data;
 
 	/* filled by the back end's open(), read-only afterwards */
-	GBytes *ak_public;	  /* marshalled TPM2B_PUBLIC */
+	GBytes *ak_public; /* marshalled TPM2B_PUBLIC */
 	TPMT_PUBLIC ak_area;
 	GBytes *ak_name;
 	TPMI_ALG_SIG_SCHEME ak_scheme;
 	TPMI_ALG_HASH ak_hash;
-	ESYS_TR ak_handle;	  /* ESYS_TR_NONE for software */
-	GBytes *ek_public;	  /* marshalled TPM2B_PUBLIC */
-	GBytes *ek_cert;	  /* DER or NULL */
-	gchar *ek_hash;		  /* filled by kl-tpm.c from ek_public */
+	ESYS_TR ak_handle; /* ESYS_TR_NONE for software */
+	GBytes *ek_public; /* marshalled TPM2B_PUBLIC */
+	GBytes *ek_cert;   /* DER or NULL */
+	gchar *ek_hash;	   /* filled by kl-tpm.c from ek_public */
 	gchar *description;
-	GArray *pcr_banks;	  /* KlTpmPcrBank */
-	GArray *hash_algorithms;  /* guint16 */
+	GArray *pcr_banks;	   /* KlTpmPcrBank */
+	GArray *hash_algorithms;   /* guint16 */
 	GArray *signature_schemes; /* guint16 */
 };
 
@@ -48,11 +48,8 @@ struct _KlTpmBackend {
 			  GBytes **attest,
 			  GBytes **signature,
 			  GError **error);
-	gboolean (*pcr_read)(KlTpm *tpm,
-			     TPMI_ALG_HASH bank,
-			     guint32 pcr_mask,
-			     GPtrArray **values,
-			     GError **error);
+	gboolean (*pcr_read)(
+	    KlTpm *tpm, TPMI_ALG_HASH bank, guint32 pcr_mask, GPtrArray **values, GError **error);
 	gboolean (*certify_ak)(KlTpm *tpm,
 			       ESYS_TR signer,
 			       const gchar *signer_auth,
@@ -96,8 +93,9 @@ kl_tpm_marshal_public(const TPMT_PUBLIC *pub, GError **error) G_GNUC_WARN_UNUSED
 
 /* unmarshals a whole TPM2B_PUBLIC (no trailing bytes) */
 gboolean
-kl_tpm_unmarshal_public(GBytes *tpm2b_public, TPMT_PUBLIC *out, GError **error)
-    G_GNUC_WARN_UNUSED_RESULT;
+kl_tpm_unmarshal_public(GBytes *tpm2b_public,
+			TPMT_PUBLIC *out,
+			GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 /* the AK parameters the configuration asks for (tpm_encryption_alg/hash_alg/signing_alg) */
 typedef struct {
@@ -110,8 +108,9 @@ typedef struct {
 
 /* validates and resolves the three options (NULL/"" = rsa, sha256, rsassa) */
 gboolean
-kl_tpm_key_params_from_options(const KlTpmOptions *options, KlTpmKeyParams *params, GError **error)
-    G_GNUC_WARN_UNUSED_RESULT;
+kl_tpm_key_params_from_options(const KlTpmOptions *options,
+			       KlTpmKeyParams *params,
+			       GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 /*
  * agent_data.json in the Rust agent's format. load: FALSE + KL_ERROR_NOT_FOUND
@@ -136,11 +135,8 @@ kl_tpm_agent_data_store(const gchar *path,
 
 /* atomic write of a small file (temp + fsync + rename + fsync dir) with @mode */
 gboolean
-kl_tpm_write_file_atomic(const gchar *path,
-			 const gchar *data,
-			 gsize len,
-			 int mode,
-			 GError **error) G_GNUC_WARN_UNUSED_RESULT;
+kl_tpm_write_file_atomic(const gchar *path, const gchar *data, gsize len, int mode, GError **error)
+    G_GNUC_WARN_UNUSED_RESULT;
 
 /* fills ak_public/ak_area/ak_name/ak_scheme/ak_hash of @tpm from the AK's TPMT_PUBLIC */
 gboolean

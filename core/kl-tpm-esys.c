@@ -131,7 +131,7 @@ kl_tpm_esys_read_pcr_banks(KlTpm *tpm, KlTpmEsys *self, GError **error)
 		return FALSE;
 	sel = &data->data.assignedPCR;
 	for (guint32 i = 0; i < sel->count; i++) {
-		KlTpmPcrBank bank = {.hash = sel->pcrSelections[i].hash, .pcr_mask = 0};
+		KlTpmPcrBank bank = { .hash = sel->pcrSelections[i].hash, .pcr_mask = 0 };
 		for (guint j = 0; j < sel->pcrSelections[i].sizeofSelect && j < 3; j++)
 			bank.pcr_mask |= (guint32)sel->pcrSelections[i].pcrSelect[j] << (8 * j);
 		if (bank.pcr_mask != 0 && kl_tpm_hash_size(bank.hash) != 0)
@@ -161,7 +161,7 @@ kl_tpm_esys_read_properties(KlTpm *tpm, KlTpmEsys *self, GError **error)
 	TPMS_CAPABILITY_DATA *data = NULL;
 	TPMI_YES_NO more = TPM2_NO;
 	guint32 manufacturer = 0;
-	guint32 vendor[4] = {0};
+	guint32 vendor[4] = { 0 };
 	guint32 fw1 = 0;
 	guint32 fw2 = 0;
 	g_autoptr(GString) manuf = g_string_new(NULL);
@@ -240,7 +240,7 @@ kl_tpm_esys_handle_exists(KlTpmEsys *self, TPM2_HANDLE handle, gboolean *exists,
 static gboolean
 kl_tpm_esys_ek_session(KlTpmEsys *self, ESYS_TR *session, GError **error)
 {
-	TPMT_SYM_DEF symmetric = {.algorithm = TPM2_ALG_NULL};
+	TPMT_SYM_DEF symmetric = { .algorithm = TPM2_ALG_NULL };
 	TSS2_RC rc;
 
 	*session = ESYS_TR_NONE;
@@ -288,8 +288,9 @@ kl_tpm_esys_ek_session(KlTpmEsys *self, ESYS_TR *session, GError **error)
 
 /* the TCG EK Credential Profile default policy: PolicySecret(TPM_RH_ENDORSEMENT) */
 static const guint8 kl_tpm_ek_policy[32] = {
-    0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xB3, 0xF8, 0x1A, 0x90, 0xCC, 0x8D, 0x46, 0xA5, 0xD7, 0x24,
-    0xFD, 0x52, 0xD7, 0x6E, 0x06, 0x52, 0x0B, 0x64, 0xF2, 0xA1, 0xDA, 0x1B, 0x33, 0x14, 0x69, 0xAA,
+	0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xB3, 0xF8, 0x1A, 0x90, 0xCC,
+	0x8D, 0x46, 0xA5, 0xD7, 0x24, 0xFD, 0x52, 0xD7, 0x6E, 0x06, 0x52,
+	0x0B, 0x64, 0xF2, 0xA1, 0xDA, 0x1B, 0x33, 0x14, 0x69, 0xAA,
 };
 
 static void
@@ -331,7 +332,7 @@ kl_tpm_esys_ek_template(const KlTpmKeyParams *params, TPM2B_PUBLIC *out)
 static gboolean
 kl_tpm_esys_set_endorsement_auth(KlTpmEsys *self, GError **error)
 {
-	TPM2B_AUTH auth = {0};
+	TPM2B_AUTH auth = { 0 };
 	gsize len;
 	TSS2_RC rc;
 
@@ -364,10 +365,10 @@ kl_tpm_esys_set_endorsement_auth(KlTpmEsys *self, GError **error)
 static gboolean
 kl_tpm_esys_ek_create(KlTpmEsys *self, GBytes **public, GError **error)
 {
-	TPM2B_SENSITIVE_CREATE in_sensitive = {0};
+	TPM2B_SENSITIVE_CREATE in_sensitive = { 0 };
 	TPM2B_PUBLIC in_public;
-	TPM2B_DATA outside = {0};
-	TPML_PCR_SELECTION creation_pcr = {0};
+	TPM2B_DATA outside = { 0 };
+	TPML_PCR_SELECTION creation_pcr = { 0 };
 	TPM2B_PUBLIC *out_public = NULL;
 	ESYS_TR handle = ESYS_TR_NONE;
 	TSS2_RC rc;
@@ -599,8 +600,8 @@ kl_tpm_esys_cert_matches(GBytes *der, GBytes *ek_public, gchar **why)
 {
 	gnutls_x509_crt_t crt = NULL;
 	gnutls_pubkey_t key = NULL;
-	gnutls_datum_t d = {(unsigned char *)g_bytes_get_data(der, NULL), g_bytes_get_size(der)};
-	gnutls_datum_t pem = {NULL, 0};
+	gnutls_datum_t d = { (unsigned char *)g_bytes_get_data(der, NULL), g_bytes_get_size(der) };
+	gnutls_datum_t pem = { NULL, 0 };
 	g_autofree gchar *ek_pem = NULL;
 	g_autoptr(GError) error_local = NULL;
 	TPMT_PUBLIC ek;
@@ -694,7 +695,7 @@ kl_tpm_esys_ak_load_handle(KlTpmEsys *self,
 			   ESYS_TR *handle,
 			   GError **error)
 {
-	TPM2B_PUBLIC in_public = {.size = 0, .publicArea = *public};
+	TPM2B_PUBLIC in_public = { .size = 0, .publicArea = *public };
 	ESYS_TR session = ESYS_TR_NONE;
 	TSS2_RC rc;
 
@@ -768,10 +769,10 @@ kl_tpm_esys_ak_reload(KlTpm *tpm, KlTpmEsys *self, GError **error)
 static gboolean
 kl_tpm_esys_ak_create(KlTpmEsys *self, TPMT_PUBLIC *public, TPM2B_PRIVATE *private, GError **error)
 {
-	TPM2B_SENSITIVE_CREATE in_sensitive = {0};
+	TPM2B_SENSITIVE_CREATE in_sensitive = { 0 };
 	TPM2B_PUBLIC in_public;
-	TPM2B_DATA outside = {0};
-	TPML_PCR_SELECTION creation_pcr = {0};
+	TPM2B_DATA outside = { 0 };
+	TPML_PCR_SELECTION creation_pcr = { 0 };
 	TPM2B_PRIVATE *out_private = NULL;
 	TPM2B_PUBLIC *out_public = NULL;
 	ESYS_TR session = ESYS_TR_NONE;
@@ -1089,7 +1090,7 @@ kl_tpm_esys_quote(KlTpm *tpm,
 {
 	KlTpmEsys *self = kl_tpm_esys_get(tpm);
 	TPM2B_DATA qdata;
-	TPMT_SIG_SCHEME in_scheme = {.scheme = scheme};
+	TPMT_SIG_SCHEME in_scheme = { .scheme = scheme };
 	TPML_PCR_SELECTION sel;
 	TPM2B_ATTEST *quoted = NULL;
 	TPMT_SIGNATURE *sig = NULL;
@@ -1130,7 +1131,7 @@ kl_tpm_esys_pcr_read(
     KlTpm *tpm, TPMI_ALG_HASH bank, guint32 pcr_mask, GPtrArray **values, GError **error)
 {
 	KlTpmEsys *self = kl_tpm_esys_get(tpm);
-	GBytes *by_pcr[24] = {NULL};
+	GBytes *by_pcr[24] = { NULL };
 	guint32 remaining = pcr_mask;
 	gsize hsize = kl_tpm_hash_size(bank);
 	g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
@@ -1225,7 +1226,7 @@ kl_tpm_esys_certify_ak(KlTpm *tpm,
 {
 	KlTpmEsys *self = kl_tpm_esys_get(tpm);
 	TPM2B_DATA qdata;
-	TPMT_SIG_SCHEME in_scheme = {.scheme = scheme};
+	TPMT_SIG_SCHEME in_scheme = { .scheme = scheme };
 	TPM2B_ATTEST *certified = NULL;
 	TPMT_SIGNATURE *sig = NULL;
 	gboolean ok;
@@ -1234,7 +1235,7 @@ kl_tpm_esys_certify_ak(KlTpm *tpm,
 	if (scheme != TPM2_ALG_NULL)
 		in_scheme.details.any.hashAlg = hash;
 	if (signer != ESYS_TR_NONE && signer_auth != NULL) {
-		TPM2B_AUTH auth = {0};
+		TPM2B_AUTH auth = { 0 };
 		gsize len = strlen(signer_auth);
 		if (len > sizeof(auth.buffer)) {
 			g_set_error(error,
@@ -1324,12 +1325,12 @@ kl_tpm_esys_activate_credential(KlTpm *tpm, GBytes *blob, GBytes **secret, GErro
 }
 
 const KlTpmBackend kl_tpm_esys_backend = {
-    .name = "esys",
-    .open = kl_tpm_esys_open,
-    .close = kl_tpm_esys_close,
-    .get_esys = kl_tpm_esys_get_esys,
-    .quote = kl_tpm_esys_quote,
-    .pcr_read = kl_tpm_esys_pcr_read,
-    .certify_ak = kl_tpm_esys_certify_ak,
-    .activate_credential = kl_tpm_esys_activate_credential,
+	.name = "esys",
+	.open = kl_tpm_esys_open,
+	.close = kl_tpm_esys_close,
+	.get_esys = kl_tpm_esys_get_esys,
+	.quote = kl_tpm_esys_quote,
+	.pcr_read = kl_tpm_esys_pcr_read,
+	.certify_ak = kl_tpm_esys_certify_ak,
+	.activate_credential = kl_tpm_esys_activate_credential,
 };

@@ -13,15 +13,15 @@
 G_BEGIN_DECLS
 
 typedef struct {
-	gboolean software;		/* --avoid-tpm: software stand-in, insecure */
-	const gchar *tcti;		/* NULL: $TCTI, else device:/dev/tpmrm0, else /dev/tpm0 */
-	const gchar *ek_handle;		/* "" / "generate" or a persistent handle "0x81010001" */
-	const gchar *owner_password;	/* tpm_ownerpassword (endorsement/owner auth) */
-	const gchar *encryption_alg;	/* tpm_encryption_alg: rsa, rsa2048, ecc, ecc256, ... */
-	const gchar *hash_alg;		/* tpm_hash_alg: sha256, ... */
-	const gchar *signing_alg;	/* tpm_signing_alg: rsassa, ... */
-	const gchar *agent_data_path;	/* agent_data.json path; "" = do not persist */
-	const gchar *state_dir;		/* keylime_dir: software TPM state lives here */
+	gboolean software;	      /* --avoid-tpm: software stand-in, insecure */
+	const gchar *tcti;	      /* NULL: $TCTI, else device:/dev/tpmrm0, else /dev/tpm0 */
+	const gchar *ek_handle;	      /* "" / "generate" or a persistent handle "0x81010001" */
+	const gchar *owner_password;  /* tpm_ownerpassword (endorsement/owner auth) */
+	const gchar *encryption_alg;  /* tpm_encryption_alg: rsa, rsa2048, ecc, ecc256, ... */
+	const gchar *hash_alg;	      /* tpm_hash_alg: sha256, ... */
+	const gchar *signing_alg;     /* tpm_signing_alg: rsassa, ... */
+	const gchar *agent_data_path; /* agent_data.json path; "" = do not persist */
+	const gchar *state_dir;	      /* keylime_dir: software TPM state lives here */
 } KlTpmOptions;
 
 /*
@@ -68,7 +68,9 @@ kl_tpm_activate_credential(KlTpm *tpm, GBytes *blob, GBytes **secret, GError **e
  * persisted under @state_dir), "hash_ek", "hostname", "dmidecode". (transfer full)
  */
 gchar *
-kl_tpm_resolve_agent_id(KlTpm *tpm, const gchar *uuid_option, const gchar *state_dir, GError **error)
-    G_GNUC_WARN_UNUSED_RESULT;
+kl_tpm_resolve_agent_id(KlTpm *tpm,
+			const gchar *uuid_option,
+			const gchar *state_dir,
+			GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 G_END_DECLS

@@ -53,19 +53,19 @@
 #include "keylime-agent/kl-error.h"
 #include "kl-tpm-backend.h"
 
-#define KL_SOFT_STATE_FILE "software_tpm.json"
-#define KL_SOFT_PCRS_FILE "software_pcrs.json"
+#define KL_SOFT_STATE_FILE    "software_tpm.json"
+#define KL_SOFT_PCRS_FILE     "software_pcrs.json"
 #define KL_SOFT_STATE_VERSION 1
-#define KL_SOFT_PCR_COUNT 24
-#define KL_SOFT_PCR_MASK_ALL 0x00ffffffu
-#define KL_SOFT_RSA_BITS 2048
-#define KL_SOFT_RSA_BYTES (KL_SOFT_RSA_BITS / 8)
-#define KL_SOFT_DIGEST_SIZE 32 /* SHA-256 */
-#define KL_SOFT_NAME_SIZE (2 + KL_SOFT_DIGEST_SIZE)
-#define KL_SOFT_AES_BITS 128
+#define KL_SOFT_PCR_COUNT     24
+#define KL_SOFT_PCR_MASK_ALL  0x00ffffffu
+#define KL_SOFT_RSA_BITS      2048
+#define KL_SOFT_RSA_BYTES     (KL_SOFT_RSA_BITS / 8)
+#define KL_SOFT_DIGEST_SIZE   32 /* SHA-256 */
+#define KL_SOFT_NAME_SIZE     (2 + KL_SOFT_DIGEST_SIZE)
+#define KL_SOFT_AES_BITS      128
 /* "firmware" version reported in attestations: 1.0 of the stand-in */
 #define KL_SOFT_FIRMWARE_VERSION G_GUINT64_CONSTANT(0x0001000000000000)
-#define KL_SOFT_DESCRIPTION "software TPM stand-in (INSECURE: --avoid-tpm)"
+#define KL_SOFT_DESCRIPTION	 "software TPM stand-in (INSECURE: --avoid-tpm)"
 
 /* TPM2_PolicySecret(TPM_RH_ENDORSEMENT): the authPolicy of the TCG default EK templates */
 static const guint8 kl_soft_ek_policy[KL_SOFT_DIGEST_SIZE] = {
@@ -121,7 +121,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlTpmSoft, kl_tpm_soft_free)
 static void
 kl_soft_set_rc_error(GError **error, TSS2_RC rc, const gchar *what)
 {
-	g_set_error(error, KL_ERROR, KL_ERROR_INTERNAL, "software TPM: %s failed: %s", what,
+	g_set_error(error,
+		    KL_ERROR,
+		    KL_ERROR_INTERNAL,
+		    "software TPM: %s failed: %s",
+		    what,
 		    Tss2_RC_Decode(rc));
 }
 
@@ -141,8 +145,8 @@ kl_soft_sha256(const void *data, gsize len, guint8 out[KL_SOFT_DIGEST_SIZE], GEr
 {
 	int ret = gnutls_hash_fast(GNUTLS_DIG_SHA256, data, len, out);
 	if (ret < 0) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INTERNAL, "SHA-256 failed: %s",
-			    gnutls_strerror(ret));
+		g_set_error(
+		    error, KL_ERROR, KL_ERROR_INTERNAL, "SHA-256 failed: %s", gnutls_strerror(ret));
 		return FALSE;
 	}
 	return TRUE;
@@ -227,10 +231,13 @@ kl_soft_json_string(JsonObject *obj, const gchar *key, const gchar *path, GError
 	JsonNode *node = json_object_get_member(obj, key);
 	if (node == NULL || !JSON_NODE_HOLDS_VALUE(node) ||
 	    json_node_get_value_type(node) != G_TYPE_STRING) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
 			    "%s: member \"%s\" is missing or not a string; the file is corrupt: "
 			    "delete it to create a new software TPM identity",
-			    path, key);
+			    path,
+			    key);
 		return NULL;
 	}
 	return json_node_get_string(node);
@@ -246,19 +253,26 @@ kl_soft_parse_file(const gchar *path, GError **error)
 	JsonNode *root;
 
 	if (!g_file_get_contents(path, &data, &len, &local)) {
-		g_set_error(error, KL_ERROR, KL_ERROR_IO, "cannot read %s: %s", path,
-			    local->message);
+		g_set_error(
+		    error, KL_ERROR, KL_ERROR_IO, "cannot read %s: %s", path, local->message);
 		return NULL;
 	}
 	if (!json_parser_load_from_data(parser, data, (gssize)len, &local)) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA, "%s is not valid JSON: %s",
-			    path, local->message);
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
+			    "%s is not valid JSON: %s",
+			    path,
+			    local->message);
 		return NULL;
 	}
 	root = json_parser_get_root(parser);
 	if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA,
-			    "%s does not contain a JSON object", path);
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
+			    "%s does not contain a JSON object",
+			    path);
 		return NULL;
 	}
 	return json_object_ref(json_node_get_object(root));
@@ -274,26 +288,36 @@ kl_soft_import_key(const gchar *pem, const gchar *what, const gchar *path, GErro
 
 	ret = gnutls_x509_privkey_init(&key);
 	if (ret < 0) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INTERNAL, "cannot allocate a key: %s",
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INTERNAL,
+			    "cannot allocate a key: %s",
 			    gnutls_strerror(ret));
 		return NULL;
 	}
 	ret = gnutls_x509_privkey_import2(key, &d, GNUTLS_X509_FMT_PEM, NULL, 0);
 	if (ret < 0) {
 		gnutls_x509_privkey_deinit(key);
-		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
 			    "%s: the %s private key cannot be read (%s); delete the file to "
 			    "create a new software TPM identity",
-			    path, what, gnutls_strerror(ret));
+			    path,
+			    what,
+			    gnutls_strerror(ret));
 		return NULL;
 	}
 	if (gnutls_x509_privkey_get_pk_algorithm2(key, &bits) != GNUTLS_PK_RSA ||
 	    bits != KL_SOFT_RSA_BITS) {
 		gnutls_x509_privkey_deinit(key);
-		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
 			    "%s: the %s key is not an RSA-2048 key; delete the file to create a "
 			    "new software TPM identity",
-			    path, what);
+			    path,
+			    what);
 		return NULL;
 	}
 	return key;
@@ -309,7 +333,9 @@ kl_soft_generate_key(GError **error)
 	if (ret < 0) {
 		if (key != NULL)
 			gnutls_x509_privkey_deinit(key);
-		g_set_error(error, KL_ERROR, KL_ERROR_INTERNAL,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INTERNAL,
 			    "cannot generate an RSA-2048 key for the software TPM: %s",
 			    gnutls_strerror(ret));
 		return NULL;
@@ -322,11 +348,14 @@ kl_soft_export_key(gnutls_x509_privkey_t key, GError **error)
 {
 	gnutls_datum_t out = { NULL, 0 };
 	gchar *pem;
-	int ret = gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, NULL,
-						   GNUTLS_PKCS_PLAIN, &out);
+	int ret = gnutls_x509_privkey_export2_pkcs8(
+	    key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN, &out);
 	if (ret < 0) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INTERNAL,
-			    "cannot export a software TPM key: %s", gnutls_strerror(ret));
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INTERNAL,
+			    "cannot export a software TPM key: %s",
+			    gnutls_strerror(ret));
 		return NULL;
 	}
 	pem = g_strndup((const gchar *)out.data, out.size);
@@ -371,17 +400,23 @@ kl_soft_save_state(const gchar *path,
 	text = json_generator_to_data(gen, &len);
 
 	/* temporary file + fsync + rename, created 0600 */
-	ok = g_file_set_contents_full(path, text, (gssize)len,
+	ok = g_file_set_contents_full(path,
+				      text,
+				      (gssize)len,
 				      G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
-				      0600, &local);
+				      0600,
+				      &local);
 	explicit_bzero(text, len);
 	explicit_bzero(ek_pem, strlen(ek_pem));
 	explicit_bzero(ak_pem, strlen(ak_pem));
 	if (!ok) {
-		g_set_error(error, KL_ERROR, KL_ERROR_IO,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_IO,
 			    "cannot write the software TPM state %s: %s; check that the "
 			    "directory is writable by the agent",
-			    path, local->message);
+			    path,
+			    local->message);
 		return FALSE;
 	}
 	return TRUE;
@@ -409,10 +444,13 @@ kl_soft_load_or_create_keys(const gchar *path,
 		if (version == NULL || !JSON_NODE_HOLDS_VALUE(version) ||
 		    json_node_get_value_type(version) != G_TYPE_INT64 ||
 		    json_node_get_int(version) != KL_SOFT_STATE_VERSION) {
-			g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA,
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_INVALID_DATA,
 				    "%s: unknown or missing \"version\" (expected %d); delete the "
 				    "file to create a new software TPM identity",
-				    path, KL_SOFT_STATE_VERSION);
+				    path,
+				    KL_SOFT_STATE_VERSION);
 			return FALSE;
 		}
 		ek_pem = kl_soft_json_string(obj, "ek_private_key", path, error);
@@ -480,11 +518,14 @@ kl_soft_rsa_export(gnutls_x509_privkey_t key, KlSoftRsaRaw *r, GError **error)
 {
 	static const guint8 e65537[] = { 0x01, 0x00, 0x01 };
 	guint8 e[8];
-	int ret = gnutls_x509_privkey_export_rsa_raw2(key, &r->m, &r->e, &r->d, &r->p, &r->q,
-						     &r->u, &r->e1, &r->e2);
+	int ret = gnutls_x509_privkey_export_rsa_raw2(
+	    key, &r->m, &r->e, &r->d, &r->p, &r->q, &r->u, &r->e1, &r->e2);
 	if (ret < 0) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INTERNAL,
-			    "cannot read the software TPM RSA key: %s", gnutls_strerror(ret));
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INTERNAL,
+			    "cannot read the software TPM RSA key: %s",
+			    gnutls_strerror(ret));
 		return FALSE;
 	}
 	/* TPM RSA keys here use the default exponent (exponent 0 in the public area) */
@@ -492,7 +533,9 @@ kl_soft_rsa_export(gnutls_x509_privkey_t key, KlSoftRsaRaw *r, GError **error)
 	    memcmp(e + sizeof(e) - sizeof(e65537), e65537, sizeof(e65537)) != 0 ||
 	    memcmp(e, "\0\0\0\0\0", sizeof(e) - sizeof(e65537)) != 0) {
 		kl_soft_rsa_raw_clear(r);
-		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
 			    "the software TPM RSA key does not use the exponent 65537; delete "
 			    "the state file to create a new identity");
 		return FALSE;
@@ -504,7 +547,9 @@ static gboolean
 kl_soft_fill_modulus(const KlSoftRsaRaw *r, TPM2B_PUBLIC_KEY_RSA *unique, GError **error)
 {
 	if (!kl_soft_copy_uint(&r->m, unique->buffer, KL_SOFT_RSA_BYTES)) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
 			    "the software TPM RSA modulus is longer than 2048 bits");
 		return FALSE;
 	}
@@ -581,7 +626,9 @@ kl_soft_setup_ek_rsa(KlTpmSoft *soft, const KlSoftRsaRaw *r, GError **error)
 	    !rsa_public_key_prepare(&soft->ek_rsa_pub) ||
 	    !rsa_private_key_prepare(&soft->ek_rsa_priv) ||
 	    soft->ek_rsa_pub.size != KL_SOFT_RSA_BYTES) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
 			    "the software TPM EK is not a usable RSA-2048 key; delete the state "
 			    "file to create a new identity");
 		return FALSE;
@@ -616,10 +663,13 @@ kl_soft_load_pcrs(KlTpmSoft *soft, GError **error)
 		JsonNode *value;
 
 		if (g_strcmp0(member, "sha256") != 0 || !JSON_NODE_HOLDS_OBJECT(node)) {
-			g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA,
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_INVALID_DATA,
 				    "%s: unexpected member \"%s\"; the software TPM has only a "
 				    "\"sha256\" bank, given as an object {\"<pcr>\": \"<hex>\"}",
-				    soft->pcrs_path, member);
+				    soft->pcrs_path,
+				    member);
 			return FALSE;
 		}
 		json_object_iter_init(&bank_iter, json_node_get_object(node));
@@ -628,30 +678,39 @@ kl_soft_load_pcrs(KlTpmSoft *soft, GError **error)
 			const gchar *hex;
 			gsize i;
 
-			if (!g_ascii_string_to_unsigned(index_text, 10, 0, KL_SOFT_PCR_COUNT - 1,
-							&index, NULL)) {
-				g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA,
+			if (!g_ascii_string_to_unsigned(
+				index_text, 10, 0, KL_SOFT_PCR_COUNT - 1, &index, NULL)) {
+				g_set_error(error,
+					    KL_ERROR,
+					    KL_ERROR_INVALID_DATA,
 					    "%s: \"%s\" is not a PCR index between 0 and 23",
-					    soft->pcrs_path, index_text);
+					    soft->pcrs_path,
+					    index_text);
 				return FALSE;
 			}
 			hex = (JSON_NODE_HOLDS_VALUE(value) &&
 			       json_node_get_value_type(value) == G_TYPE_STRING)
-				      ? json_node_get_string(value)
-				      : NULL;
+				  ? json_node_get_string(value)
+				  : NULL;
 			if (hex == NULL || strlen(hex) != KL_SOFT_DIGEST_SIZE * 2) {
-				g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA,
+				g_set_error(error,
+					    KL_ERROR,
+					    KL_ERROR_INVALID_DATA,
 					    "%s: PCR %s must be a string of 64 hex digits",
-					    soft->pcrs_path, index_text);
+					    soft->pcrs_path,
+					    index_text);
 				return FALSE;
 			}
 			for (i = 0; i < KL_SOFT_DIGEST_SIZE; i++) {
 				gint hi = g_ascii_xdigit_value(hex[2 * i]);
 				gint lo = g_ascii_xdigit_value(hex[2 * i + 1]);
 				if (hi < 0 || lo < 0) {
-					g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA,
+					g_set_error(error,
+						    KL_ERROR,
+						    KL_ERROR_INVALID_DATA,
 						    "%s: PCR %s must be a string of 64 hex digits",
-						    soft->pcrs_path, index_text);
+						    soft->pcrs_path,
+						    index_text);
 					return FALSE;
 				}
 				pcrs[index][i] = (guint8)(hi << 4 | lo);
@@ -666,15 +725,20 @@ static gboolean
 kl_soft_check_pcr_args(TPMI_ALG_HASH bank, guint32 pcr_mask, GError **error)
 {
 	if (bank != TPM2_ALG_SHA256) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_PARAMETERS,
 			    "PCR bank 0x%04x is not allocated; the software TPM has only the "
 			    "sha256 bank (0x000b)",
 			    bank);
 		return FALSE;
 	}
 	if ((pcr_mask & ~KL_SOFT_PCR_MASK_ALL) != 0) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS,
-			    "PCR selection 0x%08x names PCRs above 23", pcr_mask);
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_PARAMETERS,
+			    "PCR selection 0x%08x names PCRs above 23",
+			    pcr_mask);
 		return FALSE;
 	}
 	return TRUE;
@@ -720,10 +784,13 @@ static gboolean
 kl_soft_check_qualifying_data(GBytes *qualifying_data, GError **error)
 {
 	if (qualifying_data != NULL && g_bytes_get_size(qualifying_data) > sizeof(TPMU_HA)) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_PARAMETERS,
 			    "qualifying data of %" G_GSIZE_FORMAT " bytes is longer than the "
 			    "%" G_GSIZE_FORMAT " bytes a TPM accepts",
-			    g_bytes_get_size(qualifying_data), sizeof(TPMU_HA));
+			    g_bytes_get_size(qualifying_data),
+			    sizeof(TPMU_HA));
 		return FALSE;
 	}
 	return TRUE;
@@ -736,10 +803,13 @@ kl_soft_check_scheme(KlTpm *tpm, TPMI_ALG_SIG_SCHEME scheme, TPMI_ALG_HASH hash,
 	if (scheme == TPM2_ALG_NULL)
 		return TRUE;
 	if (scheme != tpm->ak_scheme || hash != tpm->ak_hash) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_PARAMETERS,
 			    "the AK signs only with rsassa/sha256 (0x0014/0x000b), not "
 			    "0x%04x/0x%04x",
-			    scheme, hash);
+			    scheme,
+			    hash);
 		return FALSE;
 	}
 	return TRUE;
@@ -773,7 +843,9 @@ kl_soft_sign_attest(KlTpmSoft *soft,
 		return FALSE;
 	ret = gnutls_privkey_sign_hash2(soft->ak_key, GNUTLS_SIGN_RSA_SHA256, 0, &digest_d, &sig);
 	if (ret < 0) {
-		g_set_error(error, KL_ERROR, KL_ERROR_TPM,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_TPM,
 			    "the software TPM could not sign with the AK: %s",
 			    gnutls_strerror(ret));
 		return FALSE;
@@ -783,7 +855,9 @@ kl_soft_sign_attest(KlTpmSoft *soft,
 	tsig.signature.rsassa.hash = TPM2_ALG_SHA256;
 	if (!kl_soft_copy_uint(&sig, tsig.signature.rsassa.sig.buffer, KL_SOFT_RSA_BYTES)) {
 		kl_soft_datum_free(&sig);
-		g_set_error(error, KL_ERROR, KL_ERROR_INTERNAL,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INTERNAL,
 			    "the AK signature is longer than the modulus");
 		return FALSE;
 	}
@@ -826,7 +900,10 @@ kl_soft_kdfa(const guint8 *key,
 		counter++;
 		ret = gnutls_hmac_init(&h, GNUTLS_MAC_SHA256, key, key_len);
 		if (ret < 0) {
-			g_set_error(error, KL_ERROR, KL_ERROR_INTERNAL, "HMAC failed: %s",
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_INTERNAL,
+				    "HMAC failed: %s",
 				    gnutls_strerror(ret));
 			return FALSE;
 		}
@@ -915,24 +992,28 @@ kl_soft_ek_decrypt_oaep(KlTpmSoft *soft,
 	int ok;
 
 	if (in_len != k) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
 			    "the encrypted secret has %" G_GSIZE_FORMAT " bytes, the EK needs "
 			    "%" G_GSIZE_FORMAT "; the blob was not made for this EK",
-			    in_len, k);
+			    in_len,
+			    k);
 		return FALSE;
 	}
 	mpz_init(c);
 	mpz_init(m);
 	nettle_mpz_set_str_256_u(c, in_len, in);
 	ok = mpz_cmp(c, soft->ek_rsa_pub.n) < 0 &&
-	     rsa_compute_root_tr(&soft->ek_rsa_pub, &soft->ek_rsa_priv, NULL, kl_soft_random, m,
-				 c);
+	     rsa_compute_root_tr(&soft->ek_rsa_pub, &soft->ek_rsa_priv, NULL, kl_soft_random, m, c);
 	if (ok)
 		nettle_mpz_get_str_256(k, em, m);
 	mpz_clear(c);
 	mpz_clear(m);
 	if (!ok) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
 			    "the encrypted secret cannot be decrypted with the EK; the blob was "
 			    "not made for this EK");
 		return FALSE;
@@ -958,7 +1039,9 @@ kl_soft_ek_decrypt_oaep(KlTpmSoft *soft,
 	bad |= !found;
 	if (bad || db_len - msg_start > out_size) {
 		gnutls_memset(em, 0, sizeof(em));
-		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
 			    "the encrypted secret does not decrypt with the EK (bad OAEP "
 			    "padding); the blob was not made for this EK");
 		return FALSE;
@@ -996,13 +1079,16 @@ kl_soft_check_options(const KlTpmOptions *options, GError **error)
 	if (!kl_soft_option_is(options->encryption_alg, enc) ||
 	    !kl_soft_option_is(options->hash_alg, hash) ||
 	    !kl_soft_option_is(options->signing_alg, sign)) {
-		g_set_error(error, KL_ERROR, KL_ERROR_CONFIG,
-			    "the software TPM stand-in (--avoid-tpm) supports only "
-			    "tpm_encryption_alg=rsa, tpm_hash_alg=sha256 and tpm_signing_alg=rsassa, "
-			    "not %s/%s/%s; change the configuration or use a real TPM",
-			    options->encryption_alg != NULL ? options->encryption_alg : "rsa",
-			    options->hash_alg != NULL ? options->hash_alg : "sha256",
-			    options->signing_alg != NULL ? options->signing_alg : "rsassa");
+		g_set_error(
+		    error,
+		    KL_ERROR,
+		    KL_ERROR_CONFIG,
+		    "the software TPM stand-in (--avoid-tpm) supports only "
+		    "tpm_encryption_alg=rsa, tpm_hash_alg=sha256 and tpm_signing_alg=rsassa, "
+		    "not %s/%s/%s; change the configuration or use a real TPM",
+		    options->encryption_alg != NULL ? options->encryption_alg : "rsa",
+		    options->hash_alg != NULL ? options->hash_alg : "sha256",
+		    options->signing_alg != NULL ? options->signing_alg : "rsassa");
 		return FALSE;
 	}
 	return TRUE;
@@ -1031,10 +1117,13 @@ kl_soft_open(KlTpm *tpm, const KlTpmOptions *options, GError **error)
 	if (options != NULL && options->state_dir != NULL && options->state_dir[0] != '\0') {
 		if (g_mkdir_with_parents(options->state_dir, 0700) != 0) {
 			int saved = errno;
-			g_set_error(error, KL_ERROR, KL_ERROR_IO,
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_IO,
 				    "cannot create the directory %s for the software TPM state: "
 				    "%s; set keylime_dir to a writable directory",
-				    options->state_dir, g_strerror(saved));
+				    options->state_dir,
+				    g_strerror(saved));
 			return FALSE;
 		}
 		state_path = g_build_filename(options->state_dir, KL_SOFT_STATE_FILE, NULL);
@@ -1046,12 +1135,15 @@ kl_soft_open(KlTpm *tpm, const KlTpmOptions *options, GError **error)
 
 	ret = gnutls_privkey_init(&soft->ak_key);
 	if (ret >= 0)
-		ret = gnutls_privkey_import_x509(soft->ak_key, ak_x509,
-						 GNUTLS_PRIVKEY_IMPORT_AUTO_RELEASE);
+		ret = gnutls_privkey_import_x509(
+		    soft->ak_key, ak_x509, GNUTLS_PRIVKEY_IMPORT_AUTO_RELEASE);
 	if (ret < 0) {
 		gnutls_x509_privkey_deinit(ak_x509);
-		g_set_error(error, KL_ERROR, KL_ERROR_INTERNAL,
-			    "cannot use the software TPM AK: %s", gnutls_strerror(ret));
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INTERNAL,
+			    "cannot use the software TPM AK: %s",
+			    gnutls_strerror(ret));
 		return FALSE;
 	}
 
@@ -1082,11 +1174,14 @@ kl_soft_open(KlTpm *tpm, const KlTpmOptions *options, GError **error)
 	hierarchy[2] = (TPM2_RH_ENDORSEMENT >> 8) & 0xff;
 	hierarchy[3] = TPM2_RH_ENDORSEMENT & 0xff;
 	if (!kl_soft_compute_name(&soft->ek_area, ek_name, error) ||
-	    !kl_soft_compute_qualified_name(hierarchy, sizeof(hierarchy), ek_name,
-					    soft->ek_qualified_name, error) ||
+	    !kl_soft_compute_qualified_name(
+		hierarchy, sizeof(hierarchy), ek_name, soft->ek_qualified_name, error) ||
 	    !kl_soft_compute_name(&soft->ak_area, soft->ak_name, error) ||
-	    !kl_soft_compute_qualified_name(soft->ek_qualified_name, KL_SOFT_NAME_SIZE,
-					    soft->ak_name, soft->ak_qualified_name, error))
+	    !kl_soft_compute_qualified_name(soft->ek_qualified_name,
+					    KL_SOFT_NAME_SIZE,
+					    soft->ak_name,
+					    soft->ak_qualified_name,
+					    error))
 		return FALSE;
 
 	ek_public = kl_soft_marshal_tpm2b_public(&soft->ek_area, error);
@@ -1102,8 +1197,9 @@ kl_soft_open(KlTpm *tpm, const KlTpmOptions *options, GError **error)
 	/* all checks passed: fill the cached facts (the front end may have made the arrays) */
 	{
 		const KlTpmPcrBank bank = { TPM2_ALG_SHA256, KL_SOFT_PCR_MASK_ALL };
-		const guint16 hashes[] = { TPM2_ALG_SHA1, TPM2_ALG_SHA256, TPM2_ALG_SHA384,
-					   TPM2_ALG_SHA512 };
+		const guint16 hashes[] = {
+			TPM2_ALG_SHA1, TPM2_ALG_SHA256, TPM2_ALG_SHA384, TPM2_ALG_SHA512
+		};
 		const guint16 schemes[] = { TPM2_ALG_RSASSA, TPM2_ALG_RSAPSS };
 
 		if (tpm->pcr_banks == NULL)
@@ -1149,11 +1245,8 @@ kl_soft_get_esys(KlTpm *tpm)
 }
 
 static gboolean
-kl_soft_pcr_read(KlTpm *tpm,
-		 TPMI_ALG_HASH bank,
-		 guint32 pcr_mask,
-		 GPtrArray **values,
-		 GError **error)
+kl_soft_pcr_read(
+    KlTpm *tpm, TPMI_ALG_HASH bank, guint32 pcr_mask, GPtrArray **values, GError **error)
 {
 	KlTpmSoft *soft = tpm->backend_data;
 	g_autoptr(GPtrArray) out = NULL;
@@ -1229,7 +1322,9 @@ kl_soft_certify_ak(KlTpm *tpm,
 	TPMS_ATTEST a;
 
 	if (signer != ESYS_TR_NONE) {
-		g_set_error(error, KL_ERROR, KL_ERROR_NOT_SUPPORTED,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_NOT_SUPPORTED,
 			    "the software TPM can certify the AK only with the AK itself (no "
 			    "IAK or other signing keys exist with --avoid-tpm)");
 		return FALSE;
@@ -1276,7 +1371,9 @@ kl_soft_activate_credential(KlTpm *tpm, GBytes *blob, GBytes **secret, GError **
 	    ((gsize)id_object.credential[0] << 8 | id_object.credential[1]) !=
 		KL_SOFT_DIGEST_SIZE ||
 	    id_object.size < 2 + KL_SOFT_DIGEST_SIZE + 2) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
 			    "the credential blob's ID object is malformed (expected a 32-byte "
 			    "integrity HMAC and an encrypted identity)");
 		return FALSE;
@@ -1285,46 +1382,67 @@ kl_soft_activate_credential(KlTpm *tpm, GBytes *blob, GBytes **secret, GError **
 	enc_identity = integrity + KL_SOFT_DIGEST_SIZE;
 	enc_len = id_object.size - 2 - KL_SOFT_DIGEST_SIZE;
 
-	if (!kl_soft_ek_decrypt_oaep(soft, enc_secret.secret, enc_secret.size, "IDENTITY", seed,
-				     sizeof(seed), &seed_len, error))
+	if (!kl_soft_ek_decrypt_oaep(soft,
+				     enc_secret.secret,
+				     enc_secret.size,
+				     "IDENTITY",
+				     seed,
+				     sizeof(seed),
+				     &seed_len,
+				     error))
 		return FALSE;
 	if (seed_len == 0) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA,
-			    "the credential blob's seed is empty");
+		g_set_error(
+		    error, KL_ERROR, KL_ERROR_INVALID_DATA, "the credential blob's seed is empty");
 		goto out;
 	}
 
 	/* integrity: HMAC(KDFa(seed, "INTEGRITY"), encIdentity || name(AK)) */
-	if (!kl_soft_kdfa(seed, seed_len, "INTEGRITY", NULL, 0, KL_SOFT_DIGEST_SIZE * 8, hmac_key,
-			  error))
+	if (!kl_soft_kdfa(
+		seed, seed_len, "INTEGRITY", NULL, 0, KL_SOFT_DIGEST_SIZE * 8, hmac_key, error))
 		goto out;
 	ret = gnutls_hmac_init(&h, GNUTLS_MAC_SHA256, hmac_key, sizeof(hmac_key));
 	if (ret < 0) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INTERNAL, "HMAC failed: %s",
-			    gnutls_strerror(ret));
+		g_set_error(
+		    error, KL_ERROR, KL_ERROR_INTERNAL, "HMAC failed: %s", gnutls_strerror(ret));
 		goto out;
 	}
 	gnutls_hmac(h, enc_identity, enc_len);
 	gnutls_hmac(h, soft->ak_name, KL_SOFT_NAME_SIZE);
 	gnutls_hmac_deinit(h, hmac);
 	if (!memeql_sec(hmac, integrity, KL_SOFT_DIGEST_SIZE)) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
 			    "the credential blob fails its integrity check: it was made for "
 			    "another AK or EK, or it was altered; register again to get a new one");
 		goto out;
 	}
 
 	/* encIdentity: AES-128-CFB(KDFa(seed, "STORAGE", name(AK)), IV 0) of a TPM2B_DIGEST */
-	if (!kl_soft_kdfa(seed, seed_len, "STORAGE", soft->ak_name, KL_SOFT_NAME_SIZE,
-			  KL_SOFT_AES_BITS, aes_key, error))
+	if (!kl_soft_kdfa(seed,
+			  seed_len,
+			  "STORAGE",
+			  soft->ak_name,
+			  KL_SOFT_NAME_SIZE,
+			  KL_SOFT_AES_BITS,
+			  aes_key,
+			  error))
 		goto out;
 	aes128_set_encrypt_key(&aes, aes_key);
 	memset(iv, 0, sizeof(iv));
-	cfb_decrypt(&aes, (nettle_cipher_func *)aes128_encrypt, AES_BLOCK_SIZE, iv, enc_len, plain,
+	cfb_decrypt(&aes,
+		    (nettle_cipher_func *)aes128_encrypt,
+		    AES_BLOCK_SIZE,
+		    iv,
+		    enc_len,
+		    plain,
 		    enc_identity);
 	cred_len = (gsize)plain[0] << 8 | plain[1];
 	if (cred_len != enc_len - 2 || cred_len > sizeof(TPMU_HA)) {
-		g_set_error(error, KL_ERROR, KL_ERROR_INVALID_DATA,
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
 			    "the decrypted credential has an invalid size");
 		goto out;
 	}

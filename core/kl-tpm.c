@@ -38,18 +38,18 @@ typedef struct {
 } KlTpmAlgName;
 
 static const KlTpmAlgName kl_tpm_alg_names[] = {
-    {TPM2_ALG_SHA1, "sha1", "Sha1"},
-    {TPM2_ALG_SHA256, "sha256", "Sha256"},
-    {TPM2_ALG_SHA384, "sha384", "Sha384"},
-    {TPM2_ALG_SHA512, "sha512", "Sha512"},
-    {TPM2_ALG_SM3_256, "sm3_256", "Sm3_256"},
-    {TPM2_ALG_RSASSA, "rsassa", "RsaSsa"},
-    {TPM2_ALG_RSAPSS, "rsapss", "RsaPss"},
-    {TPM2_ALG_ECDSA, "ecdsa", "EcDsa"},
-    {TPM2_ALG_ECSCHNORR, "ecschnorr", "EcSchnorr"},
-    {TPM2_ALG_SM2, "sm2", NULL},
-    {TPM2_ALG_RSA, "rsa", NULL},
-    {TPM2_ALG_ECC, "ecc", NULL},
+	{ TPM2_ALG_SHA1, "sha1", "Sha1" },
+	{ TPM2_ALG_SHA256, "sha256", "Sha256" },
+	{ TPM2_ALG_SHA384, "sha384", "Sha384" },
+	{ TPM2_ALG_SHA512, "sha512", "Sha512" },
+	{ TPM2_ALG_SM3_256, "sm3_256", "Sm3_256" },
+	{ TPM2_ALG_RSASSA, "rsassa", "RsaSsa" },
+	{ TPM2_ALG_RSAPSS, "rsapss", "RsaPss" },
+	{ TPM2_ALG_ECDSA, "ecdsa", "EcDsa" },
+	{ TPM2_ALG_ECSCHNORR, "ecschnorr", "EcSchnorr" },
+	{ TPM2_ALG_SM2, "sm2", NULL },
+	{ TPM2_ALG_RSA, "rsa", NULL },
+	{ TPM2_ALG_ECC, "ecc", NULL },
 };
 
 const gchar *
@@ -151,7 +151,7 @@ kl_tpm_error_from_rc(TSS2_RC rc, const gchar *what)
 GBytes *
 kl_tpm_marshal_public(const TPMT_PUBLIC *pub, GError **error)
 {
-	TPM2B_PUBLIC tpm2b = {.size = 0, .publicArea = *pub};
+	TPM2B_PUBLIC tpm2b = { .size = 0, .publicArea = *pub };
 	guint8 buf[sizeof(TPM2B_PUBLIC)];
 	size_t off = 0;
 	TSS2_RC rc = Tss2_MU_TPM2B_PUBLIC_Marshal(&tpm2b, buf, sizeof(buf), &off);
@@ -165,7 +165,7 @@ kl_tpm_marshal_public(const TPMT_PUBLIC *pub, GError **error)
 gboolean
 kl_tpm_unmarshal_public(GBytes *tpm2b_public, TPMT_PUBLIC *out, GError **error)
 {
-	TPM2B_PUBLIC tpm2b = {0};
+	TPM2B_PUBLIC tpm2b = { 0 };
 	gsize len = 0;
 	const guint8 *data = g_bytes_get_data(tpm2b_public, &len);
 	size_t off = 0;
@@ -210,7 +210,7 @@ gchar *
 kl_tpm_public_to_pem(const TPMT_PUBLIC *pub, GError **error)
 {
 	gnutls_pubkey_t key = NULL;
-	gnutls_datum_t out = {NULL, 0};
+	gnutls_datum_t out = { NULL, 0 };
 	int ret;
 	gchar *pem;
 
@@ -226,8 +226,9 @@ kl_tpm_public_to_pem(const TPMT_PUBLIC *pub, GError **error)
 	if (pub->type == TPM2_ALG_RSA) {
 		guint32 exponent = pub->parameters.rsaDetail.exponent;
 		guint8 e_buf[4];
-		gnutls_datum_t m = {(unsigned char *)pub->unique.rsa.buffer, pub->unique.rsa.size};
-		gnutls_datum_t e = {e_buf, sizeof(e_buf)};
+		gnutls_datum_t m = { (unsigned char *)pub->unique.rsa.buffer,
+				     pub->unique.rsa.size };
+		gnutls_datum_t e = { e_buf, sizeof(e_buf) };
 		if (exponent == 0)
 			exponent = 65537;
 		e_buf[0] = exponent >> 24;
@@ -237,10 +238,10 @@ kl_tpm_public_to_pem(const TPMT_PUBLIC *pub, GError **error)
 		ret = gnutls_pubkey_import_rsa_raw(key, &m, &e);
 	} else if (pub->type == TPM2_ALG_ECC) {
 		gnutls_ecc_curve_t curve;
-		gnutls_datum_t x = {(unsigned char *)pub->unique.ecc.x.buffer,
-				    pub->unique.ecc.x.size};
-		gnutls_datum_t y = {(unsigned char *)pub->unique.ecc.y.buffer,
-				    pub->unique.ecc.y.size};
+		gnutls_datum_t x = { (unsigned char *)pub->unique.ecc.x.buffer,
+				     pub->unique.ecc.x.size };
+		gnutls_datum_t y = { (unsigned char *)pub->unique.ecc.y.buffer,
+				     pub->unique.ecc.y.size };
 		if (!kl_tpm_ecc_curve_to_gnutls(pub->parameters.eccDetail.curveID, &curve)) {
 			gnutls_pubkey_deinit(key);
 			g_set_error(error,

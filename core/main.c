@@ -460,7 +460,8 @@ kl_main_check(KlConfig *cfg,
 		printf("  verifier: PROBLEM: %s\n", error->message);
 		ok = FALSE;
 	} else {
-		g_autofree gchar *attestations = kl_verifier_client_attestations_url(verifier, NULL);
+		g_autofree gchar *attestations =
+		    kl_verifier_client_attestations_url(verifier, NULL);
 		printf("  verifier: %s%s\n",
 		       verifier_url,
 		       g_str_has_prefix(verifier_url, "https://") ? "" : " (INSECURE: plain http)");
@@ -543,7 +544,6 @@ kl_main_drop_privileges(KlConfig *cfg, GError **error)
 	g_info("running as %s", run_as);
 	return TRUE;
 }
-
 
 static gint
 kl_main_run(int argc, char **argv)

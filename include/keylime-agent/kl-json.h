@@ -18,8 +18,9 @@ G_BEGIN_DECLS
  * @obj (transfer none).
  */
 const gchar *
-kl_json_object_get_string(JsonObject *obj, const gchar *key, GError **error)
-    G_GNUC_WARN_UNUSED_RESULT;
+kl_json_object_get_string(JsonObject *obj,
+			  const gchar *key,
+			  GError **error) G_GNUC_WARN_UNUSED_RESULT;
 gboolean
 kl_json_object_get_int(JsonObject *obj, const gchar *key, gint64 *out, GError **error)
     G_GNUC_WARN_UNUSED_RESULT;
@@ -27,11 +28,13 @@ gboolean
 kl_json_object_get_bool(JsonObject *obj, const gchar *key, gboolean *out, GError **error)
     G_GNUC_WARN_UNUSED_RESULT;
 JsonObject *
-kl_json_object_get_object(JsonObject *obj, const gchar *key, GError **error)
-    G_GNUC_WARN_UNUSED_RESULT;
+kl_json_object_get_object(JsonObject *obj,
+			  const gchar *key,
+			  GError **error) G_GNUC_WARN_UNUSED_RESULT;
 JsonArray *
-kl_json_object_get_array(JsonObject *obj, const gchar *key, GError **error)
-    G_GNUC_WARN_UNUSED_RESULT;
+kl_json_object_get_array(JsonObject *obj,
+			 const gchar *key,
+			 GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 /*
  * Optional variants: a missing member (or JSON null) yields @default_value and
@@ -51,8 +54,9 @@ kl_json_object_get_optional_string(JsonObject *obj,
 
 /* strict standard base64 (with padding); (transfer full) */
 GBytes *
-kl_json_object_get_base64(JsonObject *obj, const gchar *key, GError **error)
-    G_GNUC_WARN_UNUSED_RESULT;
+kl_json_object_get_base64(JsonObject *obj,
+			  const gchar *key,
+			  GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 /* strict base64 decoding of a string; rejects non-alphabet bytes and bad padding */
 GBytes *

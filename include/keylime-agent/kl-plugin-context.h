@@ -26,17 +26,11 @@ const gchar *
 kl_plugin_context_get_config(KlPluginContext *ctx, const gchar *key);
 /* FALSE + KL_ERROR_CONFIG when the value is not a boolean / integer */
 gboolean
-kl_plugin_context_get_config_bool(KlPluginContext *ctx,
-				  const gchar *key,
-				  gboolean default_value,
-				  gboolean *out,
-				  GError **error);
+kl_plugin_context_get_config_bool(
+    KlPluginContext *ctx, const gchar *key, gboolean default_value, gboolean *out, GError **error);
 gboolean
-kl_plugin_context_get_config_int(KlPluginContext *ctx,
-				 const gchar *key,
-				 gint64 default_value,
-				 gint64 *out,
-				 GError **error);
+kl_plugin_context_get_config_int(
+    KlPluginContext *ctx, const gchar *key, gint64 default_value, gint64 *out, GError **error);
 
 /* the agent identifier used with the registrar and the verifier */
 const gchar *

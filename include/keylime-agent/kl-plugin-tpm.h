@@ -67,7 +67,8 @@ kl_tpm_get_pcr_banks(KlTpm *tpm);
 GArray *
 kl_tpm_get_hash_algorithms(KlTpm *tpm);
 
-/* signing schemes the TPM implements, read once at start-up; array of TPMI_ALG_SIG_SCHEME (guint16) */
+/* signing schemes the TPM implements, read once at start-up; array of TPMI_ALG_SIG_SCHEME (guint16)
+ */
 GArray *
 kl_tpm_get_signature_schemes(KlTpm *tpm);
 

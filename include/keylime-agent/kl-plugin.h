@@ -90,30 +90,23 @@ typedef const KlPluginInfo *(*KlPluginGetInfoFunc)(void);
  *
  * Since: 1.0
  */
-#define KL_PLUGIN_DEFINE(name_,                                                                    \
-			 class_,                                                                   \
-			 version_,                                                                 \
-			 description_,                                                             \
-			 startup_,                                                                 \
-			 shutdown_,                                                                \
-			 caps_,                                                                    \
-			 collect_,                                                                 \
-			 registration_)                                                            \
+#define KL_PLUGIN_DEFINE(                                                                          \
+    name_, class_, version_, description_, startup_, shutdown_, caps_, collect_, registration_)    \
 	KL_PLUGIN_EXPORT const KlPluginInfo *kl_plugin_get_info(void);                             \
 	KL_PLUGIN_EXPORT const KlPluginInfo *kl_plugin_get_info(void)                              \
 	{                                                                                          \
 		static const KlPluginInfo info = {                                                 \
-		    .abi_major = KL_PLUGIN_ABI_MAJOR,                                              \
-		    .abi_minor = KL_PLUGIN_ABI_MINOR,                                              \
-		    .name = (name_),                                                               \
-		    .evidence_class = (class_),                                                    \
-		    .version = (version_),                                                         \
-		    .description = (description_),                                                \
-		    .startup = (startup_),                                                         \
-		    .shutdown = (shutdown_),                                                       \
-		    .get_capabilities = (caps_),                                                   \
-		    .collect = (collect_),                                                         \
-		    .contribute_registration = (registration_),                                    \
+			.abi_major = KL_PLUGIN_ABI_MAJOR,                                          \
+			.abi_minor = KL_PLUGIN_ABI_MINOR,                                          \
+			.name = (name_),                                                           \
+			.evidence_class = (class_),                                                \
+			.version = (version_),                                                     \
+			.description = (description_),                                             \
+			.startup = (startup_),                                                     \
+			.shutdown = (shutdown_),                                                   \
+			.get_capabilities = (caps_),                                               \
+			.collect = (collect_),                                                     \
+			.contribute_registration = (registration_),                                \
 		};                                                                                 \
 		return &info;                                                                      \
 	}

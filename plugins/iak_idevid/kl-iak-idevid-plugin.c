@@ -18,7 +18,7 @@ kl_iak_idevid_plugin_startup(KlPluginContext *ctx, GError **error)
 	gboolean enabled = FALSE;
 	KlTpm *tpm = kl_plugin_context_get_tpm(ctx);
 	ESYS_CONTEXT *esys = tpm != NULL ? kl_tpm_get_esys(tpm) : NULL;
-	KlIakIdevidOptions options = {0};
+	KlIakIdevidOptions options = { 0 };
 	KlIakIdevid *self;
 
 	if (!kl_plugin_context_get_config_bool(ctx, "enable_iak_idevid", FALSE, &enabled, error))
@@ -108,7 +108,7 @@ kl_iak_idevid_plugin_contribute_registration(KlPluginContext *ctx,
 	KlTpm *tpm = kl_plugin_context_get_tpm(ctx);
 	ESYS_CONTEXT *esys = tpm != NULL ? kl_tpm_get_esys(tpm) : NULL;
 	const gchar *agent_id = kl_plugin_context_get_agent_id(ctx);
-	KlIakIdevidKey iak = {ESYS_TR_NONE, FALSE, {0}};
+	KlIakIdevidKey iak = { ESYS_TR_NONE, FALSE, { 0 } };
 	g_autoptr(GBytes) qualifying = NULL;
 	g_autoptr(GBytes) attest = NULL;
 	g_autoptr(GBytes) signature = NULL;
@@ -118,10 +118,8 @@ kl_iak_idevid_plugin_contribute_registration(KlPluginContext *ctx,
 	if (self == NULL || esys == NULL)
 		return TRUE;
 	if (agent_id == NULL || agent_id[0] == '\0') {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_INTERNAL,
-			    "no agent id to certify the AK for");
+		g_set_error(
+		    error, KL_ERROR, KL_ERROR_INTERNAL, "no agent id to certify the AK for");
 		return FALSE;
 	}
 	if (!kl_iak_idevid_load_iak(self, esys, &iak, error))

@@ -21,45 +21,49 @@
  * Keylime reference implementation does.
  */
 static const guint8 kl_iak_policy_sha256[32] = {
-    0x54, 0x37, 0x18, 0x23, 0x26, 0xe4, 0x14, 0xfc, 0xa7, 0x97, 0xd5, 0xf1, 0x74, 0x61, 0x5a, 0x16,
-    0x41, 0xf6, 0x12, 0x55, 0x79, 0x7c, 0x3a, 0x2b, 0x22, 0xc2, 0x1d, 0x12, 0x0b, 0x2d, 0x1e, 0x07,
+	0x54, 0x37, 0x18, 0x23, 0x26, 0xe4, 0x14, 0xfc, 0xa7, 0x97, 0xd5,
+	0xf1, 0x74, 0x61, 0x5a, 0x16, 0x41, 0xf6, 0x12, 0x55, 0x79, 0x7c,
+	0x3a, 0x2b, 0x22, 0xc2, 0x1d, 0x12, 0x0b, 0x2d, 0x1e, 0x07,
 };
 static const guint8 kl_iak_policy_sha384[48] = {
-    0x12, 0x9d, 0x94, 0xeb, 0xf8, 0x45, 0x56, 0x65, 0x2c, 0x6e, 0xef, 0x43,
-    0xbb, 0xb7, 0x57, 0x51, 0x2a, 0xc8, 0x7e, 0x52, 0xbe, 0x7b, 0x34, 0x9c,
-    0xa6, 0xce, 0x4d, 0x82, 0x6f, 0x74, 0x9f, 0xcf, 0x67, 0x2f, 0x51, 0x71,
-    0x6c, 0x5c, 0xbb, 0x60, 0x5f, 0x31, 0x3b, 0xf3, 0x45, 0xaa, 0xb3, 0x12,
+	0x12, 0x9d, 0x94, 0xeb, 0xf8, 0x45, 0x56, 0x65, 0x2c, 0x6e, 0xef, 0x43,
+	0xbb, 0xb7, 0x57, 0x51, 0x2a, 0xc8, 0x7e, 0x52, 0xbe, 0x7b, 0x34, 0x9c,
+	0xa6, 0xce, 0x4d, 0x82, 0x6f, 0x74, 0x9f, 0xcf, 0x67, 0x2f, 0x51, 0x71,
+	0x6c, 0x5c, 0xbb, 0x60, 0x5f, 0x31, 0x3b, 0xf3, 0x45, 0xaa, 0xb3, 0x12,
 };
 static const guint8 kl_iak_policy_sha512[64] = {
-    0x80, 0x60, 0xd1, 0xfb, 0x31, 0x71, 0x6a, 0x29, 0xe4, 0x8a, 0x6e, 0x5f, 0xec, 0xe0, 0x88, 0xbc,
-    0xfc, 0x1b, 0x27, 0x8f, 0xc1, 0x62, 0x25, 0x5e, 0x81, 0xc3, 0xec, 0xa3, 0x54, 0x4c, 0xd4, 0x4a,
-    0xf9, 0x44, 0x10, 0xc3, 0x71, 0x5d, 0x56, 0x1c, 0xcc, 0xd9, 0xe3, 0x9a, 0x6c, 0xb2, 0x64, 0x6d,
-    0x43, 0x53, 0x5b, 0xb5, 0x4e, 0xa8, 0x87, 0x10, 0xde, 0xb5, 0xf7, 0x83, 0x6b, 0xd9, 0xb5, 0x86,
+	0x80, 0x60, 0xd1, 0xfb, 0x31, 0x71, 0x6a, 0x29, 0xe4, 0x8a, 0x6e, 0x5f, 0xec,
+	0xe0, 0x88, 0xbc, 0xfc, 0x1b, 0x27, 0x8f, 0xc1, 0x62, 0x25, 0x5e, 0x81, 0xc3,
+	0xec, 0xa3, 0x54, 0x4c, 0xd4, 0x4a, 0xf9, 0x44, 0x10, 0xc3, 0x71, 0x5d, 0x56,
+	0x1c, 0xcc, 0xd9, 0xe3, 0x9a, 0x6c, 0xb2, 0x64, 0x6d, 0x43, 0x53, 0x5b, 0xb5,
+	0x4e, 0xa8, 0x87, 0x10, 0xde, 0xb5, 0xf7, 0x83, 0x6b, 0xd9, 0xb5, 0x86,
 };
 static const guint8 kl_idevid_policy_sha256[32] = {
-    0xad, 0x6b, 0x3a, 0x22, 0x84, 0xfd, 0x69, 0x8a, 0x07, 0x10, 0xbf, 0x5c, 0xc1, 0xb9, 0xbd, 0xf1,
-    0x5e, 0x25, 0x32, 0xe3, 0xf6, 0x01, 0xfa, 0x4b, 0x93, 0xa6, 0xa8, 0xfa, 0x8d, 0xe5, 0x79, 0xea,
+	0xad, 0x6b, 0x3a, 0x22, 0x84, 0xfd, 0x69, 0x8a, 0x07, 0x10, 0xbf,
+	0x5c, 0xc1, 0xb9, 0xbd, 0xf1, 0x5e, 0x25, 0x32, 0xe3, 0xf6, 0x01,
+	0xfa, 0x4b, 0x93, 0xa6, 0xa8, 0xfa, 0x8d, 0xe5, 0x79, 0xea,
 };
 static const guint8 kl_idevid_policy_sha384[48] = {
-    0x4d, 0xb1, 0xaa, 0x83, 0x6d, 0x0b, 0x56, 0x15, 0xdf, 0x6e, 0xe5, 0x3a,
-    0x40, 0xef, 0x70, 0xc6, 0x1c, 0x21, 0x7f, 0x43, 0x03, 0xd4, 0x46, 0x95,
-    0x92, 0x59, 0x72, 0xbc, 0x92, 0x70, 0x06, 0xcf, 0xa5, 0xcb, 0xdf, 0x6d,
-    0xc1, 0x8c, 0x4d, 0xbe, 0x32, 0x9b, 0x2f, 0x15, 0x42, 0xc3, 0xdd, 0x33,
+	0x4d, 0xb1, 0xaa, 0x83, 0x6d, 0x0b, 0x56, 0x15, 0xdf, 0x6e, 0xe5, 0x3a,
+	0x40, 0xef, 0x70, 0xc6, 0x1c, 0x21, 0x7f, 0x43, 0x03, 0xd4, 0x46, 0x95,
+	0x92, 0x59, 0x72, 0xbc, 0x92, 0x70, 0x06, 0xcf, 0xa5, 0xcb, 0xdf, 0x6d,
+	0xc1, 0x8c, 0x4d, 0xbe, 0x32, 0x9b, 0x2f, 0x15, 0x42, 0xc3, 0xdd, 0x33,
 };
 static const guint8 kl_idevid_policy_sha512[64] = {
-    0x7d, 0xd7, 0x50, 0x0f, 0xd6, 0xc1, 0xb9, 0x4f, 0x97, 0xa6, 0xaf, 0x91, 0x0d, 0xa1, 0x47, 0x30,
-    0x1e, 0xf2, 0x8f, 0x66, 0x2f, 0xee, 0x06, 0xf2, 0x25, 0xa4, 0xcc, 0xad, 0xda, 0x3b, 0x4e, 0x6b,
-    0x38, 0xe6, 0x6b, 0x2f, 0x3a, 0xd5, 0xde, 0xe1, 0xa0, 0x50, 0x3c, 0xd2, 0xda, 0xed, 0xb1, 0xe6,
-    0x8c, 0xfe, 0x4f, 0x84, 0xb0, 0x3a, 0x8c, 0xd2, 0x2b, 0xb6, 0xa9, 0x76, 0xf0, 0x71, 0xa7, 0x2f,
+	0x7d, 0xd7, 0x50, 0x0f, 0xd6, 0xc1, 0xb9, 0x4f, 0x97, 0xa6, 0xaf, 0x91, 0x0d,
+	0xa1, 0x47, 0x30, 0x1e, 0xf2, 0x8f, 0x66, 0x2f, 0xee, 0x06, 0xf2, 0x25, 0xa4,
+	0xcc, 0xad, 0xda, 0x3b, 0x4e, 0x6b, 0x38, 0xe6, 0x6b, 0x2f, 0x3a, 0xd5, 0xde,
+	0xe1, 0xa0, 0x50, 0x3c, 0xd2, 0xda, 0xed, 0xb1, 0xe6, 0x8c, 0xfe, 0x4f, 0x84,
+	0xb0, 0x3a, 0x8c, 0xd2, 0x2b, 0xb6, 0xa9, 0x76, 0xf0, 0x71, 0xa7, 0x2f,
 };
 
 /* the TCG template set */
 static const KlIakIdevidTemplate kl_iak_idevid_templates[] = {
-    {"H-1", TPM2_ALG_RSA, TPM2_ALG_SHA256, 2048, TPM2_ECC_NONE},
-    {"H-2", TPM2_ALG_ECC, TPM2_ALG_SHA256, 0, TPM2_ECC_NIST_P256},
-    {"H-3", TPM2_ALG_ECC, TPM2_ALG_SHA384, 0, TPM2_ECC_NIST_P384},
-    {"H-4", TPM2_ALG_ECC, TPM2_ALG_SHA512, 0, TPM2_ECC_NIST_P521},
-    {"H-5", TPM2_ALG_ECC, TPM2_ALG_SM3_256, 0, TPM2_ECC_SM2_P256},
+	{ "H-1", TPM2_ALG_RSA, TPM2_ALG_SHA256, 2048, TPM2_ECC_NONE },
+	{ "H-2", TPM2_ALG_ECC, TPM2_ALG_SHA256, 0, TPM2_ECC_NIST_P256 },
+	{ "H-3", TPM2_ALG_ECC, TPM2_ALG_SHA384, 0, TPM2_ECC_NIST_P384 },
+	{ "H-4", TPM2_ALG_ECC, TPM2_ALG_SHA512, 0, TPM2_ECC_NIST_P521 },
+	{ "H-5", TPM2_ALG_ECC, TPM2_ALG_SM3_256, 0, TPM2_ECC_SM2_P256 },
 };
 
 /* OID of the SM2 curve (GM/T 0006), which GnuTLS does not know */
@@ -106,7 +110,7 @@ kl_iak_idevid_template_from_algs(const gchar *asym_alg,
 				 KlIakIdevidTemplate *out,
 				 GError **error)
 {
-	KlIakIdevidTemplate t = {0};
+	KlIakIdevidTemplate t = { 0 };
 	g_autofree gchar *asym = g_ascii_strdown(asym_alg != NULL ? asym_alg : "", -1);
 	g_autofree gchar *hash = g_ascii_strdown(name_alg != NULL ? name_alg : "", -1);
 
@@ -121,19 +125,20 @@ kl_iak_idevid_template_from_algs(const gchar *asym_alg,
 	else if (g_str_equal(hash, "sm3_256") || g_str_equal(hash, "sm3"))
 		t.name_alg = TPM2_ALG_SM3_256;
 	else {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_CONFIG,
-			    "iak_idevid_name_alg: unsupported hash \"%s\"; use sha256, sha384, sha512 "
-			    "or sm3_256",
-			    hash);
+		g_set_error(
+		    error,
+		    KL_ERROR,
+		    KL_ERROR_CONFIG,
+		    "iak_idevid_name_alg: unsupported hash \"%s\"; use sha256, sha384, sha512 "
+		    "or sm3_256",
+		    hash);
 		return FALSE;
 	}
 
 	if (g_str_has_prefix(asym, "rsa")) {
 		t.type = TPM2_ALG_RSA;
 		if (g_str_equal(asym, "rsa")) {
-			t.key_bits = t.name_alg == TPM2_ALG_SHA384	 ? 3072
+			t.key_bits = t.name_alg == TPM2_ALG_SHA384   ? 3072
 				     : t.name_alg == TPM2_ALG_SHA512 ? 4096
 								     : 2048;
 		} else if (g_str_equal(asym, "rsa2048")) {
@@ -146,8 +151,8 @@ kl_iak_idevid_template_from_algs(const gchar *asym_alg,
 	} else if (g_str_has_prefix(asym, "ecc")) {
 		t.type = TPM2_ALG_ECC;
 		if (g_str_equal(asym, "ecc")) {
-			t.curve = t.name_alg == TPM2_ALG_SHA384	     ? TPM2_ECC_NIST_P384
-				  : t.name_alg == TPM2_ALG_SHA512    ? TPM2_ECC_NIST_P521
+			t.curve = t.name_alg == TPM2_ALG_SHA384	   ? TPM2_ECC_NIST_P384
+				  : t.name_alg == TPM2_ALG_SHA512  ? TPM2_ECC_NIST_P521
 				  : t.name_alg == TPM2_ALG_SM3_256 ? TPM2_ECC_SM2_P256
 								   : TPM2_ECC_NIST_P256;
 		} else if (g_str_equal(asym, "ecc256")) {
@@ -162,12 +167,13 @@ kl_iak_idevid_template_from_algs(const gchar *asym_alg,
 	}
 	if (t.type == 0 || (t.type == TPM2_ALG_RSA && t.key_bits == 0) ||
 	    (t.type == TPM2_ALG_ECC && t.curve == TPM2_ECC_NONE)) {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_CONFIG,
-			    "iak_idevid_asymmetric_alg: unsupported algorithm \"%s\"; use rsa, ecc, "
-			    "rsa2048, rsa3072, rsa4096, ecc256, ecc384, ecc521 or ecc_sm2",
-			    asym);
+		g_set_error(
+		    error,
+		    KL_ERROR,
+		    KL_ERROR_CONFIG,
+		    "iak_idevid_asymmetric_alg: unsupported algorithm \"%s\"; use rsa, ecc, "
+		    "rsa2048, rsa3072, rsa4096, ecc256, ecc384, ecc521 or ecc_sm2",
+		    asym);
 		return FALSE;
 	}
 	kl_iak_idevid_template_set_name(&t);
@@ -361,7 +367,7 @@ kl_iak_idevid_cert_load(const gchar *path, const gchar *key, GError **error)
 	datum.data = (unsigned char *)contents;
 	datum.size = len;
 	fmt = g_strstr_len(contents, len, "-----BEGIN") != NULL ? GNUTLS_X509_FMT_PEM
-								 : GNUTLS_X509_FMT_DER;
+								: GNUTLS_X509_FMT_DER;
 	rc = gnutls_x509_crt_init(&crt);
 	if (rc >= 0)
 		rc = gnutls_x509_crt_import(crt, &datum, fmt);
@@ -384,7 +390,7 @@ kl_iak_idevid_cert_load(const gchar *path, const gchar *key, GError **error)
 GBytes *
 kl_iak_idevid_cert_get_der(gnutls_x509_crt_t crt, GError **error)
 {
-	gnutls_datum_t out = {NULL, 0};
+	gnutls_datum_t out = { NULL, 0 };
 	GBytes *der;
 	int rc = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &out);
 
@@ -406,7 +412,8 @@ kl_iak_idevid_cert_get_der(gnutls_x509_crt_t crt, GError **error)
  * cannot import. Returns the curve OID (as DER content) and the EC point.
  */
 static gboolean
-kl_iak_idevid_der_next(const guint8 **p, const guint8 *end, guint8 *tag, const guint8 **val, gsize *len)
+kl_iak_idevid_der_next(
+    const guint8 **p, const guint8 *end, guint8 *tag, const guint8 **val, gsize *len)
 {
 	gsize l;
 
@@ -488,10 +495,15 @@ kl_iak_idevid_spki(GBytes *der,
 }
 
 /* DER content of OID 1.2.156.10197.1.301 */
-static const guint8 kl_iak_idevid_sm2_oid_der[] = {0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d};
+static const guint8 kl_iak_idevid_sm2_oid_der[] = {
+	0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d
+};
 
 static gboolean
-kl_iak_idevid_cert_is_sm2(gnutls_x509_crt_t crt, const guint8 **point, gsize *point_len, GBytes **der_out)
+kl_iak_idevid_cert_is_sm2(gnutls_x509_crt_t crt,
+			  const guint8 **point,
+			  gsize *point_len,
+			  GBytes **der_out)
 {
 	g_autoptr(GBytes) der = kl_iak_idevid_cert_get_der(crt, NULL);
 	const guint8 *oid;
@@ -603,7 +615,7 @@ kl_iak_idevid_cert_key(gnutls_x509_crt_t crt, const gchar *what, KlIakCertKey *o
 	}
 	alg = gnutls_pubkey_get_pk_algorithm(pk, &bits);
 	if (alg == GNUTLS_PK_RSA || alg == GNUTLS_PK_RSA_PSS) {
-		gnutls_datum_t m = {NULL, 0}, e = {NULL, 0};
+		gnutls_datum_t m = { NULL, 0 }, e = { NULL, 0 };
 		rc = gnutls_pubkey_export_rsa_raw2(pk, &m, &e, GNUTLS_EXPORT_FLAG_NO_LZ);
 		if (rc < 0) {
 			g_set_error(error,
@@ -622,7 +634,7 @@ kl_iak_idevid_cert_key(gnutls_x509_crt_t crt, const gchar *what, KlIakCertKey *o
 	}
 	if (alg == GNUTLS_PK_ECDSA) {
 		gnutls_ecc_curve_t curve = GNUTLS_ECC_CURVE_INVALID;
-		gnutls_datum_t x = {NULL, 0}, y = {NULL, 0};
+		gnutls_datum_t x = { NULL, 0 }, y = { NULL, 0 };
 		rc = gnutls_pubkey_export_ecc_raw2(pk, &curve, &x, &y, GNUTLS_EXPORT_FLAG_NO_LZ);
 		if (rc < 0) {
 			g_set_error(error,
@@ -768,19 +780,16 @@ kl_iak_idevid_cert_match_public(gnutls_x509_crt_t crt, const TPMT_PUBLIC *pub, G
 		guint32 e = pub->parameters.rsaDetail.exponent != 0
 				? pub->parameters.rsaDetail.exponent
 				: 65537;
-		guint8 e_be[4] = {e >> 24, e >> 16, e >> 8, e};
-		same = kl_iak_idevid_bytes_equal_stripped(key.a,
-							  pub->unique.rsa.buffer,
-							  pub->unique.rsa.size) &&
+		guint8 e_be[4] = { e >> 24, e >> 16, e >> 8, e };
+		same = kl_iak_idevid_bytes_equal_stripped(
+			   key.a, pub->unique.rsa.buffer, pub->unique.rsa.size) &&
 		       kl_iak_idevid_bytes_equal_stripped(key.b, e_be, sizeof(e_be));
 	} else if (key.type == pub->type && key.type == TPM2_ALG_ECC) {
 		same = key.curve == pub->parameters.eccDetail.curveID &&
-		       kl_iak_idevid_bytes_equal_stripped(key.a,
-							  pub->unique.ecc.x.buffer,
-							  pub->unique.ecc.x.size) &&
-		       kl_iak_idevid_bytes_equal_stripped(key.b,
-							  pub->unique.ecc.y.buffer,
-							  pub->unique.ecc.y.size);
+		       kl_iak_idevid_bytes_equal_stripped(
+			   key.a, pub->unique.ecc.x.buffer, pub->unique.ecc.x.size) &&
+		       kl_iak_idevid_bytes_equal_stripped(
+			   key.b, pub->unique.ecc.y.buffer, pub->unique.ecc.y.size);
 	}
 	kl_iak_cert_key_clear(&key);
 	if (!same) {
@@ -819,13 +828,14 @@ kl_iak_idevid_parse_auth(const gchar *password, const gchar *what, TPM2B_AUTH *o
 		const gchar *hex = password + 4;
 		gsize n = strlen(hex);
 		if (n % 2 != 0 || n / 2 > sizeof(out->buffer)) {
-			g_set_error(error,
-				    KL_ERROR,
-				    KL_ERROR_CONFIG,
-				    "%s: \"hex:\" password must have an even number of hex digits, at "
-				    "most %zu bytes",
-				    what,
-				    sizeof(out->buffer));
+			g_set_error(
+			    error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
+			    "%s: \"hex:\" password must have an even number of hex digits, at "
+			    "most %zu bytes",
+			    what,
+			    sizeof(out->buffer));
 			return FALSE;
 		}
 		for (gsize i = 0; i < n / 2; i++) {
@@ -866,10 +876,10 @@ kl_iak_idevid_key_create(ESYS_CONTEXT *esys,
 			 KlIakIdevidKey *out,
 			 GError **error)
 {
-	TPM2B_SENSITIVE_CREATE sensitive = {0};
+	TPM2B_SENSITIVE_CREATE sensitive = { 0 };
 	TPM2B_PUBLIC in_public;
-	TPM2B_DATA outside = {0};
-	TPML_PCR_SELECTION creation_pcr = {0};
+	TPM2B_DATA outside = { 0 };
+	TPML_PCR_SELECTION creation_pcr = { 0 };
 	TPM2B_PUBLIC *out_public = NULL;
 	TPM2B_CREATION_DATA *creation_data = NULL;
 	TPM2B_DIGEST *creation_hash = NULL;
@@ -879,7 +889,8 @@ kl_iak_idevid_key_create(ESYS_CONTEXT *esys,
 
 	if (endorsement_password != NULL && endorsement_password[0] != '\0') {
 		TPM2B_AUTH auth;
-		if (!kl_iak_idevid_parse_auth(endorsement_password, "tpm_ownerpassword", &auth, error))
+		if (!kl_iak_idevid_parse_auth(
+			endorsement_password, "tpm_ownerpassword", &auth, error))
 			return FALSE;
 		rc = Esys_TR_SetAuth(esys, ESYS_TR_RH_ENDORSEMENT, &auth);
 		memset(&auth, 0, sizeof(auth));
@@ -907,15 +918,16 @@ kl_iak_idevid_key_create(ESYS_CONTEXT *esys,
 	if (rc != TSS2_RC_SUCCESS) {
 		g_autofree gchar *desc = kl_iak_idevid_template_describe(tmpl);
 		g_autofree gchar *text = kl_iak_idevid_rc_text(rc);
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_TPM,
-			    "Esys_CreatePrimary (%s, template %s): %s; check that the TPM supports "
-			    "the template's algorithms and that tpm_ownerpassword is the endorsement "
-			    "hierarchy password",
-			    kind == KL_IAK_IDEVID_KEY_IAK ? "IAK" : "IDevID",
-			    desc,
-			    text);
+		g_set_error(
+		    error,
+		    KL_ERROR,
+		    KL_ERROR_TPM,
+		    "Esys_CreatePrimary (%s, template %s): %s; check that the TPM supports "
+		    "the template's algorithms and that tpm_ownerpassword is the endorsement "
+		    "hierarchy password",
+		    kind == KL_IAK_IDEVID_KEY_IAK ? "IAK" : "IDevID",
+		    desc,
+		    text);
 		return FALSE;
 	}
 	out->handle = handle;
@@ -947,20 +959,22 @@ kl_iak_idevid_key_from_handle(ESYS_CONTEXT *esys,
 	if (g_str_has_prefix(digits, "0x") || g_str_has_prefix(digits, "0X"))
 		digits += 2;
 	value = g_ascii_strtoull(digits, &end, 16);
-	if (digits[0] == '\0' || end == NULL || *end != '\0' || (value >> 24) != TPM2_HT_PERSISTENT) {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_CONFIG,
-			    "%s: \"%s\" is not a persistent TPM handle (0x81000000 ... 0x81ffffff); "
-			    "leave it empty to regenerate the key from its template",
-			    what,
-			    handle);
+	if (digits[0] == '\0' || end == NULL || *end != '\0' ||
+	    (value >> 24) != TPM2_HT_PERSISTENT) {
+		g_set_error(
+		    error,
+		    KL_ERROR,
+		    KL_ERROR_CONFIG,
+		    "%s: \"%s\" is not a persistent TPM handle (0x81000000 ... 0x81ffffff); "
+		    "leave it empty to regenerate the key from its template",
+		    what,
+		    handle);
 		return FALSE;
 	}
 	if (!kl_iak_idevid_parse_auth(password, what, &auth, error))
 		return FALSE;
-	rc = Esys_TR_FromTPMPublic(esys, (TPM2_HANDLE)value, ESYS_TR_NONE, ESYS_TR_NONE,
-				   ESYS_TR_NONE, &tr);
+	rc = Esys_TR_FromTPMPublic(
+	    esys, (TPM2_HANDLE)value, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr);
 	if (rc != TSS2_RC_SUCCESS) {
 		g_autofree gchar *text = kl_iak_idevid_rc_text(rc);
 		g_set_error(error,
@@ -1087,10 +1101,8 @@ kl_iak_idevid_pick_template(const KlIakIdevidOptions *options,
 	    g_ascii_strcasecmp(mode, "default") == 0)
 		return kl_iak_idevid_template_detect(crt, what, out, error);
 	if (g_ascii_strcasecmp(mode, "manual") == 0)
-		return kl_iak_idevid_template_from_algs(options->asym_alg,
-							options->name_alg,
-							out,
-							error);
+		return kl_iak_idevid_template_from_algs(
+		    options->asym_alg, options->name_alg, out, error);
 	return kl_iak_idevid_template_from_name(mode, out, error);
 }
 
@@ -1120,31 +1132,33 @@ kl_iak_idevid_obtain(ESYS_CONTEXT *esys,
 	}
 	if (!kl_iak_idevid_cert_match_public(crt, &out->public.publicArea, &error_local)) {
 		if (persistent) {
-			g_set_error(error,
-				    KL_ERROR,
-				    KL_ERROR_AUTH,
-				    "%s public key does not match %s (persistent key %s): %s; check "
-				    "%s and %s",
-				    label,
-				    cert_key,
-				    handle,
-				    error_local->message,
-				    handle_key,
-				    cert_key);
+			g_set_error(
+			    error,
+			    KL_ERROR,
+			    KL_ERROR_AUTH,
+			    "%s public key does not match %s (persistent key %s): %s; check "
+			    "%s and %s",
+			    label,
+			    cert_key,
+			    handle,
+			    error_local->message,
+			    handle_key,
+			    cert_key);
 		} else {
 			g_autofree gchar *desc = kl_iak_idevid_template_describe(tmpl);
-			g_set_error(error,
-				    KL_ERROR,
-				    KL_ERROR_AUTH,
-				    "%s public key does not match %s (template %s tried): %s; check "
-				    "iak_idevid_template (detect, manual or H-1 ... H-5) and %s, or "
-				    "set %s to the persistent key",
-				    label,
-				    cert_key,
-				    desc,
-				    error_local->message,
-				    cert_key,
-				    handle_key);
+			g_set_error(
+			    error,
+			    KL_ERROR,
+			    KL_ERROR_AUTH,
+			    "%s public key does not match %s (template %s tried): %s; check "
+			    "iak_idevid_template (detect, manual or H-1 ... H-5) and %s, or "
+			    "set %s to the persistent key",
+			    label,
+			    cert_key,
+			    desc,
+			    error_local->message,
+			    cert_key,
+			    handle_key);
 		}
 		kl_iak_idevid_key_release(esys, out);
 		return FALSE;
@@ -1157,8 +1171,8 @@ kl_iak_idevid_new(ESYS_CONTEXT *esys, const KlIakIdevidOptions *options, GError 
 {
 	g_autoptr(KlIakIdevid) self = g_new0(KlIakIdevid, 1);
 	gnutls_x509_crt_t idevid_crt = NULL;
-	KlIakIdevidKey iak = {ESYS_TR_NONE, FALSE, {0}};
-	KlIakIdevidKey idevid = {ESYS_TR_NONE, FALSE, {0}};
+	KlIakIdevidKey iak = { ESYS_TR_NONE, FALSE, { 0 } };
+	KlIakIdevidKey idevid = { ESYS_TR_NONE, FALSE, { 0 } };
 	gboolean ok = FALSE;
 
 	self->iak_cert = kl_iak_idevid_cert_load(options->iak_cert, "iak_cert", error);
@@ -1168,17 +1182,11 @@ kl_iak_idevid_new(ESYS_CONTEXT *esys, const KlIakIdevidOptions *options, GError 
 	if (idevid_crt == NULL)
 		return NULL;
 
-	if (!kl_iak_idevid_pick_template(options,
-					 self->iak_cert,
-					 "iak_cert",
-					 &self->iak_template,
-					 error))
+	if (!kl_iak_idevid_pick_template(
+		options, self->iak_cert, "iak_cert", &self->iak_template, error))
 		goto out;
-	if (!kl_iak_idevid_pick_template(options,
-					 idevid_crt,
-					 "idevid_cert",
-					 &self->idevid_template,
-					 error))
+	if (!kl_iak_idevid_pick_template(
+		options, idevid_crt, "idevid_cert", &self->idevid_template, error))
 		goto out;
 
 	self->iak_handle = g_strdup(options->iak_handle != NULL ? options->iak_handle : "");
@@ -1202,8 +1210,8 @@ kl_iak_idevid_new(ESYS_CONTEXT *esys, const KlIakIdevidOptions *options, GError 
 	if (self->iak_public == NULL)
 		goto out;
 	{
-		g_autofree gchar *idevid_handle =
-		    g_strstrip(g_strdup(options->idevid_handle != NULL ? options->idevid_handle : ""));
+		g_autofree gchar *idevid_handle = g_strstrip(
+		    g_strdup(options->idevid_handle != NULL ? options->idevid_handle : ""));
 		if (!kl_iak_idevid_obtain(esys,
 					  self->endorsement_password,
 					  KL_IAK_IDEVID_KEY_IDEVID,
@@ -1330,12 +1338,9 @@ kl_iak_idevid_fill_registration(KlIakIdevid *self,
 		const gchar *key;
 		GBytes *value;
 	} fields[] = {
-	    {"iak_tpm", self->iak_public},
-	    {"idevid_tpm", self->idevid_public},
-	    {"iak_cert", self->iak_cert_der},
-	    {"idevid_cert", self->idevid_cert_der},
-	    {"iak_attest", attest},
-	    {"iak_sign", signature},
+		{ "iak_tpm", self->iak_public },    { "idevid_tpm", self->idevid_public },
+		{ "iak_cert", self->iak_cert_der }, { "idevid_cert", self->idevid_cert_der },
+		{ "iak_attest", attest },	    { "iak_sign", signature },
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(fields); i++) {

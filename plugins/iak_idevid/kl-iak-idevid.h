@@ -39,8 +39,9 @@ typedef struct {
 
 /* "H-1" ... "H-5" (case-insensitive) */
 gboolean
-kl_iak_idevid_template_from_name(const gchar *name, KlIakIdevidTemplate *out, GError **error)
-    G_GNUC_WARN_UNUSED_RESULT;
+kl_iak_idevid_template_from_name(const gchar *name,
+				 KlIakIdevidTemplate *out,
+				 GError **error) G_GNUC_WARN_UNUSED_RESULT;
 /*
  * Manual selection: @asym_alg "rsa" | "ecc" (or a sized form: rsa2048,
  * rsa3072, rsa4096, ecc256, ecc384, ecc521, ecc_sm2), @name_alg "sha256" |
@@ -78,8 +79,9 @@ kl_iak_idevid_template_build(const KlIakIdevidTemplate *tmpl,
  * @path and the option @key. (transfer full)
  */
 gnutls_x509_crt_t
-kl_iak_idevid_cert_load(const gchar *path, const gchar *key, GError **error)
-    G_GNUC_WARN_UNUSED_RESULT;
+kl_iak_idevid_cert_load(const gchar *path,
+			const gchar *key,
+			GError **error) G_GNUC_WARN_UNUSED_RESULT;
 GBytes *
 kl_iak_idevid_cert_get_der(gnutls_x509_crt_t crt, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 /*
@@ -87,8 +89,9 @@ kl_iak_idevid_cert_get_der(gnutls_x509_crt_t crt, GError **error) G_GNUC_WARN_UN
  * ECC curve and point). FALSE + KL_ERROR_AUTH with a description of both keys.
  */
 gboolean
-kl_iak_idevid_cert_match_public(gnutls_x509_crt_t crt, const TPMT_PUBLIC *pub, GError **error)
-    G_GNUC_WARN_UNUSED_RESULT;
+kl_iak_idevid_cert_match_public(gnutls_x509_crt_t crt,
+				const TPMT_PUBLIC *pub,
+				GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 /* A key on the TPM: a transient primary (flushed on release) or a persistent one */
 typedef struct {
@@ -142,7 +145,7 @@ typedef struct {
 	const gchar *iak_password;
 	const gchar *idevid_handle;
 	const gchar *idevid_password;
-	const gchar *iak_cert;	    /* paths */
+	const gchar *iak_cert; /* paths */
 	const gchar *idevid_cert;
 	const gchar *endorsement_password; /* tpm_ownerpassword; NULL/"" = keep the ESYS auth */
 } KlIakIdevidOptions;
@@ -155,8 +158,9 @@ typedef struct _KlIakIdevid KlIakIdevid;
  * the keys again. The result remembers what registration needs.
  */
 KlIakIdevid *
-kl_iak_idevid_new(ESYS_CONTEXT *esys, const KlIakIdevidOptions *options, GError **error)
-    G_GNUC_WARN_UNUSED_RESULT;
+kl_iak_idevid_new(ESYS_CONTEXT *esys,
+		  const KlIakIdevidOptions *options,
+		  GError **error) G_GNUC_WARN_UNUSED_RESULT;
 void
 kl_iak_idevid_free(KlIakIdevid *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlIakIdevid, kl_iak_idevid_free)

@@ -343,7 +343,7 @@ kl_ima_log_changed(KlImaLog *self, gboolean *replaced, GError **error)
 
 		do
 			n = pread(
-				self->fd, buf, self->tail_len, (off_t)(self->end - self->tail_len));
+			    self->fd, buf, self->tail_len, (off_t)(self->end - self->tail_len));
 		while (n < 0 && errno == EINTR);
 		if (n > 0)
 			self->bytes_read += (guint64)n;
@@ -402,15 +402,15 @@ kl_ima_log_read_tail(KlImaLog *self,
 
 			if (!kl_ima_log_line_is_valid(buf->str + st->scan, line_end - st->scan)) {
 				g_set_error(
-					error,
-					KL_ERROR,
-					KL_ERROR_INVALID_DATA,
-					"line %" G_GUINT64_FORMAT
-					" of the IMA measurement list %s is malformed (expected "
-					"\"PCR template-hash template-name data...\"); the log "
-					"cannot be sent until it is fixed",
-					self->count + 1,
-					self->path);
+				    error,
+				    KL_ERROR,
+				    KL_ERROR_INVALID_DATA,
+				    "line %" G_GUINT64_FORMAT
+				    " of the IMA measurement list %s is malformed (expected "
+				    "\"PCR template-hash template-name data...\"); the log "
+				    "cannot be sent until it is fixed",
+				    self->count + 1,
+				    self->path);
 				return FALSE;
 			}
 			if (self->count % KL_IMA_LOG_INDEX_STRIDE == 0) {
@@ -603,10 +603,10 @@ kl_ima_log_collect(KlImaLog *self,
 		const gchar *cache_end = self->cache->str + self->cache->len;
 
 		start = kl_ima_log_skip_lines(
-			self->cache->str, cache_end, starting_offset - self->cache_first);
+		    self->cache->str, cache_end, starting_offset - self->cache_first);
 		if (start == NULL) {
 			g_set_error_literal(
-				error, KL_ERROR, KL_ERROR_INTERNAL, "the IMA log cache lost lines");
+			    error, KL_ERROR, KL_ERROR_INTERNAL, "the IMA log cache lost lines");
 			return NULL;
 		}
 		data = kl_ima_log_make_data(self->cache->str + (start - self->cache->str),

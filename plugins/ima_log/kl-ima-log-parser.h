@@ -45,7 +45,7 @@ kl_ima_log_free(KlImaLog *self);
  */
 gboolean
 kl_ima_log_refresh(KlImaLog *self, gint64 boot_time, GCancellable *cancellable, GError **error)
-	G_GNUC_WARN_UNUSED_RESULT;
+    G_GNUC_WARN_UNUSED_RESULT;
 
 /* number of complete lines known after the last refresh */
 guint64

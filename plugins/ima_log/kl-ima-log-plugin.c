@@ -45,7 +45,7 @@ kl_ima_log_plugin_get_log(KlPluginContext *ctx, GError **error)
 
 	if (log == NULL) {
 		g_set_error_literal(
-			error, KL_ERROR, KL_ERROR_INTERNAL, "the ima_log plugin was not started");
+		    error, KL_ERROR, KL_ERROR_INTERNAL, "the ima_log plugin was not started");
 	}
 	return log;
 }
@@ -137,7 +137,7 @@ kl_ima_log_plugin_collect(KlPluginContext *ctx,
 	if (log == NULL)
 		return NULL;
 	if (!kl_ima_log_plugin_parse_params(
-		    chosen_parameters, &starting_offset, &max_entries, error))
+		chosen_parameters, &starting_offset, &max_entries, error))
 		return NULL;
 	/* read after phase 1: the count can only have grown since it was announced */
 	if (!kl_ima_log_refresh(log, kl_plugin_context_get_boot_time(ctx), cancellable, error))

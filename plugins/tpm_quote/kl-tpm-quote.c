@@ -377,7 +377,7 @@ kl_tpm_quote_collect_with_tpm(KlTpm *tpm,
 			      GCancellable *cancellable,
 			      GError **error)
 {
-	g_auto(KlTpmQuoteParams) params = {NULL};
+	g_auto(KlTpmQuoteParams) params = { NULL };
 	JsonObject *data;
 
 	if (!kl_tpm_quote_parse_params(tpm, chosen_parameters, &params, error))

@@ -127,15 +127,15 @@ kl_uefi_log_read_event2(KlUefiLogReader *r,
 		}
 		if (j == info->n_algs) {
 			g_set_error(
-				error,
-				KL_ERROR,
-				KL_ERROR_INVALID_DATA,
-				"malformed measured boot log: event at offset %" G_GSIZE_FORMAT
-				" has a digest of algorithm 0x%04x that the log header does not "
-				"declare (at offset %" G_GSIZE_FORMAT ")",
-				ev->offset,
-				alg,
-				r->off - 2);
+			    error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
+			    "malformed measured boot log: event at offset %" G_GSIZE_FORMAT
+			    " has a digest of algorithm 0x%04x that the log header does not "
+			    "declare (at offset %" G_GSIZE_FORMAT ")",
+			    ev->offset,
+			    alg,
+			    r->off - 2);
 			return FALSE;
 		}
 		if (!kl_uefi_log_need(r, info->algs[j].size, ev->offset, "a digest", error))
@@ -167,27 +167,27 @@ kl_uefi_log_parse_spec_id(const KlUefiLogEvent *ev, KlUefiLogInfo *info, GError 
 	/* signature[16], platformClass, 4 version bytes, numberOfAlgorithms */
 	if (r.len < 28) {
 		g_set_error(
-			error,
-			KL_ERROR,
-			KL_ERROR_INVALID_DATA,
-			"malformed measured boot log: the Spec ID event at offset %" G_GSIZE_FORMAT
-			" is too short (%u bytes)",
-			ev->offset,
-			ev->data_size);
+		    error,
+		    KL_ERROR,
+		    KL_ERROR_INVALID_DATA,
+		    "malformed measured boot log: the Spec ID event at offset %" G_GSIZE_FORMAT
+		    " is too short (%u bytes)",
+		    ev->offset,
+		    ev->data_size);
 		return FALSE;
 	}
 	r.off = 24;
 	n_algs = kl_uefi_log_u32(&r);
 	if (n_algs == 0 || n_algs > KL_UEFI_LOG_MAX_ALGS || r.len - r.off < (gsize)n_algs * 4 + 1) {
 		g_set_error(
-			error,
-			KL_ERROR,
-			KL_ERROR_INVALID_DATA,
-			"malformed measured boot log: the Spec ID event at offset %" G_GSIZE_FORMAT
-			" declares %u digest algorithms (1-%u fitting in the event expected)",
-			ev->offset,
-			n_algs,
-			KL_UEFI_LOG_MAX_ALGS);
+		    error,
+		    KL_ERROR,
+		    KL_ERROR_INVALID_DATA,
+		    "malformed measured boot log: the Spec ID event at offset %" G_GSIZE_FORMAT
+		    " declares %u digest algorithms (1-%u fitting in the event expected)",
+		    ev->offset,
+		    n_algs,
+		    KL_UEFI_LOG_MAX_ALGS);
 		return FALSE;
 	}
 	info->n_algs = n_algs;
@@ -196,14 +196,14 @@ kl_uefi_log_parse_spec_id(const KlUefiLogEvent *ev, KlUefiLogInfo *info, GError 
 		info->algs[i].size = kl_uefi_log_u16(&r);
 		if (info->algs[i].size == 0 || info->algs[i].size > KL_UEFI_LOG_MAX_DIGEST) {
 			g_set_error(
-				error,
-				KL_ERROR,
-				KL_ERROR_INVALID_DATA,
-				"malformed measured boot log: digest size %u of algorithm 0x%04x "
-				"at offset %" G_GSIZE_FORMAT " is not plausible",
-				info->algs[i].size,
-				info->algs[i].alg,
-				base + r.off - 2);
+			    error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_DATA,
+			    "malformed measured boot log: digest size %u of algorithm 0x%04x "
+			    "at offset %" G_GSIZE_FORMAT " is not plausible",
+			    info->algs[i].size,
+			    info->algs[i].alg,
+			    base + r.off - 2);
 			return FALSE;
 		}
 		for (guint j = 0; j < i; j++) {
@@ -255,7 +255,7 @@ kl_uefi_log_parse(const guint8 *data,
 	memset(info, 0, sizeof(*info));
 	if (len == 0 || data == NULL) {
 		g_set_error_literal(
-			error, KL_ERROR, KL_ERROR_INVALID_DATA, "the measured boot log is empty");
+		    error, KL_ERROR, KL_ERROR_INVALID_DATA, "the measured boot log is empty");
 		return FALSE;
 	}
 

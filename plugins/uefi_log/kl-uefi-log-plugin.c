@@ -51,16 +51,16 @@ kl_uefi_log_read_file(const gchar *path, GError **error)
 	if (fd < 0) {
 		int errsv = errno;
 		g_set_error(
-			error,
-			KL_ERROR,
-			(errsv == ENOENT || errsv == ENOTDIR || errsv == EACCES || errsv == EPERM)
-				? KL_ERROR_NOT_SUPPORTED
-				: KL_ERROR_IO,
-			"measured boot log %s cannot be opened (%s): the firmware provides no "
-			"TPM event log, securityfs is not mounted or the agent lacks the "
-			"permission; set measuredboot_ml_path if the log lives elsewhere",
-			path,
-			g_strerror(errsv));
+		    error,
+		    KL_ERROR,
+		    (errsv == ENOENT || errsv == ENOTDIR || errsv == EACCES || errsv == EPERM)
+			? KL_ERROR_NOT_SUPPORTED
+			: KL_ERROR_IO,
+		    "measured boot log %s cannot be opened (%s): the firmware provides no "
+		    "TPM event log, securityfs is not mounted or the agent lacks the "
+		    "permission; set measuredboot_ml_path if the log lives elsewhere",
+		    path,
+		    g_strerror(errsv));
 		return NULL;
 	}
 	for (;;) {
@@ -174,7 +174,7 @@ kl_uefi_log_plugin_get_state(KlPluginContext *ctx, GError **error)
 
 	if (st == NULL) {
 		g_set_error_literal(
-			error, KL_ERROR, KL_ERROR_INTERNAL, "the uefi_log plugin was not started");
+		    error, KL_ERROR, KL_ERROR_INTERNAL, "the uefi_log plugin was not started");
 		return NULL;
 	}
 	if (st->boot_time != boot_time) {
@@ -226,7 +226,7 @@ kl_uefi_log_plugin_collect(KlPluginContext *ctx,
 		g_autoptr(GError) error_local = NULL;
 
 		if (!kl_json_object_get_optional_string(
-			    chosen_parameters, "format", &format, &error_local)) {
+			chosen_parameters, "format", &format, &error_local)) {
 			g_set_error(error,
 				    KL_ERROR,
 				    KL_ERROR_INVALID_PARAMETERS,

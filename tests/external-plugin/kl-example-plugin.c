@@ -76,7 +76,7 @@ kl_example_collect(KlPluginContext *ctx,
 
 	/* parameters come from the verifier: read them only with the checked getters */
 	if (!kl_json_object_get_optional_int(
-		    chosen_parameters, "starting_offset", 0, &offset, error))
+		chosen_parameters, "starting_offset", 0, &offset, error))
 		return NULL;
 	if (!kl_json_object_get_optional_int(chosen_parameters, "entry_count", -1, &count, error))
 		return NULL;

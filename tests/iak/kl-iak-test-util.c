@@ -18,7 +18,8 @@ kl_iak_test_hex_decode(const gchar *hex)
 	guint8 *buf = g_malloc(n);
 
 	for (gsize i = 0; i < n; i++)
-		buf[i] = (g_ascii_xdigit_value(hex[2 * i]) << 4) | g_ascii_xdigit_value(hex[2 * i + 1]);
+		buf[i] =
+		    (g_ascii_xdigit_value(hex[2 * i]) << 4) | g_ascii_xdigit_value(hex[2 * i + 1]);
 	return g_bytes_new_take(buf, n);
 }
 
@@ -29,20 +30,19 @@ kl_iak_test_provision_key(ESYS_CONTEXT *esys,
 			  TPM2B_PUBLIC *out)
 {
 	g_autoptr(GBytes) raw = kl_iak_test_hex_decode(template_hex);
-	TPM2B_PUBLIC in = {0};
-	TPM2B_SENSITIVE_CREATE sens = {0};
-	TPM2B_DATA outside = {0};
-	TPML_PCR_SELECTION pcrs = {0};
+	TPM2B_PUBLIC in = { 0 };
+	TPM2B_SENSITIVE_CREATE sens = { 0 };
+	TPM2B_DATA outside = { 0 };
+	TPML_PCR_SELECTION pcrs = { 0 };
 	TPM2B_PUBLIC *pub = NULL;
 	ESYS_TR handle = ESYS_TR_NONE;
 	size_t off = 0;
 
-	g_assert_cmpint(Tss2_MU_TPMT_PUBLIC_Unmarshal(g_bytes_get_data(raw, NULL),
-						      g_bytes_get_size(raw),
-						      &off,
-						      &in.publicArea),
-			==,
-			0);
+	g_assert_cmpint(
+	    Tss2_MU_TPMT_PUBLIC_Unmarshal(
+		g_bytes_get_data(raw, NULL), g_bytes_get_size(raw), &off, &in.publicArea),
+	    ==,
+	    0);
 	g_assert_cmpuint(off, ==, g_bytes_get_size(raw));
 	if (auth != NULL) {
 		sens.sensitive.userAuth.size = strlen(auth);
@@ -76,14 +76,17 @@ kl_iak_test_pubkey_from_tpm(const TPMT_PUBLIC *pub)
 
 	g_assert_cmpint(gnutls_pubkey_init(&pk), ==, 0);
 	if (pub->type == TPM2_ALG_RSA) {
-		guint8 e[3] = {0x01, 0x00, 0x01};
-		gnutls_datum_t m = {(unsigned char *)pub->unique.rsa.buffer, pub->unique.rsa.size};
-		gnutls_datum_t ed = {e, sizeof(e)};
+		guint8 e[3] = { 0x01, 0x00, 0x01 };
+		gnutls_datum_t m = { (unsigned char *)pub->unique.rsa.buffer,
+				     pub->unique.rsa.size };
+		gnutls_datum_t ed = { e, sizeof(e) };
 		g_assert_cmpint(pub->parameters.rsaDetail.exponent, ==, 0);
 		g_assert_cmpint(gnutls_pubkey_import_rsa_raw(pk, &m, &ed), ==, 0);
 	} else {
-		gnutls_datum_t x = {(unsigned char *)pub->unique.ecc.x.buffer, pub->unique.ecc.x.size};
-		gnutls_datum_t y = {(unsigned char *)pub->unique.ecc.y.buffer, pub->unique.ecc.y.size};
+		gnutls_datum_t x = { (unsigned char *)pub->unique.ecc.x.buffer,
+				     pub->unique.ecc.x.size };
+		gnutls_datum_t y = { (unsigned char *)pub->unique.ecc.y.buffer,
+				     pub->unique.ecc.y.size };
 		gnutls_ecc_curve_t curve = GNUTLS_ECC_CURVE_SECP256R1;
 		if (pub->parameters.eccDetail.curveID == TPM2_ECC_NIST_P384)
 			curve = GNUTLS_ECC_CURVE_SECP384R1;
@@ -98,16 +101,15 @@ void
 kl_iak_test_ca_init(KlIakTestCa *ca)
 {
 	time_t now = time(NULL);
-	guint8 serial[1] = {1};
+	guint8 serial[1] = { 1 };
 
 	memset(ca, 0, sizeof(*ca));
 	g_assert_cmpint(gnutls_x509_privkey_init(&ca->key), ==, 0);
-	g_assert_cmpint(gnutls_x509_privkey_generate(ca->key,
-						     GNUTLS_PK_ECDSA,
-						     GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP384R1),
-						     0),
-			==,
-			0);
+	g_assert_cmpint(
+	    gnutls_x509_privkey_generate(
+		ca->key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP384R1), 0),
+	    ==,
+	    0);
 	g_assert_cmpint(gnutls_x509_crt_init(&ca->crt), ==, 0);
 	g_assert_cmpint(gnutls_x509_crt_set_version(ca->crt, 3), ==, 0);
 	g_assert_cmpint(gnutls_x509_crt_set_serial(ca->crt, serial, sizeof(serial)), ==, 0);
@@ -115,12 +117,13 @@ kl_iak_test_ca_init(KlIakTestCa *ca)
 	g_assert_cmpint(gnutls_x509_crt_set_expiration_time(ca->crt, now + 86400), ==, 0);
 	g_assert_cmpint(gnutls_x509_crt_set_dn(ca->crt, "CN=Test IAK/IDevID CA", NULL), ==, 0);
 	g_assert_cmpint(gnutls_x509_crt_set_basic_constraints(ca->crt, 1, -1), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_set_key_usage(ca->crt,
-						      GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN),
-			==,
-			0);
+	g_assert_cmpint(
+	    gnutls_x509_crt_set_key_usage(ca->crt, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN),
+	    ==,
+	    0);
 	g_assert_cmpint(gnutls_x509_crt_set_key(ca->crt, ca->key), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_sign2(ca->crt, ca->crt, ca->key, GNUTLS_DIG_SHA384, 0), ==, 0);
+	g_assert_cmpint(
+	    gnutls_x509_crt_sign2(ca->crt, ca->crt, ca->key, GNUTLS_DIG_SHA384, 0), ==, 0);
 }
 
 void
@@ -140,11 +143,10 @@ kl_iak_test_write_crt(gnutls_x509_crt_t crt, const gchar *dir, const gchar *cn, 
 	gchar *path = g_build_filename(dir, name, NULL);
 	gnutls_datum_t out;
 
-	g_assert_cmpint(gnutls_x509_crt_export2(crt,
-						pem ? GNUTLS_X509_FMT_PEM : GNUTLS_X509_FMT_DER,
-						&out),
-			==,
-			0);
+	g_assert_cmpint(
+	    gnutls_x509_crt_export2(crt, pem ? GNUTLS_X509_FMT_PEM : GNUTLS_X509_FMT_DER, &out),
+	    ==,
+	    0);
 	g_assert_true(g_file_set_contents(path, (const gchar *)out.data, out.size, NULL));
 	gnutls_free(out.data);
 	return path;
@@ -157,15 +159,12 @@ kl_iak_test_ca_write(KlIakTestCa *ca, const gchar *dir)
 }
 
 gchar *
-kl_iak_test_issue_cert(KlIakTestCa *ca,
-		       gnutls_pubkey_t pk,
-		       const gchar *dir,
-		       const gchar *cn,
-		       gboolean pem)
+kl_iak_test_issue_cert(
+    KlIakTestCa *ca, gnutls_pubkey_t pk, const gchar *dir, const gchar *cn, gboolean pem)
 {
 	gnutls_x509_crt_t crt;
 	gnutls_privkey_t ca_priv;
-	guint8 serial[4] = {0, 0, 1, ++ca->serial};
+	guint8 serial[4] = { 0, 0, 1, ++ca->serial };
 	time_t now = time(NULL);
 	g_autofree gchar *dn = g_strdup_printf("CN=%s,O=keylime-agent-c tests", cn);
 	gchar *path;
@@ -180,9 +179,8 @@ kl_iak_test_issue_cert(KlIakTestCa *ca,
 	g_assert_cmpint(gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE), ==, 0);
 	g_assert_cmpint(gnutls_privkey_init(&ca_priv), ==, 0);
 	g_assert_cmpint(gnutls_privkey_import_x509(ca_priv, ca->key, 0), ==, 0);
-	g_assert_cmpint(gnutls_x509_crt_privkey_sign(crt, ca->crt, ca_priv, GNUTLS_DIG_SHA384, 0),
-			==,
-			0);
+	g_assert_cmpint(
+	    gnutls_x509_crt_privkey_sign(crt, ca->crt, ca_priv, GNUTLS_DIG_SHA384, 0), ==, 0);
 	path = kl_iak_test_write_crt(crt, dir, cn, pem);
 	gnutls_privkey_deinit(ca_priv);
 	gnutls_x509_crt_deinit(crt);
@@ -190,11 +188,8 @@ kl_iak_test_issue_cert(KlIakTestCa *ca,
 }
 
 gchar *
-kl_iak_test_issue_cert_for_tpm(KlIakTestCa *ca,
-			       const TPM2B_PUBLIC *pub,
-			       const gchar *dir,
-			       const gchar *cn,
-			       gboolean pem)
+kl_iak_test_issue_cert_for_tpm(
+    KlIakTestCa *ca, const TPM2B_PUBLIC *pub, const gchar *dir, const gchar *cn, gboolean pem)
 {
 	gnutls_pubkey_t pk = kl_iak_test_pubkey_from_tpm(&pub->publicArea);
 	gchar *path = kl_iak_test_issue_cert(ca, pk, dir, cn, pem);

@@ -60,18 +60,12 @@ gchar *
 kl_iak_test_ca_write(KlIakTestCa *ca, const gchar *dir);
 /* issues a certificate for @pk and writes it to @dir/<cn>.pem|.der; (transfer full) path */
 gchar *
-kl_iak_test_issue_cert(KlIakTestCa *ca,
-		       gnutls_pubkey_t pk,
-		       const gchar *dir,
-		       const gchar *cn,
-		       gboolean pem);
+kl_iak_test_issue_cert(
+    KlIakTestCa *ca, gnutls_pubkey_t pk, const gchar *dir, const gchar *cn, gboolean pem);
 /* the same for a TPM key */
 gchar *
-kl_iak_test_issue_cert_for_tpm(KlIakTestCa *ca,
-			       const TPM2B_PUBLIC *pub,
-			       const gchar *dir,
-			       const gchar *cn,
-			       gboolean pem);
+kl_iak_test_issue_cert_for_tpm(
+    KlIakTestCa *ca, const TPM2B_PUBLIC *pub, const gchar *dir, const gchar *cn, gboolean pem);
 /* the same for a fresh software RSA-2048 key (a certificate for "another" key) */
 gchar *
 kl_iak_test_issue_cert_for_other_key(KlIakTestCa *ca, const gchar *dir, const gchar *cn);

@@ -103,13 +103,7 @@ config_set(GHashTable *cfg, const gchar *key, const gchar *value)
 static KlPluginContext *
 context_new(GHashTable *cfg, KlTpm *tpm)
 {
-	return kl_plugin_context_new("iak_idevid",
-				     config_lookup_cb,
-				     cfg,
-				     AGENT_ID,
-				     fx.dir,
-				     0,
-				     tpm);
+	return kl_plugin_context_new("iak_idevid", config_lookup_cb, cfg, AGENT_ID, fx.dir, 0, tpm);
 }
 
 /* TRUE + a filled body, or FALSE + @error from startup */
@@ -181,31 +175,39 @@ check_registration(JsonObject *body,
 	g_autoptr(GBytes) want_idevid_der = file_der(idevid_cert);
 	g_autoptr(GBytes) want_extra = kl_iak_idevid_qualifying_data(AGENT_ID);
 	GBytes *ak_name = kl_tpm_get_ak_name(fx.tpm);
-	TPM2B_PUBLIC got_iak = {0}, got_idevid = {0};
-	TPMS_ATTEST a = {0};
-	TPMT_SIGNATURE s = {0};
+	TPM2B_PUBLIC got_iak = { 0 }, got_idevid = { 0 };
+	TPMS_ATTEST a = { 0 };
+	TPMT_SIGNATURE s = { 0 };
 	size_t off = 0;
 	gnutls_pubkey_t pk;
-	gnutls_datum_t data, sigd = {NULL, 0};
+	gnutls_datum_t data, sigd = { NULL, 0 };
 	gnutls_sign_algorithm_t salg;
 	int rc;
 
 	/* iak_tpm / idevid_tpm: exactly one marshalled TPM2B_PUBLIC each */
-	g_assert_cmpint(Tss2_MU_TPM2B_PUBLIC_Unmarshal(g_bytes_get_data(iak_tpm, NULL),
-						       g_bytes_get_size(iak_tpm), &off, &got_iak),
-			==, 0);
+	g_assert_cmpint(
+	    Tss2_MU_TPM2B_PUBLIC_Unmarshal(
+		g_bytes_get_data(iak_tpm, NULL), g_bytes_get_size(iak_tpm), &off, &got_iak),
+	    ==,
+	    0);
 	g_assert_cmpuint(off, ==, g_bytes_get_size(iak_tpm));
-	g_assert_cmpmem(&got_iak.publicArea.unique, sizeof(got_iak.publicArea.unique),
-			&iak->publicArea.unique, sizeof(iak->publicArea.unique));
+	g_assert_cmpmem(&got_iak.publicArea.unique,
+			sizeof(got_iak.publicArea.unique),
+			&iak->publicArea.unique,
+			sizeof(iak->publicArea.unique));
 	g_assert_true(got_iak.publicArea.objectAttributes & TPMA_OBJECT_RESTRICTED);
 	off = 0;
 	g_assert_cmpint(Tss2_MU_TPM2B_PUBLIC_Unmarshal(g_bytes_get_data(idevid_tpm, NULL),
-						       g_bytes_get_size(idevid_tpm), &off,
+						       g_bytes_get_size(idevid_tpm),
+						       &off,
 						       &got_idevid),
-			==, 0);
+			==,
+			0);
 	g_assert_cmpuint(off, ==, g_bytes_get_size(idevid_tpm));
-	g_assert_cmpmem(&got_idevid.publicArea.unique, sizeof(got_idevid.publicArea.unique),
-			&idevid->publicArea.unique, sizeof(idevid->publicArea.unique));
+	g_assert_cmpmem(&got_idevid.publicArea.unique,
+			sizeof(got_idevid.publicArea.unique),
+			&idevid->publicArea.unique,
+			sizeof(idevid->publicArea.unique));
 	g_assert_false(got_idevid.publicArea.objectAttributes & TPMA_OBJECT_RESTRICTED);
 
 	/* certificates: base64 DER of the configured files (PEM or DER on disk) */
@@ -214,22 +216,28 @@ check_registration(JsonObject *body,
 
 	/* iak_attest: TPMS_ATTEST of TPM2_Certify(AK) with extraData = SHA-256(agent id) */
 	off = 0;
-	g_assert_cmpint(Tss2_MU_TPMS_ATTEST_Unmarshal(g_bytes_get_data(attest, NULL),
-						      g_bytes_get_size(attest), &off, &a),
-			==, 0);
+	g_assert_cmpint(Tss2_MU_TPMS_ATTEST_Unmarshal(
+			    g_bytes_get_data(attest, NULL), g_bytes_get_size(attest), &off, &a),
+			==,
+			0);
 	g_assert_cmpuint(off, ==, g_bytes_get_size(attest));
 	g_assert_cmphex(a.magic, ==, TPM2_GENERATED_VALUE);
 	g_assert_cmphex(a.type, ==, TPM2_ST_ATTEST_CERTIFY);
-	g_assert_cmpmem(a.extraData.buffer, a.extraData.size, g_bytes_get_data(want_extra, NULL),
+	g_assert_cmpmem(a.extraData.buffer,
+			a.extraData.size,
+			g_bytes_get_data(want_extra, NULL),
 			g_bytes_get_size(want_extra));
-	g_assert_cmpmem(a.attested.certify.name.name, a.attested.certify.name.size,
-			g_bytes_get_data(ak_name, NULL), g_bytes_get_size(ak_name));
+	g_assert_cmpmem(a.attested.certify.name.name,
+			a.attested.certify.name.size,
+			g_bytes_get_data(ak_name, NULL),
+			g_bytes_get_size(ak_name));
 
 	/* iak_sign: a TPMT_SIGNATURE over iak_attest that verifies with iak_tpm's key */
 	off = 0;
-	g_assert_cmpint(Tss2_MU_TPMT_SIGNATURE_Unmarshal(g_bytes_get_data(sig, NULL),
-							 g_bytes_get_size(sig), &off, &s),
-			==, 0);
+	g_assert_cmpint(Tss2_MU_TPMT_SIGNATURE_Unmarshal(
+			    g_bytes_get_data(sig, NULL), g_bytes_get_size(sig), &off, &s),
+			==,
+			0);
 	g_assert_cmpuint(off, ==, g_bytes_get_size(sig));
 	pk = kl_iak_test_pubkey_from_tpm(&got_iak.publicArea);
 	data.data = (unsigned char *)g_bytes_get_data(attest, NULL);
@@ -260,11 +268,11 @@ check_registration(JsonObject *body,
 	/* one flipped byte of the attestation: the signature no longer verifies */
 	{
 		g_autofree guint8 *copy = g_memdup2(data.data, data.size);
-		gnutls_datum_t bad = {copy, data.size};
+		gnutls_datum_t bad = { copy, data.size };
 		copy[data.size - 1] ^= 1;
 		if (sigd.data == NULL) {
-			gnutls_datum_t ps = {s.signature.rsapss.sig.buffer,
-					     s.signature.rsapss.sig.size};
+			gnutls_datum_t ps = { s.signature.rsapss.sig.buffer,
+					      s.signature.rsapss.sig.size };
 			g_assert_cmpint(gnutls_pubkey_verify_data2(pk, salg, 0, &bad, &ps), <, 0);
 		} else {
 			g_assert_cmpint(gnutls_pubkey_verify_data2(pk, salg, 0, &bad, &sigd), <, 0);
@@ -320,15 +328,17 @@ static void
 test_endorsement_password(void)
 {
 	ESYS_CONTEXT *esys = kl_tpm_get_esys(fx.tpm);
-	TPM2B_AUTH pw = {.size = 5, .buffer = "eh-pw"};
-	TPM2B_AUTH empty = {0};
+	TPM2B_AUTH pw = { .size = 5, .buffer = "eh-pw" };
+	TPM2B_AUTH empty = { 0 };
 	g_autoptr(GHashTable) cfg = config_new(fx.h1_iak_cert, fx.h1_idevid_cert);
 	g_autoptr(JsonObject) body = json_object_new();
 	g_autoptr(GError) error = NULL;
 
-	g_assert_cmpint(Esys_HierarchyChangeAuth(esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD,
-						 ESYS_TR_NONE, ESYS_TR_NONE, &pw),
-			==, TSS2_RC_SUCCESS);
+	g_assert_cmpint(
+	    Esys_HierarchyChangeAuth(
+		esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &pw),
+	    ==,
+	    TSS2_RC_SUCCESS);
 	/* forget the new value on the ESYS side, as a fresh agent would */
 	g_assert_cmpint(Esys_TR_SetAuth(esys, ESYS_TR_RH_ENDORSEMENT, &empty), ==, TSS2_RC_SUCCESS);
 
@@ -343,9 +353,11 @@ test_endorsement_password(void)
 	check_registration(body, &fx.h1_iak, &fx.h1_idevid, fx.h1_iak_cert, fx.h1_idevid_cert);
 
 	g_assert_cmpint(Esys_TR_SetAuth(esys, ESYS_TR_RH_ENDORSEMENT, &pw), ==, TSS2_RC_SUCCESS);
-	g_assert_cmpint(Esys_HierarchyChangeAuth(esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD,
-						 ESYS_TR_NONE, ESYS_TR_NONE, &empty),
-			==, TSS2_RC_SUCCESS);
+	g_assert_cmpint(
+	    Esys_HierarchyChangeAuth(
+		esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &empty),
+	    ==,
+	    TSS2_RC_SUCCESS);
 }
 
 /* detect picks each template from its certificate; explicit names and manual work too */
@@ -355,24 +367,24 @@ test_template_selection(void)
 	struct {
 		const gchar *iak, *idevid, *mode, *asym, *hash, *want_iak, *want_idevid;
 	} cases[] = {
-	    {fx.h1_iak_cert, fx.h1_idevid_cert, "detect", NULL, NULL, "H-1", "H-1"},
-	    {fx.h2_iak_cert, fx.h2_idevid_cert, "default", NULL, NULL, "H-2", "H-2"},
-	    {fx.h1_iak_cert, fx.h2_idevid_cert, "", NULL, NULL, "H-1", "H-2"},
-	    {fx.h2_iak_cert, fx.h2_idevid_cert, "H-2", NULL, NULL, "H-2", "H-2"},
-	    {fx.h1_iak_cert, fx.h1_idevid_cert, "manual", "rsa", "sha256", "H-1", "H-1"},
-	    {fx.h2_iak_cert, fx.h2_idevid_cert, "manual", "ecc", "sha256", "H-2", "H-2"},
-	    {fx.h3_iak_cert, fx.h3_idevid_cert, "detect", NULL, NULL, "H-3", "H-3"},
-	    {fx.h3_iak_cert, fx.h3_idevid_cert, "manual", "ecc", "sha384", "H-3", "H-3"},
+		{ fx.h1_iak_cert, fx.h1_idevid_cert, "detect", NULL, NULL, "H-1", "H-1" },
+		{ fx.h2_iak_cert, fx.h2_idevid_cert, "default", NULL, NULL, "H-2", "H-2" },
+		{ fx.h1_iak_cert, fx.h2_idevid_cert, "", NULL, NULL, "H-1", "H-2" },
+		{ fx.h2_iak_cert, fx.h2_idevid_cert, "H-2", NULL, NULL, "H-2", "H-2" },
+		{ fx.h1_iak_cert, fx.h1_idevid_cert, "manual", "rsa", "sha256", "H-1", "H-1" },
+		{ fx.h2_iak_cert, fx.h2_idevid_cert, "manual", "ecc", "sha256", "H-2", "H-2" },
+		{ fx.h3_iak_cert, fx.h3_idevid_cert, "detect", NULL, NULL, "H-3", "H-3" },
+		{ fx.h3_iak_cert, fx.h3_idevid_cert, "manual", "ecc", "sha384", "H-3", "H-3" },
 	};
 	ESYS_CONTEXT *esys = kl_tpm_get_esys(fx.tpm);
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
 		KlIakIdevidOptions o = {
-		    .template_mode = cases[i].mode,
-		    .asym_alg = cases[i].asym,
-		    .name_alg = cases[i].hash,
-		    .iak_cert = cases[i].iak,
-		    .idevid_cert = cases[i].idevid,
+			.template_mode = cases[i].mode,
+			.asym_alg = cases[i].asym,
+			.name_alg = cases[i].hash,
+			.iak_cert = cases[i].iak,
+			.idevid_cert = cases[i].idevid,
 		};
 		g_autoptr(GError) error = NULL;
 		g_autoptr(KlIakIdevid) id = kl_iak_idevid_new(esys, &o, &error);
@@ -381,7 +393,8 @@ test_template_selection(void)
 		g_assert_no_error(error);
 		g_assert_nonnull(id);
 		g_assert_cmpstr(kl_iak_idevid_get_iak_template(id)->name, ==, cases[i].want_iak);
-		g_assert_cmpstr(kl_iak_idevid_get_idevid_template(id)->name, ==, cases[i].want_idevid);
+		g_assert_cmpstr(
+		    kl_iak_idevid_get_idevid_template(id)->name, ==, cases[i].want_idevid);
 	}
 }
 
@@ -398,8 +411,8 @@ test_wrong_template(void)
 	g_assert_false(run_plugin(cfg, body, &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_AUTH);
 	g_test_message("%s", error->message);
-	g_assert_nonnull(strstr(error->message,
-				"IAK public key does not match iak_cert (template H-2 tried)"));
+	g_assert_nonnull(
+	    strstr(error->message, "IAK public key does not match iak_cert (template H-2 tried)"));
 	g_assert_cmpuint(json_object_get_size(body), ==, 0);
 	g_clear_error(&error);
 
@@ -420,8 +433,8 @@ test_cert_for_other_key(void)
 	g_assert_false(run_plugin(cfg, body, &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_AUTH);
 	g_test_message("%s", error->message);
-	g_assert_nonnull(strstr(error->message,
-				"IAK public key does not match iak_cert (template H-1 tried)"));
+	g_assert_nonnull(
+	    strstr(error->message, "IAK public key does not match iak_cert (template H-1 tried)"));
 	g_assert_cmpuint(json_object_get_size(body), ==, 0);
 	g_clear_error(&error);
 
@@ -430,8 +443,8 @@ test_cert_for_other_key(void)
 	cfg = config_new(fx.h1_iak_cert, fx.other_cert);
 	g_assert_false(run_plugin(cfg, body, &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_AUTH);
-	g_assert_nonnull(strstr(error->message,
-				"IDevID public key does not match idevid_cert (template H-1 tried)"));
+	g_assert_nonnull(strstr(
+	    error->message, "IDevID public key does not match idevid_cert (template H-1 tried)"));
 }
 
 static void
@@ -487,12 +500,12 @@ test_software_tpm(void)
 	g_autoptr(GHashTable) cfg = config_new(fx.h1_iak_cert, fx.h1_idevid_cert);
 	g_autofree gchar *state = g_build_filename(fx.dir, "soft", NULL);
 	KlTpmOptions opts = {
-	    .software = TRUE,
-	    .encryption_alg = "rsa",
-	    .hash_alg = "sha256",
-	    .signing_alg = "rsassa",
-	    .agent_data_path = "",
-	    .state_dir = state,
+		.software = TRUE,
+		.encryption_alg = "rsa",
+		.hash_alg = "sha256",
+		.signing_alg = "rsassa",
+		.agent_data_path = "",
+		.state_dir = state,
 	};
 	g_autoptr(GError) error = NULL;
 	const KlPluginInfo *info = kl_plugin_get_info();
@@ -527,11 +540,20 @@ test_persistent_iak(void)
 	g_autofree gchar *handle = g_strdup_printf("0x%x", PERSISTENT_IAK);
 
 	/* same seed, same template: the password does not change the key */
-	g_assert_cmpmem(&pub.publicArea.unique, sizeof(pub.publicArea.unique),
-			&fx.h1_iak.publicArea.unique, sizeof(pub.publicArea.unique));
-	g_assert_cmpint(Esys_EvictControl(esys, ESYS_TR_RH_OWNER, t, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-					  ESYS_TR_NONE, PERSISTENT_IAK, &persistent),
-			==, TSS2_RC_SUCCESS);
+	g_assert_cmpmem(&pub.publicArea.unique,
+			sizeof(pub.publicArea.unique),
+			&fx.h1_iak.publicArea.unique,
+			sizeof(pub.publicArea.unique));
+	g_assert_cmpint(Esys_EvictControl(esys,
+					  ESYS_TR_RH_OWNER,
+					  t,
+					  ESYS_TR_PASSWORD,
+					  ESYS_TR_NONE,
+					  ESYS_TR_NONE,
+					  PERSISTENT_IAK,
+					  &persistent),
+			==,
+			TSS2_RC_SUCCESS);
 	flush(t);
 	g_assert_cmpint(Esys_TR_Close(esys, &persistent), ==, TSS2_RC_SUCCESS);
 
@@ -564,12 +586,21 @@ test_persistent_iak(void)
 	g_clear_error(&error);
 
 	/* the plugin closed its own ESYS handle for the key: open it afresh to evict it */
-	g_assert_cmpint(Esys_TR_FromTPMPublic(esys, PERSISTENT_IAK, ESYS_TR_NONE, ESYS_TR_NONE,
-					      ESYS_TR_NONE, &persistent),
-			==, TSS2_RC_SUCCESS);
-	g_assert_cmpint(Esys_EvictControl(esys, ESYS_TR_RH_OWNER, persistent, ESYS_TR_PASSWORD,
-					  ESYS_TR_NONE, ESYS_TR_NONE, PERSISTENT_IAK, &t),
-			==, TSS2_RC_SUCCESS);
+	g_assert_cmpint(
+	    Esys_TR_FromTPMPublic(
+		esys, PERSISTENT_IAK, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &persistent),
+	    ==,
+	    TSS2_RC_SUCCESS);
+	g_assert_cmpint(Esys_EvictControl(esys,
+					  ESYS_TR_RH_OWNER,
+					  persistent,
+					  ESYS_TR_PASSWORD,
+					  ESYS_TR_NONE,
+					  ESYS_TR_NONE,
+					  PERSISTENT_IAK,
+					  &t),
+			==,
+			TSS2_RC_SUCCESS);
 }
 
 /* ---- set-up ---- */
@@ -580,13 +611,13 @@ setup(void)
 	const gchar *tcti = g_getenv("KL_TEST_TCTI");
 	g_autofree gchar *state = NULL;
 	KlTpmOptions opts = {
-	    .tcti = tcti,
-	    .ek_handle = "",
-	    .owner_password = "",
-	    .encryption_alg = "rsa",
-	    .hash_alg = "sha256",
-	    .signing_alg = "rsassa",
-	    .agent_data_path = "",
+		.tcti = tcti,
+		.ek_handle = "",
+		.owner_password = "",
+		.encryption_alg = "rsa",
+		.hash_alg = "sha256",
+		.signing_alg = "rsassa",
+		.agent_data_path = "",
 	};
 	g_autoptr(GError) error = NULL;
 	ESYS_TR h;

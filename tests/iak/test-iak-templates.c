@@ -31,7 +31,8 @@ marshal_template_hex(const gchar *name, KlIakIdevidKeyKind kind)
 	g_assert_true(kl_iak_idevid_template_from_name(name, &t, &error));
 	g_assert_no_error(error);
 	kl_iak_idevid_template_build(&t, kind, &pub);
-	g_assert_cmpint(Tss2_MU_TPMT_PUBLIC_Marshal(&pub.publicArea, buf, sizeof(buf), &off), ==, 0);
+	g_assert_cmpint(
+	    Tss2_MU_TPMT_PUBLIC_Marshal(&pub.publicArea, buf, sizeof(buf), &off), ==, 0);
 	for (size_t i = 0; i < off; i++)
 		g_string_append_printf(hex, "%02x", buf[i]);
 	return g_string_free(hex, FALSE);
@@ -60,26 +61,30 @@ test_template_known_answers(void)
 		KlIakIdevidKeyKind kind;
 		const gchar *hex;
 	} cases[] = {
-	    {"H-1",
-	     KL_IAK_IDEVID_KEY_IAK,
-	     "0001000b000500f20020" IAK_POL_256 "00100016000b08000000000000" "0349414b"},
-	    {"H-1",
-	     KL_IAK_IDEVID_KEY_IDEVID,
-	     "0001000b000400f20020" IDEVID_POL_256 "0010001008000000000000" "06494445564944"},
-	    {"H-2",
-	     KL_IAK_IDEVID_KEY_IAK,
-	     "0023000b000500f20020" IAK_POL_256 "00100018000b00030010" "000349414b000349414b"},
-	    {"H-2",
-	     KL_IAK_IDEVID_KEY_IDEVID,
-	     "0023000b000400f20020" IDEVID_POL_256 "00100018000b00030010"
-	     "00064944455649440006494445564944"},
-	    {"H-3",
-	     KL_IAK_IDEVID_KEY_IAK,
-	     "0023000c000500f20030" IAK_POL_384 "00100018000c00040010" "000349414b000349414b"},
-	    {"H-3",
-	     KL_IAK_IDEVID_KEY_IDEVID,
-	     "0023000c000400f20030" IDEVID_POL_384 "00100018000c00040010"
-	     "00064944455649440006494445564944"},
+		{ "H-1",
+		  KL_IAK_IDEVID_KEY_IAK,
+		  "0001000b000500f20020" IAK_POL_256 "00100016000b08000000000000"
+		  "0349414b" },
+		{ "H-1",
+		  KL_IAK_IDEVID_KEY_IDEVID,
+		  "0001000b000400f20020" IDEVID_POL_256 "0010001008000000000000"
+		  "06494445564944" },
+		{ "H-2",
+		  KL_IAK_IDEVID_KEY_IAK,
+		  "0023000b000500f20020" IAK_POL_256 "00100018000b00030010"
+		  "000349414b000349414b" },
+		{ "H-2",
+		  KL_IAK_IDEVID_KEY_IDEVID,
+		  "0023000b000400f20020" IDEVID_POL_256 "00100018000b00030010"
+		  "00064944455649440006494445564944" },
+		{ "H-3",
+		  KL_IAK_IDEVID_KEY_IAK,
+		  "0023000c000500f20030" IAK_POL_384 "00100018000c00040010"
+		  "000349414b000349414b" },
+		{ "H-3",
+		  KL_IAK_IDEVID_KEY_IDEVID,
+		  "0023000c000400f20030" IDEVID_POL_384 "00100018000c00040010"
+		  "00064944455649440006494445564944" },
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -120,14 +125,14 @@ test_template_manual(void)
 	struct {
 		const gchar *asym, *hash, *expect;
 	} ok[] = {
-	    {"rsa", "sha256", "H-1"},
-	    {"ecc", "sha256", "H-2"},
-	    {"ECC", "sha384", "H-3"},
-	    {"ecc", "sha512", "H-4"},
-	    {"ecc", "sm3_256", "H-5"},
-	    {"ecc384", "sha384", "H-3"},
-	    {"rsa", "sha384", "rsa-3072/sha384 (manual)"},
-	    {"ecc256", "sha384", "ecc NIST P-256/sha384 (manual)"},
+		{ "rsa", "sha256", "H-1" },
+		{ "ecc", "sha256", "H-2" },
+		{ "ECC", "sha384", "H-3" },
+		{ "ecc", "sha512", "H-4" },
+		{ "ecc", "sm3_256", "H-5" },
+		{ "ecc384", "sha384", "H-3" },
+		{ "rsa", "sha384", "rsa-3072/sha384 (manual)" },
+		{ "ecc256", "sha384", "ecc NIST P-256/sha384 (manual)" },
 	};
 	KlIakIdevidTemplate t;
 
@@ -159,7 +164,7 @@ make_cert(gnutls_pk_algorithm_t alg, unsigned int bits, gnutls_x509_privkey_t *k
 {
 	gnutls_x509_privkey_t key;
 	gnutls_x509_crt_t crt;
-	guint8 serial[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+	guint8 serial[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
 	time_t now = time(NULL);
 
 	g_assert_cmpint(gnutls_x509_privkey_init(&key), ==, 0);
@@ -194,10 +199,10 @@ test_detect(void)
 		unsigned int bits;
 		const gchar *expect;
 	} cases[] = {
-	    {GNUTLS_PK_RSA, 2048, "H-1"},
-	    {GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), "H-2"},
-	    {GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP384R1), "H-3"},
-	    {GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP521R1), "H-4"},
+		{ GNUTLS_PK_RSA, 2048, "H-1" },
+		{ GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), "H-2" },
+		{ GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP384R1), "H-3" },
+		{ GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP521R1), "H-4" },
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -227,13 +232,12 @@ static void
 test_match_public(void)
 {
 	gnutls_x509_privkey_t key;
-	gnutls_x509_crt_t crt = make_cert(GNUTLS_PK_ECDSA,
-					  GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1),
-					  &key);
+	gnutls_x509_crt_t crt =
+	    make_cert(GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), &key);
 	gnutls_x509_crt_t other = make_cert(GNUTLS_PK_RSA, 2048, NULL);
 	gnutls_ecc_curve_t curve;
 	gnutls_datum_t x, y, k;
-	TPMT_PUBLIC pub = {0};
+	TPMT_PUBLIC pub = { 0 };
 	g_autoptr(GError) error = NULL;
 
 	g_assert_cmpint(gnutls_x509_privkey_export_ecc_raw(key, &curve, &x, &y, &k), ==, 0);
@@ -338,22 +342,22 @@ test_cert_load(void)
 static void
 test_sm2(void)
 {
-	g_autofree gchar *cert_path = g_test_build_filename(G_TEST_DIST, "data", "iak",
-							    "sm2-cert.pem", NULL);
-	g_autofree gchar *point_path = g_test_build_filename(G_TEST_DIST, "data", "iak",
-							     "sm2-point.hex", NULL);
+	g_autofree gchar *cert_path =
+	    g_test_build_filename(G_TEST_DIST, "data", "iak", "sm2-cert.pem", NULL);
+	g_autofree gchar *point_path =
+	    g_test_build_filename(G_TEST_DIST, "data", "iak", "sm2-point.hex", NULL);
 	g_autofree gchar *hex = NULL;
 	g_autoptr(GError) error = NULL;
 	gnutls_x509_crt_t crt;
 	KlIakIdevidTemplate t;
-	TPMT_PUBLIC pub = {0};
+	TPMT_PUBLIC pub = { 0 };
 
 	g_assert_true(g_file_get_contents(point_path, &hex, NULL, NULL));
 	g_strstrip(hex);
 	g_assert_cmpuint(strlen(hex), ==, 128);
 	for (guint i = 0; i < 64; i++) {
-		guint8 b = (g_ascii_xdigit_value(hex[2 * i]) << 4) |
-			   g_ascii_xdigit_value(hex[2 * i + 1]);
+		guint8 b =
+		    (g_ascii_xdigit_value(hex[2 * i]) << 4) | g_ascii_xdigit_value(hex[2 * i + 1]);
 		if (i < 32)
 			pub.unique.ecc.x.buffer[i] = b;
 		else
@@ -403,9 +407,8 @@ static void
 test_qualifying_data(void)
 {
 	g_autoptr(GBytes) q = kl_iak_idevid_qualifying_data("d432fbb3-d2f1-4a97-9ef7-75bd81c00000");
-	g_autofree gchar *hex = g_compute_checksum_for_string(G_CHECKSUM_SHA256,
-							      "d432fbb3-d2f1-4a97-9ef7-75bd81c00000",
-							      -1);
+	g_autofree gchar *hex = g_compute_checksum_for_string(
+	    G_CHECKSUM_SHA256, "d432fbb3-d2f1-4a97-9ef7-75bd81c00000", -1);
 	GString *got = g_string_new(NULL);
 	const guint8 *d = g_bytes_get_data(q, NULL);
 

@@ -149,8 +149,8 @@ test_fault_429(void)
 	assert_recovers("{\"phase1\":[{\"status\":429,\"retry_after\":3}]}", NULL);
 	a = kl_test_peers_verifier_agent(peers, AGENT_ID);
 	faults = json_object_get_array_member(a, "fault_times");
-	fault_t = json_double(json_array_get_object_element(faults, json_array_get_length(faults) - 1),
-			      "t");
+	fault_t = json_double(
+	    json_array_get_object_element(faults, json_array_get_length(faults) - 1), "t");
 	atts = json_object_get_array_member(a, "attestations");
 	for (guint i = (guint)created; i < json_array_get_length(atts); i++) {
 		JsonObject *at = json_array_get_object_element(atts, i);
@@ -246,7 +246,8 @@ test_fault_session(void)
 	gint64 sessions = vint("pop_pass");
 
 	/* session creation fails (5xx, then rate limited), then the agent must get a token again */
-	add_faults("{\"phase1\":[401], \"session\":[500, {\"status\":429,\"retry_after\":1}, 503]}");
+	add_faults(
+	    "{\"phase1\":[401], \"session\":[500, {\"status\":429,\"retry_after\":1}, 503]}");
 	assert_wait("pop_pass", sessions + 1, 40);
 	assert_wait("passes", vint("passes") + 1, 30);
 	g_assert_true(kl_test_agent_is_running(agent));
@@ -263,7 +264,8 @@ test_token_expired(void)
 	glong status = 0;
 
 	/* the session lifetime ran out: every call answers 401 until a new PoP */
-	reply = kl_test_peers_verifier_call(peers, "POST", "/_test/expire_token", body, &status, &error);
+	reply = kl_test_peers_verifier_call(
+	    peers, "POST", "/_test/expire_token", body, &status, &error);
 	g_assert_no_error(error);
 	g_assert_cmpint(status, ==, 200);
 	assert_wait("unauthorized", unauthorized + 1, 20);
@@ -357,14 +359,15 @@ test_once_cli_flags(void)
 
 	/* the test verifier, like Keylime, serves the push API only under /v3 and /v3.0 */
 	other = kl_test_agent_new(peers, AGENT_ID, kl_test_agent_get_keylime_dir(agent));
-	kl_test_agent_start(other, &error, "--once", "--api-version", "3.1", "--log-level", "debug",
-			    NULL);
+	kl_test_agent_start(
+	    other, &error, "--once", "--api-version", "3.1", "--log-level", "debug", NULL);
 	g_assert_no_error(error);
 	status = kl_test_agent_wait(other, 45);
 	if (status != 7)
 		kl_test_agent_dump_log(other);
 	g_assert_cmpint(status, ==, 7);
-	g_assert_true(kl_test_agent_log_contains(other, "/v3.1/agents/" AGENT_ID "/attestations -> 404"));
+	g_assert_true(
+	    kl_test_agent_log_contains(other, "/v3.1/agents/" AGENT_ID "/attestations -> 404"));
 	/* the proof of possession stays on /v3.0/sessions */
 	g_assert_true(kl_test_agent_log_contains(other, "/v3.0/sessions -> 200"));
 	g_assert_false(kl_test_agent_log_contains(other, "/v3.0/agents/"));
@@ -391,12 +394,8 @@ test_once_not_enrolled(void)
 	glong code = 0;
 	gint status;
 
-	reply = kl_test_peers_verifier_call(peers,
-					    "DELETE",
-					    "/_test/agents/" AGENT_ID,
-					    NULL,
-					    &code,
-					    &error);
+	reply = kl_test_peers_verifier_call(
+	    peers, "DELETE", "/_test/agents/" AGENT_ID, NULL, &code, &error);
 	g_assert_no_error(error);
 	g_assert_cmpint(code, ==, 200);
 	once = kl_test_agent_new(peers, AGENT_ID, kl_test_agent_get_keylime_dir(agent));
@@ -408,7 +407,8 @@ test_once_not_enrolled(void)
 		kl_test_agent_dump_log(once);
 	g_assert_cmpint(status, ==, 7);
 	g_assert_true(kl_test_agent_log_contains(once, "is not enrolled at the verifier"));
-	g_assert_true(kl_test_agent_log_contains(once, "keylime_tenant -c add --push-model -u " AGENT_ID));
+	g_assert_true(
+	    kl_test_agent_log_contains(once, "keylime_tenant -c add --push-model -u " AGENT_ID));
 }
 
 int

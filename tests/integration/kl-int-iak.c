@@ -40,7 +40,8 @@ run_py(const gchar *script, ...)
 		g_ptr_array_add(argv, g_strdup(arg));
 	va_end(ap);
 	g_ptr_array_add(argv, NULL);
-	proc = g_subprocess_newv((const gchar *const *)argv->pdata, G_SUBPROCESS_FLAGS_NONE, &error);
+	proc =
+	    g_subprocess_newv((const gchar *const *)argv->pdata, G_SUBPROCESS_FLAGS_NONE, &error);
 	g_assert_no_error(error);
 	g_subprocess_wait_check(proc, NULL, &error);
 	g_assert_no_error(error);
@@ -54,8 +55,19 @@ make_key(const gchar *name, const gchar *alg, const gchar *attrs, const gchar *h
 	g_autofree gchar *ctx = g_strdup_printf("%s/%s.ctx", dir, name);
 	gchar *pem = g_strdup_printf("%s/%s.pub.pem", dir, name);
 
-	kl_test_run(&error, "tpm2_createprimary", "-C", "e", "-G", alg, "-g", "sha256", "-a", attrs,
-		    "-c", ctx, NULL);
+	kl_test_run(&error,
+		    "tpm2_createprimary",
+		    "-C",
+		    "e",
+		    "-G",
+		    alg,
+		    "-g",
+		    "sha256",
+		    "-a",
+		    attrs,
+		    "-c",
+		    ctx,
+		    NULL);
 	g_assert_no_error(error);
 	kl_test_run(&error, "tpm2_evictcontrol", "-C", "o", "-c", ctx, handle, NULL);
 	g_assert_no_error(error);
@@ -139,10 +151,12 @@ main(int argc, char **argv)
 	}
 	dir = g_dir_make_tmp("kl-int-iak-XXXXXX", &error);
 	g_assert_no_error(error);
-	iak_pem = make_key("iak", "rsa2048:rsapss-sha256:null",
+	iak_pem = make_key("iak",
+			   "rsa2048:rsapss-sha256:null",
 			   "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign",
 			   "0x81020001");
-	idevid_pem = make_key("idevid", "rsa2048:null:null",
+	idevid_pem = make_key("idevid",
+			      "rsa2048:null:null",
 			      "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign",
 			      "0x81020002");
 	cadir = g_build_filename(dir, "ca", NULL);
@@ -159,9 +173,10 @@ main(int argc, char **argv)
 
 	if (g_getenv("KL_TEST_KEEP") == NULL) {
 		/* tmp files only: the key contexts, PEMs and certificates */
-		const gchar *files[] = {"iak.ctx", "idevid.ctx", "iak.pub.pem", "idevid.pub.pem",
-					"iak.pem", "idevid.der", "ca/ca.crt", "ca/ca.key",
-					"other-ca/ca.crt", "other-ca/ca.key", "ca", "other-ca"};
+		const gchar *files[] = { "iak.ctx",	    "idevid.ctx", "iak.pub.pem",
+					 "idevid.pub.pem",  "iak.pem",	  "idevid.der",
+					 "ca/ca.crt",	    "ca/ca.key",  "other-ca/ca.crt",
+					 "other-ca/ca.key", "ca",	  "other-ca" };
 		for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
 			g_autofree gchar *p = g_build_filename(dir, files[i], NULL);
 			g_remove(p);

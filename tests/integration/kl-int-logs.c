@@ -167,7 +167,8 @@ test_ima_allowlist(void)
 	extend_lines(spec);
 	assert_wait("fails", fails + 1, 30);
 	a = kl_test_peers_verifier_agent(peers, AGENT_ID);
-	g_assert_nonnull(strstr(json_object_get_string_member(a, "last_failure_reason"), "allowlist"));
+	g_assert_nonnull(
+	    strstr(json_object_get_string_member(a, "last_failure_reason"), "allowlist"));
 	/* the agent re-sends from the last passed offset; dropping the allowlist passes again */
 	g_clear_pointer(&reply, json_node_unref);
 	g_free(body);
@@ -228,8 +229,10 @@ main(int argc, char **argv)
 	kl_test_peers_start_verifier(peers, &error, "--quote-interval", "1", NULL);
 	g_assert_no_error(error);
 
-	ima_path = g_build_filename(kl_test_peers_get_dir(peers), "ascii_runtime_measurements", NULL);
-	uefi_path = g_build_filename(kl_test_peers_get_dir(peers), "binary_bios_measurements", NULL);
+	ima_path =
+	    g_build_filename(kl_test_peers_get_dir(peers), "ascii_runtime_measurements", NULL);
+	uefi_path =
+	    g_build_filename(kl_test_peers_get_dir(peers), "binary_bios_measurements", NULL);
 	g_free(logtool(&error, "gen-ima", ima_path, "--count", "5", NULL));
 	g_assert_no_error(error);
 	g_free(logtool(&error, "gen-uefi", uefi_path, NULL));
@@ -256,7 +259,8 @@ main(int argc, char **argv)
 		kl_test_peers_free(peers);
 		return 1;
 	}
-	policy = g_strdup_printf("{\"tpm_policy\":{\"15\":[\"%s\"]},\"ima\":true,\"mb\":true}", pcr15);
+	policy =
+	    g_strdup_printf("{\"tpm_policy\":{\"15\":[\"%s\"]},\"ima\":true,\"mb\":true}", pcr15);
 	kl_test_peers_enroll(peers, AGENT_ID, policy, &error);
 	g_assert_no_error(error);
 

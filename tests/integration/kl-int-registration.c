@@ -66,11 +66,11 @@ test_activate(void)
 	g_assert_cmpint(kl_test_peers_registrar_int(peers, AGENT_ID, "failed_activations"), ==, 0);
 	g_assert_cmpint(kl_test_peers_registrar_int(peers, AGENT_ID, "forbidden"), ==, 0);
 	/* the AK is a restricted signing key (otherwise it could sign forged quotes) */
-	g_assert_cmpint(kl_test_peers_registrar_int(peers, AGENT_ID, "aik_restricted_signing"), ==, 1);
+	g_assert_cmpint(
+	    kl_test_peers_registrar_int(peers, AGENT_ID, "aik_restricted_signing"), ==, 1);
 	/* the EK certificate is sent when the TPM has one in NV */
-	g_assert_cmpint(kl_test_peers_registrar_int(peers, AGENT_ID, "had_ekcert"),
-			==,
-			manufactured() ? 1 : 0);
+	g_assert_cmpint(
+	    kl_test_peers_registrar_int(peers, AGENT_ID, "had_ekcert"), ==, manufactured() ? 1 : 0);
 	g_assert_true(kl_test_agent_is_running(agent));
 	first_aik = registrar_str(AGENT_ID, "aik_tpm");
 	g_assert_nonnull(first_aik);
@@ -189,12 +189,13 @@ test_registrar_errors(void)
 
 	/* a failing /version, a 500 on registration, then a 400 on activation (the record is
 	 * deleted, as after a wrong auth_tag): the agent must register again and get active */
-	reply = kl_test_peers_registrar_call(peers,
-					     "POST",
-					     "/_test/faults",
-					     "{\"version\":[500],\"register\":[500],\"activate\":[400]}",
-					     &status,
-					     &error);
+	reply = kl_test_peers_registrar_call(
+	    peers,
+	    "POST",
+	    "/_test/faults",
+	    "{\"version\":[500],\"register\":[500],\"activate\":[400]}",
+	    &status,
+	    &error);
 	g_assert_no_error(error);
 	g_assert_cmpint(status, ==, 200);
 	agent = kl_test_agent_new(peers, id, NULL);

@@ -87,7 +87,7 @@ kl_test_wait_proc(GSubprocess *proc, gdouble timeout_s)
 	g_autoptr(GMainContext) ctx = g_main_context_new();
 	g_autoptr(GCancellable) cancel = g_cancellable_new();
 	g_autoptr(GSource) timeout = NULL;
-	KlWaitData data = {FALSE};
+	KlWaitData data = { FALSE };
 	gboolean expired = FALSE;
 
 	g_main_context_push_thread_default(ctx);
@@ -216,7 +216,8 @@ kl_test_call(const gchar *base,
 	if (!json_parser_load_from_data(parser, text, -1, error))
 		return NULL;
 	if (json_parser_get_root(parser) == NULL) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s %s: empty reply", method, url);
+		g_set_error(
+		    error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s %s: empty reply", method, url);
 		return NULL;
 	}
 	return json_node_copy(json_parser_get_root(parser));
@@ -260,13 +261,13 @@ kl_test_rm_rf(const gchar *path)
 	GFileInfo *info;
 
 	en = g_file_enumerate_children(file,
-				       G_FILE_ATTRIBUTE_STANDARD_NAME "," G_FILE_ATTRIBUTE_STANDARD_TYPE,
+				       G_FILE_ATTRIBUTE_STANDARD_NAME
+				       "," G_FILE_ATTRIBUTE_STANDARD_TYPE,
 				       G_FILE_QUERY_INFO_NOFOLLOW_SYMLINKS,
 				       NULL,
 				       NULL);
 	while (en != NULL && (info = g_file_enumerator_next_file(en, NULL, NULL)) != NULL) {
-		g_autofree gchar *child =
-		    g_build_filename(path, g_file_info_get_name(info), NULL);
+		g_autofree gchar *child = g_build_filename(path, g_file_info_get_name(info), NULL);
 		if (g_file_info_get_file_type(info) == G_FILE_TYPE_DIRECTORY)
 			kl_test_rm_rf(child);
 		else
@@ -317,11 +318,8 @@ kl_test_peer_log_tail(KlTestPeer *peer)
 }
 
 static gboolean
-kl_test_peer_start(KlTestPeers *peers,
-		   KlTestPeer *peer,
-		   const gchar *name,
-		   GPtrArray *argv,
-		   GError **error)
+kl_test_peer_start(
+    KlTestPeers *peers, KlTestPeer *peer, const gchar *name, GPtrArray *argv, GError **error)
 {
 	g_autoptr(GSubprocessLauncher) launcher = NULL;
 	g_autoptr(JsonParser) parser = json_parser_new();
@@ -474,7 +472,8 @@ kl_test_peers_verifier_call(KlTestPeers *peers,
 			    GError **error)
 {
 	if (kl_test_peers_verifier_url(peers) == NULL) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "the test verifier is not running");
+		g_set_error(
+		    error, G_IO_ERROR, G_IO_ERROR_FAILED, "the test verifier is not running");
 		return NULL;
 	}
 	return kl_test_call(kl_test_peers_verifier_url(peers),
@@ -495,16 +494,12 @@ kl_test_peers_registrar_call(KlTestPeers *peers,
 			     GError **error)
 {
 	if (kl_test_state_str(&peers->registrar, "url") == NULL) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "the test registrar is not running");
+		g_set_error(
+		    error, G_IO_ERROR, G_IO_ERROR_FAILED, "the test registrar is not running");
 		return NULL;
 	}
-	return kl_test_call(kl_test_state_str(&peers->registrar, "url"),
-			    NULL,
-			    method,
-			    path,
-			    body,
-			    status,
-			    error);
+	return kl_test_call(
+	    kl_test_state_str(&peers->registrar, "url"), NULL, method, path, body, status, error);
 }
 
 static gboolean
@@ -514,14 +509,18 @@ kl_test_expect_200(JsonNode *reply, glong status, const gchar *what, GError **er
 		return FALSE;
 	if (status != 200) {
 		g_autofree gchar *text = json_to_string(reply, FALSE);
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: HTTP %ld %s", what, status, text);
+		g_set_error(
+		    error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: HTTP %ld %s", what, status, text);
 		return FALSE;
 	}
 	return TRUE;
 }
 
 gboolean
-kl_test_peers_enroll(KlTestPeers *peers, const gchar *agent_id, const gchar *policy_json, GError **error)
+kl_test_peers_enroll(KlTestPeers *peers,
+		     const gchar *agent_id,
+		     const gchar *policy_json,
+		     GError **error)
 {
 	g_autoptr(JsonParser) parser = json_parser_new();
 	g_autoptr(JsonNode) reply = NULL;
@@ -550,7 +549,8 @@ kl_test_peers_add_faults(KlTestPeers *peers, const gchar *faults_json, GError **
 	g_autoptr(JsonNode) reply = NULL;
 	glong status = 0;
 
-	reply = kl_test_peers_verifier_call(peers, "POST", "/_test/faults", faults_json, &status, error);
+	reply = kl_test_peers_verifier_call(
+	    peers, "POST", "/_test/faults", faults_json, &status, error);
 	return kl_test_expect_200(reply, status, "faults", error);
 }
 
@@ -632,7 +632,8 @@ kl_test_watched_alive(KlTestPeers *peers)
 {
 	KlTestAgent *agent = peers->watched;
 
-	if (agent == NULL || agent->proc == NULL || g_subprocess_get_identifier(agent->proc) != NULL)
+	if (agent == NULL || agent->proc == NULL ||
+	    g_subprocess_get_identifier(agent->proc) != NULL)
 		return TRUE;
 	g_test_message("the agent exited early with status %d", kl_test_exit_status(agent->proc));
 	kl_test_agent_dump_log(agent);
@@ -676,11 +677,8 @@ kl_test_peers_wait_int(KlTestPeers *peers,
 }
 
 gboolean
-kl_test_peers_wait_verifier_int(KlTestPeers *peers,
-				const gchar *agent_id,
-				const gchar *member,
-				gint64 min,
-				gdouble timeout_s)
+kl_test_peers_wait_verifier_int(
+    KlTestPeers *peers, const gchar *agent_id, const gchar *member, gint64 min, gdouble timeout_s)
 {
 	return kl_test_peers_wait_int(peers,
 				      &peers->verifier,
@@ -693,11 +691,8 @@ kl_test_peers_wait_verifier_int(KlTestPeers *peers,
 }
 
 gboolean
-kl_test_peers_wait_registrar_int(KlTestPeers *peers,
-				 const gchar *agent_id,
-				 const gchar *member,
-				 gint64 min,
-				 gdouble timeout_s)
+kl_test_peers_wait_registrar_int(
+    KlTestPeers *peers, const gchar *agent_id, const gchar *member, gint64 min, gdouble timeout_s)
 {
 	return kl_test_peers_wait_int(peers,
 				      &peers->registrar,
@@ -739,9 +734,8 @@ kl_test_agent_new(KlTestPeers *peers, const gchar *uuid, const gchar *keylime_di
 		kl_test_agent_set_int(agent, "registrar_port", kl_test_peers_registrar_port(peers));
 	if (kl_test_peers_verifier_url(peers) != NULL) {
 		kl_test_agent_set_string(agent, "verifier_url", kl_test_peers_verifier_url(peers));
-		kl_test_agent_set_string(agent,
-					 "verifier_tls_ca_cert",
-					 kl_test_peers_verifier_ca(peers));
+		kl_test_agent_set_string(
+		    agent, "verifier_tls_ca_cert", kl_test_peers_verifier_ca(peers));
 	}
 	if (tcti != NULL)
 		kl_test_agent_set_string(agent, "tcti", tcti);
@@ -887,7 +881,8 @@ kl_test_agent_start(KlTestAgent *agent, GError **error, ...)
 		}
 		g_subprocess_launcher_take_stdout_fd(launcher, fd);
 	}
-	agent->proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, error);
+	agent->proc =
+	    g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, error);
 	if (agent->proc != NULL)
 		agent->peers->watched = agent;
 	return agent->proc != NULL;
@@ -1020,7 +1015,7 @@ kl_test_pcr_read(guint pcr, GError **error)
 guint16
 kl_test_free_port(void)
 {
-	struct sockaddr_in sa = {0};
+	struct sockaddr_in sa = { 0 };
 	socklen_t len = sizeof(sa);
 	guint16 port = 0;
 	gint fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -75,7 +75,10 @@ kl_test_peers_registrar_call(KlTestPeers *peers,
 
 /* POST /_test/enroll with {"agent_id": id} merged with @policy_json (an object, may be NULL) */
 gboolean
-kl_test_peers_enroll(KlTestPeers *peers, const gchar *agent_id, const gchar *policy_json, GError **error);
+kl_test_peers_enroll(KlTestPeers *peers,
+		     const gchar *agent_id,
+		     const gchar *policy_json,
+		     GError **error);
 /* POST /_test/faults */
 gboolean
 kl_test_peers_add_faults(KlTestPeers *peers, const gchar *faults_json, GError **error);
@@ -92,17 +95,11 @@ gint64
 kl_test_peers_registrar_int(KlTestPeers *peers, const gchar *agent_id, const gchar *member);
 /* polls until the member is >= @min; FALSE after @timeout_s */
 gboolean
-kl_test_peers_wait_verifier_int(KlTestPeers *peers,
-				const gchar *agent_id,
-				const gchar *member,
-				gint64 min,
-				gdouble timeout_s);
+kl_test_peers_wait_verifier_int(
+    KlTestPeers *peers, const gchar *agent_id, const gchar *member, gint64 min, gdouble timeout_s);
 gboolean
-kl_test_peers_wait_registrar_int(KlTestPeers *peers,
-				 const gchar *agent_id,
-				 const gchar *member,
-				 gint64 min,
-				 gdouble timeout_s);
+kl_test_peers_wait_registrar_int(
+    KlTestPeers *peers, const gchar *agent_id, const gchar *member, gint64 min, gdouble timeout_s);
 
 /* the agent ------------------------------------------------------------- */
 

@@ -124,7 +124,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bytes = kl_base64_decode_strict(str, &error);
 	if (bytes != NULL) {
 		g_autofree gchar *again =
-			g_base64_encode(g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes));
+		    g_base64_encode(g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes));
 
 		/* strict decoding accepts only the canonical encoding */
 		g_assert_cmpstr(again, ==, str);

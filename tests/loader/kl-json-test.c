@@ -41,7 +41,7 @@ kl_test_all_mismatches(const gchar *const *good,
 		       gboolean (*get)(JsonObject *, const gchar *, GError **))
 {
 	g_autoptr(JsonObject) obj = kl_test_parse(kl_test_doc);
-	const gchar *members[] = {"s", "i", "big", "d", "e", "t", "f", "n", "o", "a", "si", NULL};
+	const gchar *members[] = { "s", "i", "big", "d", "e", "t", "f", "n", "o", "a", "si", NULL };
 
 	for (guint i = 0; members[i] != NULL; i++) {
 		g_autoptr(GError) error = NULL;
@@ -105,7 +105,7 @@ kl_test_get_array_cb(JsonObject *obj, const gchar *key, GError **error)
 static void
 kl_test_string(void)
 {
-	const gchar *good[] = {"s", "si", NULL};
+	const gchar *good[] = { "s", "si", NULL };
 	g_autoptr(JsonObject) obj = kl_test_parse(kl_test_doc);
 	g_autoptr(GError) error = NULL;
 
@@ -117,7 +117,7 @@ kl_test_string(void)
 static void
 kl_test_int(void)
 {
-	const gchar *good[] = {"i", "big", NULL};
+	const gchar *good[] = { "i", "big", NULL };
 	g_autoptr(JsonObject) obj = kl_test_parse(kl_test_doc);
 	g_autoptr(GError) error = NULL;
 	gint64 v = 0;
@@ -132,9 +132,9 @@ kl_test_int(void)
 	/* doubles and strings are not integers, and the message says what was found */
 	g_assert_false(kl_json_object_get_int(obj, "d", &v, &error));
 	g_assert_cmpstr(
-		error->message,
-		==,
-		"member \"d\" must be an integer, not a number with a fraction or exponent");
+	    error->message,
+	    ==,
+	    "member \"d\" must be an integer, not a number with a fraction or exponent");
 	g_clear_error(&error);
 	g_assert_false(kl_json_object_get_int(obj, "si", &v, &error));
 	g_assert_cmpstr(error->message, ==, "member \"si\" must be an integer, not a string");
@@ -143,7 +143,7 @@ kl_test_int(void)
 static void
 kl_test_bool(void)
 {
-	const gchar *good[] = {"t", "f", NULL};
+	const gchar *good[] = { "t", "f", NULL };
 	g_autoptr(JsonObject) obj = kl_test_parse(kl_test_doc);
 	g_autoptr(GError) error = NULL;
 	gboolean v = FALSE;
@@ -158,8 +158,8 @@ kl_test_bool(void)
 static void
 kl_test_object_array(void)
 {
-	const gchar *good_o[] = {"o", NULL};
-	const gchar *good_a[] = {"a", NULL};
+	const gchar *good_o[] = { "o", NULL };
+	const gchar *good_a[] = { "a", NULL };
 	g_autoptr(JsonObject) obj = kl_test_parse(kl_test_doc);
 	g_autoptr(GError) error = NULL;
 	JsonObject *o;
@@ -243,27 +243,27 @@ kl_test_base64_strict(void)
 		const gchar *decoded; /* NULL: must be rejected */
 		gsize len;
 	} cases[] = {
-		{"", "", 0},
-		{"Zg==", "f", 1},
-		{"Zm8=", "fo", 2},
-		{"Zm9v", "foo", 3},
-		{"Zm9vYg==", "foob", 4},
-		{"AP8=", "\x00\xff", 2},
-		{"+/+/", "\xfb\xff\xbf", 3},
-		{"Zm9", NULL, 0},	    /* length */
-		{"Zg=", NULL, 0},	    /* length */
-		{"Zg", NULL, 0},	    /* missing padding */
-		{"Z===", NULL, 0},	    /* too much padding */
-		{"====", NULL, 0},	    /* only padding */
-		{"Zg==Zg==", NULL, 0},	    /* padding in the middle */
-		{"Zm=v", NULL, 0},	    /* padding in the middle of a quantum */
-		{"Zm9v\n", NULL, 0},	    /* whitespace */
-		{"Zm 9v", NULL, 0},	    /* whitespace */
-		{"Zm9-", NULL, 0},	    /* url-safe alphabet */
-		{"Zm9_", NULL, 0},	    /* url-safe alphabet */
-		{"Zh==", NULL, 0},	    /* non-zero bits before the padding */
-		{"Zm9=", NULL, 0},	    /* non-zero bits before the padding */
-		{"Zm9v\xc3\xa9=", NULL, 0}, /* non-ASCII */
+		{ "", "", 0 },
+		{ "Zg==", "f", 1 },
+		{ "Zm8=", "fo", 2 },
+		{ "Zm9v", "foo", 3 },
+		{ "Zm9vYg==", "foob", 4 },
+		{ "AP8=", "\x00\xff", 2 },
+		{ "+/+/", "\xfb\xff\xbf", 3 },
+		{ "Zm9", NULL, 0 },	      /* length */
+		{ "Zg=", NULL, 0 },	      /* length */
+		{ "Zg", NULL, 0 },	      /* missing padding */
+		{ "Z===", NULL, 0 },	      /* too much padding */
+		{ "====", NULL, 0 },	      /* only padding */
+		{ "Zg==Zg==", NULL, 0 },      /* padding in the middle */
+		{ "Zm=v", NULL, 0 },	      /* padding in the middle of a quantum */
+		{ "Zm9v\n", NULL, 0 },	      /* whitespace */
+		{ "Zm 9v", NULL, 0 },	      /* whitespace */
+		{ "Zm9-", NULL, 0 },	      /* url-safe alphabet */
+		{ "Zm9_", NULL, 0 },	      /* url-safe alphabet */
+		{ "Zh==", NULL, 0 },	      /* non-zero bits before the padding */
+		{ "Zm9=", NULL, 0 },	      /* non-zero bits before the padding */
+		{ "Zm9v\xc3\xa9=", NULL, 0 }, /* non-ASCII */
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -354,7 +354,7 @@ kl_test_parse_object(void)
 	/* not an object: the message says what it was */
 	g_assert_null(kl_json_parse_object("[1]", -1, &error));
 	g_assert_cmpstr(
-		error->message, ==, "invalid JSON: the document must be an object, not an array");
+	    error->message, ==, "invalid JSON: the document must be an object, not an array");
 	g_clear_error(&error);
 
 	/* explicit length: bytes after it are ignored, embedded NULs refused */
@@ -410,7 +410,7 @@ kl_test_parse_object(void)
 	obj = kl_json_parse_object("{\"a\":\"\\u00e9\\ud83d\\ude00\\n\\\"\\/\"}", -1, &error);
 	g_assert_no_error(error);
 	g_assert_cmpstr(
-		kl_json_object_get_string(obj, "a", &error), ==, "\xc3\xa9\xf0\x9f\x98\x80\n\"/");
+	    kl_json_object_get_string(obj, "a", &error), ==, "\xc3\xa9\xf0\x9f\x98\x80\n\"/");
 
 	/* round trip through the compact serializer */
 	g_clear_pointer(&obj, json_object_unref);

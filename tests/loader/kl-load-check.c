@@ -37,46 +37,46 @@ main(int argc, char **argv)
 	g_autoptr(KlConfig) config = NULL;
 	g_autoptr(KlPluginLoader) loader = NULL;
 	g_auto(GStrv) envp = g_get_environ();
-	KlPluginServices services = {0};
+	KlPluginServices services = { 0 };
 	GPtrArray *plugins;
 	int rc = 0;
 	const GOptionEntry entries[] = {
-		{"disable",
-		 'd',
-		 0,
-		 G_OPTION_ARG_STRING_ARRAY,
-		 &disabled,
-		 "Treat plugin NAME as listed in disabled_plugins",
-		 "NAME"},
-		{"expect-active",
-		 'e',
-		 0,
-		 G_OPTION_ARG_STRING_ARRAY,
-		 &expect_active,
-		 "Fail unless plugin NAME ends up active",
-		 "NAME"},
-		{"collect",
-		 'c',
-		 0,
-		 G_OPTION_ARG_STRING_ARRAY,
-		 &collect,
-		 "Run collect of plugin NAME with chosen_parameters JSON",
-		 "NAME=JSON"},
-		{"no-rejected",
-		 'r',
-		 0,
-		 G_OPTION_ARG_NONE,
-		 &no_rejected,
-		 "Fail if any module is rejected",
-		 NULL},
-		{"config",
-		 0,
-		 0,
-		 G_OPTION_ARG_FILENAME,
-		 &config_file,
-		 "Load this agent.conf",
-		 "FILE"},
-		{NULL},
+		{ "disable",
+		  'd',
+		  0,
+		  G_OPTION_ARG_STRING_ARRAY,
+		  &disabled,
+		  "Treat plugin NAME as listed in disabled_plugins",
+		  "NAME" },
+		{ "expect-active",
+		  'e',
+		  0,
+		  G_OPTION_ARG_STRING_ARRAY,
+		  &expect_active,
+		  "Fail unless plugin NAME ends up active",
+		  "NAME" },
+		{ "collect",
+		  'c',
+		  0,
+		  G_OPTION_ARG_STRING_ARRAY,
+		  &collect,
+		  "Run collect of plugin NAME with chosen_parameters JSON",
+		  "NAME=JSON" },
+		{ "no-rejected",
+		  'r',
+		  0,
+		  G_OPTION_ARG_NONE,
+		  &no_rejected,
+		  "Fail if any module is rejected",
+		  NULL },
+		{ "config",
+		  0,
+		  0,
+		  G_OPTION_ARG_FILENAME,
+		  &config_file,
+		  "Load this agent.conf",
+		  "FILE" },
+		{ NULL },
 	};
 
 	octx = g_option_context_new("DIR... - load agent plugins and print their states");
@@ -116,7 +116,7 @@ main(int argc, char **argv)
 		KlPlugin *plugin = g_ptr_array_index(plugins, i);
 		const gchar *reason = kl_plugin_get_state_reason(plugin);
 		g_autofree gchar *state =
-			g_ascii_strup(kl_plugin_state_to_string(kl_plugin_get_state(plugin)), -1);
+		    g_ascii_strup(kl_plugin_state_to_string(kl_plugin_get_state(plugin)), -1);
 
 		if (no_rejected && kl_plugin_get_state(plugin) == KL_PLUGIN_STATE_REJECTED)
 			rc = 1;
@@ -143,9 +143,8 @@ main(int argc, char **argv)
 		KlPlugin *plugin = kl_plugin_loader_lookup(loader, expect_active[i]);
 
 		if (plugin == NULL) {
-			fprintf(stderr,
-				"kl-load-check: plugin %s is not active\n",
-				expect_active[i]);
+			fprintf(
+			    stderr, "kl-load-check: plugin %s is not active\n", expect_active[i]);
 			rc = 1;
 		}
 	}

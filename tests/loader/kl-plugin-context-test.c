@@ -23,7 +23,7 @@ static KlPluginContext *
 kl_test_context_new(GHashTable *values)
 {
 	return kl_plugin_context_new(
-		"ima_log", kl_test_lookup_cb, values, "agent-1", "/var/lib/keylime", 1234, NULL);
+	    "ima_log", kl_test_lookup_cb, values, "agent-1", "/var/lib/keylime", 1234, NULL);
 }
 
 static GHashTable *

@@ -72,7 +72,7 @@ kl_loader_fixture_setup(KlLoaderFixture *fx, gconstpointer user_data)
 {
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *dir2 = NULL;
-	KlPluginServices services = {0};
+	KlPluginServices services = { 0 };
 
 	fx->dir = g_dir_make_tmp("kl-loader-XXXXXX", &error);
 	g_assert_no_error(error);
@@ -189,7 +189,7 @@ kl_test_accept_dummy(KlLoaderFixture *fx, gconstpointer user_data)
 	g_assert_cmpstr(kl_plugin_context_get_name(ctx), ==, "dummy");
 	g_assert_cmpstr(kl_plugin_context_get_data_dir(ctx), ==, fx->dir);
 	g_assert_cmpstr(
-		kl_plugin_context_get_agent_id(ctx), ==, "d432fbb3-d2f1-4a97-9ef7-75bd81c00000");
+	    kl_plugin_context_get_agent_id(ctx), ==, "d432fbb3-d2f1-4a97-9ef7-75bd81c00000");
 	g_assert_cmpint(kl_plugin_context_get_boot_time(ctx), ==, 1700000000);
 	g_assert_null(kl_plugin_context_get_tpm(ctx));
 	/* startup ran: it stored its state */
@@ -225,7 +225,7 @@ kl_test_sorted_order(KlLoaderFixture *fx, gconstpointer user_data)
 	g_free(kl_test_install(fx->dir, "dummy", NULL, 0644));
 	g_free(kl_test_install(fx->dir, "no_error_set", NULL, 0644));
 	g_test_expect_message(
-		"kl-core", G_LOG_LEVEL_INFO, "plugin not_available is not available*");
+	    "kl-core", G_LOG_LEVEL_INFO, "plugin not_available is not available*");
 	kl_test_load(fx, fx->dir, NULL);
 	g_test_assert_expected_messages();
 
@@ -239,11 +239,8 @@ kl_test_sorted_order(KlLoaderFixture *fx, gconstpointer user_data)
 static void
 kl_test_bad_abi(KlLoaderFixture *fx, gconstpointer user_data)
 {
-	kl_test_expect_rejected(fx,
-				"bad_abi",
-				0644,
-				"built for plugin ABI 99.0, the agent supports 1.0*",
-				"ABI 99.0");
+	kl_test_expect_rejected(
+	    fx, "bad_abi", 0644, "built for plugin ABI 99.0, the agent supports 1.0*", "ABI 99.0");
 	g_assert_null(kl_plugin_get_version(kl_test_find(fx, "bad_abi")));
 }
 
@@ -340,11 +337,11 @@ kl_test_setgid(KlLoaderFixture *fx, gconstpointer user_data)
 		return;
 	}
 	g_test_expect_message(
-		"kl-core", G_LOG_LEVEL_WARNING, "*dummy.so rejected: setuid or setgid*");
+	    "kl-core", G_LOG_LEVEL_WARNING, "*dummy.so rejected: setuid or setgid*");
 	kl_test_load(fx, fx->dir, NULL);
 	g_test_assert_expected_messages();
 	g_assert_cmpint(
-		kl_plugin_get_state(kl_test_find(fx, "dummy")), ==, KL_PLUGIN_STATE_REJECTED);
+	    kl_plugin_get_state(kl_test_find(fx, "dummy")), ==, KL_PLUGIN_STATE_REJECTED);
 	kl_test_assert_not_opened(fx);
 }
 
@@ -365,7 +362,7 @@ kl_test_foreign_owner(KlLoaderFixture *fx, gconstpointer user_data)
 	kl_test_load(fx, fx->dir, NULL);
 	g_test_assert_expected_messages();
 	g_assert_cmpint(
-		kl_plugin_get_state(kl_test_find(fx, "dummy")), ==, KL_PLUGIN_STATE_REJECTED);
+	    kl_plugin_get_state(kl_test_find(fx, "dummy")), ==, KL_PLUGIN_STATE_REJECTED);
 	kl_test_assert_not_opened(fx);
 }
 
@@ -376,11 +373,11 @@ kl_test_not_regular(KlLoaderFixture *fx, gconstpointer user_data)
 
 	g_assert_cmpint(g_mkdir(path, 0755), ==, 0);
 	g_test_expect_message(
-		"kl-core", G_LOG_LEVEL_WARNING, "*fake.so rejected: not a regular file*");
+	    "kl-core", G_LOG_LEVEL_WARNING, "*fake.so rejected: not a regular file*");
 	kl_test_load(fx, fx->dir, NULL);
 	g_test_assert_expected_messages();
 	g_assert_cmpint(
-		kl_plugin_get_state(kl_test_find(fx, "fake")), ==, KL_PLUGIN_STATE_REJECTED);
+	    kl_plugin_get_state(kl_test_find(fx, "fake")), ==, KL_PLUGIN_STATE_REJECTED);
 }
 
 /* a symlink is followed: what counts is the file it points to */
@@ -409,9 +406,9 @@ kl_test_duplicate(KlLoaderFixture *fx, gconstpointer user_data)
 	g_autofree gchar *first = kl_test_install(fx->dir, "dummy", NULL, 0644);
 	g_autofree gchar *second = kl_test_install(fx->dir2, "dup_dummy", "dummy", 0644);
 	g_autofree gchar *pattern = g_strdup_printf(
-		"plugin %s rejected: evidence type \"dummy\" is already provided by %s*",
-		second,
-		first);
+	    "plugin %s rejected: evidence type \"dummy\" is already provided by %s*",
+	    second,
+	    first);
 	GPtrArray *plugins;
 	KlPlugin *plugin;
 
@@ -423,9 +420,9 @@ kl_test_duplicate(KlLoaderFixture *fx, gconstpointer user_data)
 	plugins = kl_plugin_loader_get_plugins(fx->loader);
 	g_assert_cmpuint(plugins->len, ==, 2);
 	g_assert_cmpint(
-		kl_plugin_get_state(g_ptr_array_index(plugins, 0)), ==, KL_PLUGIN_STATE_ACTIVE);
+	    kl_plugin_get_state(g_ptr_array_index(plugins, 0)), ==, KL_PLUGIN_STATE_ACTIVE);
 	g_assert_cmpint(
-		kl_plugin_get_state(g_ptr_array_index(plugins, 1)), ==, KL_PLUGIN_STATE_REJECTED);
+	    kl_plugin_get_state(g_ptr_array_index(plugins, 1)), ==, KL_PLUGIN_STATE_REJECTED);
 	/* the first one keeps the evidence type */
 	plugin = kl_plugin_loader_lookup(fx->loader, "dummy");
 	g_assert_cmpstr(kl_plugin_get_path(plugin), ==, first);
@@ -442,19 +439,19 @@ kl_test_fails_startup(KlLoaderFixture *fx, gconstpointer user_data)
 	g_free(kl_test_install(fx->dir, "fails_startup", NULL, 0644));
 	g_free(kl_test_install(fx->dir, "dummy", NULL, 0644));
 	g_test_expect_message(
-		"kl-core",
-		G_LOG_LEVEL_WARNING,
-		"plugin fails_startup failed to start and is left out: fails_startup: "
-		"cannot read /nonexistent/evidence*");
+	    "kl-core",
+	    G_LOG_LEVEL_WARNING,
+	    "plugin fails_startup failed to start and is left out: fails_startup: "
+	    "cannot read /nonexistent/evidence*");
 	kl_test_load(fx, fx->dir, NULL);
 	g_test_assert_expected_messages();
 
 	plugin = kl_test_find(fx, "fails_startup");
 	g_assert_cmpint(kl_plugin_get_state(plugin), ==, KL_PLUGIN_STATE_FAILED);
 	g_assert_cmpstr(
-		kl_plugin_get_state_reason(plugin),
-		==,
-		"fails_startup: cannot read /nonexistent/evidence: No such file or directory");
+	    kl_plugin_get_state_reason(plugin),
+	    ==,
+	    "fails_startup: cannot read /nonexistent/evidence: No such file or directory");
 	g_assert_null(kl_plugin_loader_lookup(fx->loader, "fails_startup"));
 	/* the agent goes on: the next plugin is active */
 	g_assert_nonnull(kl_plugin_loader_lookup(fx->loader, "dummy"));
@@ -490,21 +487,20 @@ kl_test_not_available(KlLoaderFixture *fx, gconstpointer user_data)
 
 	plugin = kl_test_find(fx, "not_available");
 	g_assert_cmpint(kl_plugin_get_state(plugin), ==, KL_PLUGIN_STATE_UNAVAILABLE);
-	g_assert_cmpstr(kl_plugin_get_state_reason(plugin),
-			==,
-			"not_available: no test evidence on this host");
+	g_assert_cmpstr(
+	    kl_plugin_get_state_reason(plugin), ==, "not_available: no test evidence on this host");
 	g_assert_null(kl_plugin_loader_lookup(fx->loader, "not_available"));
 }
 
 static void
 kl_test_disabled(KlLoaderFixture *fx, gconstpointer user_data)
 {
-	const gchar *disabled[] = {"dummy", "something_else", NULL};
+	const gchar *disabled[] = { "dummy", "something_else", NULL };
 	KlPlugin *plugin;
 
 	g_free(kl_test_install(fx->dir, "dummy", NULL, 0644));
 	g_test_expect_message(
-		"kl-core", G_LOG_LEVEL_INFO, "plugin dummy is listed in disabled_plugins*");
+	    "kl-core", G_LOG_LEVEL_INFO, "plugin dummy is listed in disabled_plugins*");
 	kl_test_load(fx, fx->dir, (gchar **)disabled);
 	g_test_assert_expected_messages();
 
@@ -520,13 +516,12 @@ kl_test_disabled(KlLoaderFixture *fx, gconstpointer user_data)
 static void
 kl_test_disabled_broken(KlLoaderFixture *fx, gconstpointer user_data)
 {
-	const gchar *disabled[] = {"undefined_ref", NULL};
+	const gchar *disabled[] = { "undefined_ref", NULL };
 
 	g_free(kl_test_install(fx->dir, "undefined_ref", NULL, 0644));
 	kl_test_load(fx, fx->dir, (gchar **)disabled);
-	g_assert_cmpint(kl_plugin_get_state(kl_test_find(fx, "undefined_ref")),
-			==,
-			KL_PLUGIN_STATE_DISABLED);
+	g_assert_cmpint(
+	    kl_plugin_get_state(kl_test_find(fx, "undefined_ref")), ==, KL_PLUGIN_STATE_DISABLED);
 }
 
 static void
@@ -641,7 +636,7 @@ kl_test_runner_envelope(KlLoaderFixture *fx, gconstpointer user_data)
 	g_assert_true(kl_plugin_run_contribute_registration(plugin, body, &error));
 	g_assert_no_error(error);
 	g_assert_cmpstr(
-		kl_json_object_get_string(body, "dummy_contribution", &error), ==, "present");
+	    kl_json_object_get_string(body, "dummy_contribution", &error), ==, "present");
 	g_assert_no_error(error);
 }
 
@@ -681,16 +676,15 @@ kl_test_runner_sealed(KlLoaderFixture *fx, gconstpointer user_data)
 	g_clear_pointer(&params, json_object_unref);
 	g_clear_pointer(&collected, json_object_unref);
 	params = kl_json_parse_object(
-		"{\"modify\":true,\"echo\":\"y\",\"n\":{\"m\":[1,{\"k\":null}]}}", -1, &error);
+	    "{\"modify\":true,\"echo\":\"y\",\"n\":{\"m\":[1,{\"k\":null}]}}", -1, &error);
 	g_assert_no_error(error);
 	collected = kl_plugin_run_collect(plugin, params, NULL, &error);
 	g_assert_no_error(error);
 	{
 		g_autofree gchar *text = kl_json_object_to_string(params, NULL);
 
-		g_assert_cmpstr(text,
-				==,
-				"{\"modify\":true,\"echo\":\"y\",\"n\":{\"m\":[1,{\"k\":null}]}}");
+		g_assert_cmpstr(
+		    text, ==, "{\"modify\":true,\"echo\":\"y\",\"n\":{\"m\":[1,{\"k\":null}]}}");
 	}
 }
 
@@ -755,12 +749,8 @@ kl_test_config_view(KlLoaderFixture *fx, gconstpointer user_data)
 static void
 kl_test_add(const gchar *path, void (*func)(KlLoaderFixture *, gconstpointer))
 {
-	g_test_add(path,
-		   KlLoaderFixture,
-		   NULL,
-		   kl_loader_fixture_setup,
-		   func,
-		   kl_loader_fixture_teardown);
+	g_test_add(
+	    path, KlLoaderFixture, NULL, kl_loader_fixture_setup, func, kl_loader_fixture_teardown);
 }
 
 int

@@ -142,9 +142,9 @@ static void
 test_fixture(void)
 {
 	g_autofree gchar *path =
-		g_test_build_filename(G_TEST_DIST, "data", "ima", "ima-ng-small.txt", NULL);
+	    g_test_build_filename(G_TEST_DIST, "data", "ima", "ima-ng-small.txt", NULL);
 	g_autofree gchar *sidecar =
-		g_test_build_filename(G_TEST_DIST, "data", "ima", "ima-ng-small.json", NULL);
+	    g_test_build_filename(G_TEST_DIST, "data", "ima", "ima-ng-small.json", NULL);
 	g_autofree gchar *text = NULL;
 	g_autoptr(KlImaLog) log = kl_ima_log_new(path);
 	g_autoptr(JsonParser) parser = json_parser_new();
@@ -485,7 +485,7 @@ test_cost(Fixture *fx, gconstpointer user_data)
 	cost = kl_ima_log_get_bytes_read(log) - before;
 	/* the new tail, the sent lines and < STRIDE lines before them: not the log */
 	g_assert_cmpuint(
-		cost, <=, t2->len + 64 + t1->len + t2->len + KL_IMA_LOG_INDEX_STRIDE * 200);
+	    cost, <=, t2->len + 64 + t1->len + t2->len + KL_IMA_LOG_INDEX_STRIDE * 200);
 	g_assert_cmpuint(cost, <, t0->len / 100);
 }
 
@@ -505,7 +505,7 @@ static KlPluginContext *
 plugin_context(GHashTable *cfg)
 {
 	return kl_plugin_context_new(
-		"ima_log", config_lookup_cb, cfg, "agent", "/nonexistent", 1000, NULL);
+	    "ima_log", config_lookup_cb, cfg, "agent", "/nonexistent", 1000, NULL);
 }
 
 static JsonObject *

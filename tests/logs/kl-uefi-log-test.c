@@ -75,11 +75,11 @@ check_log(gconstpointer user_data)
 	g_assert_no_error(error);
 	g_assert_cmpuint(info.event_count, ==, json_object_get_int_member(expected, "event_count"));
 	g_assert_cmpint(
-		info.format,
-		==,
-		g_strcmp0(json_object_get_string_member(expected, "format"), "crypto-agile") == 0
-			? KL_UEFI_LOG_FORMAT_CRYPTO_AGILE
-			: KL_UEFI_LOG_FORMAT_LEGACY_SHA1);
+	    info.format,
+	    ==,
+	    g_strcmp0(json_object_get_string_member(expected, "format"), "crypto-agile") == 0
+		? KL_UEFI_LOG_FORMAT_CRYPTO_AGILE
+		: KL_UEFI_LOG_FORMAT_LEGACY_SHA1);
 	g_assert_cmpuint(info.n_algs, ==, json_array_get_length(algs));
 	for (guint i = 0; i < info.n_algs; i++) {
 		const gchar *alg = json_array_get_string_element(algs, i);
@@ -103,7 +103,7 @@ check_log(gconstpointer user_data)
 	{
 		guint8 values[24][KL_UEFI_LOG_MAX_DIGEST];
 		g_assert_false(kl_uefi_log_replay(
-			data, len, KL_UEFI_LOG_TPM_ALG_SHA512, values, NULL, &error));
+		    data, len, KL_UEFI_LOG_TPM_ALG_SHA512, values, NULL, &error));
 		g_assert_error(error, KL_ERROR, KL_ERROR_NOT_SUPPORTED);
 	}
 }
@@ -261,7 +261,7 @@ test_plugin(void)
 
 	g_hash_table_insert(cfg, (gpointer) "measuredboot_ml_path", path);
 	ctx = kl_plugin_context_new(
-		"uefi_log", config_lookup_cb, cfg, "agent", "/nonexistent", 1000, NULL);
+	    "uefi_log", config_lookup_cb, cfg, "agent", "/nonexistent", 1000, NULL);
 	g_assert_true(kl_uefi_log_plugin_startup(ctx, &error));
 	g_assert_no_error(error);
 
@@ -328,10 +328,10 @@ test_plugin_reboot_rereads(void)
 
 	g_assert_nonnull(dir);
 	g_assert_true(g_file_set_contents(
-		path, g_bytes_get_data(first, NULL), (gssize)g_bytes_get_size(first), NULL));
+	    path, g_bytes_get_data(first, NULL), (gssize)g_bytes_get_size(first), NULL));
 	g_hash_table_insert(cfg, (gpointer) "measuredboot_ml_path", path);
 	ctx = kl_plugin_context_new(
-		"uefi_log", config_lookup_cb, cfg, "a", "/nonexistent", 1000, NULL);
+	    "uefi_log", config_lookup_cb, cfg, "a", "/nonexistent", 1000, NULL);
 	g_assert_true(kl_uefi_log_plugin_startup(ctx, &error));
 	g_assert_no_error(error);
 	served = collect_entries(ctx);
@@ -339,7 +339,7 @@ test_plugin_reboot_rereads(void)
 
 	/* a new log, same boot: the log of this boot, read once, is served */
 	g_assert_true(g_file_set_contents(
-		path, g_bytes_get_data(second, NULL), (gssize)g_bytes_get_size(second), NULL));
+	    path, g_bytes_get_data(second, NULL), (gssize)g_bytes_get_size(second), NULL));
 	g_clear_pointer(&served, g_bytes_unref);
 	served = collect_entries(ctx);
 	g_assert_true(g_bytes_equal(served, first));
@@ -374,10 +374,10 @@ test_plugin_startup_errors(void)
 
 	g_assert_nonnull(dir);
 	g_assert_true(g_file_set_contents(
-		truncated, g_bytes_get_data(blob, NULL), (gssize)g_bytes_get_size(blob) - 3, NULL));
+	    truncated, g_bytes_get_data(blob, NULL), (gssize)g_bytes_get_size(blob) - 3, NULL));
 
-	ctx = kl_plugin_context_new(
-		"uefi_log", config_lookup_cb, cfg, "a", "/nonexistent", 1, NULL);
+	ctx =
+	    kl_plugin_context_new("uefi_log", config_lookup_cb, cfg, "a", "/nonexistent", 1, NULL);
 	g_hash_table_insert(cfg, (gpointer) "measuredboot_ml_path", missing);
 	g_assert_false(kl_uefi_log_plugin_startup(ctx, &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_NOT_SUPPORTED);
@@ -405,7 +405,7 @@ main(int argc, char **argv)
 	g_test_add_data_func("/uefi-log/legacy-sha1", "uefi-legacy-sha1", check_log);
 	g_test_add_data_func("/uefi-log/truncated/crypto-agile", "uefi-agile.bin", test_truncated);
 	g_test_add_data_func(
-		"/uefi-log/truncated/legacy-sha1", "uefi-legacy-sha1.bin", test_truncated);
+	    "/uefi-log/truncated/legacy-sha1", "uefi-legacy-sha1.bin", test_truncated);
 	g_test_add_func("/uefi-log/malformed", test_malformed);
 	g_test_add_func("/uefi-log/plugin/callbacks", test_plugin);
 	g_test_add_func("/uefi-log/plugin/startup-errors", test_plugin_startup_errors);

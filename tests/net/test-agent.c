@@ -49,7 +49,7 @@ typedef struct {
 	GArray *delays; /* guint64 ms asked for by the agent */
 	gboolean enrolled;
 	gboolean collect_fails;
-	gint collects; /* calls of fake_collect (atomic: the worker thread counts) */
+	gint collects;		/* calls of fake_collect (atomic: the worker thread counts) */
 	guint contribute_fails; /* the registration contribution fails this many times */
 	gint exit_status;
 	guint stop_after; /* kl_agent_stop() once this many attestations were accepted */
@@ -586,7 +586,8 @@ run_agent(Fixture *f, gboolean once, gint64 max_retries)
 		.backoff_max_ms = 600000,
 		.backoff_max_retries = max_retries,
 		.backoff_seed = 42,
-		.attestation_interval_s = 45, /* not the built-in 60: a test fails if it is ignored */
+		.attestation_interval_s =
+		    45, /* not the built-in 60: a test fails if it is ignored */
 		.once = once,
 	};
 	guint timeout;

@@ -714,8 +714,7 @@ big_server_thread(gpointer data)
 		g_output_stream_write_all(out, reply, strlen(reply), NULL, NULL, NULL);
 		chunk = g_strdup_printf("%zx\r\n%*s\r\n", size, (int)size, "");
 		for (guint i = 0; i < 17; i++) {
-			if (!g_output_stream_write_all(
-				out, chunk, strlen(chunk), NULL, NULL, NULL))
+			if (!g_output_stream_write_all(out, chunk, strlen(chunk), NULL, NULL, NULL))
 				break;
 			server->sent += size;
 		}

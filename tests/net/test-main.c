@@ -10,8 +10,8 @@
 #include "config.h"
 
 #include <gio/gio.h>
-#include <json-glib/json-glib.h>
 #include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -367,8 +367,8 @@ test_check_report(void)
 	g_assert_nonnull(strstr(out, s.conf)); /* where the options came from */
 	g_assert_nonnull(strstr(out, "PROBLEMS FOUND"));
 	/* every option, also those only plugins read; never a secret */
-	g_assert_true(g_regex_match_simple("\\n  uefi_logs_evidence_version += \"2\\.1\"  # default\\n",
-					   out, 0, 0));
+	g_assert_true(g_regex_match_simple(
+	    "\\n  uefi_logs_evidence_version += \"2\\.1\"  # default\\n", out, 0, 0));
 	g_assert_true(g_regex_match_simple("\\n  tpm_ownerpassword += \\(set\\)  # ", out, 0, 0));
 	g_assert_null(strstr(out, "sekrit"));
 	g_assert_null(strstr(err, "sekrit"));
@@ -538,7 +538,8 @@ test_run_as(void)
 	}
 
 	/* an operator-set run_as that cannot work is a configuration error */
-	setup_new(&s, 1, "exponential_backoff_max_retries = 5\nrun_as = \"kl-no-such-user:nogroup\"\n");
+	setup_new(
+	    &s, 1, "exponential_backoff_max_retries = 5\nrun_as = \"kl-no-such-user:nogroup\"\n");
 	bad = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", NULL);
 	g_assert_no_error(error);
 	g_assert_cmpint(agent_finish(bad, &out, &err), ==, 3);
@@ -616,8 +617,8 @@ test_registrar_url_contact_versions(void)
 		  reg->port,
 		  "exponential_backoff_max_retries = 1\nregistrar_api_versions = \"2.5\"\n");
 	{
-		const gchar *env[] = {"KEYLIME_AGENT_UUID=d432fbb3-d2f1-4a97-9ef7-75bd81c0e0ff",
-				      NULL};
+		const gchar *env[] = { "KEYLIME_AGENT_UUID=d432fbb3-d2f1-4a97-9ef7-75bd81c0e0ff",
+				       NULL };
 		limited = agent_spawn_env(&error,
 					  env,
 					  "--config",
@@ -660,7 +661,7 @@ test_timeout_flag(void)
 	g_autoptr(GSubprocess) proc = NULL;
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
-	const gchar *env[] = {"KEYLIME_AGENT_REQUEST_TIMEOUT=10000", NULL};
+	const gchar *env[] = { "KEYLIME_AGENT_REQUEST_TIMEOUT=10000", NULL };
 	gint64 start;
 
 	if (!have_plugin())
@@ -669,15 +670,8 @@ test_timeout_flag(void)
 	/* the environment says 10 s (over the file's 2 s): two attempts would take 20 s */
 	setup_new(&s, reg->port, NULL);
 	start = g_get_monotonic_time();
-	proc = agent_spawn_env(&error,
-			       env,
-			       "--config",
-			       s.conf,
-			       "--avoid-tpm",
-			       "--once",
-			       "--timeout",
-			       "300",
-			       NULL);
+	proc = agent_spawn_env(
+	    &error, env, "--config", s.conf, "--avoid-tpm", "--once", "--timeout", "300", NULL);
 	g_assert_no_error(error);
 	g_assert_cmpint(agent_finish(proc, &out, &err), ==, 7);
 	g_assert_nonnull(strstr(err, "within 300 ms"));
@@ -714,7 +708,8 @@ test_log_level_flag(void)
 	g_clear_pointer(&out, g_free);
 	g_clear_pointer(&err, g_free);
 
-	quiet = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--log-level", "error", NULL);
+	quiet =
+	    agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--log-level", "error", NULL);
 	g_assert_cmpint(agent_finish(quiet, &out, &err), ==, 5);
 	g_assert_null(strstr(err, "evidence plugin(s), registrar"));
 	g_assert_null(strstr(err, version_line));
@@ -747,7 +742,8 @@ test_disabled_plugins(void)
 	if (!have_plugin())
 		return;
 	setup_new(&s, 1, "disabled_plugins = [\"tpm_quote\"]\n");
-	check = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--check", "--insecure", NULL);
+	check =
+	    agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--check", "--insecure", NULL);
 	g_assert_no_error(error);
 	agent_finish(check, &out, &err);
 	g_assert_true(g_regex_match_simple("tpm_quote +disabled", out, 0, 0));
@@ -762,11 +758,8 @@ test_disabled_plugins(void)
 	while ((name = g_dir_read_name(dir)) != NULL) {
 		if (!g_str_has_suffix(name, ".so"))
 			continue;
-		g_string_append_printf(all,
-				       "%s\"%.*s\"",
-				       all->len > 0 ? ", " : "",
-				       (int)(strlen(name) - 3),
-				       name);
+		g_string_append_printf(
+		    all, "%s\"%.*s\"", all->len > 0 ? ", " : "", (int)(strlen(name) - 3), name);
 	}
 	extra = g_strdup_printf("exponential_backoff_max_retries = 1\ndisabled_plugins = [%s]\n",
 				all->str);
@@ -793,7 +786,7 @@ test_keylime_dir_and_tcti_env(void)
 	g_autofree gchar *env_dir = NULL;
 	g_autofree gchar *in_other = NULL;
 	g_autofree gchar *in_conf = NULL;
-	const gchar *tcti_env[] = {"TCTI=swtpm:host=127.0.0.1,port=1", NULL};
+	const gchar *tcti_env[] = { "TCTI=swtpm:host=127.0.0.1,port=1", NULL };
 
 	if (!have_plugin())
 		return;
@@ -803,15 +796,9 @@ test_keylime_dir_and_tcti_env(void)
 	g_assert_cmpint(g_mkdir(other, 0700), ==, 0);
 	env_dir = g_strdup_printf("KEYLIME_DIR=%s", other);
 	{
-		const gchar *env[] = {env_dir, "KEYLIME_AGENT_UUID=generate", NULL};
-		proc = agent_spawn_env(&error,
-				       env,
-				       "--config",
-				       s.conf,
-				       "--avoid-tpm",
-				       "--check",
-				       "--insecure",
-				       NULL);
+		const gchar *env[] = { env_dir, "KEYLIME_AGENT_UUID=generate", NULL };
+		proc = agent_spawn_env(
+		    &error, env, "--config", s.conf, "--avoid-tpm", "--check", "--insecure", NULL);
 	}
 	g_assert_no_error(error);
 	g_assert_cmpint(agent_finish(proc, &out, &err), ==, 0);
@@ -863,7 +850,8 @@ main(int argc, char **argv)
 	g_test_add_func("/main/once-gives-up-exit-7", test_once_gives_up_exit_7);
 	g_test_add_func("/main/sigterm-and-sighup", test_sigterm_and_sighup);
 	g_test_add_func("/main/run-as", test_run_as);
-	g_test_add_func("/main/registrar-url-contact-versions", test_registrar_url_contact_versions);
+	g_test_add_func("/main/registrar-url-contact-versions",
+			test_registrar_url_contact_versions);
 	g_test_add_func("/main/timeout-flag", test_timeout_flag);
 	g_test_add_func("/main/log-level-flag", test_log_level_flag);
 	g_test_add_func("/main/disabled-plugins", test_disabled_plugins);

@@ -190,7 +190,8 @@ test_parse_evidence_requested_bad(void)
 static void
 test_parse_evidence_requested_many(void)
 {
-	const gchar *item = "{\"evidence_class\":\"certification\",\"evidence_type\":\"tpm_quote\"}";
+	const gchar *item =
+	    "{\"evidence_class\":\"certification\",\"evidence_type\":\"tpm_quote\"}";
 	const guint counts[] = { 32, 33, 100000 };
 
 	/* every item costs a TPM command: a verifier cannot make one attestation endless */

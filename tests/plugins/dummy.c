@@ -68,10 +68,8 @@ kl_dummy_collect(KlPluginContext *ctx,
 	if (!kl_json_object_get_optional_string(chosen_parameters, "echo", &echo, error))
 		return NULL;
 	if (json_object_has_member(chosen_parameters, "fail")) {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_INVALID_PARAMETERS,
-			    "parameter \"fail\" was given");
+		g_set_error(
+		    error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS, "parameter \"fail\" was given");
 		return NULL;
 	}
 	if (json_object_has_member(chosen_parameters, "modify")) {
@@ -82,7 +80,7 @@ kl_dummy_collect(KlPluginContext *ctx,
 			json_object_set_string_member(chosen_parameters, "injected", "yes");
 			if (json_object_has_member(chosen_parameters, "n")) {
 				JsonObject *n =
-					kl_json_object_get_object(chosen_parameters, "n", error);
+				    kl_json_object_get_object(chosen_parameters, "n", error);
 
 				if (n == NULL)
 					return NULL;

@@ -131,8 +131,8 @@ test_parse_numeric(void)
 static void
 test_parse_missing_group(void)
 {
-	static const gchar *const bad[] = { "root", "root:", ":root", ":", "root:root:root",
-					    "root: " };
+	static const gchar *const bad[] = { "root", "root:",	      ":root",
+					    ":",    "root:root:root", "root: " };
 
 	for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
 		g_autoptr(GError) error = NULL;
@@ -406,14 +406,22 @@ run_tool_once(const gchar *const *argv)
 	g_autofree gchar *err = NULL;
 	gint status = 0;
 
-	if (!g_spawn_sync(NULL, (gchar **)argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
-			  NULL, &err, &status, &error)) {
+	if (!g_spawn_sync(NULL,
+			  (gchar **)argv,
+			  NULL,
+			  G_SPAWN_STDOUT_TO_DEV_NULL,
+			  NULL,
+			  NULL,
+			  NULL,
+			  &err,
+			  &status,
+			  &error)) {
 		g_test_message("%s: %s", argv[0], error->message);
 		return FALSE;
 	}
 	if (!g_spawn_check_wait_status(status, &error)) {
-		g_test_message("%s %s: %s (%s)", argv[0], argv[1], error->message,
-			       err != NULL ? err : "");
+		g_test_message(
+		    "%s %s: %s (%s)", argv[0], argv[1], error->message, err != NULL ? err : "");
 		return FALSE;
 	}
 	return TRUE;
@@ -510,9 +518,19 @@ test_drop_many_groups(void)
 	}
 	user = g_strdup_printf("kltest-%d-u", pid);
 	if (ok) {
-		const gchar *argv[] = { useradd, "-M", "-N", "-d", "/nonexistent", "-s",
-					"/usr/sbin/nologin", "-g", g_ptr_array_index(groups, 0),
-					"-G", members->str, user, NULL };
+		const gchar *argv[] = { useradd,
+					"-M",
+					"-N",
+					"-d",
+					"/nonexistent",
+					"-s",
+					"/usr/sbin/nologin",
+					"-g",
+					g_ptr_array_index(groups, 0),
+					"-G",
+					members->str,
+					user,
+					NULL };
 
 		ok = run_tool(argv);
 		user_created = ok;
@@ -531,8 +549,8 @@ test_drop_many_groups(void)
 			g_string_append_printf(gids, "%s%u", i > 0 ? "," : "", (guint)gr->gr_gid);
 		}
 		if (listed) {
-			run_as = g_strdup_printf("%s:%s", user,
-						 (gchar *)g_ptr_array_index(groups, 0));
+			run_as =
+			    g_strdup_printf("%s:%s", user, (gchar *)g_ptr_array_index(groups, 0));
 			g_setenv("KL_TEST_MANY_GROUPS_RUN_AS", run_as, TRUE);
 			g_setenv("KL_TEST_MANY_GROUPS_GIDS", gids->str, TRUE);
 			g_test_trap_subprocess(NULL, 0, 0);

@@ -126,7 +126,7 @@ test_golden_values(void)
 	g_autoptr(GError) error = NULL;
 	TPMI_ALG_HASH bank = 0;
 	guint32 mask = 0;
-	const guint8 expected[4] = {0x45, 0xbd, 0x7f, 0xcc};
+	const guint8 expected[4] = { 0x45, 0xbd, 0x7f, 0xcc };
 
 	g_assert_true(kl_tpm_quote_pcr_blob_decode(golden, &bank, &mask, &values, &error));
 	g_assert_cmpuint(bank, ==, TPM2_ALG_SHA256);

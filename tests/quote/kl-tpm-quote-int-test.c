@@ -48,7 +48,7 @@ fixture_setup(KlTestFixture *fx, gconstpointer data)
 	const gchar *const *algs = data;
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *agent_data = NULL;
-	KlTpmOptions o = {0};
+	KlTpmOptions o = { 0 };
 
 	fx->dir = g_dir_make_tmp("kl-tpm-quote-XXXXXX", &error);
 	g_assert_no_error(error);
@@ -73,7 +73,7 @@ fixture_teardown(KlTestFixture *fx, gconstpointer data)
 	g_free(fx->dir);
 }
 
-static const gchar *const kl_test_ecc[] = {"ecc", "ecdsa"};
+static const gchar *const kl_test_ecc[] = { "ecc", "ecdsa" };
 
 static JsonObject *
 kl_test_params(const gchar *json)
@@ -131,9 +131,9 @@ kl_test_check_evidence(KlTpm *tpm,
 	guint8 digest[32];
 	gsize dlen = sizeof(digest);
 	gnutls_pubkey_t key = NULL;
-	gnutls_datum_t msg_d = {(unsigned char *)g_bytes_get_data(message, NULL),
-				g_bytes_get_size(message)};
-	gnutls_datum_t sig_d = {NULL, 0};
+	gnutls_datum_t msg_d = { (unsigned char *)g_bytes_get_data(message, NULL),
+				 g_bytes_get_size(message) };
+	gnutls_datum_t sig_d = { NULL, 0 };
 	gnutls_sign_algorithm_t algo;
 	gboolean free_sig = FALSE;
 
@@ -171,9 +171,10 @@ kl_test_check_evidence(KlTpm *tpm,
 	g_assert_cmpuint(off, ==, g_bytes_get_size(signature));
 	g_assert_cmpint(gnutls_pubkey_init(&key), ==, 0);
 	if (ak->type == TPM2_ALG_RSA) {
-		guint8 e[] = {0x01, 0x00, 0x01};
-		gnutls_datum_t m_d = {(unsigned char *)ak->unique.rsa.buffer, ak->unique.rsa.size};
-		gnutls_datum_t e_d = {e, sizeof(e)};
+		guint8 e[] = { 0x01, 0x00, 0x01 };
+		gnutls_datum_t m_d = { (unsigned char *)ak->unique.rsa.buffer,
+				       ak->unique.rsa.size };
+		gnutls_datum_t e_d = { e, sizeof(e) };
 		g_assert_cmpint(gnutls_pubkey_import_rsa_raw(key, &m_d, &e_d), ==, 0);
 		g_assert_cmphex(s.sigAlg, ==, TPM2_ALG_RSASSA);
 		g_assert_cmphex(s.signature.rsassa.hash, ==, TPM2_ALG_SHA256);
@@ -181,14 +182,14 @@ kl_test_check_evidence(KlTpm *tpm,
 		sig_d.size = s.signature.rsassa.sig.size;
 		algo = GNUTLS_SIGN_RSA_SHA256;
 	} else {
-		gnutls_datum_t x = {(unsigned char *)ak->unique.ecc.x.buffer,
-				    ak->unique.ecc.x.size};
-		gnutls_datum_t y = {(unsigned char *)ak->unique.ecc.y.buffer,
-				    ak->unique.ecc.y.size};
-		gnutls_datum_t r = {s.signature.ecdsa.signatureR.buffer,
-				    s.signature.ecdsa.signatureR.size};
-		gnutls_datum_t ss = {s.signature.ecdsa.signatureS.buffer,
-				     s.signature.ecdsa.signatureS.size};
+		gnutls_datum_t x = { (unsigned char *)ak->unique.ecc.x.buffer,
+				     ak->unique.ecc.x.size };
+		gnutls_datum_t y = { (unsigned char *)ak->unique.ecc.y.buffer,
+				     ak->unique.ecc.y.size };
+		gnutls_datum_t r = { s.signature.ecdsa.signatureR.buffer,
+				     s.signature.ecdsa.signatureR.size };
+		gnutls_datum_t ss = { s.signature.ecdsa.signatureS.buffer,
+				      s.signature.ecdsa.signatureS.size };
 		g_assert_cmpint(
 		    gnutls_pubkey_import_ecc_raw(key, GNUTLS_ECC_CURVE_SECP256R1, &x, &y), ==, 0);
 		g_assert_cmphex(s.sigAlg, ==, TPM2_ALG_ECDSA);
@@ -310,9 +311,10 @@ static void
 kl_test_extend_pcr10(KlTestFixture *fx)
 {
 	const gchar *extend[] = {
-	    "tpm2_pcrextend",
-	    "10:sha256=0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20",
-	    NULL};
+		"tpm2_pcrextend",
+		"10:sha256=0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20",
+		NULL
+	};
 	g_autoptr(GError) error = NULL;
 	gint status = 0;
 
@@ -352,7 +354,7 @@ test_collect_one_pcr(KlTestFixture *fx, gconstpointer user_data)
 	TPMI_ALG_HASH bank;
 	guint32 mask;
 	guint8 nonce[16];
-	const guint8 zeros[32] = {0};
+	const guint8 zeros[32] = { 0 };
 
 	kl_test_extend_pcr10(fx);
 	g_assert_true(kl_tpm_pcr_read(fx->tpm, TPM2_ALG_SHA256, 1u << 16, &pcr16_before, &error));
@@ -405,7 +407,7 @@ kl_test_race_hook(guint attempt, gpointer user_data)
 static void
 test_collect_pcrs_changed_retried(KlTestFixture *fx, gconstpointer user_data)
 {
-	KlTestRace race = {fx, 0, 2};
+	KlTestRace race = { fx, 0, 2 };
 	g_autoptr(JsonObject) data = NULL;
 	g_autoptr(GBytes) subject = NULL;
 	g_autoptr(GPtrArray) values = NULL;
@@ -431,7 +433,7 @@ test_collect_pcrs_changed_retried(KlTestFixture *fx, gconstpointer user_data)
 static void
 test_collect_pcrs_keep_changing(KlTestFixture *fx, gconstpointer user_data)
 {
-	KlTestRace race = {fx, 0, G_MAXUINT};
+	KlTestRace race = { fx, 0, G_MAXUINT };
 	g_autofree gchar *challenge = NULL;
 	g_autofree gchar *json = NULL;
 	g_autoptr(JsonObject) params = NULL;
@@ -665,7 +667,7 @@ test_steady_state_commands(void)
 	g_autofree gchar *tcti = g_strdup_printf("pcap:%s", g_getenv("KL_TEST_TCTI"));
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KlTpm) tpm = NULL;
-	KlTpmOptions o = {0};
+	KlTpmOptions o = { 0 };
 	gsize mark;
 	guint quotes = 0;
 	guint reads = 0;

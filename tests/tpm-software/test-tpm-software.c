@@ -21,7 +21,7 @@
 #include "kl-tpm-backend.h"
 
 #define INSECURE_WARNING                                                                           \
-	"INSECURE: running with a software TPM stand-in (--avoid-tpm); the attestation proves "   \
+	"INSECURE: running with a software TPM stand-in (--avoid-tpm); the attestation proves "    \
 	"nothing about this machine"
 
 static const guint8 ek_policy[32] = {
@@ -154,8 +154,7 @@ unmarshal_public(GBytes *bytes)
 	gsize len = 0;
 	const guint8 *data = g_bytes_get_data(bytes, &len);
 
-	g_assert_cmpint(Tss2_MU_TPM2B_PUBLIC_Unmarshal(data, len, &off, &pub), ==,
-			TSS2_RC_SUCCESS);
+	g_assert_cmpint(Tss2_MU_TPM2B_PUBLIC_Unmarshal(data, len, &off, &pub), ==, TSS2_RC_SUCCESS);
 	g_assert_cmpuint(off, ==, len);
 	return pub;
 }
@@ -168,8 +167,8 @@ name_of(const TPMT_PUBLIC *area)
 	size_t off = 0;
 	g_autoptr(GBytes) digest = NULL;
 
-	g_assert_cmpint(Tss2_MU_TPMT_PUBLIC_Marshal(area, buf, sizeof(buf), &off), ==,
-			TSS2_RC_SUCCESS);
+	g_assert_cmpint(
+	    Tss2_MU_TPMT_PUBLIC_Marshal(area, buf, sizeof(buf), &off), ==, TSS2_RC_SUCCESS);
 	digest = sha256(buf, off);
 	memcpy(name + 2, g_bytes_get_data(digest, NULL), 32);
 	return g_bytes_new(name, sizeof(name));
@@ -205,8 +204,8 @@ verify_rsassa(const TPMT_PUBLIC *key, GBytes *message, GBytes *signature)
 	gnutls_datum_t sig_d;
 	int ret;
 
-	g_assert_cmpint(Tss2_MU_TPMT_SIGNATURE_Unmarshal(data, len, &off, &sig), ==,
-			TSS2_RC_SUCCESS);
+	g_assert_cmpint(
+	    Tss2_MU_TPMT_SIGNATURE_Unmarshal(data, len, &off, &sig), ==, TSS2_RC_SUCCESS);
 	g_assert_cmpuint(off, ==, len);
 	g_assert_cmpuint(sig.sigAlg, ==, TPM2_ALG_RSASSA);
 	g_assert_cmpuint(sig.signature.rsassa.hash, ==, TPM2_ALG_SHA256);
@@ -259,8 +258,12 @@ hex(GBytes *bytes)
 
 /* the same quote through tpm2-tools' own verifier (signature and qualifying data) */
 static void
-check_quote_with_tpm2_tools(const gchar *dir, GBytes *ak_public, GBytes *attest,
-			    GBytes *signature, GBytes *nonce, gboolean expect_ok)
+check_quote_with_tpm2_tools(const gchar *dir,
+			    GBytes *ak_public,
+			    GBytes *attest,
+			    GBytes *signature,
+			    GBytes *nonce,
+			    gboolean expect_ok)
 {
 	g_autofree gchar *tool = g_find_program_in_path("tpm2_checkquote");
 	g_autofree gchar *ak_path = g_build_filename(dir, "ak.pub", NULL);
@@ -271,21 +274,23 @@ check_quote_with_tpm2_tools(const gchar *dir, GBytes *ak_public, GBytes *attest,
 	g_autofree gchar *err = NULL;
 	g_autoptr(GError) error = NULL;
 	gint status = 0;
-	const gchar *argv[] = { tool, "-u", ak_path, "-m", msg_path, "-s", sig_path,
-				"-g", "sha256", "-q", nonce_hex, NULL };
+	const gchar *argv[] = { tool,	  "-u", ak_path,  "-m", msg_path,  "-s",
+				sig_path, "-g", "sha256", "-q", nonce_hex, NULL };
 
 	if (tool == NULL) {
 		g_test_message("tpm2_checkquote not installed; cross-check skipped");
 		return;
 	}
-	g_assert_true(g_file_set_contents(ak_path, g_bytes_get_data(ak_public, NULL),
-					  (gssize)g_bytes_get_size(ak_public), NULL));
-	g_assert_true(g_file_set_contents(msg_path, g_bytes_get_data(attest, NULL),
-					  (gssize)g_bytes_get_size(attest), NULL));
-	g_assert_true(g_file_set_contents(sig_path, g_bytes_get_data(signature, NULL),
-					  (gssize)g_bytes_get_size(signature), NULL));
-	g_assert_true(g_spawn_sync(NULL, (gchar **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
-				   &err, &status, &error));
+	g_assert_true(g_file_set_contents(
+	    ak_path, g_bytes_get_data(ak_public, NULL), (gssize)g_bytes_get_size(ak_public), NULL));
+	g_assert_true(g_file_set_contents(
+	    msg_path, g_bytes_get_data(attest, NULL), (gssize)g_bytes_get_size(attest), NULL));
+	g_assert_true(g_file_set_contents(sig_path,
+					  g_bytes_get_data(signature, NULL),
+					  (gssize)g_bytes_get_size(signature),
+					  NULL));
+	g_assert_true(g_spawn_sync(
+	    NULL, (gchar **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status, &error));
 	g_assert_no_error(error);
 	g_test_message("tpm2_checkquote: %s%s", out, err);
 	g_assert_cmpint(g_spawn_check_wait_status(status, NULL), ==, expect_ok);
@@ -310,10 +315,11 @@ test_open_facts(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(ek.publicArea.type, ==, TPM2_ALG_RSA);
 	g_assert_cmpuint(ek.publicArea.nameAlg, ==, TPM2_ALG_SHA256);
 	g_assert_cmphex(ek.publicArea.objectAttributes, ==, 0x000300b2);
-	g_assert_cmpmem(ek.publicArea.authPolicy.buffer, ek.publicArea.authPolicy.size, ek_policy,
+	g_assert_cmpmem(ek.publicArea.authPolicy.buffer,
+			ek.publicArea.authPolicy.size,
+			ek_policy,
 			sizeof(ek_policy));
-	g_assert_cmpuint(ek.publicArea.parameters.rsaDetail.symmetric.algorithm, ==,
-			 TPM2_ALG_AES);
+	g_assert_cmpuint(ek.publicArea.parameters.rsaDetail.symmetric.algorithm, ==, TPM2_ALG_AES);
 	g_assert_cmpuint(ek.publicArea.parameters.rsaDetail.symmetric.keyBits.aes, ==, 128);
 	g_assert_cmpuint(ek.publicArea.parameters.rsaDetail.symmetric.mode.aes, ==, TPM2_ALG_CFB);
 	g_assert_cmpuint(ek.publicArea.parameters.rsaDetail.scheme.scheme, ==, TPM2_ALG_NULL);
@@ -330,16 +336,16 @@ test_open_facts(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(ak.publicArea.type, ==, TPM2_ALG_RSA);
 	g_assert_cmphex(ak.publicArea.objectAttributes, ==, 0x00050072);
 	g_assert_cmpuint(ak.publicArea.authPolicy.size, ==, 0);
-	g_assert_cmpuint(ak.publicArea.parameters.rsaDetail.symmetric.algorithm, ==,
-			 TPM2_ALG_NULL);
+	g_assert_cmpuint(ak.publicArea.parameters.rsaDetail.symmetric.algorithm, ==, TPM2_ALG_NULL);
 	g_assert_cmpuint(ak.publicArea.parameters.rsaDetail.scheme.scheme, ==, TPM2_ALG_RSASSA);
-	g_assert_cmpuint(ak.publicArea.parameters.rsaDetail.scheme.details.rsassa.hashAlg, ==,
-			 TPM2_ALG_SHA256);
+	g_assert_cmpuint(
+	    ak.publicArea.parameters.rsaDetail.scheme.details.rsassa.hashAlg, ==, TPM2_ALG_SHA256);
 	g_assert_cmpuint(ak.publicArea.parameters.rsaDetail.keyBits, ==, 2048);
 	g_assert_cmpuint(ak.publicArea.unique.rsa.size, ==, 256);
 	raw = g_bytes_get_data(tpm->ak_public, NULL);
 	g_assert_cmpuint(g_bytes_get_size(tpm->ak_public), ==, 2 + 0x118);
-	g_assert_cmpmem(raw, 20,
+	g_assert_cmpmem(raw,
+			20,
 			"\x01\x18\x00\x01\x00\x0b\x00\x05\x00\x72\x00\x00\x00\x10\x00\x14\x00\x0b"
 			"\x08\x00",
 			20);
@@ -348,8 +354,8 @@ test_open_facts(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(tpm->ak_scheme, ==, TPM2_ALG_RSASSA);
 	g_assert_cmpuint(tpm->ak_hash, ==, TPM2_ALG_SHA256);
 	g_assert_cmpuint(tpm->ak_handle, ==, ESYS_TR_NONE);
-	g_assert_false(memcmp(ek.publicArea.unique.rsa.buffer, ak.publicArea.unique.rsa.buffer,
-			      256) == 0);
+	g_assert_false(
+	    memcmp(ek.publicArea.unique.rsa.buffer, ak.publicArea.unique.rsa.buffer, 256) == 0);
 
 	g_assert_null(tpm->ek_cert);
 	g_assert_cmpstr(tpm->description, ==, "software TPM stand-in (INSECURE: --avoid-tpm)");
@@ -450,8 +456,11 @@ test_open_options(void)
 {
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *dir = g_dir_make_tmp("kl-tpm-software-XXXXXX", &error);
-	KlTpmOptions defaults = { .software = TRUE, .state_dir = dir, .encryption_alg = "rsa",
-				  .hash_alg = "sha256", .signing_alg = "rsassa" };
+	KlTpmOptions defaults = { .software = TRUE,
+				  .state_dir = dir,
+				  .encryption_alg = "rsa",
+				  .hash_alg = "sha256",
+				  .signing_alg = "rsassa" };
 	KlTpmOptions ecc = { .software = TRUE, .state_dir = dir, .encryption_alg = "ecc" };
 	KlTpmOptions sha384 = { .software = TRUE, .state_dir = dir, .hash_alg = "sha384" };
 	KlTpmOptions ecdsa = { .software = TRUE, .state_dir = dir, .signing_alg = "ecdsa" };
@@ -500,8 +509,8 @@ test_pcr_read(Fixture *f, gconstpointer data)
 	guint8 expected[32];
 	guint i;
 
-	g_assert_true(f->tpm->backend->pcr_read(f->tpm, TPM2_ALG_SHA256, 0xffffff, &values,
-						&error));
+	g_assert_true(
+	    f->tpm->backend->pcr_read(f->tpm, TPM2_ALG_SHA256, 0xffffff, &values, &error));
 	g_assert_no_error(error);
 	g_assert_cmpuint(values->len, ==, 24);
 	for (i = 0; i < 24; i++)
@@ -509,10 +518,11 @@ test_pcr_read(Fixture *f, gconstpointer data)
 	g_clear_pointer(&values, g_ptr_array_unref);
 
 	/* a test or demo simulates extends by writing software_pcrs.json */
-	write_pcrs_file(f->dir, "{\"sha256\": {\"10\": \"00112233445566778899aabbccddeeff"
-				"00112233445566778899AABBCCDDEEFF\"}}");
-	g_assert_true(f->tpm->backend->pcr_read(f->tpm, TPM2_ALG_SHA256, (1u << 0) | (1u << 10),
-						&values, &error));
+	write_pcrs_file(f->dir,
+			"{\"sha256\": {\"10\": \"00112233445566778899aabbccddeeff"
+			"00112233445566778899AABBCCDDEEFF\"}}");
+	g_assert_true(f->tpm->backend->pcr_read(
+	    f->tpm, TPM2_ALG_SHA256, (1u << 0) | (1u << 10), &values, &error));
 	g_assert_no_error(error);
 	g_assert_cmpuint(values->len, ==, 2);
 	assert_bytes_equal(values->pdata[0], zero, sizeof(zero));
@@ -525,8 +535,8 @@ test_pcr_read(Fixture *f, gconstpointer data)
 	g_assert_false(f->tpm->backend->pcr_read(f->tpm, TPM2_ALG_SHA1, 1, &values, &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS);
 	g_clear_error(&error);
-	g_assert_false(f->tpm->backend->pcr_read(f->tpm, TPM2_ALG_SHA256, 1u << 24, &values,
-						 &error));
+	g_assert_false(
+	    f->tpm->backend->pcr_read(f->tpm, TPM2_ALG_SHA256, 1u << 24, &values, &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS);
 	g_clear_error(&error);
 
@@ -534,8 +544,9 @@ test_pcr_read(Fixture *f, gconstpointer data)
 	g_assert_false(f->tpm->backend->pcr_read(f->tpm, TPM2_ALG_SHA256, 1, &values, &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_DATA);
 	g_clear_error(&error);
-	write_pcrs_file(f->dir, "{\"sha256\": {\"1\": \"zz112233445566778899aabbccddeeff"
-				"00112233445566778899aabbccddeeff\"}}");
+	write_pcrs_file(f->dir,
+			"{\"sha256\": {\"1\": \"zz112233445566778899aabbccddeeff"
+			"00112233445566778899aabbccddeeff\"}}");
 	g_assert_false(f->tpm->backend->pcr_read(f->tpm, TPM2_ALG_SHA256, 1, &values, &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_DATA);
 	g_clear_error(&error);
@@ -574,8 +585,15 @@ test_quote(Fixture *f, gconstpointer data)
 			"\"23\": \"ffffffffffffffffffffffffffffffff"
 			"ffffffffffffffffffffffffffffffff\""
 			"}}");
-	g_assert_true(tpm->backend->quote(tpm, TPM2_ALG_SHA256, mask, TPM2_ALG_RSASSA,
-					  TPM2_ALG_SHA256, nonce, &attest, &signature, &error));
+	g_assert_true(tpm->backend->quote(tpm,
+					  TPM2_ALG_SHA256,
+					  mask,
+					  TPM2_ALG_RSASSA,
+					  TPM2_ALG_SHA256,
+					  nonce,
+					  &attest,
+					  &signature,
+					  &error));
 	g_assert_no_error(error);
 
 	/* the verifier's checks (tpm_util.checkquote) */
@@ -591,8 +609,8 @@ test_quote(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(a.attested.quote.pcrSelect.count, ==, 1);
 	g_assert_cmpuint(a.attested.quote.pcrSelect.pcrSelections[0].hash, ==, TPM2_ALG_SHA256);
 	g_assert_cmpuint(a.attested.quote.pcrSelect.pcrSelections[0].sizeofSelect, ==, 3);
-	g_assert_cmpmem(a.attested.quote.pcrSelect.pcrSelections[0].pcrSelect, 3,
-			"\x81\x04\x80", 3);
+	g_assert_cmpmem(
+	    a.attested.quote.pcrSelect.pcrSelections[0].pcrSelect, 3, "\x81\x04\x80", 3);
 
 	/* pcrDigest = SHA-256 of the selected PCR values, as pcr_read returns them */
 	g_assert_true(tpm->backend->pcr_read(tpm, TPM2_ALG_SHA256, mask, &values, &error));
@@ -600,13 +618,14 @@ test_quote(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(values->len, ==, 4);
 	for (i = 0; i < values->len; i++)
 		g_byte_array_append(concat, g_bytes_get_data(values->pdata[i], NULL), 32);
-	assert_bytes_equal(values->pdata[2], "\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0"
-					     "\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0"
-					     "\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0",
+	assert_bytes_equal(values->pdata[2],
+			   "\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0"
+			   "\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0"
+			   "\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0",
 			   32);
 	pcr_digest = sha256(concat->data, concat->len);
-	assert_bytes_equal(pcr_digest, a.attested.quote.pcrDigest.buffer,
-			   a.attested.quote.pcrDigest.size);
+	assert_bytes_equal(
+	    pcr_digest, a.attested.quote.pcrDigest.buffer, a.attested.quote.pcrDigest.size);
 
 	/* a changed byte breaks the signature */
 	copy = g_memdup2(g_bytes_get_data(attest, NULL), g_bytes_get_size(attest));
@@ -618,14 +637,21 @@ test_quote(Fixture *f, gconstpointer data)
 
 	/* a changed PCR changes the next quote's digest; the clock moves forward */
 	write_pcrs_file(f->dir, "{\"sha256\": {}}");
-	g_assert_true(tpm->backend->quote(tpm, TPM2_ALG_SHA256, mask, TPM2_ALG_NULL, TPM2_ALG_NULL,
-					  nonce, &attest2, &signature2, &error));
+	g_assert_true(tpm->backend->quote(tpm,
+					  TPM2_ALG_SHA256,
+					  mask,
+					  TPM2_ALG_NULL,
+					  TPM2_ALG_NULL,
+					  nonce,
+					  &attest2,
+					  &signature2,
+					  &error));
 	g_assert_no_error(error);
 	g_assert_true(verify_rsassa(&tpm->ak_area, attest2, signature2));
 	a2 = unmarshal_attest(attest2);
 	g_assert_cmpuint(a2.clockInfo.clock, >, a.clockInfo.clock);
-	g_assert_false(memcmp(a2.attested.quote.pcrDigest.buffer,
-			      a.attested.quote.pcrDigest.buffer, 32) == 0);
+	g_assert_false(
+	    memcmp(a2.attested.quote.pcrDigest.buffer, a.attested.quote.pcrDigest.buffer, 32) == 0);
 }
 
 static void
@@ -639,20 +665,47 @@ test_quote_rejects(Fixture *f, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 
 	/* only the AK's own scheme and hash */
-	g_assert_false(tpm->backend->quote(tpm, TPM2_ALG_SHA256, 1, TPM2_ALG_RSASSA,
-					   TPM2_ALG_SHA384, nonce, &attest, &signature, &error));
+	g_assert_false(tpm->backend->quote(tpm,
+					   TPM2_ALG_SHA256,
+					   1,
+					   TPM2_ALG_RSASSA,
+					   TPM2_ALG_SHA384,
+					   nonce,
+					   &attest,
+					   &signature,
+					   &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS);
 	g_clear_error(&error);
-	g_assert_false(tpm->backend->quote(tpm, TPM2_ALG_SHA256, 1, TPM2_ALG_RSAPSS,
-					   TPM2_ALG_SHA256, nonce, &attest, &signature, &error));
+	g_assert_false(tpm->backend->quote(tpm,
+					   TPM2_ALG_SHA256,
+					   1,
+					   TPM2_ALG_RSAPSS,
+					   TPM2_ALG_SHA256,
+					   nonce,
+					   &attest,
+					   &signature,
+					   &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS);
 	g_clear_error(&error);
-	g_assert_false(tpm->backend->quote(tpm, TPM2_ALG_SHA1, 1, TPM2_ALG_RSASSA,
-					   TPM2_ALG_SHA256, nonce, &attest, &signature, &error));
+	g_assert_false(tpm->backend->quote(tpm,
+					   TPM2_ALG_SHA1,
+					   1,
+					   TPM2_ALG_RSASSA,
+					   TPM2_ALG_SHA256,
+					   nonce,
+					   &attest,
+					   &signature,
+					   &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS);
 	g_clear_error(&error);
-	g_assert_false(tpm->backend->quote(tpm, TPM2_ALG_SHA256, 1, TPM2_ALG_RSASSA,
-					   TPM2_ALG_SHA256, long_nonce, &attest, &signature,
+	g_assert_false(tpm->backend->quote(tpm,
+					   TPM2_ALG_SHA256,
+					   1,
+					   TPM2_ALG_RSASSA,
+					   TPM2_ALG_SHA256,
+					   long_nonce,
+					   &attest,
+					   &signature,
 					   &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS);
 	g_assert_null(attest);
@@ -681,8 +734,14 @@ test_certify(Fixture *f, gconstpointer data)
 	guint8 qn_buf[68];
 	TPMS_ATTEST a;
 
-	g_assert_true(tpm->backend->certify_ak(tpm, ESYS_TR_NONE, NULL, TPM2_ALG_NULL,
-					       TPM2_ALG_SHA256, nonce, &attest, &signature,
+	g_assert_true(tpm->backend->certify_ak(tpm,
+					       ESYS_TR_NONE,
+					       NULL,
+					       TPM2_ALG_NULL,
+					       TPM2_ALG_SHA256,
+					       nonce,
+					       &attest,
+					       &signature,
 					       &error));
 	g_assert_no_error(error);
 	g_assert_true(verify_rsassa(&tpm->ak_area, attest, signature));
@@ -693,8 +752,8 @@ test_certify(Fixture *f, gconstpointer data)
 	g_assert_cmphex(a.magic, ==, 0xff544347);
 	g_assert_cmphex(a.type, ==, 0x8017);
 	g_assert_cmpmem(a.extraData.buffer, a.extraData.size, g_bytes_get_data(nonce, NULL), 16);
-	assert_bytes_equal(tpm->ak_name, a.attested.certify.name.name,
-			   a.attested.certify.name.size);
+	assert_bytes_equal(
+	    tpm->ak_name, a.attested.certify.name.name, a.attested.certify.name.size);
 	g_assert_cmpuint(a.clockInfo.safe, ==, 1);
 
 	/* qualified name as a TPM computes it for the AK under the EK (endorsement hierarchy) */
@@ -708,18 +767,32 @@ test_certify(Fixture *f, gconstpointer data)
 	ak_qn_digest = sha256(qn_buf, sizeof(qn_buf));
 	memcpy(ak_qn + 2, g_bytes_get_data(ak_qn_digest, NULL), 32);
 	g_assert_cmpmem(a.attested.certify.qualifiedName.name,
-			a.attested.certify.qualifiedName.size, ak_qn, sizeof(ak_qn));
+			a.attested.certify.qualifiedName.size,
+			ak_qn,
+			sizeof(ak_qn));
 	g_assert_cmpmem(a.qualifiedSigner.name, a.qualifiedSigner.size, ak_qn, sizeof(ak_qn));
 
 	/* no other signing keys (IAK) exist */
-	g_assert_false(tpm->backend->certify_ak(tpm, 0x81000001, NULL, TPM2_ALG_NULL,
-						TPM2_ALG_SHA256, nonce, &none_attest,
-						&none_signature, &error));
+	g_assert_false(tpm->backend->certify_ak(tpm,
+						0x81000001,
+						NULL,
+						TPM2_ALG_NULL,
+						TPM2_ALG_SHA256,
+						nonce,
+						&none_attest,
+						&none_signature,
+						&error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_NOT_SUPPORTED);
 	g_clear_error(&error);
-	g_assert_false(tpm->backend->certify_ak(tpm, ESYS_TR_NONE, NULL, TPM2_ALG_RSASSA,
-						TPM2_ALG_SHA1, nonce, &none_attest,
-						&none_signature, &error));
+	g_assert_false(tpm->backend->certify_ak(tpm,
+						ESYS_TR_NONE,
+						NULL,
+						TPM2_ALG_RSASSA,
+						TPM2_ALG_SHA1,
+						nonce,
+						&none_attest,
+						&none_signature,
+						&error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS);
 	g_assert_null(none_attest);
 }
@@ -741,17 +814,17 @@ make_credential(const gchar *dir, GBytes *ek_public, GBytes *name, const gchar *
 	gchar *blob = NULL;
 	gsize blob_len = 0;
 	gint status = 0;
-	const gchar *argv[] = { tool,	  "-T",	    "none", "-u",      ek_path, "-s",
+	const gchar *argv[] = { tool,	     "-T", "none",   "-u", ek_path,   "-s",
 				secret_path, "-n", name_hex, "-o", blob_path, NULL };
 
 	if (tool == NULL)
 		return NULL;
-	g_assert_true(g_file_set_contents(ek_path, g_bytes_get_data(ek_public, NULL),
-					  (gssize)g_bytes_get_size(ek_public), NULL));
+	g_assert_true(g_file_set_contents(
+	    ek_path, g_bytes_get_data(ek_public, NULL), (gssize)g_bytes_get_size(ek_public), NULL));
 	g_assert_true(g_file_set_contents(secret_path, secret, -1, NULL));
 	g_unlink(blob_path);
-	g_assert_true(g_spawn_sync(NULL, (gchar **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
-				   &err, &status, &error));
+	g_assert_true(g_spawn_sync(
+	    NULL, (gchar **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status, &error));
 	g_assert_no_error(error);
 	g_test_message("tpm2_makecredential: %s%s", out, err);
 	g_assert_true(g_spawn_check_wait_status(status, NULL));
@@ -794,7 +867,9 @@ test_activate_credential(Fixture *f, gconstpointer data)
 
 	g_assert_true(tpm->backend->activate_credential(tpm, blob, &secret, &error));
 	g_assert_no_error(error);
-	g_assert_cmpmem(g_bytes_get_data(secret, NULL), g_bytes_get_size(secret), credential,
+	g_assert_cmpmem(g_bytes_get_data(secret, NULL),
+			g_bytes_get_size(secret),
+			credential,
 			strlen(credential));
 }
 
@@ -809,11 +884,11 @@ test_activate_credential_tampered(Fixture *f, gconstpointer data)
 	g_autoptr(GBytes) short_blob = NULL;
 	/* header 8, TPM2B_ID_OBJECT size 2, integrityHMAC 2+32, encIdentity 34, secret 2+256 */
 	const gsize offsets[] = {
-		0,	 /* magic */
-		7,	 /* version */
-		12,	 /* integrity HMAC */
-		10 + 34, /* encIdentity: size field */
-		10 + 50, /* encIdentity: credential */
+		0,	  /* magic */
+		7,	  /* version */
+		12,	  /* integrity HMAC */
+		10 + 34,  /* encIdentity: size field */
+		10 + 50,  /* encIdentity: credential */
 		80 + 100, /* encrypted secret */
 	};
 	gsize i;
@@ -843,8 +918,7 @@ test_activate_credential_tampered(Fixture *f, gconstpointer data)
 		name[33] ^= 1;
 		other_name = g_bytes_new(name, sizeof(name));
 		other_blob = make_credential(f->dir, tpm->ek_public, other_name, credential);
-		g_assert_false(
-		    tpm->backend->activate_credential(tpm, other_blob, &secret, &error));
+		g_assert_false(tpm->backend->activate_credential(tpm, other_blob, &secret, &error));
 		g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_DATA);
 		g_assert_nonnull(strstr(error->message, "integrity"));
 	}
@@ -855,8 +929,7 @@ test_activate_credential_tampered(Fixture *f, gconstpointer data)
 		g_autoptr(GError) error = NULL;
 
 		short_blob = g_bytes_new_from_bytes(blob, 0, g_bytes_get_size(blob) - 1);
-		g_assert_false(
-		    tpm->backend->activate_credential(tpm, short_blob, &secret, &error));
+		g_assert_false(tpm->backend->activate_credential(tpm, short_blob, &secret, &error));
 		g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_DATA);
 	}
 }

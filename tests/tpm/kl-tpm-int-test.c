@@ -12,8 +12,8 @@
 
 #include <glib/gstdio.h>
 #include <gnutls/abstract.h>
-#include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <json-glib/json-glib.h>
 #include <tss2/tss2_mu.h>
@@ -61,7 +61,7 @@ fixture_teardown(KlTestFixture *fx, gconstpointer data)
 static KlTpmOptions
 kl_test_options(KlTestFixture *fx)
 {
-	KlTpmOptions o = {0};
+	KlTpmOptions o = { 0 };
 	o.tcti = g_getenv("KL_TEST_TCTI");
 	o.agent_data_path = fx->agent_data;
 	o.state_dir = fx->dir;
@@ -108,7 +108,7 @@ kl_test_run(const gchar *dir, const gchar *const *argv)
 static void
 kl_test_flush_transient(const gchar *dir)
 {
-	const gchar *argv[] = {"tpm2_flushcontext", "-t", NULL};
+	const gchar *argv[] = { "tpm2_flushcontext", "-t", NULL };
 	kl_test_run(dir, argv);
 }
 
@@ -136,7 +136,7 @@ kl_test_write(const gchar *dir, const gchar *name, GBytes *data)
 static guint
 kl_test_count_transient(void)
 {
-	const gchar *argv[] = {"tpm2_getcap", "handles-transient", NULL};
+	const gchar *argv[] = { "tpm2_getcap", "handles-transient", NULL };
 	g_autofree gchar *out = NULL;
 	gint status = 0;
 	guint n = 0;
@@ -249,7 +249,7 @@ kl_test_ek_cert_body(void)
 	gnutls_x509_crt_t crt = NULL;
 	gnutls_pubkey_t key = NULL;
 	gnutls_datum_t der;
-	gnutls_datum_t pem = {NULL, 0};
+	gnutls_datum_t pem = { NULL, 0 };
 	g_autofree gchar *ek_pem = NULL;
 	TPMT_PUBLIC ek;
 	g_autoptr(GError) error = NULL;
@@ -308,18 +308,19 @@ kl_test_nv_store_cert(const gchar *dir, const gchar *file)
 	g_autofree gchar *path = g_build_filename(dir, file, NULL);
 	g_autofree gchar *size = NULL;
 	GStatBuf st;
-	const gchar *undefine[] = {"sh", "-c", "tpm2_nvundefine 0x01c00002 -C o 2>/dev/null; true",
-				   NULL};
-	const gchar *define[] = {"tpm2_nvdefine",
-				 "0x01c00002",
-				 "-C",
-				 "o",
-				 "-s",
-				 NULL,
-				 "-a",
-				 "ownerwrite|ownerread|authread|no_da",
-				 NULL};
-	const gchar *write[] = {"tpm2_nvwrite", "0x01c00002", "-C", "o", "-i", file, NULL};
+	const gchar *undefine[] = {
+		"sh", "-c", "tpm2_nvundefine 0x01c00002 -C o 2>/dev/null; true", NULL
+	};
+	const gchar *define[] = { "tpm2_nvdefine",
+				  "0x01c00002",
+				  "-C",
+				  "o",
+				  "-s",
+				  NULL,
+				  "-a",
+				  "ownerwrite|ownerread|authread|no_da",
+				  NULL };
+	const gchar *write[] = { "tpm2_nvwrite", "0x01c00002", "-C", "o", "-i", file, NULL };
 
 	g_assert_cmpint(g_stat(path, &st), ==, 0);
 	size = g_strdup_printf("%u", (guint)st.st_size);
@@ -333,62 +334,50 @@ kl_test_nv_store_cert(const gchar *dir, const gchar *file)
 static void
 test_ek_cert_nv(KlTestFixture *fx, gconstpointer data)
 {
-	const gchar *ca_key[] = {"certtool",
-				 "--generate-privkey",
-				 "--key-type",
-				 "rsa",
-				 "--bits",
-				 "4096",
-				 "--outfile",
-				 "ca.key",
-				 NULL};
-	const gchar *ca_crt[] = {"certtool",
-				 "--generate-self-signed",
-				 "--load-privkey",
-				 "ca.key",
-				 "--template",
-				 "ca.tmpl",
-				 "--outfile",
-				 "ca.crt",
-				 NULL};
-	const gchar *ek_crt[] = {"certtool",
-				 "--generate-certificate",
-				 "--load-pubkey",
-				 "ek.pem",
-				 "--load-ca-privkey",
-				 "ca.key",
-				 "--load-ca-certificate",
-				 "ca.crt",
-				 "--template",
-				 "ek.tmpl",
-				 "--outder",
-				 "--outfile",
-				 "ek.der",
-				 NULL};
-	const gchar *other_key[] = {"certtool",
-				    "--generate-privkey",
-				    "--key-type",
-				    "rsa",
-				    "--bits",
-				    "2048",
-				    "--outfile",
-				    "other.key",
-				    NULL};
-	const gchar *other_crt[] = {"certtool",
-				    "--generate-certificate",
-				    "--load-privkey",
-				    "other.key",
-				    "--load-ca-privkey",
-				    "ca.key",
-				    "--load-ca-certificate",
-				    "ca.crt",
-				    "--template",
-				    "ek.tmpl",
-				    "--outder",
-				    "--outfile",
-				    "other.der",
-				    NULL};
-	const gchar *undefine[] = {"tpm2_nvundefine", "0x01c00002", "-C", "o", NULL};
+	const gchar *ca_key[] = { "certtool", "--generate-privkey", "--key-type", "rsa", "--bits",
+				  "4096",     "--outfile",	    "ca.key",	  NULL };
+	const gchar *ca_crt[] = { "certtool",
+				  "--generate-self-signed",
+				  "--load-privkey",
+				  "ca.key",
+				  "--template",
+				  "ca.tmpl",
+				  "--outfile",
+				  "ca.crt",
+				  NULL };
+	const gchar *ek_crt[] = { "certtool",
+				  "--generate-certificate",
+				  "--load-pubkey",
+				  "ek.pem",
+				  "--load-ca-privkey",
+				  "ca.key",
+				  "--load-ca-certificate",
+				  "ca.crt",
+				  "--template",
+				  "ek.tmpl",
+				  "--outder",
+				  "--outfile",
+				  "ek.der",
+				  NULL };
+	const gchar *other_key[] = {
+		"certtool", "--generate-privkey", "--key-type", "rsa", "--bits",
+		"2048",	    "--outfile",	  "other.key",	NULL
+	};
+	const gchar *other_crt[] = { "certtool",
+				     "--generate-certificate",
+				     "--load-privkey",
+				     "other.key",
+				     "--load-ca-privkey",
+				     "ca.key",
+				     "--load-ca-certificate",
+				     "ca.crt",
+				     "--template",
+				     "ek.tmpl",
+				     "--outder",
+				     "--outfile",
+				     "other.der",
+				     NULL };
+	const gchar *undefine[] = { "tpm2_nvundefine", "0x01c00002", "-C", "o", NULL };
 	KlTpmOptions o = kl_test_options(fx);
 	g_autoptr(KlTpm) tpm = NULL;
 	g_autoptr(GBytes) der = NULL;
@@ -493,24 +482,11 @@ test_ak_persist(KlTestFixture *fx, gconstpointer data)
 static void
 test_ak_rust_file(KlTestFixture *fx, gconstpointer data)
 {
-	const gchar *createek[] = {
-	    "tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.tss", NULL};
-	const gchar *createak[] = {"tpm2_createak",
-				   "-C",
-				   "ek.ctx",
-				   "-c",
-				   "ak.ctx",
-				   "-G",
-				   "rsa",
-				   "-g",
-				   "sha256",
-				   "-s",
-				   "rsassa",
-				   "-u",
-				   "ak.pub",
-				   "-r",
-				   "ak.priv",
-				   NULL};
+	const gchar *createek[] = { "tpm2_createek", "-c", "ek.ctx", "-G",
+				    "rsa",	     "-u", "ek.tss", NULL };
+	const gchar *createak[] = { "tpm2_createak", "-C", "ek.ctx",  "-c", "ak.ctx", "-G",
+				    "rsa",	     "-g", "sha256",  "-s", "rsassa", "-u",
+				    "ak.pub",	     "-r", "ak.priv", NULL };
 	g_autoptr(GBytes) ek = NULL;
 	g_autoptr(GBytes) ak_pub = NULL;
 	g_autoptr(GBytes) ak_priv = NULL;
@@ -616,7 +592,7 @@ test_ak_file_errors(KlTestFixture *fx, gconstpointer data)
 static void
 test_ek_changed(KlTestFixture *fx, gconstpointer data)
 {
-	const gchar *changeeps[] = {"tpm2_changeeps", NULL};
+	const gchar *changeeps[] = { "tpm2_changeeps", NULL };
 	KlTpmOptions o = kl_test_options(fx);
 	g_autoptr(KlTpm) tpm = kl_test_tpm_new(&o);
 	g_autoptr(GBytes) original = kl_test_read(fx->dir, "agent_data.json");
@@ -632,9 +608,9 @@ test_ek_changed(KlTestFixture *fx, gconstpointer data)
 static void
 test_ek_persistent(KlTestFixture *fx, gconstpointer data)
 {
-	const gchar *createek[] = {
-	    "tpm2_createek", "-c", "0x81010001", "-G", "rsa", "-u", "ekp.tss", NULL};
-	const gchar *evict[] = {"tpm2_evictcontrol", "-C", "o", "-c", "0x81010001", NULL};
+	const gchar *createek[] = { "tpm2_createek", "-c", "0x81010001", "-G",
+				    "rsa",	     "-u", "ekp.tss",	 NULL };
+	const gchar *evict[] = { "tpm2_evictcontrol", "-C", "o", "-c", "0x81010001", NULL };
 	g_autoptr(GBytes) ekp = NULL;
 	g_autoptr(GBytes) ek_template = NULL;
 	g_autoptr(GBytes) secret = NULL;
@@ -674,18 +650,18 @@ kl_test_make_credential(KlTestFixture *fx, KlTpm *tpm, GBytes *name, GBytes **se
 	g_autoptr(GString) hex = g_string_new(NULL);
 	const guint8 *p;
 	gsize len;
-	const gchar *argv[] = {"tpm2_makecredential",
-			       "-T",
-			       "none",
-			       "-u",
-			       "ek.tss",
-			       "-s",
-			       "secret",
-			       "-n",
-			       NULL,
-			       "-o",
-			       "blob",
-			       NULL};
+	const gchar *argv[] = { "tpm2_makecredential",
+				"-T",
+				"none",
+				"-u",
+				"ek.tss",
+				"-s",
+				"secret",
+				"-n",
+				NULL,
+				"-o",
+				"blob",
+				NULL };
 	g_autofree gchar *value = g_strdup_printf(
 	    "%08x%08x%08x%08x", g_random_int(), g_random_int(), g_random_int(), g_random_int());
 
@@ -726,7 +702,7 @@ kl_test_activate(KlTestFixture *fx, const gchar *enc, const gchar *sign, const g
 	/* a blob for another object name does not activate */
 	{
 		g_autoptr(GBytes) secret = NULL;
-		guint8 other[34] = {0x00, 0x0b, 1, 2, 3};
+		guint8 other[34] = { 0x00, 0x0b, 1, 2, 3 };
 		g_autoptr(GBytes) other_name = g_bytes_new(other, sizeof(other));
 		g_autoptr(GBytes) blob = kl_test_make_credential(fx, tpm, other_name, &secret);
 		g_autoptr(GBytes) out = NULL;
@@ -738,7 +714,7 @@ kl_test_activate(KlTestFixture *fx, const gchar *enc, const gchar *sign, const g
 	}
 	/* a truncated blob is refused before the TPM is asked */
 	{
-		guint8 junk[] = {0xba, 0xdc, 0xc0, 0xde, 0, 0, 0, 1, 0, 4, 1, 2};
+		guint8 junk[] = { 0xba, 0xdc, 0xc0, 0xde, 0, 0, 0, 1, 0, 4, 1, 2 };
 		g_autoptr(GBytes) blob = g_bytes_new(junk, sizeof(junk));
 		g_autoptr(GBytes) out = NULL;
 		g_assert_false(kl_tpm_activate_credential(tpm, blob, &out, &error));
@@ -761,8 +737,8 @@ test_activate_ecc(KlTestFixture *fx, gconstpointer data)
 static void
 test_activate_persistent(KlTestFixture *fx, gconstpointer data)
 {
-	const gchar *createek[] = {"tpm2_createek", "-c", "0x81010003", "-G", "rsa", NULL};
-	const gchar *evict[] = {"tpm2_evictcontrol", "-C", "o", "-c", "0x81010003", NULL};
+	const gchar *createek[] = { "tpm2_createek", "-c", "0x81010003", "-G", "rsa", NULL };
+	const gchar *evict[] = { "tpm2_evictcontrol", "-C", "o", "-c", "0x81010003", NULL };
 	kl_test_run(fx->dir, createek);
 	kl_test_flush_transient(fx->dir);
 	kl_test_activate(fx, NULL, NULL, "0x81010003");
@@ -796,8 +772,9 @@ kl_test_verify_signature(KlTpm *tpm, GBytes *msg, GBytes *sig)
 	gnutls_pubkey_t key = NULL;
 	g_autofree gchar *pem = NULL;
 	gnutls_datum_t pem_d;
-	gnutls_datum_t data = {(unsigned char *)g_bytes_get_data(msg, NULL), g_bytes_get_size(msg)};
-	gnutls_datum_t sig_d = {NULL, 0};
+	gnutls_datum_t data = { (unsigned char *)g_bytes_get_data(msg, NULL),
+				g_bytes_get_size(msg) };
+	gnutls_datum_t sig_d = { NULL, 0 };
 	gnutls_sign_algorithm_t algo;
 	g_autoptr(GError) error = NULL;
 	gboolean ecc = FALSE;
@@ -820,10 +797,10 @@ kl_test_verify_signature(KlTpm *tpm, GBytes *msg, GBytes *sig)
 		sig_d.size = s.signature.rsassa.sig.size;
 		algo = GNUTLS_SIGN_RSA_SHA256;
 	} else {
-		gnutls_datum_t r = {s.signature.ecdsa.signatureR.buffer,
-				    s.signature.ecdsa.signatureR.size};
-		gnutls_datum_t ss = {s.signature.ecdsa.signatureS.buffer,
-				     s.signature.ecdsa.signatureS.size};
+		gnutls_datum_t r = { s.signature.ecdsa.signatureR.buffer,
+				     s.signature.ecdsa.signatureR.size };
+		gnutls_datum_t ss = { s.signature.ecdsa.signatureS.buffer,
+				      s.signature.ecdsa.signatureS.size };
 		g_assert_cmpuint(s.sigAlg, ==, TPM2_ALG_ECDSA);
 		g_assert_cmpint(gnutls_encode_rs_value(&sig_d, &r, &ss), ==, 0);
 		algo = GNUTLS_SIGN_ECDSA_SHA256;
@@ -834,7 +811,7 @@ kl_test_verify_signature(KlTpm *tpm, GBytes *msg, GBytes *sig)
 	/* and a flipped bit fails */
 	{
 		g_autofree guint8 *copy = g_memdup2(data.data, data.size);
-		gnutls_datum_t bad = {copy, data.size};
+		gnutls_datum_t bad = { copy, data.size };
 		copy[data.size - 1] ^= 1;
 		g_assert_cmpint(gnutls_pubkey_verify_data2(key, algo, 0, &bad, &sig_d), <, 0);
 	}
@@ -847,9 +824,10 @@ static void
 kl_test_quote(KlTestFixture *fx, const gchar *enc, const gchar *sign)
 {
 	const gchar *extend[] = {
-	    "tpm2_pcrextend",
-	    "10:sha256=a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90",
-	    NULL};
+		"tpm2_pcrextend",
+		"10:sha256=a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90",
+		NULL
+	};
 	KlTpmOptions o = kl_test_options(fx);
 	g_autoptr(KlTpm) tpm = NULL;
 	g_autoptr(GPtrArray) all = NULL;
@@ -860,7 +838,7 @@ kl_test_quote(KlTestFixture *fx, const gchar *enc, const gchar *sign)
 	g_autoptr(GError) error = NULL;
 	guint8 nonce_raw[16];
 	g_autoptr(GBytes) nonce = NULL;
-	guint8 zeros[32] = {0};
+	guint8 zeros[32] = { 0 };
 	guint32 mask = (1u << 0) | (1u << 10) | (1u << 23);
 	TPMS_ATTEST a;
 	size_t off = 0;
@@ -952,7 +930,7 @@ test_certify(KlTestFixture *fx, gconstpointer data)
 {
 	KlTpmOptions o = kl_test_options(fx);
 	g_autoptr(KlTpm) tpm = kl_test_tpm_new(&o);
-	guint8 nonce_raw[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+	guint8 nonce_raw[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
 	g_autoptr(GBytes) nonce = g_bytes_new(nonce_raw, sizeof(nonce_raw));
 	g_autoptr(GBytes) attest = NULL;
 	g_autoptr(GBytes) sig = NULL;
@@ -988,11 +966,11 @@ test_certify(KlTestFixture *fx, gconstpointer data)
 static void
 test_ak_lost(KlTestFixture *fx, gconstpointer data)
 {
-	const gchar *changeeps[] = {"tpm2_changeeps", NULL};
+	const gchar *changeeps[] = { "tpm2_changeeps", NULL };
 	KlTpmOptions o = kl_test_options(fx);
 	g_autoptr(KlTpm) tpm = kl_test_tpm_new(&o);
 	g_autoptr(GBytes) name = g_bytes_ref(kl_tpm_get_ak_name(tpm));
-	guint8 nonce_raw[16] = {16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1};
+	guint8 nonce_raw[16] = { 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1 };
 	g_autoptr(GBytes) nonce = g_bytes_new(nonce_raw, sizeof(nonce_raw));
 	g_autoptr(GBytes) attest = NULL;
 	g_autoptr(GBytes) sig = NULL;
@@ -1084,8 +1062,8 @@ test_no_leaks(KlTestFixture *fx, gconstpointer data)
 static void
 test_endorsement_auth(KlTestFixture *fx, gconstpointer data)
 {
-	const gchar *set[] = {"tpm2_changeauth", "-c", "e", "kl-secret", NULL};
-	const gchar *unset[] = {"tpm2_changeauth", "-c", "e", "-p", "kl-secret", NULL};
+	const gchar *set[] = { "tpm2_changeauth", "-c", "e", "kl-secret", NULL };
+	const gchar *unset[] = { "tpm2_changeauth", "-c", "e", "-p", "kl-secret", NULL };
 	KlTpmOptions o = kl_test_options(fx);
 	g_autoptr(KlTpm) tpm = NULL;
 	g_autoptr(GBytes) secret = NULL;
@@ -1122,7 +1100,7 @@ test_needs_startup(KlTestFixture *fx, gconstpointer data)
 {
 	g_autofree gchar *ctrl =
 	    g_strdup_printf("127.0.0.1:%s", g_getenv("KL_TEST_SWTPM_CTRL_PORT"));
-	const gchar *init[] = {"swtpm_ioctl", "--tcp", ctrl, "-i", NULL};
+	const gchar *init[] = { "swtpm_ioctl", "--tcp", ctrl, "-i", NULL };
 	KlTpmOptions o = kl_test_options(fx);
 	g_autoptr(KlTpm) tpm = NULL;
 	g_autoptr(GPtrArray) values = NULL;
@@ -1142,7 +1120,7 @@ test_needs_startup(KlTestFixture *fx, gconstpointer data)
 static void
 test_bad_tcti(void)
 {
-	KlTpmOptions o = {.tcti = "swtpm:host=127.0.0.1,port=1", .agent_data_path = ""};
+	KlTpmOptions o = { .tcti = "swtpm:host=127.0.0.1,port=1", .agent_data_path = "" };
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KlTpm) tpm = NULL;
 
@@ -1224,12 +1202,8 @@ main(int argc, char **argv)
 		   fixture_teardown);
 	g_test_add(
 	    "/tpm-int/certify", KlTestFixture, NULL, fixture_setup, test_certify, fixture_teardown);
-	g_test_add("/tpm-int/ak-lost",
-		   KlTestFixture,
-		   NULL,
-		   fixture_setup,
-		   test_ak_lost,
-		   fixture_teardown);
+	g_test_add(
+	    "/tpm-int/ak-lost", KlTestFixture, NULL, fixture_setup, test_ak_lost, fixture_teardown);
 	g_test_add("/tpm-int/agent-id",
 		   KlTestFixture,
 		   NULL,

@@ -93,14 +93,8 @@ static GByteArray *
 kl_test_blob(guint32 magic, guint32 version, guint16 n, guint16 m)
 {
 	GByteArray *b = g_byte_array_new();
-	guint8 hdr[8] = {magic >> 24,
-			 magic >> 16,
-			 magic >> 8,
-			 magic,
-			 version >> 24,
-			 version >> 16,
-			 version >> 8,
-			 version};
+	guint8 hdr[8] = { magic >> 24,	 magic >> 16,	magic >> 8,   magic,
+			  version >> 24, version >> 16, version >> 8, version };
 	guint8 sz[2];
 
 	g_byte_array_append(b, hdr, sizeof(hdr));
@@ -205,7 +199,7 @@ test_split_blob_bad(void)
 static void
 test_key_params(void)
 {
-	KlTpmOptions o = {0};
+	KlTpmOptions o = { 0 };
 	KlTpmKeyParams p;
 	g_autoptr(GError) error = NULL;
 
@@ -279,7 +273,7 @@ test_agent_data_rust_sample(void)
 	g_autofree gchar *copy = g_build_filename(dir, "agent_data.json", NULL);
 	g_autofree gchar *written = NULL;
 	gsize written_len = 0;
-	KlTpmOptions o = {0};
+	KlTpmOptions o = { 0 };
 	KlTpmKeyParams params;
 	TPMT_PUBLIC pub;
 	TPM2B_PRIVATE priv;
@@ -316,7 +310,7 @@ kl_test_agent_data_expect(const gchar *contents,
 {
 	g_autofree gchar *dir = kl_test_tmpdir();
 	g_autofree gchar *path = g_build_filename(dir, "agent_data.json", NULL);
-	KlTpmOptions o = {.hash_alg = hash_alg};
+	KlTpmOptions o = { .hash_alg = hash_alg };
 	KlTpmKeyParams params;
 	TPMT_PUBLIC pub;
 	TPM2B_PRIVATE priv;

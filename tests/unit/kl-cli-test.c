@@ -66,7 +66,8 @@ static void
 kl_cli_unknown_flag_test(void)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(KlCli) cli = kl_test_parse(&error, "--verifier-url", "https://v:1", "--bogus", NULL);
+	g_autoptr(KlCli) cli =
+	    kl_test_parse(&error, "--verifier-url", "https://v:1", "--bogus", NULL);
 	g_autoptr(KlCli) cli2 = NULL;
 	g_autoptr(KlCli) cli3 = NULL;
 
@@ -102,20 +103,26 @@ kl_cli_flag_map_test(void)
 	g_autofree gchar *abs_ca = g_build_filename(cwd, "ca.pem", NULL);
 	g_autofree gchar *abs_plugins = g_build_filename(cwd, "plugins", NULL);
 	const KlCliMapCase cases[] = {
-	    {"--verifier-url", "https://verifier.example:8881", "verifier_url", "https://verifier.example:8881"},
-	    {"-v", "https://v2.example:1", "verifier_url", "https://v2.example:1"},
-	    {"--agent-identifier", "my-agent", "uuid", "my-agent"},
-	    {"--attestation-interval-seconds", "15", "attestation_interval_seconds", "15"},
-	    {"--ca-certificate", "/etc/pki/ca.pem", "verifier_tls_ca_cert", "/etc/pki/ca.pem"},
-	    /* relative paths on the command line are relative to the working directory */
-	    {"--ca-certificate", "ca.pem", "verifier_tls_ca_cert", abs_ca},
-	    {"--api-version", "v3.0", "verifier_api_version", "3.0"},
-	    {"--api-version", "3", "verifier_api_version", "3.0"},
-	    {"--api-version", "3.0", "verifier_api_version", "3.0"},
-	    {"--timeout", "1234", "request_timeout", "1234"},
-	    {"--log-level", "debug", "log_level", "debug"},
-	    {"--plugin-dir", "plugins", "plugin_dir", abs_plugins},
-	    {"--tcti", "swtpm:port=2321", "tcti", "swtpm:port=2321"},
+		{ "--verifier-url",
+		  "https://verifier.example:8881",
+		  "verifier_url",
+		  "https://verifier.example:8881" },
+		{ "-v", "https://v2.example:1", "verifier_url", "https://v2.example:1" },
+		{ "--agent-identifier", "my-agent", "uuid", "my-agent" },
+		{ "--attestation-interval-seconds", "15", "attestation_interval_seconds", "15" },
+		{ "--ca-certificate",
+		  "/etc/pki/ca.pem",
+		  "verifier_tls_ca_cert",
+		  "/etc/pki/ca.pem" },
+		/* relative paths on the command line are relative to the working directory */
+		{ "--ca-certificate", "ca.pem", "verifier_tls_ca_cert", abs_ca },
+		{ "--api-version", "v3.0", "verifier_api_version", "3.0" },
+		{ "--api-version", "3", "verifier_api_version", "3.0" },
+		{ "--api-version", "3.0", "verifier_api_version", "3.0" },
+		{ "--timeout", "1234", "request_timeout", "1234" },
+		{ "--log-level", "debug", "log_level", "debug" },
+		{ "--plugin-dir", "plugins", "plugin_dir", abs_plugins },
+		{ "--tcti", "swtpm:port=2321", "tcti", "swtpm:port=2321" },
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -149,29 +156,30 @@ static void
 kl_cli_bad_values_test(void)
 {
 	const gchar *cases[][2] = {
-	    {"--timeout", "abc"},
-	    {"--timeout", "0"},
-	    {"--attestation-interval-seconds", "-5"},
-	    {"--api-version", "latest"},
-	    {"--log-level", "loud"},
-	    {"--verifier-url", "ftp://v"},
-	    {"-v", "not a url"},
-	    {"--agent-identifier", ""},
-	    {"--registrar-url", "ftp://r:1"},
-	    {"--registrar-url", "http://r:1/path"},
-	    {"--registrar-url", "r:1"},
-	    {"--registrar-url", "http://:1"},
-	    {"--insecure=maybe", NULL},
-	    {"--avoid-tpm=2", NULL},
-	    {"--message-type", "bogus"},
-	    {"--method", "GET"},
-	    {"--attestation-index", "first"},
-	    {"--session-index", "a/b"},
+		{ "--timeout", "abc" },
+		{ "--timeout", "0" },
+		{ "--attestation-interval-seconds", "-5" },
+		{ "--api-version", "latest" },
+		{ "--log-level", "loud" },
+		{ "--verifier-url", "ftp://v" },
+		{ "-v", "not a url" },
+		{ "--agent-identifier", "" },
+		{ "--registrar-url", "ftp://r:1" },
+		{ "--registrar-url", "http://r:1/path" },
+		{ "--registrar-url", "r:1" },
+		{ "--registrar-url", "http://:1" },
+		{ "--insecure=maybe", NULL },
+		{ "--avoid-tpm=2", NULL },
+		{ "--message-type", "bogus" },
+		{ "--method", "GET" },
+		{ "--attestation-index", "first" },
+		{ "--session-index", "a/b" },
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
 		g_autoptr(GError) error = NULL;
-		g_autoptr(KlCli) cli = kl_test_parse(&error, cases[i][0], cases[i][1], "-j", "x.json", NULL);
+		g_autoptr(KlCli) cli =
+		    kl_test_parse(&error, cases[i][0], cases[i][1], "-j", "x.json", NULL);
 
 		if (cli != NULL)
 			g_error("%s %s was accepted", cases[i][0], cases[i][1]);
@@ -196,7 +204,8 @@ static void
 kl_cli_registrar_url_test(void)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(KlCli) cli = kl_test_parse(&error, "--registrar-url", "http://registrar.example:9000", NULL);
+	g_autoptr(KlCli) cli =
+	    kl_test_parse(&error, "--registrar-url", "http://registrar.example:9000", NULL);
 	g_autoptr(KlCli) cli2 = NULL;
 	g_autoptr(KlCli) cli3 = NULL;
 	g_autoptr(KlConfig) cfg = NULL;
@@ -217,7 +226,9 @@ kl_cli_registrar_url_test(void)
 	g_assert_true(kl_config_get_bool(cfg2, "registrar_tls_enabled"));
 	g_assert_cmpint(kl_config_get_int(cfg2, "registrar_tls_port"), ==, 9443);
 	g_assert_cmpint(kl_config_get_int(cfg2, "registrar_port"), ==, 8890);
-	g_assert_cmpstr(kl_config_get_origin(cfg2, "registrar_tls_enabled"), ==, "command line (--registrar-url)");
+	g_assert_cmpstr(kl_config_get_origin(cfg2, "registrar_tls_enabled"),
+			==,
+			"command line (--registrar-url)");
 
 	/* no port: the configured one stays */
 	cli3 = kl_test_parse(&error, "--registrar-url", "https://10.1.1.1", NULL);
@@ -236,26 +247,26 @@ kl_cli_bool_forms_test(void)
 		const gchar *b;
 		gboolean expected;
 	} cases[] = {
-	    {"--insecure", NULL, TRUE},
-	    {"--insecure=true", NULL, TRUE},
-	    {"--insecure=false", NULL, FALSE},
-	    {"--insecure", "true", TRUE},
-	    {"--insecure", "false", FALSE},
-	    {"--insecure", "FALSE", FALSE},
+		{ "--insecure", NULL, TRUE },	     { "--insecure=true", NULL, TRUE },
+		{ "--insecure=false", NULL, FALSE }, { "--insecure", "true", TRUE },
+		{ "--insecure", "false", FALSE },    { "--insecure", "FALSE", FALSE },
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
 		g_autoptr(GError) error = NULL;
 		g_autoptr(KlCli) cli = kl_test_parse(&error, cases[i].a, cases[i].b, NULL);
 		g_autoptr(KlConfig) cfg = NULL;
-		g_autofree gchar *avoid = g_strdup_printf("--avoid-tpm%s", cases[i].a + strlen("--insecure"));
+		g_autofree gchar *avoid =
+		    g_strdup_printf("--avoid-tpm%s", cases[i].a + strlen("--insecure"));
 		g_autoptr(KlCli) cli2 = kl_test_parse(&error, avoid, cases[i].b, NULL);
 
 		g_assert_no_error(error);
 		g_assert_nonnull(cli);
 		cfg = kl_test_apply(cli);
-		g_assert_cmpint(kl_config_get_bool(cfg, "tls_accept_invalid_certs"), ==, cases[i].expected);
-		g_assert_cmpint(kl_config_get_bool(cfg, "tls_accept_invalid_hostnames"), ==, cases[i].expected);
+		g_assert_cmpint(
+		    kl_config_get_bool(cfg, "tls_accept_invalid_certs"), ==, cases[i].expected);
+		g_assert_cmpint(
+		    kl_config_get_bool(cfg, "tls_accept_invalid_hostnames"), ==, cases[i].expected);
 		g_assert_nonnull(cli2);
 		g_assert_cmpint(cli2->avoid_tpm, ==, cases[i].expected);
 		g_assert_cmpuint(cli2->overrides->len, ==, 0);
@@ -281,7 +292,8 @@ static void
 kl_cli_insecure_http_test(void)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(KlCli) cli = kl_test_parse(&error, "-v", "http://127.0.0.1:8881", "--insecure", NULL);
+	g_autoptr(KlCli) cli =
+	    kl_test_parse(&error, "-v", "http://127.0.0.1:8881", "--insecure", NULL);
 	g_autoptr(KlConfig) cfg = NULL;
 	g_autoptr(KlCli) cli2 = kl_test_parse(&error, "-v", "http://127.0.0.1:8881", NULL);
 	g_autoptr(KlConfig) cfg2 = NULL;
@@ -293,7 +305,8 @@ kl_cli_insecure_http_test(void)
 	cfg2 = kl_test_apply(cli2);
 	g_assert_false(kl_config_finalize(cfg2, NULL, &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_CONFIG);
-	g_assert_true(g_str_has_prefix(error->message, "command line (--verifier-url): verifier_url"));
+	g_assert_true(
+	    g_str_has_prefix(error->message, "command line (--verifier-url): verifier_url"));
 }
 
 static void
@@ -357,11 +370,28 @@ static void
 kl_cli_help_test(void)
 {
 	g_autofree gchar *help = kl_cli_get_help();
-	const gchar *flags[] = {"--verifier-url", "--registrar-url", "--agent-identifier",
-				"--attestation-interval-seconds", "--ca-certificate", "--api-version",
-				"--timeout", "--insecure", "--avoid-tpm", "--json-file", "--message-type",
-				"--method", "--attestation-index", "--session-index", "--config",
-				"--once", "--check", "--log-level", "--version", "-V", "-v", "-j"};
+	const gchar *flags[] = { "--verifier-url",
+				 "--registrar-url",
+				 "--agent-identifier",
+				 "--attestation-interval-seconds",
+				 "--ca-certificate",
+				 "--api-version",
+				 "--timeout",
+				 "--insecure",
+				 "--avoid-tpm",
+				 "--json-file",
+				 "--message-type",
+				 "--method",
+				 "--attestation-index",
+				 "--session-index",
+				 "--config",
+				 "--once",
+				 "--check",
+				 "--log-level",
+				 "--version",
+				 "-V",
+				 "-v",
+				 "-j" };
 
 	for (guint i = 0; i < G_N_ELEMENTS(flags); i++) {
 		if (strstr(help, flags[i]) == NULL)

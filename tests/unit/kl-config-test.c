@@ -11,9 +11,9 @@
 
 typedef struct {
 	gchar *root;
-	gchar *usr;    /* stands for /usr/etc/keylime */
-	gchar *etc;    /* stands for /etc/keylime */
-	gchar **envp;  /* a fake environment */
+	gchar *usr;   /* stands for /usr/etc/keylime */
+	gchar *etc;   /* stands for /etc/keylime */
+	gchar **envp; /* a fake environment */
 	KlConfig *cfg;
 } KlConfigFixture;
 
@@ -113,8 +113,10 @@ kl_config_defaults_test(KlConfigFixture *fx, gconstpointer data)
 	g_auto(GStrv) reg_versions = NULL;
 	g_auto(GStrv) disabled = NULL;
 
-	g_assert_cmpstr(kl_config_get_string(fx->cfg, "uuid"), ==, "d432fbb3-d2f1-4a97-9ef7-75bd81c00000");
-	g_assert_cmpstr(kl_config_get_string(fx->cfg, "verifier_url"), ==, "https://localhost:8881");
+	g_assert_cmpstr(
+	    kl_config_get_string(fx->cfg, "uuid"), ==, "d432fbb3-d2f1-4a97-9ef7-75bd81c00000");
+	g_assert_cmpstr(
+	    kl_config_get_string(fx->cfg, "verifier_url"), ==, "https://localhost:8881");
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "registrar_ip"), ==, "127.0.0.1");
 	g_assert_cmpint(kl_config_get_int(fx->cfg, "registrar_port"), ==, 8890);
 	g_assert_cmpint(kl_config_get_int(fx->cfg, "registrar_tls_port"), ==, 8891);
@@ -133,16 +135,18 @@ kl_config_defaults_test(KlConfigFixture *fx, gconstpointer data)
 	g_assert_cmpint(kl_config_get_int(fx->cfg, "exponential_backoff_initial_delay"), ==, 10000);
 	g_assert_cmpint(kl_config_get_int(fx->cfg, "exponential_backoff_max_retries"), ==, 5);
 	g_assert_cmpint(kl_config_get_int(fx->cfg, "exponential_backoff_max_delay"), ==, 300000);
-	g_assert_cmpstr(kl_config_get_string(fx->cfg, "certification_keys_server_identifier"), ==, "ak");
+	g_assert_cmpstr(
+	    kl_config_get_string(fx->cfg, "certification_keys_server_identifier"), ==, "ak");
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "uefi_logs_evidence_version"), ==, "2.1");
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "verifier_api_version"), ==, "3.0");
 	g_assert_cmpint(kl_config_get_int(fx->cfg, "request_timeout"), ==, 5000);
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "log_level"), ==, "info");
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "plugin_dir"), ==, KL_PLUGINDIR);
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "tcti"), ==, "");
-	g_assert_cmpstr(kl_config_get_string(fx->cfg, "run_as"), ==, geteuid() == 0 ? "keylime:tss" : "");
+	g_assert_cmpstr(
+	    kl_config_get_string(fx->cfg, "run_as"), ==, geteuid() == 0 ? "keylime:tss" : "");
 	reg_versions = kl_config_get_strv(fx->cfg, "registrar_api_versions");
-	g_assert_cmpstrv(reg_versions, ((const gchar *const[]){"default", NULL}));
+	g_assert_cmpstrv(reg_versions, ((const gchar *const[]){ "default", NULL }));
 	disabled = kl_config_get_strv(fx->cfg, "disabled_plugins");
 	g_assert_cmpuint(g_strv_length(disabled), ==, 0);
 	g_assert_cmpstr(kl_config_get_origin(fx->cfg, "uuid"), ==, "default");
@@ -153,14 +157,24 @@ kl_config_defaults_test(KlConfigFixture *fx, gconstpointer data)
 	g_assert_true(kl_config_finalize(fx->cfg, fx->envp, &error));
 	g_assert_no_error(error);
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "keylime_dir"), ==, "/var/lib/keylime");
-	g_assert_cmpstr(kl_config_get_string(fx->cfg, "verifier_tls_ca_cert"), ==, "/var/lib/keylime/cv_ca/cacert.crt");
-	g_assert_cmpstr(kl_config_get_string(fx->cfg, "registrar_tls_ca_cert"), ==, "/var/lib/keylime/cv_ca/cacert.crt");
-	g_assert_cmpstr(kl_config_get_string(fx->cfg, "agent_data_path"), ==, "/var/lib/keylime/agent_data.json");
-	g_assert_cmpstr(kl_config_get_string(fx->cfg, "iak_cert"), ==, "/var/lib/keylime/iak-cert.crt");
-	g_assert_cmpstr(kl_config_get_string(fx->cfg, "idevid_cert"), ==, "/var/lib/keylime/idevid-cert.crt");
-	g_assert_cmpstr(kl_config_get_string(fx->cfg, "ima_ml_path"), ==,
+	g_assert_cmpstr(kl_config_get_string(fx->cfg, "verifier_tls_ca_cert"),
+			==,
+			"/var/lib/keylime/cv_ca/cacert.crt");
+	g_assert_cmpstr(kl_config_get_string(fx->cfg, "registrar_tls_ca_cert"),
+			==,
+			"/var/lib/keylime/cv_ca/cacert.crt");
+	g_assert_cmpstr(kl_config_get_string(fx->cfg, "agent_data_path"),
+			==,
+			"/var/lib/keylime/agent_data.json");
+	g_assert_cmpstr(
+	    kl_config_get_string(fx->cfg, "iak_cert"), ==, "/var/lib/keylime/iak-cert.crt");
+	g_assert_cmpstr(
+	    kl_config_get_string(fx->cfg, "idevid_cert"), ==, "/var/lib/keylime/idevid-cert.crt");
+	g_assert_cmpstr(kl_config_get_string(fx->cfg, "ima_ml_path"),
+			==,
 			"/sys/kernel/security/ima/ascii_runtime_measurements");
-	g_assert_cmpstr(kl_config_get_string(fx->cfg, "measuredboot_ml_path"), ==,
+	g_assert_cmpstr(kl_config_get_string(fx->cfg, "measuredboot_ml_path"),
+			==,
 			"/sys/kernel/security/tpm0/binary_bios_measurements");
 }
 
@@ -192,7 +206,8 @@ kl_config_known_keys_test(void)
 static void
 kl_config_layer_usr_test(KlConfigFixture *fx, gconstpointer data)
 {
-	g_autofree gchar *path = kl_test_write(fx, fx->usr, "agent.conf", "[agent]\n\nregistrar_ip = \"10.0.0.1\"\n");
+	g_autofree gchar *path =
+	    kl_test_write(fx, fx->usr, "agent.conf", "[agent]\n\nregistrar_ip = \"10.0.0.1\"\n");
 
 	kl_test_load_ok(fx);
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "registrar_ip"), ==, "10.0.0.1");
@@ -203,8 +218,13 @@ kl_config_layer_usr_test(KlConfigFixture *fx, gconstpointer data)
 static void
 kl_config_layer_usr_dropin_test(KlConfigFixture *fx, gconstpointer data)
 {
-	g_autofree gchar *a = kl_test_write(fx, fx->usr, "agent.conf", "[agent]\nregistrar_ip = \"10.0.0.1\"\nregistrar_port = 1\n");
-	g_autofree gchar *b = kl_test_write(fx, fx->usr, "agent.conf.d/10-x.conf", "[agent]\nregistrar_ip = \"10.0.0.2\"\n");
+	g_autofree gchar *a =
+	    kl_test_write(fx,
+			  fx->usr,
+			  "agent.conf",
+			  "[agent]\nregistrar_ip = \"10.0.0.1\"\nregistrar_port = 1\n");
+	g_autofree gchar *b = kl_test_write(
+	    fx, fx->usr, "agent.conf.d/10-x.conf", "[agent]\nregistrar_ip = \"10.0.0.2\"\n");
 
 	kl_test_load_ok(fx);
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "registrar_ip"), ==, "10.0.0.2");
@@ -218,8 +238,10 @@ kl_config_layer_usr_dropin_test(KlConfigFixture *fx, gconstpointer data)
 static void
 kl_config_layer_etc_test(KlConfigFixture *fx, gconstpointer data)
 {
-	kl_test_put(fx, fx->usr, "agent.conf.d/99-x.conf", "[agent]\nregistrar_ip = \"10.0.0.2\"\n");
-	g_autofree gchar *b = kl_test_write(fx, fx->etc, "agent.conf", "[agent]\nregistrar_ip = \"10.0.0.3\"\n");
+	kl_test_put(
+	    fx, fx->usr, "agent.conf.d/99-x.conf", "[agent]\nregistrar_ip = \"10.0.0.2\"\n");
+	g_autofree gchar *b =
+	    kl_test_write(fx, fx->etc, "agent.conf", "[agent]\nregistrar_ip = \"10.0.0.3\"\n");
 
 	kl_test_load_ok(fx);
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "registrar_ip"), ==, "10.0.0.3");
@@ -231,7 +253,8 @@ static void
 kl_config_layer_etc_dropin_test(KlConfigFixture *fx, gconstpointer data)
 {
 	kl_test_put(fx, fx->etc, "agent.conf", "[agent]\nregistrar_ip = \"10.0.0.3\"\n");
-	g_autofree gchar *b = kl_test_write(fx, fx->etc, "agent.conf.d/00-x.conf", "[agent]\n# c\nregistrar_ip = \"10.0.0.4\"\n");
+	g_autofree gchar *b = kl_test_write(
+	    fx, fx->etc, "agent.conf.d/00-x.conf", "[agent]\n# c\nregistrar_ip = \"10.0.0.4\"\n");
 
 	kl_test_load_ok(fx);
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "registrar_ip"), ==, "10.0.0.4");
@@ -242,9 +265,12 @@ kl_config_layer_etc_dropin_test(KlConfigFixture *fx, gconstpointer data)
 static void
 kl_config_dropin_order_test(KlConfigFixture *fx, gconstpointer data)
 {
-	kl_test_put(fx, fx->etc, "agent.conf.d/10-a.conf", "[agent]\nuuid = \"a\"\ncontact_port = 10\n");
-	g_autofree gchar *c = kl_test_write(fx, fx->etc, "agent.conf.d/9-c.conf", "[agent]\nuuid = \"c\"\n");
-	g_autofree gchar *b = kl_test_write(fx, fx->etc, "agent.conf.d/20-b.conf", "[agent]\nuuid = \"b\"\ncontact_port = 20\n");
+	kl_test_put(
+	    fx, fx->etc, "agent.conf.d/10-a.conf", "[agent]\nuuid = \"a\"\ncontact_port = 10\n");
+	g_autofree gchar *c =
+	    kl_test_write(fx, fx->etc, "agent.conf.d/9-c.conf", "[agent]\nuuid = \"c\"\n");
+	g_autofree gchar *b = kl_test_write(
+	    fx, fx->etc, "agent.conf.d/20-b.conf", "[agent]\nuuid = \"b\"\ncontact_port = 20\n");
 	kl_test_put(fx, fx->etc, "agent.conf.d/99-d.conf.rpmsave", "[agent]\nuuid = \"d\"\n");
 	kl_test_put(fx, fx->etc, "agent.conf.d/.99-e.conf", "[agent]\nuuid = \"e\"\n");
 	kl_test_put(fx, fx->etc, "agent.conf.d/99-dir.conf/x", "garbage");
@@ -264,7 +290,8 @@ kl_config_single_file_test(KlConfigFixture *fx, gconstpointer data)
 	kl_test_put(fx, fx->usr, "agent.conf", "[agent]\ncontact_port = 1\n");
 	kl_test_put(fx, fx->etc, "agent.conf", "[agent]\nregistrar_port = 2\n");
 	kl_test_put(fx, fx->etc, "agent.conf.d/x.conf", "[agent]\nuuid = \"x\"\n");
-	g_autofree gchar *single = kl_test_write(fx, fx->root, "single.conf", "[agent]\nuuid = \"single\"\n");
+	g_autofree gchar *single =
+	    kl_test_write(fx, fx->root, "single.conf", "[agent]\nuuid = \"single\"\n");
 
 	kl_test_setenv(fx, "KEYLIME_AGENT_CONFIG", single);
 	kl_test_load_ok(fx);
@@ -293,8 +320,10 @@ kl_config_single_file_missing_test(KlConfigFixture *fx, gconstpointer data)
 static void
 kl_config_layer_env_test(KlConfigFixture *fx, gconstpointer data)
 {
-	kl_test_put(fx, fx->etc, "agent.conf.d/x.conf",
-					    "[agent]\nregistrar_ip = \"10.0.0.4\"\nregistrar_tls_enabled = false\n");
+	kl_test_put(fx,
+		    fx->etc,
+		    "agent.conf.d/x.conf",
+		    "[agent]\nregistrar_ip = \"10.0.0.4\"\nregistrar_tls_enabled = false\n");
 	g_auto(GStrv) versions = NULL;
 
 	kl_test_setenv(fx, "KEYLIME_AGENT_REGISTRAR_IP", "10.0.0.5");
@@ -305,11 +334,13 @@ kl_config_layer_env_test(KlConfigFixture *fx, gconstpointer data)
 	kl_test_setenv(fx, "UNRELATED", "1");
 	kl_test_load_ok(fx);
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "registrar_ip"), ==, "10.0.0.5");
-	g_assert_cmpstr(kl_config_get_origin(fx->cfg, "registrar_ip"), ==, "environment (KEYLIME_AGENT_REGISTRAR_IP)");
+	g_assert_cmpstr(kl_config_get_origin(fx->cfg, "registrar_ip"),
+			==,
+			"environment (KEYLIME_AGENT_REGISTRAR_IP)");
 	g_assert_cmpint(kl_config_get_source(fx->cfg, "registrar_ip"), ==, KL_CONFIG_SOURCE_ENV);
 	g_assert_true(kl_config_get_bool(fx->cfg, "registrar_tls_enabled"));
 	versions = kl_config_get_strv(fx->cfg, "registrar_api_versions");
-	g_assert_cmpstrv(versions, ((const gchar *const[]){"2.1", "2.2", NULL}));
+	g_assert_cmpstrv(versions, ((const gchar *const[]){ "2.1", "2.2", NULL }));
 }
 
 static void
@@ -318,10 +349,11 @@ kl_config_env_errors_test(KlConfigFixture *fx, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 
 	kl_test_setenv(fx, "KEYLIME_AGENT_REGISTRAR_PROT", "1");
-	g_test_expect_message("kl-core",
-			      G_LOG_LEVEL_WARNING,
-			      "environment variable KEYLIME_AGENT_REGISTRAR_PROT does not name a known "
-			      "option and is ignored; did you mean KEYLIME_AGENT_REGISTRAR_PORT?");
+	g_test_expect_message(
+	    "kl-core",
+	    G_LOG_LEVEL_WARNING,
+	    "environment variable KEYLIME_AGENT_REGISTRAR_PROT does not name a known "
+	    "option and is ignored; did you mean KEYLIME_AGENT_REGISTRAR_PORT?");
 	kl_test_load_ok(fx);
 	g_test_assert_expected_messages();
 
@@ -329,9 +361,11 @@ kl_config_env_errors_test(KlConfigFixture *fx, gconstpointer data)
 	kl_test_setenv(fx, "KEYLIME_AGENT_CONTACT_PORT", "99999");
 	g_assert_false(kl_config_load(fx->cfg, fx->usr, fx->etc, fx->envp, &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_CONFIG);
-	g_assert_cmpstr(error->message, ==,
-			"environment (KEYLIME_AGENT_CONTACT_PORT): option 'contact_port': 99999 is out of "
-			"range; expected an integer from 1 to 65535");
+	g_assert_cmpstr(
+	    error->message,
+	    ==,
+	    "environment (KEYLIME_AGENT_CONTACT_PORT): option 'contact_port': 99999 is out of "
+	    "range; expected an integer from 1 to 65535");
 }
 
 /* layer 6: the command line beats the environment */
@@ -340,7 +374,9 @@ kl_config_layer_cli_test(KlConfigFixture *fx, gconstpointer data)
 {
 	g_autoptr(KlCli) cli = kl_cli_new();
 	g_autoptr(GError) error = NULL;
-	const gchar *args[] = {"agent", "--registrar-url", "http://10.0.0.6:7000", "--timeout", "250", NULL};
+	const gchar *args[] = {
+		"agent", "--registrar-url", "http://10.0.0.6:7000", "--timeout", "250", NULL
+	};
 	g_auto(GStrv) argv = g_strdupv((gchar **)args);
 	int argc = g_strv_length(argv);
 	kl_test_put(fx, fx->etc, "agent.conf", "[agent]\nrequest_timeout = 100\n");
@@ -356,8 +392,10 @@ kl_config_layer_cli_test(KlConfigFixture *fx, gconstpointer data)
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "registrar_ip"), ==, "10.0.0.6");
 	g_assert_cmpint(kl_config_get_int(fx->cfg, "registrar_port"), ==, 7000);
 	g_assert_cmpint(kl_config_get_int(fx->cfg, "request_timeout"), ==, 250);
-	g_assert_cmpstr(kl_config_get_origin(fx->cfg, "registrar_port"), ==, "command line (--registrar-url)");
-	g_assert_cmpstr(kl_config_get_origin(fx->cfg, "request_timeout"), ==, "command line (--timeout)");
+	g_assert_cmpstr(
+	    kl_config_get_origin(fx->cfg, "registrar_port"), ==, "command line (--registrar-url)");
+	g_assert_cmpstr(
+	    kl_config_get_origin(fx->cfg, "request_timeout"), ==, "command line (--timeout)");
 	g_assert_cmpint(kl_config_get_source(fx->cfg, "request_timeout"), ==, KL_CONFIG_SOURCE_CLI);
 }
 
@@ -366,7 +404,8 @@ static void
 kl_config_load_file_env_test(KlConfigFixture *fx, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree gchar *a = kl_test_write(fx, fx->root, "x.conf", "[agent]\nuuid = \"file\"\ncontact_ip = \"1.2.3.4\"\n");
+	g_autofree gchar *a = kl_test_write(
+	    fx, fx->root, "x.conf", "[agent]\nuuid = \"file\"\ncontact_ip = \"1.2.3.4\"\n");
 
 	kl_test_setenv(fx, "KEYLIME_AGENT_UUID", "env");
 	g_assert_true(kl_config_load_file(fx->cfg, a, &error));
@@ -398,12 +437,15 @@ kl_config_paths_test(KlConfigFixture *fx, gconstpointer data)
 	g_assert_true(kl_config_finalize(fx->cfg, fx->envp, &error));
 	g_assert_no_error(error);
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "keylime_dir"), ==, "/srv/kl");
-	g_assert_cmpstr(kl_config_get_string(fx->cfg, "verifier_tls_ca_cert"), ==, "/srv/kl/ca/verifier.crt");
-	g_assert_cmpstr(kl_config_get_string(fx->cfg, "registrar_tls_ca_cert"), ==, "/etc/pki/reg.crt");
+	g_assert_cmpstr(
+	    kl_config_get_string(fx->cfg, "verifier_tls_ca_cert"), ==, "/srv/kl/ca/verifier.crt");
+	g_assert_cmpstr(
+	    kl_config_get_string(fx->cfg, "registrar_tls_ca_cert"), ==, "/etc/pki/reg.crt");
 	/* empty disables persistence and stays empty */
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "agent_data_path"), ==, "");
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "iak_cert"), ==, "/srv/kl/iak-cert.crt");
-	g_assert_cmpstr(kl_config_get_string(fx->cfg, "idevid_cert"), ==, "/srv/kl/certs/idevid.pem");
+	g_assert_cmpstr(
+	    kl_config_get_string(fx->cfg, "idevid_cert"), ==, "/srv/kl/certs/idevid.pem");
 	/* the kernel logs are relative to / */
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "ima_ml_path"), ==, "/run/ima.log");
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "measuredboot_ml_path"), ==, "/tmp/mb.bin");
@@ -425,9 +467,13 @@ kl_config_keylime_dir_env_test(KlConfigFixture *fx, gconstpointer data)
 	g_assert_true(kl_config_finalize(fx->cfg, fx->envp, &error));
 	g_assert_no_error(error);
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "keylime_dir"), ==, "/opt/keylime");
-	g_assert_cmpstr(kl_config_get_origin(fx->cfg, "keylime_dir"), ==, "environment (KEYLIME_DIR)");
-	g_assert_cmpstr(kl_config_get_string(fx->cfg, "agent_data_path"), ==, "/opt/keylime/agent_data.json");
-	g_assert_cmpstr(kl_config_get_string(fx->cfg, "verifier_tls_ca_cert"), ==, "/opt/keylime/cv_ca/cacert.crt");
+	g_assert_cmpstr(
+	    kl_config_get_origin(fx->cfg, "keylime_dir"), ==, "environment (KEYLIME_DIR)");
+	g_assert_cmpstr(
+	    kl_config_get_string(fx->cfg, "agent_data_path"), ==, "/opt/keylime/agent_data.json");
+	g_assert_cmpstr(kl_config_get_string(fx->cfg, "verifier_tls_ca_cert"),
+			==,
+			"/opt/keylime/cv_ca/cacert.crt");
 	/* keylime_dir need not exist yet */
 	g_assert_false(g_file_test("/opt/keylime/agent_data.json", G_FILE_TEST_EXISTS));
 }
@@ -467,26 +513,52 @@ static void
 kl_config_bad_value_test(KlConfigFixture *fx, gconstpointer data)
 {
 	const KlBadValueCase cases[] = {
-	    {"registrar_port = \"abc\"", "option 'registrar_port': expected an integer, got \"abc\""},
-	    {"registrar_port = 0", "option 'registrar_port': 0 is out of range; expected an integer from 1 to 65535"},
-	    {"registrar_port = 1.5", "option 'registrar_port': expected an integer, got float"},
-	    {"enable_iak_idevid = 1", "option 'enable_iak_idevid': expected a boolean (true or false), got integer"},
-	    {"enable_iak_idevid = \"maybe\"", "option 'enable_iak_idevid': expected a boolean (true or false), got \"maybe\""},
-	    {"uuid = true", "option 'uuid': expected a string, got boolean"},
-	    {"uuid = [\"a\"]", "option 'uuid': expected a string, got array"},
-	    {"ima_ml_path = 3 == 3", NULL},
-	    {"disabled_plugins = [[\"a\"]]", "option 'disabled_plugins': expected a list of strings, item 1 is array"},
-	    {"tpm_hash_alg = \"md5\"", "option 'tpm_hash_alg': unsupported value \"md5\"; expected one of: sha1, sha256, sha384, sha512, sm3_256"},
-	    {"verifier_url = \"ftp://x\"", "option 'verifier_url': 'ftp://x' has the scheme 'ftp'; expected https://HOST[:PORT]"},
-	    {"log_level = \"loud\"", "option 'log_level': unknown log level 'loud'; expected error, warning, info or debug"},
-	    {"registrar_api_versions = \"2.1, two\"", "option 'registrar_api_versions': 'two' is not an API version; expected \"default\", \"latest\" or versions such as \"2.1, 2.2\""},
-	    {"verifier_api_version = \"three\"", "option 'verifier_api_version': 'three' is not an API version; expected e.g. 3.0 (also accepted: v3.0, 3)"},
-	    {"attestation_interval_seconds = 0", "option 'attestation_interval_seconds': 0 is out of range; expected an integer from 1 to 604800"},
-	    {"keylime_dir = \"\"", "option 'keylime_dir': must not be empty"},
-	    {"run_as = \"keylime:\"", "option 'run_as': 'keylime:' is not USER or USER:GROUP (e.g. keylime:tss)"},
-	    {"ek_handle = \"persistent\"", "option 'ek_handle': 'persistent' is not a persistent TPM handle; expected \"generate\" or a handle from 0x81000000 to 0x81ffffff such as 0x81010001"},
-	    {"ek_handle = \"0x01c00002\"", "option 'ek_handle': '0x01c00002' is not a persistent TPM handle; expected \"generate\" or a handle from 0x81000000 to 0x81ffffff such as 0x81010001"},
-	    {"iak_handle = \"0x1ffffffff\"", "option 'iak_handle': '0x1ffffffff' is not a TPM handle; expected a hexadecimal handle such as 0x81010001, or \"\""},
+		{ "registrar_port = \"abc\"",
+		  "option 'registrar_port': expected an integer, got \"abc\"" },
+		{ "registrar_port = 0",
+		  "option 'registrar_port': 0 is out of range; expected an integer from 1 to "
+		  "65535" },
+		{ "registrar_port = 1.5",
+		  "option 'registrar_port': expected an integer, got float" },
+		{ "enable_iak_idevid = 1",
+		  "option 'enable_iak_idevid': expected a boolean (true or false), got integer" },
+		{ "enable_iak_idevid = \"maybe\"",
+		  "option 'enable_iak_idevid': expected a boolean (true or false), got \"maybe\"" },
+		{ "uuid = true", "option 'uuid': expected a string, got boolean" },
+		{ "uuid = [\"a\"]", "option 'uuid': expected a string, got array" },
+		{ "ima_ml_path = 3 == 3", NULL },
+		{ "disabled_plugins = [[\"a\"]]",
+		  "option 'disabled_plugins': expected a list of strings, item 1 is array" },
+		{ "tpm_hash_alg = \"md5\"",
+		  "option 'tpm_hash_alg': unsupported value \"md5\"; expected one of: sha1, "
+		  "sha256, sha384, sha512, sm3_256" },
+		{ "verifier_url = \"ftp://x\"",
+		  "option 'verifier_url': 'ftp://x' has the scheme 'ftp'; expected "
+		  "https://HOST[:PORT]" },
+		{ "log_level = \"loud\"",
+		  "option 'log_level': unknown log level 'loud'; expected error, warning, info or "
+		  "debug" },
+		{ "registrar_api_versions = \"2.1, two\"",
+		  "option 'registrar_api_versions': 'two' is not an API version; expected "
+		  "\"default\", \"latest\" or versions such as \"2.1, 2.2\"" },
+		{ "verifier_api_version = \"three\"",
+		  "option 'verifier_api_version': 'three' is not an API version; expected e.g. 3.0 "
+		  "(also accepted: v3.0, 3)" },
+		{ "attestation_interval_seconds = 0",
+		  "option 'attestation_interval_seconds': 0 is out of range; expected an integer "
+		  "from 1 to 604800" },
+		{ "keylime_dir = \"\"", "option 'keylime_dir': must not be empty" },
+		{ "run_as = \"keylime:\"",
+		  "option 'run_as': 'keylime:' is not USER or USER:GROUP (e.g. keylime:tss)" },
+		{ "ek_handle = \"persistent\"",
+		  "option 'ek_handle': 'persistent' is not a persistent TPM handle; expected "
+		  "\"generate\" or a handle from 0x81000000 to 0x81ffffff such as 0x81010001" },
+		{ "ek_handle = \"0x01c00002\"",
+		  "option 'ek_handle': '0x01c00002' is not a persistent TPM handle; expected "
+		  "\"generate\" or a handle from 0x81000000 to 0x81ffffff such as 0x81010001" },
+		{ "iak_handle = \"0x1ffffffff\"",
+		  "option 'iak_handle': '0x1ffffffff' is not a TPM handle; expected a hexadecimal "
+		  "handle such as 0x81010001, or \"\"" },
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -525,8 +597,10 @@ static void
 kl_config_syntax_error_test(KlConfigFixture *fx, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree gchar *a = kl_test_write(fx, fx->etc, "agent.conf.d/50-x.conf", "[agent]\nuuid = \"x\"\nuuid = \"y\"\n");
-	g_autofree gchar *want = g_strdup_printf("%s:3:1: duplicate key 'uuid' in [agent] (first set on line 2)", a);
+	g_autofree gchar *a = kl_test_write(
+	    fx, fx->etc, "agent.conf.d/50-x.conf", "[agent]\nuuid = \"x\"\nuuid = \"y\"\n");
+	g_autofree gchar *want =
+	    g_strdup_printf("%s:3:1: duplicate key 'uuid' in [agent] (first set on line 2)", a);
 
 	g_assert_false(kl_config_load(fx->cfg, fx->usr, fx->etc, fx->envp, &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_CONFIG);
@@ -550,21 +624,25 @@ kl_config_lists_test(KlConfigFixture *fx, gconstpointer data)
 					&error));
 	g_assert_no_error(error);
 	a = kl_config_get_strv(fx->cfg, "registrar_api_versions");
-	g_assert_cmpstrv(a, ((const gchar *const[]){"2.1", "2.3", NULL}));
+	g_assert_cmpstrv(a, ((const gchar *const[]){ "2.1", "2.3", NULL }));
 	b = kl_config_get_strv(fx->cfg, "disabled_plugins");
-	g_assert_cmpstrv(b, ((const gchar *const[]){"iak_idevid", "uefi_log", NULL}));
+	g_assert_cmpstrv(b, ((const gchar *const[]){ "iak_idevid", "uefi_log", NULL }));
 	/* Keylime's templates write lists in Python syntax */
 	c = kl_config_get_strv(fx->cfg, "api_versions");
-	g_assert_cmpstrv(c, ((const gchar *const[]){"3.0", "2.2", NULL}));
-	g_assert_cmpstr(kl_config_lookup(fx->cfg, "agent", "disabled_plugins"), ==, "iak_idevid,uefi_log");
+	g_assert_cmpstrv(c, ((const gchar *const[]){ "3.0", "2.2", NULL }));
+	g_assert_cmpstr(
+	    kl_config_lookup(fx->cfg, "agent", "disabled_plugins"), ==, "iak_idevid,uefi_log");
 	g_assert_cmpstr(kl_config_get_origin(fx->cfg, "disabled_plugins"), ==, "mem.conf:3");
 }
 
 static void
 kl_config_tables_test(KlConfigFixture *fx, gconstpointer data)
 {
-	kl_test_put(fx, fx->etc, "agent.conf",
-					    "[agent]\n[ima_log]\nmax_entries = 10\nmode = \"x\"\n[uefi_log.sub]\nk = [1, 2]\n");
+	kl_test_put(
+	    fx,
+	    fx->etc,
+	    "agent.conf",
+	    "[agent]\n[ima_log]\nmax_entries = 10\nmode = \"x\"\n[uefi_log.sub]\nk = [1, 2]\n");
 	kl_test_put(fx, fx->etc, "agent.conf.d/x.conf", "[agent]\n[ima_log]\nmode = \"y\"\n");
 
 	kl_test_load_ok(fx);
@@ -591,42 +669,46 @@ kl_config_normalize_test(KlConfigFixture *fx, gconstpointer data)
 		const gchar *in;
 		const gchar *out;
 	} cases[] = {
-	    {"verifier_api_version", "v3.0", "3.0"},
-	    {"verifier_api_version", "3", "3.0"},
-	    {"verifier_api_version", "3.1", "3.1"},
-	    {"log_level", "WARN", "warning"},
-	    {"log_level", "Debug", "debug"},
-	    {"tpm_encryption_alg", "ECC384", "ecc384"},
-	    {"verifier_url", "https://v.example:8881/", "https://v.example:8881"},
-	    {"verifier_url", "https://[::1]:8881", "https://[::1]:8881"},
-	    {"tls_accept_invalid_certs", "TRUE", "true"},
-	    {"tls_accept_invalid_certs", "0", "false"},
-	    {"request_timeout", " 42 ", "42"},
-	    {"version", "2.5", "2.5"},
-	    {"ek_handle", "0x81010001", "0x81010001"},
-	    {"ek_handle", "81000000", "81000000"},
-	    {"ek_handle", "", ""},
-	    {"idevid_handle", "0x81020000", "0x81020000"},
-	    {"run_as", "keylime", "keylime"},
-	    {"run_as", "keylime:tss", "keylime:tss"},
-	    {"run_as", "", ""},
+		{ "verifier_api_version", "v3.0", "3.0" },
+		{ "verifier_api_version", "3", "3.0" },
+		{ "verifier_api_version", "3.1", "3.1" },
+		{ "log_level", "WARN", "warning" },
+		{ "log_level", "Debug", "debug" },
+		{ "tpm_encryption_alg", "ECC384", "ecc384" },
+		{ "verifier_url", "https://v.example:8881/", "https://v.example:8881" },
+		{ "verifier_url", "https://[::1]:8881", "https://[::1]:8881" },
+		{ "tls_accept_invalid_certs", "TRUE", "true" },
+		{ "tls_accept_invalid_certs", "0", "false" },
+		{ "request_timeout", " 42 ", "42" },
+		{ "version", "2.5", "2.5" },
+		{ "ek_handle", "0x81010001", "0x81010001" },
+		{ "ek_handle", "81000000", "81000000" },
+		{ "ek_handle", "", "" },
+		{ "idevid_handle", "0x81020000", "0x81020000" },
+		{ "run_as", "keylime", "keylime" },
+		{ "run_as", "keylime:tss", "keylime:tss" },
+		{ "run_as", "", "" },
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
-		g_assert_true(kl_config_set(fx->cfg, cases[i].key, cases[i].in, KL_CONFIG_SOURCE_CLI, NULL, &error));
+		g_assert_true(kl_config_set(
+		    fx->cfg, cases[i].key, cases[i].in, KL_CONFIG_SOURCE_CLI, NULL, &error));
 		g_assert_no_error(error);
 		g_assert_cmpstr(kl_config_get_string(fx->cfg, cases[i].key), ==, cases[i].out);
 		g_assert_cmpstr(kl_config_get_origin(fx->cfg, cases[i].key), ==, "command line");
 	}
 	/* kl_config_set on an unknown key is an error, on a pull-model key a no-op */
-	g_assert_false(kl_config_set(fx->cfg, "nonsense", "1", KL_CONFIG_SOURCE_CLI, "here", &error));
+	g_assert_false(
+	    kl_config_set(fx->cfg, "nonsense", "1", KL_CONFIG_SOURCE_CLI, "here", &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_CONFIG);
 	g_assert_cmpstr(error->message, ==, "here: unknown option 'nonsense'");
 	g_clear_error(&error);
-	g_assert_true(kl_config_set(fx->cfg, "secure_size", "1m", KL_CONFIG_SOURCE_ENV, NULL, &error));
+	g_assert_true(
+	    kl_config_set(fx->cfg, "secure_size", "1m", KL_CONFIG_SOURCE_ENV, NULL, &error));
 	g_assert_no_error(error);
 	/* a number written without quotes is fine for a string option */
-	g_assert_true(kl_test_load_data(fx->cfg, "[agent]\nversion = 2.5\nuuid = 42\n", "m", &error));
+	g_assert_true(
+	    kl_test_load_data(fx->cfg, "[agent]\nversion = 2.5\nuuid = 42\n", "m", &error));
 	g_assert_no_error(error);
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "version"), ==, "2.5");
 	g_assert_cmpstr(kl_config_get_string(fx->cfg, "uuid"), ==, "42");
@@ -638,16 +720,20 @@ kl_config_http_verifier_test(KlConfigFixture *fx, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KlConfig) cfg2 = kl_config_new();
 
-	g_assert_true(kl_test_load_data(fx->cfg, "[agent]\nverifier_url = \"http://v:8881\"\n", "f.conf", &error));
+	g_assert_true(kl_test_load_data(
+	    fx->cfg, "[agent]\nverifier_url = \"http://v:8881\"\n", "f.conf", &error));
 	g_assert_no_error(error);
 	g_assert_false(kl_config_finalize(fx->cfg, fx->envp, &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_CONFIG);
-	g_assert_true(g_str_has_prefix(error->message, "f.conf:2: verifier_url http://v:8881 uses plain http"));
+	g_assert_true(g_str_has_prefix(error->message,
+				       "f.conf:2: verifier_url http://v:8881 uses plain http"));
 	g_clear_error(&error);
 
 	/* allowed when certificate checks are off anyway (--insecure) */
-	g_assert_true(kl_config_set(cfg2, "verifier_url", "http://v:8881", KL_CONFIG_SOURCE_CLI, NULL, &error));
-	g_assert_true(kl_config_set(cfg2, "tls_accept_invalid_certs", "true", KL_CONFIG_SOURCE_CLI, NULL, &error));
+	g_assert_true(kl_config_set(
+	    cfg2, "verifier_url", "http://v:8881", KL_CONFIG_SOURCE_CLI, NULL, &error));
+	g_assert_true(kl_config_set(
+	    cfg2, "tls_accept_invalid_certs", "true", KL_CONFIG_SOURCE_CLI, NULL, &error));
 	g_assert_true(kl_config_finalize(cfg2, fx->envp, &error));
 	g_assert_no_error(error);
 }
@@ -657,10 +743,12 @@ kl_config_backoff_test(KlConfigFixture *fx, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
 
-	g_assert_true(kl_config_set(fx->cfg, "exponential_backoff_max_delay", "5", KL_CONFIG_SOURCE_ENV, "env X", &error));
+	g_assert_true(kl_config_set(
+	    fx->cfg, "exponential_backoff_max_delay", "5", KL_CONFIG_SOURCE_ENV, "env X", &error));
 	g_assert_false(kl_config_finalize(fx->cfg, fx->envp, &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_CONFIG);
-	g_assert_nonnull(strstr(error->message, "exponential_backoff_max_delay (5, env X) is smaller"));
+	g_assert_nonnull(
+	    strstr(error->message, "exponential_backoff_max_delay (5, env X) is smaller"));
 }
 
 static void
@@ -675,7 +763,8 @@ kl_config_tcti_test(KlConfigFixture *fx, gconstpointer data)
 	g_assert_cmpstr(kl_config_get_origin(fx->cfg, "tcti"), ==, "environment (TCTI)");
 
 	/* the tcti option beats $TCTI */
-	g_assert_true(kl_config_set(cfg2, "tcti", "device:/dev/tpmrm0", KL_CONFIG_SOURCE_FILE, "f:1", &error));
+	g_assert_true(kl_config_set(
+	    cfg2, "tcti", "device:/dev/tpmrm0", KL_CONFIG_SOURCE_FILE, "f:1", &error));
 	g_assert_true(kl_config_finalize(cfg2, fx->envp, &error));
 	g_assert_cmpstr(kl_config_get_string(cfg2, "tcti"), ==, "device:/dev/tpmrm0");
 }
@@ -713,7 +802,8 @@ static void
 kl_config_example_file_test(void)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree gchar *path = g_test_build_filename(G_TEST_DIST, "..", "data", "agent.conf", NULL);
+	g_autofree gchar *path =
+	    g_test_build_filename(G_TEST_DIST, "..", "data", "agent.conf", NULL);
 	g_autofree gchar *text = NULL;
 	g_autoptr(KlConfig) defaults = kl_config_new();
 	g_autoptr(KlConfig) cfg = kl_config_new();
@@ -729,7 +819,8 @@ kl_config_example_file_test(void)
 
 		if (strstr(text, set) == NULL && strstr(text, commented) == NULL)
 			g_error("option %s is not documented in %s", keys[i], path);
-		g_assert_cmpstr(kl_config_get_string(cfg, keys[i]), ==,
+		g_assert_cmpstr(kl_config_get_string(cfg, keys[i]),
+				==,
 				kl_config_get_string(defaults, keys[i]));
 	}
 }
@@ -739,7 +830,8 @@ static void
 kl_config_keylime_template_test(void)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree gchar *path = g_test_build_filename(G_TEST_DIST, "unit", "keylime-agent.conf", NULL);
+	g_autofree gchar *path =
+	    g_test_build_filename(G_TEST_DIST, "unit", "keylime-agent.conf", NULL);
 	g_autoptr(KlConfig) cfg = kl_config_new();
 
 	g_assert_true(kl_config_load_file(cfg, path, &error));
@@ -747,7 +839,8 @@ kl_config_keylime_template_test(void)
 	g_assert_true(kl_config_finalize(cfg, NULL, &error));
 	g_assert_no_error(error);
 	g_assert_cmpstr(kl_config_get_string(cfg, "run_as"), ==, "keylime:tss");
-	g_assert_cmpstr(kl_config_get_string(cfg, "agent_data_path"), ==, "/var/lib/keylime/agent_data.json");
+	g_assert_cmpstr(
+	    kl_config_get_string(cfg, "agent_data_path"), ==, "/var/lib/keylime/agent_data.json");
 }
 
 /* @text has a line "@key<blanks>= @rest" */
@@ -776,8 +869,10 @@ kl_config_describe_test(KlConfigFixture *fx, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *text = NULL;
 
-	g_assert_true(kl_config_set(fx->cfg, "tpm_ownerpassword", "s3cret", KL_CONFIG_SOURCE_ENV, "env", &error));
-	g_assert_true(kl_config_set(fx->cfg, "disabled_plugins", "a,b", KL_CONFIG_SOURCE_CLI, NULL, &error));
+	g_assert_true(kl_config_set(
+	    fx->cfg, "tpm_ownerpassword", "s3cret", KL_CONFIG_SOURCE_ENV, "env", &error));
+	g_assert_true(
+	    kl_config_set(fx->cfg, "disabled_plugins", "a,b", KL_CONFIG_SOURCE_CLI, NULL, &error));
 	text = kl_config_describe(fx->cfg);
 	/* a password never appears */
 	g_assert_null(strstr(text, "s3cret"));
@@ -798,12 +893,8 @@ main(int argc, char **argv)
 	g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING);
 
 #define KL_ADD(path, fn)                                                                           \
-	g_test_add(path,                                                                           \
-		   KlConfigFixture,                                                                \
-		   NULL,                                                                           \
-		   kl_config_fixture_setup,                                                        \
-		   fn,                                                                             \
-		   kl_config_fixture_teardown)
+	g_test_add(                                                                                \
+	    path, KlConfigFixture, NULL, kl_config_fixture_setup, fn, kl_config_fixture_teardown)
 	KL_ADD("/config/defaults", kl_config_defaults_test);
 	g_test_add_func("/config/known-keys", kl_config_known_keys_test);
 	KL_ADD("/config/layer/1-usr-etc", kl_config_layer_usr_test);

@@ -9,17 +9,19 @@
 static void
 kl_log_format_test(void)
 {
-	g_autofree gchar *a = kl_log_format_line(G_LOG_LEVEL_WARNING, "kl-core", "disk full", FALSE);
+	g_autofree gchar *a =
+	    kl_log_format_line(G_LOG_LEVEL_WARNING, "kl-core", "disk full", FALSE);
 	g_autofree gchar *b = kl_log_format_line(G_LOG_LEVEL_MESSAGE, NULL, "x", FALSE);
-	g_autofree gchar *c = kl_log_format_line(G_LOG_LEVEL_INFO, "kl-ima_log", "a\nFAKE line\r\x01", FALSE);
+	g_autofree gchar *c =
+	    kl_log_format_line(G_LOG_LEVEL_INFO, "kl-ima_log", "a\nFAKE line\r\x01", FALSE);
 	g_autofree gchar *d = kl_log_format_line(G_LOG_LEVEL_DEBUG, "kl-core", "dbg", TRUE);
 
 	g_assert_cmpstr(a, ==, "WARNING kl-core: disk full\n");
 	g_assert_cmpstr(b, ==, "INFO default: x\n");
 	/* a message is always one line */
 	g_assert_cmpstr(c, ==, "INFO kl-ima_log: a\\nFAKE line\\r\\x01\n");
-	g_assert_true(g_regex_match_simple("^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z DEBUG kl-core: dbg\n$",
-					   d, 0, 0));
+	g_assert_true(g_regex_match_simple(
+	    "^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z DEBUG kl-core: dbg\n$", d, 0, 0));
 }
 
 static void
@@ -87,7 +89,8 @@ kl_log_writer_test(void)
 	}
 	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
 	g_test_trap_assert_passed();
-	g_test_trap_assert_stderr("*Z WARNING kl-test: shown warning 42\n*Z DEBUG kl-test: shown debug\\nsecond\n");
+	g_test_trap_assert_stderr(
+	    "*Z WARNING kl-test: shown warning 42\n*Z DEBUG kl-test: shown debug\\nsecond\n");
 	g_test_trap_assert_stderr_unmatched("*hidden*");
 	g_test_trap_assert_stderr_unmatched("*library debug*");
 }

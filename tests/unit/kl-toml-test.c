@@ -51,20 +51,19 @@ kl_test_assert_int(KlTomlDocument *doc, const gchar *table, const gchar *key, gi
 static void
 kl_toml_basic_test(void)
 {
-	g_autoptr(KlTomlDocument) doc = kl_test_parse_ok(
-	    "# leading comment\n"
-	    "\n"
-	    "[agent]  # trailing comment\n"
-	    "uuid = \"abc\"\n"
-	    "registrar_port = 8890\n"
-	    "enabled = true\n"
-	    "disabled=false\n"
-	    "\t\"quoted key\" = 'literal \\n'\n"
-	    "'lit-key' = 1\n"
-	    "empty = \"\"\n"
-	    "\n"
-	    "[ima_log]\n"
-	    "x = -3\n");
+	g_autoptr(KlTomlDocument) doc = kl_test_parse_ok("# leading comment\n"
+							 "\n"
+							 "[agent]  # trailing comment\n"
+							 "uuid = \"abc\"\n"
+							 "registrar_port = 8890\n"
+							 "enabled = true\n"
+							 "disabled=false\n"
+							 "\t\"quoted key\" = 'literal \\n'\n"
+							 "'lit-key' = 1\n"
+							 "empty = \"\"\n"
+							 "\n"
+							 "[ima_log]\n"
+							 "x = -3\n");
 	const KlTomlValue *v;
 	KlTomlTable *agent = kl_toml_document_get_table(doc, "agent");
 
@@ -96,24 +95,24 @@ kl_toml_basic_test(void)
 static void
 kl_toml_strings_test(void)
 {
-	g_autoptr(KlTomlDocument) doc = kl_test_parse_ok(
-	    "[s]\n"
-	    "esc = \"a\\tb\\nc\\\\d\\\"e\\rf\\bg\\fh\"\n"
-	    "uni = \"\\u00e9\\U0001F600\"\n"
-	    "utf8 = \"grüße\"\n"
-	    "ml = \"\"\"\n"
-	    "line1\n"
-	    "line2\"\"\"\n"
-	    "cont = \"\"\"one \\\n"
-	    "      two \\\n"
-	    "\n"
-	    "   three\"\"\"\n"
-	    "quotes = \"\"\"say \"hi\"\"\"\"\n"
-	    "mll = '''\n"
-	    "C:\\path\\n\n"
-	    "'''\n"
-	    "mlq = '''it''s'''\n"
-	    "tab = \"a\tb\"\n");
+	g_autoptr(KlTomlDocument) doc =
+	    kl_test_parse_ok("[s]\n"
+			     "esc = \"a\\tb\\nc\\\\d\\\"e\\rf\\bg\\fh\"\n"
+			     "uni = \"\\u00e9\\U0001F600\"\n"
+			     "utf8 = \"grüße\"\n"
+			     "ml = \"\"\"\n"
+			     "line1\n"
+			     "line2\"\"\"\n"
+			     "cont = \"\"\"one \\\n"
+			     "      two \\\n"
+			     "\n"
+			     "   three\"\"\"\n"
+			     "quotes = \"\"\"say \"hi\"\"\"\"\n"
+			     "mll = '''\n"
+			     "C:\\path\\n\n"
+			     "'''\n"
+			     "mlq = '''it''s'''\n"
+			     "tab = \"a\tb\"\n");
 
 	kl_test_assert_string(doc, "s", "esc", "a\tb\nc\\d\"e\rf\bg\fh");
 	kl_test_assert_string(doc, "s", "uni", "\xc3\xa9\xf0\x9f\x98\x80");
@@ -222,9 +221,9 @@ kl_toml_tables_test(void)
 static void
 kl_toml_crlf_test(void)
 {
-	g_autoptr(KlTomlDocument) doc =
-	    kl_test_parse_ok("\xEF\xBB\xBF# bom\r\n[agent]\r\nx = \"a\"\r\nml = \"\"\"\r\nb\r\nc\"\"\"\r\n"
-			     "y = [\r\n 1,\r\n]\r\nz = 2");
+	g_autoptr(KlTomlDocument) doc = kl_test_parse_ok(
+	    "\xEF\xBB\xBF# bom\r\n[agent]\r\nx = \"a\"\r\nml = \"\"\"\r\nb\r\nc\"\"\"\r\n"
+	    "y = [\r\n 1,\r\n]\r\nz = 2");
 
 	kl_test_assert_string(doc, "agent", "x", "a");
 	kl_test_assert_string(doc, "agent", "ml", "b\nc");
@@ -252,54 +251,62 @@ static void
 kl_toml_errors_test(void)
 {
 	const KlTomlErrorCase cases[] = {
-	    {"[agent]\na = 1\nb = 2\na = 3\n", "t.toml:4:1:", "duplicate key 'a' in [agent] (first set on line 2)"},
-	    {"[agent]\n[x]\n[agent]\n", "t.toml:3:1:", "duplicate table [agent] (first defined on line 1)"},
-	    {"a = 1\n", "t.toml:1:1:", "outside of any table"},
-	    {"[t]\nx = { a = 1 }\n", "t.toml:2:5:", "inline tables are not supported"},
-	    {"[[t]]\n", "t.toml:1:2:", "arrays of tables"},
-	    {"[t]\na.b = 1\n", "t.toml:2:2:", "dotted keys are not supported"},
-	    {"[t]\nx = \"abc\n", "t.toml:2:9:", "unterminated string"},
-	    {"[t]\nx = 'abc\n", "t.toml:2:9:", "unterminated string"},
-	    {"[t]\nx = \"a\\qb\"\n", "t.toml:2:8:", "invalid escape sequence '\\q'"},
-	    {"[t]\nx = \"\\uD800\"\n", "t.toml:2:6:", "not a Unicode scalar value"},
-	    {"[t]\nx = \"\\u12\"\n", "t.toml:2:10:", "needs 4 hexadecimal digits"},
-	    {"[t]\nx = 0123\n", "t.toml:2:5:", "leading zeros"},
-	    {"[t]\nx = 1__000\n", "t.toml:2:5:", "invalid value '1__000'"},
-	    {"[t]\nx = 1_\n", "t.toml:2:5:", "invalid value '1_'"},
-	    {"[t]\nx = 9223372036854775808\n", "t.toml:2:5:", "out of range"},
-	    {"[t]\nx = 0xZZ\n", "t.toml:2:5:", "invalid base-16 integer"},
-	    {"[t]\nx = 1.\n", "t.toml:2:5:", "invalid value '1.'"},
-	    {"[t]\nx = 1979-05-27\n", "t.toml:2:5:", "dates and times are not supported"},
-	    {"[t]\nx = 07:32:00\n", "t.toml:2:5:", "dates and times are not supported"},
-	    {"[t]\nx = hello\n", "t.toml:2:5:", "strings need quotes"},
-	    {"[t]\nx = \n", "t.toml:2:5:", "missing value"},
-	    {"[t]\nx = # c\n", "t.toml:2:5:", "missing value"},
-	    {"[t]\nx 1\n", "t.toml:2:3:", "expected '=' after key 'x'"},
-	    {"[t]\nx\n", "t.toml:2:2:", "expected '=' after key 'x'"},
-	    {"[t]\n= 1\n", "t.toml:2:1:", "missing key name"},
-	    {"[t]\nx = 1 2\n", "t.toml:2:7:", "unexpected '2' after the value"},
-	    {"[t]\nx = \"a\" \"b\"\n", "t.toml:2:9:", "after the value"},
-	    {"[t] x = 1\n", "t.toml:1:5:", "after the table header"},
-	    {"[t]\nx = [1, 2\ny = 3\n", "t.toml:3:1:", "expected ',' or ']'"},
-	    {"[t]\nx = [1,\n2,\n", "t.toml:2:5:", "unterminated array"},
-	    {"[t]\nx = [1 2]\n", "t.toml:2:8:", "expected ',' or ']'"},
-	    {"[t]\nx = [,]\n", "t.toml:2:6:", "invalid value starting with ','"},
-	    {"[t]\nx = 1\r\ny = 2\r", "t.toml:3:6:", "carriage return"},
-	    {"[t]\rx = 1\n", "t.toml:1:4:", "carriage return"},
-	    {"[t]\nx = \"a\x01\"\n", "t.toml:2:7:", "control character U+0001"},
-	    {"[t]\n# bell \x07\n", "t.toml:2:8:", "control character U+0007 is not allowed in a comment"},
-	    {"[t]\nx = \"\xff\"\n", "t.toml:2:6:", "invalid UTF-8"},
-	    {"[t]\n\n  x", "t.toml:3:4:", "expected '=' after key 'x'"},
-	    {"[a]\nb = 1\n[a.b]\n", "t.toml:3:1:", "conflicts with key 'b' of [a] on line 2"},
-	    {"[a.b.c]\n[a]\nb = 1\n", "t.toml:3:1:", "conflicts with the table [a.b]"},
-	    {"[t\n", "t.toml:1:3:", "unterminated table header"},
-	    {"[t]]\n", "t.toml:1:4:", "after the table header"},
-	    {"[]\n", "t.toml:1:2:", "invalid character ']' in a key"},
-	    {"[t]\nk$y = 1\n", "t.toml:2:2:", "expected '=' after key 'k'"},
-	    {"[t]\nx = \"\"\"abc\n\n", "t.toml:2:5:", "unterminated multi-line string"},
-	    {"[t]\nx = \"\"\"a\"\"\"\"\"\"\n", "t.toml:2:9:", "too many quotes"},
-	    {"[t]\nx = truthy\n", "t.toml:2:5:", "strings need quotes"},
-	    {"[t]\n\"\"\"k\"\"\" = 1\n", "t.toml:2:1:", "a key cannot be a multi-line string"},
+		{ "[agent]\na = 1\nb = 2\na = 3\n",
+		  "t.toml:4:1:",
+		  "duplicate key 'a' in [agent] (first set on line 2)" },
+		{ "[agent]\n[x]\n[agent]\n",
+		  "t.toml:3:1:",
+		  "duplicate table [agent] (first defined on line 1)" },
+		{ "a = 1\n", "t.toml:1:1:", "outside of any table" },
+		{ "[t]\nx = { a = 1 }\n", "t.toml:2:5:", "inline tables are not supported" },
+		{ "[[t]]\n", "t.toml:1:2:", "arrays of tables" },
+		{ "[t]\na.b = 1\n", "t.toml:2:2:", "dotted keys are not supported" },
+		{ "[t]\nx = \"abc\n", "t.toml:2:9:", "unterminated string" },
+		{ "[t]\nx = 'abc\n", "t.toml:2:9:", "unterminated string" },
+		{ "[t]\nx = \"a\\qb\"\n", "t.toml:2:8:", "invalid escape sequence '\\q'" },
+		{ "[t]\nx = \"\\uD800\"\n", "t.toml:2:6:", "not a Unicode scalar value" },
+		{ "[t]\nx = \"\\u12\"\n", "t.toml:2:10:", "needs 4 hexadecimal digits" },
+		{ "[t]\nx = 0123\n", "t.toml:2:5:", "leading zeros" },
+		{ "[t]\nx = 1__000\n", "t.toml:2:5:", "invalid value '1__000'" },
+		{ "[t]\nx = 1_\n", "t.toml:2:5:", "invalid value '1_'" },
+		{ "[t]\nx = 9223372036854775808\n", "t.toml:2:5:", "out of range" },
+		{ "[t]\nx = 0xZZ\n", "t.toml:2:5:", "invalid base-16 integer" },
+		{ "[t]\nx = 1.\n", "t.toml:2:5:", "invalid value '1.'" },
+		{ "[t]\nx = 1979-05-27\n", "t.toml:2:5:", "dates and times are not supported" },
+		{ "[t]\nx = 07:32:00\n", "t.toml:2:5:", "dates and times are not supported" },
+		{ "[t]\nx = hello\n", "t.toml:2:5:", "strings need quotes" },
+		{ "[t]\nx = \n", "t.toml:2:5:", "missing value" },
+		{ "[t]\nx = # c\n", "t.toml:2:5:", "missing value" },
+		{ "[t]\nx 1\n", "t.toml:2:3:", "expected '=' after key 'x'" },
+		{ "[t]\nx\n", "t.toml:2:2:", "expected '=' after key 'x'" },
+		{ "[t]\n= 1\n", "t.toml:2:1:", "missing key name" },
+		{ "[t]\nx = 1 2\n", "t.toml:2:7:", "unexpected '2' after the value" },
+		{ "[t]\nx = \"a\" \"b\"\n", "t.toml:2:9:", "after the value" },
+		{ "[t] x = 1\n", "t.toml:1:5:", "after the table header" },
+		{ "[t]\nx = [1, 2\ny = 3\n", "t.toml:3:1:", "expected ',' or ']'" },
+		{ "[t]\nx = [1,\n2,\n", "t.toml:2:5:", "unterminated array" },
+		{ "[t]\nx = [1 2]\n", "t.toml:2:8:", "expected ',' or ']'" },
+		{ "[t]\nx = [,]\n", "t.toml:2:6:", "invalid value starting with ','" },
+		{ "[t]\nx = 1\r\ny = 2\r", "t.toml:3:6:", "carriage return" },
+		{ "[t]\rx = 1\n", "t.toml:1:4:", "carriage return" },
+		{ "[t]\nx = \"a\x01\"\n", "t.toml:2:7:", "control character U+0001" },
+		{ "[t]\n# bell \x07\n",
+		  "t.toml:2:8:",
+		  "control character U+0007 is not allowed in a comment" },
+		{ "[t]\nx = \"\xff\"\n", "t.toml:2:6:", "invalid UTF-8" },
+		{ "[t]\n\n  x", "t.toml:3:4:", "expected '=' after key 'x'" },
+		{ "[a]\nb = 1\n[a.b]\n", "t.toml:3:1:", "conflicts with key 'b' of [a] on line 2" },
+		{ "[a.b.c]\n[a]\nb = 1\n", "t.toml:3:1:", "conflicts with the table [a.b]" },
+		{ "[t\n", "t.toml:1:3:", "unterminated table header" },
+		{ "[t]]\n", "t.toml:1:4:", "after the table header" },
+		{ "[]\n", "t.toml:1:2:", "invalid character ']' in a key" },
+		{ "[t]\nk$y = 1\n", "t.toml:2:2:", "expected '=' after key 'k'" },
+		{ "[t]\nx = \"\"\"abc\n\n", "t.toml:2:5:", "unterminated multi-line string" },
+		{ "[t]\nx = \"\"\"a\"\"\"\"\"\"\n", "t.toml:2:9:", "too many quotes" },
+		{ "[t]\nx = truthy\n", "t.toml:2:5:", "strings need quotes" },
+		{ "[t]\n\"\"\"k\"\"\" = 1\n",
+		  "t.toml:2:1:",
+		  "a key cannot be a multi-line string" },
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -339,7 +346,7 @@ static void
 kl_toml_not_nul_terminated_test(void)
 {
 	/* the parser must honour the length, not look for a NUL */
-	const gchar buf[] = {'[', 't', ']', '\n', 'x', '=', '1', '2', '3'};
+	const gchar buf[] = { '[', 't', ']', '\n', 'x', '=', '1', '2', '3' };
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KlTomlDocument) doc = kl_toml_parse(buf, 7, "t.toml", &error);
 
