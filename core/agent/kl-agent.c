@@ -3,6 +3,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "keylime-agent/kl-error.h"
 #include "keylime-agent/kl-json.h"
@@ -11,6 +14,8 @@
 
 /* re-authenticate this long before the token's known expiry */
 #define KL_AGENT_TOKEN_MARGIN_S 10
+/* after a request body this large, free memory goes back to the system (malloc_trim) */
+#define KL_AGENT_TRIM_BODY_BYTES (1024 * 1024)
 /* bounds for the verifier's seconds_to_next_attestation */
 #define KL_AGENT_NEXT_MIN_S 1
 #define KL_AGENT_NEXT_MAX_S 3600
@@ -89,8 +94,9 @@ struct _KlAgent {
 	gint64 token_expires_at; /* Unix seconds, 0 unknown */
 	gboolean token_fresh;	 /* obtained during the current cycle */
 	gchar *location;
-	GPtrArray *requested; /* KlEvidenceRequest* evidence_requested items */
-	gint64 cycle_started; /* monotonic µs of phase 1 */
+	GPtrArray *requested;  /* KlEvidenceRequest* evidence_requested items */
+	gint64 cycle_started;  /* monotonic µs of phase 1 */
+	gboolean trim_pending; /* the step sent a large body: malloc_trim() after it */
 };
 
 typedef struct {
@@ -529,6 +535,7 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	/* the body is built once and handed to the transport without copies */
 	body = kl_verifier_build_evidence(collected, &len);
 	g_ptr_array_set_size(collected, 0);
+	agent->trim_pending = len >= KL_AGENT_TRIM_BODY_BYTES;
 	url = kl_verifier_client_evidence_url(agent->verifier, agent->location);
 	response = kl_verifier_client_send(
 	    agent->verifier, "PATCH", url, body, len, TRUE, cancellable, &error);
@@ -663,6 +670,13 @@ kl_agent_worker_cb(gpointer data, gpointer user_data)
 	KlStepResult *result;
 
 	result = job->func(job->agent, g_task_get_cancellable(task));
+#if defined(__GLIBC__)
+	/* the step's large buffers are freed now: give the memory back */
+	if (job->agent->trim_pending) {
+		job->agent->trim_pending = FALSE;
+		malloc_trim(0);
+	}
+#endif
 	g_task_return_pointer(task, result, (GDestroyNotify)kl_step_result_free);
 }
 

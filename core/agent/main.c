@@ -14,6 +14,9 @@
 #include "config.h"
 
 #include <glib-unix.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -349,5 +352,16 @@ kl_main_run(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
+#if defined(__GLIBC__)
+	/*
+	 * The agent runs for months: memory it used once (a first cycle that
+	 * sends the whole IMA log) must go back to the system. One arena for
+	 * both threads, so that malloc_trim() reaches what the worker freed, and
+	 * a fixed mmap threshold, so that large buffers are unmapped when freed
+	 * instead of raising the threshold and staying in the heap.
+	 */
+	mallopt(M_ARENA_MAX, 1);
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
 	return kl_main_run(argc, argv);
 }
