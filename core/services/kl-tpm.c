@@ -508,7 +508,20 @@ kl_tpm_new(const KlTpmOptions *options, GError **error)
 
 	g_return_val_if_fail(options != NULL, NULL);
 
+#if KL_HAVE_SOFTWARE_TPM
 	backend = options->software ? &kl_tpm_software_backend : &kl_tpm_esys_backend;
+#else
+	if (options->software) {
+		g_set_error_literal(
+		    error,
+		    KL_ERROR,
+		    KL_ERROR_NOT_SUPPORTED,
+		    "--avoid-tpm: this agent was built without the software TPM "
+		    "stand-in (-Dsoftware_tpm=disabled); run it with a TPM (--tcti)");
+		return NULL;
+	}
+	backend = &kl_tpm_esys_backend;
+#endif
 
 	tpm = g_new0(KlTpm, 1);
 	tpm->ak_handle = ESYS_TR_NONE;

@@ -183,12 +183,28 @@ typedef struct {
 	gchar *conf;
 } Setup;
 
-/* the tpm_quote plugin is not built in a trimmed (-Dauto_features=disabled) build */
+/* the software TPM stand-in (--avoid-tpm) is left out of a trimmed build */
+static gboolean
+have_software_tpm(void)
+{
+	if (KL_HAVE_SOFTWARE_TPM)
+		return TRUE;
+	kl_test_skip("the software TPM stand-in is not built (-Dsoftware_tpm=disabled)");
+	return FALSE;
+}
+
+/*
+ * the tpm_quote plugin and the software TPM are not built in a trimmed
+ * (-Dauto_features=disabled) build
+ */
 static gboolean
 have_plugin(void)
 {
 	g_autofree gchar *path =
 	    g_build_filename(g_getenv("KL_TEST_PLUGINDIR"), "tpm_quote.so", NULL);
+
+	if (!have_software_tpm())
+		return FALSE;
 
 	if (g_file_test(path, G_FILE_TEST_EXISTS))
 		return TRUE;
@@ -491,8 +507,11 @@ test_no_plugin_exit_6(void)
 	g_autoptr(GSubprocess) proc = NULL;
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
-	g_autofree gchar *empty = g_dir_make_tmp("kl-noplugins-XXXXXX", NULL);
+	g_autofree gchar *empty = NULL;
 
+	if (!have_software_tpm())
+		return;
+	empty = g_dir_make_tmp("kl-noplugins-XXXXXX", NULL);
 	setup_new_full(&s, 1, NULL, empty);
 	proc = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", NULL);
 	g_assert_no_error(error);

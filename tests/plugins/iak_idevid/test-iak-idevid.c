@@ -493,6 +493,7 @@ test_disabled(void)
 	kl_plugin_context_free(ctx);
 }
 
+#if KL_HAVE_SOFTWARE_TPM
 /* --avoid-tpm: the software stand-in has no ESYS context, so the plugin stays out */
 static void
 test_software_tpm(void)
@@ -525,6 +526,7 @@ test_software_tpm(void)
 	kl_plugin_context_free(ctx);
 	kl_tpm_free(soft);
 }
+#endif
 
 /* a persistent IAK with a password ("hex:" form) instead of a regenerated one */
 static void
@@ -709,7 +711,9 @@ main(int argc, char **argv)
 	g_test_add_func("/iak/error/cert-for-other-key", test_cert_for_other_key);
 	g_test_add_func("/iak/error/missing-cert", test_missing_cert);
 	g_test_add_func("/iak/disabled", test_disabled);
+#if KL_HAVE_SOFTWARE_TPM
 	g_test_add_func("/iak/software-tpm", test_software_tpm);
+#endif
 	g_test_add_func("/iak/persistent-iak", test_persistent_iak);
 	rc = g_test_run();
 	teardown();
