@@ -224,13 +224,9 @@ static gchar *
 kl_verifier_document_to_string(JsonObject *data, gsize *len)
 {
 	g_autoptr(JsonObject) root = json_object_new();
-	g_autoptr(JsonNode) node = json_node_new(JSON_NODE_OBJECT);
-	g_autoptr(JsonGenerator) generator = json_generator_new();
 
 	json_object_set_object_member(root, "data", json_object_ref(data));
-	json_node_set_object(node, root);
-	json_generator_set_root(generator, node);
-	return json_generator_to_data(generator, len);
+	return kl_json_object_to_string(root, len);
 }
 
 static JsonObject *
