@@ -694,7 +694,10 @@ main(int argc, char **argv)
 		g_autofree gchar *wrapper = NULL;
 		g_autofree gchar *script = NULL;
 
-		cg_dir = g_build_filename(kl_test_peers_get_dir(peers), "callgrind", NULL);
+		/* KL_BENCH_CALLGRIND_DIR keeps the dumps for callgrind_annotate */
+		cg_dir = g_getenv("KL_BENCH_CALLGRIND_DIR") != NULL
+			     ? g_strdup(g_getenv("KL_BENCH_CALLGRIND_DIR"))
+			     : g_build_filename(kl_test_peers_get_dir(peers), "callgrind", NULL);
 		g_mkdir_with_parents(cg_dir, 0700);
 		wrapper =
 		    g_build_filename(kl_test_peers_get_dir(peers), "callgrind-agent.sh", NULL);
