@@ -36,7 +36,8 @@ typedef struct {
 	gint64 delay_ms; /* >= 0: exact delay (Retry-After, next attestation); -1: backoff */
 	gint exit_status;
 	GError *error;
-	gchar *summary; /* the per-cycle info line */
+	gchar *summary;	       /* the per-cycle info line */
+	gchar *evidence_types; /* "tpm_quote,ima_log": the journal field of that line */
 	gboolean not_enrolled;
 } KlStepResult;
 
@@ -82,6 +83,17 @@ struct _KlAgent {
 	gpointer delay_data;
 	KlAgentClockFunc clock_func;
 	gpointer clock_data;
+	KlAgentProgressFunc progress_func;
+	gpointer progress_data;
+	/* for the one-line status and the watchdog (monotonic µs, 0 = none) */
+	gint64 step_started_us;
+	gint64 next_run_us;
+	gint64 last_accepted_us;
+	gint64 last_interval_s;
+	gboolean registered;
+	const gchar
+	    *last_cause; /* kl_agent_error_cause() of the last failure, NULL after a success */
+	KlAgentState failed_state; /* where the last failure happened */
 
 	struct _KlAgentLink *link; /* g_rc_box */
 
@@ -133,6 +145,7 @@ kl_step_result_free(KlStepResult *result)
 		return;
 	g_clear_error(&result->error);
 	g_free(result->summary);
+	g_free(result->evidence_types);
 	g_free(result);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlStepResult, kl_step_result_free)
@@ -199,6 +212,45 @@ static gint64
 kl_agent_retry_delay(KlHttpResponse *response)
 {
 	return kl_backoff_retry_after_ms(response->status, response->retry_after_s);
+}
+
+const gchar *
+kl_agent_error_cause(const GError *error, gboolean not_enrolled)
+{
+	const gchar *http;
+	guint status = 0;
+
+	if (not_enrolled)
+		return "not-enrolled";
+	if (error == NULL || error->domain != KL_ERROR)
+		return "other";
+	switch (error->code) {
+	case KL_ERROR_NETWORK:
+	case KL_ERROR_TIMED_OUT:
+		return "unreachable";
+	case KL_ERROR_AUTH:
+		return "unauthorized";
+	case KL_ERROR_INVALID_DATA:
+		return "bad-response";
+	case KL_ERROR_TPM:
+	case KL_ERROR_NOT_SUPPORTED:
+	case KL_ERROR_INVALID_PARAMETERS:
+	case KL_ERROR_IO:
+		return "evidence";
+	case KL_ERROR_HTTP:
+		http = strstr(error->message, "HTTP ");
+		if (http != NULL)
+			status = (guint)g_ascii_strtoull(http + 5, NULL, 10);
+		if (status == 429)
+			return "rate-limited";
+		if (status >= 500)
+			return "server-error";
+		if (status == 401 || status == 403)
+			return "unauthorized";
+		return "rejected";
+	default:
+		return "other";
+	}
 }
 
 static void
@@ -494,6 +546,7 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	g_autoptr(GPtrArray) collected =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
 	g_autoptr(GString) summary = g_string_new(NULL);
+	g_autoptr(GString) types = g_string_new(NULL);
 	g_autoptr(KlHttpResponse) response = NULL;
 	g_autofree gchar *url = NULL;
 	g_autofree gchar *body = NULL;
@@ -538,6 +591,7 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 			return kl_step_retry(g_steal_pointer(&error), -1);
 		}
 		kl_agent_append_summary(summary, entry, evidence_type);
+		g_string_append_printf(types, "%s%s", types->len > 0 ? "," : "", evidence_type);
 		g_ptr_array_add(collected, entry);
 	}
 	/* the body is built once and handed to the transport without copies */
@@ -567,6 +621,7 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	seconds = CLAMP(seconds, KL_AGENT_NEXT_MIN_S, KL_AGENT_NEXT_MAX_S);
 	result = kl_step_ok();
 	result->delay_ms = seconds * 1000;
+	result->evidence_types = g_strdup(types->str);
 	result->summary =
 	    g_strdup_printf("%s in %" G_GINT64_FORMAT " ms; next in %" G_GINT64_FORMAT " s",
 			    summary->str,
@@ -685,6 +740,66 @@ kl_agent_worker_cb(gpointer data, gpointer user_data)
 static void
 kl_agent_run_state(KlAgent *agent);
 
+/*
+ * A log line with journal fields besides the message: KEYLIME_AGENT_ID, and
+ * when given KEYLIME_ERROR_CAUSE (@cause), KEYLIME_ATTESTATION_INDEX (@index
+ * > 0), KEYLIME_EVIDENCE_TYPES (@types), KEYLIME_STATE.
+ */
+static void G_GNUC_PRINTF(6, 7) kl_agent_log(KlAgent *agent,
+					     GLogLevelFlags level,
+					     const gchar *cause,
+					     guint index,
+					     const gchar *types,
+					     const gchar *format,
+					     ...)
+{
+	g_autofree gchar *message = NULL;
+	g_autofree gchar *index_text = NULL;
+	const gchar *priority;
+	GLogField fields[8];
+	gsize n = 0;
+	va_list args;
+
+	va_start(args, format);
+	message = g_strdup_vprintf(format, args);
+	va_end(args);
+	switch (level & G_LOG_LEVEL_MASK) {
+	case G_LOG_LEVEL_WARNING:
+		priority = "4";
+		break;
+	case G_LOG_LEVEL_MESSAGE:
+		priority = "5";
+		break;
+	case G_LOG_LEVEL_DEBUG:
+		priority = "7";
+		break;
+	default:
+		priority = "6";
+		break;
+	}
+	fields[n++] = (GLogField){ "MESSAGE", message, -1 };
+	fields[n++] = (GLogField){ "PRIORITY", priority, -1 };
+	fields[n++] = (GLogField){ "GLIB_DOMAIN", G_LOG_DOMAIN, -1 };
+	fields[n++] = (GLogField){ "KEYLIME_AGENT_ID", agent->agent_id, -1 };
+	fields[n++] = (GLogField){ "KEYLIME_STATE", kl_agent_state_to_string(agent->state), -1 };
+	if (cause != NULL)
+		fields[n++] = (GLogField){ "KEYLIME_ERROR_CAUSE", cause, -1 };
+	if (index > 0) {
+		index_text = g_strdup_printf("%u", index);
+		fields[n++] = (GLogField){ "KEYLIME_ATTESTATION_INDEX", index_text, -1 };
+	}
+	if (types != NULL)
+		fields[n++] = (GLogField){ "KEYLIME_EVIDENCE_TYPES", types, -1 };
+	g_log_structured_array(level, fields, n);
+}
+
+static void
+kl_agent_progress(KlAgent *agent)
+{
+	if (agent->progress_func != NULL)
+		agent->progress_func(agent, agent->progress_data);
+}
+
 static void
 kl_agent_finish(KlAgent *agent, gint exit_status)
 {
@@ -696,6 +811,7 @@ kl_agent_finish(KlAgent *agent, gint exit_status)
 		g_source_destroy(agent->timer);
 		g_clear_pointer(&agent->timer, g_source_unref);
 	}
+	kl_agent_progress(agent);
 	if (agent->done != NULL)
 		agent->done(agent, exit_status, agent->done_data);
 }
@@ -738,6 +854,8 @@ kl_agent_schedule(KlAgent *agent, guint64 delay_ms)
 	agent->timer = delay_ms == 0 ? g_idle_source_new() : g_timeout_source_new(delay_ms);
 	g_source_set_callback(agent->timer, kl_agent_timer_cb, agent, NULL);
 	g_source_attach(agent->timer, agent->context);
+	agent->next_run_us = g_get_monotonic_time() + (gint64)delay_ms * 1000;
+	kl_agent_progress(agent);
 }
 
 static void
@@ -747,6 +865,7 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 	KlAgent *agent = link->agent;
 	g_autoptr(KlStepResult) result = g_task_propagate_pointer(G_TASK(res), NULL);
 	KlAgentState state;
+	const gchar *cause;
 	guint64 delay;
 
 	g_rc_box_release(link);
@@ -755,6 +874,7 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 	state = agent->state;
 
 	agent->step_running = FALSE;
+	agent->step_started_us = 0;
 	if (agent->stopping) {
 		kl_agent_finish(agent, KL_EXIT_OK);
 		return;
@@ -765,7 +885,13 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 	}
 	if (result->outcome == KL_STEP_FATAL) {
 		if (result->error != NULL)
-			g_warning("%s", result->error->message);
+			kl_agent_log(agent,
+				     G_LOG_LEVEL_WARNING,
+				     kl_agent_error_cause(result->error, result->not_enrolled),
+				     0,
+				     NULL,
+				     "%s",
+				     result->error->message);
 		kl_agent_finish(agent, result->exit_status);
 		return;
 	}
@@ -776,8 +902,11 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 		 */
 		if (state != KL_AGENT_STATE_NEGOTIATING)
 			kl_backoff_reset(agent->backoff);
+		if (state != KL_AGENT_STATE_NEGOTIATING)
+			agent->last_cause = NULL;
 		switch (state) {
 		case KL_AGENT_STATE_UNREGISTERED:
+			agent->registered = TRUE;
 			agent->state = KL_AGENT_STATE_REGISTERED;
 			kl_agent_schedule(agent, 0);
 			return;
@@ -788,8 +917,16 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 		case KL_AGENT_STATE_ATTESTING:
 			agent->attestations++;
 			agent->not_enrolled_logged = FALSE;
-			g_info(
-			    "attestation %u submitted: %s", agent->attestations, result->summary);
+			agent->last_accepted_us = g_get_monotonic_time();
+			agent->last_interval_s = MAX(result->delay_ms, 0) / 1000;
+			kl_agent_log(agent,
+				     G_LOG_LEVEL_INFO,
+				     NULL,
+				     agent->attestations,
+				     result->evidence_types,
+				     "attestation %u submitted: %s",
+				     agent->attestations,
+				     result->summary);
 			if (agent->once) {
 				kl_agent_finish(agent, KL_EXIT_OK);
 				return;
@@ -836,25 +973,45 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 		}
 	}
 	agent->once_failures++;
+	cause = kl_agent_error_cause(result->error, result->not_enrolled);
+	agent->last_cause = cause;
+	agent->failed_state = state;
 	if (agent->once && agent->max_retries >= 0 &&
 	    (gint64)agent->once_failures > agent->max_retries) {
-		g_warning("%s; giving up after %u attempts (%s)",
-			  result->error->message,
-			  agent->once_failures,
-			  agent->json_file != NULL ? "--json-file" : "--once");
+		kl_agent_log(agent,
+			     G_LOG_LEVEL_WARNING,
+			     cause,
+			     0,
+			     NULL,
+			     "%s; giving up after %u attempts (%s)",
+			     result->error->message,
+			     agent->once_failures,
+			     agent->json_file != NULL ? "--json-file" : "--once");
 		kl_agent_finish(agent, KL_EXIT_NOT_ACCEPTED);
 		return;
 	}
 	{
 		g_autofree gchar *when = kl_agent_format_delay(delay);
 		if (result->not_enrolled) {
-			if (!agent->not_enrolled_logged)
-				g_message("%s (retrying in %s)", result->error->message, when);
-			else
-				g_debug("%s (retrying in %s)", result->error->message, when);
+			kl_agent_log(agent,
+				     agent->not_enrolled_logged ? G_LOG_LEVEL_DEBUG
+								: G_LOG_LEVEL_MESSAGE,
+				     cause,
+				     0,
+				     NULL,
+				     "%s (retrying in %s)",
+				     result->error->message,
+				     when);
 			agent->not_enrolled_logged = TRUE;
 		} else {
-			g_message("%s; retrying in %s", result->error->message, when);
+			kl_agent_log(agent,
+				     G_LOG_LEVEL_MESSAGE,
+				     cause,
+				     0,
+				     NULL,
+				     "%s; retrying in %s",
+				     result->error->message,
+				     when);
 		}
 	}
 	agent->state = state == KL_AGENT_STATE_UNREGISTERED ? KL_AGENT_STATE_REGISTRATION_FAILED
@@ -875,6 +1032,7 @@ kl_agent_run_step(KlAgent *agent, KlStepFunc func)
 	    NULL, agent->cancellable, kl_agent_step_done_cb, g_rc_box_acquire(agent->link));
 	g_task_set_task_data(task, job, g_free);
 	agent->step_running = TRUE;
+	agent->step_started_us = g_get_monotonic_time();
 	if (!g_thread_pool_push(agent->worker, g_object_ref(task), &error)) {
 		g_warning("cannot run the worker thread: %s", error->message);
 		agent->step_running = FALSE;
@@ -1029,4 +1187,100 @@ guint
 kl_agent_get_attestation_count(KlAgent *agent)
 {
 	return agent->attestations;
+}
+
+void
+kl_agent_set_progress_func(KlAgent *agent, KlAgentProgressFunc func, gpointer user_data)
+{
+	agent->progress_func = func;
+	agent->progress_data = user_data;
+}
+
+gboolean
+kl_agent_is_registered(KlAgent *agent)
+{
+	return agent->registered;
+}
+
+gint64
+kl_agent_get_step_age_us(KlAgent *agent, gint64 now_us)
+{
+	if (!agent->step_running || agent->step_started_us == 0)
+		return 0;
+	return MAX(now_us - agent->step_started_us, 0);
+}
+
+static gchar *
+kl_agent_format_seconds(gint64 us)
+{
+	gint64 s = (MAX(us, 0) + G_USEC_PER_SEC / 2) / G_USEC_PER_SEC;
+
+	if (s < 120)
+		return g_strdup_printf("%" G_GINT64_FORMAT " s", s);
+	if (s < 7200)
+		return g_strdup_printf("%" G_GINT64_FORMAT " min", s / 60);
+	return g_strdup_printf("%" G_GINT64_FORMAT " h", s / 3600);
+}
+
+static const gchar *
+kl_agent_describe_cause(const gchar *cause, gboolean registrar)
+{
+	if (g_strcmp0(cause, "not-enrolled") == 0)
+		return "waiting for enrollment";
+	if (g_strcmp0(cause, "unreachable") == 0)
+		return registrar ? "registrar unreachable" : "verifier unreachable";
+	if (g_strcmp0(cause, "rate-limited") == 0)
+		return registrar ? "registrar busy (429)" : "verifier busy (429)";
+	if (g_strcmp0(cause, "server-error") == 0)
+		return registrar ? "registrar failing (5xx)" : "verifier failing (5xx)";
+	if (g_strcmp0(cause, "unauthorized") == 0)
+		return registrar ? "registrar refused the identity" : "verifier refused the agent";
+	if (g_strcmp0(cause, "rejected") == 0)
+		return registrar ? "registrar rejected the request"
+				 : "verifier rejected the evidence";
+	if (g_strcmp0(cause, "bad-response") == 0)
+		return registrar ? "malformed registrar answer" : "malformed verifier answer";
+	if (g_strcmp0(cause, "evidence") == 0)
+		return "collecting evidence failed";
+	return registrar ? "registration failed" : "attestation failed";
+}
+
+gchar *
+kl_agent_format_status(KlAgent *agent, gint64 now_us)
+{
+	g_autofree gchar *next = NULL;
+	g_autofree gchar *ago = NULL;
+
+	next = kl_agent_format_seconds(agent->next_run_us - now_us);
+	if (agent->finished || agent->stopping)
+		return g_strdup("stopping");
+	if (agent->step_running || agent->next_run_us <= now_us) {
+		switch (agent->state) {
+		case KL_AGENT_STATE_UNREGISTERED:
+		case KL_AGENT_STATE_REGISTRATION_FAILED:
+			return g_strdup("registering with the registrar");
+		case KL_AGENT_STATE_REGISTERED:
+		case KL_AGENT_STATE_NEGOTIATING:
+			return agent->attestations > 0
+				   ? g_strdup_printf("attestation %u in progress",
+						     agent->attestations + 1)
+				   : g_strdup("registered, negotiating the first attestation");
+		default:
+			return g_strdup_printf("attestation %u in progress",
+					       agent->attestations + 1);
+		}
+	}
+	if (agent->last_cause != NULL)
+		return g_strdup_printf(
+		    "%s, retry in %s",
+		    kl_agent_describe_cause(agent->last_cause,
+					    agent->failed_state == KL_AGENT_STATE_UNREGISTERED),
+		    next);
+	if (agent->attestations > 0) {
+		ago = kl_agent_format_seconds(now_us - agent->last_accepted_us);
+		return g_strdup_printf(
+		    "attestation %u submitted %s ago, next in %s", agent->attestations, ago, next);
+	}
+	return g_strdup_printf(
+	    "%s, next step in %s", agent->registered ? "registered" : "starting", next);
 }

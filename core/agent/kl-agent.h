@@ -139,6 +139,42 @@ kl_agent_stop(KlAgent *agent);
 
 KlAgentState
 kl_agent_get_state(KlAgent *agent);
+
+/*
+ * Runs on the main context after every change of state or schedule (a step
+ * done, a retry or the next attestation scheduled, the agent finished).
+ */
+typedef void (*KlAgentProgressFunc)(KlAgent *agent, gpointer user_data);
+void
+kl_agent_set_progress_func(KlAgent *agent, KlAgentProgressFunc func, gpointer user_data);
+
+/* the registrar accepted and activated the agent (at least once since the start) */
+gboolean
+kl_agent_is_registered(KlAgent *agent);
+
+/*
+ * How long the step in flight (registration, negotiation, evidence) has been
+ * running at monotonic time @now_us; 0 when none is. The watchdog stops being
+ * fed when this grows beyond any legitimate step.
+ */
+gint64
+kl_agent_get_step_age_us(KlAgent *agent, gint64 now_us);
+
+/*
+ * One line for humans (systemd STATUS=) at monotonic time @now_us:
+ * "attestation 12 submitted 3 s ago, next in 57 s", "waiting for enrollment,
+ * retry in 40 s", "verifier unreachable, retry in 40 s". (transfer full)
+ */
+gchar *
+kl_agent_format_status(KlAgent *agent, gint64 now_us);
+
+/*
+ * The cause of a failed step, for the KEYLIME_ERROR_CAUSE journal field:
+ * "not-enrolled", "unreachable", "rate-limited", "server-error",
+ * "unauthorized", "rejected", "bad-response", "evidence" or "other".
+ */
+const gchar *
+kl_agent_error_cause(const GError *error, gboolean not_enrolled);
 /* attestations accepted (202) so far */
 guint
 kl_agent_get_attestation_count(KlAgent *agent);

@@ -32,6 +32,7 @@
 #include "kl-plugin-loader.h"
 #include "kl-privileges.h"
 #include "kl-registrar-client.h"
+#include "kl-systemd.h"
 #include "kl-tpm-private.h"
 #include "kl-verifier-client.h"
 
@@ -40,6 +41,7 @@
 typedef struct {
 	GMainLoop *loop;
 	KlAgent *agent;
+	KlSystemd *systemd; /* nullable */
 	gint exit_status;
 } KlMainState;
 
@@ -49,6 +51,7 @@ kl_main_stop_cb(gpointer user_data)
 	KlMainState *state = user_data;
 
 	g_info("stopping");
+	kl_systemd_stopping(state->systemd);
 	kl_agent_stop(state->agent);
 	return G_SOURCE_CONTINUE;
 }
@@ -329,8 +332,11 @@ kl_main_run(int argc, char **argv)
 	sig_term = g_unix_signal_add(SIGTERM, kl_main_stop_cb, &state);
 	sig_int = g_unix_signal_add(SIGINT, kl_main_stop_cb, &state);
 	sig_hup = g_unix_signal_add(SIGHUP, kl_main_hup_cb, &state);
+	/* sd_notify: READY=1 once registered, STATUS=, WATCHDOG=1, STOPPING=1 */
+	state.systemd = kl_systemd_new(agent, kl_main_int(cfg, "request_timeout", 5000));
 	kl_agent_start(agent, kl_main_done_cb, &state);
 	g_main_loop_run(loop);
+	g_clear_pointer(&state.systemd, kl_systemd_free);
 	g_source_remove(sig_term);
 	g_source_remove(sig_int);
 	g_source_remove(sig_hup);
