@@ -79,10 +79,17 @@ if [ "${1:-}" != "--inner" ]; then
 		dpkg-deb -f "$deb" Depends
 	done | tr ',' '\n' | sed -e 's/|.*//' -e 's/(.*//' -e 's/[[:space:]]//g' |
 		grep -v -e '^$' -e '^libkeylime-agent-plugin1$' -e '^keylime-push-model-agent$' | sort -u | paste -sd,)
-	if ! mmdebstrap --variant=apt --include="$deps,libtss2-tcti-swtpm0,ca-certificates" \
+	# KL_DEB_ROOT_CACHE=FILE.tar (developers): the root is made once and reused
+	cache="${KL_DEB_ROOT_CACHE:-}"
+	if [ -n "$cache" ] && [ -s "$cache" ]; then
+		mkdir -p "$W/root"
+		tar -C "$W/root" -xf "$cache"
+	elif ! mmdebstrap --variant=apt --include="$deps,libtss2-tcti-swtpm0,ca-certificates" \
 		bookworm "$W/root" "$sources" >"$W/mmdebstrap.log" 2>&1; then
 		tail -30 "$W/mmdebstrap.log"
 		fail "mmdebstrap failed"
+	elif [ -n "$cache" ]; then
+		tar -C "$W/root" -cf "$cache" .
 	fi
 	export KL_DEB_W="$W"
 	KL_SWTPM_SETUP=1 exec "$ROOT/tests/integration/run-with-swtpm.sh" "$0" --inner
@@ -123,16 +130,21 @@ step "apt install in the root"
 mkdir -p "$R/tmp/debs"
 cp "$W"/keylime-push-model-agent*.deb "$W"/libkeylime-agent-plugin1_*.deb "$R/tmp/debs/"
 rm -f "$R"/tmp/debs/*-dbgsym_*.deb
+debs=()
+for deb in "$R"/tmp/debs/*.deb; do debs+=("/tmp/debs/$(basename "$deb")"); done
 if ! in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-	/tmp/debs/*.deb >"$W/install.log" 2>&1; then
+	"${debs[@]}" >"$W/install.log" 2>&1; then
 	tail -30 "$W/install.log"
 	fail "apt-get install failed"
 fi
 in_root dpkg-query -W -f '   ${Package} ${Version} ${Installed-Size} KiB\n' \
 	'keylime-push-model-agent*' 'libkeylime-agent-plugin1'
 in_root getent passwd keylime >/dev/null || fail "no keylime user after installation"
-[ "$(stat -c '%a %U %G' "$R/var/lib/keylime")" = "700 keylime tss" ] ||
-	fail "/var/lib/keylime is $(stat -c '%a %U %G' "$R/var/lib/keylime"), expected 700 keylime tss"
+# ids as the root's user database has them (the host's may differ)
+KL_UID=$(in_root id -u keylime)
+TSS_GID=$(in_root getent group tss | cut -d: -f3)
+[ "$(stat -c '%a %u %g' "$R/var/lib/keylime")" = "700 $KL_UID $TSS_GID" ] ||
+	fail "/var/lib/keylime is $(stat -c '%a %u %g' "$R/var/lib/keylime"), expected 700 keylime tss"
 echo "   keylime user: $(in_root id keylime); /var/lib/keylime: 700 keylime tss"
 unit="$R/lib/systemd/system/keylime_push_model_agent.service"
 if ! systemd-analyze verify --root="$R" --man=no /lib/systemd/system/keylime_push_model_agent.service \
@@ -216,7 +228,7 @@ AGENT_PID=""
 grep -E 'attestation [0-9]+ submitted' "$W/agent1.log" | head -3 | sed 's/^/   /'
 echo "   $passes cycles passed (tpm_quote + uefi_log + ima_log); fails: $(ctl GET "/_test/agents/$UUID" | jq '.fails')"
 grep -q "running as keylime:tss" "$W/agent1.log" || { cat "$W/agent1.log"; fail "the agent did not drop to keylime:tss"; }
-[ "$(stat -c '%a %U' "$R/var/lib/keylime/agent_data.json")" = "600 keylime" ] ||
+[ "$(stat -c '%a %u' "$R/var/lib/keylime/agent_data.json")" = "600 $KL_UID" ] ||
 	fail "agent_data.json is not 0600 keylime"
 
 step "apt remove the ima_log plugin package"
