@@ -14,6 +14,7 @@
 
 #include "keylime-agent/keylime-agent-plugin.h"
 #include "kl-plugin-loader.h"
+#include "kl-test-skip.h"
 
 typedef struct {
 	gchar *dir;
@@ -333,7 +334,7 @@ kl_test_setgid(KlLoaderFixture *fx, gconstpointer user_data)
 	/* an unprivileged user may not keep setgid for a group it is not in */
 	g_assert_cmpint(stat(path, &st), ==, 0);
 	if ((st.st_mode & S_ISGID) == 0) {
-		g_test_skip("cannot create a setgid file here");
+		kl_test_skip("cannot create a setgid file here");
 		return;
 	}
 	g_test_expect_message(
@@ -351,7 +352,7 @@ kl_test_foreign_owner(KlLoaderFixture *fx, gconstpointer user_data)
 	g_autofree gchar *path = NULL;
 
 	if (geteuid() != 0) {
-		g_test_skip("changing a file's owner needs root");
+		kl_test_skip("changing a file's owner needs root");
 		return;
 	}
 	path = kl_test_install(fx->dir, "dummy", NULL, 0644);
