@@ -28,4 +28,8 @@ kl_plugin_context_new(const gchar *name,
 void
 kl_plugin_context_free(KlPluginContext *ctx); /* runs the data destroy notify */
 
+/* what the plugin reported with kl_plugin_context_set_summary(), and clears it (transfer full) */
+gchar *
+kl_plugin_context_take_summary(KlPluginContext *ctx);
+
 G_END_DECLS
