@@ -886,6 +886,39 @@ kl_status_get_str(JsonObject *root, const gchar *name)
 	return json_node_get_string(node);
 }
 
+/*
+ * alive? The process runs, is not stopping, and its next step is not overdue
+ * by more than KL_STATUS_STUCK_S: waiting for enrollment or backing off during
+ * an outage is alive; a hung agent is not.
+ */
+static gboolean
+kl_status_evaluate_alive(JsonObject *root, gint64 now, gboolean *running, gchar **reason)
+{
+	const gchar *state = kl_status_get_str(root, "state");
+	gint64 next = kl_status_get_time(root, "next_contact");
+
+	*running = kl_status_process_alive(kl_status_get_time(root, "pid"));
+	if (!*running) {
+		*reason = g_strdup_printf("the agent is not running (process %" G_GINT64_FORMAT
+					  " is gone)",
+					  kl_status_get_time(root, "pid"));
+		return FALSE;
+	}
+	if (g_strcmp0(state, "stopped") == 0) {
+		*reason = g_strdup("the agent is stopping");
+		return FALSE;
+	}
+	if (next > 0 && now > next + KL_STATUS_STUCK_S) {
+		g_autofree gchar *late = kl_status_format_span(now - next);
+		*reason = g_strdup_printf("the agent is stuck: its next step is %s overdue (%s)",
+					  late,
+					  state != NULL ? state : "?");
+		return FALSE;
+	}
+	*reason = g_strdup_printf("alive (%s)", state != NULL ? state : "?");
+	return TRUE;
+}
+
 /* on schedule? @reason: why not, or what is fine (transfer full) */
 static gboolean
 kl_status_evaluate(JsonObject *root, gint64 now, gboolean *running, gchar **reason)
@@ -924,8 +957,12 @@ kl_status_evaluate(JsonObject *root, gint64 now, gboolean *running, gchar **reas
 }
 
 static void
-kl_status_print_text(
-    JsonObject *root, gint64 now, gboolean ok, gboolean running, const gchar *reason)
+kl_status_print_text(JsonObject *root,
+		     gint64 now,
+		     gboolean ok,
+		     gboolean alive,
+		     gboolean running,
+		     const gchar *reason)
 {
 	const gchar *summary = kl_status_get_str(root, "summary");
 	const gchar *agent_id = kl_status_get_str(root, "agent_id");
@@ -1011,11 +1048,11 @@ kl_status_print_text(
 		g_autofree gchar *when = kl_status_format_time(updated);
 		printf("  status written: %s\n", when);
 	}
-	printf("%s\n", ok ? "OK" : "NOT ATTESTING ON SCHEDULE");
+	printf("%s\n", ok ? "OK" : alive ? "NOT ALIVE" : "NOT ATTESTING ON SCHEDULE");
 }
 
 gint
-kl_status_command(const gchar *path, gboolean json, gint64 now_us)
+kl_status_command(const gchar *path, gboolean json, gboolean alive, gint64 now_us)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(JsonObject) root = NULL;
@@ -1030,9 +1067,11 @@ kl_status_command(const gchar *path, gboolean json, gint64 now_us)
 		g_autofree gchar *msg = g_strdup(
 		    "status_file is empty: this agent keeps no status file; set status_file");
 		if (json)
-			printf("{\"on_schedule\": false, \"reason\": \"%s\"}\n", msg);
+			printf("{\"%s\": false, \"reason\": \"%s\"}\n",
+			       alive ? "alive" : "on_schedule",
+			       msg);
 		else
-			printf("%s\nNOT ATTESTING ON SCHEDULE\n", msg);
+			printf("%s\n%s\n", msg, alive ? "NOT ALIVE" : "NOT ATTESTING ON SCHEDULE");
 		return 1;
 	}
 	if (!g_file_get_contents(path, &contents, &len, &error) ||
@@ -1047,7 +1086,7 @@ kl_status_command(const gchar *path, gboolean json, gint64 now_us)
 			g_autoptr(JsonNode) node = NULL;
 			g_autofree gchar *text = NULL;
 			json_builder_begin_object(b);
-			json_builder_set_member_name(b, "on_schedule");
+			json_builder_set_member_name(b, alive ? "alive" : "on_schedule");
 			json_builder_add_boolean_value(b, FALSE);
 			json_builder_set_member_name(b, "running");
 			json_builder_add_boolean_value(b, FALSE);
@@ -1058,22 +1097,23 @@ kl_status_command(const gchar *path, gboolean json, gint64 now_us)
 			text = json_to_string(node, TRUE);
 			printf("%s\n", text);
 		} else {
-			printf("%s\nNOT ATTESTING ON SCHEDULE\n", msg);
+			printf("%s\n%s\n", msg, alive ? "NOT ALIVE" : "NOT ATTESTING ON SCHEDULE");
 		}
 		return 1;
 	}
-	ok = kl_status_evaluate(root, now, &running, &reason);
+	ok = alive ? kl_status_evaluate_alive(root, now, &running, &reason)
+		   : kl_status_evaluate(root, now, &running, &reason);
 	if (json) {
 		g_autoptr(JsonNode) node = json_node_new(JSON_NODE_OBJECT);
 		g_autofree gchar *text = NULL;
-		json_object_set_boolean_member(root, "on_schedule", ok);
+		json_object_set_boolean_member(root, alive ? "alive" : "on_schedule", ok);
 		json_object_set_boolean_member(root, "running", running);
 		json_object_set_string_member(root, "reason", reason);
 		json_node_set_object(node, root);
 		text = json_to_string(node, TRUE);
 		printf("%s\n", text);
 	} else {
-		kl_status_print_text(root, now, ok, running, reason);
+		kl_status_print_text(root, now, ok, alive, running, reason);
 	}
 	return ok ? 0 : 1;
 }

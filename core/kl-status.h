@@ -30,6 +30,12 @@ G_BEGIN_DECLS
  */
 #define KL_STATUS_ON_SCHEDULE_INTERVALS 2
 #define KL_STATUS_GRACE_S		30
+/*
+ * --status --alive: the agent is stuck when its next step (attestation or
+ * retry) is overdue by more than this: every step ends within a few request
+ * timeouts and then rewrites the status file.
+ */
+#define KL_STATUS_STUCK_S 120
 
 typedef enum {
 	KL_STATUS_STATE_STARTING,		/* waiting for the first contact (splay) */
@@ -205,9 +211,12 @@ kl_status_write(KlStatus *status);
  * Reads the status file @path and prints it (text, or JSON with @json) to
  * stdout. Returns 0 when the agent is attesting on schedule, 1 otherwise
  * (not running, no status file, starting, waiting for enrollment, failing
- * for too long, stopped). @now_us: the wall clock.
+ * for too long, stopped). With @alive (a liveness probe): 0 while the
+ * process runs and is not stuck (its next step overdue by more than
+ * KL_STATUS_STUCK_S), waiting for enrollment or retrying included.
+ * @now_us: the wall clock.
  */
 gint
-kl_status_command(const gchar *path, gboolean json, gint64 now_us);
+kl_status_command(const gchar *path, gboolean json, gboolean alive, gint64 now_us);
 
 G_END_DECLS

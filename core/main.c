@@ -621,7 +621,7 @@ kl_main_run(int argc, char **argv)
 	/* --status reads what the running agent wrote: no TPM, no network */
 	if (cli->status)
 		return kl_status_command(
-		    kl_main_str(cfg, "status_file", ""), cli->json, g_get_real_time());
+		    kl_main_str(cfg, "status_file", ""), cli->json, cli->alive, g_get_real_time());
 	api_versions = kl_main_strv(cfg, "registrar_api_versions");
 	{
 		g_auto(GStrv) enabled =

@@ -125,11 +125,11 @@ accept_one(KlStatus *status, guint64 number, gint64 next_in_s)
 
 /* runs --status in a child (it prints to stdout); returns the exit status */
 static gint
-run_status_command(const gchar *path, gboolean json, gint64 now_s, gchar **out)
+run_status_mode(const gchar *path, const gchar *mode, gint64 now_s, gchar **out)
 {
 	const gchar *prog = self_path;
 	g_autofree gchar *now = g_strdup_printf("%" G_GINT64_FORMAT, now_s);
-	const gchar *argv[] = { prog, "--status-command", path, now, json ? "json" : "text", NULL };
+	const gchar *argv[] = { prog, "--status-command", path, now, mode, NULL };
 	g_autoptr(GError) error = NULL;
 	gint wait_status = 0;
 
@@ -147,6 +147,12 @@ run_status_command(const gchar *path, gboolean json, gint64 now_s, gchar **out)
 	g_test_message("%s", *out);
 	g_assert_true(WIFEXITED(wait_status));
 	return WEXITSTATUS(wait_status);
+}
+
+static gint
+run_status_command(const gchar *path, gboolean json, gint64 now_s, gchar **out)
+{
+	return run_status_mode(path, json ? "json" : "text", now_s, out);
 }
 
 static void
@@ -383,6 +389,54 @@ capture_log(const gchar *domain, GLogLevelFlags level, const gchar *message, gpo
 }
 
 static void
+test_command_alive(StatusFixture *sf, gconstpointer data)
+{
+	g_autofree gchar *out = NULL;
+	g_autoptr(JsonObject) root = NULL;
+
+	/* waiting for enrollment: not on schedule, but alive */
+	kl_status_registered(sf->status);
+	kl_status_failure(sf->status,
+			  KL_STATUS_STAGE_ATTESTATION,
+			  KL_STATUS_CAUSE_NOT_ENROLLED,
+			  "agent is not enrolled at the verifier",
+			  1,
+			  fake_now_us + 10 * G_USEC_PER_SEC);
+	g_assert_cmpint(run_status_mode(sf->path, "alive", T0 + 1, &out), ==, 0);
+	g_assert_nonnull(strstr(out, ": alive (waiting_for_enrollment)\n"));
+	g_assert_true(g_str_has_suffix(out, "\nOK\n"));
+	g_clear_pointer(&out, g_free);
+	/* a long outage: not on schedule, still alive while its retries are on time */
+	accept_one(sf->status, 3, 60);
+	fake_now_us += 600 * G_USEC_PER_SEC;
+	kl_status_failure(sf->status,
+			  KL_STATUS_STAGE_ATTESTATION,
+			  KL_STATUS_CAUSE_UNREACHABLE,
+			  "cannot connect",
+			  9,
+			  fake_now_us + 60 * G_USEC_PER_SEC);
+	g_assert_cmpint(run_status_mode(sf->path, "text", T0 + 601, &out), ==, 1);
+	g_clear_pointer(&out, g_free);
+	g_assert_cmpint(run_status_mode(sf->path, "alive-json", T0 + 601, &out), ==, 0);
+	root = kl_json_parse_object(out, -1, NULL);
+	g_assert_nonnull(root);
+	g_assert_true(json_object_get_boolean_member(root, "alive"));
+	g_clear_pointer(&out, g_free);
+	/* its next step (T0 + 660) overdue by more than 2 min: stuck */
+	g_assert_cmpint(run_status_mode(sf->path, "alive", T0 + 780, &out), ==, 0);
+	g_clear_pointer(&out, g_free);
+	g_assert_cmpint(run_status_mode(sf->path, "alive", T0 + 781, &out), ==, 1);
+	g_assert_nonnull(strstr(out,
+				": the agent is stuck: its next step is 2 min overdue "
+				"(retrying)\n"));
+	g_assert_true(g_str_has_suffix(out, "\nNOT ALIVE\n"));
+	g_clear_pointer(&out, g_free);
+	/* stopped */
+	kl_status_stopped(sf->status);
+	g_assert_cmpint(run_status_mode(sf->path, "alive", T0 + 601, &out), ==, 1);
+}
+
+static void
 test_unwritable_status_file(StatusFixture *sf, gconstpointer data)
 {
 	g_autofree gchar *dir = g_build_filename(sf->dir, "sub", NULL);
@@ -471,7 +525,8 @@ main(int argc, char **argv)
 	/* the child of run_status_command(): net-status --status-command PATH NOW json|text */
 	if (argc == 5 && g_strcmp0(argv[1], "--status-command") == 0)
 		return kl_status_command(argv[2],
-					 g_strcmp0(argv[4], "json") == 0,
+					 g_str_has_suffix(argv[4], "json"),
+					 g_str_has_prefix(argv[4], "alive"),
 					 g_ascii_strtoll(argv[3], NULL, 10) * G_USEC_PER_SEC);
 
 	self_path = g_canonicalize_filename(argv[0], NULL);
@@ -488,6 +543,7 @@ main(int argc, char **argv)
 	ADD("/status/command-not-attesting", test_command_not_attesting);
 	ADD("/status/command-dead-process", test_command_dead_process);
 	ADD("/status/command-no-file", test_command_no_file);
+	ADD("/status/command-alive", test_command_alive);
 	ADD("/status/unwritable-status-file", test_unwritable_status_file);
 	ADD("/status/metrics-format", test_metrics_format);
 #undef ADD
