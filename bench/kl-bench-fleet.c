@@ -379,6 +379,7 @@ main(int argc, char **argv)
 	g_autoptr(JsonArray) contacts = NULL;
 	g_autoptr(GArray) first = NULL;
 	g_autofree KlBenchNode *nodes = NULL;
+	g_autofree gchar *policy = NULL;
 	gchar *fake_argv[] = { argv[0], NULL };
 	gchar **fake = fake_argv;
 	gint fake_argc = 1;
@@ -460,8 +461,10 @@ main(int argc, char **argv)
 			kl_test_agent_free(batch[k]);
 		}
 	}
+	/* PCR policy: PCR 0 of the software TPM is all zeros */
+	policy = g_strdup_printf("{\"tpm_policy\": {\"0\": [\"%064d\"]}}", 0);
 	for (gint i = 0; i < n_agents; i++)
-		if (!kl_test_peers_enroll(peers, nodes[i].id, NULL, &error))
+		if (!kl_test_peers_enroll(peers, nodes[i].id, policy, &error))
 			g_error("enrolling agent %d: %s", i, error->message);
 	printf("provisioned: %d agents registered and enrolled\n\n", n_agents);
 	fflush(stdout);
