@@ -219,7 +219,8 @@ kl_bench_ideal_peak(guint n, gdouble window)
 		for (guint i = 0; i < n; i++) {
 			guint b = (guint)(g_rand_double(rand) * window);
 			b = MIN(b, bins - 1);
-			peak = MAX(peak, ++count[b]);
+			count[b]++;
+			peak = MAX(peak, count[b]);
 		}
 		sum += peak;
 	}
@@ -241,7 +242,8 @@ kl_bench_report_first(const gchar *what, GArray *times, gdouble window)
 
 	for (guint i = 0; i < times->len; i++) {
 		guint b = MIN((guint)floor(g_array_index(times, gdouble, i)), bins - 1);
-		peak = MAX(peak, ++count[b]);
+		count[b]++;
+		peak = MAX(peak, count[b]);
 	}
 	for (guint b = 0; b + 5 <= bins; b++) {
 		guint sum = 0;
@@ -302,7 +304,8 @@ kl_bench_report_steady(const gchar *what, JsonArray *contacts, gdouble from)
 		    g_strcmp0(json_array_get_string_element(c, 2), "phase1") != 0)
 			continue;
 		g_array_append_val(phases, t);
-		peak = MAX(peak, ++count[MIN((guint)t, (guint)interval - 1)]);
+		count[MIN((guint)t, (guint)interval - 1)]++;
+		peak = MAX(peak, count[MIN((guint)t, (guint)interval - 1)]);
 	}
 	g_array_sort(phases, kl_bench_cmp_double);
 	for (gint b = 0; b < interval; b++)
