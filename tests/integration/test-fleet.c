@@ -162,7 +162,14 @@ test_registration(void)
 	g_assert_true(kl_test_peers_wait_registrar_int(peers, AGENT_ID, "activations", 1, 30));
 	g_assert_true(kl_test_agent_log_contains(agent, "first contact in "));
 	g_assert_true(kl_test_agent_log_contains(agent, "splay_percent = 100"));
-	root = read_status_file();
+	/* the agent writes its state once it has the registrar's answer */
+	for (guint i = 0; i < 100; i++) {
+		g_clear_pointer(&root, json_object_unref);
+		root = read_status_file();
+		if (root != NULL && json_object_get_boolean_member(root, "registered"))
+			break;
+		g_usleep(100 * 1000);
+	}
 	g_assert_nonnull(root);
 	g_assert_true(json_object_get_boolean_member(root, "registered"));
 	g_assert_cmpint(run_status(FALSE, &out), ==, 1);
@@ -284,6 +291,10 @@ test_outage(void)
 	g_assert_cmpint(status, ==, 1);
 	g_assert_nonnull(strstr(out, ": no attestation accepted for "));
 	g_assert_true(g_str_has_suffix(out, "NOT ATTESTING ON SCHEDULE\n"));
+	/* the metrics file follows at the next retry (written at every failure) */
+	end = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+	while (metric("keylime_agent_attesting_on_schedule") != 0 && g_get_monotonic_time() < end)
+		g_usleep(200 * 1000);
 	g_assert_cmpfloat(metric("keylime_agent_attesting_on_schedule"), ==, 0);
 	g_assert_true(kl_test_agent_is_running(agent));
 }
