@@ -361,6 +361,7 @@ kl_tpm_quote_b64(GBytes *b)
 	return g_base64_encode(g_bytes_get_data(b, NULL), g_bytes_get_size(b));
 }
 
+#ifdef KL_TPM_QUOTE_TESTING
 static KlTpmQuoteTestHook kl_tpm_quote_test_hook;
 static gpointer kl_tpm_quote_test_hook_data;
 
@@ -370,6 +371,7 @@ kl_tpm_quote_set_test_hook(KlTpmQuoteTestHook hook, gpointer user_data)
 	kl_tpm_quote_test_hook = hook;
 	kl_tpm_quote_test_hook_data = user_data;
 }
+#endif
 
 JsonObject *
 kl_tpm_quote_collect_with_tpm(KlTpm *tpm,
@@ -406,8 +408,10 @@ kl_tpm_quote_collect_with_tpm(KlTpm *tpm,
 				  &signature,
 				  error))
 			return NULL;
+#ifdef KL_TPM_QUOTE_TESTING
 		if (kl_tpm_quote_test_hook != NULL)
 			kl_tpm_quote_test_hook(attempt, kl_tpm_quote_test_hook_data);
+#endif
 		if (!kl_tpm_pcr_read(tpm, params.hash, params.mask, &values, error))
 			return NULL;
 		if (!kl_tpm_quote_matches(

@@ -4,19 +4,17 @@
 # Runs one test program against its own swtpm: picks free ports, starts
 # `swtpm socket --tpm2` with a private state directory, waits until it
 # answers, exports KL_TEST_TCTI / TCTI / TPM2TOOLS_TCTI and the swtpm ports,
-# runs "$@", and stops swtpm by its pid. Prints a TAP skip when swtpm is missing.
+# runs "$@", and stops swtpm by its pid. Prints a TAP skip when swtpm is missing
+# (a failure under KL_TEST_NO_SKIP).
 #
 # Set KL_SWTPM_SETUP=1 to manufacture the TPM first (EK + EK certificate in NV,
 # like a real TPM): swtpm_setup --create-ek-cert.
 set -u
+# shellcheck source=../kl-test-skip.sh
+. "$(dirname "$0")/../kl-test-skip.sh"
 
 if ! command -v swtpm >/dev/null 2>&1; then
-	if [ -n "${KL_TEST_NO_SKIP:-}" ]; then
-		echo "1..1"; echo "not ok 1 - swtpm not found (KL_TEST_NO_SKIP is set: not skipped)"
-		exit 1
-	fi
-	echo "1..0 # SKIP swtpm not found"
-	exit 0
+	kl_test_skip_all "swtpm not found"
 fi
 
 state=$(mktemp -d "${TMPDIR:-/tmp}/kl-swtpm.XXXXXX")
