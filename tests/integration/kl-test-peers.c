@@ -746,6 +746,8 @@ kl_test_agent_new(KlTestPeers *peers, const gchar *uuid, const gchar *keylime_di
 	kl_test_agent_set_int(agent, "exponential_backoff_max_delay", 2000);
 	kl_test_agent_set_int(agent, "exponential_backoff_max_retries", 3);
 	kl_test_agent_set_int(agent, "attestation_interval_seconds", 2);
+	/* one agent: no fleet to spread; tests that check the splay set it */
+	kl_test_agent_set_int(agent, "splay_percent", 0);
 	kl_test_agent_set_int(agent, "request_timeout", 4000);
 	return agent;
 }

@@ -51,6 +51,7 @@ AGENTS = {}
 SESSIONS = {}  # session id -> pending PoP session
 TOKENS = {}  # session id -> {agent_id, secret, expires}
 FAULTS = kl_peer.FaultQueues(["phase1", "phase2", "session"])
+CONTACTS = []  # [time, agent_id, "session" | "phase1"]: every agent request, for the fleet bench
 ARGS = None
 
 ACCEPT_HASHES = ["sha512", "sha384", "sha256"]  # tenant default accept_tpm_hash_algs, in priority order
@@ -613,6 +614,10 @@ class VerifierHandler(kl_peer.Handler):
             self.send(200 if doc else 404, doc or {"error": "not enrolled"})
         elif p == ["_test", "faults"]:
             self.send(200, FAULTS.pending())
+        elif p == ["_test", "contacts"]:
+            with LOCK:
+                doc = {"contacts": list(CONTACTS)}
+            self.send(200, doc)
         elif p and p[0] in ("v3", "v3.0") and len(p) == 1:
             self.send(500)
         else:
@@ -661,16 +666,11 @@ class VerifierHandler(kl_peer.Handler):
                 FAULTS.clear()
                 self.send(200, {})
             elif p == ["_test", "enroll"]:
-                agent_id = body["agent_id"]
-                ak_tpm = body.get("ak_tpm") or fetch_ak_from_registrar(agent_id)
-                ak = kl_tpm.TpmPublic(kl_tpm.b64d(ak_tpm, "ak_tpm"))
-                a = new_agent(agent_id, ak_tpm, ak)
-                apply_policy(a, body)
-                with LOCK:
-                    AGENTS[agent_id] = a
-                    doc = public_view(a)
-                kl_peer.log(PROG, f"enrolled {agent_id}: policy PCRs {sorted(a['tpm_policy'])} ima={a['ima']} "
-                                  f"mb={a['mb']}")
+                body["ak_tpm"] = body.get("ak_tpm") or fetch_ak_from_registrar(body["agent_id"])
+                doc = enroll(body)
+                if ARGS.persist:
+                    with LOCK, open(ARGS.persist, "a") as f:
+                        f.write(json.dumps(body) + "\n")
                 self.send(200, doc)
             elif p == ["_test", "policy"]:
                 with LOCK:
@@ -700,6 +700,8 @@ class VerifierHandler(kl_peer.Handler):
             return
         attrs = ((doc or {}).get("data") or {}).get("attributes") if isinstance(doc, dict) else None
         agent_id = attrs.get("agent_id") if isinstance(attrs, dict) else None
+        with LOCK:
+            CONTACTS.append([time.time(), agent_id, "session"])
         if not agent_id:
             self.send(400, {"errors": [{"status": "400", "detail": "agent_id is required"}]})
             return
@@ -834,6 +836,8 @@ class VerifierHandler(kl_peer.Handler):
 
     # -- attestation
     def phase1(self, ver, agent_id):
+        with LOCK:
+            CONTACTS.append([time.time(), agent_id, "phase1"])
         try:
             doc = self.jsonapi_body("attestation")
             fault = FAULTS.pop("phase1")
@@ -977,6 +981,18 @@ class VerifierHandler(kl_peer.Handler):
             self.api_error(e)
 
 
+def enroll(body):
+    agent_id = body["agent_id"]
+    ak = kl_tpm.TpmPublic(kl_tpm.b64d(body["ak_tpm"], "ak_tpm"))
+    a = new_agent(agent_id, body["ak_tpm"], ak)
+    apply_policy(a, body)
+    with LOCK:
+        AGENTS[agent_id] = a
+        doc = public_view(a)
+    kl_peer.log(PROG, f"enrolled {agent_id}: policy PCRs {sorted(a['tpm_policy'])} ima={a['ima']} mb={a['mb']}")
+    return doc
+
+
 RATE = {}
 
 
@@ -993,11 +1009,22 @@ def main():
     p.add_argument("--session-rate-limit", type=int, default=15, help="sessions per agent per 60 s")
     p.add_argument("--registrar-url", help="fetch aik_tpm for /_test/enroll from this registrar")
     p.add_argument("--registrar-ca", help="CA file for an https registrar URL")
+    p.add_argument("--persist", help="keep the enrollments in this file (JSON lines) and the TLS "
+                                     "certificate across restarts, like a verifier with a database")
     ARGS = p.parse_args()
     if ARGS.quote_interval == int(ARGS.quote_interval):
         ARGS.quote_interval = int(ARGS.quote_interval)
     d = ARGS.cert_dir or os.path.dirname(os.path.abspath(ARGS.state_file))
-    ca, crt, key = kl_peer.make_test_ca(d, "verifier", "kl-test-verifier")[:3]
+    kept = [os.path.join(d, "verifier-" + n) for n in ("ca.crt", "server.crt", "server.key")]
+    if ARGS.persist and all(os.path.exists(n) for n in kept):
+        ca, crt, key = kept
+    else:
+        ca, crt, key = kl_peer.make_test_ca(d, "verifier", "kl-test-verifier")[:3]
+    if ARGS.persist and os.path.exists(ARGS.persist):
+        with open(ARGS.persist) as f:
+            for line in f:
+                if line.strip():
+                    enroll(json.loads(line))
     s = kl_peer.Server(ARGS.port, VerifierHandler, tls=(crt, key))
     state = {"pid": os.getpid(), "port": s.port, "url": f"https://127.0.0.1:{s.port}", "ca_cert": ca}
     kl_peer.serve_forever([s], ARGS.state_file, state, PROG)
