@@ -197,6 +197,8 @@ ima_ml_path = "/var/lib/kl-ci/ascii_runtime_measurements"
 measuredboot_ml_path = "/var/lib/kl-ci/binary_bios_measurements"
 exponential_backoff_initial_delay = 500
 exponential_backoff_max_delay = 3000
+# one agent: no need to spread the first contact
+splay_percent = 0
 EOC
 
 step "keylime_push_model_agent --check (in the root)"

@@ -16,6 +16,7 @@
 
 struct _KlSystemd {
 	KlAgent *agent;
+	KlStatus *status;
 	gboolean ready;
 	gchar *last_status;
 	guint64 watchdog_us;  /* 0: no watchdog */
@@ -45,7 +46,7 @@ kl_systemd_send(const gchar *text)
 static void
 kl_systemd_update(KlSystemd *sd, const gchar *extra, gboolean force)
 {
-	g_autofree gchar *line = kl_agent_format_status(sd->agent, g_get_monotonic_time());
+	g_autofree gchar *line = kl_status_format_line(sd->status);
 	g_autofree gchar *text = NULL;
 
 	if (!force && extra == NULL && g_strcmp0(line, sd->last_status) == 0)
@@ -58,11 +59,11 @@ kl_systemd_update(KlSystemd *sd, const gchar *extra, gboolean force)
 }
 
 static void
-kl_systemd_progress_cb(KlAgent *agent, gpointer user_data)
+kl_systemd_status_cb(KlStatus *status, gpointer user_data)
 {
 	KlSystemd *sd = user_data;
 
-	if (!sd->ready && kl_agent_is_registered(agent)) {
+	if (!sd->ready && kl_status_get_snapshot(status)->registered) {
 		/*
 		 * registered and activated: the attestation loop starts. Enrollment at
 		 * the verifier is an operator's act that may come much later, so it
@@ -98,7 +99,7 @@ kl_systemd_watchdog_cb(gpointer user_data)
 }
 
 KlSystemd *
-kl_systemd_new(KlAgent *agent, gint64 request_timeout_ms)
+kl_systemd_new(KlAgent *agent, KlStatus *status, gint64 request_timeout_ms)
 {
 	KlSystemd *sd;
 	uint64_t usec = 0;
@@ -108,12 +109,13 @@ kl_systemd_new(KlAgent *agent, gint64 request_timeout_ms)
 		return NULL;
 	sd = g_new0(KlSystemd, 1);
 	sd->agent = agent;
+	sd->status = status;
 	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0)
 		sd->watchdog_us = usec;
 	sd->step_limit_us =
 	    MAX((gint64)sd->watchdog_us,
 		(gint64)KL_SYSTEMD_STEP_REQUESTS * MAX(request_timeout_ms, 1) * 1000);
-	kl_agent_set_progress_func(agent, kl_systemd_progress_cb, sd);
+	kl_status_add_listener(status, kl_systemd_status_cb, sd);
 	if (sd->watchdog_us > 0) {
 		sd->watchdog = g_timeout_source_new(MAX(sd->watchdog_us / 2000, 1));
 		g_source_set_callback(sd->watchdog, kl_systemd_watchdog_cb, sd, NULL);
@@ -143,7 +145,7 @@ kl_systemd_free(KlSystemd *sd)
 		g_source_destroy(sd->watchdog);
 		g_source_unref(sd->watchdog);
 	}
-	kl_agent_set_progress_func(sd->agent, NULL, NULL);
+	kl_status_remove_listener(sd->status, kl_systemd_status_cb, sd);
 	g_free(sd->last_status);
 	g_free(sd);
 }
@@ -151,7 +153,7 @@ kl_systemd_free(KlSystemd *sd)
 #else /* !KL_HAVE_LIBSYSTEMD */
 
 KlSystemd *
-kl_systemd_new(KlAgent *agent, gint64 request_timeout_ms)
+kl_systemd_new(KlAgent *agent, KlStatus *status, gint64 request_timeout_ms)
 {
 	const gchar *socket = g_getenv("NOTIFY_SOCKET");
 

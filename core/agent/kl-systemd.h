@@ -15,6 +15,7 @@
 #include <glib.h>
 
 #include "kl-agent.h"
+#include "kl-status.h"
 
 G_BEGIN_DECLS
 
@@ -28,12 +29,14 @@ G_BEGIN_DECLS
 typedef struct _KlSystemd KlSystemd;
 
 /*
- * Watches @agent (its progress callback is taken) on the thread-default main
- * context. @request_timeout_ms: the HTTP request timeout. (transfer full),
- * NULL when the agent was not started by a service manager.
+ * Listens to @status (READY=1 once it says registered, STATUS= with its
+ * one-line summary) and watches @agent's step in flight for the watchdog, on
+ * the thread-default main context; both must outlive the result.
+ * @request_timeout_ms: the HTTP request timeout. (transfer full), NULL when
+ * the agent was not started by a service manager.
  */
 KlSystemd *
-kl_systemd_new(KlAgent *agent, gint64 request_timeout_ms);
+kl_systemd_new(KlAgent *agent, KlStatus *status, gint64 request_timeout_ms);
 void
 kl_systemd_free(KlSystemd *sd);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlSystemd, kl_systemd_free)
