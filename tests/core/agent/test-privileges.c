@@ -333,11 +333,11 @@ test_drop_capabilities_not_root(void)
 	gid_t gid;
 
 	if (!is_root()) {
-		g_test_skip("needs root to give an ordinary user a capability");
+		kl_test_skip("needs root to give an ordinary user a capability");
 		return;
 	}
 	if (!nobody_run_as(&run_as, &uid, &gid)) {
-		g_test_skip("no user 'nobody' with a primary group");
+		kl_test_skip("no user 'nobody' with a primary group");
 		return;
 	}
 	if (g_test_subprocess()) {
