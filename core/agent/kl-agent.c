@@ -100,8 +100,8 @@ struct _KlAgent {
 	gint64 token_expires_at; /* Unix seconds, 0 unknown */
 	gboolean token_fresh;	 /* obtained during the current cycle */
 	gchar *location;
-	GPtrArray *requested; /* KlEvidenceRequest* evidence_requested items */
-	gint64 cycle_started; /* monotonic µs of phase 1 */
+	GPtrArray *requested;  /* KlEvidenceRequest* evidence_requested items */
+	gint64 cycle_started;  /* monotonic µs of phase 1 */
 	gboolean trim_pending; /* the step sent a large body: malloc_trim() after it */
 	/* for the status snapshot, read by the main thread once the step is done */
 	gchar **offered;	    /* evidence types of the last capabilities */
