@@ -63,12 +63,10 @@ struct _KlConfig {
 
 /* ---- validators ---- */
 
-static const gchar *const kl_choices_enc_alg[] = { "rsa",     "rsa1024", "rsa2048", "rsa3072",
-						   "rsa4096", "ecc",	 "ecc192",  "ecc224",
-						   "ecc256",  "ecc384",	 "ecc521",  "ecc_sm2",
-						   NULL };
-static const gchar *const kl_choices_hash_alg[] = { "sha1",   "sha256",	 "sha384",
-						    "sha512", "sm3_256", NULL };
+/* what the agent can make (core/kl-tpm.c), with Keylime's aliases rsa and ecc */
+static const gchar *const kl_choices_enc_alg[] = { "rsa",    "rsa2048", "rsa3072", "rsa4096", "ecc",
+						   "ecc256", "ecc384",	"ecc521",  NULL };
+static const gchar *const kl_choices_hash_alg[] = { "sha1", "sha256", "sha384", "sha512", NULL };
 static const gchar *const kl_choices_sign_alg[] = {
 	"rsassa", "rsapss", "ecdsa", "ecschnorr", NULL
 };

@@ -986,7 +986,17 @@ kl_test_run(GError **error, const gchar *first, ...)
 gchar *
 kl_test_pcr_read(guint pcr, GError **error)
 {
-	g_autofree gchar *sel = g_strdup_printf("sha256:%u", pcr);
+	return kl_test_pcr_read_bank("sha256", pcr, error);
+}
+
+gchar *
+kl_test_pcr_read_bank(const gchar *bank, guint pcr, GError **error)
+{
+	g_autofree gchar *sel = g_strdup_printf("%s:%u", bank, pcr);
+	gsize want = g_checksum_type_get_length(g_str_equal(bank, "sha1")     ? G_CHECKSUM_SHA1
+						: g_str_equal(bank, "sha384") ? G_CHECKSUM_SHA384
+						: g_str_equal(bank, "sha512") ? G_CHECKSUM_SHA512
+									      : G_CHECKSUM_SHA256);
 	g_autofree gchar *tmp = NULL;
 	g_autofree gchar *data = NULL;
 	gsize len = 0;
@@ -1002,7 +1012,7 @@ kl_test_pcr_read(guint pcr, GError **error)
 		return NULL;
 	}
 	g_unlink(tmp);
-	if (len != 32) {
+	if (len != want) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "PCR %u: %zu bytes", pcr, len);
 		return NULL;
 	}

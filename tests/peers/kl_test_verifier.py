@@ -89,6 +89,8 @@ def new_agent(agent_id, ak_tpm, ak):
         "last_evidence_received_at": None, "last_clock": None,
         "ima_state": None,  # {"boot_time", "next_offset", "pcr": {bank: bytes}} of the last pass
         "ima_offsets": [], "warnings": [], "fault_times": [],
+        # the tenant's accept_tpm_hash_algs / accept_tpm_signing_algs, in priority order
+        "accept_hashes": list(ACCEPT_HASHES), "accept_signing": list(ACCEPT_SIGNING),
     }
 
 
@@ -139,6 +141,13 @@ def apply_policy(a, body):
         a["ima_log_hash_alg"] = str(body["ima_log_hash_alg"])
     if "mb" in body:
         a["mb"] = bool(body["mb"])
+    for key, field, known in (("accept_tpm_hash_algs", "accept_hashes", kl_tpm.ALG_BY_HASH),
+                              ("accept_tpm_signing_algs", "accept_signing", kl_tpm.SCHEME_BY_NAME)):
+        if key in body:
+            v = body[key]
+            if not isinstance(v, list) or not v or any(x not in known for x in v):
+                raise ValueError(f"{key} must be a non-empty list of {sorted(known)}")
+            a[field] = list(v)
 
 
 def fetch_ak_from_registrar(agent_id):
@@ -217,7 +226,7 @@ def select_evidence(a, attrs):
         caps = caps or {}
         t = item["evidence_type"]
         if t == "tpm_quote":
-            validate_quote_caps(caps, ptr + "/capabilities")
+            validate_quote_caps(a, caps, ptr + "/capabilities")
             quote_items.append(caps)
         elif t == "ima_log":
             validate_log_caps(caps, ptr + "/capabilities", "text/plain", ima=True)
@@ -241,16 +250,20 @@ def select_evidence(a, attrs):
                 break
             if k.get("server_identifier") == "ak":
                 key = k
-        if key.get("key_algorithm") != "rsa":
+        key_alg = key.get("key_algorithm")
+        if key_alg not in ("rsa", "ecc"):
             raise unprocessable("check 'signature_schemes': no scheme usable with the certification key",
                                 "/data/attributes/evidence_supported/0/capabilities/signature_schemes")
-        schemes = [s for s in caps["signature_schemes"] if s in ACCEPT_SIGNING and s.startswith("rsa")]
+        # as Keylime: the agent's accepted schemes, in their order, that fit the key's algorithm
+        schemes = [s for s in a["accept_signing"] if s in caps["signature_schemes"]
+                   and ("rsa" if s.startswith("rsa") else "ecc") == key_alg]
         if key.get("allowable_signature_schemes"):
             schemes = [s for s in schemes if s in key["allowable_signature_schemes"]]
         if not schemes:
             raise unprocessable("no acceptable signature scheme", "/data/attributes/evidence_supported/0")
         allow_h = key.get("allowable_hash_algorithms")
-        hashes_ok = [h for h in ACCEPT_HASHES if h in caps["hash_algorithms"] and h in caps["available_subjects"]]
+        hashes_ok = [h for h in a["accept_hashes"]
+                     if h in caps["hash_algorithms"] and h in caps["available_subjects"]]
         warnings = []
         if allow_h:
             hashes_ok = [h for h in hashes_ok if h in allow_h]
@@ -307,16 +320,16 @@ def select_evidence(a, attrs):
     return requested, boot_time, (ima_items[0]["entry_count"] if ima_items else None)
 
 
-def validate_quote_caps(caps, ptr):
+def validate_quote_caps(a, caps, ptr):
     if caps.get("component_version") != "2.0":
         raise unprocessable("check 'component_version'", ptr + "/component_version")
     for f in ("signature_schemes", "hash_algorithms"):
         v = caps.get(f)
         if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
             raise unprocessable(f"'{f}' is required and must be a list of strings", f"{ptr}/{f}")
-    if not set(caps["signature_schemes"]) & set(ACCEPT_SIGNING):
+    if not set(caps["signature_schemes"]) & set(a["accept_signing"]):
         raise unprocessable("no acceptable signature scheme", ptr + "/signature_schemes")
-    if not set(caps["hash_algorithms"]) & set(ACCEPT_HASHES):
+    if not set(caps["hash_algorithms"]) & set(a["accept_hashes"]):
         raise unprocessable("no acceptable hash algorithm", ptr + "/hash_algorithms")
     av = caps.get("available_subjects")
     if not isinstance(av, dict):
@@ -327,7 +340,7 @@ def validate_quote_caps(caps, ptr):
         if not isinstance(pcrs, list) or not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 23
                                                  for p in pcrs):
             raise unprocessable("PCR lists must contain integers 0-23", ptr + "/available_subjects")
-    if not set(av) & set(ACCEPT_HASHES):
+    if not set(av) & set(a["accept_hashes"]):
         raise unprocessable("no acceptable PCR bank", ptr + "/available_subjects")
     keys = caps.get("certification_keys")
     if not isinstance(keys, list) or not keys:
@@ -448,8 +461,9 @@ def verify_evidence(a, at, evidence):
             attest = kl_tpm.Attest(kl_tpm.b64d(data["message"]))
         except ValueError as e:
             return False, f"quote structures are malformed: {e}", None
-        if isinstance(a["ak"].key, rsa.RSAPublicKey) and sig.sig_alg != kl_tpm.TPM_ALG_RSASSA:
-            return False, f"quote signature algorithm 0x{sig.sig_alg:04x} is not RSASSA", None
+        if sig.sig_alg != kl_tpm.SCHEME_BY_NAME.get(cp["signature_scheme"]):
+            return False, (f"quote signature algorithm 0x{sig.sig_alg:04x} is not the chosen "
+                           f"{cp['signature_scheme']}"), None
         if kl_tpm.HASH_BY_ALG.get(sig.hash_alg) != halg:
             return False, f"quote was expected to use {halg} but used 0x{sig.hash_alg:04x}", None
         try:
@@ -796,8 +810,11 @@ class VerifierHandler(kl_peer.Handler):
             return "extraData is not the challenge"
         if attest.certified_name != a["ak"].name:
             return "certified name is not the name of the enrolled AK"
-        if sig.sig_alg != kl_tpm.TPM_ALG_RSASSA or sig.hash_alg != kl_tpm.TPM_ALG_SHA256:
-            return "signature must be RSASSA with SHA-256"
+        # the AK signs with its own scheme and hash (Keylime 7.14 insists on RSASSA/SHA-256 here,
+        # which refuses every other AK: see README)
+        if sig.sig_alg != a["ak"].scheme or sig.hash_alg != a["ak"].scheme_hash:
+            return (f"signature must use the AK's scheme {a['ak'].scheme_name} with "
+                    f"{kl_tpm.HASH_BY_ALG.get(a['ak'].scheme_hash)}")
         try:
             sig.verify(a["ak"].key, attest.raw)
         except (InvalidSignature, ValueError):

@@ -531,7 +531,11 @@ kl_config_bad_value_test(KlConfigFixture *fx, gconstpointer data)
 		  "option 'disabled_plugins': expected a list of strings, item 1 is array" },
 		{ "tpm_hash_alg = \"md5\"",
 		  "option 'tpm_hash_alg': unsupported value \"md5\"; expected one of: sha1, "
-		  "sha256, sha384, sha512, sm3_256" },
+		  "sha256, sha384, sha512" },
+		{ "tpm_encryption_alg = \"rsa1024\"",
+		  "option 'tpm_encryption_alg': unsupported value \"rsa1024\"; expected one of: "
+		  "rsa, "
+		  "rsa2048, rsa3072, rsa4096, ecc, ecc256, ecc384, ecc521" },
 		{ "verifier_url = \"ftp://x\"",
 		  "option 'verifier_url': 'ftp://x' has the scheme 'ftp'; expected "
 		  "https://HOST[:PORT]" },
