@@ -21,7 +21,7 @@ the dynamic linker cache, and the role's configuration and directories. It
 prints the kept and dropped packages and the sizes.
 
 usage: assemble.py --extract DIR --out DIR --role agent|swtpm
-                   [--payload DESTDIR] [--project-prefix keylime]
+                   [--payload DESTDIR] [--project-packages a,b,...]
 """
 
 import argparse
@@ -64,6 +64,8 @@ EXCLUDE_PREFIXES = [
     "/usr/lib/x86_64-linux-gnu/gconv/",
     "/usr/lib/x86_64-linux-gnu/pkgconfig/",
     "/usr/lib/systemd/",
+    "/usr/lib/sysusers.d/",
+    "/usr/lib/tmpfiles.d/",
     "/lib/systemd/",
     "/usr/lib/udev/",
     "/lib/udev/",
@@ -111,7 +113,8 @@ ALWAYS_KEEP = {"base-files"}
 AGENT_CONF = """\
 # Defaults of the keylime-agent-c container image.
 # Site settings (verifier_url, registrar_ip, ...) belong in a drop-in in
-# /etc/keylime/agent.conf.d/ (in Kubernetes: a ConfigMap mounted there).
+# /etc/keylime/agent.conf.d/ (in Kubernetes: a ConfigMap mounted there),
+# which overrides this file.
 [agent]
 # one stable identity per TPM: the agent id survives pod restarts and
 # reinstallations of the image as long as the TPM keeps its EK
@@ -328,9 +331,9 @@ def main():
     ap.add_argument("--role", required=True, choices=["agent", "swtpm"])
     ap.add_argument("--payload", help="a `meson install --destdir` tree of the agent")
     ap.add_argument(
-        "--project-prefix",
-        default="keylime",
-        help="packages whose name starts with this are the project's own (all kept)",
+        "--project-packages",
+        default="",
+        help="comma-separated names of the project's own packages (kept whole; roots)",
     )
     args = ap.parse_args()
 
@@ -361,7 +364,10 @@ def main():
     roots = []
     for pattern in EXEC_ROOTS[args.role] + DLOPEN_ROOTS[args.role]:
         roots.extend(tree.glob(pattern))
-    project = sorted(p for p in packages if p.startswith(args.project_prefix))
+    project = sorted(p for p in args.project_packages.split(",") if p)
+    for p in project:
+        if p not in packages:
+            die("package %s was not unpacked" % p)
     if args.role == "agent":
         for p in project:
             for kind, path, _t in packages[p][1]:
@@ -370,7 +376,7 @@ def main():
                     if h and os.access(h, os.X_OK) or path.endswith(".so") or ".so." in path:
                         roots.append(path)
         if not any(r.endswith("/keylime_push_model_agent") for r in roots):
-            die("the agent binary is neither in --payload nor in a %s* package" % args.project_prefix)
+            die("the agent binary is neither in --payload nor in --project-packages")
     elif not roots:
         die("no swtpm binaries in the tree")
     for r in DLOPEN_ROOTS[args.role]:
@@ -442,7 +448,8 @@ def main():
     subprocess.run(["ldconfig", "-r", out], check=True)
 
     if args.role == "agent":
-        write(out, "/etc/keylime/agent.conf", AGENT_CONF)
+        # the vendor layer: /etc/keylime/agent.conf and agent.conf.d/ override it
+        write(out, "/usr/etc/keylime/agent.conf.d/50-container.conf", AGENT_CONF)
         os.makedirs(out + "/etc/keylime/agent.conf.d", exist_ok=True)
         os.makedirs(out + "/etc/keylime/ca", exist_ok=True)
         os.makedirs(out + "/var/lib/keylime", mode=0o700, exist_ok=True)

@@ -7,14 +7,14 @@
 #   deploy/container/build.sh                # the agent image
 #   deploy/container/build.sh --swtpm        # and the swtpm sidecar image (development)
 #
-# 1. the agent: the project's own .deb packages (debian/, once the tree has
-#    it) or a `meson install --destdir` tree built here (see AGENT_FROM below);
+# 1. the agent: the project's own .deb packages (dpkg-buildpackage on a copy of
+#    the tree, or --debs DIR), or a `meson install --destdir` tree (AGENT_FROM);
 # 2. mmdebstrap --variant=extract unpacks the agent's Debian 12 run-time
 #    libraries from the host's apt sources (or KL_IMAGE_MIRROR): no
 #    maintainer script, no shell, no package manager ends up in the image;
 # 3. assemble.py keeps only the packages in the agent's shared-library
 #    closure, writes the user database, /var/lib/dpkg/status and the
-#    container defaults (/etc/keylime/agent.conf);
+#    container defaults (/usr/etc/keylime/agent.conf.d/50-container.conf);
 # 4. buildah commits the tree as a one-layer image: user 0 (the agent drops
 #    to keylime:tss itself once the TPM and the logs are open), entrypoint
 #    the agent. The image's size is printed.
@@ -25,22 +25,25 @@
 #   --swtpm-tag NAME        swtpm image name (default localhost/keylime-agent-c-swtpm:VERSION)
 #   --oci-archive FILE      also write the agent image as an OCI archive (for `kind load`,
 #                           `skopeo copy oci-archive:FILE docker://REGISTRY/...`)
-#   --debs DIR              take the agent from the project's .deb packages in DIR
+#   --debs DIR              take the project's .deb packages from DIR instead of building them
+#   KL_IMAGE_AGENT_FROM     debs (default) or destdir
 #   KL_IMAGE_MIRROR         mmdebstrap MIRROR argument (default: the host's apt sources)
 #   KL_IMAGE_WORKDIR        work directory (default: a temporary one, removed at exit)
 #   SOURCE_DATE_EPOCH       timestamps (default: the last commit's time)
 #
-# Needs (Debian 12): mmdebstrap buildah meson ninja-build gcc + the -dev packages of
-# .ci/deps.sh, binutils (objdump, readelf), python3. Run as root.
+# Needs (Debian 12): mmdebstrap buildah podman binutils python3, and to build the
+# packages dpkg-dev debhelper + the Build-Depends of debian/control (or, for
+# destdir, those of .ci/deps.sh). Run as root.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/deploy/container"
 VERSION="$(sed -n "s/^ *version: *'\([^']*\)'.*/\1/p" "$ROOT/meson.build" | head -1)"
 
-# Where the agent comes from: "destdir" (meson install --destdir, built here) or
-# "debs" (the project's packages: --debs DIR). Switching is this one line.
-AGENT_FROM="${KL_IMAGE_AGENT_FROM:-destdir}"
+# Where the agent comes from: "debs" (the project's Debian packages, built here
+# with dpkg-buildpackage from debian/, or taken from --debs DIR) or "destdir"
+# (a `meson install --destdir` tree built here). Switching is this one line.
+AGENT_FROM="${KL_IMAGE_AGENT_FROM:-debs}"
 
 IMAGE="${KL_IMAGE:-localhost/keylime-agent-c:$VERSION}"
 SWTPM_IMAGE="${KL_SWTPM_IMAGE:-localhost/keylime-agent-c-swtpm:$VERSION}"
@@ -54,6 +57,7 @@ while [ $# -gt 0 ]; do
 	--swtpm-tag) SWTPM_IMAGE="$2"; shift ;;
 	--oci-archive) OCI_ARCHIVE="$(realpath -m "$2")"; shift ;;
 	--debs) DEBS_DIR="$(realpath "$2")"; AGENT_FROM=debs; shift ;;
+	--destdir) AGENT_FROM=destdir ;;
 	-h | --help) sed -n '3,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "build.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
 	esac
@@ -95,6 +99,7 @@ AGENT_LIBS="libc6 libglib2.0-0 libjson-glib-1.0-0 libcurl3-gnutls libgnutls30
 	libtss2-esys-3.0.2-0 libtss2-mu0 libtss2-rc0 libtss2-tctildr0"
 TCTI_LIBS="libtss2-tcti-device0 libtss2-tcti-swtpm0"
 PAYLOAD_ARGS=()
+REPO=""
 case "$AGENT_FROM" in
 destdir)
 	B="$ROOT/build-image"
@@ -111,21 +116,46 @@ destdir)
 	PAYLOAD_ARGS=(--payload "$W/destdir")
 	;;
 debs)
+	if [ -z "$DEBS_DIR" ]; then
+		command -v dpkg-buildpackage >/dev/null 2>&1 && command -v dh >/dev/null 2>&1 ||
+			die "dpkg-buildpackage/dh missing: apt-get install dpkg-dev debhelper and the Build-Depends of debian/control (or KL_IMAGE_AGENT_FROM=destdir)"
+		say "building the project's Debian packages (dpkg-buildpackage -b, nocheck)"
+		mkdir -p "$W/src/keylime-agent-c"
+		(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf -) |
+			tar -xf - -C "$W/src/keylime-agent-c"
+		(cd "$W/src/keylime-agent-c" &&
+			DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" dpkg-buildpackage -us -uc -b) \
+			>"$W/dpkg-buildpackage.log" 2>&1 ||
+			{ tail -40 "$W/dpkg-buildpackage.log"; die "dpkg-buildpackage failed"; }
+		DEBS_DIR="$W/src"
+	fi
 	[ -d "$DEBS_DIR" ] || die "--debs DIR: the directory of the project's .deb packages"
-	mapfile -t DEBS < <(find "$DEBS_DIR" -maxdepth 1 -name 'keylime*.deb' ! -name '*-dbgsym*' \
+	# the agent, its plugin library and every plugin package; no -dev, no debug symbols
+	mapfile -t DEBS < <(find "$DEBS_DIR" -maxdepth 1 -name '*.deb' ! -name '*-dbgsym_*' \
 		! -name '*-dev_*' | sort)
-	[ "${#DEBS[@]}" -gt 0 ] || die "no keylime*.deb in $DEBS_DIR"
-	INCLUDE="${DEBS[*]} $TCTI_LIBS"
+	[ "${#DEBS[@]}" -gt 0 ] || die "no .deb in $DEBS_DIR"
+	printf '    %s\n' "${DEBS[@]##*/}"
+	PROJECT_PACKAGES="$(for d in "${DEBS[@]}"; do dpkg-deb -f "$d" Package; done | paste -sd,)"
+	# a local apt repository of them, beside the Debian archive
+	mkdir -p "$W/repo"
+	cp "${DEBS[@]}" "$W/repo/"
+	(cd "$W/repo" && dpkg-scanpackages --multiversion . >Packages 2>/dev/null) ||
+		die "dpkg-scanpackages failed"
+	REPO="deb [trusted=yes] copy://$W/repo/ ./"
+	INCLUDE="${PROJECT_PACKAGES//,/ } $TCTI_LIBS"
+	PAYLOAD_ARGS=(--project-packages "$PROJECT_PACKAGES")
 	;;
 *) die "KL_IMAGE_AGENT_FROM must be destdir or debs" ;;
 esac
 
 extract() { # extract DIR PACKAGES...
-	local dir="$1"; shift
+	local dir="$1" item
+	local includes=(--include=base-files)
+	shift
+	for item in $*; do includes+=("--include=$item"); done
 	mmdebstrap --quiet --variant=extract --mode=root --skip=cleanup/apt \
-		--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
-		--include="$(echo "$* base-files" | tr -s ' \t\n' ',')" \
-		bookworm "$dir" "$MIRROR" >"$W/mmdebstrap.log" 2>&1 ||
+		--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr "${includes[@]}" \
+		bookworm "$dir" "$MIRROR" ${REPO:+"$REPO"} >"$W/mmdebstrap.log" 2>&1 ||
 		{ tail -30 "$W/mmdebstrap.log"; die "mmdebstrap failed (mirror: $MIRROR)"; }
 }
 

@@ -8,8 +8,8 @@
 #  1. validate: every manifest against the Kubernetes OpenAPI schemas, offline,
 #     with kubernetes-models pinned by package-lock.json (strict field names,
 #     selector and volume rules), and broken copies must be refused;
-#  2. build: deploy/container/build.sh --swtpm (agent image and swtpm sidecar);
-#     the image sizes are printed;
+#  2. build: deploy/container/build.sh --swtpm (agent image made of the
+#     project's .deb packages, and the swtpm sidecar); the sizes are printed;
 #  3. play: the development DaemonSet's pod template (swtpm sidecar) under
 #     `podman kube play`, on the host network, against the project's test
 #     registrar and verifier (tests/peers) on 127.0.0.1: the pod registers, is
@@ -67,6 +67,8 @@ for c in podman:podman buildah:buildah mmdebstrap:mmdebstrap runc:runc catatonit
 	command -v "${c%%:*}" >/dev/null 2>&1 || [ -x "/usr/libexec/podman/${c%%:*}" ] || need+=("${c#*:}")
 done
 "$PY" -c 'import cryptography' 2>/dev/null || need+=(python3-cryptography)
+command -v dpkg-buildpackage >/dev/null 2>&1 || need+=(dpkg-dev)
+command -v dh >/dev/null 2>&1 || need+=(debhelper)
 if [ "${#need[@]}" -gt 0 ]; then
 	command -v apt-get >/dev/null 2>&1 || skip "missing ${need[*]} and no apt-get"
 	note "installing ${need[*]}"
@@ -76,6 +78,12 @@ if [ "${#need[@]}" -gt 0 ]; then
 			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 				"${need[@]}" >/tmp/kl-deploy-apt.log 2>&1; } ||
 		skip "apt-get install ${need[*]} failed (see /tmp/kl-deploy-apt.log)"
+fi
+# the Build-Depends of debian/control (the image is made of the project's packages)
+if ! (cd "$ROOT" && dpkg-checkbuilddeps -P nocheck) >/dev/null 2>&1; then
+	note "installing the Build-Depends of debian/control"
+	(cd "$ROOT" && DEBIAN_FRONTEND=noninteractive apt-get build-dep -y -qq ./) \
+		>/tmp/kl-deploy-apt.log 2>&1 || skip "apt-get build-dep ./ failed (see /tmp/kl-deploy-apt.log)"
 fi
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
 	skip "node and npm are needed for the manifest validator (Node.js >= 18)"
@@ -256,8 +264,10 @@ agent_rss() {
 	local pid
 	pid="$(pm inspect --format '{{.State.Pid}}' "$agent_ctr" 2>/dev/null)"
 	[ -n "$pid" ] && [ "$pid" != 0 ] || { echo "?"; return; }
-	awk '/^VmRSS|^VmHWM/ {printf "%s %.1f MiB  ", $1, $2/1024}' "/proc/$pid/status"
-	echo "(pid $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline"))"
+	awk '/^VmRSS|^VmHWM/ {printf "%s %.1f MiB, ", $1, $2/1024}' "/proc/$pid/status"
+	# CPU time since the start (utime + stime, fields 14 and 15)
+	awk -v hz="$(getconf CLK_TCK)" '{printf "CPU %.2f s ", ($14 + $15) / hz}' "/proc/$pid/stat"
+	echo "(pid $pid, $(ps -o etimes= -p "$pid" | tr -d ' ') s old, $(tr '\0' ' ' <"/proc/$pid/cmdline"| sed 's/ $//'))"
 }
 
 if play_and_attest 1; then
