@@ -89,7 +89,7 @@ struct _KlAgent {
 	gint64 token_expires_at; /* Unix seconds, 0 unknown */
 	gboolean token_fresh;	 /* obtained during the current cycle */
 	gchar *location;
-	GPtrArray *requested; /* JsonObject* evidence_requested items */
+	GPtrArray *requested; /* KlEvidenceRequest* evidence_requested items */
 	gint64 cycle_started; /* monotonic µs of phase 1 */
 };
 
@@ -451,17 +451,10 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 							 "policy at enrollment"),
 				     -1);
 	{
-		g_autoptr(GString) types = g_string_new(NULL);
-		for (guint i = 0; i < requested->len; i++) {
-			JsonObject *item = g_ptr_array_index(requested, i);
-			g_string_append_printf(
-			    types,
-			    "%s%s",
-			    i > 0 ? ", " : "",
-			    json_object_get_string_member(item, "evidence_type"));
-		}
+		g_autofree gchar *types = kl_evidence_requests_describe(requested);
+
 		g_debug("the verifier requests %s (Location %s)",
-			types->str,
+			types,
 			response->location != NULL ? response->location : "none");
 	}
 	agent->location = g_strdup(response->location);
@@ -470,21 +463,13 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 }
 
 static void
-kl_agent_append_summary(GString *summary, JsonObject *entry, const gchar *evidence_type)
+kl_agent_append_summary(GString *summary, const gchar *evidence_type, const gchar *sent)
 {
-	JsonObject *data = NULL;
-	gint64 count = -1;
-
 	if (summary->len > 0)
 		g_string_append(summary, ", ");
 	g_string_append(summary, evidence_type);
-	if (json_object_has_member(entry, "data") &&
-	    JSON_NODE_HOLDS_OBJECT(json_object_get_member(entry, "data")))
-		data = json_object_get_object_member(entry, "data");
-	if (data != NULL && json_object_has_member(data, "entry_count") &&
-	    kl_json_object_get_optional_int(data, "entry_count", -1, &count, NULL) && count >= 0)
-		g_string_append_printf(
-		    summary, " (%" G_GINT64_FORMAT " new entr%s)", count, count == 1 ? "y" : "ies");
+	if (sent != NULL && sent[0] != '\0')
+		g_string_append_printf(summary, " (%s)", sent);
 }
 
 static KlStepResult *
@@ -507,25 +492,26 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 							 KL_ERROR_INTERNAL,
 							 "no evidence request to answer"),
 				     -1);
+	/* every item first: one that cannot be collected must not waste a quote */
 	for (guint i = 0; i < agent->requested->len; i++) {
-		JsonObject *item = g_ptr_array_index(agent->requested, i);
+		KlEvidenceRequest *item = g_ptr_array_index(agent->requested, i);
 
-		if (agent->source.check_request == NULL ||
-		    agent->source.check_request(agent->source_data, item, &error))
+		if (agent->source.resolve(agent->source_data, item, &error))
 			continue;
 		g_prefix_error(&error,
 			       "cannot collect the requested %s evidence (item %u); nothing "
 			       "was sent, starting a new attestation: ",
-			       json_object_get_string_member(item, "evidence_type"),
+			       item->evidence_type,
 			       i + 1);
 		return kl_step_retry(g_steal_pointer(&error), -1);
 	}
 	for (guint i = 0; i < agent->requested->len; i++) {
-		JsonObject *item = g_ptr_array_index(agent->requested, i);
-		const gchar *evidence_type = json_object_get_string_member(item, "evidence_type");
+		KlEvidenceRequest *item = g_ptr_array_index(agent->requested, i);
+		const gchar *evidence_type = item->evidence_type;
+		g_autofree gchar *sent = NULL;
 		JsonObject *entry;
 
-		entry = agent->source.collect(agent->source_data, item, cancellable, &error);
+		entry = agent->source.collect(agent->source_data, item, cancellable, &sent, &error);
 		if (entry == NULL) {
 			if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
 				return kl_step_retry(g_steal_pointer(&error), -1);
@@ -537,7 +523,7 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 			    i + 1);
 			return kl_step_retry(g_steal_pointer(&error), -1);
 		}
-		kl_agent_append_summary(summary, entry, evidence_type);
+		kl_agent_append_summary(summary, evidence_type, sent);
 		g_ptr_array_add(collected, entry);
 	}
 	/* the body is built once and handed to the transport without copies */

@@ -71,19 +71,21 @@ typedef struct {
 	/* evidence_supported entries (JsonObject*) of the active plugins for this cycle */
 	GPtrArray *(*get_capabilities)(gpointer data, GError **error);
 	/*
-	 * the evidence_collected entry for one evidence_requested @item
-	 * (evidence_class, evidence_type, chosen_parameters; sealed)
+	 * resolves one evidence request to whatever collects it (recorded in
+	 * the request); FALSE when it cannot be collected (no active plugin
+	 * provides its type, or in another class). Every item of a request is
+	 * resolved before any is collected, so that no TPM quote is wasted.
+	 */
+	gboolean (*resolve)(gpointer data, KlEvidenceRequest *request, GError **error);
+	/*
+	 * the evidence_collected entry for one resolved request; @summary
+	 * (out, nullable): what was sent, for the per-cycle info line
 	 */
 	JsonObject *(*collect)(gpointer data,
-			       JsonObject *item,
+			       KlEvidenceRequest *request,
 			       GCancellable *cancellable,
+			       gchar **summary,
 			       GError **error);
-	/*
-	 * optional: FALSE when @item cannot be collected (no active plugin
-	 * provides its type, or in another class); every item of a request is
-	 * checked before any is collected, so that no TPM quote is wasted
-	 */
-	gboolean (*check_request)(gpointer data, JsonObject *item, GError **error);
 } KlAgentSource;
 
 typedef struct {

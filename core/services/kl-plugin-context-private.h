@@ -33,4 +33,8 @@ kl_plugin_context_set_agent_id(KlPluginContext *ctx, const gchar *agent_id);
 void
 kl_plugin_context_set_boot_time(KlPluginContext *ctx, gint64 boot_time);
 
+/* what the plugin reported with kl_plugin_context_set_summary(), and clears it (transfer full) */
+gchar *
+kl_plugin_context_take_summary(KlPluginContext *ctx);
+
 G_END_DECLS

@@ -34,6 +34,8 @@ typedef struct {
 	gchar *endorsement_auth;
 	ESYS_TR ek;		/* ESYS_TR_NONE when not loaded */
 	gboolean ek_persistent; /* never flushed */
+	/* the transient EK saved when it is flushed: loaded again instead of re-created */
+	TPMS_CONTEXT *ek_context;
 	guint32 nv_buffer_max;
 	/* the AK as loaded at start-up, to load it again when the TPM lost it */
 	gboolean have_ak_blob;
@@ -48,6 +50,7 @@ kl_tpm_esys_free_data(KlTpmEsys *self)
 		memset(self->endorsement_auth, 0, strlen(self->endorsement_auth));
 	g_free(self->endorsement_auth);
 	g_free(self->tcti_conf);
+	Esys_Free(self->ek_context);
 	memset(&self->ak_private, 0, sizeof(self->ak_private));
 	g_free(self);
 }
@@ -493,20 +496,42 @@ kl_tpm_esys_ek_load_persistent(KlTpmEsys *self, const gchar *text, GBytes **publ
 	return *public != NULL;
 }
 
-/* makes sure the EK is loaded (persistent, or re-created from the template) */
+/*
+ * makes sure the EK is loaded: persistent, or the transient EK of start-up
+ * loaded again from its saved context (ContextLoad, cheap), or, when the TPM
+ * no longer accepts that context (TPM reset), created again from the template
+ * (CreatePrimary: an RSA key generation, seconds on some TPMs)
+ */
 static gboolean
 kl_tpm_esys_ek_ensure(KlTpmEsys *self, GError **error)
 {
+	TSS2_RC rc;
+
 	if (self->ek != ESYS_TR_NONE)
 		return TRUE;
+	if (self->ek_context != NULL) {
+		rc = Esys_ContextLoad(self->esys, self->ek_context, &self->ek);
+		if (rc == TSS2_RC_SUCCESS)
+			return TRUE;
+		g_debug("the saved EK context was not accepted (0x%x, TPM reset?); creating the "
+			"EK again",
+			rc);
+		self->ek = ESYS_TR_NONE;
+		g_clear_pointer(&self->ek_context, Esys_Free);
+	}
 	return kl_tpm_esys_ek_create(self, NULL, error);
 }
 
+/* frees the EK's object slot (swtpm has three), keeping its context for the next use */
 static void
 kl_tpm_esys_ek_release(KlTpmEsys *self)
 {
-	if (!self->ek_persistent)
-		kl_tpm_esys_flush(self, &self->ek);
+	if (self->ek_persistent || self->ek == ESYS_TR_NONE)
+		return;
+	if (self->ek_context == NULL &&
+	    Esys_ContextSave(self->esys, self->ek, &self->ek_context) != TSS2_RC_SUCCESS)
+		self->ek_context = NULL;
+	kl_tpm_esys_flush(self, &self->ek);
 }
 
 static gboolean

@@ -54,4 +54,20 @@ kl_plugin_context_set_data(KlPluginContext *ctx, gpointer data, GDestroyNotify d
 gpointer
 kl_plugin_context_get_data(KlPluginContext *ctx);
 
+/**
+ * kl_plugin_context_set_summary:
+ * @ctx: the plugin's context
+ * @summary: (nullable): a few words on what this collect() sends, e.g.
+ *   "3 new entries"
+ *
+ * Called from collect(): the agent puts @summary after the evidence type in
+ * its one info line per cycle ("ima_log (3 new entries)"). The core never
+ * reads a plugin's data to find this out; a plugin that does not call it is
+ * named alone. Cleared before every collect().
+ *
+ * Since: 1.1
+ */
+void
+kl_plugin_context_set_summary(KlPluginContext *ctx, const gchar *summary);
+
 G_END_DECLS

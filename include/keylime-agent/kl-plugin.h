@@ -15,7 +15,7 @@
 G_BEGIN_DECLS
 
 #define KL_PLUGIN_ABI_MAJOR   1
-#define KL_PLUGIN_ABI_MINOR   0
+#define KL_PLUGIN_ABI_MINOR   1
 #define KL_PLUGIN_INFO_SYMBOL "kl_plugin_get_info"
 
 #if defined(__GNUC__)
@@ -42,7 +42,8 @@ G_BEGIN_DECLS
  *   %KL_ERROR_NOT_SUPPORTED leaves the plugin out of that cycle.
  * @collect: returns the `data` object of the plugin's `evidence_collected`
  *   entry (transfer full) for the verifier's @chosen_parameters (sealed,
- *   transfer none). Must honour @cancellable.
+ *   transfer none). Must honour @cancellable. May report what it sends for
+ *   the agent's log with kl_plugin_context_set_summary() (ABI 1.1).
  * @contribute_registration: (nullable): adds members to the registrar's
  *   registration body (transfer none, writable). Called before every
  *   registration.

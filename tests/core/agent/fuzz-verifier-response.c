@@ -28,9 +28,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (items != NULL) {
 		/* what the agent does with each item */
 		for (guint i = 0; i < items->len; i++) {
-			JsonObject *item = g_ptr_array_index(items, i);
-			g_assert(json_object_get_string_member(item, "evidence_type") != NULL);
-			g_assert(json_object_get_object_member(item, "chosen_parameters") != NULL);
+			KlEvidenceRequest *item = g_ptr_array_index(items, i);
+			g_assert(item->evidence_type != NULL && item->evidence_class != NULL);
+			g_assert(json_object_is_immutable(item->chosen_parameters));
 		}
 	}
 	if (kl_verifier_parse_session_challenge(text, size, &session_id, &challenge, NULL))

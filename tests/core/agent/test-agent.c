@@ -430,9 +430,9 @@ fake_capabilities(gpointer data, GError **error)
 
 /* like the agent's: only the types of fake_capabilities */
 static gboolean
-fake_check_request(gpointer data, JsonObject *item, GError **error)
+fake_resolve(gpointer data, KlEvidenceRequest *item, GError **error)
 {
-	const gchar *type = json_object_get_string_member(item, "evidence_type");
+	const gchar *type = item->evidence_type;
 
 	if (g_strcmp0(type, "tpm_quote") == 0 || g_strcmp0(type, "uefi_log") == 0 ||
 	    g_strcmp0(type, "ima_log") == 0)
@@ -446,26 +446,31 @@ fake_check_request(gpointer data, JsonObject *item, GError **error)
 }
 
 static JsonObject *
-fake_collect(gpointer data, JsonObject *item, GCancellable *cancellable, GError **error)
+fake_collect(gpointer data,
+	     KlEvidenceRequest *item,
+	     GCancellable *cancellable,
+	     gchar **summary,
+	     GError **error)
 {
 	Fixture *f = data;
-	const gchar *type = json_object_get_string_member(item, "evidence_type");
+	const gchar *type = item->evidence_type;
 	JsonObject *entry;
 
-	g_assert_true(json_object_is_immutable(item));
+	g_assert_true(json_object_is_immutable(item->chosen_parameters));
 	g_atomic_int_inc(&f->collects);
-	if (!fake_check_request(data, item, error))
+	if (!fake_resolve(data, item, error))
 		return NULL;
 	if (f->collect_fails && g_strcmp0(type, "uefi_log") == 0) {
 		g_set_error_literal(error, KL_ERROR, KL_ERROR_IO, "uefi_log: log vanished");
 		return NULL;
 	}
-	entry = fake_entry(json_object_get_string_member(item, "evidence_class"), type, "data");
+	entry = fake_entry(item->evidence_class, type, "data");
 	if (g_strcmp0(type, "ima_log") == 0) {
-		JsonObject *params = json_object_get_object_member(item, "chosen_parameters");
-		g_assert_cmpint(json_object_get_int_member(params, "starting_offset"), ==, 0);
+		g_assert_cmpint(
+		    json_object_get_int_member(item->chosen_parameters, "starting_offset"), ==, 0);
 		json_object_set_int_member(
 		    json_object_get_object_member(entry, "data"), "entry_count", 12);
+		*summary = g_strdup("12 new entries");
 	}
 	return entry;
 }
@@ -478,8 +483,8 @@ static const KlAgentSource fake_source = {
 	.certify_ak = fake_certify,
 	.contribute_registration = fake_contribute,
 	.get_capabilities = fake_capabilities,
+	.resolve = fake_resolve,
 	.collect = fake_collect,
-	.check_request = fake_check_request,
 };
 
 /* ---- harness ---- */
