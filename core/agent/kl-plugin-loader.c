@@ -415,20 +415,6 @@ kl_plugin_loader_lookup(KlPluginLoader *loader, const gchar *evidence_type)
 	return NULL;
 }
 
-void
-kl_plugin_loader_set_agent_id(KlPluginLoader *loader, const gchar *agent_id)
-{
-	g_return_if_fail(loader != NULL);
-
-	loader->services.agent_id = agent_id;
-	for (guint i = 0; i < loader->plugins->len; i++) {
-		KlPlugin *plugin = g_ptr_array_index(loader->plugins, i);
-
-		if (plugin->ctx != NULL)
-			kl_plugin_context_set_agent_id(plugin->ctx, agent_id);
-	}
-}
-
 const gchar *
 kl_plugin_state_to_string(KlPluginState state)
 {

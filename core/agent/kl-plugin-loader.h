@@ -60,13 +60,6 @@ kl_plugin_loader_get_plugins(KlPluginLoader *loader);
 KlPlugin *
 kl_plugin_loader_lookup(KlPluginLoader *loader, const gchar *evidence_type);
 
-/*
- * Sets the agent identifier of every plugin context (it may be known only after
- * the TPM is up). @agent_id is copied.
- */
-void
-kl_plugin_loader_set_agent_id(KlPluginLoader *loader, const gchar *agent_id);
-
 /* "active", "disabled", "rejected", "unavailable", "failed" */
 const gchar *
 kl_plugin_state_to_string(KlPluginState state);

@@ -54,23 +54,6 @@ kl_plugin_context_free(KlPluginContext *ctx)
 	g_free(ctx);
 }
 
-void
-kl_plugin_context_set_boot_time(KlPluginContext *ctx, gint64 boot_time)
-{
-	g_return_if_fail(ctx != NULL);
-	ctx->boot_time = boot_time;
-}
-
-void
-kl_plugin_context_set_agent_id(KlPluginContext *ctx, const gchar *agent_id)
-{
-	g_return_if_fail(ctx != NULL);
-	if (ctx->agent_id == agent_id)
-		return;
-	g_free(ctx->agent_id);
-	ctx->agent_id = g_strdup(agent_id);
-}
-
 const gchar *
 kl_plugin_context_get_name(KlPluginContext *ctx)
 {

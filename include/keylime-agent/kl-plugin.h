@@ -48,9 +48,13 @@ G_BEGIN_DECLS
  *   registration body (transfer none, writable). Called before every
  *   registration.
  *
- * All callbacks run on one worker thread, one call at a time; they may block
- * and may use the TPM (kl-plugin-tpm.h) but must never touch the main context.
- * Failing callbacks return FALSE/NULL and set @error.
+ * Threads: get_capabilities(), collect() and contribute_registration() run
+ * on the agent's worker thread, one call at a time; they may block and may use
+ * the TPM (kl-plugin-tpm.h) but must never touch the main context. startup()
+ * runs on the thread that loads the plugins (the agent's main thread) before
+ * any other callback of the plugin, and shutdown() on that thread after the
+ * last one has returned: no two callbacks of any plugins ever run at the same
+ * time. Failing callbacks return FALSE/NULL and set @error.
  *
  * Since: 1.0
  */
