@@ -127,6 +127,10 @@ tcti = "device:/dev/tpmrm0"
 # the verifier's (and the registrar's, with TLS) CA: a Secret mounted there
 verifier_tls_ca_cert = "/etc/keylime/ca/cacert.crt"
 registrar_tls_ca_cert = "/etc/keylime/ca/cacert.crt"
+# read by `keylime_push_model_agent --status` (the Kubernetes probes); on a
+# tmpfs the agent can still write after dropping root (the node's
+# /var/lib/keylime is root's)
+status_file = "/run/keylime/agent_status.json"
 """
 
 
@@ -454,6 +458,9 @@ def main():
         os.makedirs(out + "/etc/keylime/ca", exist_ok=True)
         os.makedirs(out + "/var/lib/keylime", mode=0o700, exist_ok=True)
         os.chmod(out + "/var/lib/keylime", 0o700)
+        os.makedirs(out + "/run/keylime", exist_ok=True)
+        os.chmod(out + "/run/keylime", 0o755)
+        os.chown(out + "/run/keylime", UID_KEYLIME, GID_TSS)
     else:
         for d in ("/var/lib/swtpm", "/var/lib/swtpm-localca"):
             os.makedirs(out + d, mode=0o750, exist_ok=True)

@@ -16,6 +16,10 @@
 //  * podman 4.3 runs no lifecycle hooks: the preStop commands are written
 //    to the overrides' preStopFile (container -> command), for the test to
 //    run them as a kubelet would before it stops each container;
+//  * podman 4.3 runs liveness probes only through systemd timers (there are
+//    none here) and has no readiness probes: the exec probes are written to
+//    the overrides' probesFile (container -> {livenessProbe, readinessProbe})
+//    and removed, for the test to run them as a kubelet would;
 //  * a Secret volume becomes a hostPath of the file given in the overrides
 //    (podman 4.3 writes a Secret's data still base64-encoded).
 // The overrides (JSON) place the pod on this machine's test peers:
@@ -25,7 +29,8 @@
 //     "secrets": { "secretName": { "key": "/file" } },
 //     "configMaps": { "name": { "key": "new content" } },
 //     "replace": { "2321": "3021" },             // strings replaced in args and probes
-//     "preStopFile": "/tmp/dir/prestop.json" }
+//     "preStopFile": "/tmp/dir/prestop.json",
+//     "probesFile": "/tmp/dir/probes.json" }
 import { createRequire } from "node:module";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -99,6 +104,15 @@ for (const c of spec.containers) {
   if (c.lifecycle?.preStop?.exec?.command) preStop[`${podName}-${c.name}`] = rewriteStrings(c.lifecycle.preStop.exec.command);
 }
 if (o.preStopFile) writeFileSync(o.preStopFile, JSON.stringify(preStop));
+const probes = {};
+for (const c of spec.containers) {
+  for (const p of ["livenessProbe", "readinessProbe"]) {
+    if (!c[p]) continue;
+    if (c[p].exec?.command) (probes[`${podName}-${c.name}`] ||= {})[p] = rewriteStrings(c[p].exec.command);
+    delete c[p];
+  }
+}
+if (o.probesFile) writeFileSync(o.probesFile, JSON.stringify(probes));
 
 const out = [];
 for (const cm of docs.filter((d) => d.kind === "ConfigMap")) {

@@ -187,7 +187,7 @@ jq -n --arg root "$W/node" --arg ca "$W/ca/cacert.crt" --arg pod "$POD" \
 	'{name: $pod, hostNetwork: true, hostPathRoot: $root,
 	  secrets: {"keylime-verifier-ca": {"cacert.crt": $ca}},
 	  configMaps: {"keylime-agent-swtpm-config": {"50-cluster.conf": $conf}},
-	  replace: {"2321": $sp, "2322": $cp}, preStopFile: ($root + "/../prestop.json")}' >"$W/overrides.json"
+	  replace: {"2321": $sp, "2322": $cp}, preStopFile: ($root + "/../prestop.json"), probesFile: ($root + "/../probes.json")}' >"$W/overrides.json"
 if node "$HERE/extract-pod.mjs" "$MANIFEST" "$W/overrides.json" >"$W/pod.yaml" 2>"$W/extract.log"; then
 	ok "pod extracted from the DaemonSet's template ($(node -e '
 const Y=require(process.argv[1]);const d=Y.parseAllDocuments(require("fs").readFileSync(process.argv[2],"utf8")).map(x=>x.toJS()).find(x=>x.kind==="Pod");
@@ -236,6 +236,9 @@ play_and_attest() {
 	done
 	ok "run $run: the pod registered and activated agent $agent_id"
 	if [ "$run" = 1 ]; then
+		# registered, not enrolled: alive (no restart), not ready
+		probe "$agent_ctr" livenessProbe 0 "alive while it waits for enrolment"
+		probe "$agent_ctr" readinessProbe 1 "not ready before its first attestation"
 		# swtpm starts with PCR 15 at zero: the policy the docs give for a software TPM
 		ctl POST /_test/enroll "{\"agent_id\":\"$agent_id\",\"tpm_policy\":{\"15\":[\"$(printf '0%.0s' $(seq 64))\"]}}" \
 			>/dev/null || { notok "run $run: enrolment at the test verifier"; return 1; }
@@ -260,6 +263,24 @@ play_and_attest() {
 	return 0
 }
 
+# probe CTR livenessProbe|readinessProbe EXPECTED-STATUS WHAT: runs the manifest's exec probe
+probe() {
+	local ctr="$1" kind="$2" want="$3" what="$4" rc out
+	mapfile -t argv < <(jq -r --arg c "$ctr" --arg k "$kind" '.[$c][$k][]?' "$W/probes.json")
+	if [ "${#argv[@]}" -eq 0 ]; then
+		notok "$kind of $ctr: the manifest has none"
+		return
+	fi
+	out="$(pm exec "$ctr" "${argv[@]}" 2>&1)"
+	rc=$?
+	if [ "$rc" = "$want" ]; then
+		ok "$kind ($(basename "${argv[0]}") ${argv[*]:1}): exit $rc, $what"
+	else
+		notok "$kind ($(basename "${argv[0]}") ${argv[*]:1}): exit $rc, expected $want ($what)"
+		printf '%s\n' "$out" | head -12 | sed 's/^/#   /'
+	fi
+}
+
 agent_rss() {
 	local pid
 	pid="$(pm inspect --format '{{.State.Pid}}' "$agent_ctr" 2>/dev/null)"
@@ -274,6 +295,8 @@ if play_and_attest 1; then
 	ak1="$(reg "/_test/agents/$agent_id" | jq -r .aik_tpm)"
 	data1="$(sha256sum "$W/node/var/lib/keylime-swtpm/agent/agent_data.json" 2>/dev/null | cut -c1-64)"
 	note "agent RSS in the pod: $(agent_rss)"
+	probe "$agent_ctr" readinessProbe 0 "ready while it attests on schedule"
+	probe "$agent_ctr" livenessProbe 0 "alive while it attests"
 	if [ -n "$data1" ]; then
 		ok "agent_data.json is on the node's directory (hostPath), sha256 ${data1:0:16}..."
 	else
