@@ -8,6 +8,7 @@
 #include "keylime-agent/kl-json.h"
 #include "kl-agent.h"
 #include "kl-backoff.h"
+#include "kl-log.h"
 
 /* re-authenticate this long before the token's known expiry */
 #define KL_AGENT_TOKEN_MARGIN_S 10
@@ -76,6 +77,8 @@ struct _KlAgent {
 	guint once_failures;
 	guint attestations;
 	gboolean not_enrolled_logged;
+	gchar *last_cause; /* the last retried fault, digits removed; NULL after a success */
+	guint cause_repeats;
 	KlAgentDoneFunc done;
 	gpointer done_data;
 	KlAgentDelayFunc delay_func;
@@ -740,6 +743,44 @@ kl_agent_schedule(KlAgent *agent, guint64 delay_ms)
 	g_source_attach(agent->timer, agent->context);
 }
 
+/* the cause of a fault: its error code and message without numbers (delays, ids, sizes) */
+static gchar *
+kl_agent_cause_key(const GError *error)
+{
+	GString *key = g_string_new(NULL);
+
+	g_string_append_printf(key, "%s/%d:", g_quark_to_string(error->domain), error->code);
+	for (const gchar *p = error->message; *p != '\0'; p++)
+		if (!g_ascii_isdigit(*p))
+			g_string_append_c(key, *p);
+	return g_string_free(key, FALSE);
+}
+
+static void
+kl_agent_cause_clear(KlAgent *agent)
+{
+	if (agent->last_cause != NULL)
+		g_info("recovered after %u failed attempt%s",
+		       agent->cause_repeats + 1,
+		       agent->cause_repeats > 0 ? "s" : "");
+	g_clear_pointer(&agent->last_cause, g_free);
+	agent->cause_repeats = 0;
+}
+
+/* TRUE when @error has another cause than the last retried fault (and remembers it) */
+static gboolean
+kl_agent_new_cause(KlAgent *agent, const GError *error)
+{
+	g_autofree gchar *key = kl_agent_cause_key(error);
+
+	if (g_strcmp0(key, agent->last_cause) == 0)
+		return FALSE;
+	g_free(agent->last_cause);
+	agent->last_cause = g_steal_pointer(&key);
+	agent->cause_repeats = 0;
+	return TRUE;
+}
+
 static void
 kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_data)
 {
@@ -764,8 +805,12 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 		return;
 	}
 	if (result->outcome == KL_STEP_FATAL) {
-		if (result->error != NULL)
-			g_warning("%s", result->error->message);
+		if (result->error != NULL) {
+			if (result->exit_status == KL_EXIT_OK)
+				g_info("%s", result->error->message);
+			else
+				kl_error("%s", result->error->message);
+		}
 		kl_agent_finish(agent, result->exit_status);
 		return;
 	}
@@ -778,6 +823,7 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 			kl_backoff_reset(agent->backoff);
 		switch (state) {
 		case KL_AGENT_STATE_UNREGISTERED:
+			kl_agent_cause_clear(agent);
 			agent->state = KL_AGENT_STATE_REGISTERED;
 			kl_agent_schedule(agent, 0);
 			return;
@@ -787,6 +833,7 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 			return;
 		case KL_AGENT_STATE_ATTESTING:
 			agent->attestations++;
+			kl_agent_cause_clear(agent);
 			agent->not_enrolled_logged = FALSE;
 			g_info(
 			    "attestation %u submitted: %s", agent->attestations, result->summary);
@@ -838,10 +885,10 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 	agent->once_failures++;
 	if (agent->once && agent->max_retries >= 0 &&
 	    (gint64)agent->once_failures > agent->max_retries) {
-		g_warning("%s; giving up after %u attempts (%s)",
-			  result->error->message,
-			  agent->once_failures,
-			  agent->json_file != NULL ? "--json-file" : "--once");
+		kl_error("%s; giving up after %u attempts (%s)",
+			 result->error->message,
+			 agent->once_failures,
+			 agent->json_file != NULL ? "--json-file" : "--once");
 		kl_agent_finish(agent, KL_EXIT_NOT_ACCEPTED);
 		return;
 	}
@@ -853,8 +900,15 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 			else
 				g_debug("%s (retrying in %s)", result->error->message, when);
 			agent->not_enrolled_logged = TRUE;
+		} else if (kl_agent_new_cause(agent, result->error)) {
+			/* a fault that may be permanent: a warning once per change of cause */
+			g_warning("%s; retrying in %s", result->error->message, when);
 		} else {
-			g_message("%s; retrying in %s", result->error->message, when);
+			agent->cause_repeats++;
+			g_info("%s; retrying in %s (failed %u times in a row)",
+			       result->error->message,
+			       when,
+			       agent->cause_repeats + 1);
 		}
 	}
 	agent->state = state == KL_AGENT_STATE_UNREGISTERED ? KL_AGENT_STATE_REGISTRATION_FAILED
@@ -876,7 +930,7 @@ kl_agent_run_step(KlAgent *agent, KlStepFunc func)
 	g_task_set_task_data(task, job, g_free);
 	agent->step_running = TRUE;
 	if (!g_thread_pool_push(agent->worker, g_object_ref(task), &error)) {
-		g_warning("cannot run the worker thread: %s", error->message);
+		kl_error("cannot run the worker thread: %s", error->message);
 		agent->step_running = FALSE;
 		g_object_unref(task);
 		g_rc_box_release(agent->link); /* the callback will never run */
@@ -973,6 +1027,7 @@ kl_agent_free(KlAgent *agent)
 	kl_backoff_free(agent->backoff);
 	g_clear_pointer(&agent->requested, g_ptr_array_unref);
 	g_free(agent->location);
+	g_free(agent->last_cause);
 	g_free(agent->agent_id);
 	g_free(agent->contact_ip);
 	g_free(agent->boot_time);

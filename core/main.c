@@ -599,20 +599,20 @@ kl_main_run(int argc, char **argv)
 		    g_environ_unsetenv(g_strdupv(envp), "KEYLIME_AGENT_CONFIG");
 		if (!kl_config_load_file(cfg, cli->config_file, &error) ||
 		    !kl_config_load(cfg, NULL, NULL, env_only, &error)) {
-			g_warning("%s", error->message);
+			kl_error("%s", error->message);
 			return KL_EXIT_CONFIG;
 		}
 	} else if (!kl_config_load(cfg, KL_USR_SYSCONFDIR, KL_SYSCONFDIR, envp, &error)) {
-		g_warning("%s", error->message);
+		kl_error("%s", error->message);
 		return KL_EXIT_CONFIG;
 	}
 	if (!kl_cli_apply(cli, cfg, &error) || !kl_config_finalize(cfg, envp, &error)) {
-		g_warning("%s", error->message);
+		kl_error("%s", error->message);
 		return KL_EXIT_CONFIG;
 	}
 	log_level = kl_main_nonempty(kl_main_str(cfg, "log_level", NULL));
 	if (log_level != NULL && !kl_log_set_level(log_level, &error)) {
-		g_warning("log_level: %s", error->message);
+		kl_error("log_level: %s", error->message);
 		return KL_EXIT_CONFIG;
 	}
 	keylime_dir = kl_main_str(cfg, "keylime_dir", KL_DEFAULT_KEYLIME_DIR);
@@ -621,7 +621,7 @@ kl_main_run(int argc, char **argv)
 		g_auto(GStrv) enabled =
 		    kl_registrar_parse_versions((const gchar *const *)api_versions, &error);
 		if (enabled == NULL) {
-			g_warning("%s", error->message);
+			kl_error("%s", error->message);
 			return KL_EXIT_CONFIG;
 		}
 	}
@@ -643,14 +643,14 @@ kl_main_run(int argc, char **argv)
 	/* with --avoid-tpm the TPM layer itself logs the INSECURE warning */
 	tpm = kl_tpm_new(&tpm_options, &tpm_error);
 	if (tpm == NULL && !cli->check) {
-		g_warning("%s", tpm_error->message);
+		kl_error("%s", tpm_error->message);
 		return KL_EXIT_TPM;
 	}
 	if (tpm != NULL) {
 		agent_id = kl_tpm_resolve_agent_id(
 		    tpm, kl_main_str(cfg, "uuid", "generate"), keylime_dir, &tpm_error);
 		if (agent_id == NULL && !cli->check) {
-			g_warning("%s", tpm_error->message);
+			kl_error("%s", tpm_error->message);
 			return KL_EXIT_TPM;
 		}
 	}
@@ -669,7 +669,7 @@ kl_main_run(int argc, char **argv)
 			  KL_PLUGINDIR);
 	if (!kl_plugin_loader_load_dir(loader, kl_main_plugin_dir(cfg), disabled, &loader_error) &&
 	    !cli->check) {
-		g_warning("%s", loader_error->message);
+		kl_error("%s", loader_error->message);
 		return KL_EXIT_NO_PLUGINS;
 	}
 
@@ -677,24 +677,24 @@ kl_main_run(int argc, char **argv)
 		return kl_main_check(cfg, tpm, tpm_error, agent_id, loader, loader_error);
 
 	if (kl_main_count_active(loader) == 0) {
-		g_warning("no evidence plugin is active in %s: the agent has nothing to attest; "
-			  "check the plugin directory and disabled_plugins (--check shows why "
-			  "each plugin is inactive)",
-			  kl_main_plugin_dir(cfg));
+		kl_error("no evidence plugin is active in %s: the agent has nothing to attest; "
+			 "check the plugin directory and disabled_plugins (--check shows why "
+			 "each plugin is inactive)",
+			 kl_main_plugin_dir(cfg));
 		return KL_EXIT_NO_PLUGINS;
 	}
 
 	{
 		g_autofree gchar *iak_problem = kl_main_iak_problem(cfg, tpm, loader);
 		if (iak_problem != NULL) {
-			g_warning("%s", iak_problem);
+			kl_error("%s", iak_problem);
 			return KL_EXIT_CONFIG;
 		}
 	}
 
 	/* everything that needs root is open: drop privileges before any networking */
 	if (!kl_main_drop_privileges(cfg, &error)) {
-		g_warning("run_as: %s", error->message);
+		kl_error("run_as: %s", error->message);
 		return KL_EXIT_CONFIG;
 	}
 
@@ -718,13 +718,13 @@ kl_main_run(int argc, char **argv)
 		      cfg, "verifier", kl_main_str(cfg, "verifier_tls_ca_cert", NULL), &error)
 		: NULL;
 	if (verifier_http == NULL) {
-		g_warning("%s", error->message);
+		kl_error("%s", error->message);
 		return KL_EXIT_FAILURE;
 	}
 	registrar = kl_registrar_client_new(
 	    registrar_http, registrar_url, (const gchar *const *)api_versions, &error);
 	if (registrar == NULL) {
-		g_warning("%s", error->message);
+		kl_error("%s", error->message);
 		return KL_EXIT_CONFIG;
 	}
 	verifier = kl_verifier_client_new(
@@ -735,7 +735,7 @@ kl_main_run(int argc, char **argv)
 	    kl_main_bool(cfg, "tls_accept_invalid_certs", FALSE),
 	    &error);
 	if (verifier == NULL) {
-		g_warning("%s", error->message);
+		kl_error("%s", error->message);
 		return KL_EXIT_CONFIG;
 	}
 

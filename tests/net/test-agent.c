@@ -13,6 +13,7 @@
 #include "keylime-agent/kl-error.h"
 #include "keylime-agent/kl-json.h"
 #include "kl-agent.h"
+#include "kl-log.h"
 
 #define AGENT_ID   "d432fbb3-d2f1-4a97-9ef7-75bd81c00002"
 #define SESSION_ID "0024f423-c785-4683-9c2b-3ff2b27e3631"
@@ -289,6 +290,8 @@ level_name(GLogLevelFlags level)
 {
 	if (level & G_LOG_LEVEL_ERROR)
 		return "ERROR";
+	if (level & KL_LOG_LEVEL_FATAL)
+		return "ERROR"; /* kl_error() */
 	if (level & G_LOG_LEVEL_CRITICAL)
 		return "CRITICAL";
 	if (level & G_LOG_LEVEL_WARNING)
@@ -702,7 +705,7 @@ test_registrar_403_fatal(Fixture *f, gconstpointer data)
 		       "{\"code\":403,\"status\":\"Forbidden\",\"results\":{}}",
 		       NULL,
 		       -1);
-	expect_log("WARNING", "*refused agent*regdelete*");
+	expect_log("ERROR", "*refused agent*regdelete*");
 	run_agent(f, FALSE, 5);
 	assert_expected_logs();
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_REGISTRAR_IDENTITY);
@@ -715,7 +718,7 @@ static void
 test_activation_400_reregisters(Fixture *f, gconstpointer data)
 {
 	fixture_script(f, "PUT", "/v2.6/agents/", 400, "{\"code\":400}", NULL, -1);
-	expect_log("MESSAGE", "*deleted the record*");
+	expect_log("WARNING", "*deleted the record*");
 	run_agent(f, TRUE, 5);
 	assert_expected_logs();
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
@@ -795,7 +798,7 @@ test_session_not_enrolled_gives_up_once(Fixture *f, gconstpointer data)
 {
 	f->enrolled = FALSE;
 	expect_log("MESSAGE", "*is not enrolled at the verifier*");
-	expect_log("WARNING", "*giving up after 3 attempts*");
+	expect_log("ERROR", "*giving up after 3 attempts*");
 	run_agent(f, TRUE, 2);
 	assert_expected_logs();
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_NOT_ACCEPTED);
@@ -807,7 +810,7 @@ static void
 test_phase1_422_logs_detail(Fixture *f, gconstpointer data)
 {
 	fixture_script(f, "POST", ATT_PATH, 422, "errors-422.json", NULL, -1);
-	expect_log("MESSAGE",
+	expect_log("WARNING",
 		   "offering capabilities: the verifier answered HTTP 422: Attribute "
 		   "'evidence' must contain at least the PCRs requested "
 		   "(invalid_resource_data); retrying in 1.0 s");
@@ -890,7 +893,7 @@ test_phase1_403_keeps_token(Fixture *f, gconstpointer data)
 		       "authentication (PoP token)\"}]}",
 		       NULL,
 		       -1);
-	expect_log("MESSAGE",
+	expect_log("WARNING",
 		   "offering capabilities: the verifier answered HTTP 403: Action "
 		   "submit_attestation requires agent authentication (PoP token); "
 		   "retrying in 1.0 s");
@@ -939,7 +942,7 @@ test_registration_contribution_failure_retries(Fixture *f, gconstpointer data)
 {
 	/* a plugin that cannot add its fields: no registration without them */
 	f->contribute_fails = 1;
-	expect_log("MESSAGE", "*registration postponed*IAK: TPM busy; retrying in 1.0 s");
+	expect_log("WARNING", "*registration postponed*IAK: TPM busy; retrying in 1.0 s");
 	run_agent(f, TRUE, 5);
 	assert_expected_logs();
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
@@ -986,7 +989,7 @@ static void
 test_phase2_422_restarts_phase1(Fixture *f, gconstpointer data)
 {
 	fixture_script(f, "PATCH", ATT_PATH "/", 422, "errors-422.json", NULL, -1);
-	expect_log("MESSAGE",
+	expect_log("WARNING",
 		   "submitting evidence: the verifier answered HTTP 422: Attribute 'evidence' "
 		   "must contain at least the PCRs requested (invalid_resource_data); retrying "
 		   "in 1.0 s");
@@ -1004,8 +1007,8 @@ static void
 test_collect_failure_sends_nothing(Fixture *f, gconstpointer data)
 {
 	f->collect_fails = TRUE;
-	expect_log("MESSAGE", "*cannot collect the requested uefi_log evidence*log vanished*");
-	expect_log("WARNING", "*giving up*");
+	expect_log("WARNING", "*cannot collect the requested uefi_log evidence*log vanished*");
+	expect_log("ERROR", "*giving up*");
 	run_agent(f, TRUE, 1);
 	assert_expected_logs();
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_NOT_ACCEPTED);
@@ -1029,7 +1032,7 @@ test_unknown_type_collects_nothing(Fixture *f, gconstpointer data)
 		       "\"chosen_parameters\":{}}]}}}",
 		       ATT_PATH "/0",
 		       -1);
-	expect_log("MESSAGE",
+	expect_log("WARNING",
 		   "*cannot collect the requested kl_unknown_log evidence (item 2); nothing was "
 		   "sent, starting a new attestation: the verifier requested evidence type "
 		   "'kl_unknown_log', which no active plugin provides*");

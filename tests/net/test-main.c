@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../kl-test-skip.h"
+#include "kl-config.h"
 
 #define AGENT_ID "d432fbb3-d2f1-4a97-9ef7-75bd81c0e001"
 
@@ -316,6 +317,71 @@ test_usage_and_config_errors(void)
 	g_clear_pointer(&err, g_free);
 	bad_conf = agent_spawn(&error, "--config", "/nonexistent/agent.conf", NULL);
 	g_assert_cmpint(agent_finish(bad_conf, &out, &err), ==, 3);
+}
+
+/*
+ * A boolean option takes a TOML boolean, or true/false from the environment:
+ * the string "yes" (which once turned certificate checks off) or even "true" in
+ * quotes is a configuration error naming the file and line (exit status 3).
+ */
+static void
+test_boolean_options_strict(void)
+{
+	const gchar *const *keys = kl_config_get_known_keys();
+	guint booleans = 0;
+
+	for (guint i = 0; keys[i] != NULL; i++) {
+		const gchar *key = keys[i];
+		const gchar *strings[] = { "yes", "true", "1", "off" };
+		g_autofree gchar *var = NULL;
+
+		if (!kl_config_is_boolean(key))
+			continue;
+		booleans++;
+		for (guint j = 0; j < G_N_ELEMENTS(strings); j++) {
+			Setup s;
+			g_autoptr(GError) error = NULL;
+			g_autoptr(GSubprocess) proc = NULL;
+			g_autofree gchar *extra = g_strdup_printf(
+			    "exponential_backoff_max_retries = 1\n%s = \"%s\"\n", key, strings[j]);
+			g_autofree gchar *where = NULL;
+			g_autofree gchar *out = NULL;
+			g_autofree gchar *err = NULL;
+
+			setup_new(&s, 1, extra);
+			/* the option is on line 13 of the file setup_new writes */
+			where = g_strdup_printf("%s:13", s.conf);
+			proc =
+			    agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--once", NULL);
+			g_assert_no_error(error);
+			g_assert_cmpint(agent_finish(proc, &out, &err), ==, 3);
+			g_assert_nonnull(strstr(err, where));
+			g_assert_nonnull(strstr(err, key));
+			g_assert_nonnull(strstr(err, "ERROR"));
+			setup_clear(&s);
+		}
+		/* the environment: true and false only */
+		var = g_ascii_strup(key, -1);
+		{
+			Setup s;
+			g_autoptr(GError) error = NULL;
+			g_autoptr(GSubprocess) proc = NULL;
+			g_autofree gchar *env_var = g_strdup_printf("KEYLIME_AGENT_%s=yes", var);
+			const gchar *env[] = { env_var, NULL };
+			g_autofree gchar *out = NULL;
+			g_autofree gchar *err = NULL;
+
+			setup_new(&s, 1, NULL);
+			proc = agent_spawn_env(
+			    &error, env, "--config", s.conf, "--avoid-tpm", "--once", NULL);
+			g_assert_no_error(error);
+			g_assert_cmpint(agent_finish(proc, &out, &err), ==, 3);
+			g_assert_nonnull(strstr(err, var));
+			setup_clear(&s);
+		}
+	}
+	/* enable_iak_idevid, registrar_tls_enabled, tls_accept_invalid_certs/_hostnames */
+	g_assert_cmpuint(booleans, >=, 4);
 }
 
 static void
@@ -843,6 +909,7 @@ main(int argc, char **argv)
 		return 77;
 	}
 	g_test_add_func("/main/usage-and-config-errors", test_usage_and_config_errors);
+	g_test_add_func("/main/boolean-options-strict", test_boolean_options_strict);
 	g_test_add_func("/main/plain-http-verifier-refused", test_plain_http_verifier_refused);
 	g_test_add_func("/main/check-report", test_check_report);
 	g_test_add_func("/main/no-plugin-exit-6", test_no_plugin_exit_6);

@@ -327,7 +327,7 @@ kl_config_layer_env_test(KlConfigFixture *fx, gconstpointer data)
 	g_auto(GStrv) versions = NULL;
 
 	kl_test_setenv(fx, "KEYLIME_AGENT_REGISTRAR_IP", "10.0.0.5");
-	kl_test_setenv(fx, "KEYLIME_AGENT_REGISTRAR_TLS_ENABLED", "yes");
+	kl_test_setenv(fx, "KEYLIME_AGENT_REGISTRAR_TLS_ENABLED", "true");
 	kl_test_setenv(fx, "KEYLIME_AGENT_REGISTRAR_API_VERSIONS", "2.1, 2.2");
 	/* pull-model options are accepted silently */
 	kl_test_setenv(fx, "KEYLIME_AGENT_SERVER_KEY", "x");
