@@ -523,7 +523,15 @@ kl_config_bad_value_test(KlConfigFixture *fx, gconstpointer data)
 		{ "enable_iak_idevid = 1",
 		  "option 'enable_iak_idevid': expected a boolean (true or false), got integer" },
 		{ "enable_iak_idevid = \"maybe\"",
-		  "option 'enable_iak_idevid': expected a boolean (true or false), got \"maybe\"" },
+		  "option 'enable_iak_idevid': expected a boolean, true or false without quotes, "
+		  "got the string \"maybe\"" },
+		/* "yes" once turned certificate checks off: strings are never booleans */
+		{ "tls_accept_invalid_certs = \"yes\"",
+		  "option 'tls_accept_invalid_certs': expected a boolean, true or false without "
+		  "quotes, got the string \"yes\"" },
+		{ "registrar_tls_enabled = 1",
+		  "option 'registrar_tls_enabled': expected a boolean (true or false), got "
+		  "integer" },
 		{ "uuid = true", "option 'uuid': expected a string, got boolean" },
 		{ "uuid = [\"a\"]", "option 'uuid': expected a string, got array" },
 		{ "ima_ml_path = 3 == 3", NULL },
@@ -678,7 +686,7 @@ kl_config_normalize_test(KlConfigFixture *fx, gconstpointer data)
 		{ "verifier_url", "https://v.example:8881/", "https://v.example:8881" },
 		{ "verifier_url", "https://[::1]:8881", "https://[::1]:8881" },
 		{ "tls_accept_invalid_certs", "TRUE", "true" },
-		{ "tls_accept_invalid_certs", "0", "false" },
+		{ "tls_accept_invalid_certs", "False", "false" },
 		{ "request_timeout", " 42 ", "42" },
 		{ "version", "2.5", "2.5" },
 		{ "ek_handle", "0x81010001", "0x81010001" },
