@@ -11,7 +11,7 @@
 #     keylime-agent-plugin.pc found in DESTDIR, and installs it to the .pc's
 #     pluginsdir inside DESTDIR;
 #  3. checks that the module exports only kl_plugin_get_info, loads it with
-#     the agent's loader (BUILDDIR/tests/loader/kl-load-check) and requires it
+#     the agent's loader (BUILDDIR/tests/core/agent/kl-load-check) and requires it
 #     to be ACTIVE, with working capabilities and collect.
 #
 # PKG_CONFIG_SYSROOT_DIR is not used: pkg-config would prefix it to the paths
@@ -30,7 +30,7 @@ step() { echo "== $*"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 [ -f "$builddir/build.ninja" ] || fail "$builddir is not a configured meson build directory"
-load_check="$builddir/tests/loader/kl-load-check"
+load_check="$builddir/tests/core/agent/kl-load-check"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/kl-oot-XXXXXX")
 trap 'rm -rf "$work"' EXIT

@@ -1,0 +1,1337 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * The real TPM through ESYS. Without a resource manager (swtpm, /dev/tpm0)
+ * the TPM has only a few object slots, so every transient object and session
+ * created here is flushed as soon as it is no longer needed: only the AK stays
+ * loaded; a transient EK is re-created for ActivateCredential and flushed
+ * right after.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <tss2/tss2_esys.h>
+#include <tss2/tss2_mu.h>
+#include <tss2/tss2_rc.h>
+#include <tss2/tss2_tctildr.h>
+
+#include "keylime-agent/kl-error.h"
+#include "kl-agent-data.h"
+#include "kl-tpm-backend.h"
+
+#define KL_TPM_NV_EK_CERT_RSA 0x01C00002u
+#define KL_TPM_NV_EK_CERT_ECC 0x01C0000Au
+
+typedef struct {
+	TSS2_TCTI_CONTEXT *tcti;
+	ESYS_CONTEXT *esys;
+	gchar *tcti_conf;
+	KlTpmKeyParams params;
+	gchar *endorsement_auth;
+	ESYS_TR ek;		/* ESYS_TR_NONE when not loaded */
+	gboolean ek_persistent; /* never flushed */
+	guint32 nv_buffer_max;
+	/* the AK as loaded at start-up, to load it again when the TPM lost it */
+	gboolean have_ak_blob;
+	TPMT_PUBLIC ak_public;
+	TPM2B_PRIVATE ak_private;
+} KlTpmEsys;
+
+static void
+kl_tpm_esys_free_data(KlTpmEsys *self)
+{
+	if (self->endorsement_auth != NULL)
+		memset(self->endorsement_auth, 0, strlen(self->endorsement_auth));
+	g_free(self->endorsement_auth);
+	g_free(self->tcti_conf);
+	memset(&self->ak_private, 0, sizeof(self->ak_private));
+	g_free(self);
+}
+
+static KlTpmEsys *
+kl_tpm_esys_get(KlTpm *tpm)
+{
+	return tpm->backend_data;
+}
+
+static void
+kl_tpm_esys_flush(KlTpmEsys *self, ESYS_TR *handle)
+{
+	if (*handle == ESYS_TR_NONE)
+		return;
+	(void)Esys_FlushContext(self->esys, *handle);
+	*handle = ESYS_TR_NONE;
+}
+
+/* ------------------------------------------------------------------ */
+/* capabilities                                                         */
+
+static gboolean
+kl_tpm_esys_get_cap(KlTpmEsys *self,
+		    TPM2_CAP cap,
+		    guint32 property,
+		    guint32 count,
+		    TPMI_YES_NO *more,
+		    TPMS_CAPABILITY_DATA **data,
+		    GError **error)
+{
+	TSS2_RC rc = Esys_GetCapability(
+	    self->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, cap, property, count, more, data);
+	if (rc != TSS2_RC_SUCCESS) {
+		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_GetCapability"));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+kl_tpm_esys_read_algorithms(KlTpm *tpm, KlTpmEsys *self, GError **error)
+{
+	guint32 next = TPM2_ALG_FIRST;
+	TPMI_YES_NO more = TPM2_YES;
+
+	while (more == TPM2_YES) {
+		TPMS_CAPABILITY_DATA *data = NULL;
+		TPML_ALG_PROPERTY *algs;
+		if (!kl_tpm_esys_get_cap(
+			self, TPM2_CAP_ALGS, next, TPM2_MAX_CAP_ALGS, &more, &data, error))
+			return FALSE;
+		algs = &data->data.algorithms;
+		for (guint32 i = 0; i < algs->count; i++) {
+			TPM2_ALG_ID alg = algs->algProperties[i].alg;
+			guint16 v = alg;
+			next = (guint32)alg + 1;
+			if (kl_tpm_alg_to_name(alg) == NULL)
+				continue;
+			if (kl_tpm_hash_size(alg) != 0)
+				g_array_append_val(tpm->hash_algorithms, v);
+			else if (alg == TPM2_ALG_RSASSA || alg == TPM2_ALG_RSAPSS ||
+				 alg == TPM2_ALG_ECDSA || alg == TPM2_ALG_ECSCHNORR ||
+				 alg == TPM2_ALG_SM2)
+				g_array_append_val(tpm->signature_schemes, v);
+		}
+		if (algs->count == 0)
+			more = TPM2_NO;
+		Esys_Free(data);
+	}
+	return TRUE;
+}
+
+static gboolean
+kl_tpm_esys_read_pcr_banks(KlTpm *tpm, KlTpmEsys *self, GError **error)
+{
+	TPMS_CAPABILITY_DATA *data = NULL;
+	TPMI_YES_NO more = TPM2_NO;
+	TPML_PCR_SELECTION *sel;
+
+	if (!kl_tpm_esys_get_cap(self, TPM2_CAP_PCRS, 0, 1, &more, &data, error))
+		return FALSE;
+	sel = &data->data.assignedPCR;
+	for (guint32 i = 0; i < sel->count; i++) {
+		KlTpmPcrBank bank = { .hash = sel->pcrSelections[i].hash, .pcr_mask = 0 };
+		for (guint j = 0; j < sel->pcrSelections[i].sizeofSelect && j < 3; j++)
+			bank.pcr_mask |= (guint32)sel->pcrSelections[i].pcrSelect[j] << (8 * j);
+		if (bank.pcr_mask != 0 && kl_tpm_hash_size(bank.hash) != 0)
+			g_array_append_val(tpm->pcr_banks, bank);
+	}
+	Esys_Free(data);
+	return TRUE;
+}
+
+static void
+kl_tpm_esys_append_chars(GString *s, guint32 v)
+{
+	for (int shift = 24; shift >= 0; shift -= 8) {
+		gchar c = (gchar)((v >> shift) & 0xff);
+		if (!g_ascii_isprint(c))
+			continue;
+		/* vendor strings are space-padded: keep single spaces */
+		if (c == ' ' && (s->len == 0 || s->str[s->len - 1] == ' '))
+			continue;
+		g_string_append_c(s, c);
+	}
+}
+
+static gboolean
+kl_tpm_esys_read_properties(KlTpm *tpm, KlTpmEsys *self, GError **error)
+{
+	TPMS_CAPABILITY_DATA *data = NULL;
+	TPMI_YES_NO more = TPM2_NO;
+	guint32 manufacturer = 0;
+	guint32 vendor[4] = { 0 };
+	guint32 fw1 = 0;
+	guint32 fw2 = 0;
+	g_autoptr(GString) manuf = g_string_new(NULL);
+	g_autoptr(GString) vend = g_string_new(NULL);
+
+	if (!kl_tpm_esys_get_cap(self,
+				 TPM2_CAP_TPM_PROPERTIES,
+				 TPM2_PT_FIXED,
+				 TPM2_MAX_TPM_PROPERTIES,
+				 &more,
+				 &data,
+				 error))
+		return FALSE;
+	for (guint32 i = 0; i < data->data.tpmProperties.count; i++) {
+		TPMS_TAGGED_PROPERTY *p = &data->data.tpmProperties.tpmProperty[i];
+		switch (p->property) {
+		case TPM2_PT_MANUFACTURER:
+			manufacturer = p->value;
+			break;
+		case TPM2_PT_VENDOR_STRING_1:
+		case TPM2_PT_VENDOR_STRING_2:
+		case TPM2_PT_VENDOR_STRING_3:
+		case TPM2_PT_VENDOR_STRING_4:
+			vendor[p->property - TPM2_PT_VENDOR_STRING_1] = p->value;
+			break;
+		case TPM2_PT_FIRMWARE_VERSION_1:
+			fw1 = p->value;
+			break;
+		case TPM2_PT_FIRMWARE_VERSION_2:
+			fw2 = p->value;
+			break;
+		case TPM2_PT_NV_BUFFER_MAX:
+			self->nv_buffer_max = p->value;
+			break;
+		default:
+			break;
+		}
+	}
+	Esys_Free(data);
+
+	kl_tpm_esys_append_chars(manuf, manufacturer);
+	for (guint i = 0; i < G_N_ELEMENTS(vendor); i++)
+		kl_tpm_esys_append_chars(vend, vendor[i]);
+	g_strstrip(manuf->str);
+	g_strstrip(vend->str);
+	tpm->description = g_strdup_printf("TPM 2.0, manufacturer %s (%s), firmware %u.%u.%u.%u, "
+					   "TCTI %s",
+					   manuf->str,
+					   vend->str,
+					   fw1 >> 16,
+					   fw1 & 0xffff,
+					   fw2 >> 16,
+					   fw2 & 0xffff,
+					   self->tcti_conf != NULL ? self->tcti_conf : "default");
+	return TRUE;
+}
+
+/* TRUE if @handle is listed by GetCapability(HANDLES): no TSS error output for absent ones */
+static gboolean
+kl_tpm_esys_handle_exists(KlTpmEsys *self, TPM2_HANDLE handle, gboolean *exists, GError **error)
+{
+	TPMS_CAPABILITY_DATA *data = NULL;
+	TPMI_YES_NO more = TPM2_NO;
+
+	if (!kl_tpm_esys_get_cap(self, TPM2_CAP_HANDLES, handle, 1, &more, &data, error))
+		return FALSE;
+	*exists = data->data.handles.count > 0 && data->data.handles.handle[0] == handle;
+	Esys_Free(data);
+	return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* sessions                                                             */
+
+/* a policy session satisfying the EK policy: PolicySecret(TPM_RH_ENDORSEMENT) */
+static gboolean
+kl_tpm_esys_ek_session(KlTpmEsys *self, ESYS_TR *session, GError **error)
+{
+	TPMT_SYM_DEF symmetric = { .algorithm = TPM2_ALG_NULL };
+	TSS2_RC rc;
+
+	*session = ESYS_TR_NONE;
+	rc = Esys_StartAuthSession(self->esys,
+				   ESYS_TR_NONE,
+				   ESYS_TR_NONE,
+				   ESYS_TR_NONE,
+				   ESYS_TR_NONE,
+				   ESYS_TR_NONE,
+				   NULL,
+				   TPM2_SE_POLICY,
+				   &symmetric,
+				   TPM2_ALG_SHA256,
+				   session);
+	if (rc != TSS2_RC_SUCCESS) {
+		*session = ESYS_TR_NONE;
+		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_StartAuthSession"));
+		return FALSE;
+	}
+	rc = Esys_PolicySecret(self->esys,
+			       ESYS_TR_RH_ENDORSEMENT,
+			       *session,
+			       ESYS_TR_PASSWORD,
+			       ESYS_TR_NONE,
+			       ESYS_TR_NONE,
+			       NULL,
+			       NULL,
+			       NULL,
+			       0,
+			       NULL,
+			       NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		kl_tpm_esys_flush(self, session);
+		g_propagate_error(error,
+				  kl_tpm_error_from_rc(rc,
+						       "Esys_PolicySecret(endorsement); check "
+						       "tpm_ownerpassword"));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* EK                                                                   */
+
+/* the TCG EK Credential Profile default policy: PolicySecret(TPM_RH_ENDORSEMENT) */
+static const guint8 kl_tpm_ek_policy[32] = {
+	0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xB3, 0xF8, 0x1A, 0x90, 0xCC,
+	0x8D, 0x46, 0xA5, 0xD7, 0x24, 0xFD, 0x52, 0xD7, 0x6E, 0x06, 0x52,
+	0x0B, 0x64, 0xF2, 0xA1, 0xDA, 0x1B, 0x33, 0x14, 0x69, 0xAA,
+};
+
+static void
+kl_tpm_esys_ek_template(const KlTpmKeyParams *params, TPM2B_PUBLIC *out)
+{
+	TPMT_PUBLIC *p = &out->publicArea;
+
+	memset(out, 0, sizeof(*out));
+	p->nameAlg = TPM2_ALG_SHA256;
+	p->objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+			      TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_ADMINWITHPOLICY |
+			      TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
+	p->authPolicy.size = sizeof(kl_tpm_ek_policy);
+	memcpy(p->authPolicy.buffer, kl_tpm_ek_policy, sizeof(kl_tpm_ek_policy));
+	if (params->type == TPM2_ALG_ECC) {
+		/* template L-2 */
+		p->type = TPM2_ALG_ECC;
+		p->parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
+		p->parameters.eccDetail.symmetric.keyBits.aes = 128;
+		p->parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
+		p->parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+		p->parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+		p->parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+		p->unique.ecc.x.size = 32;
+		p->unique.ecc.y.size = 32;
+	} else {
+		/* template L-1 */
+		p->type = TPM2_ALG_RSA;
+		p->parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_AES;
+		p->parameters.rsaDetail.symmetric.keyBits.aes = 128;
+		p->parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CFB;
+		p->parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
+		p->parameters.rsaDetail.keyBits = 2048;
+		p->parameters.rsaDetail.exponent = 0;
+		p->unique.rsa.size = 256;
+	}
+}
+
+static gboolean
+kl_tpm_esys_set_endorsement_auth(KlTpmEsys *self, GError **error)
+{
+	TPM2B_AUTH auth = { 0 };
+	gsize len;
+	TSS2_RC rc;
+
+	if (self->endorsement_auth == NULL)
+		return TRUE;
+	len = strlen(self->endorsement_auth);
+	if (len > sizeof(auth.buffer)) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
+			    "tpm_ownerpassword is too long (at most %u bytes)",
+			    (guint)sizeof(auth.buffer));
+		return FALSE;
+	}
+	auth.size = (UINT16)len;
+	memcpy(auth.buffer, self->endorsement_auth, len);
+	/* tpm_ownerpassword serves the endorsement (EK) and owner (NV read) hierarchies */
+	rc = Esys_TR_SetAuth(self->esys, ESYS_TR_RH_ENDORSEMENT, &auth);
+	if (rc == TSS2_RC_SUCCESS)
+		rc = Esys_TR_SetAuth(self->esys, ESYS_TR_RH_OWNER, &auth);
+	memset(&auth, 0, sizeof(auth));
+	if (rc != TSS2_RC_SUCCESS) {
+		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_TR_SetAuth"));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* creates the transient EK from the template; *public (nullable) gets its TPM2B_PUBLIC */
+static gboolean
+kl_tpm_esys_ek_create(KlTpmEsys *self, GBytes **public, GError **error)
+{
+	TPM2B_SENSITIVE_CREATE in_sensitive = { 0 };
+	TPM2B_PUBLIC in_public;
+	TPM2B_DATA outside = { 0 };
+	TPML_PCR_SELECTION creation_pcr = { 0 };
+	TPM2B_PUBLIC *out_public = NULL;
+	ESYS_TR handle = ESYS_TR_NONE;
+	TSS2_RC rc;
+
+	kl_tpm_esys_ek_template(&self->params, &in_public);
+	rc = Esys_CreatePrimary(self->esys,
+				ESYS_TR_RH_ENDORSEMENT,
+				ESYS_TR_PASSWORD,
+				ESYS_TR_NONE,
+				ESYS_TR_NONE,
+				&in_sensitive,
+				&in_public,
+				&outside,
+				&creation_pcr,
+				&handle,
+				&out_public,
+				NULL,
+				NULL,
+				NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		g_propagate_error(error,
+				  kl_tpm_error_from_rc(rc,
+						       "cannot create the EK (Esys_CreatePrimary "
+						       "under the endorsement hierarchy; check "
+						       "tpm_ownerpassword)"));
+		return FALSE;
+	}
+	self->ek = handle;
+	if (public != NULL) {
+		*public = kl_tpm_marshal_public(&out_public->publicArea, error);
+		if (*public == NULL) {
+			Esys_Free(out_public);
+			kl_tpm_esys_flush(self, &self->ek);
+			return FALSE;
+		}
+	}
+	Esys_Free(out_public);
+	return TRUE;
+}
+
+static gboolean
+kl_tpm_esys_parse_handle(const gchar *text, guint32 *out, GError **error)
+{
+	guint64 v = 0;
+	const gchar *digits = text;
+
+	if (g_str_has_prefix(digits, "0x") || g_str_has_prefix(digits, "0X"))
+		digits += 2;
+	if (!g_ascii_string_to_unsigned(digits, 16, 0x81000000u, 0x81FFFFFFu, &v, NULL)) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
+			    "ek_handle '%s' is not a persistent handle (0x81000000..0x81ffffff); "
+			    "leave it empty to create the EK from the standard template",
+			    text);
+		return FALSE;
+	}
+	*out = (guint32)v;
+	return TRUE;
+}
+
+static gboolean
+kl_tpm_esys_ek_load_persistent(KlTpmEsys *self, const gchar *text, GBytes **public, GError **error)
+{
+	guint32 handle = 0;
+	gboolean exists = FALSE;
+	TPM2B_PUBLIC *out_public = NULL;
+	TSS2_RC rc;
+
+	if (!kl_tpm_esys_parse_handle(text, &handle, error))
+		return FALSE;
+	if (!kl_tpm_esys_handle_exists(self, handle, &exists, error))
+		return FALSE;
+	if (!exists) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_NOT_FOUND,
+			    "ek_handle 0x%08x: there is no persistent object at this handle; "
+			    "provision the EK there (e.g. tpm2_createek -c 0x%08x) or leave "
+			    "ek_handle empty",
+			    handle,
+			    handle);
+		return FALSE;
+	}
+	rc = Esys_TR_FromTPMPublic(
+	    self->esys, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &self->ek);
+	if (rc != TSS2_RC_SUCCESS) {
+		self->ek = ESYS_TR_NONE;
+		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_TR_FromTPMPublic(EK)"));
+		return FALSE;
+	}
+	self->ek_persistent = TRUE;
+	rc = Esys_ReadPublic(self->esys,
+			     self->ek,
+			     ESYS_TR_NONE,
+			     ESYS_TR_NONE,
+			     ESYS_TR_NONE,
+			     &out_public,
+			     NULL,
+			     NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_ReadPublic(EK)"));
+		return FALSE;
+	}
+	if (out_public->publicArea.type != self->params.type ||
+	    (out_public->publicArea.objectAttributes & TPMA_OBJECT_DECRYPT) == 0 ||
+	    (out_public->publicArea.objectAttributes & TPMA_OBJECT_RESTRICTED) == 0) {
+		Esys_Free(out_public);
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
+			    "ek_handle 0x%08x is not a restricted decryption %s key; it cannot be "
+			    "the EK for tpm_encryption_alg %s",
+			    handle,
+			    kl_tpm_alg_to_name(self->params.type),
+			    kl_tpm_alg_to_name(self->params.type));
+		return FALSE;
+	}
+	*public = kl_tpm_marshal_public(&out_public->publicArea, error);
+	Esys_Free(out_public);
+	return *public != NULL;
+}
+
+/* makes sure the EK is loaded (persistent, or re-created from the template) */
+static gboolean
+kl_tpm_esys_ek_ensure(KlTpmEsys *self, GError **error)
+{
+	if (self->ek != ESYS_TR_NONE)
+		return TRUE;
+	return kl_tpm_esys_ek_create(self, NULL, error);
+}
+
+static void
+kl_tpm_esys_ek_release(KlTpmEsys *self)
+{
+	if (!self->ek_persistent)
+		kl_tpm_esys_flush(self, &self->ek);
+}
+
+static gboolean
+kl_tpm_esys_read_ek_cert(KlTpm *tpm, KlTpmEsys *self, GError **error)
+{
+	guint32 index =
+	    self->params.type == TPM2_ALG_ECC ? KL_TPM_NV_EK_CERT_ECC : KL_TPM_NV_EK_CERT_RSA;
+	gboolean exists = FALSE;
+	ESYS_TR nv = ESYS_TR_NONE;
+	ESYS_TR auth;
+	TPM2B_NV_PUBLIC *nv_public = NULL;
+	g_autoptr(GByteArray) cert = g_byte_array_new();
+	guint32 chunk;
+	guint16 size;
+	TPMA_NV attrs;
+	TSS2_RC rc;
+
+	if (!kl_tpm_esys_handle_exists(self, index, &exists, error))
+		return FALSE;
+	if (!exists) {
+		g_debug("no EK certificate in NV index 0x%08x", index);
+		return TRUE;
+	}
+	rc =
+	    Esys_TR_FromTPMPublic(self->esys, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv);
+	if (rc != TSS2_RC_SUCCESS) {
+		g_propagate_error(error,
+				  kl_tpm_error_from_rc(rc, "Esys_TR_FromTPMPublic(EK cert)"));
+		return FALSE;
+	}
+	rc = Esys_NV_ReadPublic(
+	    self->esys, nv, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv_public, NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		(void)Esys_TR_Close(self->esys, &nv);
+		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_NV_ReadPublic(EK cert)"));
+		return FALSE;
+	}
+	size = nv_public->nvPublic.dataSize;
+	attrs = nv_public->nvPublic.attributes;
+	Esys_Free(nv_public);
+
+	if (attrs & TPMA_NV_AUTHREAD) {
+		auth = nv;
+	} else {
+		auth = ESYS_TR_RH_OWNER;
+	}
+	chunk = self->nv_buffer_max;
+	if (chunk == 0 || chunk > TPM2_MAX_NV_BUFFER_SIZE)
+		chunk = 512;
+	for (guint16 off = 0; off < size;) {
+		TPM2B_MAX_NV_BUFFER *data = NULL;
+		guint16 want = (guint16)MIN(chunk, (guint32)(size - off));
+		rc = Esys_NV_Read(self->esys,
+				  auth,
+				  nv,
+				  ESYS_TR_PASSWORD,
+				  ESYS_TR_NONE,
+				  ESYS_TR_NONE,
+				  want,
+				  off,
+				  &data);
+		if (rc != TSS2_RC_SUCCESS) {
+			(void)Esys_TR_Close(self->esys, &nv);
+			g_propagate_error(error,
+					  kl_tpm_error_from_rc(rc, "Esys_NV_Read(EK certificate)"));
+			return FALSE;
+		}
+		if (data->size == 0) {
+			Esys_Free(data);
+			break;
+		}
+		g_byte_array_append(cert, data->buffer, data->size);
+		off += data->size;
+		Esys_Free(data);
+	}
+	(void)Esys_TR_Close(self->esys, &nv);
+
+	/* some TPMs pad the index: keep the DER SEQUENCE only */
+	if (cert->len >= 4 && cert->data[0] == 0x30 && cert->data[1] == 0x82) {
+		guint der_len = 4 + (((guint)cert->data[2] << 8) | cert->data[3]);
+		if (der_len < cert->len)
+			g_byte_array_set_size(cert, der_len);
+	}
+	if (cert->len > 0)
+		tpm->ek_cert = g_byte_array_free_to_bytes(g_steal_pointer(&cert));
+	return TRUE;
+}
+
+/* TRUE when @der is an X.509 certificate of the key in @ek_public (TPM2B_PUBLIC) */
+static gboolean
+kl_tpm_esys_cert_matches(GBytes *der, GBytes *ek_public, gchar **why)
+{
+	gnutls_x509_crt_t crt = NULL;
+	gnutls_pubkey_t key = NULL;
+	gnutls_datum_t d = { (unsigned char *)g_bytes_get_data(der, NULL), g_bytes_get_size(der) };
+	gnutls_datum_t pem = { NULL, 0 };
+	g_autofree gchar *ek_pem = NULL;
+	g_autoptr(GError) error_local = NULL;
+	TPMT_PUBLIC ek;
+	gboolean ok = FALSE;
+	int ret;
+
+	if (!kl_tpm_unmarshal_public(ek_public, &ek, &error_local) ||
+	    (ek_pem = kl_tpm_public_to_pem(&ek, &error_local)) == NULL) {
+		*why = g_strdup(error_local->message);
+		return FALSE;
+	}
+	ret = gnutls_x509_crt_init(&crt);
+	if (ret >= 0)
+		ret = gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER);
+	if (ret >= 0)
+		ret = gnutls_pubkey_init(&key);
+	if (ret >= 0)
+		ret = gnutls_pubkey_import_x509(key, crt, 0);
+	if (ret >= 0)
+		ret = gnutls_pubkey_export2(key, GNUTLS_X509_FMT_PEM, &pem);
+	if (ret < 0) {
+		*why = g_strdup_printf("not a DER X.509 certificate (%s)", gnutls_strerror(ret));
+	} else if (pem.size != strlen(ek_pem) || memcmp(pem.data, ek_pem, pem.size) != 0) {
+		*why = g_strdup("it certifies another key than the EK in use");
+	} else {
+		ok = TRUE;
+	}
+	gnutls_free(pem.data);
+	if (key != NULL)
+		gnutls_pubkey_deinit(key);
+	if (crt != NULL)
+		gnutls_x509_crt_deinit(crt);
+	return ok;
+}
+
+/*
+ * The registrar rejects an `ekcert` whose key is not `ek_tpm`: a certificate
+ * that does not fit the EK in use is left out, with a warning, instead.
+ */
+static void
+kl_tpm_esys_check_ek_cert(KlTpm *tpm, const gchar *ek_handle)
+{
+	g_autofree gchar *why = NULL;
+
+	if (tpm->ek_cert == NULL || kl_tpm_esys_cert_matches(tpm->ek_cert, tpm->ek_public, &why))
+		return;
+	g_warning("the EK certificate in the TPM's NV memory is not used: %s; %s",
+		  why,
+		  ek_handle != NULL && *ek_handle != '\0' && g_strcmp0(ek_handle, "generate") != 0
+		      ? "check ek_handle"
+		      : "the TPM's EK may use a non-default template: provision it at a persistent "
+			"handle and set ek_handle");
+	g_clear_pointer(&tpm->ek_cert, g_bytes_unref);
+}
+
+/* ------------------------------------------------------------------ */
+/* AK                                                                   */
+
+static void
+kl_tpm_esys_ak_template(const KlTpmKeyParams *params, TPM2B_PUBLIC *out)
+{
+	TPMT_PUBLIC *p = &out->publicArea;
+
+	memset(out, 0, sizeof(*out));
+	p->nameAlg = params->hash;
+	p->objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+			      TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
+			      TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT;
+	if (params->type == TPM2_ALG_ECC) {
+		p->type = TPM2_ALG_ECC;
+		p->parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
+		p->parameters.eccDetail.scheme.scheme = params->scheme;
+		p->parameters.eccDetail.scheme.details.anySig.hashAlg = params->hash;
+		p->parameters.eccDetail.curveID = params->curve;
+		p->parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+	} else {
+		p->type = TPM2_ALG_RSA;
+		p->parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_NULL;
+		p->parameters.rsaDetail.scheme.scheme = params->scheme;
+		p->parameters.rsaDetail.scheme.details.anySig.hashAlg = params->hash;
+		p->parameters.rsaDetail.keyBits = params->key_bits;
+		p->parameters.rsaDetail.exponent = 0;
+	}
+}
+
+/* loads the AK under the (loaded) EK into @handle */
+static gboolean
+kl_tpm_esys_ak_load_handle(KlTpmEsys *self,
+			   const TPMT_PUBLIC *public,
+			   const TPM2B_PRIVATE *private,
+			   ESYS_TR *handle,
+			   GError **error)
+{
+	TPM2B_PUBLIC in_public = { .size = 0, .publicArea = *public };
+	ESYS_TR session = ESYS_TR_NONE;
+	TSS2_RC rc;
+
+	if (!kl_tpm_esys_ek_session(self, &session, error))
+		return FALSE;
+	rc = Esys_Load(
+	    self->esys, self->ek, session, ESYS_TR_NONE, ESYS_TR_NONE, private, &in_public, handle);
+	kl_tpm_esys_flush(self, &session);
+	if (rc != TSS2_RC_SUCCESS) {
+		*handle = ESYS_TR_NONE;
+		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_Load(AK)"));
+		return FALSE;
+	}
+	self->ak_public = *public;
+	self->ak_private = *private;
+	self->have_ak_blob = TRUE;
+	return TRUE;
+}
+
+static gboolean
+kl_tpm_esys_ak_load(KlTpm *tpm,
+		    KlTpmEsys *self,
+		    const TPMT_PUBLIC *public,
+		    const TPM2B_PRIVATE *private,
+		    GError **error)
+{
+	if (!kl_tpm_esys_ak_load_handle(self, public, private, &tpm->ak_handle, error))
+		return FALSE;
+	return kl_tpm_set_ak_public(tpm, public, error);
+}
+
+/*
+ * TPM_RC_REFERENCE_H0 from a command on the AK: the TPM no longer holds it (TPM reset
+ * or Startup(CLEAR) under the agent, a restarted resource manager). Loads the same AK
+ * again under the EK; this fails when the TPM was cleared or replaced meanwhile.
+ */
+static gboolean
+kl_tpm_esys_ak_reload(KlTpm *tpm, KlTpmEsys *self, GError **error)
+{
+	gboolean ok;
+
+	if (!self->have_ak_blob) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_TPM,
+			    "the TPM no longer holds the AK and it cannot be loaded again; "
+			    "restart the agent");
+		return FALSE;
+	}
+	if (tpm->ak_handle != ESYS_TR_NONE)
+		(void)Esys_TR_Close(self->esys, &tpm->ak_handle);
+	tpm->ak_handle = ESYS_TR_NONE;
+	if (!self->ek_persistent && self->ek != ESYS_TR_NONE)
+		(void)Esys_TR_Close(self->esys, &self->ek);
+	ok = kl_tpm_esys_ek_ensure(self, error) &&
+	     kl_tpm_esys_ak_load_handle(
+		 self, &self->ak_public, &self->ak_private, &tpm->ak_handle, error);
+	kl_tpm_esys_ek_release(self);
+	if (!ok) {
+		g_prefix_error(error,
+			       "the TPM no longer holds the AK (TPM reset?) and loading it "
+			       "again failed; if the TPM was cleared or replaced, restart the "
+			       "agent: ");
+		return FALSE;
+	}
+	g_info("the TPM had lost the AK (flushed by another program, TPM reset or resource "
+	       "manager restart); loaded it again");
+	return TRUE;
+}
+
+static gboolean
+kl_tpm_esys_ak_create(KlTpmEsys *self, TPMT_PUBLIC *public, TPM2B_PRIVATE *private, GError **error)
+{
+	TPM2B_SENSITIVE_CREATE in_sensitive = { 0 };
+	TPM2B_PUBLIC in_public;
+	TPM2B_DATA outside = { 0 };
+	TPML_PCR_SELECTION creation_pcr = { 0 };
+	TPM2B_PRIVATE *out_private = NULL;
+	TPM2B_PUBLIC *out_public = NULL;
+	ESYS_TR session = ESYS_TR_NONE;
+	TSS2_RC rc;
+
+	kl_tpm_esys_ak_template(&self->params, &in_public);
+	if (!kl_tpm_esys_ek_session(self, &session, error))
+		return FALSE;
+	rc = Esys_Create(self->esys,
+			 self->ek,
+			 session,
+			 ESYS_TR_NONE,
+			 ESYS_TR_NONE,
+			 &in_sensitive,
+			 &in_public,
+			 &outside,
+			 &creation_pcr,
+			 &out_private,
+			 &out_public,
+			 NULL,
+			 NULL,
+			 NULL);
+	kl_tpm_esys_flush(self, &session);
+	if (rc != TSS2_RC_SUCCESS) {
+		g_propagate_error(error,
+				  kl_tpm_error_from_rc(rc, "cannot create the AK (Esys_Create)"));
+		return FALSE;
+	}
+	*public = out_public->publicArea;
+	*private = *out_private;
+	Esys_Free(out_public);
+	Esys_Free(out_private);
+	return TRUE;
+}
+
+static gboolean
+kl_tpm_esys_setup_ak(KlTpm *tpm, KlTpmEsys *self, const KlTpmOptions *options, GError **error)
+{
+	const gchar *path = options->agent_data_path;
+	gboolean persist = path != NULL && *path != '\0';
+	g_autoptr(GError) error_local = NULL;
+	g_autofree gchar *ek_hash = NULL;
+	TPMT_PUBLIC public;
+	TPM2B_PRIVATE private;
+
+	ek_hash = kl_tpm_compute_ek_hash(tpm->ek_public, error);
+	if (ek_hash == NULL)
+		return FALSE;
+
+	if (persist) {
+		if (kl_tpm_agent_data_load(
+			path, &self->params, ek_hash, &public, &private, &error_local)) {
+			if (!kl_tpm_esys_ak_load(tpm, self, &public, &private, error)) {
+				g_prefix_error(
+				    error,
+				    "the AK in %s cannot be loaded into this TPM (was the "
+				    "TPM cleared?); delete the file and the agent's record "
+				    "at the registrar to create a new AK: ",
+				    path);
+				return FALSE;
+			}
+			g_debug("AK loaded from %s", path);
+			tpm->ek_hash = g_steal_pointer(&ek_hash);
+			return TRUE;
+		}
+		if (!g_error_matches(error_local, KL_ERROR, KL_ERROR_NOT_FOUND)) {
+			g_propagate_error(error, g_steal_pointer(&error_local));
+			return FALSE;
+		}
+		g_clear_error(&error_local);
+	}
+
+	if (!kl_tpm_esys_ak_create(self, &public, &private, error))
+		return FALSE;
+	if (!kl_tpm_esys_ak_load(tpm, self, &public, &private, error))
+		return FALSE;
+	if (persist) {
+		if (!kl_tpm_agent_data_store(path, &public, &private, ek_hash, error))
+			return FALSE;
+		g_info("created a new AK and saved it in %s", path);
+	} else {
+		g_info("created a new AK (agent_data_path is empty: it is not kept across "
+		       "restarts)");
+	}
+	memset(&private, 0, sizeof(private));
+	tpm->ek_hash = g_steal_pointer(&ek_hash);
+	return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* open / close                                                         */
+
+static gchar *
+kl_tpm_esys_default_tcti(void)
+{
+	const gchar *env = g_getenv("TCTI");
+
+	if (env != NULL && *env != '\0')
+		return g_strdup(env);
+	if (g_file_test("/dev/tpmrm0", G_FILE_TEST_EXISTS))
+		return g_strdup("device:/dev/tpmrm0");
+	return g_strdup("device:/dev/tpm0");
+}
+
+static gboolean
+kl_tpm_esys_startup_if_needed(KlTpm *tpm, KlTpmEsys *self, GError **error)
+{
+	TPMS_CAPABILITY_DATA *data = NULL;
+	TPMI_YES_NO more = TPM2_NO;
+	TSS2_RC rc;
+
+	/* a cheap first command; only an uninitialised TPM gets a Startup */
+	rc = Esys_GetCapability(self->esys,
+				ESYS_TR_NONE,
+				ESYS_TR_NONE,
+				ESYS_TR_NONE,
+				TPM2_CAP_PCRS,
+				0,
+				1,
+				&more,
+				&data);
+	if (rc == TSS2_RC_SUCCESS) {
+		Esys_Free(data);
+		return TRUE;
+	}
+	if ((rc & 0xfff) != TPM2_RC_INITIALIZE) {
+		g_propagate_error(error, kl_tpm_error_from_rc(rc, "the TPM does not answer"));
+		return FALSE;
+	}
+	rc = Esys_Startup(self->esys, TPM2_SU_CLEAR);
+	if (rc != TSS2_RC_SUCCESS && (rc & 0xfff) != TPM2_RC_INITIALIZE) {
+		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_Startup"));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static void
+kl_tpm_esys_close(KlTpm *tpm);
+
+static gboolean
+kl_tpm_esys_open_inner(KlTpm *tpm, KlTpmEsys *self, const KlTpmOptions *options, GError **error)
+{
+	TSS2_RC rc;
+
+	if (!kl_tpm_key_params_from_options(options, &self->params, error))
+		return FALSE;
+	if (options->owner_password != NULL && *options->owner_password != '\0')
+		self->endorsement_auth = g_strdup(options->owner_password);
+
+	self->tcti_conf = options->tcti != NULL && *options->tcti != '\0'
+			      ? g_strdup(options->tcti)
+			      : kl_tpm_esys_default_tcti();
+	rc = Tss2_TctiLdr_Initialize(self->tcti_conf, &self->tcti);
+	if (rc != TSS2_RC_SUCCESS) {
+		self->tcti = NULL;
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_TPM,
+			    "cannot open the TPM through TCTI '%s': %s; check that the device "
+			    "exists and the agent may use it (group tss), or set `tcti`",
+			    self->tcti_conf,
+			    Tss2_RC_Decode(rc));
+		return FALSE;
+	}
+	rc = Esys_Initialize(&self->esys, self->tcti, NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		self->esys = NULL;
+		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_Initialize"));
+		return FALSE;
+	}
+	if (!kl_tpm_esys_startup_if_needed(tpm, self, error))
+		return FALSE;
+	if (!kl_tpm_esys_set_endorsement_auth(self, error))
+		return FALSE;
+
+	/* static facts, read once */
+	if (!kl_tpm_esys_read_properties(tpm, self, error) ||
+	    !kl_tpm_esys_read_algorithms(tpm, self, error) ||
+	    !kl_tpm_esys_read_pcr_banks(tpm, self, error))
+		return FALSE;
+
+	/* EK */
+	if (options->ek_handle != NULL && *options->ek_handle != '\0' &&
+	    g_strcmp0(options->ek_handle, "generate") != 0) {
+		if (!kl_tpm_esys_ek_load_persistent(
+			self, options->ek_handle, &tpm->ek_public, error))
+			return FALSE;
+	} else {
+		if (!kl_tpm_esys_ek_create(self, &tpm->ek_public, error))
+			return FALSE;
+	}
+	if (!kl_tpm_esys_read_ek_cert(tpm, self, error))
+		return FALSE;
+	kl_tpm_esys_check_ek_cert(tpm, options->ek_handle);
+
+	/* AK */
+	if (!kl_tpm_esys_setup_ak(tpm, self, options, error))
+		return FALSE;
+	kl_tpm_esys_ek_release(self);
+	return TRUE;
+}
+
+static gboolean
+kl_tpm_esys_open(KlTpm *tpm, const KlTpmOptions *options, GError **error)
+{
+	KlTpmEsys *self = g_new0(KlTpmEsys, 1);
+
+	self->ek = ESYS_TR_NONE;
+	tpm->backend_data = self;
+	if (!kl_tpm_esys_open_inner(tpm, self, options, error)) {
+		kl_tpm_esys_close(tpm);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static void
+kl_tpm_esys_close(KlTpm *tpm)
+{
+	KlTpmEsys *self = kl_tpm_esys_get(tpm);
+
+	if (self == NULL)
+		return;
+	if (self->esys != NULL) {
+		kl_tpm_esys_flush(self, &tpm->ak_handle);
+		if (!self->ek_persistent)
+			kl_tpm_esys_flush(self, &self->ek);
+		Esys_Finalize(&self->esys);
+	}
+	tpm->ak_handle = ESYS_TR_NONE;
+	if (self->tcti != NULL)
+		Tss2_TctiLdr_Finalize(&self->tcti);
+	kl_tpm_esys_free_data(self);
+	tpm->backend_data = NULL;
+}
+
+static ESYS_CONTEXT *
+kl_tpm_esys_get_esys(KlTpm *tpm)
+{
+	return kl_tpm_esys_get(tpm)->esys;
+}
+
+/* ------------------------------------------------------------------ */
+/* operations                                                           */
+
+static void
+kl_tpm_esys_fill_data(TPM2B_DATA *out, GBytes *data)
+{
+	memset(out, 0, sizeof(*out));
+	if (data != NULL) {
+		gsize len = 0;
+		const guint8 *p = g_bytes_get_data(data, &len);
+		len = MIN(len, sizeof(out->buffer));
+		out->size = (UINT16)len;
+		if (len > 0)
+			memcpy(out->buffer, p, len);
+	}
+}
+
+static gboolean
+kl_tpm_esys_attest_out(TPM2B_ATTEST *attest_in,
+		       TPMT_SIGNATURE *sig_in,
+		       GBytes **attest,
+		       GBytes **signature,
+		       GError **error)
+{
+	guint8 buf[sizeof(TPMT_SIGNATURE)];
+	size_t off = 0;
+	TPMS_ATTEST parsed;
+	size_t aoff = 0;
+	TSS2_RC rc;
+
+	/* the TPM2B_ATTEST contents are the marshalled TPMS_ATTEST: check, then pass on */
+	rc = Tss2_MU_TPMS_ATTEST_Unmarshal(
+	    attest_in->attestationData, attest_in->size, &aoff, &parsed);
+	if (rc != TSS2_RC_SUCCESS || aoff != attest_in->size) {
+		g_set_error(
+		    error, KL_ERROR, KL_ERROR_TPM, "the TPM returned a malformed TPMS_ATTEST");
+		return FALSE;
+	}
+	rc = Tss2_MU_TPMT_SIGNATURE_Marshal(sig_in, buf, sizeof(buf), &off);
+	if (rc != TSS2_RC_SUCCESS) {
+		g_propagate_error(error,
+				  kl_tpm_error_from_rc(rc, "Tss2_MU_TPMT_SIGNATURE_Marshal"));
+		return FALSE;
+	}
+	*attest = g_bytes_new(attest_in->attestationData, attest_in->size);
+	*signature = g_bytes_new(buf, off);
+	return TRUE;
+}
+
+static void
+kl_tpm_esys_pcr_selection(TPML_PCR_SELECTION *sel, TPMI_ALG_HASH bank, guint32 mask)
+{
+	memset(sel, 0, sizeof(*sel));
+	sel->count = 1;
+	sel->pcrSelections[0].hash = bank;
+	sel->pcrSelections[0].sizeofSelect = 3;
+	sel->pcrSelections[0].pcrSelect[0] = mask & 0xff;
+	sel->pcrSelections[0].pcrSelect[1] = (mask >> 8) & 0xff;
+	sel->pcrSelections[0].pcrSelect[2] = (mask >> 16) & 0xff;
+}
+
+static gboolean
+kl_tpm_esys_quote(KlTpm *tpm,
+		  TPMI_ALG_HASH bank,
+		  guint32 pcr_mask,
+		  TPMI_ALG_SIG_SCHEME scheme,
+		  TPMI_ALG_HASH hash,
+		  GBytes *qualifying_data,
+		  GBytes **attest,
+		  GBytes **signature,
+		  GError **error)
+{
+	KlTpmEsys *self = kl_tpm_esys_get(tpm);
+	TPM2B_DATA qdata;
+	TPMT_SIG_SCHEME in_scheme = { .scheme = scheme };
+	TPML_PCR_SELECTION sel;
+	TPM2B_ATTEST *quoted = NULL;
+	TPMT_SIGNATURE *sig = NULL;
+	gboolean ok;
+	TSS2_RC rc;
+
+	in_scheme.details.any.hashAlg = hash;
+	kl_tpm_esys_fill_data(&qdata, qualifying_data);
+	kl_tpm_esys_pcr_selection(&sel, bank, pcr_mask);
+	for (guint attempt = 0;; attempt++) {
+		rc = Esys_Quote(self->esys,
+				tpm->ak_handle,
+				ESYS_TR_PASSWORD,
+				ESYS_TR_NONE,
+				ESYS_TR_NONE,
+				&qdata,
+				&in_scheme,
+				&sel,
+				&quoted,
+				&sig);
+		if (rc != TPM2_RC_REFERENCE_H0 || attempt > 0)
+			break;
+		if (!kl_tpm_esys_ak_reload(tpm, self, error))
+			return FALSE;
+	}
+	if (rc != TSS2_RC_SUCCESS) {
+		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_Quote"));
+		return FALSE;
+	}
+	ok = kl_tpm_esys_attest_out(quoted, sig, attest, signature, error);
+	Esys_Free(quoted);
+	Esys_Free(sig);
+	return ok;
+}
+
+static gboolean
+kl_tpm_esys_pcr_read(
+    KlTpm *tpm, TPMI_ALG_HASH bank, guint32 pcr_mask, GPtrArray **values, GError **error)
+{
+	KlTpmEsys *self = kl_tpm_esys_get(tpm);
+	GBytes *by_pcr[24] = { NULL };
+	guint32 remaining = pcr_mask;
+	gsize hsize = kl_tpm_hash_size(bank);
+	g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+	gboolean ok = TRUE;
+
+	/* the TPM returns at most 8 digests per call: loop until all are read */
+	for (guint round = 0; remaining != 0 && ok; round++) {
+		TPML_PCR_SELECTION sel;
+		TPML_PCR_SELECTION *sel_out = NULL;
+		TPML_DIGEST *digests = NULL;
+		guint32 got = 0;
+		guint d = 0;
+		TSS2_RC rc;
+
+		kl_tpm_esys_pcr_selection(&sel, bank, remaining);
+		rc = Esys_PCR_Read(self->esys,
+				   ESYS_TR_NONE,
+				   ESYS_TR_NONE,
+				   ESYS_TR_NONE,
+				   &sel,
+				   NULL,
+				   &sel_out,
+				   &digests);
+		if (rc != TSS2_RC_SUCCESS) {
+			g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_PCR_Read"));
+			ok = FALSE;
+			break;
+		}
+		for (guint32 i = 0; i < sel_out->count; i++) {
+			if (sel_out->pcrSelections[i].hash != bank)
+				continue;
+			for (guint j = 0; j < sel_out->pcrSelections[i].sizeofSelect && j < 3; j++)
+				got |= (guint32)sel_out->pcrSelections[i].pcrSelect[j] << (8 * j);
+		}
+		got &= remaining;
+		for (guint pcr = 0; pcr < 24 && ok; pcr++) {
+			if ((got & (1u << pcr)) == 0)
+				continue;
+			if (d >= digests->count || digests->digests[d].size != hsize) {
+				g_set_error(error,
+					    KL_ERROR,
+					    KL_ERROR_TPM,
+					    "TPM2_PCR_Read returned an inconsistent answer");
+				ok = FALSE;
+				break;
+			}
+			by_pcr[pcr] = g_bytes_new(digests->digests[d].buffer, hsize);
+			d++;
+		}
+		Esys_Free(sel_out);
+		Esys_Free(digests);
+		if (ok && got == 0) {
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_INVALID_PARAMETERS,
+				    "PCRs 0x%06x are not allocated in the %s bank",
+				    remaining,
+				    kl_tpm_alg_to_name(bank));
+			ok = FALSE;
+		}
+		remaining &= ~got;
+		if (round > 24) {
+			g_set_error(
+			    error, KL_ERROR, KL_ERROR_TPM, "TPM2_PCR_Read does not progress");
+			ok = FALSE;
+		}
+	}
+	for (guint pcr = 0; pcr < 24; pcr++) {
+		if (by_pcr[pcr] == NULL)
+			continue;
+		if (ok)
+			g_ptr_array_add(out, by_pcr[pcr]);
+		else
+			g_bytes_unref(by_pcr[pcr]);
+	}
+	if (!ok)
+		return FALSE;
+	*values = g_steal_pointer(&out);
+	return TRUE;
+}
+
+static gboolean
+kl_tpm_esys_certify_ak(KlTpm *tpm,
+		       ESYS_TR signer,
+		       const gchar *signer_auth,
+		       TPMI_ALG_SIG_SCHEME scheme,
+		       TPMI_ALG_HASH hash,
+		       GBytes *qualifying_data,
+		       GBytes **attest,
+		       GBytes **signature,
+		       GError **error)
+{
+	KlTpmEsys *self = kl_tpm_esys_get(tpm);
+	TPM2B_DATA qdata;
+	TPMT_SIG_SCHEME in_scheme = { .scheme = scheme };
+	TPM2B_ATTEST *certified = NULL;
+	TPMT_SIGNATURE *sig = NULL;
+	gboolean ok;
+	TSS2_RC rc;
+
+	if (scheme != TPM2_ALG_NULL)
+		in_scheme.details.any.hashAlg = hash;
+	if (signer != ESYS_TR_NONE && signer_auth != NULL) {
+		TPM2B_AUTH auth = { 0 };
+		gsize len = strlen(signer_auth);
+		if (len > sizeof(auth.buffer)) {
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_CONFIG,
+				    "the signing key's password is too long");
+			return FALSE;
+		}
+		auth.size = (UINT16)len;
+		memcpy(auth.buffer, signer_auth, len);
+		rc = Esys_TR_SetAuth(self->esys, signer, &auth);
+		memset(&auth, 0, sizeof(auth));
+		if (rc != TSS2_RC_SUCCESS) {
+			g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_TR_SetAuth"));
+			return FALSE;
+		}
+	}
+	kl_tpm_esys_fill_data(&qdata, qualifying_data);
+	for (guint attempt = 0;; attempt++) {
+		rc = Esys_Certify(self->esys,
+				  tpm->ak_handle,
+				  signer != ESYS_TR_NONE ? signer : tpm->ak_handle,
+				  ESYS_TR_PASSWORD,
+				  ESYS_TR_PASSWORD,
+				  ESYS_TR_NONE,
+				  &qdata,
+				  &in_scheme,
+				  &certified,
+				  &sig);
+		if (rc != TPM2_RC_REFERENCE_H0 || attempt > 0)
+			break;
+		if (!kl_tpm_esys_ak_reload(tpm, self, error))
+			return FALSE;
+	}
+	if (rc != TSS2_RC_SUCCESS) {
+		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_Certify"));
+		return FALSE;
+	}
+	ok = kl_tpm_esys_attest_out(certified, sig, attest, signature, error);
+	Esys_Free(certified);
+	Esys_Free(sig);
+	return ok;
+}
+
+static gboolean
+kl_tpm_esys_activate_credential(KlTpm *tpm, GBytes *blob, GBytes **secret, GError **error)
+{
+	KlTpmEsys *self = kl_tpm_esys_get(tpm);
+	TPM2B_ID_OBJECT id_object;
+	TPM2B_ENCRYPTED_SECRET enc_secret;
+	TPM2B_DIGEST *cert_info = NULL;
+	ESYS_TR session = ESYS_TR_NONE;
+	TSS2_RC rc;
+
+	if (!kl_tpm_split_credential_blob(blob, &id_object, &enc_secret, error))
+		return FALSE;
+	/* the EK is loaded only for this command (object slots are scarce) */
+	if (!kl_tpm_esys_ek_ensure(self, error))
+		return FALSE;
+	if (!kl_tpm_esys_ek_session(self, &session, error)) {
+		kl_tpm_esys_ek_release(self);
+		return FALSE;
+	}
+	rc = Esys_ActivateCredential(self->esys,
+				     tpm->ak_handle,
+				     self->ek,
+				     ESYS_TR_PASSWORD,
+				     session,
+				     ESYS_TR_NONE,
+				     &id_object,
+				     &enc_secret,
+				     &cert_info);
+	kl_tpm_esys_flush(self, &session);
+	kl_tpm_esys_ek_release(self);
+	if (rc != TSS2_RC_SUCCESS) {
+		g_propagate_error(
+		    error,
+		    kl_tpm_error_from_rc(rc,
+					 "Esys_ActivateCredential (the registrar's "
+					 "challenge was not made for this EK and AK)"));
+		return FALSE;
+	}
+	*secret = g_bytes_new(cert_info->buffer, cert_info->size);
+	memset(cert_info->buffer, 0, cert_info->size);
+	Esys_Free(cert_info);
+	return TRUE;
+}
+
+const KlTpmBackend kl_tpm_esys_backend = {
+	.name = "esys",
+	.open = kl_tpm_esys_open,
+	.close = kl_tpm_esys_close,
+	.get_esys = kl_tpm_esys_get_esys,
+	.quote = kl_tpm_esys_quote,
+	.pcr_read = kl_tpm_esys_pcr_read,
+	.certify_ak = kl_tpm_esys_certify_ak,
+	.activate_credential = kl_tpm_esys_activate_credential,
+};

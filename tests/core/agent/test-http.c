@@ -1,0 +1,795 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * kl-http: origins, Location handling, Retry-After, the bearer token's scope,
+ * and libcurl against a small HTTP/1.1 server on 127.0.0.1.
+ */
+#include "config.h"
+
+#include <gio/gio.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "keylime-agent/kl-error.h"
+#include "kl-http.h"
+
+#include "kl-test-skip.h"
+
+static void
+test_origin(void)
+{
+	const struct {
+		const gchar *url;
+		const gchar *origin;
+	} cases[] = {
+		{ "https://Verifier.Example:8881/v3.0/x", "https://verifier.example:8881" },
+		{ "https://verifier.example/x", "https://verifier.example:443" },
+		{ "http://127.0.0.1/x", "http://127.0.0.1:80" },
+		{ "https://[::1]:8881/", "https://[::1]:8881" },
+		{ "/relative/path", NULL },
+		{ "ftp://host/x", NULL },
+		{ "not a url", NULL },
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree gchar *origin = kl_http_url_origin(cases[i].url);
+		g_assert_cmpstr(origin, ==, cases[i].origin);
+	}
+}
+
+static void
+test_resolve_location(void)
+{
+	const gchar *base = "https://127.0.0.1:8881";
+	const struct {
+		const gchar *location;
+		const gchar *resolved; /* NULL: rejected */
+	} cases[] = {
+		{ "/v3.0/agents/a/attestations/1",
+		  "https://127.0.0.1:8881/v3.0/agents/a/attestations/1" },
+		{ "/3/agents/a/attestations/0",
+		  "https://127.0.0.1:8881/3/agents/a/attestations/0" },
+		{ "https://127.0.0.1:8881/v3/agents/a/attestations/2",
+		  "https://127.0.0.1:8881/v3/agents/a/attestations/2" },
+		{ "https://evil.example:8881/v3/agents/a/attestations/2", NULL },
+		{ "https://127.0.0.1:9999/v3/agents/a/attestations/2", NULL },
+		{ "http://127.0.0.1:8881/v3/agents/a/attestations/2", NULL },
+		{ "//evil.example/v3/agents/a/attestations/2", NULL },
+		{ "/v3/agents/a\r\nX-Injected: 1", NULL },
+		{ "", NULL },
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autofree gchar *resolved =
+		    kl_http_resolve_location(base, cases[i].location, &error);
+		g_assert_cmpstr(resolved, ==, cases[i].resolved);
+		if (cases[i].resolved == NULL)
+			g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_DATA);
+		else
+			g_assert_no_error(error);
+	}
+}
+
+static void
+test_retry_after(void)
+{
+	/* Sun, 06 Nov 1994 08:49:37 GMT = 784111777 */
+	g_assert_cmpint(kl_http_parse_retry_after("120", 0), ==, 120);
+	g_assert_cmpint(kl_http_parse_retry_after(" 0 ", 0), ==, 0);
+	g_assert_cmpint(
+	    kl_http_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111777 - 30), ==, 30);
+	g_assert_cmpint(
+	    kl_http_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111777 + 30), ==, 0);
+	g_assert_cmpint(kl_http_parse_retry_after("soon", 0), ==, -1);
+	g_assert_cmpint(kl_http_parse_retry_after("-5", 0), ==, -1);
+	g_assert_cmpint(kl_http_parse_retry_after("", 0), ==, -1);
+	g_assert_cmpint(kl_http_parse_retry_after(NULL, 0), ==, -1);
+	g_assert_cmpint(kl_http_parse_retry_after("99999999999999999999999", 0), ==, G_MAXINT64);
+}
+
+static void
+test_fingerprint(void)
+{
+	g_autofree gchar *fp = kl_http_fingerprint("secret-token");
+
+	g_assert_cmpuint(strlen(fp), ==, 12);
+	g_assert_null(strstr(fp, "secret"));
+}
+
+/* ---- the token's scope, through the transport hook ---- */
+
+typedef struct {
+	gchar *authorization;
+	gchar *request_id;
+	gchar *content_type;
+} Seen;
+
+static KlHttpResponse *
+record_transport(const gchar *method,
+		 const gchar *url,
+		 const gchar *const *headers,
+		 const gchar *body,
+		 gsize body_len,
+		 gpointer user_data,
+		 GCancellable *cancellable,
+		 GError **error)
+{
+	Seen *seen = user_data;
+
+	g_clear_pointer(&seen->authorization, g_free);
+	g_clear_pointer(&seen->request_id, g_free);
+	g_clear_pointer(&seen->content_type, g_free);
+	for (guint i = 0; headers[i] != NULL; i++) {
+		if (g_str_has_prefix(headers[i], "Authorization: "))
+			seen->authorization = g_strdup(headers[i] + 15);
+		if (g_str_has_prefix(headers[i], "X-Request-ID: "))
+			seen->request_id = g_strdup(headers[i] + 14);
+		if (g_str_has_prefix(headers[i], "Content-Type: "))
+			seen->content_type = g_strdup(headers[i] + 14);
+	}
+	return kl_http_response_new(200, "{}");
+}
+
+static void
+send_to(KlHttp *http, const gchar *url, gboolean authorize)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttpResponse) response = NULL;
+	KlHttpRequest request = {
+		.method = "POST",
+		.url = url,
+		.content_type = "application/vnd.api+json",
+		.body = "{}",
+		.body_len = 2,
+		.authorize = authorize,
+	};
+
+	response = kl_http_send(http, &request, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(response->status, ==, 200);
+	g_assert_cmpuint(strlen(response->request_id), ==, 32);
+}
+
+static void
+test_token_scope(void)
+{
+	KlHttpOptions options = { .name = "verifier" };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttp) http = kl_http_new(&options, &error);
+	Seen seen = { 0 };
+	g_autofree gchar *first_id = NULL;
+
+	g_assert_no_error(error);
+	kl_http_set_transport(http, record_transport, &seen);
+	kl_http_set_bearer_token(http, "https://verifier.example:8881", "tok.secret");
+	g_assert_true(kl_http_has_bearer_token(http));
+
+	send_to(http, "https://verifier.example:8881/v3.0/agents/a/attestations", TRUE);
+	g_assert_cmpstr(seen.authorization, ==, "Bearer tok.secret");
+	g_assert_cmpstr(seen.content_type, ==, "application/vnd.api+json");
+	first_id = g_strdup(seen.request_id);
+
+	/* not asked for */
+	send_to(http, "https://verifier.example:8881/v3.0/sessions", FALSE);
+	g_assert_null(seen.authorization);
+	g_assert_cmpstr(seen.request_id, !=, first_id);
+
+	/* other host, other port, other scheme: never */
+	send_to(http, "https://evil.example:8881/v3.0/agents/a/attestations", TRUE);
+	g_assert_null(seen.authorization);
+	send_to(http, "https://verifier.example:8882/v3.0/agents/a/attestations", TRUE);
+	g_assert_null(seen.authorization);
+	send_to(http, "http://verifier.example:8881/v3.0/agents/a/attestations", TRUE);
+	g_assert_null(seen.authorization);
+
+	kl_http_set_bearer_token(http, NULL, NULL);
+	g_assert_false(kl_http_has_bearer_token(http));
+	send_to(http, "https://verifier.example:8881/v3.0/agents/a/attestations", TRUE);
+	g_assert_null(seen.authorization);
+
+	g_free(seen.authorization);
+	g_free(seen.request_id);
+	g_free(seen.content_type);
+}
+
+/* ---- libcurl against a local server ---- */
+
+typedef struct {
+	GSocketListener *listener;
+	GCancellable *cancellable;
+	GThread *thread;
+	guint16 port;
+	gint connections;
+	GMutex lock;
+	GPtrArray *requests; /* request line + body */
+	gboolean silent;     /* accept but never answer */
+} Server;
+
+static gchar *
+server_read_request(GDataInputStream *in, GCancellable *cancellable, gsize *content_length)
+{
+	GString *head = g_string_new(NULL);
+	gchar *line;
+
+	*content_length = 0;
+	while ((line = g_data_input_stream_read_line(in, NULL, cancellable, NULL)) != NULL) {
+		g_strchomp(line);
+		if (line[0] == '\0') {
+			g_free(line);
+			return g_string_free(head, FALSE);
+		}
+		if (g_ascii_strncasecmp(line, "Content-Length:", 15) == 0)
+			*content_length = (gsize)g_ascii_strtoull(line + 15, NULL, 10);
+		g_string_append_printf(head, "%s\n", line);
+		g_free(line);
+	}
+	g_string_free(head, TRUE);
+	return NULL;
+}
+
+static gpointer
+server_thread(gpointer data)
+{
+	Server *server = data;
+
+	for (;;) {
+		g_autoptr(GSocketConnection) conn =
+		    g_socket_listener_accept(server->listener, NULL, server->cancellable, NULL);
+		g_autoptr(GDataInputStream) in = NULL;
+		GOutputStream *out;
+
+		if (conn == NULL)
+			return NULL;
+		g_atomic_int_inc(&server->connections);
+		in = g_data_input_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(conn)));
+		out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
+		for (;;) {
+			gsize length = 0;
+			g_autofree gchar *head =
+			    server_read_request(in, server->cancellable, &length);
+			g_autofree gchar *body = NULL;
+			g_autofree gchar *reply = NULL;
+			const gchar *answer = "{\"ok\":true}";
+
+			if (head == NULL)
+				break;
+			body = g_malloc0(length + 1);
+			if (length > 0 &&
+			    !g_input_stream_read_all(
+				G_INPUT_STREAM(in), body, length, NULL, server->cancellable, NULL))
+				break;
+			g_mutex_lock(&server->lock);
+			g_ptr_array_add(server->requests, g_strdup_printf("%s\n%s", head, body));
+			g_mutex_unlock(&server->lock);
+			if (server->silent) {
+				g_cancellable_set_error_if_cancelled(server->cancellable, NULL);
+				while (!g_cancellable_is_cancelled(server->cancellable))
+					g_usleep(10000);
+				return NULL;
+			}
+			reply = g_strdup_printf("HTTP/1.1 429 Too Many Requests\r\n"
+						"Content-Type: application/json; charset=UTF-8\r\n"
+						"Location: /v3.0/agents/a/attestations/7\r\n"
+						"Retry-After: 12\r\n"
+						"Content-Length: %zu\r\n"
+						"\r\n%s",
+						strlen(answer),
+						answer);
+			if (!g_output_stream_write_all(
+				out, reply, strlen(reply), NULL, server->cancellable, NULL))
+				break;
+		}
+	}
+}
+
+static Server *
+server_start(gboolean silent)
+{
+	Server *server = g_new0(Server, 1);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(loopback, 0);
+	g_autoptr(GSocketAddress) effective = NULL;
+
+	g_mutex_init(&server->lock);
+	server->requests = g_ptr_array_new_with_free_func(g_free);
+	server->silent = silent;
+	server->cancellable = g_cancellable_new();
+	server->listener = g_socket_listener_new();
+	g_socket_listener_add_address(server->listener,
+				      address,
+				      G_SOCKET_TYPE_STREAM,
+				      G_SOCKET_PROTOCOL_TCP,
+				      NULL,
+				      &effective,
+				      &error);
+	g_assert_no_error(error);
+	server->port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(effective));
+	server->thread = g_thread_new("http-server", server_thread, server);
+	return server;
+}
+
+static void
+server_stop(Server *server)
+{
+	g_cancellable_cancel(server->cancellable);
+	g_socket_listener_close(server->listener);
+	g_thread_join(server->thread);
+	g_object_unref(server->listener);
+	g_object_unref(server->cancellable);
+	g_ptr_array_unref(server->requests);
+	g_mutex_clear(&server->lock);
+	g_free(server);
+}
+
+static void
+test_curl_keepalive_and_headers(void)
+{
+	Server *server = server_start(FALSE);
+	KlHttpOptions options = { .name = "verifier", .timeout_ms = 5000 };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttp) http = kl_http_new(&options, &error);
+	g_autofree gchar *url =
+	    g_strdup_printf("http://127.0.0.1:%u/v3.0/agents/a/attestations", server->port);
+	const gchar *methods[] = { "POST", "PATCH", "GET" };
+
+	g_assert_no_error(error);
+	kl_http_set_bearer_token(http, url, "tok.secret");
+	for (guint i = 0; i < G_N_ELEMENTS(methods); i++) {
+		g_autoptr(KlHttpResponse) response = NULL;
+		KlHttpRequest request = {
+			.method = methods[i],
+			.url = url,
+			.content_type = "application/vnd.api+json",
+			.body = g_strcmp0(methods[i], "GET") == 0 ? NULL : "{\"data\":1}",
+			.body_len = g_strcmp0(methods[i], "GET") == 0 ? 0 : 10,
+			.authorize = TRUE,
+		};
+		gsize len = 0;
+
+		response = kl_http_send(http, &request, NULL, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(response->status, ==, 429);
+		g_assert_cmpint(response->retry_after_s, ==, 12);
+		g_assert_cmpstr(response->location, ==, "/v3.0/agents/a/attestations/7");
+		g_assert_cmpstr(response->content_type, ==, "application/json; charset=UTF-8");
+		g_assert_cmpstr(kl_http_response_get_body(response, &len), ==, "{\"ok\":true}");
+		g_assert_cmpuint(len, ==, 11);
+	}
+	/* one connection for all three requests */
+	g_assert_cmpint(g_atomic_int_get(&server->connections), ==, 1);
+	g_mutex_lock(&server->lock);
+	g_assert_cmpuint(server->requests->len, ==, 3);
+	g_assert_true(g_str_has_prefix(g_ptr_array_index(server->requests, 0),
+				       "POST /v3.0/agents/a/attestations HTTP/1.1\n"));
+	g_assert_true(g_str_has_prefix(g_ptr_array_index(server->requests, 1),
+				       "PATCH /v3.0/agents/a/attestations HTTP/1.1\n"));
+	g_assert_true(g_str_has_suffix(g_ptr_array_index(server->requests, 1), "\n{\"data\":1}"));
+	g_assert_nonnull(
+	    strstr(g_ptr_array_index(server->requests, 1), "Authorization: Bearer tok.secret\n"));
+	g_assert_nonnull(strstr(g_ptr_array_index(server->requests, 1),
+				"Content-Type: application/vnd.api+json\n"));
+	g_assert_nonnull(strstr(g_ptr_array_index(server->requests, 1), "X-Request-ID: "));
+	g_mutex_unlock(&server->lock);
+	server_stop(server);
+}
+
+static void
+test_curl_timeout(void)
+{
+	Server *server = server_start(TRUE);
+	KlHttpOptions options = { .name = "registrar", .timeout_ms = 300 };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttp) http = kl_http_new(&options, &error);
+	g_autofree gchar *url = g_strdup_printf("http://127.0.0.1:%u/version", server->port);
+	KlHttpRequest request = { .method = "GET", .url = url };
+	g_autoptr(KlHttpResponse) response = NULL;
+	gint64 start = g_get_monotonic_time();
+
+	response = kl_http_send(http, &request, NULL, &error);
+	g_assert_null(response);
+	g_assert_error(error, KL_ERROR, KL_ERROR_TIMED_OUT);
+	g_assert_nonnull(strstr(error->message, "request_timeout"));
+	g_assert_cmpint(g_get_monotonic_time() - start, <, 3 * G_USEC_PER_SEC);
+	server_stop(server);
+}
+
+static gboolean
+cancel_cb(gpointer data)
+{
+	g_cancellable_cancel(G_CANCELLABLE(data));
+	return G_SOURCE_REMOVE;
+}
+
+static gpointer
+cancel_thread(gpointer data)
+{
+	g_usleep(200000);
+	cancel_cb(data);
+	return NULL;
+}
+
+static void
+test_curl_cancel(void)
+{
+	Server *server = server_start(TRUE);
+	KlHttpOptions options = { .name = "verifier", .timeout_ms = 30000 };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttp) http = kl_http_new(&options, &error);
+	g_autoptr(GCancellable) cancellable = g_cancellable_new();
+	g_autofree gchar *url = g_strdup_printf("http://127.0.0.1:%u/x", server->port);
+	KlHttpRequest request = { .method = "GET", .url = url };
+	g_autoptr(KlHttpResponse) response = NULL;
+	gint64 start = g_get_monotonic_time();
+	GThread *thread = g_thread_new("cancel", cancel_thread, cancellable);
+
+	response = kl_http_send(http, &request, cancellable, &error);
+	g_thread_join(thread);
+	g_assert_null(response);
+	g_assert_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+	g_assert_cmpint(g_get_monotonic_time() - start, <, 5 * G_USEC_PER_SEC);
+	server_stop(server);
+}
+
+static void
+test_curl_refused(void)
+{
+	KlHttpOptions options = { .name = "registrar", .timeout_ms = 2000 };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttp) http = kl_http_new(&options, &error);
+	/* port 1 on loopback: nothing listens */
+	KlHttpRequest request = { .method = "GET", .url = "http://127.0.0.1:1/version" };
+	g_autoptr(KlHttpResponse) response = kl_http_send(http, &request, NULL, &error);
+
+	g_assert_null(response);
+	g_assert_error(error, KL_ERROR, KL_ERROR_NETWORK);
+	g_assert_nonnull(strstr(error->message, "registrar"));
+}
+
+/* ---- TLS: the CA file is the only anchor, insecure switches, host names ---- */
+
+static gboolean
+run_openssl(const gchar *dir, GError **error, ...)
+{
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
+	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
+	    G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+	g_autoptr(GSubprocess) proc = NULL;
+	va_list args;
+	const gchar *arg;
+
+	g_ptr_array_add(argv, (gpointer) "openssl");
+	va_start(args, error);
+	while ((arg = va_arg(args, const gchar *)) != NULL)
+		g_ptr_array_add(argv, (gpointer)arg);
+	va_end(args);
+	g_ptr_array_add(argv, NULL);
+	g_subprocess_launcher_set_cwd(launcher, dir);
+	proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, error);
+	return proc != NULL && g_subprocess_wait_check(proc, NULL, error);
+}
+
+static guint16
+free_port(void)
+{
+	g_autoptr(GSocket) sock =
+	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+	g_autoptr(GInetAddress) lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) addr = g_inet_socket_address_new(lo, 0);
+	g_autoptr(GSocketAddress) bound = NULL;
+
+	g_assert_true(g_socket_bind(sock, addr, TRUE, NULL));
+	bound = g_socket_get_local_address(sock, NULL);
+	return g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+}
+
+static gboolean
+wait_port(guint16 port)
+{
+	for (guint i = 0; i < 100; i++) {
+		g_autoptr(GSocketClient) client = g_socket_client_new();
+		g_autoptr(GSocketConnection) conn =
+		    g_socket_client_connect_to_host(client, "127.0.0.1", port, NULL, NULL);
+		if (conn != NULL)
+			return TRUE;
+		g_usleep(50000);
+	}
+	return FALSE;
+}
+
+static KlHttpResponse *
+tls_get(const gchar *url,
+	const gchar *ca_file,
+	gboolean invalid_certs,
+	gboolean invalid_hostnames,
+	GError **error)
+{
+	KlHttpOptions options = {
+		.name = "verifier",
+		.ca_file = ca_file,
+		.accept_invalid_certs = invalid_certs,
+		.accept_invalid_hostnames = invalid_hostnames,
+		.timeout_ms = 5000,
+	};
+	g_autoptr(KlHttp) http = kl_http_new(&options, error);
+	KlHttpRequest request = { .method = "GET", .url = url };
+
+	return kl_http_send(http, &request, NULL, error);
+}
+
+static void
+test_curl_tls(void)
+{
+	g_autofree gchar *dir = g_dir_make_tmp("kl-tls-XXXXXX", NULL);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSubprocess) server = NULL;
+	g_autofree gchar *ca = g_build_filename(dir, "ca.crt", NULL);
+	g_autofree gchar *other = g_build_filename(dir, "other.crt", NULL);
+	g_autofree gchar *ext = g_build_filename(dir, "ext.cnf", NULL);
+	g_autofree gchar *accept = NULL;
+	g_autofree gchar *url_ip = NULL;
+	g_autofree gchar *url_name = NULL;
+	g_autofree gchar *cmd = NULL;
+	g_autofree gchar *openssl = g_find_program_in_path("openssl");
+	guint16 port;
+
+	if (openssl == NULL) {
+		kl_test_skip("openssl not found");
+		return;
+	}
+	g_assert_true(g_file_set_contents(ext, "subjectAltName=IP:127.0.0.1\n", -1, NULL));
+	g_assert_true(run_openssl(dir,
+				  &error,
+				  "req",
+				  "-x509",
+				  "-newkey",
+				  "rsa:2048",
+				  "-nodes",
+				  "-keyout",
+				  "ca.key",
+				  "-out",
+				  "ca.crt",
+				  "-subj",
+				  "/CN=kl test CA",
+				  "-days",
+				  "2",
+				  NULL));
+	g_assert_no_error(error);
+	g_assert_true(run_openssl(dir,
+				  &error,
+				  "req",
+				  "-x509",
+				  "-newkey",
+				  "rsa:2048",
+				  "-nodes",
+				  "-keyout",
+				  "other.key",
+				  "-out",
+				  "other.crt",
+				  "-subj",
+				  "/CN=kl other CA",
+				  "-days",
+				  "2",
+				  NULL));
+	g_assert_true(run_openssl(dir,
+				  &error,
+				  "req",
+				  "-newkey",
+				  "rsa:2048",
+				  "-nodes",
+				  "-keyout",
+				  "srv.key",
+				  "-out",
+				  "srv.csr",
+				  "-subj",
+				  "/CN=kl server",
+				  NULL));
+	g_assert_true(run_openssl(dir,
+				  &error,
+				  "x509",
+				  "-req",
+				  "-in",
+				  "srv.csr",
+				  "-CA",
+				  "ca.crt",
+				  "-CAkey",
+				  "ca.key",
+				  "-CAcreateserial",
+				  "-out",
+				  "srv.crt",
+				  "-days",
+				  "2",
+				  "-extfile",
+				  "ext.cnf",
+				  NULL));
+	g_assert_no_error(error);
+
+	port = free_port();
+	accept = g_strdup_printf("127.0.0.1:%u", port);
+	{
+		g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
+		    G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE |
+		    G_SUBPROCESS_FLAGS_STDIN_PIPE);
+		g_subprocess_launcher_set_cwd(launcher, dir);
+		server = g_subprocess_launcher_spawn(launcher,
+						     &error,
+						     "openssl",
+						     "s_server",
+						     "-accept",
+						     accept,
+						     "-cert",
+						     "srv.crt",
+						     "-key",
+						     "srv.key",
+						     "-www",
+						     "-quiet",
+						     NULL);
+	}
+	g_assert_no_error(error);
+	g_assert_true(wait_port(port));
+	url_ip = g_strdup_printf("https://127.0.0.1:%u/", port);
+	url_name = g_strdup_printf("https://localhost:%u/", port);
+
+	{
+		/* the right CA */
+		g_autoptr(KlHttpResponse) r = tls_get(url_ip, ca, FALSE, FALSE, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(r->status, ==, 200);
+	}
+	{
+		/* a CA that did not issue the certificate: the system store is not consulted */
+		g_autoptr(KlHttpResponse) r = tls_get(url_ip, other, FALSE, FALSE, &error);
+		g_assert_null(r);
+		g_assert_error(error, KL_ERROR, KL_ERROR_AUTH);
+		g_assert_nonnull(strstr(error->message, other));
+		g_clear_error(&error);
+	}
+	{
+		/* --insecure */
+		g_autoptr(KlHttpResponse) r = tls_get(url_ip, other, TRUE, FALSE, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(r->status, ==, 200);
+	}
+	{
+		/* the certificate names 127.0.0.1, not localhost */
+		g_autoptr(KlHttpResponse) r = tls_get(url_name, ca, FALSE, FALSE, &error);
+		g_assert_null(r);
+		g_assert_nonnull(error);
+		g_clear_error(&error);
+	}
+	{
+		g_autoptr(KlHttpResponse) r = tls_get(url_name, ca, FALSE, TRUE, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(r->status, ==, 200);
+	}
+	g_subprocess_force_exit(server);
+	g_subprocess_wait(server, NULL, NULL);
+	cmd = g_strdup_printf("rm -rf '%s'", dir);
+	g_assert_true(g_spawn_command_line_sync(cmd, NULL, NULL, NULL, NULL));
+}
+
+/* ---- answers larger than the 16 MiB cap ---- */
+
+typedef struct {
+	GSocketListener *listener;
+	guint16 port;
+	gboolean announce; /* Content-Length: 1 GiB, no body; else chunked, 17 MiB */
+	gsize sent;
+} BigServer;
+
+static gpointer
+big_server_thread(gpointer data)
+{
+	BigServer *server = data;
+	g_autoptr(GSocketConnection) conn =
+	    g_socket_listener_accept(server->listener, NULL, NULL, NULL);
+	g_autoptr(GDataInputStream) in = NULL;
+	g_autofree gchar *chunk = NULL;
+	GOutputStream *out;
+	gsize length = 0;
+	g_autofree gchar *head = NULL;
+
+	if (conn == NULL)
+		return NULL;
+	in = g_data_input_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(conn)));
+	out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
+	head = server_read_request(in, NULL, &length);
+	if (head == NULL)
+		return NULL;
+	if (server->announce) {
+		const gchar *reply = "HTTP/1.1 200 OK\r\n"
+				     "Content-Type: application/json\r\n"
+				     "Content-Length: 1073741824\r\n\r\n";
+		g_output_stream_write_all(out, reply, strlen(reply), NULL, NULL, NULL);
+		/* never sends the body: the client must not wait for it */
+		g_usleep(3 * G_USEC_PER_SEC);
+		return NULL;
+	} else {
+		const gchar *reply = "HTTP/1.1 200 OK\r\n"
+				     "Content-Type: application/json\r\n"
+				     "Transfer-Encoding: chunked\r\n\r\n";
+		gsize size = 1024 * 1024;
+
+		g_output_stream_write_all(out, reply, strlen(reply), NULL, NULL, NULL);
+		chunk = g_strdup_printf("%zx\r\n%*s\r\n", size, (int)size, "");
+		for (guint i = 0; i < 17; i++) {
+			if (!g_output_stream_write_all(out, chunk, strlen(chunk), NULL, NULL, NULL))
+				break;
+			server->sent += size;
+		}
+	}
+	return NULL;
+}
+
+static void
+check_big_answer(gboolean announce)
+{
+	BigServer server = { .announce = announce };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(loopback, 0);
+	g_autoptr(GSocketAddress) effective = NULL;
+	KlHttpOptions options = { .name = "registrar", .timeout_ms = 10000 };
+	g_autoptr(KlHttp) http = NULL;
+	g_autoptr(KlHttpResponse) response = NULL;
+	g_autofree gchar *url = NULL;
+	KlHttpRequest request = { .method = "GET" };
+	gint64 start;
+	GThread *thread;
+
+	server.listener = g_socket_listener_new();
+	g_socket_listener_add_address(server.listener,
+				      address,
+				      G_SOCKET_TYPE_STREAM,
+				      G_SOCKET_PROTOCOL_TCP,
+				      NULL,
+				      &effective,
+				      &error);
+	g_assert_no_error(error);
+	server.port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(effective));
+	thread = g_thread_new("big-server", big_server_thread, &server);
+	http = kl_http_new(&options, &error);
+	g_assert_no_error(error);
+	url = g_strdup_printf("http://127.0.0.1:%u/version", server.port);
+	request.url = url;
+	start = g_get_monotonic_time();
+	response = kl_http_send(http, &request, NULL, &error);
+	g_assert_null(response);
+	g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_DATA);
+	g_assert_nonnull(strstr(error->message, "too large"));
+	g_assert_nonnull(strstr(error->message, "16 MiB"));
+	/* refused at once, not after the request timeout */
+	g_assert_cmpint(g_get_monotonic_time() - start, <, 5 * G_USEC_PER_SEC);
+	g_clear_pointer(&http, kl_http_free); /* closes the connection */
+	g_thread_join(thread);
+	g_socket_listener_close(server.listener);
+	g_object_unref(server.listener);
+}
+
+static void
+test_curl_body_limit(void)
+{
+	/* a Content-Length over the cap is refused before the body is read */
+	check_big_answer(TRUE);
+	/* a chunked answer that grows past the cap is cut off */
+	check_big_answer(FALSE);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/http/origin", test_origin);
+	g_test_add_func("/http/resolve-location", test_resolve_location);
+	g_test_add_func("/http/retry-after", test_retry_after);
+	g_test_add_func("/http/fingerprint", test_fingerprint);
+	g_test_add_func("/http/token-scope", test_token_scope);
+	g_test_add_func("/http/curl-keepalive-headers", test_curl_keepalive_and_headers);
+	g_test_add_func("/http/curl-timeout", test_curl_timeout);
+	g_test_add_func("/http/curl-cancel", test_curl_cancel);
+	g_test_add_func("/http/curl-refused", test_curl_refused);
+	g_test_add_func("/http/curl-tls", test_curl_tls);
+	g_test_add_func("/http/curl-body-limit", test_curl_body_limit);
+	return g_test_run();
+}
