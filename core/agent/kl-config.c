@@ -347,6 +347,7 @@ static const KlOption kl_options[] = {
 	{ "tpm_hash_alg", KL_OPT_STRING, "sha256", .choices = kl_choices_hash_alg },
 	{ "tpm_ownerpassword", KL_OPT_STRING, "", .secret = TRUE },
 	{ "tpm_signing_alg", KL_OPT_STRING, "rsassa", .choices = kl_choices_sign_alg },
+	{ "tpm_timeout", KL_OPT_INT, "120", 5, 24 * 3600 },
 	{ "uefi_logs_evidence_version", KL_OPT_STRING, "2.1" },
 	{ "uuid",
 	  KL_OPT_STRING,

@@ -34,6 +34,7 @@
 #include "kl-registrar-client.h"
 #include "kl-tpm-private.h"
 #include "kl-verifier-client.h"
+#include "kl-watchdog.h"
 
 /* ---- main loop ---- */
 
@@ -51,6 +52,15 @@ kl_main_stop_cb(gpointer user_data)
 	g_info("stopping");
 	kl_agent_stop(state->agent);
 	return G_SOURCE_CONTINUE;
+}
+
+/* the TPM watchdog: the TPM stayed unusable for tpm_timeout */
+static void
+kl_main_watchdog_stop_cb(gint exit_status, gpointer user_data)
+{
+	KlMainState *state = user_data;
+
+	kl_agent_abort(state->agent, exit_status);
 }
 
 static gboolean
@@ -116,6 +126,7 @@ kl_main_run(int argc, char **argv)
 	g_autoptr(KlRegistrarClient) registrar = NULL;
 	g_autoptr(KlVerifierClient) verifier = NULL;
 	g_autoptr(KlAgent) agent = NULL;
+	g_autoptr(KlWatchdog) watchdog = NULL;
 	g_autoptr(GMainLoop) loop = NULL;
 	g_autofree gchar *registrar_url = NULL;
 	KlTpmOptions tpm_options = { 0 };
@@ -192,6 +203,21 @@ kl_main_run(int argc, char **argv)
 	tpm_options.signing_alg = kl_main_str(cfg, "tpm_signing_alg", "rsassa");
 	tpm_options.agent_data_path = kl_main_str(cfg, "agent_data_path", "");
 	tpm_options.state_dir = keylime_dir;
+	/* a uuid that can never be used is a configuration error, found before the TPM is touched
+	 */
+	{
+		const gchar *uuid = kl_main_str(cfg, "uuid", "generate");
+		const gchar *const modes[] = {
+			"generate", "hash_ek", "hostname", "dmidecode", NULL
+		};
+		if (!cli->check && !g_strv_contains(modes, uuid) && !g_uuid_string_is_valid(uuid)) {
+			kl_error("%s: uuid '%s' is neither a UUID nor one of generate, hash_ek, "
+				 "hostname, dmidecode",
+				 kl_config_get_origin(cfg, "uuid"),
+				 uuid);
+			return KL_EXIT_CONFIG;
+		}
+	}
 	/* with --avoid-tpm the TPM layer itself logs the INSECURE warning */
 	tpm = kl_tpm_new(&tpm_options, &tpm_error);
 	if (tpm == NULL && !cli->check) {
@@ -203,7 +229,9 @@ kl_main_run(int argc, char **argv)
 		    tpm, kl_main_str(cfg, "uuid", "generate"), keylime_dir, &tpm_error);
 		if (agent_id == NULL && !cli->check) {
 			kl_error("%s", tpm_error->message);
-			return KL_EXIT_TPM;
+			return g_error_matches(tpm_error, KL_ERROR, KL_ERROR_CONFIG)
+				   ? KL_EXIT_CONFIG
+				   : KL_EXIT_TPM;
 		}
 	}
 
@@ -230,9 +258,9 @@ kl_main_run(int argc, char **argv)
 
 	if (kl_main_count_active(loader) == 0) {
 		kl_error("no evidence plugin is active in %s: the agent has nothing to attest; "
-			  "check the plugin directory and disabled_plugins (--check shows why "
-			  "each plugin is inactive)",
-			  kl_main_plugin_dir(cfg));
+			 "check the plugin directory and disabled_plugins (--check shows why "
+			 "each plugin is inactive)",
+			 kl_main_plugin_dir(cfg));
 		return KL_EXIT_NO_PLUGINS;
 	}
 
@@ -330,7 +358,10 @@ kl_main_run(int argc, char **argv)
 	sig_int = g_unix_signal_add(SIGINT, kl_main_stop_cb, &state);
 	sig_hup = g_unix_signal_add(SIGHUP, kl_main_hup_cb, &state);
 	kl_agent_start(agent, kl_main_done_cb, &state);
+	watchdog = kl_watchdog_new(
+	    tpm, (guint)kl_main_int(cfg, "tpm_timeout", 120), kl_main_watchdog_stop_cb, &state);
 	g_main_loop_run(loop);
+	g_clear_pointer(&watchdog, kl_watchdog_free);
 	g_source_remove(sig_term);
 	g_source_remove(sig_int);
 	g_source_remove(sig_hup);

@@ -6,6 +6,10 @@
 # answers, exports KL_TEST_TCTI / TCTI / TPM2TOOLS_TCTI and the swtpm ports,
 # runs "$@", and stops swtpm by its pid. Prints a TAP skip when swtpm is missing.
 #
+# A test may stop that swtpm (KL_TEST_SWTPM_PID) and start another one on the
+# same ports and state; it writes that one's pid to $KL_TEST_SWTPM_STATE/restarted.pid
+# so that it is stopped here too.
+#
 # Set KL_SWTPM_SETUP=1 to manufacture the TPM first (EK + EK certificate in NV,
 # like a real TPM): swtpm_setup --create-ek-cert.
 set -u
@@ -25,6 +29,10 @@ cleanup() {
 	if [ -n "$swtpm_pid" ] && kill -0 "$swtpm_pid" 2>/dev/null; then
 		kill "$swtpm_pid" 2>/dev/null
 		wait "$swtpm_pid" 2>/dev/null
+	fi
+	# a swtpm the test started again on the same state (TPM power cycle tests)
+	if [ -s "$state/restarted.pid" ]; then
+		kill "$(cat "$state/restarted.pid")" 2>/dev/null
 	fi
 	rm -rf "$state"
 }
@@ -95,6 +103,7 @@ if [ -z "$swtpm_pid" ]; then
 fi
 
 export KL_TEST_SWTPM_PORT="$port" KL_TEST_SWTPM_CTRL_PORT="$ctrl" KL_TEST_SWTPM_STATE="$state"
+export KL_TEST_SWTPM_PID="$swtpm_pid"
 export KL_TEST_TCTI="swtpm:host=127.0.0.1,port=$port"
 export TCTI="$KL_TEST_TCTI" TPM2TOOLS_TCTI="$KL_TEST_TCTI"
 "$@"

@@ -192,7 +192,7 @@ kl_config_known_keys_test(void)
 		g_assert_nonnull(kl_config_get_string(cfg, keys[n]));
 		g_assert_cmpstr(kl_config_get_origin(cfg, keys[n]), ==, "default");
 	}
-	g_assert_cmpuint(n, ==, 47);
+	g_assert_cmpuint(n, ==, 48);
 	g_assert_true(g_strv_contains(keys, "tcti"));
 	g_assert_true(g_strv_contains(keys, "registrar_api_versions"));
 	/* pull-model options are accepted but are not options of this agent */
@@ -890,7 +890,7 @@ kl_config_describe_test(KlConfigFixture *fx, gconstpointer data)
 	kl_test_assert_line(text, "disabled_plugins = [\"a\", \"b\"]  # command line");
 	kl_test_assert_line(text, "uuid = \"d432fbb3-d2f1-4a97-9ef7-75bd81c00000\"  # default");
 	kl_test_assert_line(text, "registrar_api_versions = [\"default\"]  # default");
-	g_assert_cmpuint(g_strv_length((gchar **)kl_config_get_known_keys()), ==, 47);
+	g_assert_cmpuint(g_strv_length((gchar **)kl_config_get_known_keys()), ==, 48);
 }
 
 int
