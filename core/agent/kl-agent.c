@@ -10,8 +10,19 @@
 #include "kl-backoff.h"
 #include "kl-log.h"
 
-/* re-authenticate this long before the token's known expiry */
+/*
+ * re-authenticate this long before the token's known expiry, at most a quarter
+ * of the token's lifetime (a 10 s lifetime is renewed after ~7.5 s, not at
+ * every cycle)
+ */
 #define KL_AGENT_TOKEN_MARGIN_S 10
+/*
+ * Keylime's verifier allows 15 new sessions per agent in 60 s
+ * (session_create_rate_limit_per_agent): stay well below it, whatever the
+ * session lifetime, so that renewals never meet a 429
+ */
+#define KL_AGENT_SESSIONS_PER_WINDOW 12
+#define KL_AGENT_SESSION_WINDOW_S    60
 /* bounds for the verifier's seconds_to_next_attestation */
 #define KL_AGENT_NEXT_MIN_S 1
 #define KL_AGENT_NEXT_MAX_S 3600
@@ -25,6 +36,8 @@
  */
 #define KL_AGENT_ATTEST_CAP_INTERVALS 4
 #define KL_AGENT_ATTEST_CAP_FLOOR_MS  2000
+/* a 400 without a body to an upload this large is the verifier's size limit */
+#define KL_AGENT_UPLOAD_SUSPECT (1024 * 1024)
 
 typedef enum {
 	KL_STEP_OK,
@@ -39,6 +52,8 @@ typedef struct {
 	GError *error;
 	gchar *summary; /* the per-cycle info line */
 	gboolean not_enrolled;
+	gboolean permanent;   /* retried, but only a person can fix it: ERROR once per cause */
+	gboolean restart_now; /* the round is over at the verifier: a new phase 1 at once */
 } KlStepResult;
 
 typedef KlStepResult *(*KlStepFunc)(KlAgent *agent, GCancellable *cancellable);
@@ -63,6 +78,7 @@ struct _KlAgent {
 	KlRegistrarClient *registrar;
 	KlVerifierClient *verifier;
 	KlBackoff *backoff;
+	guint64 backoff_max_ms;
 	guint64 verifier_interval_ms; /* the last seconds_to_next_attestation, 0 = unknown */
 
 	/* main-thread state */
@@ -73,6 +89,7 @@ struct _KlAgent {
 	GSource *timer;
 	gboolean step_running;
 	gboolean stopping;
+	gint stop_status; /* the exit status of a requested stop */
 	gboolean finished;
 	guint once_failures;
 	guint attestations;
@@ -89,8 +106,11 @@ struct _KlAgent {
 	struct _KlAgentLink *link; /* g_rc_box */
 
 	/* protocol state: touched only by the step in flight (worker) or between steps */
-	gint64 token_expires_at; /* Unix seconds, 0 unknown */
-	gboolean token_fresh;	 /* obtained during the current cycle */
+	gint64 token_expires_at;			    /* Unix seconds, 0 unknown */
+	gint64 token_obtained_at;			    /* Unix seconds */
+	gint64 session_times[KL_AGENT_SESSIONS_PER_WINDOW]; /* ring: Unix s of recent sessions */
+	guint session_next;
+	gboolean token_fresh; /* obtained during the current cycle */
 	gchar *location;
 	GPtrArray *requested; /* JsonObject* evidence_requested items */
 	gint64 cycle_started; /* monotonic µs of phase 1 */
@@ -265,6 +285,14 @@ kl_agent_step_register(KlAgent *agent, GCancellable *cancellable)
 	return kl_step_ok();
 }
 
+/* a token that has not expired yet (even if it is due for renewal) */
+static gboolean
+kl_agent_token_alive(KlAgent *agent)
+{
+	return kl_http_has_bearer_token(kl_verifier_client_get_http(agent->verifier)) &&
+	       (agent->token_expires_at == 0 || kl_agent_now_s(agent) < agent->token_expires_at);
+}
+
 /* POST + PATCH /sessions; NULL on success (token set) */
 static KlStepResult *
 kl_agent_authenticate(KlAgent *agent, GCancellable *cancellable)
@@ -283,6 +311,28 @@ kl_agent_authenticate(KlAgent *agent, GCancellable *cancellable)
 	gsize len = 0;
 	KlStepResult *result;
 
+	{
+		/* the oldest of the last KL_AGENT_SESSIONS_PER_WINDOW session creations */
+		gint64 oldest = agent->session_times[agent->session_next];
+		gint64 now = kl_agent_now_s(agent);
+		if (oldest > 0 && now - oldest < KL_AGENT_SESSION_WINDOW_S) {
+			gint64 wait_s = KL_AGENT_SESSION_WINDOW_S - (now - oldest);
+			if (kl_agent_token_alive(agent))
+				return NULL; /* the current token still works: use it */
+			return kl_step_retry(
+			    g_error_new(KL_ERROR,
+					KL_ERROR_AUTH,
+					"%u sessions were created in the last %d s (the verifier "
+					"allows 15 per minute): the next one in %" G_GINT64_FORMAT
+					" s",
+					KL_AGENT_SESSIONS_PER_WINDOW,
+					KL_AGENT_SESSION_WINDOW_S,
+					wait_s),
+			    wait_s * 1000);
+		}
+		agent->session_times[agent->session_next] = now;
+		agent->session_next = (agent->session_next + 1) % KL_AGENT_SESSIONS_PER_WINDOW;
+	}
 	kl_agent_drop_token(agent);
 	url = kl_verifier_client_sessions_url(agent->verifier, NULL);
 	body = kl_verifier_build_session_request(agent->agent_id, &len);
@@ -350,6 +400,7 @@ kl_agent_authenticate(KlAgent *agent, GCancellable *cancellable)
 				 kl_verifier_client_get_url(agent->verifier),
 				 session.token);
 	agent->token_expires_at = session.token_expires_at;
+	agent->token_obtained_at = kl_agent_now_s(agent);
 	agent->token_fresh = TRUE;
 	fingerprint = kl_http_fingerprint(session.token);
 	g_debug("authenticated at the verifier (session %s, token %s, expires %" G_GINT64_FORMAT
@@ -364,10 +415,15 @@ kl_agent_authenticate(KlAgent *agent, GCancellable *cancellable)
 static gboolean
 kl_agent_token_usable(KlAgent *agent)
 {
+	gint64 lifetime = agent->token_expires_at - agent->token_obtained_at;
+	gint64 margin = KL_AGENT_TOKEN_MARGIN_S;
+
 	if (!kl_http_has_bearer_token(kl_verifier_client_get_http(agent->verifier)))
 		return FALSE;
+	if (lifetime > 0)
+		margin = MIN(margin, lifetime / 4);
 	if (agent->token_expires_at > 0 &&
-	    kl_agent_now_s(agent) >= agent->token_expires_at - KL_AGENT_TOKEN_MARGIN_S) {
+	    kl_agent_now_s(agent) >= agent->token_expires_at - margin) {
 		g_debug("the verifier token expires soon; authenticating again");
 		return FALSE;
 	}
@@ -504,6 +560,7 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	const gchar *text;
 	gint64 seconds = 0;
 	gsize len = 0;
+	gsize upload_len = 0;
 
 	if (agent->requested == NULL)
 		return kl_step_retry(g_error_new_literal(KL_ERROR,
@@ -547,14 +604,58 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	body = kl_verifier_build_evidence(collected, &len);
 	g_ptr_array_set_size(collected, 0);
 	url = kl_verifier_client_evidence_url(agent->verifier, agent->location);
-	response = kl_verifier_client_send(
-	    agent->verifier, "PATCH", url, body, len, TRUE, cancellable, &error);
+	response = kl_verifier_client_submit_evidence(
+	    agent->verifier, url, body, len, cancellable, &error);
 	g_clear_pointer(&body, g_free);
 	if (response == NULL)
 		return kl_step_retry(g_steal_pointer(&error), -1);
+	upload_len = len;
 	switch (response->status) {
 	case 202:
 		break;
+	case 403: {
+		/*
+		 * old_attestation, challenges_expired, evidence_immutable: this round
+		 * is over at the verifier; a new phase 1 starts at once (once: a
+		 * repeated refusal backs off like any other fault)
+		 */
+		const gchar *answer = kl_http_response_get_body(response, NULL);
+		if (strstr(answer, "old_attestation") != NULL ||
+		    strstr(answer, "challenges_expired") != NULL ||
+		    strstr(answer, "evidence_immutable") != NULL) {
+			result =
+			    kl_step_retry(kl_agent_http_error(response, "submitting evidence"), -1);
+			result->restart_now = kl_backoff_get_failures(agent->backoff) == 0;
+			return result;
+		}
+		return kl_step_retry(kl_agent_http_error(response, "submitting evidence"),
+				     kl_agent_retry_delay(response));
+	}
+	case 413:
+	case 400:
+		/*
+		 * Keylime's web server refuses a body above the verifier's
+		 * max_upload_size before reading it: 400 without a body (tornado), or
+		 * 413 behind a proxy. Sending it again soon would fail the same way.
+		 */
+		if (response->status == 400 &&
+		    (g_bytes_get_size(response->body) > 0 || upload_len < KL_AGENT_UPLOAD_SUSPECT))
+			return kl_step_retry(kl_agent_http_error(response, "submitting evidence"),
+					     kl_agent_retry_delay(response));
+		result = kl_step_retry(
+		    g_error_new(KL_ERROR,
+				KL_ERROR_HTTP,
+				"the verifier refused the evidence of %.1f MiB as too large "
+				"(HTTP %u%s): it accepts at most max_upload_size bytes "
+				"([verifier] max_upload_size in verifier.conf, 100 MiB by "
+				"default); raise it on the verifier, or shorten the IMA log "
+				"(a reboot starts a new one)",
+				(gdouble)upload_len / (1024.0 * 1024.0),
+				response->status,
+				response->status == 400 ? " without a body" : ""),
+		    (gint64)agent->backoff_max_ms);
+		result->permanent = TRUE;
+		return result;
 	case 401:
 		result = kl_step_retry(kl_agent_http_error(response, "submitting evidence"),
 				       agent->token_fresh ? -1 : 0);
@@ -565,8 +666,16 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 				     kl_agent_retry_delay(response));
 	}
 	text = kl_http_response_get_body(response, &len);
-	if (!kl_verifier_parse_seconds_to_next(text, len, &seconds))
+	if (response->truncated) {
+		/* the evidence echoed back: only meta, at the end, is of use */
+		g_debug("the verifier's answer to the evidence has %" G_GUINT64_FORMAT
+			" bytes; read its end only",
+			response->body_total);
+		if (!kl_verifier_scan_seconds_to_next(text, len, &seconds))
+			seconds = agent->attestation_interval_s;
+	} else if (!kl_verifier_parse_seconds_to_next(text, len, &seconds)) {
 		seconds = agent->attestation_interval_s;
+	}
 	seconds = CLAMP(seconds, KL_AGENT_NEXT_MIN_S, KL_AGENT_NEXT_MAX_S);
 	result = kl_step_ok();
 	result->delay_ms = seconds * 1000;
@@ -797,7 +906,7 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 
 	agent->step_running = FALSE;
 	if (agent->stopping) {
-		kl_agent_finish(agent, KL_EXIT_OK);
+		kl_agent_finish(agent, agent->stop_status);
 		return;
 	}
 	if (result == NULL) {
@@ -856,6 +965,14 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 		kl_agent_finish(agent, KL_EXIT_OK);
 		return;
 	}
+	if (result->restart_now) {
+		/* counts as a failure, so that a second refusal in a row backs off */
+		kl_backoff_next(agent->backoff);
+		g_message("%s; starting a new attestation at once", result->error->message);
+		agent->state = KL_AGENT_STATE_ATTESTATION_FAILED;
+		kl_agent_schedule(agent, 0);
+		return;
+	}
 	if (result->delay_ms == 0) {
 		/* immediate retry (re-authentication); does not count as a failure */
 		g_message("%s; authenticating again", result->error->message);
@@ -902,7 +1019,10 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 			agent->not_enrolled_logged = TRUE;
 		} else if (kl_agent_new_cause(agent, result->error)) {
 			/* a fault that may be permanent: a warning once per change of cause */
-			g_warning("%s; retrying in %s", result->error->message, when);
+			if (result->permanent)
+				kl_error("%s; retrying in %s", result->error->message, when);
+			else
+				g_warning("%s; retrying in %s", result->error->message, when);
 		} else {
 			agent->cause_repeats++;
 			g_info("%s; retrying in %s (failed %u times in a row)",
@@ -993,6 +1113,7 @@ kl_agent_new(const KlAgentOptions *options,
 	agent->source_data = source_data;
 	agent->registrar = registrar;
 	agent->verifier = verifier;
+	agent->backoff_max_ms = MAX(options->backoff_max_ms, 1000);
 	agent->backoff = kl_backoff_new(options->backoff_initial_ms,
 					options->backoff_max_ms,
 					options->backoff_max_retries,
@@ -1064,14 +1185,21 @@ kl_agent_start(KlAgent *agent, KlAgentDoneFunc done, gpointer user_data)
 }
 
 void
-kl_agent_stop(KlAgent *agent)
+kl_agent_abort(KlAgent *agent, gint exit_status)
 {
 	if (agent->finished || agent->stopping)
 		return;
 	agent->stopping = TRUE;
+	agent->stop_status = exit_status;
 	g_cancellable_cancel(agent->cancellable);
 	if (!agent->step_running)
-		kl_agent_finish(agent, KL_EXIT_OK);
+		kl_agent_finish(agent, exit_status);
+}
+
+void
+kl_agent_stop(KlAgent *agent)
+{
+	kl_agent_abort(agent, KL_EXIT_OK);
 }
 
 KlAgentState

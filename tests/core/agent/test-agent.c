@@ -58,6 +58,7 @@ typedef struct {
 	gchar *default_location;
 	gboolean real_delays;
 	guint slow_ms; /* the fake peers take this long to answer */
+	gboolean advance_clock; /* the fake clock moves by every delay the agent asks for */
 } Fixture;
 
 static void
@@ -493,6 +494,8 @@ fake_delay(KlAgent *agent, guint64 delay_ms, gpointer user_data)
 	Fixture *f = user_data;
 
 	g_array_append_val(f->delays, delay_ms);
+	if (f->advance_clock)
+		f->now_us += (gint64)delay_ms * 1000;
 	if (f->stop_after > 0 && kl_agent_get_attestation_count(agent) >= f->stop_after)
 		kl_agent_stop(agent);
 	return f->real_delays ? delay_ms : 0;
@@ -920,7 +923,8 @@ test_phase2_403_restarts_phase1(Fixture *f, gconstpointer data)
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER ATT_PATH), ==, 2);
 	g_assert_cmpuint(count_requests(f, "PATCH " VERIFIER ATT_PATH), ==, 2);
-	g_assert_cmpuint(delay_at(f, 3), ==, 1000);
+	/* the round expired at the verifier: a new phase 1 at once, no backoff */
+	g_assert_cmpuint(delay_at(f, 3), ==, 0);
 	/* a 403 on evidence does not cost a new session */
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
 }
@@ -1001,6 +1005,79 @@ test_phase2_422_restarts_phase1(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(count_requests(f, "PATCH " VERIFIER ATT_PATH), ==, 2);
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
 	g_assert_cmpuint(delay_at(f, 3), ==, 1000);
+}
+
+/*
+ * The verifier's 202 echoes the evidence back (14.5 MB for 100k IMA entries):
+ * an answer of 50 MB, far above the 16 MiB cap of other answers, is an
+ * accepted submission, and meta (at its end) still sets the next cycle.
+ */
+static void
+test_evidence_echo_50mb(Fixture *f, gconstpointer data)
+{
+	const gsize size = 50 * 1024 * 1024;
+	GString *echo = g_string_sized_new(size + 128);
+
+	g_string_append(echo,
+			"{\"data\":{\"type\":\"attestation\",\"attributes\":{\"evidence\":\"");
+	while (echo->len < size)
+		g_string_append(echo, "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=");
+	g_string_append(echo, "\"}},\"meta\":{\"seconds_to_next_attestation\":7}}");
+	fixture_script(f, "PATCH", ATT_PATH "/", 202, echo->str, NULL, -1);
+	g_string_free(echo, TRUE);
+	f->stop_after = 1;
+	run_agent(f, FALSE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(count_logged("INFO", "attestation 1 submitted: *; next in 7 s"), ==, 1);
+	g_assert_cmpuint(count_requests(f, "PATCH " VERIFIER ATT_PATH), ==, 1);
+}
+
+/*
+ * Evidence above the verifier's max_upload_size: one ERROR line naming the
+ * size and the option, then the longest backoff (not a retry every few
+ * seconds); a second refusal is not logged at ERROR again.
+ */
+static void
+test_evidence_too_large(Fixture *f, gconstpointer data)
+{
+	gboolean longest = FALSE;
+
+	fixture_script(f, "PATCH", ATT_PATH "/", 413, "", NULL, -1);
+	fixture_script(f, "PATCH", ATT_PATH "/", 413, "", NULL, -1);
+	run_agent(f, TRUE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(
+	    count_logged("ERROR", "*refused the evidence of * MiB as too large*max_upload_size*"),
+	    ==,
+	    1);
+	g_assert_cmpuint(
+	    count_logged("INFO", "*refused the evidence of * MiB as too large*"), ==, 1);
+	for (guint i = 0; i < f->delays->len; i++)
+		if (delay_at(f, i) == 600000)
+			longest = TRUE;
+	g_assert_true(longest);
+	g_assert_cmpuint(count_requests(f, "PATCH " VERIFIER ATT_PATH), ==, 3);
+}
+
+/* 403 old_attestation: the round is over at the verifier, a new phase 1 starts at once */
+static void
+test_old_attestation_restarts_at_once(Fixture *f, gconstpointer data)
+{
+	fixture_script(f,
+		       "PATCH",
+		       ATT_PATH "/",
+		       403,
+		       "{\"errors\":[{\"status\":\"403\",\"code\":\"old_attestation\","
+		       "\"detail\":\"Attestation 3 is not the latest\"}]}",
+		       NULL,
+		       -1);
+	run_agent(f, TRUE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(count_logged("MESSAGE", "*starting a new attestation at once"), ==, 1);
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER ATT_PATH), ==, 2);
+	/* no backoff between the refusal and the new phase 1 */
+	for (guint i = 0; i < f->delays->len; i++)
+		g_assert_cmpuint(delay_at(f, i), <, 1000);
 }
 
 static void
@@ -1116,14 +1193,31 @@ test_token_expiry_proactive(Fixture *f, gconstpointer data)
 	/* a fresh session is used: a proactive re-auth happens only for an existing token */
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
 
-	/* continuous: the second cycle runs 5 s before expiry and renews first */
+	/*
+	 * continuous, the clock following the 2 s cycles: a token of 30 s is
+	 * renewed once a quarter of its lifetime (7 s) is left, not 10 s before
+	 * its expiry (a short session_lifetime would renew at every cycle)
+	 */
 	kl_agent_free(f->agent);
 	f->agent = NULL;
 	g_ptr_array_set_size(f->requests, 0);
 	kl_http_set_bearer_token(f->verifier_http, NULL, NULL);
-	f->stop_after = 2;
+	f->now_us = (G_GINT64_CONSTANT(1795444511) - 30) * G_USEC_PER_SEC;
+	f->advance_clock = TRUE;
+	f->stop_after = 10;
 	run_agent(f, FALSE, 5);
+	/* cycles at 30, 28, ... 12, 10, 8 s before expiry: still the first token */
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
+	kl_agent_free(f->agent);
+	f->agent = NULL;
+	g_ptr_array_set_size(f->requests, 0);
+	kl_http_set_bearer_token(f->verifier_http, NULL, NULL);
+	f->now_us = (G_GINT64_CONSTANT(1795444511) - 30) * G_USEC_PER_SEC;
+	f->stop_after = 13;
+	run_agent(f, FALSE, 5);
+	/* ... 6 s before expiry: renewed first */
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 2);
+	f->advance_clock = FALSE;
 
 	/* with time to spare the token is reused */
 	kl_agent_free(f->agent);
@@ -1271,6 +1365,9 @@ main(int argc, char **argv)
 	ADD("/agent/phase1-401-forever-backs-off", test_phase1_401_forever_backs_off);
 	ADD("/agent/phase1-409-backs-off", test_phase1_409_backs_off);
 	ADD("/agent/phase2-422-restarts-phase1", test_phase2_422_restarts_phase1);
+	ADD("/agent/evidence-echo-50mb", test_evidence_echo_50mb);
+	ADD("/agent/evidence-too-large", test_evidence_too_large);
+	ADD("/agent/old-attestation-restarts-at-once", test_old_attestation_restarts_at_once);
 	ADD("/agent/collect-failure-sends-nothing", test_collect_failure_sends_nothing);
 	ADD("/agent/unknown-type-collects-nothing", test_unknown_type_collects_nothing);
 	ADD("/agent/location-other-origin", test_location_other_origin_not_followed);
