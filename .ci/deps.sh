@@ -12,4 +12,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
 	libtss2-dev libtss2-tcti-swtpm0 \
 	swtpm swtpm-tools tpm2-tools gnutls-bin \
 	python3 python3-cryptography clang-format \
+	libsystemd-dev systemd scdoc man-db \
 	ca-certificates curl jq openssl procps >/dev/null
