@@ -21,7 +21,7 @@
  * (session_create_rate_limit_per_agent): stay well below it, whatever the
  * session lifetime, so that renewals never meet a 429
  */
-#define KL_AGENT_SESSIONS_PER_WINDOW 12
+#define KL_AGENT_SESSIONS_PER_WINDOW 14
 #define KL_AGENT_SESSION_WINDOW_S    60
 /* bounds for the verifier's seconds_to_next_attestation */
 #define KL_AGENT_NEXT_MIN_S 1
@@ -322,9 +322,9 @@ kl_agent_authenticate(KlAgent *agent, GCancellable *cancellable)
 			return kl_step_retry(
 			    g_error_new(KL_ERROR,
 					KL_ERROR_AUTH,
-					"%u sessions were created in the last %d s (the verifier "
-					"allows 15 per minute): the next one in %" G_GINT64_FORMAT
-					" s",
+					"%u sessions were created in the last %d s (Keylime's "
+					"verifier allows 15 per minute): the next one in "
+					"%" G_GINT64_FORMAT " s",
 					KL_AGENT_SESSIONS_PER_WINDOW,
 					KL_AGENT_SESSION_WINDOW_S,
 					wait_s),
@@ -852,16 +852,28 @@ kl_agent_schedule(KlAgent *agent, guint64 delay_ms)
 	g_source_attach(agent->timer, agent->context);
 }
 
-/* the cause of a fault: its error code and message without numbers (delays, ids, sizes) */
+/*
+ * the cause of a fault: its error code and message without numbers (delays,
+ * ids, sizes, ports), except HTTP statuses (a 500 and a 503 are two causes)
+ */
 static gchar *
 kl_agent_cause_key(const GError *error)
 {
 	GString *key = g_string_new(NULL);
+	const gchar *msg = error->message;
 
 	g_string_append_printf(key, "%s/%d:", g_quark_to_string(error->domain), error->code);
-	for (const gchar *p = error->message; *p != '\0'; p++)
+	for (const gchar *p = msg; *p != '\0'; p++) {
+		gboolean status = p - msg >= 5 && strncmp(p - 5, "HTTP ", 5) == 0;
+		if (status) {
+			while (g_ascii_isdigit(*p))
+				g_string_append_c(key, *p++);
+			if (*p == '\0')
+				break;
+		}
 		if (!g_ascii_isdigit(*p))
 			g_string_append_c(key, *p);
+	}
 	return g_string_free(key, FALSE);
 }
 

@@ -272,6 +272,31 @@ kl_main_run(int argc, char **argv)
 		}
 	}
 
+	/*
+	 * the CA files are read at every connection, after privileges are dropped:
+	 * one the run_as user cannot read is a configuration error now, not a TLS
+	 * failure retried forever
+	 */
+	{
+		const gchar *run_as = kl_main_str(cfg, "run_as", "");
+		const gchar *cas[] = {
+			kl_main_bool(cfg, "tls_accept_invalid_certs", FALSE)
+			    ? NULL
+			    : kl_main_str(cfg, "verifier_tls_ca_cert", NULL),
+			kl_main_bool(cfg, "registrar_tls_enabled", FALSE) &&
+				!kl_main_bool(cfg, "tls_accept_invalid_certs", FALSE)
+			    ? kl_main_str(cfg, "registrar_tls_ca_cert", NULL)
+			    : NULL,
+		};
+		for (guint i = 0; i < G_N_ELEMENTS(cas); i++) {
+			if (!kl_privileges_check_readable_by(cas[i], run_as, &error)) {
+				kl_error("%s: %s",
+					 i == 0 ? "verifier_tls_ca_cert" : "registrar_tls_ca_cert",
+					 error->message);
+				return KL_EXIT_CONFIG;
+			}
+		}
+	}
 	/* everything that needs root is open: drop privileges before any networking */
 	if (!kl_main_drop_privileges(cfg, &error)) {
 		kl_error("run_as: %s", error->message);

@@ -9,7 +9,11 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
@@ -36,6 +40,8 @@ typedef struct {
 	gboolean ek_persistent; /* never flushed */
 	gchar *ek_handle_text;	/* ek_handle option (persistent EK), to load it again */
 	TSS2_RC last_rc;	/* of the last failed command (advice for the operator) */
+	int lock_fd;		/* flock on agent_data.json.lock while this agent runs, or -1 */
+	gboolean sole_user;	/* no other agent with this agent_data.json runs */
 	guint32 nv_buffer_max;
 	/* the AK as loaded at start-up, to load it again when the TPM lost it */
 	gboolean have_ak_blob;
@@ -51,6 +57,8 @@ kl_tpm_esys_free_data(KlTpmEsys *self)
 	g_free(self->endorsement_auth);
 	g_free(self->tcti_conf);
 	g_free(self->ek_handle_text);
+	if (self->lock_fd >= 0)
+		close(self->lock_fd); /* releases the lock */
 	memset(&self->ak_private, 0, sizeof(self->ak_private));
 	g_free(self);
 }
@@ -785,7 +793,7 @@ kl_tpm_esys_flush_leftovers(KlTpmEsys *self, const TPMT_PUBLIC *ak)
 	g_autoptr(GArray) handles = NULL;
 	guint flushed = 0;
 
-	if (kl_tpm_esys_tcti_has_rm(self->tcti_conf))
+	if (kl_tpm_esys_tcti_has_rm(self->tcti_conf) || !self->sole_user)
 		return;
 	handles = kl_tpm_esys_list_handles(self, 0x80000000u, 0x80fffffeu);
 	for (guint i = 0; i < handles->len; i++) {
@@ -844,7 +852,7 @@ kl_tpm_esys_flush_sessions(KlTpmEsys *self)
 	g_autoptr(GArray) handles = NULL;
 	guint flushed = 0;
 
-	if (kl_tpm_esys_tcti_has_rm(self->tcti_conf))
+	if (kl_tpm_esys_tcti_has_rm(self->tcti_conf) || !self->sole_user)
 		return FALSE;
 	handles = kl_tpm_esys_list_handles(self, 0x02000000u, 0x03fffffeu);
 	for (guint i = 0; i < handles->len; i++) {
@@ -1277,6 +1285,39 @@ kl_tpm_esys_ready(KlTpm *tpm, KlTpmEsys *self, GError **error)
 	return kl_tpm_esys_reconnect(tpm, self, error);
 }
 
+/*
+ * Leftovers in the TPM may be freed only when no other agent with the same
+ * agent_data.json runs (an operator's --once next to the service uses the same
+ * AK): an exclusive lock on agent_data.json.lock, held until the agent exits,
+ * tells. Without a kept AK nothing is freed.
+ */
+static void
+kl_tpm_esys_lock(KlTpmEsys *self, const KlTpmOptions *options)
+{
+	g_autofree gchar *path = NULL;
+
+	self->lock_fd = -1;
+	self->sole_user = FALSE;
+	if (options->agent_data_path == NULL || options->agent_data_path[0] == '\0')
+		return;
+	path = g_strconcat(options->agent_data_path, ".lock", NULL);
+	self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (self->lock_fd < 0) {
+		g_debug("cannot open %s (%s): leftovers in the TPM are not freed",
+			path,
+			g_strerror(errno));
+		return;
+	}
+	if (flock(self->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		g_message("another agent with %s runs: leftovers in the TPM are left alone",
+			  options->agent_data_path);
+		close(self->lock_fd);
+		self->lock_fd = -1;
+		return;
+	}
+	self->sole_user = TRUE;
+}
+
 static gboolean
 kl_tpm_esys_open_inner(KlTpm *tpm, KlTpmEsys *self, const KlTpmOptions *options, GError **error)
 {
@@ -1288,6 +1329,7 @@ kl_tpm_esys_open_inner(KlTpm *tpm, KlTpmEsys *self, const KlTpmOptions *options,
 	self->tcti_conf = options->tcti != NULL && *options->tcti != '\0'
 			      ? g_strdup(options->tcti)
 			      : kl_tpm_esys_default_tcti();
+	kl_tpm_esys_lock(self, options);
 	if (!kl_tpm_esys_connect(tpm, self, error))
 		return FALSE;
 
@@ -1326,6 +1368,7 @@ kl_tpm_esys_open(KlTpm *tpm, const KlTpmOptions *options, GError **error)
 	KlTpmEsys *self = g_new0(KlTpmEsys, 1);
 
 	self->ek = ESYS_TR_NONE;
+	self->lock_fd = -1;
 	tpm->backend_data = self;
 	if (!kl_tpm_esys_open_inner(tpm, self, options, error)) {
 		kl_tpm_esys_close(tpm);

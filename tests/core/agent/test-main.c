@@ -584,6 +584,72 @@ proc_uid(const gchar *pid)
 	return g_ascii_strtoll(line + 5, NULL, 10);
 }
 
+/*
+ * A verifier CA file the run_as user cannot read: the agent reads it at every
+ * connection after dropping root, so this is a configuration error at start
+ * (exit 3) naming the file and the user, and a PROBLEM in --check (run as
+ * root), not a TLS failure retried forever.
+ */
+static void
+test_ca_unreadable_by_run_as(void)
+{
+	Setup s;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSubprocess) proc = NULL;
+	g_autoptr(GSubprocess) check = NULL;
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autoptr(GSubprocess) check2 = NULL;
+	g_autofree gchar *cadir = NULL;
+	g_autofree gchar *ca = NULL;
+	g_autofree gchar *extra = NULL;
+
+	if (!have_plugin())
+		return;
+	if (geteuid() != 0) {
+		kl_test_skip("dropping privileges needs root");
+		return;
+	}
+	cadir = g_dir_make_tmp("kl-ca-XXXXXX", NULL);
+	g_assert_nonnull(cadir);
+	g_assert_cmpint(g_chmod(cadir, 0755), ==, 0);
+	ca = g_build_filename(cadir, "ca.pem", NULL);
+	g_assert_true(g_file_set_contents(ca, "-----BEGIN CERTIFICATE-----\n", -1, NULL));
+	g_assert_cmpint(g_chmod(ca, 0600), ==, 0);
+	extra = g_strdup_printf("exponential_backoff_max_retries = 1\n"
+				"run_as = \"nobody:nogroup\"\n"
+				"verifier_tls_ca_cert = \"%s\"\n",
+				ca);
+	setup_new(&s, 1, extra);
+
+	proc = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--once", NULL);
+	g_assert_no_error(error);
+	g_assert_cmpint(agent_finish(proc, &out, &err), ==, 3);
+	g_assert_nonnull(strstr(err, "ERROR"));
+	g_assert_nonnull(strstr(err, ca));
+	g_assert_nonnull(strstr(err, "cannot be read by user nobody"));
+	g_clear_pointer(&out, g_free);
+	g_clear_pointer(&err, g_free);
+
+	check = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--check", NULL);
+	g_assert_no_error(error);
+	g_assert_cmpint(agent_finish(check, &out, &err), ==, 1);
+	g_assert_nonnull(strstr(out, "PROBLEM: "));
+	g_assert_nonnull(strstr(out, "cannot be read by user nobody"));
+	g_clear_pointer(&out, g_free);
+	g_clear_pointer(&err, g_free);
+
+	/* readable by its group: fine */
+	g_assert_cmpint(g_chmod(ca, 0644), ==, 0);
+	check2 = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--check", NULL);
+	g_assert_no_error(error);
+	(void)agent_finish(check2, &out, &err);
+	g_assert_null(strstr(out, "cannot be read by user"));
+	g_assert_cmpint(g_unlink(ca), ==, 0);
+	g_assert_cmpint(g_rmdir(cadir), ==, 0);
+	setup_clear(&s);
+}
+
 static void
 test_run_as(void)
 {
@@ -917,6 +983,7 @@ main(int argc, char **argv)
 	g_test_add_func("/main/once-gives-up-exit-7", test_once_gives_up_exit_7);
 	g_test_add_func("/main/sigterm-and-sighup", test_sigterm_and_sighup);
 	g_test_add_func("/main/run-as", test_run_as);
+	g_test_add_func("/main/ca-unreadable-by-run-as", test_ca_unreadable_by_run_as);
 	g_test_add_func("/main/registrar-url-contact-versions",
 			test_registrar_url_contact_versions);
 	g_test_add_func("/main/timeout-flag", test_timeout_flag);
