@@ -53,7 +53,7 @@ if [ "${1:-}" != "--inner" ]; then
 	fi
 	ninja -C "$BUILD" >"$blog" 2>&1 || { tail -n 40 "$blog"; rm -f "$blog"; die "build failed"; }
 	rm -f "$blog"
-	[ -x "$BUILD/core/keylime_push_model_agent" ] || die "the agent binary was not built"
+	[ -x "$BUILD/core/agent/keylime_push_model_agent" ] || die "the agent binary was not built"
 
 	say "starting a manufactured swtpm (EK + EK certificate)"
 	export DEMO_BUILD_DIR="$BUILD"
@@ -61,7 +61,7 @@ if [ "${1:-}" != "--inner" ]; then
 fi
 
 # ------------------------------------------------------------------ inner part: under swtpm
-AGENT="${DEMO_AGENT:-$BUILD/core/keylime_push_model_agent}"
+AGENT="${DEMO_AGENT:-$BUILD/core/agent/keylime_push_model_agent}"
 PLUGINS="${DEMO_PLUGIN_DIR:-$BUILD/plugins}"
 W="$(mktemp -d "${TMPDIR:-/tmp}/kl-demo.XXXXXX")"
 REG_PID="" VER_PID="" AGENT_PID=""
@@ -138,6 +138,8 @@ mkdir -p "$W/keylime"
 	echo "run_as = \"\""
 	echo "exponential_backoff_initial_delay = 500"
 	echo "exponential_backoff_max_delay = 5000"
+	# a single agent has no fleet to spread its first contact over
+	echo "splay_percent = 0"
 	[ -n "$IMA_LOG" ] && echo "ima_ml_path = \"$IMA_LOG\""
 	[ -n "$UEFI_LOG" ] && echo "measuredboot_ml_path = \"$UEFI_LOG\""
 } >"$W/agent.conf"

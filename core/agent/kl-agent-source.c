@@ -105,52 +105,22 @@ kl_main_get_capabilities(gpointer data, GError **error)
 	return g_steal_pointer(&entries);
 }
 
-/* the active plugin that provides @item's type in @item's class, or NULL */
-static KlPlugin *
-kl_main_request_plugin(KlMainSource *self, JsonObject *item, GError **error)
-{
-	const gchar *evidence_type = json_object_get_string_member(item, "evidence_type");
-	const gchar *evidence_class = json_object_get_string_member(item, "evidence_class");
-	KlPlugin *plugin = kl_plugin_loader_lookup(self->loader, evidence_type);
-
-	if (plugin == NULL) {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_NOT_SUPPORTED,
-			    "the verifier requested evidence type '%s', which no active plugin "
-			    "provides",
-			    evidence_type);
-		return NULL;
-	}
-	if (g_strcmp0(kl_plugin_get_evidence_class(plugin), evidence_class) != 0) {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_INVALID_PARAMETERS,
-			    "the verifier requested '%s' as class '%s', but the plugin provides "
-			    "class '%s'",
-			    evidence_type,
-			    evidence_class,
-			    kl_plugin_get_evidence_class(plugin));
-		return NULL;
-	}
-	return plugin;
-}
-
+/* the loader resolves each request once, to the plugin that owns its type */
 static gboolean
-kl_main_check_request(gpointer data, JsonObject *item, GError **error)
+kl_main_resolve(gpointer data, KlEvidenceRequest *request, GError **error)
 {
-	return kl_main_request_plugin(data, item, error) != NULL;
+	KlMainSource *self = data;
+	return kl_plugin_loader_resolve(self->loader, request, error) != NULL;
 }
 
 static JsonObject *
-kl_main_collect(gpointer data, JsonObject *item, GCancellable *cancellable, GError **error)
+kl_main_collect(gpointer data,
+		KlEvidenceRequest *request,
+		GCancellable *cancellable,
+		gchar **summary,
+		GError **error)
 {
-	KlPlugin *plugin = kl_main_request_plugin(data, item, error);
-
-	if (plugin == NULL)
-		return NULL;
-	return kl_plugin_run_collect(
-	    plugin, json_object_get_object_member(item, "chosen_parameters"), cancellable, error);
+	return kl_plugin_run_request(request, cancellable, summary, error);
 }
 
 const KlAgentSource kl_main_source_funcs = {
@@ -161,6 +131,6 @@ const KlAgentSource kl_main_source_funcs = {
 	.certify_ak = kl_main_certify_ak,
 	.contribute_registration = kl_main_contribute_registration,
 	.get_capabilities = kl_main_get_capabilities,
+	.resolve = kl_main_resolve,
 	.collect = kl_main_collect,
-	.check_request = kl_main_check_request,
 };

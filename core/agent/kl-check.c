@@ -107,7 +107,7 @@ kl_main_check(KlConfig *cfg,
 		const gchar *reason = kl_plugin_get_state_reason(plugin);
 		printf("  %-12s %-12s %s%s%s\n",
 		       kl_plugin_get_name(plugin),
-		       kl_main_plugin_state_name(kl_plugin_get_state(plugin)),
+		       kl_plugin_state_to_string(kl_plugin_get_state(plugin)),
 		       kl_plugin_get_version(plugin) != NULL ? kl_plugin_get_version(plugin) : "",
 		       reason != NULL ? ": " : "",
 		       reason != NULL ? reason : "");

@@ -93,25 +93,6 @@ kl_main_http_new(KlConfig *cfg, const gchar *name, const gchar *ca_file, GError 
 	return kl_http_new(&options, error);
 }
 
-const gchar *
-kl_main_plugin_state_name(KlPluginState state)
-{
-	switch (state) {
-	case KL_PLUGIN_STATE_ACTIVE:
-		return "active";
-	case KL_PLUGIN_STATE_DISABLED:
-		return "disabled";
-	case KL_PLUGIN_STATE_REJECTED:
-		return "rejected";
-	case KL_PLUGIN_STATE_UNAVAILABLE:
-		return "unavailable";
-	case KL_PLUGIN_STATE_FAILED:
-		return "failed";
-	default:
-		return "?";
-	}
-}
-
 guint
 kl_main_count_active(KlPluginLoader *loader)
 {
@@ -157,7 +138,7 @@ kl_main_iak_problem(KlConfig *cfg, KlTpm *tpm, KlPluginLoader *loader)
 			return NULL;
 		reason = kl_plugin_get_state_reason(plugin);
 		if (reason == NULL)
-			reason = kl_main_plugin_state_name(kl_plugin_get_state(plugin));
+			reason = kl_plugin_state_to_string(kl_plugin_get_state(plugin));
 		break;
 	}
 	return g_strdup_printf(

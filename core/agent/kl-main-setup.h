@@ -33,8 +33,6 @@ kl_main_registrar_url(KlConfig *cfg);
 /* an HTTP client with the TLS and timeout settings of @cfg */
 KlHttp *
 kl_main_http_new(KlConfig *cfg, const gchar *name, const gchar *ca_file, GError **error);
-const gchar *
-kl_main_plugin_state_name(KlPluginState state);
 guint
 kl_main_count_active(KlPluginLoader *loader);
 /* plugin_dir: --plugin-dir, KEYLIME_AGENT_PLUGIN_DIR or the file; else the installed one */

@@ -415,20 +415,6 @@ kl_plugin_loader_lookup(KlPluginLoader *loader, const gchar *evidence_type)
 	return NULL;
 }
 
-void
-kl_plugin_loader_set_agent_id(KlPluginLoader *loader, const gchar *agent_id)
-{
-	g_return_if_fail(loader != NULL);
-
-	loader->services.agent_id = agent_id;
-	for (guint i = 0; i < loader->plugins->len; i++) {
-		KlPlugin *plugin = g_ptr_array_index(loader->plugins, i);
-
-		if (plugin->ctx != NULL)
-			kl_plugin_context_set_agent_id(plugin->ctx, agent_id);
-	}
-}
-
 const gchar *
 kl_plugin_state_to_string(KlPluginState state)
 {
@@ -592,6 +578,36 @@ kl_plugin_json_copy_node(JsonNode *node)
 	return copy;
 }
 
+/* @params: sealed, read by the plugin only */
+static JsonObject *
+kl_plugin_collect(KlPlugin *plugin,
+		  JsonObject *params,
+		  GCancellable *cancellable,
+		  gchar **summary,
+		  GError **error)
+{
+	GError *error_local = NULL;
+	JsonObject *data;
+
+	if (!kl_plugin_check_active(plugin, error))
+		return NULL;
+	if (g_cancellable_set_error_if_cancelled(cancellable, error))
+		return NULL;
+	g_free(kl_plugin_context_take_summary(plugin->ctx));
+	data = plugin->info->collect(plugin->ctx, params, cancellable, &error_local);
+	if (data == NULL) {
+		g_free(kl_plugin_context_take_summary(plugin->ctx));
+		kl_plugin_propagate_error(plugin, "collect", error_local, error);
+		return NULL;
+	}
+	g_clear_error(&error_local);
+	if (summary != NULL)
+		*summary = kl_plugin_context_take_summary(plugin->ctx);
+	else
+		g_free(kl_plugin_context_take_summary(plugin->ctx));
+	return kl_plugin_wrap(plugin, "data", data);
+}
+
 JsonObject *
 kl_plugin_run_collect(KlPlugin *plugin,
 		      JsonObject *chosen_parameters,
@@ -599,31 +615,77 @@ kl_plugin_run_collect(KlPlugin *plugin,
 		      GError **error)
 {
 	g_autoptr(JsonObject) params = NULL;
-	GError *error_local = NULL;
-	JsonObject *data;
 
 	g_return_val_if_fail(plugin != NULL, NULL);
 	g_return_val_if_fail(cancellable == NULL || G_IS_CANCELLABLE(cancellable), NULL);
 
-	if (!kl_plugin_check_active(plugin, error))
-		return NULL;
-	if (g_cancellable_set_error_if_cancelled(cancellable, error))
-		return NULL;
 	/*
-	 * the plugin reads the verifier's parameters but must not change them: it
+	 * the plugin reads the caller's parameters but must not change them: it
 	 * gets a sealed copy (json-glib's seal stops writes to value nodes, but not
 	 * json_object_set_member(), so the copy is what protects the caller)
 	 */
 	params = chosen_parameters != NULL ? kl_plugin_json_copy_object(chosen_parameters)
 					   : json_object_new();
 	json_object_seal(params);
-	data = plugin->info->collect(plugin->ctx, params, cancellable, &error_local);
-	if (data == NULL) {
-		kl_plugin_propagate_error(plugin, "collect", error_local, error);
+	return kl_plugin_collect(plugin, params, cancellable, NULL, error);
+}
+
+KlPlugin *
+kl_plugin_loader_resolve(KlPluginLoader *loader, KlEvidenceRequest *request, GError **error)
+{
+	KlPlugin *plugin;
+
+	g_return_val_if_fail(loader != NULL, NULL);
+	g_return_val_if_fail(request != NULL, NULL);
+
+	request->plugin = NULL;
+	plugin = kl_plugin_loader_lookup(loader, request->evidence_type);
+	if (plugin == NULL) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_NOT_SUPPORTED,
+			    "the verifier requested evidence type '%s', which no active plugin "
+			    "provides",
+			    request->evidence_type);
 		return NULL;
 	}
-	g_clear_error(&error_local);
-	return kl_plugin_wrap(plugin, "data", data);
+	if (g_strcmp0(plugin->info->evidence_class, request->evidence_class) != 0) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INVALID_PARAMETERS,
+			    "the verifier requested '%s' as class '%s', but the plugin provides "
+			    "class '%s'",
+			    request->evidence_type,
+			    request->evidence_class,
+			    plugin->info->evidence_class);
+		return NULL;
+	}
+	request->plugin = plugin;
+	return plugin;
+}
+
+JsonObject *
+kl_plugin_run_request(KlEvidenceRequest *request,
+		      GCancellable *cancellable,
+		      gchar **summary,
+		      GError **error)
+{
+	g_return_val_if_fail(request != NULL, NULL);
+	g_return_val_if_fail(cancellable == NULL || G_IS_CANCELLABLE(cancellable), NULL);
+
+	if (summary != NULL)
+		*summary = NULL;
+	if (request->plugin == NULL) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_INTERNAL,
+			    "the %s request was not resolved to a plugin",
+			    request->evidence_type);
+		return NULL;
+	}
+	/* the request's parameters are sealed and nobody else reads them: no copy */
+	return kl_plugin_collect(
+	    request->plugin, request->chosen_parameters, cancellable, summary, error);
 }
 
 gboolean

@@ -12,11 +12,11 @@
 
 #include "keylime-agent/kl-plugin.h"
 #include "kl-config.h"
+#include "kl-evidence-request.h"
 
 G_BEGIN_DECLS
 
 typedef struct _KlPluginLoader KlPluginLoader;
-typedef struct _KlPlugin KlPlugin;
 
 typedef enum {
 	KL_PLUGIN_STATE_ACTIVE,
@@ -60,13 +60,6 @@ kl_plugin_loader_get_plugins(KlPluginLoader *loader);
 KlPlugin *
 kl_plugin_loader_lookup(KlPluginLoader *loader, const gchar *evidence_type);
 
-/*
- * Sets the agent identifier of every plugin context (it may be known only after
- * the TPM is up). @agent_id is copied.
- */
-void
-kl_plugin_loader_set_agent_id(KlPluginLoader *loader, const gchar *agent_id);
-
 /* "active", "disabled", "rejected", "unavailable", "failed" */
 const gchar *
 kl_plugin_state_to_string(KlPluginState state);
@@ -106,6 +99,27 @@ JsonObject *
 kl_plugin_run_collect(KlPlugin *plugin,
 		      JsonObject *chosen_parameters,
 		      GCancellable *cancellable,
+		      GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/*
+ * Resolves one evidence request to the active plugin that provides its type
+ * in its class and records it in @request->plugin. NULL with
+ * KL_ERROR_NOT_SUPPORTED (no active plugin for the type) or
+ * KL_ERROR_INVALID_PARAMETERS (another class).
+ */
+KlPlugin *
+kl_plugin_loader_resolve(KlPluginLoader *loader,
+			 KlEvidenceRequest *request,
+			 GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/*
+ * Collects a resolved request through its plugin: the evidence_collected
+ * entry {evidence_class, evidence_type, data}. The plugin reads the request's
+ * sealed chosen_parameters directly. @summary: (out) (optional) (nullable):
+ * what the plugin reported it sent (kl_plugin_context_set_summary()), or NULL.
+ */
+JsonObject *
+kl_plugin_run_request(KlEvidenceRequest *request,
+		      GCancellable *cancellable,
+		      gchar **summary,
 		      GError **error) G_GNUC_WARN_UNUSED_RESULT;
 gboolean
 kl_plugin_run_contribute_registration(KlPlugin *plugin,

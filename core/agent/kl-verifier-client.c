@@ -515,10 +515,9 @@ kl_verifier_parse_session_result(const gchar *body,
 	return TRUE;
 }
 
-static JsonObject *
+static KlEvidenceRequest *
 kl_verifier_parse_requested_item(JsonNode *node, GError **error)
 {
-	g_autoptr(JsonObject) item = json_object_new();
 	JsonObject *request;
 	JsonObject *params = NULL;
 	const gchar *evidence_class;
@@ -541,15 +540,8 @@ kl_verifier_parse_requested_item(JsonNode *node, GError **error)
 		if (params == NULL)
 			return NULL;
 	}
-	json_object_set_string_member(item, "evidence_class", evidence_class);
-	json_object_set_string_member(item, "evidence_type", evidence_type);
-	json_object_set_object_member(item,
-				      "chosen_parameters",
-				      params != NULL ? json_object_ref(params) : json_object_new());
-	/* plugins get read-only parameters */
-	json_node_seal(json_object_get_member(item, "chosen_parameters"));
-	json_object_seal(item);
-	return g_steal_pointer(&item);
+	/* plugins get read-only parameters (sealed there) */
+	return kl_evidence_request_new(evidence_class, evidence_type, params);
 }
 
 GPtrArray *
@@ -557,7 +549,7 @@ kl_verifier_parse_evidence_requested(const gchar *body, gsize len, GError **erro
 {
 	g_autoptr(JsonObject) root = NULL;
 	g_autoptr(GPtrArray) items =
-	    g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+	    g_ptr_array_new_with_free_func((GDestroyNotify)kl_evidence_request_free);
 	JsonObject *attributes;
 	JsonArray *requested;
 
@@ -583,7 +575,7 @@ kl_verifier_parse_evidence_requested(const gchar *body, gsize len, GError **erro
 		return NULL;
 	}
 	for (guint i = 0; i < json_array_get_length(requested); i++) {
-		JsonObject *item =
+		KlEvidenceRequest *item =
 		    kl_verifier_parse_requested_item(json_array_get_element(requested, i), error);
 		if (item == NULL) {
 			g_prefix_error(error, "attestation answer: evidence_requested[%u]: ", i);

@@ -11,6 +11,7 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include "kl-evidence-request.h"
 #include "kl-http.h"
 
 G_BEGIN_DECLS
@@ -127,10 +128,9 @@ kl_verifier_parse_session_result(const gchar *body,
 				 GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 /*
- * Phase-1 201: data.attributes.evidence_requested[]. Each returned JsonObject
- * has string members evidence_class and evidence_type and an object member
- * chosen_parameters (sealed; empty when the verifier sent none).
- * (transfer full) array of JsonObject*.
+ * Phase-1 201: data.attributes.evidence_requested[], each item parsed once
+ * into a KlEvidenceRequest (chosen_parameters sealed; empty when the verifier
+ * sent none). (transfer full) array of KlEvidenceRequest*.
  */
 GPtrArray *
 kl_verifier_parse_evidence_requested(const gchar *body,

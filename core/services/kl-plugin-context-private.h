@@ -27,10 +27,9 @@ kl_plugin_context_new(const gchar *name,
 		      KlTpm *tpm);
 void
 kl_plugin_context_free(KlPluginContext *ctx); /* runs the data destroy notify */
-void
-kl_plugin_context_set_agent_id(KlPluginContext *ctx, const gchar *agent_id);
-/* a new boot time (tests: what a plugin sees after the machine rebooted) */
-void
-kl_plugin_context_set_boot_time(KlPluginContext *ctx, gint64 boot_time);
+
+/* what the plugin reported with kl_plugin_context_set_summary(), and clears it (transfer full) */
+gchar *
+kl_plugin_context_take_summary(KlPluginContext *ctx);
 
 G_END_DECLS

@@ -14,6 +14,7 @@ struct _KlPluginContext {
 	KlTpm *tpm;
 	gpointer data;
 	GDestroyNotify data_destroy;
+	gchar *summary;
 };
 
 KlPluginContext *
@@ -49,24 +50,8 @@ kl_plugin_context_free(KlPluginContext *ctx)
 	g_free(ctx->name);
 	g_free(ctx->agent_id);
 	g_free(ctx->data_dir);
+	g_free(ctx->summary);
 	g_free(ctx);
-}
-
-void
-kl_plugin_context_set_boot_time(KlPluginContext *ctx, gint64 boot_time)
-{
-	g_return_if_fail(ctx != NULL);
-	ctx->boot_time = boot_time;
-}
-
-void
-kl_plugin_context_set_agent_id(KlPluginContext *ctx, const gchar *agent_id)
-{
-	g_return_if_fail(ctx != NULL);
-	if (ctx->agent_id == agent_id)
-		return;
-	g_free(ctx->agent_id);
-	ctx->agent_id = g_strdup(agent_id);
 }
 
 const gchar *
@@ -211,4 +196,19 @@ kl_plugin_context_get_data(KlPluginContext *ctx)
 {
 	g_return_val_if_fail(ctx != NULL, NULL);
 	return ctx->data;
+}
+
+void
+kl_plugin_context_set_summary(KlPluginContext *ctx, const gchar *summary)
+{
+	g_return_if_fail(ctx != NULL);
+	g_free(ctx->summary);
+	ctx->summary = g_strdup(summary);
+}
+
+gchar *
+kl_plugin_context_take_summary(KlPluginContext *ctx)
+{
+	g_return_val_if_fail(ctx != NULL, NULL);
+	return g_steal_pointer(&ctx->summary);
 }

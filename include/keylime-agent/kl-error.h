@@ -52,6 +52,15 @@ typedef enum {
 	KL_ERROR_HTTP,
 } KlError;
 
+/**
+ * kl_error_quark:
+ *
+ * The quark behind %KL_ERROR; use the macro.
+ *
+ * Returns: the error domain of the agent and its plugins
+ *
+ * Since: 1.0
+ */
 GQuark
 kl_error_quark(void);
 

@@ -15,7 +15,7 @@
 G_BEGIN_DECLS
 
 #define KL_PLUGIN_ABI_MAJOR   1
-#define KL_PLUGIN_ABI_MINOR   0
+#define KL_PLUGIN_ABI_MINOR   1
 #define KL_PLUGIN_INFO_SYMBOL "kl_plugin_get_info"
 
 #if defined(__GNUC__)
@@ -42,14 +42,19 @@ G_BEGIN_DECLS
  *   %KL_ERROR_NOT_SUPPORTED leaves the plugin out of that cycle.
  * @collect: returns the `data` object of the plugin's `evidence_collected`
  *   entry (transfer full) for the verifier's @chosen_parameters (sealed,
- *   transfer none). Must honour @cancellable.
+ *   transfer none). Must honour @cancellable. May report what it sends for
+ *   the agent's log with kl_plugin_context_set_summary() (ABI 1.1).
  * @contribute_registration: (nullable): adds members to the registrar's
  *   registration body (transfer none, writable). Called before every
  *   registration.
  *
- * All callbacks run on one worker thread, one call at a time; they may block
- * and may use the TPM (kl-plugin-tpm.h) but must never touch the main context.
- * Failing callbacks return FALSE/NULL and set @error.
+ * Threads: get_capabilities(), collect() and contribute_registration() run
+ * on the agent's worker thread, one call at a time; they may block and may use
+ * the TPM (kl-plugin-tpm.h) but must never touch the main context. startup()
+ * runs on the thread that loads the plugins (the agent's main thread) before
+ * any other callback of the plugin, and shutdown() on that thread after the
+ * last one has returned: no two callbacks of any plugins ever run at the same
+ * time. Failing callbacks return FALSE/NULL and set @error.
  *
  * Since: 1.0
  */

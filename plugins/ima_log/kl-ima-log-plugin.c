@@ -133,6 +133,7 @@ kl_ima_log_plugin_collect(KlPluginContext *ctx,
 	KlImaLog *log = kl_ima_log_plugin_get_log(ctx, error);
 	guint64 starting_offset = 0;
 	guint64 max_entries = 0;
+	JsonObject *data;
 
 	if (log == NULL)
 		return NULL;
@@ -149,7 +150,15 @@ kl_ima_log_plugin_collect(KlPluginContext *ctx,
 		g_message("the verifier's ima_log request has no starting_offset: sending the IMA "
 			  "measurement list from its first entry (%" G_GUINT64_FORMAT " entries)",
 			  kl_ima_log_get_entry_count(log));
-	return kl_ima_log_collect(log, starting_offset, max_entries, cancellable, error);
+	data = kl_ima_log_collect(log, starting_offset, max_entries, cancellable, error);
+	if (data != NULL) {
+		gint64 n = json_object_get_int_member(data, "entry_count");
+		g_autofree gchar *summary =
+		    g_strdup_printf("%" G_GINT64_FORMAT " new entr%s", n, n == 1 ? "y" : "ies");
+
+		kl_plugin_context_set_summary(ctx, summary);
+	}
+	return data;
 }
 
 KL_PLUGIN_DEFINE("ima_log",

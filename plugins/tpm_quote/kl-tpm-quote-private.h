@@ -32,13 +32,16 @@ kl_tpm_quote_collect_with_tpm(KlTpm *tpm,
 			      GCancellable *cancellable,
 			      GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
+#ifdef KL_TPM_QUOTE_TESTING
 /*
- * Tests only: @hook runs in kl_tpm_quote_collect_with_tpm() after each
+ * Only in the test build of the plugin code (kl_tpm_quote_test_lib, never in
+ * the module): @hook runs in kl_tpm_quote_collect_with_tpm() after each
  * TPM2_Quote, before the TPM2_PCR_Read (attempt counts from 1), so that a test
  * can change the PCRs in between. NULL removes it. Not thread-safe.
  */
 typedef void (*KlTpmQuoteTestHook)(guint attempt, gpointer user_data);
 void
 kl_tpm_quote_set_test_hook(KlTpmQuoteTestHook hook, gpointer user_data);
+#endif
 
 G_END_DECLS

@@ -2,7 +2,8 @@
  * SPDX-License-Identifier: Apache-2.0
  *
  * A well-behaved test plugin. Capabilities {"answer": 42}; collect echoes the
- * "echo" parameter back as data. With KL_TEST_DUMMY_MARKER set, its constructor
+ * "echo" parameter back as data and reports the "summary" parameter as what it
+ * sent. With KL_TEST_DUMMY_MARKER set, its constructor
  * creates that file (proof that the module was opened); with
  * KL_TEST_DUMMY_SHUTDOWN_MARKER set, shutdown appends a line to that file.
  */
@@ -87,6 +88,15 @@ kl_dummy_collect(KlPluginContext *ctx,
 				json_object_set_string_member(n, "injected", "yes");
 			}
 		}
+	}
+	if (json_object_has_member(chosen_parameters, "summary")) {
+		const gchar *summary = NULL;
+
+		if (!kl_json_object_get_optional_string(
+			chosen_parameters, "summary", &summary, error))
+			return NULL;
+		/* what the agent's info line says this collect sent */
+		kl_plugin_context_set_summary(ctx, summary);
 	}
 	state->collects++;
 	json_object_set_string_member(data, "echo", echo != NULL ? echo : "");

@@ -105,6 +105,13 @@ test_cycles(void)
 	g_assert_cmpstr(json_array_get_string_element(types, 0), ==, "tpm_quote");
 	g_assert_cmpstr(json_array_get_string_element(types, 1), ==, "uefi_log");
 	g_assert_cmpstr(json_array_get_string_element(types, 2), ==, "ima_log");
+	/* the info line says what the ima_log plugin reported it sent: the whole log first
+	 * (boot_aggregate + 5) */
+	if (!kl_test_agent_log_contains(
+		agent, "submitted: tpm_quote, uefi_log, ima_log (6 new entries)")) {
+		kl_test_agent_dump_log(agent);
+		g_assert_not_reached();
+	}
 }
 
 static gint64

@@ -15,8 +15,10 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 if [ -z "${TPM2TOOLS_TCTI:-}" ]; then
 	KL_SWTPM_SETUP=1 exec "$HERE/../integration/run-with-swtpm.sh" "$0" "$@"
 fi
+# shellcheck source=../kl-test-skip.sh
+. "$HERE/../kl-test-skip.sh"
 for c in jq curl od tpm2_createak tpm2_send tpm2_quote tpm2_pcrextend; do
-	command -v "$c" >/dev/null || { echo "1..0 # SKIP $c not found"; exit 0; }
+	command -v "$c" >/dev/null || kl_test_skip_all "$c not found"
 done
 
 PY=/usr/bin/python3

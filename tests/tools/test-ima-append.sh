@@ -7,14 +7,11 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 data="$here/../data"
+# shellcheck source=../kl-test-skip.sh
+. "$here/../kl-test-skip.sh"
 
 if ! command -v tpm2_pcrread >/dev/null 2>&1; then
-	if [ -n "${KL_TEST_NO_SKIP:-}" ]; then
-		echo "1..1"; echo "not ok 1 - tpm2-tools not found (KL_TEST_NO_SKIP is set: not skipped)"
-		exit 1
-	fi
-	echo "1..0 # SKIP tpm2-tools not found"
-	exit 0
+	kl_test_skip_all "tpm2-tools not found"
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

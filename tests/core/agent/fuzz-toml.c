@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "kl-config.h"
+#include "kl-fuzz.h"
 #include "kl-toml.h"
 
 int
@@ -50,6 +51,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (doc == NULL) {
 		/* every error names the input */
 		g_assert_true(g_str_has_prefix(error->message, "fuzz.conf:"));
+		kl_fuzz_report(FALSE);
 		return 0;
 	}
 	for (guint t = 0; t < doc->tables->len; t++) {
@@ -64,7 +66,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (kl_config_finalize(cfg, NULL, NULL)) {
 			for (guint i = 0; keys[i] != NULL; i++)
 				g_assert_nonnull(kl_config_get_string(cfg, keys[i]));
+			kl_fuzz_report(TRUE);
+			return 0;
 		}
 	}
+	kl_fuzz_report(FALSE);
 	return 0;
 }

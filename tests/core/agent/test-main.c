@@ -519,6 +519,33 @@ test_once_gives_up_exit_7(void)
 	setup_clear(&s);
 }
 
+/*
+ * A listening TCP socket on 127.0.0.1 with a port chosen by the kernel
+ * (@port); accept() gives up after 60 s.
+ */
+static GSocket *
+listen_loopback(guint16 *port)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GInetAddress) lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) addr = g_inet_socket_address_new(lo, 0);
+	g_autoptr(GSocketAddress) bound = NULL;
+	g_autoptr(GSocket) sock = NULL;
+
+	sock =
+	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+	g_assert_no_error(error);
+	g_assert_true(g_socket_bind(sock, addr, TRUE, &error));
+	g_assert_no_error(error);
+	g_assert_true(g_socket_listen(sock, &error));
+	g_assert_no_error(error);
+	bound = g_socket_get_local_address(sock, &error);
+	g_assert_no_error(error);
+	*port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+	g_socket_set_timeout(sock, 60);
+	return g_steal_pointer(&sock);
+}
+
 static void
 test_sigterm_and_sighup(void)
 {
@@ -527,16 +554,28 @@ test_sigterm_and_sighup(void)
 	g_autoptr(GSubprocess) proc = NULL;
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
+	g_autoptr(GSocket) listener = NULL;
+	g_autoptr(GSocket) conn = NULL;
+	guint16 port = 0;
 	gint64 start = g_get_monotonic_time();
 
 	if (!have_plugin())
 		return;
 
-	/* retrying forever against an absent registrar */
-	setup_new(&s, 1, "exponential_backoff_max_retries = 5\n");
+	/*
+	 * Retrying forever against an absent registrar. Its first connection to
+	 * the registrar port proves that the agent reached its main loop, with
+	 * the signal handlers in place (a fixed sleep raced with a slow start-up);
+	 * then the port is closed again.
+	 */
+	listener = listen_loopback(&port);
+	setup_new(&s, port, "exponential_backoff_max_retries = 5\n");
 	proc = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", NULL);
 	g_assert_no_error(error);
-	g_usleep(700 * 1000);
+	conn = g_socket_accept(listener, NULL, &error);
+	g_assert_no_error(error);
+	g_clear_object(&conn);
+	g_clear_object(&listener);
 	g_subprocess_send_signal(proc, SIGHUP);
 	g_usleep(200 * 1000);
 	/* still running (the identifier is gone once the child was reaped) */
@@ -660,6 +699,9 @@ test_run_as(void)
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
 	g_autofree gchar *pid = NULL;
+	g_autoptr(GSocket) listener = NULL;
+	g_autoptr(GSocket) conn = NULL;
+	guint16 port = 0;
 	gint64 uid = -1;
 
 	if (!have_plugin())
@@ -680,17 +722,20 @@ test_run_as(void)
 	g_clear_pointer(&out, g_free);
 	g_clear_pointer(&err, g_free);
 
-	/* the agent really runs as nobody once the TPM and the plugins are open */
-	setup_new(&s, 1, "exponential_backoff_max_retries = 5\nrun_as = \"nobody:nogroup\"\n");
+	/*
+	 * the agent really runs as nobody once the TPM and the plugins are open;
+	 * its first connection to the registrar port says it is in its main loop
+	 */
+	listener = listen_loopback(&port);
+	setup_new(&s, port, "exponential_backoff_max_retries = 5\nrun_as = \"nobody:nogroup\"\n");
 	proc = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", NULL);
 	g_assert_no_error(error);
 	pid = g_strdup(g_subprocess_get_identifier(proc));
-	for (guint i = 0; i < 100; i++) {
-		uid = proc_uid(pid);
-		if (uid > 0)
-			break;
-		g_usleep(50 * 1000);
-	}
+	conn = g_socket_accept(listener, NULL, &error);
+	g_assert_no_error(error);
+	g_clear_object(&conn);
+	g_clear_object(&listener);
+	uid = proc_uid(pid);
 	g_subprocess_send_signal(proc, SIGTERM);
 	g_assert_cmpint(agent_finish(proc, &out, &err), ==, 0);
 	g_assert_cmpint(uid, ==, 65534);

@@ -9,11 +9,14 @@
 
 #include <errno.h>
 #include <glib/gstdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "keylime-agent/keylime-agent-plugin.h"
 #include "kl-plugin-loader.h"
+#include "kl-test-skip.h"
+#include "kl-verifier-client.h"
 
 typedef struct {
 	gchar *dir;
@@ -195,9 +198,6 @@ kl_test_accept_dummy(KlLoaderFixture *fx, gconstpointer user_data)
 	/* startup ran: it stored its state */
 	g_assert_nonnull(kl_plugin_context_get_data(ctx));
 
-	kl_plugin_loader_set_agent_id(fx->loader, "new-agent-id");
-	g_assert_cmpstr(kl_plugin_context_get_agent_id(ctx), ==, "new-agent-id");
-
 	/* the module's constructor ran (the control for the disabled test) */
 	g_assert_true(g_file_get_contents(fx->marker, &marker, NULL, NULL));
 	g_assert_cmpstr(marker, ==, "opened\n");
@@ -240,7 +240,7 @@ static void
 kl_test_bad_abi(KlLoaderFixture *fx, gconstpointer user_data)
 {
 	kl_test_expect_rejected(
-	    fx, "bad_abi", 0644, "built for plugin ABI 99.0, the agent supports 1.0*", "ABI 99.0");
+	    fx, "bad_abi", 0644, "built for plugin ABI 99.0, the agent supports 1.1*", "ABI 99.0");
 	g_assert_null(kl_plugin_get_version(kl_test_find(fx, "bad_abi")));
 }
 
@@ -333,7 +333,7 @@ kl_test_setgid(KlLoaderFixture *fx, gconstpointer user_data)
 	/* an unprivileged user may not keep setgid for a group it is not in */
 	g_assert_cmpint(stat(path, &st), ==, 0);
 	if ((st.st_mode & S_ISGID) == 0) {
-		g_test_skip("cannot create a setgid file here");
+		kl_test_skip("cannot create a setgid file here");
 		return;
 	}
 	g_test_expect_message(
@@ -351,7 +351,7 @@ kl_test_foreign_owner(KlLoaderFixture *fx, gconstpointer user_data)
 	g_autofree gchar *path = NULL;
 
 	if (geteuid() != 0) {
-		g_test_skip("changing a file's owner needs root");
+		kl_test_skip("changing a file's owner needs root");
 		return;
 	}
 	path = kl_test_install(fx->dir, "dummy", NULL, 0644);
@@ -688,6 +688,75 @@ kl_test_runner_sealed(KlLoaderFixture *fx, gconstpointer user_data)
 	}
 }
 
+/* the typed path: verifier answer -> requests -> resolved once -> the owning plugin */
+static void
+kl_test_dispatch(KlLoaderFixture *fx, gconstpointer user_data)
+{
+	const gchar *answer =
+	    "{\"data\":{\"attributes\":{\"evidence_requested\":["
+	    "{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\","
+	    "\"chosen_parameters\":{\"echo\":\"one\",\"summary\":\"3 new lines\"}},"
+	    "{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\"},"
+	    "{\"evidence_class\":\"certification\",\"evidence_type\":\"dummy\"},"
+	    "{\"evidence_class\":\"log\",\"evidence_type\":\"nobody\"}]}}}";
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) requests = NULL;
+	g_autoptr(JsonObject) entry = NULL;
+	g_autofree gchar *summary = NULL;
+	g_autofree gchar *text = NULL;
+	KlEvidenceRequest *request;
+	KlPlugin *plugin;
+
+	g_free(kl_test_install(fx->dir, "dummy", NULL, 0644));
+	kl_test_load(fx, fx->dir, NULL);
+	requests = kl_verifier_parse_evidence_requested(answer, strlen(answer), &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(requests->len, ==, 4);
+
+	/* resolved once, recorded in the request */
+	request = g_ptr_array_index(requests, 0);
+	plugin = kl_plugin_loader_resolve(fx->loader, request, &error);
+	g_assert_no_error(error);
+	g_assert_true(plugin == kl_plugin_loader_lookup(fx->loader, "dummy"));
+	g_assert_true(request->plugin == plugin);
+	entry = kl_plugin_run_request(request, NULL, &summary, &error);
+	g_assert_no_error(error);
+	text = kl_json_object_to_string(entry, NULL);
+	g_assert_cmpstr(text,
+			==,
+			"{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\",\"data\":"
+			"{\"echo\":\"one\",\"sealed\":true,\"collects\":1}}");
+	g_assert_cmpstr(summary, ==, "3 new lines");
+	g_clear_pointer(&entry, json_object_unref);
+	g_clear_pointer(&summary, g_free);
+
+	/* no chosen_parameters; a plugin that reports nothing leaves no stale summary */
+	request = g_ptr_array_index(requests, 1);
+	g_assert_nonnull(kl_plugin_loader_resolve(fx->loader, request, &error));
+	entry = kl_plugin_run_request(request, NULL, &summary, &error);
+	g_assert_no_error(error);
+	g_assert_null(summary);
+	g_clear_pointer(&entry, json_object_unref);
+
+	/* the plugin's type in another class */
+	request = g_ptr_array_index(requests, 2);
+	g_assert_null(kl_plugin_loader_resolve(fx->loader, request, &error));
+	g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS);
+	g_assert_nonnull(strstr(error->message, "as class 'certification'"));
+	g_assert_null(request->plugin);
+	g_clear_error(&error);
+	/* an unresolved request reaches no plugin */
+	g_assert_null(kl_plugin_run_request(request, NULL, &summary, &error));
+	g_assert_error(error, KL_ERROR, KL_ERROR_INTERNAL);
+	g_clear_error(&error);
+
+	/* a type no active plugin provides */
+	request = g_ptr_array_index(requests, 3);
+	g_assert_null(kl_plugin_loader_resolve(fx->loader, request, &error));
+	g_assert_error(error, KL_ERROR, KL_ERROR_NOT_SUPPORTED);
+	g_assert_nonnull(strstr(error->message, "'nobody', which no active plugin provides"));
+}
+
 static void
 kl_test_shutdown_once(KlLoaderFixture *fx, gconstpointer user_data)
 {
@@ -781,6 +850,7 @@ main(int argc, char **argv)
 	kl_test_add("/loader/runner/no-error-set", kl_test_runner_no_error_set);
 	kl_test_add("/loader/runner/envelope", kl_test_runner_envelope);
 	kl_test_add("/loader/runner/sealed-parameters", kl_test_runner_sealed);
+	kl_test_add("/loader/dispatch", kl_test_dispatch);
 	kl_test_add("/loader/shutdown-once", kl_test_shutdown_once);
 	kl_test_add("/loader/config-view", kl_test_config_view);
 	return g_test_run();

@@ -19,6 +19,7 @@
 
 #include "keylime-agent/kl-error.h"
 #include "kl-privileges.h"
+#include "kl-test-skip.h"
 
 /* users and groups the many-groups test creates: more than the 32 a fixed buffer holds */
 #define N_EXTRA_GROUPS 40
@@ -207,7 +208,7 @@ test_drop_to_nobody(void)
 	gid_t gid;
 
 	if (!nobody_run_as(&run_as, &uid, &gid)) {
-		g_test_skip("no user 'nobody' with a primary group");
+		kl_test_skip("no user 'nobody' with a primary group");
 		return;
 	}
 	if (!is_root()) {
@@ -283,7 +284,7 @@ test_drop_not_root(void)
 		return;
 	}
 	if (!nobody_run_as(&run_as, &uid, &gid)) {
-		g_test_skip("no user 'nobody' with a primary group");
+		kl_test_skip("no user 'nobody' with a primary group");
 		return;
 	}
 	if (g_test_subprocess()) {
@@ -342,7 +343,7 @@ static void
 test_drop_unknown_user(void)
 {
 	if (!is_root()) {
-		g_test_skip("needs root: without it run_as is ignored");
+		kl_test_skip("needs root: without it run_as is ignored");
 		return;
 	}
 	if (g_test_subprocess()) {
@@ -490,7 +491,7 @@ test_drop_many_groups(void)
 	}
 
 	if (!is_root()) {
-		g_test_skip("needs root to create users and groups");
+		kl_test_skip("needs root to create users and groups");
 		return;
 	}
 	groupadd = find_tool("groupadd");
@@ -498,7 +499,7 @@ test_drop_many_groups(void)
 	useradd = find_tool("useradd");
 	userdel = find_tool("userdel");
 	if (groupadd == NULL || groupdel == NULL || useradd == NULL || userdel == NULL) {
-		g_test_skip("groupadd/useradd/groupdel/userdel not available");
+		kl_test_skip("groupadd/useradd/groupdel/userdel not available");
 		return;
 	}
 
@@ -576,7 +577,7 @@ test_drop_many_groups(void)
 	g_assert_null(getpwnam(user));
 
 	if (!ok) {
-		g_test_skip("could not create the test users and groups");
+		kl_test_skip("could not create the test users and groups");
 		return;
 	}
 	g_assert_true(listed);
@@ -691,7 +692,7 @@ test_dir_read_only(void)
 		g_assert_cmpint(g_chmod(ro, 0500), ==, 0);
 		if (access(ro, W_OK) == 0) {
 			rm_rf(base);
-			g_test_skip("this user can write to a 0500 directory (capabilities)");
+			kl_test_skip("this user can write to a 0500 directory (capabilities)");
 			return;
 		}
 		assert_read_only_rejected(ro, NULL);
@@ -699,7 +700,7 @@ test_dir_read_only(void)
 		return;
 	}
 	if (!nobody_run_as(&run_as, &uid, &gid)) {
-		g_test_skip("no user 'nobody' with a primary group");
+		kl_test_skip("no user 'nobody' with a primary group");
 		return;
 	}
 	if (g_test_subprocess()) {

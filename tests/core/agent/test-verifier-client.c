@@ -108,6 +108,8 @@ test_parse_session_result(void)
 	}
 }
 
+#define REQ(items, i) ((KlEvidenceRequest *)g_ptr_array_index((items), (i)))
+
 static void
 test_parse_evidence_requested(void)
 {
@@ -122,32 +124,25 @@ test_parse_evidence_requested(void)
 	g_assert_no_error(error);
 	g_assert_nonnull(items);
 	g_assert_cmpuint(items->len, ==, 3);
-	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(items, 0), "evidence_type"),
-			==,
-			"tpm_quote");
-	g_assert_cmpstr(
-	    json_object_get_string_member(g_ptr_array_index(items, 0), "evidence_class"),
-	    ==,
-	    "certification");
-	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(items, 1), "evidence_type"),
-			==,
-			"uefi_log");
-	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(items, 2), "evidence_type"),
-			==,
-			"ima_log");
-	params = json_object_get_object_member(g_ptr_array_index(items, 0), "chosen_parameters");
+	g_assert_cmpstr(REQ(items, 0)->evidence_type, ==, "tpm_quote");
+	g_assert_cmpstr(REQ(items, 0)->evidence_class, ==, "certification");
+	g_assert_cmpstr(REQ(items, 1)->evidence_type, ==, "uefi_log");
+	g_assert_cmpstr(REQ(items, 2)->evidence_type, ==, "ima_log");
+	params = REQ(items, 0)->chosen_parameters;
 	g_assert_cmpstr(json_object_get_string_member(params, "hash_algorithm"), ==, "sha256");
 	subjects = json_object_get_object_member(params, "selected_subjects");
 	g_assert_cmpint(
 	    json_array_get_int_element(json_object_get_array_member(subjects, "sha256"), 0),
 	    ==,
 	    10);
-	params = json_object_get_object_member(g_ptr_array_index(items, 2), "chosen_parameters");
+	params = REQ(items, 2)->chosen_parameters;
 	g_assert_true(kl_json_object_get_int(params, "starting_offset", &offset, &error));
 	g_assert_cmpint(offset, ==, 0);
 	/* read-only for plugins */
 	g_assert_true(json_object_is_immutable(params));
-	g_assert_true(json_object_is_immutable(g_ptr_array_index(items, 0)));
+	g_assert_true(json_object_is_immutable(REQ(items, 0)->chosen_parameters));
+	/* parsed, not yet resolved to a plugin */
+	g_assert_null(REQ(items, 0)->plugin);
 }
 
 static void
@@ -180,10 +175,8 @@ test_parse_evidence_requested_bad(void)
 		    kl_verifier_parse_evidence_requested(ok, strlen(ok), &error);
 		g_assert_no_error(error);
 		g_assert_cmpuint(items->len, ==, 1);
-		g_assert_cmpuint(json_object_get_size(json_object_get_object_member(
-				     g_ptr_array_index(items, 0), "chosen_parameters")),
-				 ==,
-				 0);
+		g_assert_cmpuint(json_object_get_size(REQ(items, 0)->chosen_parameters), ==, 0);
+		g_assert_true(json_object_is_immutable(REQ(items, 0)->chosen_parameters));
 	}
 }
 

@@ -10,6 +10,8 @@
 
 #include <keylime-agent/keylime-agent-plugin.h>
 
+#include "kl-fuzz.h"
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -102,6 +104,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	g_autofree gchar *str = NULL;
 
 	obj = kl_json_parse_object((const gchar *)data, (gssize)size, &error);
+	kl_fuzz_report(obj != NULL);
 	if (obj == NULL) {
 		g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_DATA);
 	} else {

@@ -62,8 +62,6 @@ kl_test_config_lookup(void)
 	g_assert_cmpstr(kl_plugin_context_get_data_dir(ctx), ==, "/var/lib/keylime");
 	g_assert_cmpint(kl_plugin_context_get_boot_time(ctx), ==, 1234);
 	g_assert_null(kl_plugin_context_get_tpm(ctx));
-	kl_plugin_context_set_agent_id(ctx, "agent-2");
-	g_assert_cmpstr(kl_plugin_context_get_agent_id(ctx), ==, "agent-2");
 	kl_plugin_context_free(ctx);
 
 	/* no lookup function: nothing is configured */

@@ -18,6 +18,7 @@
 #include <tss2/tss2_mu.h>
 
 #include "keylime-agent/kl-error.h"
+#include "kl-test-skip.h"
 #include "kl-tpm-backend.h"
 
 #define INSECURE_WARNING                                                                           \
@@ -857,7 +858,7 @@ test_activate_credential(Fixture *f, gconstpointer data)
 
 	blob = make_credential(f->dir, tpm->ek_public, tpm->ak_name, credential);
 	if (blob == NULL) {
-		g_test_skip("tpm2_makecredential (tpm2-tools) is not installed");
+		kl_test_skip("tpm2_makecredential (tpm2-tools) is not installed");
 		return;
 	}
 	/* RSA-2048 EK + SHA-256 AK name: 336 bytes, as from a registrar */
@@ -895,7 +896,7 @@ test_activate_credential_tampered(Fixture *f, gconstpointer data)
 
 	blob = make_credential(f->dir, tpm->ek_public, tpm->ak_name, credential);
 	if (blob == NULL) {
-		g_test_skip("tpm2_makecredential (tpm2-tools) is not installed");
+		kl_test_skip("tpm2_makecredential (tpm2-tools) is not installed");
 		return;
 	}
 	for (i = 0; i < G_N_ELEMENTS(offsets); i++) {
@@ -951,7 +952,7 @@ test_activate_credential_other_ek(Fixture *f, gconstpointer data)
 	soft_close(other);
 	remove_tree(other_dir);
 	if (blob == NULL) {
-		g_test_skip("tpm2_makecredential (tpm2-tools) is not installed");
+		kl_test_skip("tpm2_makecredential (tpm2-tools) is not installed");
 		return;
 	}
 	g_assert_false(f->tpm->backend->activate_credential(f->tpm, blob, &secret, &error));

@@ -20,6 +20,7 @@
 
 #include "keylime-agent/kl-error.h"
 #include "kl-agent-id.h"
+#include "kl-test-skip.h"
 #include "kl-tpm-backend.h"
 
 typedef struct {
@@ -390,11 +391,7 @@ test_ek_cert_nv(KlTestFixture *fx, gconstpointer data)
 	TPMT_PUBLIC ek;
 
 	if (certtool == NULL) {
-		g_test_skip("certtool (gnutls-bin) not installed");
-		return;
-	}
-	if (g_getenv("KL_TEST_SWTPM_LOCALCA") != NULL) {
-		g_test_skip("the manufactured TPM has its own EK certificate");
+		kl_test_skip("certtool (gnutls-bin) not installed");
 		return;
 	}
 	tpm = kl_test_tpm_new(&o);
@@ -744,6 +741,76 @@ test_activate_persistent(KlTestFixture *fx, gconstpointer data)
 	kl_test_flush_transient(fx->dir);
 	kl_test_activate(fx, NULL, NULL, "0x81010003");
 	kl_test_run(fx->dir, evict);
+}
+
+/*
+ * The TPM commands with code @cc in a pcapng file of tpm2-tss's pcap TCTI
+ * (raw IPv4/IPv6 + TCP; commands go to port 2321)
+ */
+static guint
+kl_test_pcap_count(const gchar *path, guint32 cc)
+{
+	g_autofree guint8 *data = NULL;
+	gsize len = 0;
+	gsize off = 0;
+	guint n = 0;
+
+	g_assert_true(g_file_get_contents(path, (gchar **)&data, &len, NULL));
+	while (off + 12 <= len) {
+		guint32 type = GUINT32_FROM_LE(*(guint32 *)(data + off));
+		guint32 blen = GUINT32_FROM_LE(*(guint32 *)(data + off + 4));
+
+		g_assert_cmpuint(blen, >=, 12);
+		g_assert_cmpuint(off + blen, <=, len);
+		if (type == 6) {
+			const guint8 *pkt = data + off + 28;
+			guint ip = (pkt[0] >> 4) == 6 ? 40 : (guint)(pkt[0] & 0x0f) * 4;
+			const guint8 *tcp = pkt + ip;
+			const guint8 *cmd = tcp + (tcp[12] >> 4) * 4;
+
+			if ((((guint)tcp[2] << 8) | tcp[3]) == 2321 &&
+			    (((guint32)cmd[6] << 24) | ((guint32)cmd[7] << 16) |
+			     ((guint32)cmd[8] << 8) | cmd[9]) == cc)
+				n++;
+		}
+		off += blen;
+	}
+	return n;
+}
+
+/*
+ * The EK is created once per start: ActivateCredential (at every
+ * registration) loads the EK of start-up again from its saved context
+ * instead of creating it again from the template (an RSA key generation).
+ */
+static void
+test_ek_created_once(KlTestFixture *fx, gconstpointer data)
+{
+	KlTpmOptions o = kl_test_options(fx);
+	g_autofree gchar *pcap = g_build_filename(fx->dir, "tpm.pcap", NULL);
+	g_autofree gchar *tcti = g_strconcat("pcap:", o.tcti, NULL);
+	KlTpm *tpm;
+
+	o.tcti = tcti;
+	g_setenv("TCTI_PCAP_FILE", pcap, TRUE);
+	tpm = kl_test_tpm_new(&o);
+	for (guint round = 0; round < 3; round++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GBytes) secret = NULL;
+		g_autoptr(GBytes) blob =
+		    kl_test_make_credential(fx, tpm, kl_tpm_get_ak_name(tpm), &secret);
+		g_autoptr(GBytes) out = NULL;
+
+		g_assert_true(kl_tpm_activate_credential(tpm, blob, &out, &error));
+		g_assert_no_error(error);
+		g_assert_true(g_bytes_equal(out, secret));
+		g_assert_cmpuint(kl_test_count_transient(), ==, 1);
+	}
+	kl_tpm_free(tpm);
+	g_unsetenv("TCTI_PCAP_FILE");
+	g_assert_cmpuint(kl_test_pcap_count(pcap, TPM2_CC_CreatePrimary), ==, 1);
+	g_assert_cmpuint(kl_test_pcap_count(pcap, TPM2_CC_ActivateCredential), >=, 3);
+	g_assert_cmpuint(kl_test_pcap_count(pcap, TPM2_CC_ContextLoad), >=, 3);
 }
 
 static GBytes *
@@ -1108,7 +1175,7 @@ test_needs_startup(KlTestFixture *fx, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 
 	if (g_getenv("KL_TEST_SWTPM_CTRL_PORT") == NULL) {
-		g_test_skip("no swtpm control port");
+		kl_test_skip("no swtpm control port");
 		return;
 	}
 	kl_test_run(fx->dir, init);
@@ -1141,10 +1208,8 @@ int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
-	if (g_getenv("KL_TEST_TCTI") == NULL) {
-		g_test_skip("not run through run-with-swtpm.sh");
-		return g_test_run();
-	}
+	if (g_getenv("KL_TEST_TCTI") == NULL)
+		return kl_test_skip_all("not run through run-with-swtpm.sh");
 	g_test_add_func("/tpm-int/open", test_open);
 	g_test_add_func("/tpm-int/ek-cert", test_ek_cert);
 	g_test_add("/tpm-int/ak-persist",
@@ -1183,6 +1248,12 @@ main(int argc, char **argv)
 		   fixture_setup,
 		   test_activate_ecc,
 		   fixture_teardown);
+	g_test_add("/tpm-int/activate/ek-created-once",
+		   KlTestFixture,
+		   NULL,
+		   fixture_setup,
+		   test_ek_created_once,
+		   fixture_teardown);
 	g_test_add("/tpm-int/activate/persistent-ek",
 		   KlTestFixture,
 		   NULL,
@@ -1217,12 +1288,14 @@ main(int argc, char **argv)
 		   fixture_setup,
 		   test_no_leaks,
 		   fixture_teardown);
-	g_test_add("/tpm-int/ek-cert-nv",
-		   KlTestFixture,
-		   NULL,
-		   fixture_setup,
-		   test_ek_cert_nv,
-		   fixture_teardown);
+	/* writes its own EK certificates to NV: not for a manufactured TPM */
+	if (g_getenv("KL_TEST_SWTPM_LOCALCA") == NULL)
+		g_test_add("/tpm-int/ek-cert-nv",
+			   KlTestFixture,
+			   NULL,
+			   fixture_setup,
+			   test_ek_cert_nv,
+			   fixture_teardown);
 	g_test_add("/tpm-int/ek-changed",
 		   KlTestFixture,
 		   NULL,

@@ -344,8 +344,16 @@ test_plugin_reboot_rereads(void)
 	served = collect_entries(ctx);
 	g_assert_true(g_bytes_equal(served, first));
 
-	/* rebooted: the new log is read, offered and served */
-	kl_plugin_context_set_boot_time(ctx, 2000);
+	/*
+	 * rebooted: the agent starts again with the new boot time (it reads it
+	 * once); the new log is read, offered and served
+	 */
+	kl_uefi_log_plugin_shutdown(ctx);
+	kl_plugin_context_free(ctx);
+	ctx = kl_plugin_context_new(
+	    "uefi_log", config_lookup_cb, cfg, "a", "/nonexistent", 2000, NULL);
+	g_assert_true(kl_uefi_log_plugin_startup(ctx, &error));
+	g_assert_no_error(error);
 	caps = kl_uefi_log_plugin_get_capabilities(ctx, &error);
 	g_assert_no_error(error);
 	g_assert_cmpint(json_object_get_int_member(caps, "entry_count"),

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "config.h"
+
+#include "kl-evidence-request.h"
+
+KlEvidenceRequest *
+kl_evidence_request_new(const gchar *evidence_class,
+			const gchar *evidence_type,
+			JsonObject *chosen_parameters)
+{
+	KlEvidenceRequest *request;
+
+	g_return_val_if_fail(evidence_class != NULL, NULL);
+	g_return_val_if_fail(evidence_type != NULL, NULL);
+
+	request = g_new0(KlEvidenceRequest, 1);
+	request->evidence_class = g_strdup(evidence_class);
+	request->evidence_type = g_strdup(evidence_type);
+	request->chosen_parameters =
+	    chosen_parameters != NULL ? json_object_ref(chosen_parameters) : json_object_new();
+	json_object_seal(request->chosen_parameters);
+	return request;
+}
+
+void
+kl_evidence_request_free(KlEvidenceRequest *request)
+{
+	if (request == NULL)
+		return;
+	g_free(request->evidence_class);
+	g_free(request->evidence_type);
+	json_object_unref(request->chosen_parameters);
+	g_free(request);
+}
+
+gchar *
+kl_evidence_requests_describe(GPtrArray *requests)
+{
+	GString *text = g_string_new(NULL);
+
+	for (guint i = 0; requests != NULL && i < requests->len; i++) {
+		const KlEvidenceRequest *request = g_ptr_array_index(requests, i);
+
+		if (i > 0)
+			g_string_append(text, ", ");
+		g_string_append(text, request->evidence_type);
+	}
+	return g_string_free(text, FALSE);
+}
