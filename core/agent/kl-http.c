@@ -362,10 +362,12 @@ kl_http_curl_send(KlHttp *http,
 		  const gchar *body,
 		  gsize body_len,
 		  gboolean tail_only,
+		  guint extra_timeout_ms,
 		  GCancellable *cancellable,
 		  GError **error)
 {
 	CURL *curl = http->curl;
+	guint timeout_ms = http->timeout_ms > 0 ? http->timeout_ms + extra_timeout_ms : 0;
 	struct curl_slist *list = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	KlHttpTransfer transfer = { 0 };
@@ -399,8 +401,8 @@ kl_http_curl_send(KlHttp *http,
 	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer);
 	if (!tail_only)
 		curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)KL_HTTP_MAX_BODY);
-	if (http->timeout_ms > 0) {
-		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)http->timeout_ms);
+	if (timeout_ms > 0) {
+		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)http->timeout_ms);
 	}
 	/* server-only TLS: the CA file is the only trust anchor, never a client cert */
@@ -455,7 +457,7 @@ kl_http_curl_send(KlHttp *http,
 				    method,
 				    url,
 				    http->name,
-				    http->timeout_ms,
+				    timeout_ms,
 				    detail);
 			break;
 		case CURLE_PEER_FAILED_VERIFICATION:
@@ -586,6 +588,7 @@ kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellab
 					     request->body,
 					     request->body_len,
 					     request->tail_only,
+					     request->extra_timeout_ms,
 					     cancellable,
 					     error);
 	}

@@ -38,6 +38,8 @@ typedef struct {
 	 * kept and the response says it was truncated
 	 */
 	gboolean tail_only;
+	/* added to request_timeout for this request (a large upload the peer must store) */
+	guint extra_timeout_ms;
 } KlHttpRequest;
 
 /* what a tail_only request keeps of a long answer */
