@@ -30,6 +30,8 @@ state=$(mktemp -d "${TMPDIR:-/tmp}/kl-swtpm.XXXXXX")
 swtpm_pid=""
 cleanup() {
 	if [ -n "$swtpm_pid" ] && kill -0 "$swtpm_pid" 2>/dev/null; then
+		# a test may have stopped it (SIGSTOP) to wedge a TPM call
+		kill -CONT "$swtpm_pid" 2>/dev/null
 		kill "$swtpm_pid" 2>/dev/null
 		wait "$swtpm_pid" 2>/dev/null
 	fi
