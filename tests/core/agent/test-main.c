@@ -351,8 +351,20 @@ test_boolean_options_strict(void)
 			g_autofree gchar *err = NULL;
 
 			setup_new(&s, 1, extra);
-			/* the option is on line 13 of the file setup_new writes */
-			where = g_strdup_printf("%s:13", s.conf);
+			{
+				/* the line of the option in the file setup_new wrote */
+				g_autofree gchar *text = NULL;
+				g_auto(GStrv) lines = NULL;
+				g_autofree gchar *prefix = g_strdup_printf("%s = ", key);
+				guint line = 0;
+				g_assert_true(g_file_get_contents(s.conf, &text, NULL, NULL));
+				lines = g_strsplit(text, "\n", -1);
+				for (guint n = 0; lines[n] != NULL; n++)
+					if (g_str_has_prefix(lines[n], prefix))
+						line = n + 1;
+				g_assert_cmpuint(line, >, 0);
+				where = g_strdup_printf("%s:%u", s.conf, line);
+			}
 			proc =
 			    agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--once", NULL);
 			g_assert_no_error(error);
