@@ -78,7 +78,7 @@ kl_main_done_cb(KlAgent *agent, gint exit_status, gpointer user_data)
 static gboolean
 kl_main_drop_privileges(KlConfig *cfg, GError **error)
 {
-	const gchar *run_as = kl_main_str(cfg, "run_as", "");
+	const gchar *run_as = kl_config_get_string(cfg, "run_as");
 	g_autoptr(GError) error_local = NULL;
 
 	if (geteuid() != 0 || run_as == NULL || run_as[0] == '\0')
@@ -162,13 +162,13 @@ kl_main_run(int argc, char **argv)
 		g_warning("%s", error->message);
 		return KL_EXIT_CONFIG;
 	}
-	log_level = kl_main_nonempty(kl_main_str(cfg, "log_level", NULL));
+	log_level = kl_main_nonempty(kl_config_get_string(cfg, "log_level"));
 	if (log_level != NULL && !kl_log_set_level(log_level, &error)) {
 		g_warning("log_level: %s", error->message);
 		return KL_EXIT_CONFIG;
 	}
-	keylime_dir = kl_main_str(cfg, "keylime_dir", KL_DEFAULT_KEYLIME_DIR);
-	api_versions = kl_main_strv(cfg, "registrar_api_versions");
+	keylime_dir = kl_config_get_string(cfg, "keylime_dir");
+	api_versions = kl_config_get_strv(cfg, "registrar_api_versions");
 	{
 		g_auto(GStrv) enabled =
 		    kl_registrar_parse_versions((const gchar *const *)api_versions, &error);
@@ -184,13 +184,13 @@ kl_main_run(int argc, char **argv)
 
 	/* TPM */
 	tpm_options.software = cli->avoid_tpm;
-	tpm_options.tcti = kl_main_nonempty(kl_main_str(cfg, "tcti", NULL));
-	tpm_options.ek_handle = kl_main_str(cfg, "ek_handle", "");
-	tpm_options.owner_password = kl_main_str(cfg, "tpm_ownerpassword", "");
-	tpm_options.encryption_alg = kl_main_str(cfg, "tpm_encryption_alg", "rsa");
-	tpm_options.hash_alg = kl_main_str(cfg, "tpm_hash_alg", "sha256");
-	tpm_options.signing_alg = kl_main_str(cfg, "tpm_signing_alg", "rsassa");
-	tpm_options.agent_data_path = kl_main_str(cfg, "agent_data_path", "");
+	tpm_options.tcti = kl_main_nonempty(kl_config_get_string(cfg, "tcti"));
+	tpm_options.ek_handle = kl_config_get_string(cfg, "ek_handle");
+	tpm_options.owner_password = kl_config_get_string(cfg, "tpm_ownerpassword");
+	tpm_options.encryption_alg = kl_config_get_string(cfg, "tpm_encryption_alg");
+	tpm_options.hash_alg = kl_config_get_string(cfg, "tpm_hash_alg");
+	tpm_options.signing_alg = kl_config_get_string(cfg, "tpm_signing_alg");
+	tpm_options.agent_data_path = kl_config_get_string(cfg, "agent_data_path");
 	tpm_options.state_dir = keylime_dir;
 	/* with --avoid-tpm the TPM layer itself logs the INSECURE warning */
 	tpm = kl_tpm_new(&tpm_options, &tpm_error);
@@ -200,7 +200,7 @@ kl_main_run(int argc, char **argv)
 	}
 	if (tpm != NULL) {
 		agent_id = kl_tpm_resolve_agent_id(
-		    tpm, kl_main_str(cfg, "uuid", "generate"), keylime_dir, &tpm_error);
+		    tpm, kl_config_get_string(cfg, "uuid"), keylime_dir, &tpm_error);
 		if (agent_id == NULL && !cli->check) {
 			g_warning("%s", tpm_error->message);
 			return KL_EXIT_TPM;
@@ -214,7 +214,7 @@ kl_main_run(int argc, char **argv)
 	services.data_dir = keylime_dir;
 	services.boot_time = boot_time;
 	loader = kl_plugin_loader_new(&services);
-	disabled = kl_main_strv(cfg, "disabled_plugins");
+	disabled = kl_config_get_strv(cfg, "disabled_plugins");
 	if (g_strcmp0(kl_main_plugin_dir(cfg), KL_PLUGINDIR) != 0)
 		g_message("plugins are loaded from %s, not from the installed directory %s",
 			  kl_main_plugin_dir(cfg),
@@ -251,23 +251,23 @@ kl_main_run(int argc, char **argv)
 	}
 
 	/* peers */
-	if (kl_main_bool(cfg, "tls_accept_invalid_certs", FALSE))
+	if (kl_config_get_bool(cfg, "tls_accept_invalid_certs"))
 		g_warning("INSECURE: tls_accept_invalid_certs (--insecure): server certificates "
 			  "are not verified");
-	if (kl_main_bool(cfg, "tls_accept_invalid_hostnames", FALSE))
+	if (kl_config_get_bool(cfg, "tls_accept_invalid_hostnames"))
 		g_warning("INSECURE: tls_accept_invalid_hostnames: server host names are not "
 			  "verified");
 	registrar_url = kl_main_registrar_url(cfg);
 	registrar_http = kl_main_http_new(cfg,
 					  "registrar",
-					  kl_main_bool(cfg, "registrar_tls_enabled", FALSE)
-					      ? kl_main_str(cfg, "registrar_tls_ca_cert", NULL)
+					  kl_config_get_bool(cfg, "registrar_tls_enabled")
+					      ? kl_config_get_string(cfg, "registrar_tls_ca_cert")
 					      : NULL,
 					  &error);
 	verifier_http =
 	    registrar_http != NULL
 		? kl_main_http_new(
-		      cfg, "verifier", kl_main_str(cfg, "verifier_tls_ca_cert", NULL), &error)
+		      cfg, "verifier", kl_config_get_string(cfg, "verifier_tls_ca_cert"), &error)
 		: NULL;
 	if (verifier_http == NULL) {
 		g_warning("%s", error->message);
@@ -281,10 +281,10 @@ kl_main_run(int argc, char **argv)
 	}
 	verifier = kl_verifier_client_new(
 	    verifier_http,
-	    kl_main_str(cfg, "verifier_url", ""),
-	    kl_main_str(cfg, "verifier_api_version", KL_VERIFIER_API_DEFAULT),
+	    kl_config_get_string(cfg, "verifier_url"),
+	    kl_config_get_string(cfg, "verifier_api_version"),
 	    agent_id,
-	    kl_main_bool(cfg, "tls_accept_invalid_certs", FALSE),
+	    kl_config_get_bool(cfg, "tls_accept_invalid_certs"),
 	    &error);
 	if (verifier == NULL) {
 		g_warning("%s", error->message);
@@ -295,15 +295,15 @@ kl_main_run(int argc, char **argv)
 	source.tpm = tpm;
 	source.loader = loader;
 	options.agent_id = agent_id;
-	options.contact_ip = kl_main_str(cfg, "contact_ip", NULL);
-	options.contact_port = kl_main_int(cfg, "contact_port", 0);
+	options.contact_ip = kl_config_get_string(cfg, "contact_ip");
+	options.contact_port = kl_config_get_int(cfg, "contact_port");
 	options.boot_time = boot_time;
 	options.backoff_initial_ms =
-	    (guint64)MAX(kl_main_int(cfg, "exponential_backoff_initial_delay", 10000), 1);
+	    (guint64)MAX(kl_config_get_int(cfg, "exponential_backoff_initial_delay"), 1);
 	options.backoff_max_ms =
-	    (guint64)MAX(kl_main_int(cfg, "exponential_backoff_max_delay", 300000), 1);
-	options.backoff_max_retries = kl_main_int(cfg, "exponential_backoff_max_retries", 5);
-	options.attestation_interval_s = kl_main_int(cfg, "attestation_interval_seconds", 60);
+	    (guint64)MAX(kl_config_get_int(cfg, "exponential_backoff_max_delay"), 1);
+	options.backoff_max_retries = kl_config_get_int(cfg, "exponential_backoff_max_retries");
+	options.attestation_interval_s = kl_config_get_int(cfg, "attestation_interval_seconds");
 	/* --json-file is a one-shot too: it gives up after the configured retries */
 	options.once = cli->once || cli->json_file != NULL;
 	options.json_file = cli->json_file;
