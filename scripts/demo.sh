@@ -138,6 +138,8 @@ mkdir -p "$W/keylime"
 	echo "run_as = \"\""
 	echo "exponential_backoff_initial_delay = 500"
 	echo "exponential_backoff_max_delay = 5000"
+	# a single agent has no fleet to spread its first contact over
+	echo "splay_percent = 0"
 	[ -n "$IMA_LOG" ] && echo "ima_ml_path = \"$IMA_LOG\""
 	[ -n "$UEFI_LOG" ] && echo "measuredboot_ml_path = \"$UEFI_LOG\""
 } >"$W/agent.conf"

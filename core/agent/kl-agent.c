@@ -56,6 +56,8 @@ struct _KlAgent {
 	gchar *method;
 	gchar *attestation_index;
 	gchar *session_index;
+	guint splay_percent;
+	guint jitter_percent;
 
 	KlAgentSource source;
 	gpointer source_data;
@@ -82,6 +84,8 @@ struct _KlAgent {
 	gpointer delay_data;
 	KlAgentClockFunc clock_func;
 	gpointer clock_data;
+	KlStatus *status; /* nullable */
+	GRand *rand;	  /* splay and jitter */
 
 	struct _KlAgentLink *link; /* g_rc_box */
 
@@ -91,6 +95,11 @@ struct _KlAgent {
 	gchar *location;
 	GPtrArray *requested; /* KlEvidenceRequest* evidence_requested items */
 	gint64 cycle_started; /* monotonic µs of phase 1 */
+	/* for the status snapshot, read by the main thread once the step is done */
+	gchar **offered;	    /* evidence types of the last capabilities */
+	gint64 cycle_tpm_us;	    /* time in TPM commands this cycle */
+	guint64 cycle_ima_entries;  /* IMA entries sent this cycle */
+	guint sessions_established; /* since the main thread last looked */
 };
 
 typedef struct {
@@ -169,11 +178,48 @@ kl_step_fatal(GError *error, gint exit_status)
 }
 
 static gint64
+kl_agent_now_us(KlAgent *agent)
+{
+	return agent->clock_func != NULL ? agent->clock_func(agent->clock_data) : g_get_real_time();
+}
+
+static gint64
 kl_agent_now_s(KlAgent *agent)
 {
-	gint64 us =
-	    agent->clock_func != NULL ? agent->clock_func(agent->clock_data) : g_get_real_time();
-	return us / G_USEC_PER_SEC;
+	return kl_agent_now_us(agent) / G_USEC_PER_SEC;
+}
+
+/* uniform in [0, @max_ms] */
+static guint64
+kl_agent_random_ms(KlAgent *agent, guint64 max_ms)
+{
+	guint64 value;
+
+	if (max_ms == 0)
+		return 0;
+	value = (guint64)(g_rand_double(agent->rand) * ((gdouble)max_ms + 1.0));
+	return MIN(value, max_ms);
+}
+
+/*
+ * The splay window: splay_percent of the attestation interval (the
+ * verifier's, once it named one), at most KL_AGENT_SPLAY_MAX_MS.
+ */
+static guint64
+kl_agent_splay_window(KlAgent *agent)
+{
+	guint64 interval = agent->verifier_interval_ms > 0
+			       ? agent->verifier_interval_ms
+			       : (guint64)agent->attestation_interval_s * 1000;
+
+	return MIN(interval / 100 * agent->splay_percent, KL_AGENT_SPLAY_MAX_MS);
+}
+
+/* a wait stretched by up to jitter_percent: only later, never earlier */
+static guint64
+kl_agent_jitter(KlAgent *agent, guint64 delay_ms)
+{
+	return delay_ms + kl_agent_random_ms(agent, delay_ms / 100 * agent->jitter_percent);
 }
 
 /* ---- worker side ---- */
@@ -310,9 +356,16 @@ kl_agent_authenticate(KlAgent *agent, GCancellable *cancellable)
 	if (!kl_verifier_parse_session_challenge(text, len, &session_id, &challenge, &error))
 		return kl_step_retry(g_steal_pointer(&error), -1);
 
-	if (!agent->source.certify_ak(agent->source_data, challenge, &attest, &signature, &error)) {
-		g_prefix_error(&error, "proof of possession (TPM2_Certify of the AK): ");
-		return kl_step_retry(g_steal_pointer(&error), -1);
+	{
+		gint64 started = g_get_monotonic_time();
+		gboolean certified = agent->source.certify_ak(
+		    agent->source_data, challenge, &attest, &signature, &error);
+
+		agent->cycle_tpm_us += g_get_monotonic_time() - started;
+		if (!certified) {
+			g_prefix_error(&error, "proof of possession (TPM2_Certify of the AK): ");
+			return kl_step_retry(g_steal_pointer(&error), -1);
+		}
 	}
 	g_clear_pointer(&response, kl_http_response_free);
 	g_free(url);
@@ -363,6 +416,7 @@ kl_agent_authenticate(KlAgent *agent, GCancellable *cancellable)
 				 session.token);
 	agent->token_expires_at = session.token_expires_at;
 	agent->token_fresh = TRUE;
+	agent->sessions_established++;
 	fingerprint = kl_http_fingerprint(session.token);
 	g_debug("authenticated at the verifier (session %s, token %s, expires %" G_GINT64_FORMAT
 		")",
@@ -400,6 +454,8 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 	gsize len = 0;
 
 	agent->cycle_started = g_get_monotonic_time();
+	agent->cycle_tpm_us = 0;
+	agent->cycle_ima_entries = 0;
 	agent->token_fresh = FALSE;
 	g_clear_pointer(&agent->location, g_free);
 	g_clear_pointer(&agent->requested, g_ptr_array_unref);
@@ -411,6 +467,19 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 	capabilities = agent->source.get_capabilities(agent->source_data, &error);
 	if (capabilities == NULL)
 		return kl_step_retry(g_steal_pointer(&error), -1);
+	{
+		g_autoptr(GStrvBuilder) types = g_strv_builder_new();
+		for (guint i = 0; i < capabilities->len; i++) {
+			JsonObject *entry = g_ptr_array_index(capabilities, i);
+			const gchar *type = NULL;
+			if (kl_json_object_get_optional_string(
+				entry, "evidence_type", &type, NULL) &&
+			    type != NULL)
+				g_strv_builder_add(types, type);
+		}
+		g_strfreev(agent->offered);
+		agent->offered = g_strv_builder_end(types);
+	}
 	if (capabilities->len == 0)
 		return kl_step_retry(g_error_new_literal(KL_ERROR,
 							 KL_ERROR_NOT_SUPPORTED,
@@ -473,6 +542,22 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 	return kl_step_ok();
 }
 
+/* data.entry_count of an ima_log evidence_collected entry (for the metrics), 0 when absent */
+static guint64
+kl_agent_ima_entry_count(JsonObject *entry)
+{
+	JsonObject *data = NULL;
+	gint64 count = -1;
+
+	if (json_object_has_member(entry, "data") &&
+	    JSON_NODE_HOLDS_OBJECT(json_object_get_member(entry, "data")))
+		data = json_object_get_object_member(entry, "data");
+	if (data != NULL && json_object_has_member(data, "entry_count") &&
+	    kl_json_object_get_optional_int(data, "entry_count", -1, &count, NULL) && count > 0)
+		return (guint64)count;
+	return 0;
+}
+
 static void
 kl_agent_append_summary(GString *summary, const gchar *evidence_type, const gchar *sent)
 {
@@ -521,8 +606,12 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 		const gchar *evidence_type = item->evidence_type;
 		g_autofree gchar *sent = NULL;
 		JsonObject *entry;
+		gint64 started = g_get_monotonic_time();
 
 		entry = agent->source.collect(agent->source_data, item, cancellable, &sent, &error);
+		/* the quote (class "certification") is the TPM's share of the cycle */
+		if (g_strcmp0(item->evidence_class, "certification") == 0)
+			agent->cycle_tpm_us += g_get_monotonic_time() - started;
 		if (entry == NULL) {
 			if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
 				return kl_step_retry(g_steal_pointer(&error), -1);
@@ -535,6 +624,8 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 			return kl_step_retry(g_steal_pointer(&error), -1);
 		}
 		kl_agent_append_summary(summary, evidence_type, sent);
+		if (g_strcmp0(evidence_type, "ima_log") == 0)
+			agent->cycle_ima_entries += kl_agent_ima_entry_count(entry);
 		g_ptr_array_add(collected, entry);
 	}
 	/* the body is built once and handed to the transport without copies */
@@ -686,6 +777,7 @@ kl_agent_finish(KlAgent *agent, gint exit_status)
 		return;
 	agent->finished = TRUE;
 	agent->state = KL_AGENT_STATE_STOPPED;
+	kl_status_stopped(agent->status);
 	if (agent->timer != NULL) {
 		g_source_destroy(agent->timer);
 		g_clear_pointer(&agent->timer, g_source_unref);
@@ -741,6 +833,7 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 	KlAgent *agent = link->agent;
 	g_autoptr(KlStepResult) result = g_task_propagate_pointer(G_TASK(res), NULL);
 	KlAgentState state;
+	KlStatusCause cause;
 	guint64 delay;
 
 	g_rc_box_release(link);
@@ -749,6 +842,8 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 	state = agent->state;
 
 	agent->step_running = FALSE;
+	for (; agent->sessions_established > 0; agent->sessions_established--)
+		kl_status_session_created(agent->status);
 	if (agent->stopping) {
 		kl_agent_finish(agent, KL_EXIT_OK);
 		return;
@@ -773,25 +868,43 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 		switch (state) {
 		case KL_AGENT_STATE_UNREGISTERED:
 			agent->state = KL_AGENT_STATE_REGISTERED;
+			kl_status_registered(agent->status);
 			kl_agent_schedule(agent, 0);
 			return;
 		case KL_AGENT_STATE_NEGOTIATING:
 			agent->state = KL_AGENT_STATE_ATTESTING;
+			kl_status_set_evidence_types(agent->status,
+						     (const gchar *const *)agent->offered);
 			kl_agent_schedule(agent, 0);
 			return;
-		case KL_AGENT_STATE_ATTESTING:
+		case KL_AGENT_STATE_ATTESTING: {
+			KlStatusCycle cycle = { 0 };
+
 			agent->attestations++;
 			agent->not_enrolled_logged = FALSE;
 			g_info(
 			    "attestation %u submitted: %s", agent->attestations, result->summary);
+			agent->verifier_interval_ms = (guint64)MAX(result->delay_ms, 0);
+			/* stretched by a little, never shortened: an early agent gets a 429 */
+			delay =
+			    agent->once ? 0 : kl_agent_jitter(agent, agent->verifier_interval_ms);
+			cycle.number = agent->attestations;
+			cycle.summary = result->summary;
+			cycle.duration_s =
+			    (gdouble)(g_get_monotonic_time() - agent->cycle_started) / 1e6;
+			cycle.tpm_s = (gdouble)agent->cycle_tpm_us / 1e6;
+			cycle.ima_entries = agent->cycle_ima_entries;
+			cycle.interval_s = (gint64)(agent->verifier_interval_ms / 1000);
+			cycle.next_us = kl_agent_now_us(agent) + (gint64)delay * 1000;
+			kl_status_attestation_accepted(agent->status, &cycle);
 			if (agent->once) {
 				kl_agent_finish(agent, KL_EXIT_OK);
 				return;
 			}
 			agent->state = KL_AGENT_STATE_NEGOTIATING;
-			agent->verifier_interval_ms = (guint64)MAX(result->delay_ms, 0);
-			kl_agent_schedule(agent, (guint64)MAX(result->delay_ms, 0));
+			kl_agent_schedule(agent, delay);
 			return;
+		}
 		default:
 			kl_agent_finish(agent, KL_EXIT_FAILURE);
 			return;
@@ -812,21 +925,37 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 		kl_agent_schedule(agent, 0);
 		return;
 	}
+	cause = kl_status_classify(result->error, result->not_enrolled);
 	if (result->delay_ms > 0) {
-		delay = (guint64)result->delay_ms;
+		/* Retry-After (or a short retry): stretched by the jitter, never shortened */
+		delay = kl_agent_jitter(agent, (guint64)result->delay_ms);
 		kl_backoff_next(agent->backoff); /* still counts as a failure */
 	} else {
+		guint64 cap = kl_backoff_get_max(agent->backoff);
+
 		delay = kl_backoff_next(agent->backoff);
 		if (state != KL_AGENT_STATE_UNREGISTERED) {
 			/* the verifier marks an agent TIMEOUT after 5 quote intervals */
-			guint64 cap = MAX((guint64)agent->attestation_interval_s * 1000,
-					  (guint64)KL_AGENT_ATTEST_CAP_MIN_MS);
+			cap = MAX((guint64)agent->attestation_interval_s * 1000,
+				  (guint64)KL_AGENT_ATTEST_CAP_MIN_MS);
 			if (agent->verifier_interval_ms > 0)
 				cap = MIN(
 				    cap,
 				    MAX(agent->verifier_interval_ms * KL_AGENT_ATTEST_CAP_INTERVALS,
 					(guint64)KL_AGENT_ATTEST_CAP_FLOOR_MS));
 			delay = MIN(delay, cap);
+		}
+		if (kl_status_cause_is_outage(cause) && !agent->once) {
+			/*
+			 * splay after an outage: the fleet that lost its peer together
+			 * must not come back together. The retry lands uniformly in a
+			 * window of up to one interval that still ends within the cap.
+			 */
+			guint64 initial = kl_backoff_get_initial(agent->backoff);
+			guint64 window =
+			    MIN(kl_agent_splay_window(agent), cap > initial ? cap - initial : 0);
+
+			delay = MIN(delay, cap - window) + kl_agent_random_ms(agent, window);
 		}
 	}
 	agent->once_failures++;
@@ -853,6 +982,13 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 	}
 	agent->state = state == KL_AGENT_STATE_UNREGISTERED ? KL_AGENT_STATE_REGISTRATION_FAILED
 							    : KL_AGENT_STATE_ATTESTATION_FAILED;
+	kl_status_failure(agent->status,
+			  state == KL_AGENT_STATE_UNREGISTERED ? KL_STATUS_STAGE_REGISTRATION
+							       : KL_STATUS_STAGE_ATTESTATION,
+			  cause,
+			  result->error != NULL ? result->error->message : NULL,
+			  kl_backoff_get_failures(agent->backoff),
+			  kl_agent_now_us(agent) + (gint64)delay * 1000);
 	kl_agent_schedule(agent, delay);
 }
 
@@ -924,6 +1060,11 @@ kl_agent_new(const KlAgentOptions *options,
 	    options->attestation_interval_s > 0 ? options->attestation_interval_s : 60;
 	agent->max_retries = options->backoff_max_retries;
 	agent->once = options->once;
+	agent->splay_percent = MIN(options->splay_percent, 100);
+	agent->jitter_percent = MIN(options->jitter_percent, 100);
+	/* the backoff's seed (tests) makes the splay and jitter reproducible too */
+	agent->rand = options->backoff_seed != 0 ? g_rand_new_with_seed(options->backoff_seed + 1)
+						 : g_rand_new();
 	agent->json_file = g_strdup(options->json_file);
 	agent->message_type = g_strdup(options->message_type);
 	agent->method = g_strdup(options->method);
@@ -965,6 +1106,8 @@ kl_agent_free(KlAgent *agent)
 		g_main_context_unref(agent->context);
 	g_object_unref(agent->cancellable);
 	kl_backoff_free(agent->backoff);
+	g_rand_free(agent->rand);
+	g_strfreev(agent->offered);
 	g_clear_pointer(&agent->requested, g_ptr_array_unref);
 	g_free(agent->location);
 	g_free(agent->agent_id);
@@ -993,13 +1136,44 @@ kl_agent_set_clock_func(KlAgent *agent, KlAgentClockFunc func, gpointer user_dat
 }
 
 void
+kl_agent_set_status(KlAgent *agent, KlStatus *status)
+{
+	agent->status = status;
+}
+
+void
 kl_agent_start(KlAgent *agent, KlAgentDoneFunc done, gpointer user_data)
 {
+	guint64 delay = 0;
+
 	agent->done = done;
 	agent->done_data = user_data;
 	agent->context = g_main_context_ref_thread_default();
 	agent->state = KL_AGENT_STATE_UNREGISTERED;
-	kl_agent_schedule(agent, 0);
+	if (agent->status != NULL) {
+		if (agent->clock_func != NULL)
+			kl_status_set_clock(agent->status, agent->clock_func, agent->clock_data);
+		kl_status_set_interval(agent->status, agent->attestation_interval_s);
+	}
+	/*
+	 * splay: agents started together (a fleet rebooted, a rollout) spread
+	 * their first contact with the registrar and the verifier over the window;
+	 * a one-shot run (--once, --json-file) is interactive and does not wait
+	 */
+	if (!agent->once && agent->json_file == NULL && agent->splay_percent > 0) {
+		g_autofree gchar *window = kl_agent_format_delay(kl_agent_splay_window(agent));
+		g_autofree gchar *when = NULL;
+
+		delay = kl_agent_random_ms(agent, kl_agent_splay_window(agent));
+		when = kl_agent_format_delay(delay);
+		g_info("first contact in %s (a random wait within %s, splay_percent = %u, so that "
+		       "agents started together do not reach the registrar and verifier at once)",
+		       when,
+		       window,
+		       agent->splay_percent);
+	}
+	kl_status_starting(agent->status, kl_agent_now_us(agent) + (gint64)delay * 1000);
+	kl_agent_schedule(agent, delay);
 }
 
 void

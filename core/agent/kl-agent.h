@@ -18,6 +18,7 @@
 #include <json-glib/json-glib.h>
 
 #include "kl-registrar-client.h"
+#include "kl-status.h"
 #include "kl-verifier-client.h"
 
 G_BEGIN_DECLS
@@ -31,6 +32,9 @@ G_BEGIN_DECLS
 #define KL_EXIT_REGISTRAR_IDENTITY 5 /* registrar 403: the agent id has another TPM identity */
 #define KL_EXIT_NO_PLUGINS	   6 /* no evidence plugin is active */
 #define KL_EXIT_NOT_ACCEPTED	   7 /* --once / --json-file: gave up or the answer was not 2xx */
+
+/* the splay window never exceeds this, whatever the interval */
+#define KL_AGENT_SPLAY_MAX_MS (300 * G_GUINT64_CONSTANT(1000))
 
 typedef enum {
 	KL_AGENT_STATE_UNREGISTERED,
@@ -99,6 +103,14 @@ typedef struct {
 	guint32 backoff_seed;	       /* 0 = random (tests set it) */
 	gint64 attestation_interval_s; /* when the verifier names no next time */
 	gboolean once;		       /* register + one accepted attestation, then exit */
+	/*
+	 * splay: the first contact after start, and every retry after an outage
+	 * (peer unreachable, 5xx, 429), waits a random time within this percentage
+	 * of the attestation interval (at most KL_AGENT_SPLAY_MAX_MS); 0 = none
+	 */
+	guint splay_percent;
+	/* each wait between attestations is stretched by up to this percentage; 0 = none */
+	guint jitter_percent;
 	/* --json-file debug mode: send this file after registration (and authentication) */
 	const gchar *json_file;
 	const gchar *message_type; /* "attestation" (default), "evidence", "session" */
@@ -131,6 +143,10 @@ void
 kl_agent_set_delay_func(KlAgent *agent, KlAgentDelayFunc func, gpointer user_data);
 void
 kl_agent_set_clock_func(KlAgent *agent, KlAgentClockFunc func, gpointer user_data);
+
+/* the snapshot the agent keeps up to date (status file, metrics); (transfer none) */
+void
+kl_agent_set_status(KlAgent *agent, KlStatus *status);
 
 /* starts on the thread-default main context; @done runs there when the agent ends */
 void

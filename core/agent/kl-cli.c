@@ -338,6 +338,15 @@ kl_cli_build_context(KlCli *cli)
 	    {"check", 0, 0, G_OPTION_ARG_NONE, &cli->check,
 	     "Check the configuration, the TPM and the plugins, print each effective option "
 	     "with where it was set, and exit", NULL},
+	    {"status", 0, 0, G_OPTION_ARG_NONE, &cli->status,
+	     "Print the state of the running agent from its status file (config: "
+	     "status_file) and exit: status 0 only while it attests on schedule "
+	     "(for liveness probes), 1 otherwise", NULL},
+	    {"json", 0, 0, G_OPTION_ARG_NONE, &cli->json,
+	     "With --status: print the state as JSON", NULL},
+	    {"alive", 0, 0, G_OPTION_ARG_NONE, &cli->alive,
+	     "With --status: exit 0 while the agent runs and is not stuck, also while it "
+	     "waits for enrollment or retries during an outage (for liveness probes)", NULL},
 	    {"log-level", 0, 0, G_OPTION_ARG_CALLBACK, kl_cli_option_cb,
 	     "Log level: error, warning, info (default) or debug (config: log_level)", "LEVEL"},
 	    {"plugin-dir", 0, 0, G_OPTION_ARG_CALLBACK, kl_cli_option_cb,
@@ -442,6 +451,13 @@ kl_cli_parse(KlCli *cli, int *argc, char ***argv, GError **error)
 		gchar *abs = g_canonicalize_filename(cli->config_file, NULL);
 		g_free(cli->config_file);
 		cli->config_file = abs;
+	}
+	if ((cli->json || cli->alive) && !cli->status) {
+		g_set_error_literal(error,
+				    G_OPTION_ERROR,
+				    G_OPTION_ERROR_FAILED,
+				    cli->json ? "--json needs --status" : "--alive needs --status");
+		return FALSE;
 	}
 	if ((cli->message_type != NULL || cli->method != NULL || cli->attestation_index != NULL ||
 	     cli->session_index != NULL) &&

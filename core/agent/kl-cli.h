@@ -24,6 +24,9 @@ typedef struct {
 	gchar *config_file; /* --config FILE: replaces the config file set */
 	gboolean once;	    /* --once: one attestation cycle, exit status tells */
 	gboolean check;	    /* --check: validate and print a report */
+	gboolean status;    /* --status: print the running agent's state, exit 0 when on schedule */
+	gboolean json;	    /* --json: --status as JSON */
+	gboolean alive;	    /* --alive: --status exits 0 while the agent runs and is not stuck */
 	gboolean version;   /* --version */
 	gboolean avoid_tpm; /* --avoid-tpm: software TPM stand-in (insecure) */
 	/* debug one-shot message (see README): --json-file and friends */

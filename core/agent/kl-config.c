@@ -23,6 +23,8 @@
 #define KL_DEFAULT_AGENT_DATA	     "agent_data.json"
 #define KL_DEFAULT_IAK_CERT	     "iak-cert.crt"
 #define KL_DEFAULT_IDEVID_CERT	     "idevid-cert.crt"
+#define KL_DEFAULT_STATUS_FILE	     "agent_status.json"
+#define KL_DEFAULT_METRICS_FILE	     "/var/lib/prometheus/node-exporter/keylime_agent.prom"
 
 typedef enum {
 	KL_OPT_STRING,
@@ -63,12 +65,10 @@ struct _KlConfig {
 
 /* ---- validators ---- */
 
-static const gchar *const kl_choices_enc_alg[] = { "rsa",     "rsa1024", "rsa2048", "rsa3072",
-						   "rsa4096", "ecc",	 "ecc192",  "ecc224",
-						   "ecc256",  "ecc384",	 "ecc521",  "ecc_sm2",
-						   NULL };
-static const gchar *const kl_choices_hash_alg[] = { "sha1",   "sha256",	 "sha384",
-						    "sha512", "sm3_256", NULL };
+/* what the agent can make (core/kl-tpm.c), with Keylime's aliases rsa and ecc */
+static const gchar *const kl_choices_enc_alg[] = { "rsa",    "rsa2048", "rsa3072", "rsa4096", "ecc",
+						   "ecc256", "ecc384",	"ecc521",  NULL };
+static const gchar *const kl_choices_hash_alg[] = { "sha1", "sha256", "sha384", "sha512", NULL };
 static const gchar *const kl_choices_sign_alg[] = {
 	"rsassa", "rsapss", "ecdsa", "ecschnorr", NULL
 };
@@ -324,12 +324,14 @@ static const KlOption kl_options[] = {
 	{ "idevid_handle", KL_OPT_STRING, "", .validate = kl_config_validate_handle },
 	{ "idevid_password", KL_OPT_STRING, "", .secret = TRUE },
 	{ "ima_ml_path", KL_OPT_PATH, "default", .empty_is_default = TRUE },
+	{ "jitter_percent", KL_OPT_INT, "10", 0, 50 },
 	{ "keylime_dir",
 	  KL_OPT_STRING,
 	  KL_DEFAULT_KEYLIME_DIR,
 	  .validate = kl_config_validate_not_empty },
 	{ "log_level", KL_OPT_STRING, "info", .validate = kl_config_validate_log_level },
 	{ "measuredboot_ml_path", KL_OPT_PATH, "default", .empty_is_default = TRUE },
+	{ "metrics_file", KL_OPT_PATH, "" },
 	{ "plugin_dir", KL_OPT_STRING, KL_PLUGINDIR, .validate = kl_config_validate_not_empty },
 	{ "registrar_api_versions",
 	  KL_OPT_LIST,
@@ -342,6 +344,8 @@ static const KlOption kl_options[] = {
 	{ "registrar_tls_port", KL_OPT_INT, "8891", 1, 65535 },
 	{ "request_timeout", KL_OPT_INT, "5000", 1, 3600 * 1000 },
 	{ "run_as", KL_OPT_STRING, NULL, .validate = kl_config_validate_run_as },
+	{ "splay_percent", KL_OPT_INT, "100", 0, 100 },
+	{ "status_file", KL_OPT_PATH, "default" },
 	{ "tcti", KL_OPT_STRING, "" },
 	{ "tls_accept_invalid_certs", KL_OPT_BOOL, "false" },
 	{ "tls_accept_invalid_hostnames", KL_OPT_BOOL, "false" },
@@ -1080,7 +1084,10 @@ kl_config_resolve_path(KlConfig *cfg, const gchar *key, const gchar *base, const
 	if (value[0] == '\0')
 		return;
 	if (g_strcmp0(value, "default") == 0) {
-		kl_config_replace_text(cfg, idx, g_build_filename(base, def, NULL));
+		kl_config_replace_text(cfg,
+				       idx,
+				       g_path_is_absolute(def) ? g_strdup(def)
+							       : g_build_filename(base, def, NULL));
 		return;
 	}
 	if (!g_path_is_absolute(value))
@@ -1122,6 +1129,9 @@ kl_config_finalize(KlConfig *cfg, gchar **envp, GError **error)
 	kl_config_resolve_path(cfg, "agent_data_path", keylime_dir, KL_DEFAULT_AGENT_DATA);
 	kl_config_resolve_path(cfg, "iak_cert", keylime_dir, KL_DEFAULT_IAK_CERT);
 	kl_config_resolve_path(cfg, "idevid_cert", keylime_dir, KL_DEFAULT_IDEVID_CERT);
+	kl_config_resolve_path(cfg, "status_file", keylime_dir, KL_DEFAULT_STATUS_FILE);
+	/* "default": the textfile directory of Debian's prometheus-node-exporter */
+	kl_config_resolve_path(cfg, "metrics_file", keylime_dir, KL_DEFAULT_METRICS_FILE);
 	/* the kernel logs are relative to / */
 	kl_config_resolve_path(cfg, "ima_ml_path", "/", KL_DEFAULT_IMA_ML_PATH);
 	kl_config_resolve_path(cfg, "measuredboot_ml_path", "/", KL_DEFAULT_MEASUREDBOOT_PATH);
@@ -1370,13 +1380,14 @@ kl_config_check_plugin_table(KlConfig *cfg, const gchar *plugin, const KlPluginC
 				  plugin,
 				  hint);
 		else
-			g_warning("%s: unknown option '%s' in [%s] is ignored (the %s plugin reads: "
-				  "%s)",
-				  origin != NULL ? origin : "configuration",
-				  key,
-				  plugin,
-				  plugin,
-				  list);
+			g_warning(
+			    "%s: unknown option '%s' in [%s] is ignored (the %s plugin reads: "
+			    "%s)",
+			    origin != NULL ? origin : "configuration",
+			    key,
+			    plugin,
+			    plugin,
+			    list);
 	}
 }
 
@@ -1398,9 +1409,10 @@ kl_config_check_tables(KlConfig *cfg, const gchar *const *plugins)
 		/* a plugin that is not installed is no reason to warn: a misspelt one is */
 		hint = kl_config_suggest_among(table, plugins, 2);
 		if (hint != NULL)
-			g_warning("unknown table [%s] in the configuration is ignored; did you mean "
-				  "[%s]?",
-				  table,
-				  hint);
+			g_warning(
+			    "unknown table [%s] in the configuration is ignored; did you mean "
+			    "[%s]?",
+			    table,
+			    hint);
 	}
 }

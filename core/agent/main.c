@@ -32,6 +32,7 @@
 #include "kl-plugin-loader.h"
 #include "kl-privileges.h"
 #include "kl-registrar-client.h"
+#include "kl-status.h"
 #include "kl-tpm-private.h"
 #include "kl-verifier-client.h"
 
@@ -116,6 +117,7 @@ kl_main_run(int argc, char **argv)
 	g_autoptr(KlRegistrarClient) registrar = NULL;
 	g_autoptr(KlVerifierClient) verifier = NULL;
 	g_autoptr(KlAgent) agent = NULL;
+	g_autoptr(KlStatus) status = NULL;
 	g_autoptr(GMainLoop) loop = NULL;
 	g_autofree gchar *registrar_url = NULL;
 	KlTpmOptions tpm_options = { 0 };
@@ -168,6 +170,12 @@ kl_main_run(int argc, char **argv)
 		return KL_EXIT_CONFIG;
 	}
 	keylime_dir = kl_config_get_string(cfg, "keylime_dir");
+	/* --status reads what the running agent wrote: no TPM, no network */
+	if (cli->status)
+		return kl_status_command(kl_config_get_string(cfg, "status_file"),
+					 cli->json,
+					 cli->alive,
+					 g_get_real_time());
 	api_versions = kl_config_get_strv(cfg, "registrar_api_versions");
 	{
 		g_auto(GStrv) enabled =
@@ -279,13 +287,12 @@ kl_main_run(int argc, char **argv)
 		g_warning("%s", error->message);
 		return KL_EXIT_CONFIG;
 	}
-	verifier = kl_verifier_client_new(
-	    verifier_http,
-	    kl_config_get_string(cfg, "verifier_url"),
-	    kl_config_get_string(cfg, "verifier_api_version"),
-	    agent_id,
-	    kl_config_get_bool(cfg, "tls_accept_invalid_certs"),
-	    &error);
+	verifier = kl_verifier_client_new(verifier_http,
+					  kl_config_get_string(cfg, "verifier_url"),
+					  kl_config_get_string(cfg, "verifier_api_version"),
+					  agent_id,
+					  kl_config_get_bool(cfg, "tls_accept_invalid_certs"),
+					  &error);
 	if (verifier == NULL) {
 		g_warning("%s", error->message);
 		return KL_EXIT_CONFIG;
@@ -306,12 +313,20 @@ kl_main_run(int argc, char **argv)
 	options.attestation_interval_s = kl_config_get_int(cfg, "attestation_interval_seconds");
 	/* --json-file is a one-shot too: it gives up after the configured retries */
 	options.once = cli->once || cli->json_file != NULL;
+	options.splay_percent = (guint)CLAMP(kl_config_get_int(cfg, "splay_percent"), 0, 100);
+	options.jitter_percent = (guint)CLAMP(kl_config_get_int(cfg, "jitter_percent"), 0, 50);
 	options.json_file = cli->json_file;
 	options.message_type = cli->message_type;
 	options.method = cli->method;
 	options.attestation_index = cli->attestation_index;
 	options.session_index = cli->session_index;
 	agent = kl_agent_new(&options, &kl_main_source_funcs, &source, registrar, verifier);
+	/* the state snapshot: status file (--status), metrics file, one-line summary */
+	status = kl_status_new(agent_id, PACKAGE_VERSION);
+	kl_status_set_files(status,
+			    options.once ? NULL : kl_config_get_string(cfg, "status_file"),
+			    options.once ? NULL : kl_config_get_string(cfg, "metrics_file"));
+	kl_agent_set_status(agent, status);
 
 	g_info("keylime_push_model_agent %s: agent %s, TPM %s, %u evidence plugin(s), "
 	       "registrar %s, verifier %s",

@@ -228,6 +228,8 @@ kl_tpm_agent_data_load(const gchar *path,
 	gsize len = 0;
 	TPMI_ALG_HASH hash = TPM2_ALG_ERROR;
 	TPMI_ALG_SIG_SCHEME scheme = TPM2_ALG_ERROR;
+	const gchar *file_type;
+	const gchar *want_type;
 
 	if (!g_file_get_contents(path, &contents, &len, &error_local)) {
 		if (g_error_matches(error_local, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
@@ -259,7 +261,14 @@ kl_tpm_agent_data_load(const gchar *path,
 			    error_local->message);
 		return FALSE;
 	}
-	if (hash != params->hash || scheme != params->scheme || ak_public->type != params->type) {
+	file_type =
+	    ak_public->type == TPM2_ALG_RSA
+		? kl_tpm_key_type_name(
+		      TPM2_ALG_RSA, ak_public->parameters.rsaDetail.keyBits, TPM2_ECC_NONE)
+		: kl_tpm_key_type_name(ak_public->type, 0, ak_public->parameters.eccDetail.curveID);
+	want_type = kl_tpm_key_type_name(params->type, params->key_bits, params->curve);
+	if (hash != params->hash || scheme != params->scheme || file_type == NULL ||
+	    g_strcmp0(file_type, want_type) != 0) {
 		g_set_error(
 		    error,
 		    KL_ERROR,
@@ -268,10 +277,10 @@ kl_tpm_agent_data_load(const gchar *path,
 		    "tpm_signing_alg (%s %s %s); restore the previous settings, or delete "
 		    "the file and the agent's record at the registrar to create a new AK",
 		    path,
-		    kl_tpm_alg_to_name(ak_public->type) ?: "?",
+		    file_type ?: kl_tpm_alg_to_name(ak_public->type) ?: "?",
 		    kl_tpm_alg_to_name(hash) ?: "?",
 		    kl_tpm_alg_to_name(scheme) ?: "?",
-		    kl_tpm_alg_to_name(params->type),
+		    want_type ?: "?",
 		    kl_tpm_alg_to_name(params->hash),
 		    kl_tpm_alg_to_name(params->scheme));
 		return FALSE;

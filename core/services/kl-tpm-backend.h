@@ -119,6 +119,57 @@ kl_tpm_key_params_from_options(const KlTpmOptions *options,
 			       KlTpmKeyParams *params,
 			       GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
+/*
+ * tpm_encryption_alg names: rsa2048, rsa3072, rsa4096, ecc256, ecc384, ecc521 and
+ * the aliases rsa (rsa2048) and ecc (ecc256). Fills type, key_bits (RSA) and curve (ECC).
+ */
+gboolean
+kl_tpm_key_params_parse_type(const gchar *name, KlTpmKeyParams *params);
+/* "rsa3072", "ecc384", ... or NULL */
+const gchar *
+kl_tpm_key_type_name(TPMI_ALG_PUBLIC type, guint16 key_bits, TPMI_ECC_CURVE curve);
+/* the key types above, for listing what a TPM offers */
+gsize
+kl_tpm_key_type_count(void);
+void
+kl_tpm_key_type_nth(gsize n, KlTpmKeyParams *params);
+
+/*
+ * The TCG EK Credential Profile: the EK templates (low range L-1/L-2, high
+ * range H-1..H-4, H-6, H-7) and their NV indices (kl-tpm-ek.c).
+ */
+typedef struct {
+	const gchar *name;	/* "L-1", "H-6", ... */
+	TPMI_ALG_PUBLIC type;	/* TPM2_ALG_RSA or TPM2_ALG_ECC */
+	guint16 key_bits;	/* RSA */
+	TPMI_ECC_CURVE curve;	/* ECC */
+	TPMI_ALG_HASH name_alg; /* nameAlg (and hash of the policy) */
+	guint16 sym_bits;	/* AES-CFB key size */
+	gboolean high_range;	/* userWithAuth set, policy B, empty unique */
+	guint32 cert_index;	/* EK certificate */
+	guint32 nonce_index;	/* EK nonce (low range only), 0 if none */
+	guint32 template_index; /* EK template */
+} KlTpmEkProfile;
+
+/*
+ * The profiles that fit @params, in the order they are tried: for RSA-2048 and
+ * P-256 the low-range template first, then the high-range one; one profile for
+ * the others. Returns the count (0 when none fits).
+ */
+guint
+kl_tpm_ek_profiles_for(const KlTpmKeyParams *params, const KlTpmEkProfile **out, guint max);
+/* the profile's default template (unique field as the profile says) */
+void
+kl_tpm_ek_profile_template(const KlTpmEkProfile *profile, TPMT_PUBLIC *out);
+/*
+ * Applies what the TPM holds in NV: @nv_template (nullable, a marshalled
+ * TPMT_PUBLIC) replaces the template; @nv_nonce (nullable, low range) goes
+ * into the unique field, zero-padded as the profile says.
+ */
+gboolean
+kl_tpm_ek_apply_nv(TPMT_PUBLIC *tmpl, GBytes *nv_template, GBytes *nv_nonce, GError **error)
+    G_GNUC_WARN_UNUSED_RESULT;
+
 /* fills ak_public/ak_area/ak_name/ak_scheme/ak_hash of @tpm from the AK's TPMT_PUBLIC */
 gboolean
 kl_tpm_set_ak_public(KlTpm *tpm, const TPMT_PUBLIC *ak, GError **error) G_GNUC_WARN_UNUSED_RESULT;

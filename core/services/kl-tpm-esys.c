@@ -23,9 +23,6 @@
 #include "kl-agent-data.h"
 #include "kl-tpm-backend.h"
 
-#define KL_TPM_NV_EK_CERT_RSA 0x01C00002u
-#define KL_TPM_NV_EK_CERT_ECC 0x01C0000Au
-
 typedef struct {
 	TSS2_TCTI_CONTEXT *tcti;
 	ESYS_CONTEXT *esys;
@@ -34,6 +31,14 @@ typedef struct {
 	gchar *endorsement_auth;
 	ESYS_TR ek;		/* ESYS_TR_NONE when not loaded */
 	gboolean ek_persistent; /* never flushed */
+	/* the EK: template (TCG EK Credential Profile, or from NV), its certificate's NV index */
+	const KlTpmEkProfile *ek_profile; /* NULL for a persistent EK of no known profile */
+	TPMT_PUBLIC ek_template;
+	guint32 ek_cert_index;	    /* 0: no certificate */
+	gboolean ek_user_with_auth; /* high range: a password session serves the EK */
+	TPMI_ALG_HASH ek_name_alg;  /* hash of the PolicySecret session otherwise */
+	gboolean have_rsa;
+	gboolean have_ecc;
 	/* the transient EK saved when it is flushed: loaded again instead of re-created */
 	TPMS_CONTEXT *ek_context;
 	guint32 nv_buffer_max;
@@ -64,7 +69,7 @@ kl_tpm_esys_get(KlTpm *tpm)
 static void
 kl_tpm_esys_flush(KlTpmEsys *self, ESYS_TR *handle)
 {
-	if (*handle == ESYS_TR_NONE)
+	if (*handle == ESYS_TR_NONE || *handle == ESYS_TR_PASSWORD)
 		return;
 	(void)Esys_FlushContext(self->esys, *handle);
 	*handle = ESYS_TR_NONE;
@@ -108,6 +113,10 @@ kl_tpm_esys_read_algorithms(KlTpm *tpm, KlTpmEsys *self, GError **error)
 			TPM2_ALG_ID alg = algs->algProperties[i].alg;
 			guint16 v = alg;
 			next = (guint32)alg + 1;
+			if (alg == TPM2_ALG_RSA)
+				self->have_rsa = TRUE;
+			else if (alg == TPM2_ALG_ECC)
+				self->have_ecc = TRUE;
 			if (kl_tpm_alg_to_name(alg) == NULL)
 				continue;
 			if (kl_tpm_hash_size(alg) != 0)
@@ -240,7 +249,12 @@ kl_tpm_esys_handle_exists(KlTpmEsys *self, TPM2_HANDLE handle, gboolean *exists,
 /* ------------------------------------------------------------------ */
 /* sessions                                                             */
 
-/* a policy session satisfying the EK policy: PolicySecret(TPM_RH_ENDORSEMENT) */
+/*
+ * The authorisation of the EK in the USER role (parent of the AK, key of
+ * ActivateCredential): a password session when the EK has userWithAuth (high
+ * range templates), else a policy session satisfying the low-range policy
+ * PolicySecret(TPM_RH_ENDORSEMENT). Release it with kl_tpm_esys_flush().
+ */
 static gboolean
 kl_tpm_esys_ek_session(KlTpmEsys *self, ESYS_TR *session, GError **error)
 {
@@ -248,6 +262,10 @@ kl_tpm_esys_ek_session(KlTpmEsys *self, ESYS_TR *session, GError **error)
 	TSS2_RC rc;
 
 	*session = ESYS_TR_NONE;
+	if (self->ek_user_with_auth) {
+		*session = ESYS_TR_PASSWORD;
+		return TRUE;
+	}
 	rc = Esys_StartAuthSession(self->esys,
 				   ESYS_TR_NONE,
 				   ESYS_TR_NONE,
@@ -257,7 +275,7 @@ kl_tpm_esys_ek_session(KlTpmEsys *self, ESYS_TR *session, GError **error)
 				   NULL,
 				   TPM2_SE_POLICY,
 				   &symmetric,
-				   TPM2_ALG_SHA256,
+				   self->ek_name_alg != 0 ? self->ek_name_alg : TPM2_ALG_SHA256,
 				   session);
 	if (rc != TSS2_RC_SUCCESS) {
 		*session = ESYS_TR_NONE;
@@ -289,49 +307,6 @@ kl_tpm_esys_ek_session(KlTpmEsys *self, ESYS_TR *session, GError **error)
 
 /* ------------------------------------------------------------------ */
 /* EK                                                                   */
-
-/* the TCG EK Credential Profile default policy: PolicySecret(TPM_RH_ENDORSEMENT) */
-static const guint8 kl_tpm_ek_policy[32] = {
-	0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xB3, 0xF8, 0x1A, 0x90, 0xCC,
-	0x8D, 0x46, 0xA5, 0xD7, 0x24, 0xFD, 0x52, 0xD7, 0x6E, 0x06, 0x52,
-	0x0B, 0x64, 0xF2, 0xA1, 0xDA, 0x1B, 0x33, 0x14, 0x69, 0xAA,
-};
-
-static void
-kl_tpm_esys_ek_template(const KlTpmKeyParams *params, TPM2B_PUBLIC *out)
-{
-	TPMT_PUBLIC *p = &out->publicArea;
-
-	memset(out, 0, sizeof(*out));
-	p->nameAlg = TPM2_ALG_SHA256;
-	p->objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-			      TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_ADMINWITHPOLICY |
-			      TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
-	p->authPolicy.size = sizeof(kl_tpm_ek_policy);
-	memcpy(p->authPolicy.buffer, kl_tpm_ek_policy, sizeof(kl_tpm_ek_policy));
-	if (params->type == TPM2_ALG_ECC) {
-		/* template L-2 */
-		p->type = TPM2_ALG_ECC;
-		p->parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
-		p->parameters.eccDetail.symmetric.keyBits.aes = 128;
-		p->parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
-		p->parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
-		p->parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
-		p->parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
-		p->unique.ecc.x.size = 32;
-		p->unique.ecc.y.size = 32;
-	} else {
-		/* template L-1 */
-		p->type = TPM2_ALG_RSA;
-		p->parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_AES;
-		p->parameters.rsaDetail.symmetric.keyBits.aes = 128;
-		p->parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CFB;
-		p->parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
-		p->parameters.rsaDetail.keyBits = 2048;
-		p->parameters.rsaDetail.exponent = 0;
-		p->unique.rsa.size = 256;
-	}
-}
 
 static gboolean
 kl_tpm_esys_set_endorsement_auth(KlTpmEsys *self, GError **error)
@@ -377,7 +352,8 @@ kl_tpm_esys_ek_create(KlTpmEsys *self, GBytes **public, GError **error)
 	ESYS_TR handle = ESYS_TR_NONE;
 	TSS2_RC rc;
 
-	kl_tpm_esys_ek_template(&self->params, &in_public);
+	memset(&in_public, 0, sizeof(in_public));
+	in_public.publicArea = self->ek_template;
 	rc = Esys_CreatePrimary(self->esys,
 				ESYS_TR_RH_ENDORSEMENT,
 				ESYS_TR_PASSWORD,
@@ -401,6 +377,9 @@ kl_tpm_esys_ek_create(KlTpmEsys *self, GBytes **public, GError **error)
 		return FALSE;
 	}
 	self->ek = handle;
+	self->ek_user_with_auth =
+	    (out_public->publicArea.objectAttributes & TPMA_OBJECT_USERWITHAUTH) != 0;
+	self->ek_name_alg = out_public->publicArea.nameAlg;
 	if (public != NULL) {
 		*public = kl_tpm_marshal_public(&out_public->publicArea, error);
 		if (*public == NULL) {
@@ -491,6 +470,9 @@ kl_tpm_esys_ek_load_persistent(KlTpmEsys *self, const gchar *text, GBytes **publ
 			    kl_tpm_alg_to_name(self->params.type));
 		return FALSE;
 	}
+	self->ek_user_with_auth =
+	    (out_public->publicArea.objectAttributes & TPMA_OBJECT_USERWITHAUTH) != 0;
+	self->ek_name_alg = out_public->publicArea.nameAlg;
 	*public = kl_tpm_marshal_public(&out_public->publicArea, error);
 	Esys_Free(out_public);
 	return *public != NULL;
@@ -534,39 +516,40 @@ kl_tpm_esys_ek_release(KlTpmEsys *self)
 	kl_tpm_esys_flush(self, &self->ek);
 }
 
+/* reads a whole NV index; *out = NULL (and TRUE) when the index does not exist */
 static gboolean
-kl_tpm_esys_read_ek_cert(KlTpm *tpm, KlTpmEsys *self, GError **error)
+kl_tpm_esys_nv_read(KlTpmEsys *self, guint32 index, const gchar *what, GBytes **out, GError **error)
 {
-	guint32 index =
-	    self->params.type == TPM2_ALG_ECC ? KL_TPM_NV_EK_CERT_ECC : KL_TPM_NV_EK_CERT_RSA;
 	gboolean exists = FALSE;
 	ESYS_TR nv = ESYS_TR_NONE;
 	ESYS_TR auth;
 	TPM2B_NV_PUBLIC *nv_public = NULL;
-	g_autoptr(GByteArray) cert = g_byte_array_new();
+	g_autoptr(GByteArray) data_all = g_byte_array_new();
 	guint32 chunk;
 	guint16 size;
 	TPMA_NV attrs;
 	TSS2_RC rc;
 
+	*out = NULL;
 	if (!kl_tpm_esys_handle_exists(self, index, &exists, error))
 		return FALSE;
 	if (!exists) {
-		g_debug("no EK certificate in NV index 0x%08x", index);
+		g_debug("no %s in NV index 0x%08x", what, index);
 		return TRUE;
 	}
 	rc =
 	    Esys_TR_FromTPMPublic(self->esys, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv);
 	if (rc != TSS2_RC_SUCCESS) {
-		g_propagate_error(error,
-				  kl_tpm_error_from_rc(rc, "Esys_TR_FromTPMPublic(EK cert)"));
+		g_autofree gchar *msg = g_strdup_printf("Esys_TR_FromTPMPublic(%s)", what);
+		g_propagate_error(error, kl_tpm_error_from_rc(rc, msg));
 		return FALSE;
 	}
 	rc = Esys_NV_ReadPublic(
 	    self->esys, nv, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv_public, NULL);
 	if (rc != TSS2_RC_SUCCESS) {
+		g_autofree gchar *msg = g_strdup_printf("Esys_NV_ReadPublic(%s)", what);
 		(void)Esys_TR_Close(self->esys, &nv);
-		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_NV_ReadPublic(EK cert)"));
+		g_propagate_error(error, kl_tpm_error_from_rc(rc, msg));
 		return FALSE;
 	}
 	size = nv_public->nvPublic.dataSize;
@@ -594,20 +577,37 @@ kl_tpm_esys_read_ek_cert(KlTpm *tpm, KlTpmEsys *self, GError **error)
 				  off,
 				  &data);
 		if (rc != TSS2_RC_SUCCESS) {
+			g_autofree gchar *msg = g_strdup_printf("Esys_NV_Read(%s)", what);
 			(void)Esys_TR_Close(self->esys, &nv);
-			g_propagate_error(error,
-					  kl_tpm_error_from_rc(rc, "Esys_NV_Read(EK certificate)"));
+			g_propagate_error(error, kl_tpm_error_from_rc(rc, msg));
 			return FALSE;
 		}
 		if (data->size == 0) {
 			Esys_Free(data);
 			break;
 		}
-		g_byte_array_append(cert, data->buffer, data->size);
+		g_byte_array_append(data_all, data->buffer, data->size);
 		off += data->size;
 		Esys_Free(data);
 	}
 	(void)Esys_TR_Close(self->esys, &nv);
+	*out = g_byte_array_free_to_bytes(g_steal_pointer(&data_all));
+	return TRUE;
+}
+
+static gboolean
+kl_tpm_esys_read_ek_cert(KlTpm *tpm, KlTpmEsys *self, GError **error)
+{
+	g_autoptr(GBytes) bytes = NULL;
+	g_autoptr(GByteArray) cert = NULL;
+
+	if (self->ek_cert_index == 0)
+		return TRUE;
+	if (!kl_tpm_esys_nv_read(self, self->ek_cert_index, "EK certificate", &bytes, error))
+		return FALSE;
+	if (bytes == NULL)
+		return TRUE;
+	cert = g_bytes_unref_to_array(g_steal_pointer(&bytes));
 
 	/* some TPMs pad the index: keep the DER SEQUENCE only */
 	if (cert->len >= 4 && cert->data[0] == 0x30 && cert->data[1] == 0x82) {
@@ -617,6 +617,61 @@ kl_tpm_esys_read_ek_cert(KlTpm *tpm, KlTpmEsys *self, GError **error)
 	}
 	if (cert->len > 0)
 		tpm->ek_cert = g_byte_array_free_to_bytes(g_steal_pointer(&cert));
+	return TRUE;
+}
+
+/*
+ * Picks the EK profile for tpm_encryption_alg: the first candidate whose
+ * certificate is in NV (a TPM certified in the high range only gets the
+ * high-range EK), else the first candidate. The template, and for the low
+ * range the nonce, that the TPM keeps in NV override the default, so that the
+ * EK is the key its certificate names.
+ */
+static gboolean
+kl_tpm_esys_select_ek_profile(KlTpmEsys *self, gboolean persistent, GError **error)
+{
+	const KlTpmEkProfile *candidates[4];
+	guint n = kl_tpm_ek_profiles_for(&self->params, candidates, G_N_ELEMENTS(candidates));
+	const KlTpmEkProfile *chosen = NULL;
+	g_autoptr(GBytes) nv_template = NULL;
+	g_autoptr(GBytes) nv_nonce = NULL;
+
+	for (guint i = 0; i < n && chosen == NULL; i++) {
+		gboolean exists = FALSE;
+		if (!kl_tpm_esys_handle_exists(self, candidates[i]->cert_index, &exists, error))
+			return FALSE;
+		if (exists)
+			chosen = candidates[i];
+	}
+	if (chosen == NULL && n > 0)
+		chosen = candidates[0];
+	if (chosen == NULL) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
+			    "no EK template for tpm_encryption_alg %s",
+			    kl_tpm_key_type_name(
+				self->params.type, self->params.key_bits, self->params.curve)
+				?: "?");
+		return FALSE;
+	}
+	self->ek_profile = chosen;
+	self->ek_cert_index = chosen->cert_index;
+	if (persistent)
+		return TRUE;
+	kl_tpm_ek_profile_template(chosen, &self->ek_template);
+	if (!kl_tpm_esys_nv_read(self, chosen->template_index, "EK template", &nv_template, error))
+		return FALSE;
+	if (chosen->nonce_index != 0 &&
+	    !kl_tpm_esys_nv_read(self, chosen->nonce_index, "EK nonce", &nv_nonce, error))
+		return FALSE;
+	if (!kl_tpm_ek_apply_nv(&self->ek_template, nv_template, nv_nonce, error))
+		return FALSE;
+	g_debug("EK: template %s%s%s, certificate NV index 0x%08x",
+		chosen->name,
+		nv_template != NULL ? " (template from NV)" : "",
+		nv_nonce != NULL ? " (nonce from NV)" : "",
+		chosen->cert_index);
 	return TRUE;
 }
 
@@ -939,9 +994,129 @@ kl_tpm_esys_startup_if_needed(KlTpm *tpm, KlTpmEsys *self, GError **error)
 static void
 kl_tpm_esys_close(KlTpm *tpm);
 
+/* TRUE when the TPM can make keys of @params' type and size (TPM2_TestParms / ECC curves) */
+static gboolean
+kl_tpm_esys_supports_key(KlTpmEsys *self,
+			 const KlTpmKeyParams *params,
+			 const TPML_ECC_CURVE *curves)
+{
+	TPMT_PUBLIC_PARMS parms = { .type = params->type };
+
+	if (params->type == TPM2_ALG_ECC) {
+		if (!self->have_ecc || curves == NULL)
+			return FALSE;
+		for (guint32 i = 0; i < curves->count; i++) {
+			if (curves->eccCurves[i] == params->curve)
+				return TRUE;
+		}
+		return FALSE;
+	}
+	if (!self->have_rsa)
+		return FALSE;
+	parms.parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_NULL;
+	parms.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
+	parms.parameters.rsaDetail.keyBits = params->key_bits;
+	parms.parameters.rsaDetail.exponent = 0;
+	return Esys_TestParms(self->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &parms) ==
+	       TSS2_RC_SUCCESS;
+}
+
+static gboolean
+kl_tpm_esys_array_has(GArray *a, guint16 v)
+{
+	for (guint i = 0; i < a->len; i++) {
+		if (g_array_index(a, guint16, i) == v)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+static gchar *
+kl_tpm_esys_alg_list(GArray *a)
+{
+	g_autoptr(GString) s = g_string_new(NULL);
+
+	for (guint i = 0; i < a->len; i++) {
+		const gchar *name = kl_tpm_alg_to_name(g_array_index(a, guint16, i));
+		if (name != NULL)
+			g_string_append_printf(s, "%s%s", s->len > 0 ? ", " : "", name);
+	}
+	return g_string_free(g_steal_pointer(&s), FALSE);
+}
+
+/*
+ * tpm_encryption_alg, tpm_hash_alg and tpm_signing_alg against what this TPM
+ * implements (TPM2_GetCapability, TPM2_TestParms): an unsupported choice is an
+ * error that names what the TPM offers.
+ */
+static gboolean
+kl_tpm_esys_check_algorithms(KlTpm *tpm, KlTpmEsys *self, GError **error)
+{
+	TPMS_CAPABILITY_DATA *data = NULL;
+	TPMI_YES_NO more = TPM2_NO;
+	const TPML_ECC_CURVE *curves = NULL;
+	gboolean ok = TRUE;
+
+	if (self->have_ecc) {
+		if (!kl_tpm_esys_get_cap(self,
+					 TPM2_CAP_ECC_CURVES,
+					 TPM2_ECC_NONE,
+					 TPM2_MAX_ECC_CURVES,
+					 &more,
+					 &data,
+					 error))
+			return FALSE;
+		curves = &data->data.eccCurves;
+	}
+	if (!kl_tpm_esys_supports_key(self, &self->params, curves)) {
+		g_autoptr(GString) offered = g_string_new(NULL);
+		for (gsize i = 0; i < kl_tpm_key_type_count(); i++) {
+			KlTpmKeyParams p;
+			kl_tpm_key_type_nth(i, &p);
+			if (kl_tpm_esys_supports_key(self, &p, curves))
+				g_string_append_printf(
+				    offered,
+				    "%s%s",
+				    offered->len > 0 ? ", " : "",
+				    kl_tpm_key_type_name(p.type, p.key_bits, p.curve));
+		}
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
+			    "tpm_encryption_alg %s: this TPM cannot make such keys; it offers: %s; "
+			    "set tpm_encryption_alg to one of them",
+			    kl_tpm_key_type_name(
+				self->params.type, self->params.key_bits, self->params.curve)
+				?: "?",
+			    offered->len > 0 ? offered->str : "none of the supported types");
+		ok = FALSE;
+	} else if (!kl_tpm_esys_array_has(tpm->hash_algorithms, self->params.hash)) {
+		g_autofree gchar *offered = kl_tpm_esys_alg_list(tpm->hash_algorithms);
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
+			    "tpm_hash_alg %s: this TPM does not implement it; it offers: %s",
+			    kl_tpm_alg_to_name(self->params.hash),
+			    offered);
+		ok = FALSE;
+	} else if (!kl_tpm_esys_array_has(tpm->signature_schemes, self->params.scheme)) {
+		g_autofree gchar *offered = kl_tpm_esys_alg_list(tpm->signature_schemes);
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
+			    "tpm_signing_alg %s: this TPM does not implement it; it offers: %s",
+			    kl_tpm_alg_to_name(self->params.scheme),
+			    offered);
+		ok = FALSE;
+	}
+	Esys_Free(data);
+	return ok;
+}
+
 static gboolean
 kl_tpm_esys_open_inner(KlTpm *tpm, KlTpmEsys *self, const KlTpmOptions *options, GError **error)
 {
+	gboolean persistent_ek;
 	TSS2_RC rc;
 
 	if (!kl_tpm_key_params_from_options(options, &self->params, error))
@@ -981,9 +1156,15 @@ kl_tpm_esys_open_inner(KlTpm *tpm, KlTpmEsys *self, const KlTpmOptions *options,
 	    !kl_tpm_esys_read_pcr_banks(tpm, self, error))
 		return FALSE;
 
+	if (!kl_tpm_esys_check_algorithms(tpm, self, error))
+		return FALSE;
+
 	/* EK */
-	if (options->ek_handle != NULL && *options->ek_handle != '\0' &&
-	    g_strcmp0(options->ek_handle, "generate") != 0) {
+	persistent_ek = options->ek_handle != NULL && *options->ek_handle != '\0' &&
+			g_strcmp0(options->ek_handle, "generate") != 0;
+	if (!kl_tpm_esys_select_ek_profile(self, persistent_ek, error))
+		return FALSE;
+	if (persistent_ek) {
 		if (!kl_tpm_esys_ek_load_persistent(
 			self, options->ek_handle, &tpm->ek_public, error))
 			return FALSE;

@@ -346,6 +346,68 @@ kl_tpm_set_ak_public(KlTpm *tpm, const TPMT_PUBLIC *ak, GError **error)
 /* ------------------------------------------------------------------ */
 /* key parameters from the configuration                                */
 
+/* the key types of tpm_encryption_alg, with the names Keylime uses */
+static const struct {
+	const gchar *name;
+	TPMI_ALG_PUBLIC type;
+	guint16 key_bits;
+	TPMI_ECC_CURVE curve;
+} kl_tpm_key_types[] = {
+	{ "rsa2048", TPM2_ALG_RSA, 2048, TPM2_ECC_NONE },
+	{ "rsa3072", TPM2_ALG_RSA, 3072, TPM2_ECC_NONE },
+	{ "rsa4096", TPM2_ALG_RSA, 4096, TPM2_ECC_NONE },
+	{ "ecc256", TPM2_ALG_ECC, 256, TPM2_ECC_NIST_P256 },
+	{ "ecc384", TPM2_ALG_ECC, 384, TPM2_ECC_NIST_P384 },
+	{ "ecc521", TPM2_ALG_ECC, 521, TPM2_ECC_NIST_P521 },
+};
+
+gboolean
+kl_tpm_key_params_parse_type(const gchar *name, KlTpmKeyParams *params)
+{
+	/* the aliases as Keylime normalises them */
+	if (g_strcmp0(name, "rsa") == 0)
+		name = "rsa2048";
+	else if (g_strcmp0(name, "ecc") == 0 || g_strcmp0(name, "ecc_nist_p256") == 0)
+		name = "ecc256";
+	for (gsize i = 0; i < G_N_ELEMENTS(kl_tpm_key_types); i++) {
+		if (g_strcmp0(kl_tpm_key_types[i].name, name) != 0)
+			continue;
+		params->type = kl_tpm_key_types[i].type;
+		params->key_bits =
+		    kl_tpm_key_types[i].type == TPM2_ALG_RSA ? kl_tpm_key_types[i].key_bits : 0;
+		params->curve = kl_tpm_key_types[i].curve;
+		return TRUE;
+	}
+	return FALSE;
+}
+
+const gchar *
+kl_tpm_key_type_name(TPMI_ALG_PUBLIC type, guint16 key_bits, TPMI_ECC_CURVE curve)
+{
+	for (gsize i = 0; i < G_N_ELEMENTS(kl_tpm_key_types); i++) {
+		if (kl_tpm_key_types[i].type != type)
+			continue;
+		if (type == TPM2_ALG_RSA ? kl_tpm_key_types[i].key_bits == key_bits
+					 : kl_tpm_key_types[i].curve == curve)
+			return kl_tpm_key_types[i].name;
+	}
+	return NULL;
+}
+
+gsize
+kl_tpm_key_type_count(void)
+{
+	return G_N_ELEMENTS(kl_tpm_key_types);
+}
+
+void
+kl_tpm_key_type_nth(gsize n, KlTpmKeyParams *params)
+{
+	memset(params, 0, sizeof(*params));
+	g_return_if_fail(n < G_N_ELEMENTS(kl_tpm_key_types));
+	(void)kl_tpm_key_params_parse_type(kl_tpm_key_types[n].name, params);
+}
+
 gboolean
 kl_tpm_key_params_from_options(const KlTpmOptions *options, KlTpmKeyParams *params, GError **error)
 {
@@ -361,20 +423,14 @@ kl_tpm_key_params_from_options(const KlTpmOptions *options, KlTpmKeyParams *para
 		sign = "rsassa";
 
 	memset(params, 0, sizeof(*params));
-	if (g_strcmp0(enc, "rsa") == 0 || g_strcmp0(enc, "rsa2048") == 0) {
-		params->type = TPM2_ALG_RSA;
-		params->key_bits = 2048;
-	} else if (g_strcmp0(enc, "ecc") == 0 || g_strcmp0(enc, "ecc256") == 0 ||
-		   g_strcmp0(enc, "ecc_nist_p256") == 0) {
-		params->type = TPM2_ALG_ECC;
-		params->curve = TPM2_ECC_NIST_P256;
-	} else {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_CONFIG,
-			    "tpm_encryption_alg '%s' is not supported; use 'rsa' (RSA-2048) or "
-			    "'ecc' (NIST P-256)",
-			    enc);
+	if (!kl_tpm_key_params_parse_type(enc, params)) {
+		g_set_error(
+		    error,
+		    KL_ERROR,
+		    KL_ERROR_CONFIG,
+		    "tpm_encryption_alg '%s' is not supported; use rsa2048 (or rsa), rsa3072, "
+		    "rsa4096, ecc256 (or ecc), ecc384 or ecc521",
+		    enc);
 		return FALSE;
 	}
 

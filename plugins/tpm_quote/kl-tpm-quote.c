@@ -99,9 +99,12 @@ kl_tpm_quote_build_capabilities(KlTpm *tpm, const gchar *server_identifier, GErr
 		json_object_set_array_member(subjects, name, pcrs);
 		g_string_append_printf(banks_text, "%s%s", banks_text->len > 0 ? ", " : "", name);
 	}
+	/* the schemes of the TPM that a key of the AK's type can use (the AK itself: its own) */
 	for (guint i = 0; i < sigs->len; i++) {
-		const gchar *name = kl_tpm_alg_to_name(g_array_index(sigs, guint16, i));
-		if (name != NULL)
+		TPMI_ALG_SIG_SCHEME scheme = g_array_index(sigs, guint16, i);
+		const gchar *name = kl_tpm_alg_to_name(scheme);
+		gboolean rsa_scheme = scheme == TPM2_ALG_RSASSA || scheme == TPM2_ALG_RSAPSS;
+		if (name != NULL && rsa_scheme == (ak->type == TPM2_ALG_RSA))
 			json_array_add_string_element(schemes, name);
 	}
 	if (kl_tpm_quote_bank_mask(tpm, ak_hash) == 0) {

@@ -746,6 +746,8 @@ kl_test_agent_new(KlTestPeers *peers, const gchar *uuid, const gchar *keylime_di
 	kl_test_agent_set_int(agent, "exponential_backoff_max_delay", 2000);
 	kl_test_agent_set_int(agent, "exponential_backoff_max_retries", 3);
 	kl_test_agent_set_int(agent, "attestation_interval_seconds", 2);
+	/* one agent: no fleet to spread; tests that check the splay set it */
+	kl_test_agent_set_int(agent, "splay_percent", 0);
 	kl_test_agent_set_int(agent, "request_timeout", 4000);
 	return agent;
 }
@@ -984,7 +986,17 @@ kl_test_run(GError **error, const gchar *first, ...)
 gchar *
 kl_test_pcr_read(guint pcr, GError **error)
 {
-	g_autofree gchar *sel = g_strdup_printf("sha256:%u", pcr);
+	return kl_test_pcr_read_bank("sha256", pcr, error);
+}
+
+gchar *
+kl_test_pcr_read_bank(const gchar *bank, guint pcr, GError **error)
+{
+	g_autofree gchar *sel = g_strdup_printf("%s:%u", bank, pcr);
+	gsize want = g_checksum_type_get_length(g_str_equal(bank, "sha1")     ? G_CHECKSUM_SHA1
+						: g_str_equal(bank, "sha384") ? G_CHECKSUM_SHA384
+						: g_str_equal(bank, "sha512") ? G_CHECKSUM_SHA512
+									      : G_CHECKSUM_SHA256);
 	g_autofree gchar *tmp = NULL;
 	g_autofree gchar *data = NULL;
 	gsize len = 0;
@@ -1000,7 +1012,7 @@ kl_test_pcr_read(guint pcr, GError **error)
 		return NULL;
 	}
 	g_unlink(tmp);
-	if (len != 32) {
+	if (len != want) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "PCR %u: %zu bytes", pcr, len);
 		return NULL;
 	}

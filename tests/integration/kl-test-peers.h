@@ -154,6 +154,9 @@ kl_test_run(GError **error, const gchar *first, ...) G_GNUC_NULL_TERMINATED;
 /* reads one sha256 PCR of the test TPM as lowercase hex (tpm2_pcrread) */
 gchar *
 kl_test_pcr_read(guint pcr, GError **error);
+/* the same in another bank ("sha1", "sha256", "sha384", "sha512") */
+gchar *
+kl_test_pcr_read_bank(const gchar *bank, guint pcr, GError **error);
 /* a free TCP port on 127.0.0.1 (bound and released) */
 guint16
 kl_test_free_port(void);

@@ -8,7 +8,12 @@
 # (a failure under KL_TEST_NO_SKIP).
 #
 # Set KL_SWTPM_SETUP=1 to manufacture the TPM first (EK + EK certificate in NV,
-# like a real TPM): swtpm_setup --create-ek-cert.
+# like a real TPM): swtpm_setup --create-ek-cert. The TPM's profile:
+# KL_SWTPM_PCR_BANKS (active PCR banks, e.g. "sha1,sha256,sha384"; default
+# swtpm's) and KL_SWTPM_SETUP_ARGS (more swtpm_setup flags, e.g.
+# "--rsa-keysize 3072"); either one implies KL_SWTPM_SETUP=1. swtpm 0.7 makes
+# an RSA EK (2048 bits, certificate at 0x01c00002; 3072: 0x01c0001c) and an
+# ECC P-384 EK (0x01c00016).
 set -u
 # shellcheck source=../kl-test-skip.sh
 . "$(dirname "$0")/../kl-test-skip.sh"
@@ -44,6 +49,17 @@ for _ in range(200):
     a.close(); b.close(); print(p); break'
 }
 
+if [ -n "${KL_SWTPM_PCR_BANKS:-}" ] || [ -n "${KL_SWTPM_SETUP_ARGS:-}" ]; then
+	KL_SWTPM_SETUP=1
+fi
+setup_args=()
+if [ -n "${KL_SWTPM_PCR_BANKS:-}" ]; then
+	setup_args+=(--pcr-banks "$KL_SWTPM_PCR_BANKS")
+fi
+if [ -n "${KL_SWTPM_SETUP_ARGS:-}" ]; then
+	# shellcheck disable=SC2206 # a list of flags
+	setup_args+=($KL_SWTPM_SETUP_ARGS)
+fi
 if [ "${KL_SWTPM_SETUP:-0}" = 1 ]; then
 	mkdir -p "$state/localca"
 	cat >"$state/swtpm-localca.conf" <<EOC
@@ -58,7 +74,8 @@ create_certs_tool_config = $state/swtpm-localca.conf
 create_certs_tool_options = /etc/swtpm-localca.options
 EOC
 	if ! swtpm_setup --tpm2 --tpmstate "$state" --create-ek-cert --create-platform-cert \
-		--config "$state/swtpm_setup.conf" --overwrite >"$state/setup.log" 2>&1; then
+		--config "$state/swtpm_setup.conf" --overwrite "${setup_args[@]}" \
+		>"$state/setup.log" 2>&1; then
 		echo "swtpm_setup failed:" >&2
 		cat "$state/setup.log" >&2
 		exit 1

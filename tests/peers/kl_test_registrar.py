@@ -217,6 +217,11 @@ def register(agent_id, data):
         st["aik_restricted_signing"] = aik.is_restricted_signing()
         st["iak_verified"] = iak_ok
         st["ek_type"] = "rsa" if ek.type == kl_tpm.TPM_ALG_RSA else "ecc"
+        st["ek_key"] = ek.key_name
+        st["ek_name_alg"] = kl_tpm.hash_name(ek.name_alg)
+        st["aik_key"] = aik.key_name
+        st["aik_scheme"] = aik.scheme_name
+        st["aik_hash"] = kl_tpm.HASH_BY_ALG.get(aik.scheme_hash)
         st["had_ekcert"] = ekcert_b64 is not None
         st["hash_ek"] = kl_tpm.digest("sha256", ek.pem()).hex()
         st["aik_name"] = aik.name.hex()

@@ -51,6 +51,7 @@ AGENTS = {}
 SESSIONS = {}  # session id -> pending PoP session
 TOKENS = {}  # session id -> {agent_id, secret, expires}
 FAULTS = kl_peer.FaultQueues(["phase1", "phase2", "session"])
+CONTACTS = []  # [time, agent_id, "session" | "phase1"]: every agent request, for the fleet bench
 ARGS = None
 
 ACCEPT_HASHES = ["sha512", "sha384", "sha256"]  # tenant default accept_tpm_hash_algs, in priority order
@@ -88,6 +89,8 @@ def new_agent(agent_id, ak_tpm, ak):
         "last_evidence_received_at": None, "last_clock": None,
         "ima_state": None,  # {"boot_time", "next_offset", "pcr": {bank: bytes}} of the last pass
         "ima_offsets": [], "warnings": [], "fault_times": [],
+        # the tenant's accept_tpm_hash_algs / accept_tpm_signing_algs, in priority order
+        "accept_hashes": list(ACCEPT_HASHES), "accept_signing": list(ACCEPT_SIGNING),
     }
 
 
@@ -138,6 +141,13 @@ def apply_policy(a, body):
         a["ima_log_hash_alg"] = str(body["ima_log_hash_alg"])
     if "mb" in body:
         a["mb"] = bool(body["mb"])
+    for key, field, known in (("accept_tpm_hash_algs", "accept_hashes", kl_tpm.ALG_BY_HASH),
+                              ("accept_tpm_signing_algs", "accept_signing", kl_tpm.SCHEME_BY_NAME)):
+        if key in body:
+            v = body[key]
+            if not isinstance(v, list) or not v or any(x not in known for x in v):
+                raise ValueError(f"{key} must be a non-empty list of {sorted(known)}")
+            a[field] = list(v)
 
 
 def fetch_ak_from_registrar(agent_id):
@@ -216,7 +226,7 @@ def select_evidence(a, attrs):
         caps = caps or {}
         t = item["evidence_type"]
         if t == "tpm_quote":
-            validate_quote_caps(caps, ptr + "/capabilities")
+            validate_quote_caps(a, caps, ptr + "/capabilities")
             quote_items.append(caps)
         elif t == "ima_log":
             validate_log_caps(caps, ptr + "/capabilities", "text/plain", ima=True)
@@ -240,16 +250,20 @@ def select_evidence(a, attrs):
                 break
             if k.get("server_identifier") == "ak":
                 key = k
-        if key.get("key_algorithm") != "rsa":
+        key_alg = key.get("key_algorithm")
+        if key_alg not in ("rsa", "ecc"):
             raise unprocessable("check 'signature_schemes': no scheme usable with the certification key",
                                 "/data/attributes/evidence_supported/0/capabilities/signature_schemes")
-        schemes = [s for s in caps["signature_schemes"] if s in ACCEPT_SIGNING and s.startswith("rsa")]
+        # as Keylime: the agent's accepted schemes, in their order, that fit the key's algorithm
+        schemes = [s for s in a["accept_signing"] if s in caps["signature_schemes"]
+                   and ("rsa" if s.startswith("rsa") else "ecc") == key_alg]
         if key.get("allowable_signature_schemes"):
             schemes = [s for s in schemes if s in key["allowable_signature_schemes"]]
         if not schemes:
             raise unprocessable("no acceptable signature scheme", "/data/attributes/evidence_supported/0")
         allow_h = key.get("allowable_hash_algorithms")
-        hashes_ok = [h for h in ACCEPT_HASHES if h in caps["hash_algorithms"] and h in caps["available_subjects"]]
+        hashes_ok = [h for h in a["accept_hashes"]
+                     if h in caps["hash_algorithms"] and h in caps["available_subjects"]]
         warnings = []
         if allow_h:
             hashes_ok = [h for h in hashes_ok if h in allow_h]
@@ -306,16 +320,16 @@ def select_evidence(a, attrs):
     return requested, boot_time, (ima_items[0]["entry_count"] if ima_items else None)
 
 
-def validate_quote_caps(caps, ptr):
+def validate_quote_caps(a, caps, ptr):
     if caps.get("component_version") != "2.0":
         raise unprocessable("check 'component_version'", ptr + "/component_version")
     for f in ("signature_schemes", "hash_algorithms"):
         v = caps.get(f)
         if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
             raise unprocessable(f"'{f}' is required and must be a list of strings", f"{ptr}/{f}")
-    if not set(caps["signature_schemes"]) & set(ACCEPT_SIGNING):
+    if not set(caps["signature_schemes"]) & set(a["accept_signing"]):
         raise unprocessable("no acceptable signature scheme", ptr + "/signature_schemes")
-    if not set(caps["hash_algorithms"]) & set(ACCEPT_HASHES):
+    if not set(caps["hash_algorithms"]) & set(a["accept_hashes"]):
         raise unprocessable("no acceptable hash algorithm", ptr + "/hash_algorithms")
     av = caps.get("available_subjects")
     if not isinstance(av, dict):
@@ -326,7 +340,7 @@ def validate_quote_caps(caps, ptr):
         if not isinstance(pcrs, list) or not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 23
                                                  for p in pcrs):
             raise unprocessable("PCR lists must contain integers 0-23", ptr + "/available_subjects")
-    if not set(av) & set(ACCEPT_HASHES):
+    if not set(av) & set(a["accept_hashes"]):
         raise unprocessable("no acceptable PCR bank", ptr + "/available_subjects")
     keys = caps.get("certification_keys")
     if not isinstance(keys, list) or not keys:
@@ -447,8 +461,9 @@ def verify_evidence(a, at, evidence):
             attest = kl_tpm.Attest(kl_tpm.b64d(data["message"]))
         except ValueError as e:
             return False, f"quote structures are malformed: {e}", None
-        if isinstance(a["ak"].key, rsa.RSAPublicKey) and sig.sig_alg != kl_tpm.TPM_ALG_RSASSA:
-            return False, f"quote signature algorithm 0x{sig.sig_alg:04x} is not RSASSA", None
+        if sig.sig_alg != kl_tpm.SCHEME_BY_NAME.get(cp["signature_scheme"]):
+            return False, (f"quote signature algorithm 0x{sig.sig_alg:04x} is not the chosen "
+                           f"{cp['signature_scheme']}"), None
         if kl_tpm.HASH_BY_ALG.get(sig.hash_alg) != halg:
             return False, f"quote was expected to use {halg} but used 0x{sig.hash_alg:04x}", None
         try:
@@ -599,6 +614,10 @@ class VerifierHandler(kl_peer.Handler):
             self.send(200 if doc else 404, doc or {"error": "not enrolled"})
         elif p == ["_test", "faults"]:
             self.send(200, FAULTS.pending())
+        elif p == ["_test", "contacts"]:
+            with LOCK:
+                doc = {"contacts": list(CONTACTS)}
+            self.send(200, doc)
         elif p and p[0] in ("v3", "v3.0") and len(p) == 1:
             self.send(500)
         else:
@@ -647,16 +666,11 @@ class VerifierHandler(kl_peer.Handler):
                 FAULTS.clear()
                 self.send(200, {})
             elif p == ["_test", "enroll"]:
-                agent_id = body["agent_id"]
-                ak_tpm = body.get("ak_tpm") or fetch_ak_from_registrar(agent_id)
-                ak = kl_tpm.TpmPublic(kl_tpm.b64d(ak_tpm, "ak_tpm"))
-                a = new_agent(agent_id, ak_tpm, ak)
-                apply_policy(a, body)
-                with LOCK:
-                    AGENTS[agent_id] = a
-                    doc = public_view(a)
-                kl_peer.log(PROG, f"enrolled {agent_id}: policy PCRs {sorted(a['tpm_policy'])} ima={a['ima']} "
-                                  f"mb={a['mb']}")
+                body["ak_tpm"] = body.get("ak_tpm") or fetch_ak_from_registrar(body["agent_id"])
+                doc = enroll(body)
+                if ARGS.persist:
+                    with LOCK, open(ARGS.persist, "a") as f:
+                        f.write(json.dumps(body) + "\n")
                 self.send(200, doc)
             elif p == ["_test", "policy"]:
                 with LOCK:
@@ -686,6 +700,8 @@ class VerifierHandler(kl_peer.Handler):
             return
         attrs = ((doc or {}).get("data") or {}).get("attributes") if isinstance(doc, dict) else None
         agent_id = attrs.get("agent_id") if isinstance(attrs, dict) else None
+        with LOCK:
+            CONTACTS.append([time.time(), agent_id, "session"])
         if not agent_id:
             self.send(400, {"errors": [{"status": "400", "detail": "agent_id is required"}]})
             return
@@ -794,8 +810,11 @@ class VerifierHandler(kl_peer.Handler):
             return "extraData is not the challenge"
         if attest.certified_name != a["ak"].name:
             return "certified name is not the name of the enrolled AK"
-        if sig.sig_alg != kl_tpm.TPM_ALG_RSASSA or sig.hash_alg != kl_tpm.TPM_ALG_SHA256:
-            return "signature must be RSASSA with SHA-256"
+        # the AK signs with its own scheme and hash (Keylime 7.14 insists on RSASSA/SHA-256 here,
+        # which refuses every other AK: see README)
+        if sig.sig_alg != a["ak"].scheme or sig.hash_alg != a["ak"].scheme_hash:
+            return (f"signature must use the AK's scheme {a['ak'].scheme_name} with "
+                    f"{kl_tpm.HASH_BY_ALG.get(a['ak'].scheme_hash)}")
         try:
             sig.verify(a["ak"].key, attest.raw)
         except (InvalidSignature, ValueError):
@@ -817,6 +836,8 @@ class VerifierHandler(kl_peer.Handler):
 
     # -- attestation
     def phase1(self, ver, agent_id):
+        with LOCK:
+            CONTACTS.append([time.time(), agent_id, "phase1"])
         try:
             doc = self.jsonapi_body("attestation")
             fault = FAULTS.pop("phase1")
@@ -960,6 +981,18 @@ class VerifierHandler(kl_peer.Handler):
             self.api_error(e)
 
 
+def enroll(body):
+    agent_id = body["agent_id"]
+    ak = kl_tpm.TpmPublic(kl_tpm.b64d(body["ak_tpm"], "ak_tpm"))
+    a = new_agent(agent_id, body["ak_tpm"], ak)
+    apply_policy(a, body)
+    with LOCK:
+        AGENTS[agent_id] = a
+        doc = public_view(a)
+    kl_peer.log(PROG, f"enrolled {agent_id}: policy PCRs {sorted(a['tpm_policy'])} ima={a['ima']} mb={a['mb']}")
+    return doc
+
+
 RATE = {}
 
 
@@ -976,11 +1009,22 @@ def main():
     p.add_argument("--session-rate-limit", type=int, default=15, help="sessions per agent per 60 s")
     p.add_argument("--registrar-url", help="fetch aik_tpm for /_test/enroll from this registrar")
     p.add_argument("--registrar-ca", help="CA file for an https registrar URL")
+    p.add_argument("--persist", help="keep the enrollments in this file (JSON lines) and the TLS "
+                                     "certificate across restarts, like a verifier with a database")
     ARGS = p.parse_args()
     if ARGS.quote_interval == int(ARGS.quote_interval):
         ARGS.quote_interval = int(ARGS.quote_interval)
     d = ARGS.cert_dir or os.path.dirname(os.path.abspath(ARGS.state_file))
-    ca, crt, key = kl_peer.make_test_ca(d, "verifier", "kl-test-verifier")[:3]
+    kept = [os.path.join(d, "verifier-" + n) for n in ("ca.crt", "server.crt", "server.key")]
+    if ARGS.persist and all(os.path.exists(n) for n in kept):
+        ca, crt, key = kept
+    else:
+        ca, crt, key = kl_peer.make_test_ca(d, "verifier", "kl-test-verifier")[:3]
+    if ARGS.persist and os.path.exists(ARGS.persist):
+        with open(ARGS.persist) as f:
+            for line in f:
+                if line.strip():
+                    enroll(json.loads(line))
     s = kl_peer.Server(ARGS.port, VerifierHandler, tls=(crt, key))
     state = {"pid": os.getpid(), "port": s.port, "url": f"https://127.0.0.1:{s.port}", "ca_cert": ca}
     kl_peer.serve_forever([s], ARGS.state_file, state, PROG)

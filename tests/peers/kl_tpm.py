@@ -67,6 +67,10 @@ CURVES = {
     0x0005: ec.SECP521R1,
 }
 CURVE_IDS = {v.name: k for k, v in CURVES.items()}
+TPM_ALG_ECSCHNORR = 0x001C
+SCHEME_NAMES = {TPM_ALG_RSASSA: "rsassa", TPM_ALG_RSAPSS: "rsapss", TPM_ALG_ECDSA: "ecdsa",
+                TPM_ALG_ECSCHNORR: "ecschnorr"}
+SCHEME_BY_NAME = {v: k for k, v in SCHEME_NAMES.items()}
 
 
 def hash_name(alg):
@@ -192,6 +196,18 @@ class TpmPublic:
         self.scheme = r.u16()
         if self.scheme != TPM_ALG_NULL:
             self.scheme_hash = r.u16()
+
+    @property
+    def key_name(self):
+        """Keylime's name of the key type: rsa2048, rsa3072, ecc256, ecc384, ..."""
+        if self.type == TPM_ALG_RSA:
+            return f"rsa{self.key_bits}"
+        return f"ecc{self.key_bits}"
+
+    @property
+    def scheme_name(self):
+        """the signing scheme of a signing key: rsassa, rsapss, ecdsa (None when NULL)"""
+        return SCHEME_NAMES.get(self.scheme)
 
     @property
     def name(self):

@@ -45,8 +45,9 @@ typedef struct {
 	GPtrArray *bodies;   /* request bodies (same index) */
 	GPtrArray *auth;     /* Authorization header or "" */
 	GPtrArray *request_ids;
-	GQueue script;	/* ScriptEntry* */
-	GArray *delays; /* guint64 ms asked for by the agent */
+	GQueue script;	      /* ScriptEntry* */
+	GArray *delays;	      /* guint64 ms asked for by the agent */
+	GArray *delay_states; /* KlAgentState when each delay was asked for */
 	gboolean enrolled;
 	gboolean collect_fails;
 	gint collects;		/* calls of fake_collect (atomic: the worker thread counts) */
@@ -57,6 +58,11 @@ typedef struct {
 	gchar *default_location;
 	gboolean real_delays;
 	guint slow_ms; /* the fake peers take this long to answer */
+	guint splay_percent;
+	guint jitter_percent;
+	guint32 seed;	   /* 0: 42 */
+	gint64 interval_s; /* 0: 45 */
+	KlStatus *status;  /* attached to the agent when set */
 } Fixture;
 
 static void
@@ -494,7 +500,10 @@ fake_delay(KlAgent *agent, guint64 delay_ms, gpointer user_data)
 {
 	Fixture *f = user_data;
 
+	KlAgentState state = kl_agent_get_state(agent);
+
 	g_array_append_val(f->delays, delay_ms);
+	g_array_append_val(f->delay_states, state);
 	if (f->stop_after > 0 && kl_agent_get_attestation_count(agent) >= f->stop_after)
 		kl_agent_stop(agent);
 	return f->real_delays ? delay_ms : 0;
@@ -543,6 +552,7 @@ fixture_setup(Fixture *f, gconstpointer data)
 	f->request_ids = g_ptr_array_new_with_free_func(g_free);
 	g_queue_init(&f->script);
 	f->delays = g_array_new(FALSE, FALSE, sizeof(guint64));
+	f->delay_states = g_array_new(FALSE, FALSE, sizeof(KlAgentState));
 	f->enrolled = TRUE;
 	f->exit_status = -1;
 	f->now_us = FIXTURE_NOW_US;
@@ -574,6 +584,8 @@ fixture_teardown(Fixture *f, gconstpointer data)
 	g_ptr_array_unref(f->auth);
 	g_ptr_array_unref(f->request_ids);
 	g_array_unref(f->delays);
+	g_array_unref(f->delay_states);
+	kl_status_free(f->status);
 	g_main_loop_unref(f->loop);
 	g_free(f->default_location);
 	g_mutex_clear(&f->lock);
@@ -590,16 +602,20 @@ run_agent(Fixture *f, gboolean once, gint64 max_retries)
 		.backoff_initial_ms = 1000,
 		.backoff_max_ms = 600000,
 		.backoff_max_retries = max_retries,
-		.backoff_seed = 42,
-		.attestation_interval_s =
-		    45, /* not the built-in 60: a test fails if it is ignored */
+		.backoff_seed = f->seed != 0 ? f->seed : 42,
+		/* not the built-in 60: a test fails if it is ignored */
+		.attestation_interval_s = f->interval_s != 0 ? f->interval_s : 45,
 		.once = once,
+		.splay_percent = f->splay_percent,
+		.jitter_percent = f->jitter_percent,
 	};
 	guint timeout;
 
 	f->agent = kl_agent_new(&options, &fake_source, f, f->registrar, f->verifier);
 	kl_agent_set_delay_func(f->agent, fake_delay, f);
 	kl_agent_set_clock_func(f->agent, fake_clock, f);
+	if (f->status != NULL)
+		kl_agent_set_status(f->agent, f->status);
 	kl_agent_start(f->agent, done_cb, f);
 	timeout = g_timeout_add_seconds(20, timeout_cb, NULL);
 	g_main_loop_run(f->loop);
@@ -631,6 +647,13 @@ delay_at(Fixture *f, guint i)
 {
 	g_assert_cmpuint(i, <, f->delays->len);
 	return g_array_index(f->delays, guint64, i);
+}
+
+static KlAgentState
+delay_state_at(Fixture *f, guint i)
+{
+	g_assert_cmpuint(i, <, f->delay_states->len);
+	return g_array_index(f->delay_states, KlAgentState, i);
 }
 
 /* ---- tests ---- */
@@ -1240,6 +1263,419 @@ test_json_file_session_token_hidden(Fixture *f, gconstpointer data)
 	g_test_trap_assert_stderr_unmatched("*yZa6oMA61ywSLUArUbaaMQ8lbSjY*");
 }
 
+/* ---- splay and jitter ---- */
+
+/* the delay before the first contact of an agent started with @seed */
+static guint64
+first_contact_delay(Fixture *f, guint32 seed, gint64 interval_s, guint splay, gboolean once)
+{
+	KlAgentOptions options = {
+		.agent_id = AGENT_ID,
+		.backoff_initial_ms = 1000,
+		.backoff_max_ms = 600000,
+		.backoff_max_retries = 5,
+		.backoff_seed = seed,
+		.attestation_interval_s = interval_s,
+		.once = once,
+		.splay_percent = splay,
+		.jitter_percent = 10,
+	};
+	KlAgent *agent = kl_agent_new(&options, &fake_source, f, f->registrar, f->verifier);
+	guint64 delay;
+
+	g_array_set_size(f->delays, 0);
+	g_array_set_size(f->delay_states, 0);
+	kl_agent_set_delay_func(agent, fake_delay, f);
+	kl_agent_set_clock_func(agent, fake_clock, f);
+	kl_agent_start(agent, done_cb, f);
+	g_assert_cmpuint(f->delays->len, ==, 1);
+	g_assert_cmpint(delay_state_at(f, 0), ==, KL_AGENT_STATE_UNREGISTERED);
+	delay = delay_at(f, 0);
+	/* never run: the timer is dropped with the agent */
+	kl_agent_free(agent);
+	return delay;
+}
+
+static void
+test_splay_first_contact(Fixture *f, gconstpointer data)
+{
+	guint64 lowest = G_MAXUINT64;
+	guint64 highest = 0;
+	guint buckets[4] = { 0 };
+
+	/* 400 agents started together: every first contact within one interval (45 s) */
+	for (guint32 seed = 1; seed <= 400; seed++) {
+		guint64 d = first_contact_delay(f, seed, 45, 100, FALSE);
+		g_assert_cmpuint(d, <=, 45000);
+		lowest = MIN(lowest, d);
+		highest = MAX(highest, d);
+		buckets[MIN(d * 4 / 45001, 3)]++;
+	}
+	/* spread over the whole window, not bunched: each quarter gets its share */
+	g_assert_cmpuint(lowest, <, 1000);
+	g_assert_cmpuint(highest, >, 44000);
+	for (guint i = 0; i < 4; i++) {
+		g_assert_cmpuint(buckets[i], >, 70);
+		g_assert_cmpuint(buckets[i], <, 130);
+	}
+	/* splay_percent scales the window */
+	for (guint32 seed = 1; seed <= 100; seed++)
+		g_assert_cmpuint(first_contact_delay(f, seed, 45, 20, FALSE), <=, 9000);
+	/* a long interval: the window stops at 5 minutes */
+	highest = 0;
+	for (guint32 seed = 1; seed <= 100; seed++) {
+		guint64 d = first_contact_delay(f, seed, 3600, 100, FALSE);
+		g_assert_cmpuint(d, <=, KL_AGENT_SPLAY_MAX_MS);
+		highest = MAX(highest, d);
+	}
+	g_assert_cmpuint(highest, >, KL_AGENT_SPLAY_MAX_MS * 9 / 10);
+	/* off, and --once (interactive) does not wait */
+	for (guint32 seed = 1; seed <= 20; seed++) {
+		g_assert_cmpuint(first_contact_delay(f, seed, 45, 0, FALSE), ==, 0);
+		g_assert_cmpuint(first_contact_delay(f, seed, 45, 100, TRUE), ==, 0);
+	}
+}
+
+static void
+test_splay_first_contact_status(Fixture *f, gconstpointer data)
+{
+	const KlStatusSnapshot *snap;
+
+	f->splay_percent = 100;
+	f->status = kl_status_new(AGENT_ID, "1.2.3");
+	f->stop_after = 1;
+	expect_log("INFO", "first contact in * (a random wait within 45.0 s, splay_percent = 100*");
+	run_agent(f, FALSE, 5);
+	assert_expected_logs();
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	/* the splay came first, before any request */
+	g_assert_cmpint(delay_state_at(f, 0), ==, KL_AGENT_STATE_UNREGISTERED);
+	g_assert_cmpuint(delay_at(f, 0), >, 0);
+	g_assert_cmpuint(delay_at(f, 0), <=, 45000);
+	snap = kl_status_get_snapshot(f->status);
+	g_assert_cmpuint(snap->attestations, ==, 1);
+	g_assert_cmpint(snap->state, ==, KL_STATUS_STATE_STOPPED);
+}
+
+/* every wait between attestations, and nothing else, in order */
+static GArray *
+attestation_waits(Fixture *f)
+{
+	GArray *waits = g_array_new(FALSE, FALSE, sizeof(guint64));
+
+	for (guint i = 0; i < f->delays->len; i++) {
+		guint64 d = delay_at(f, i);
+		if (delay_state_at(f, i) == KL_AGENT_STATE_NEGOTIATING)
+			g_array_append_val(waits, d);
+	}
+	return waits;
+}
+
+static void
+test_jitter_never_early(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GArray) waits = NULL;
+	g_autoptr(GHashTable) seen = g_hash_table_new(g_int64_hash, g_int64_equal);
+	guint stretched = 0;
+
+	/* the verifier asks for 2 s; jitter_percent = 10: 2.0 .. 2.2 s */
+	f->jitter_percent = 10;
+	f->stop_after = 40;
+	run_agent(f, FALSE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	waits = attestation_waits(f);
+	g_assert_cmpuint(waits->len, >=, 39);
+	for (guint i = 0; i < waits->len; i++) {
+		guint64 d = g_array_index(waits, guint64, i);
+		g_assert_cmpuint(d, >=, 2000); /* never early: the verifier answers 429 */
+		g_assert_cmpuint(d, <=, 2200);
+		if (d > 2000)
+			stretched++;
+		g_hash_table_add(seen, &g_array_index(waits, guint64, i));
+	}
+	/* really random: not one fixed stretch */
+	g_assert_cmpuint(stretched, >, waits->len / 2);
+	g_assert_cmpuint(g_hash_table_size(seen), >, waits->len / 2);
+}
+
+static void
+test_jitter_bounded(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GArray) waits = NULL;
+	guint64 longest = 0;
+
+	/* the largest jitter the configuration allows stays far below 5 intervals */
+	f->jitter_percent = 50;
+	f->stop_after = 30;
+	run_agent(f, FALSE, 5);
+	waits = attestation_waits(f);
+	g_assert_cmpuint(waits->len, >=, 29);
+	for (guint i = 0; i < waits->len; i++) {
+		guint64 d = g_array_index(waits, guint64, i);
+		g_assert_cmpuint(d, >=, 2000);
+		g_assert_cmpuint(d, <=, 3000);
+		longest = MAX(longest, d);
+	}
+	g_assert_cmpuint(longest, >, 2500);
+	g_assert_cmpuint(longest, <, 5 * 2000);
+}
+
+/* the retry delays after failures (states *_FAILED) */
+static GArray *
+retry_delays(Fixture *f)
+{
+	GArray *retries = g_array_new(FALSE, FALSE, sizeof(guint64));
+
+	for (guint i = 0; i < f->delays->len; i++) {
+		guint64 d = delay_at(f, i);
+		KlAgentState state = delay_state_at(f, i);
+		if (state == KL_AGENT_STATE_ATTESTATION_FAILED ||
+		    state == KL_AGENT_STATE_REGISTRATION_FAILED)
+			g_array_append_val(retries, d);
+	}
+	return retries;
+}
+
+static void
+test_outage_splay(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GArray) retries = NULL;
+
+	/* one accepted attestation (the verifier asks for 2 s), then 6 server errors */
+	fixture_script(f, "POST", ATT_PATH, 201, "attestation-201.json", ATT_PATH "/0", -1);
+	fixture_script(f, "PATCH", ATT_PATH "/", 202, "attestation-202.json", NULL, -1);
+	for (guint i = 0; i < 6; i++)
+		fixture_script(f, "POST", ATT_PATH, 503, "", NULL, -1);
+	f->splay_percent = 100;
+	f->stop_after = 2;
+	run_agent(f, FALSE, 10);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	retries = retry_delays(f);
+	g_assert_cmpuint(retries->len, ==, 6);
+	/*
+	 * the window is one verifier interval (2 s) ending within the cap of 4
+	 * intervals (8 s): never before the first backoff delay (1 s), never
+	 * after the cap, and the first retry is not the bare backoff delay
+	 */
+	for (guint i = 0; i < retries->len; i++) {
+		g_assert_cmpuint(g_array_index(retries, guint64, i), >=, 1000);
+		g_assert_cmpuint(g_array_index(retries, guint64, i), <=, 8000);
+	}
+	g_assert_cmpuint(g_array_index(retries, guint64, 0), >, 1000);
+	g_assert_cmpuint(g_array_index(retries, guint64, 0), <=, 3000);
+}
+
+static void
+test_outage_splay_registration(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GArray) retries = NULL;
+
+	/* the registrar is down twice: spread over the configured interval (45 s) */
+	fixture_script(f, "POST", "/v2.6/agents/", 503, "", NULL, -1);
+	fixture_script(f, "POST", "/v2.6/agents/", 500, "", NULL, -1);
+	f->splay_percent = 100;
+	f->seed = 7;
+	run_agent(f, TRUE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	retries = retry_delays(f);
+	g_assert_cmpuint(retries->len, ==, 2);
+	/* --once does not splay its retries: plain backoff (1 s, then 1..3 s) */
+	g_assert_cmpuint(g_array_index(retries, guint64, 0), ==, 1000);
+	g_assert_cmpuint(g_array_index(retries, guint64, 1), <=, 3000);
+}
+
+static void
+test_outage_splay_registration_continuous(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GArray) retries = NULL;
+	guint64 registration_retry;
+
+	fixture_script(f, "POST", "/v2.6/agents/", 503, "", NULL, -1);
+	f->splay_percent = 100;
+	f->stop_after = 1;
+	run_agent(f, FALSE, 5);
+	retries = retry_delays(f);
+	g_assert_cmpuint(retries->len, ==, 1);
+	registration_retry = g_array_index(retries, guint64, 0);
+	/* backoff (1 s) plus a random part of the interval (45 s) */
+	g_assert_cmpuint(registration_retry, >, 1000);
+	g_assert_cmpuint(registration_retry, <=, 46000);
+}
+
+static void
+test_not_enrolled_is_no_outage(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GArray) retries = NULL;
+
+	/* "not enrolled" is an answer, not an outage: plain backoff, no splay */
+	fixture_script(f, "POST", ATT_PATH, 404, "", NULL, -1);
+	f->splay_percent = 100;
+	f->stop_after = 1;
+	run_agent(f, FALSE, 5);
+	retries = retry_delays(f);
+	g_assert_cmpuint(retries->len, ==, 1);
+	g_assert_cmpuint(g_array_index(retries, guint64, 0), ==, 1000);
+}
+
+static void
+test_retry_after_stretched(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GArray) retries = NULL;
+
+	/* Retry-After: 3 s is honoured, stretched by the jitter only (3.0 .. 3.3 s) */
+	for (guint i = 0; i < 5; i++)
+		fixture_script(f, "POST", ATT_PATH, 429, "", NULL, 3);
+	f->splay_percent = 100;
+	f->jitter_percent = 10;
+	f->stop_after = 1;
+	run_agent(f, FALSE, 10);
+	retries = retry_delays(f);
+	g_assert_cmpuint(retries->len, ==, 5);
+	for (guint i = 0; i < retries->len; i++) {
+		g_assert_cmpuint(g_array_index(retries, guint64, i), >=, 3000);
+		g_assert_cmpuint(g_array_index(retries, guint64, i), <=, 3300);
+	}
+}
+
+/* ---- the status snapshot, the status file and the metrics file ---- */
+
+static void
+record_status_line(KlStatus *status, gpointer user_data)
+{
+	GPtrArray *lines = user_data;
+
+	g_ptr_array_add(lines, kl_status_format_line(status));
+}
+
+static gboolean
+lines_match(GPtrArray *lines, const gchar *pattern)
+{
+	for (guint i = 0; i < lines->len; i++)
+		if (g_pattern_match_simple(pattern, g_ptr_array_index(lines, i)))
+			return TRUE;
+	return FALSE;
+}
+
+static gchar *
+read_text(const gchar *path)
+{
+	gchar *text = NULL;
+
+	g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+	return text;
+}
+
+static void
+test_status_files(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *dir = g_dir_make_tmp("kl-status-XXXXXX", NULL);
+	g_autofree gchar *status_path = g_build_filename(dir, "status.json", NULL);
+	g_autofree gchar *metrics_path = g_build_filename(dir, "agent.prom", NULL);
+	g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(JsonObject) root = NULL;
+	g_autofree gchar *json = NULL;
+	g_autofree gchar *metrics = NULL;
+	g_autoptr(GDir) listing = NULL;
+	JsonArray *types;
+
+	/* not enrolled once, then the verifier fails once, then three cycles */
+	fixture_script(f, "POST", ATT_PATH, 404, "", NULL, -1);
+	fixture_script(f, "POST", ATT_PATH, 503, "", NULL, -1);
+	f->status = kl_status_new(AGENT_ID, "1.2.3");
+	kl_status_set_files(f->status, status_path, metrics_path);
+	kl_status_add_listener(f->status, record_status_line, lines);
+	f->splay_percent = 100;
+	f->stop_after = 3;
+	run_agent(f, FALSE, 10);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+
+	/* the one-line summary went through every state */
+	g_assert_true(lines_match(lines, "starting, first contact in * s"));
+	g_assert_true(lines_match(lines, "registering"));
+	g_assert_true(lines_match(lines, "waiting for enrollment, retry in 1 s"));
+	g_assert_true(lines_match(lines, "verifier failing (server error), retry in * s"));
+	g_assert_true(lines_match(lines, "attestation 1 submitted 0 s ago, next in 2 s"));
+	g_assert_true(lines_match(lines, "attestation 3 submitted 0 s ago, next in 2 s"));
+	g_assert_cmpstr(g_ptr_array_index(lines, lines->len - 1), ==, "stopped");
+
+	json = read_text(status_path);
+	root = kl_json_parse_object(json, -1, NULL);
+	g_assert_nonnull(root);
+	g_assert_cmpint(json_object_get_int_member(root, "format"), ==, KL_STATUS_FORMAT);
+	g_assert_cmpstr(json_object_get_string_member(root, "agent_id"), ==, AGENT_ID);
+	g_assert_cmpstr(json_object_get_string_member(root, "version"), ==, "1.2.3");
+	g_assert_cmpint(json_object_get_int_member(root, "pid"), ==, getpid());
+	g_assert_cmpstr(json_object_get_string_member(root, "state"), ==, "stopped");
+	g_assert_true(json_object_get_boolean_member(root, "registered"));
+	g_assert_true(json_object_get_boolean_member(root, "enrolled"));
+	g_assert_cmpint(json_object_get_int_member(root, "attestations"), ==, 3);
+	g_assert_cmpint(json_object_get_int_member(root, "interval_seconds"), ==, 2);
+	g_assert_cmpint(json_object_get_int_member(
+			    json_object_get_object_member(root, "last_attestation"), "time"),
+			==,
+			FIXTURE_NOW_US / G_USEC_PER_SEC);
+	g_assert_true(g_pattern_match_simple(
+	    "tpm_quote, uefi_log, ima_log (12 new entries) in * ms; next in 2 s",
+	    json_object_get_string_member(json_object_get_object_member(root, "last_attestation"),
+					  "summary")));
+	g_assert_cmpstr(json_object_get_string_member(
+			    json_object_get_object_member(root, "last_error"), "cause"),
+			==,
+			"server_error");
+	types = json_object_get_array_member(root, "evidence_types");
+	g_assert_cmpuint(json_array_get_length(types), ==, 3);
+	g_assert_cmpstr(json_array_get_string_element(types, 0), ==, "tpm_quote");
+	g_assert_cmpstr(json_array_get_string_element(types, 2), ==, "ima_log");
+
+	metrics = read_text(metrics_path);
+	g_assert_nonnull(strstr(metrics, "keylime_agent_build_info{version=\"1.2.3\"} 1\n"));
+	g_assert_nonnull(strstr(metrics, "\nkeylime_agent_attestations_submitted_total 3\n"));
+	g_assert_nonnull(strstr(metrics,
+				"\nkeylime_agent_failures_total{stage=\"attestation\",cause="
+				"\"not_enrolled\"} 1\n"));
+	g_assert_nonnull(strstr(metrics,
+				"\nkeylime_agent_failures_total{stage=\"attestation\",cause="
+				"\"server_error\"} 1\n"));
+	g_assert_nonnull(strstr(metrics,
+				"\nkeylime_agent_failures_total{stage=\"registration\",cause="
+				"\"unreachable\"} 0\n"));
+	g_assert_nonnull(strstr(metrics, "\nkeylime_agent_ima_entries_sent_total 36\n"));
+	g_assert_nonnull(strstr(metrics, "\nkeylime_agent_sessions_total 1\n"));
+	g_assert_nonnull(strstr(metrics, "\nkeylime_agent_registered 1\n"));
+	g_assert_nonnull(strstr(metrics, "\nkeylime_agent_enrolled 1\n"));
+	g_assert_nonnull(strstr(metrics, "\nkeylime_agent_cycle_duration_seconds_count 3\n"));
+	g_assert_nonnull(strstr(metrics, "\nkeylime_agent_backoff_consecutive_failures 0\n"));
+	g_assert_nonnull(
+	    strstr(metrics, "\nkeylime_agent_last_success_timestamp_seconds 1795444380\n"));
+	g_assert_nonnull(strstr(metrics, "# TYPE keylime_agent_failures_total counter\n"));
+	/* stopped: no longer on schedule */
+	g_assert_nonnull(strstr(metrics, "\nkeylime_agent_attesting_on_schedule 0\n"));
+
+	/* written by rename: no temporary file left behind */
+	listing = g_dir_open(dir, 0, NULL);
+	for (const gchar *name; (name = g_dir_read_name(listing)) != NULL;) {
+		g_autofree gchar *path = g_build_filename(dir, name, NULL);
+		g_assert_true(g_strcmp0(name, "status.json") == 0 ||
+			      g_strcmp0(name, "agent.prom") == 0);
+		g_unlink(path);
+	}
+	g_rmdir(dir);
+}
+
+static void
+test_status_metrics_unwritable(Fixture *f, gconstpointer data)
+{
+	/* a metrics file that cannot be written: one warning, and the agent goes on */
+	f->status = kl_status_new(AGENT_ID, "1.2.3");
+	kl_status_set_files(f->status, NULL, "/nonexistent-kl-dir/keylime_agent.prom");
+	f->stop_after = 5;
+	run_agent(f, FALSE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(kl_agent_get_attestation_count(f->agent), ==, 5);
+	g_assert_cmpuint(count_logged("WARNING", "*keylime_agent.prom*metrics file*"), ==, 1);
+	g_assert_cmpuint(count_logged("WARNING", "*"), ==, 1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1282,6 +1718,17 @@ main(int argc, char **argv)
 	ADD("/agent/stop-while-waiting", test_stop_while_waiting);
 	ADD("/agent/free-during-step", test_free_during_step);
 	ADD("/agent/json-file-session-token-hidden", test_json_file_session_token_hidden);
+	ADD("/agent/splay/first-contact", test_splay_first_contact);
+	ADD("/agent/splay/first-contact-status", test_splay_first_contact_status);
+	ADD("/agent/splay/outage", test_outage_splay);
+	ADD("/agent/splay/outage-registration-once", test_outage_splay_registration);
+	ADD("/agent/splay/outage-registration", test_outage_splay_registration_continuous);
+	ADD("/agent/splay/not-enrolled-is-no-outage", test_not_enrolled_is_no_outage);
+	ADD("/agent/jitter/never-early", test_jitter_never_early);
+	ADD("/agent/jitter/bounded", test_jitter_bounded);
+	ADD("/agent/jitter/retry-after-stretched", test_retry_after_stretched);
+	ADD("/agent/status/files", test_status_files);
+	ADD("/agent/status/metrics-unwritable", test_status_metrics_unwritable);
 #undef ADD
 	return g_test_run();
 }

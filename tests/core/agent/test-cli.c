@@ -355,6 +355,28 @@ kl_cli_switches_test(void)
 }
 
 static void
+kl_cli_status_test(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlCli) cli = kl_test_parse(&error, "--status", "--json", "--alive", NULL);
+	g_autoptr(KlCli) bad = NULL;
+
+	g_assert_no_error(error);
+	g_assert_true(cli->status);
+	g_assert_true(cli->json);
+	g_assert_true(cli->alive);
+	/* --json and --alive only qualify --status */
+	bad = kl_test_parse(&error, "--json", NULL);
+	g_assert_null(bad);
+	g_assert_error(error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED);
+	g_assert_nonnull(strstr(error->message, "--json needs --status"));
+	g_clear_error(&error);
+	bad = kl_test_parse(&error, "--alive", NULL);
+	g_assert_null(bad);
+	g_assert_nonnull(strstr(error->message, "--alive needs --status"));
+}
+
+static void
 kl_cli_last_wins_test(void)
 {
 	g_autoptr(GError) error = NULL;
@@ -430,6 +452,7 @@ main(int argc, char **argv)
 	g_test_add_func("/cli/insecure-http", kl_cli_insecure_http_test);
 	g_test_add_func("/cli/bool-then-flag", kl_cli_bool_then_flag_test);
 	g_test_add_func("/cli/switches", kl_cli_switches_test);
+	g_test_add_func("/cli/status", kl_cli_status_test);
 	g_test_add_func("/cli/last-wins", kl_cli_last_wins_test);
 	g_test_add_func("/cli/help", kl_cli_help_test);
 	g_test_add_func("/cli/help-exits", kl_cli_help_exits_test);

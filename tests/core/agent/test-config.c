@@ -192,7 +192,7 @@ kl_config_known_keys_test(void)
 		g_assert_nonnull(kl_config_get_string(cfg, keys[n]));
 		g_assert_cmpstr(kl_config_get_origin(cfg, keys[n]), ==, "default");
 	}
-	g_assert_cmpuint(n, ==, 47);
+	g_assert_cmpuint(n, ==, 51);
 	g_assert_true(g_strv_contains(keys, "tcti"));
 	g_assert_true(g_strv_contains(keys, "registrar_api_versions"));
 	/* pull-model options are accepted but are not options of this agent */
@@ -531,7 +531,11 @@ kl_config_bad_value_test(KlConfigFixture *fx, gconstpointer data)
 		  "option 'disabled_plugins': expected a list of strings, item 1 is array" },
 		{ "tpm_hash_alg = \"md5\"",
 		  "option 'tpm_hash_alg': unsupported value \"md5\"; expected one of: sha1, "
-		  "sha256, sha384, sha512, sm3_256" },
+		  "sha256, sha384, sha512" },
+		{ "tpm_encryption_alg = \"rsa1024\"",
+		  "option 'tpm_encryption_alg': unsupported value \"rsa1024\"; expected one of: "
+		  "rsa, "
+		  "rsa2048, rsa3072, rsa4096, ecc, ecc256, ecc384, ecc521" },
 		{ "verifier_url = \"ftp://x\"",
 		  "option 'verifier_url': 'ftp://x' has the scheme 'ftp'; expected "
 		  "https://HOST[:PORT]" },
@@ -882,7 +886,7 @@ kl_config_describe_test(KlConfigFixture *fx, gconstpointer data)
 	kl_test_assert_line(text, "disabled_plugins = [\"a\", \"b\"]  # command line");
 	kl_test_assert_line(text, "uuid = \"d432fbb3-d2f1-4a97-9ef7-75bd81c00000\"  # default");
 	kl_test_assert_line(text, "registrar_api_versions = [\"default\"]  # default");
-	g_assert_cmpuint(g_strv_length((gchar **)kl_config_get_known_keys()), ==, 47);
+	g_assert_cmpuint(g_strv_length((gchar **)kl_config_get_known_keys()), ==, 51);
 }
 
 /*

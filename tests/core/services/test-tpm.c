@@ -226,7 +226,49 @@ test_key_params(void)
 	g_assert_error(error, KL_ERROR, KL_ERROR_CONFIG);
 	g_clear_error(&error);
 
-	o.encryption_alg = "rsa4096";
+	o.encryption_alg = "rsa1024";
+	g_assert_false(kl_tpm_key_params_from_options(&o, &p, &error));
+	g_assert_error(error, KL_ERROR, KL_ERROR_CONFIG);
+	g_assert_nonnull(strstr(error->message, "rsa3072"));
+	g_clear_error(&error);
+
+	/* every name Keylime knows, and the aliases as Keylime normalises them */
+	{
+		static const struct {
+			const gchar *enc;
+			const gchar *sign;
+			TPMI_ALG_PUBLIC type;
+			guint16 bits;
+			TPMI_ECC_CURVE curve;
+			const gchar *canonical;
+		} cases[] = {
+			{ "rsa", "rsassa", TPM2_ALG_RSA, 2048, 0, "rsa2048" },
+			{ "rsa2048", "rsapss", TPM2_ALG_RSA, 2048, 0, "rsa2048" },
+			{ "rsa3072", "rsassa", TPM2_ALG_RSA, 3072, 0, "rsa3072" },
+			{ "rsa4096", "rsapss", TPM2_ALG_RSA, 4096, 0, "rsa4096" },
+			{ "ecc", "ecdsa", TPM2_ALG_ECC, 0, TPM2_ECC_NIST_P256, "ecc256" },
+			{ "ecc256", "ecdsa", TPM2_ALG_ECC, 0, TPM2_ECC_NIST_P256, "ecc256" },
+			{ "ecc384", "ecdsa", TPM2_ALG_ECC, 0, TPM2_ECC_NIST_P384, "ecc384" },
+			{ "ecc521", "ecdsa", TPM2_ALG_ECC, 0, TPM2_ECC_NIST_P521, "ecc521" },
+		};
+		for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+			o.encryption_alg = cases[i].enc;
+			o.signing_alg = cases[i].sign;
+			o.hash_alg = "sha384";
+			g_assert_true(kl_tpm_key_params_from_options(&o, &p, &error));
+			g_assert_no_error(error);
+			g_assert_cmpuint(p.type, ==, cases[i].type);
+			if (p.type == TPM2_ALG_RSA)
+				g_assert_cmpuint(p.key_bits, ==, cases[i].bits);
+			else
+				g_assert_cmpuint(p.curve, ==, cases[i].curve);
+			g_assert_cmpstr(kl_tpm_key_type_name(p.type, p.key_bits, p.curve),
+					==,
+					cases[i].canonical);
+		}
+	}
+	o.encryption_alg = "ecc_sm2";
+	o.signing_alg = "ecdsa";
 	g_assert_false(kl_tpm_key_params_from_options(&o, &p, &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_CONFIG);
 	g_clear_error(&error);
@@ -235,6 +277,123 @@ test_key_params(void)
 	o.hash_alg = "md5";
 	g_assert_false(kl_tpm_key_params_from_options(&o, &p, &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_CONFIG);
+}
+
+/* the TCG EK Credential Profile templates: which ones fit, and their shape */
+static void
+test_ek_profiles(void)
+{
+	static const struct {
+		const gchar *enc;
+		const gchar *first;
+		const gchar *second;
+		TPMI_ALG_HASH name_alg;
+		guint16 policy_len;
+		guint16 sym_bits;
+		guint32 cert_index;
+	} cases[] = {
+		{ "rsa2048", "L-1", "H-1", TPM2_ALG_SHA256, 32, 128, 0x01C00002 },
+		{ "ecc256", "L-2", "H-2", TPM2_ALG_SHA256, 32, 128, 0x01C0000A },
+		{ "ecc384", "H-3", NULL, TPM2_ALG_SHA384, 48, 256, 0x01C00016 },
+		{ "ecc521", "H-4", NULL, TPM2_ALG_SHA512, 64, 256, 0x01C00018 },
+		{ "rsa3072", "H-6", NULL, TPM2_ALG_SHA384, 48, 256, 0x01C0001C },
+		{ "rsa4096", "H-7", NULL, TPM2_ALG_SHA384, 48, 256, 0x01C0001E },
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		KlTpmKeyParams params = { 0 };
+		const KlTpmEkProfile *profiles[4];
+		TPMT_PUBLIC t;
+		guint n;
+
+		g_assert_true(kl_tpm_key_params_parse_type(cases[i].enc, &params));
+		n = kl_tpm_ek_profiles_for(&params, profiles, G_N_ELEMENTS(profiles));
+		g_assert_cmpuint(n, ==, cases[i].second != NULL ? 2 : 1);
+		g_assert_cmpstr(profiles[0]->name, ==, cases[i].first);
+		if (cases[i].second != NULL) {
+			g_assert_cmpstr(profiles[1]->name, ==, cases[i].second);
+			g_assert_true(profiles[1]->high_range);
+		}
+		g_assert_cmphex(profiles[0]->cert_index, ==, cases[i].cert_index);
+
+		kl_tpm_ek_profile_template(profiles[0], &t);
+		g_assert_cmpuint(t.type, ==, params.type);
+		g_assert_cmpuint(t.nameAlg, ==, cases[i].name_alg);
+		g_assert_cmpuint(t.authPolicy.size, ==, cases[i].policy_len);
+		g_assert_true(t.objectAttributes & TPMA_OBJECT_RESTRICTED);
+		g_assert_true(t.objectAttributes & TPMA_OBJECT_DECRYPT);
+		g_assert_true(t.objectAttributes & TPMA_OBJECT_ADMINWITHPOLICY);
+		g_assert_false(t.objectAttributes & TPMA_OBJECT_SIGN_ENCRYPT);
+		/* the high range lets a password session use the EK; the low range needs the policy
+		 */
+		g_assert_cmpint(
+		    !!(t.objectAttributes & TPMA_OBJECT_USERWITHAUTH), ==, profiles[0]->high_range);
+		if (t.type == TPM2_ALG_RSA) {
+			g_assert_cmpuint(t.parameters.rsaDetail.keyBits, ==, params.key_bits);
+			g_assert_cmpuint(
+			    t.parameters.rsaDetail.symmetric.keyBits.aes, ==, cases[i].sym_bits);
+			g_assert_cmpuint(t.unique.rsa.size,
+					 ==,
+					 profiles[0]->high_range ? 0 : params.key_bits / 8);
+		} else {
+			g_assert_cmpuint(t.parameters.eccDetail.curveID, ==, params.curve);
+			g_assert_cmpuint(
+			    t.parameters.eccDetail.symmetric.keyBits.aes, ==, cases[i].sym_bits);
+			g_assert_cmpuint(t.unique.ecc.x.size, ==, profiles[0]->high_range ? 0 : 32);
+		}
+	}
+}
+
+static void
+test_ek_apply_nv(void)
+{
+	KlTpmKeyParams params = { 0 };
+	const KlTpmEkProfile *profiles[4];
+	TPMT_PUBLIC t;
+	TPMT_PUBLIC other;
+	guint8 buf[sizeof(TPMT_PUBLIC)];
+	size_t off = 0;
+	g_autoptr(GBytes) nonce = g_bytes_new_static("\x01\x02\x03", 3);
+	g_autoptr(GBytes) tmpl = NULL;
+	g_autoptr(GBytes) junk = g_bytes_new_static("\x00\x01", 2);
+	g_autoptr(GError) error = NULL;
+
+	/* L-1 with a nonce: the nonce, then zeros, 256 bytes */
+	g_assert_true(kl_tpm_key_params_parse_type("rsa", &params));
+	g_assert_cmpuint(kl_tpm_ek_profiles_for(&params, profiles, 4), ==, 2);
+	kl_tpm_ek_profile_template(profiles[0], &t);
+	g_assert_true(kl_tpm_ek_apply_nv(&t, NULL, nonce, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(t.unique.rsa.size, ==, 256);
+	g_assert_cmpmem(t.unique.rsa.buffer, 3, "\x01\x02\x03", 3);
+	g_assert_cmpuint(t.unique.rsa.buffer[3], ==, 0);
+
+	/* a template in NV replaces the default (here: H-1 given for L-1) */
+	kl_tpm_ek_profile_template(profiles[1], &other);
+	g_assert_cmpuint(Tss2_MU_TPMT_PUBLIC_Marshal(&other, buf, sizeof(buf), &off), ==, 0);
+	tmpl = g_bytes_new(buf, off);
+	kl_tpm_ek_profile_template(profiles[0], &t);
+	g_assert_true(kl_tpm_ek_apply_nv(&t, tmpl, NULL, &error));
+	g_assert_no_error(error);
+	g_assert_cmpmem(
+	    &t.authPolicy, sizeof(t.authPolicy), &other.authPolicy, sizeof(other.authPolicy));
+	g_assert_true(t.objectAttributes & TPMA_OBJECT_USERWITHAUTH);
+
+	/* L-2 with a nonce: x = nonce + zeros, y = zeros */
+	g_assert_true(kl_tpm_key_params_parse_type("ecc", &params));
+	g_assert_cmpuint(kl_tpm_ek_profiles_for(&params, profiles, 4), ==, 2);
+	kl_tpm_ek_profile_template(profiles[0], &t);
+	g_assert_true(kl_tpm_ek_apply_nv(&t, NULL, nonce, &error));
+	g_assert_cmpuint(t.unique.ecc.x.size, ==, 32);
+	g_assert_cmpuint(t.unique.ecc.y.size, ==, 32);
+	g_assert_cmpmem(t.unique.ecc.x.buffer, 3, "\x01\x02\x03", 3);
+
+	/* garbage in NV, or a template of another key type, is an error */
+	g_assert_false(kl_tpm_ek_apply_nv(&t, junk, NULL, &error));
+	g_assert_error(error, KL_ERROR, KL_ERROR_TPM);
+	g_clear_error(&error);
+	g_assert_false(kl_tpm_ek_apply_nv(&t, tmpl, NULL, &error));
+	g_assert_error(error, KL_ERROR, KL_ERROR_TPM);
 }
 
 static gchar *
@@ -494,6 +653,8 @@ main(int argc, char **argv)
 	g_test_add_func("/tpm/credential-blob/ok", test_split_blob_ok);
 	g_test_add_func("/tpm/credential-blob/bad", test_split_blob_bad);
 	g_test_add_func("/tpm/key-params", test_key_params);
+	g_test_add_func("/tpm/ek-profiles", test_ek_profiles);
+	g_test_add_func("/tpm/ek-apply-nv", test_ek_apply_nv);
 	g_test_add_func("/tpm/agent-data/rust-sample", test_agent_data_rust_sample);
 	g_test_add_func("/tpm/agent-data/errors", test_agent_data_errors);
 	g_test_add_func("/tpm/agent-id/literal", test_agent_id_literal);

@@ -235,6 +235,7 @@ test_capabilities(KlTestFixture *fx, gconstpointer user_data)
 	JsonArray *hashes;
 	JsonArray *sha256;
 	JsonArray *keys;
+	JsonArray *schemes;
 	JsonObject *key;
 	gboolean has_sha256 = FALSE;
 
@@ -259,8 +260,11 @@ test_capabilities(KlTestFixture *fx, gconstpointer user_data)
 	g_assert_cmpuint(json_array_get_length(sha256), ==, 24);
 	for (guint i = 0; i < 24; i++)
 		g_assert_cmpint(json_array_get_int_element(sha256, i), ==, i);
-	g_assert_cmpuint(
-	    json_array_get_length(json_object_get_array_member(caps, "signature_schemes")), >, 0);
+	/* the TPM's schemes for RSA keys only: an RSA AK cannot sign with ECDSA */
+	schemes = json_object_get_array_member(caps, "signature_schemes");
+	g_assert_cmpuint(json_array_get_length(schemes), ==, 2);
+	g_assert_cmpstr(json_array_get_string_element(schemes, 0), ==, "rsassa");
+	g_assert_cmpstr(json_array_get_string_element(schemes, 1), ==, "rsapss");
 	keys = json_object_get_array_member(caps, "certification_keys");
 	g_assert_cmpuint(json_array_get_length(keys), ==, 1);
 	key = json_array_get_object_element(keys, 0);
@@ -294,12 +298,17 @@ test_capabilities_ecc(KlTestFixture *fx, gconstpointer user_data)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(JsonObject) caps = kl_tpm_quote_build_capabilities(fx->tpm, NULL, &error);
 	JsonObject *key;
+	JsonArray *schemes;
 
 	g_assert_no_error(error);
 	key = json_array_get_object_element(
 	    json_object_get_array_member(caps, "certification_keys"), 0);
 	g_assert_cmpstr(json_object_get_string_member(key, "key_algorithm"), ==, "ecc");
 	g_assert_cmpint(json_object_get_int_member(key, "key_size"), ==, 256);
+	schemes = json_object_get_array_member(caps, "signature_schemes");
+	for (guint i = 0; i < json_array_get_length(schemes); i++)
+		g_assert_false(g_str_has_prefix(json_array_get_string_element(schemes, i), "rsa"));
+	g_assert_cmpstr(json_array_get_string_element(schemes, 0), ==, "ecdsa");
 	g_assert_cmpstr(json_array_get_string_element(
 			    json_object_get_array_member(key, "allowable_signature_schemes"), 0),
 			==,
