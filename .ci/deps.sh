@@ -13,4 +13,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
 	swtpm swtpm-tools tpm2-tools gnutls-bin \
 	python3 python3-cryptography clang-format \
 	libsystemd-dev systemd scdoc man-db \
+	debhelper dpkg-dev lintian mmdebstrap nettle-dev libgmp-dev pkgconf \
 	ca-certificates curl jq openssl procps >/dev/null

@@ -36,7 +36,8 @@ typedef struct {
 	gint64 delay_ms; /* >= 0: exact delay (Retry-After, next attestation); -1: backoff */
 	gint exit_status;
 	GError *error;
-	gchar *summary; /* the per-cycle info line */
+	gchar *summary;	       /* the per-cycle info line */
+	gchar *evidence_types; /* "tpm_quote,ima_log": the journal field of that line */
 	gboolean not_enrolled;
 } KlStepResult;
 
@@ -84,8 +85,9 @@ struct _KlAgent {
 	gpointer delay_data;
 	KlAgentClockFunc clock_func;
 	gpointer clock_data;
-	KlStatus *status; /* nullable */
-	GRand *rand;	  /* splay and jitter */
+	KlStatus *status;	/* nullable */
+	GRand *rand;		/* splay and jitter */
+	gint64 step_started_us; /* monotonic µs of the step in flight (watchdog), 0 = none */
 
 	struct _KlAgentLink *link; /* g_rc_box */
 
@@ -142,6 +144,7 @@ kl_step_result_free(KlStepResult *result)
 		return;
 	g_clear_error(&result->error);
 	g_free(result->summary);
+	g_free(result->evidence_types);
 	g_free(result);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlStepResult, kl_step_result_free)
@@ -575,6 +578,7 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	g_autoptr(GPtrArray) collected =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
 	g_autoptr(GString) summary = g_string_new(NULL);
+	g_autoptr(GString) types = g_string_new(NULL);
 	g_autoptr(KlHttpResponse) response = NULL;
 	g_autofree gchar *url = NULL;
 	g_autofree gchar *body = NULL;
@@ -624,6 +628,7 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 			return kl_step_retry(g_steal_pointer(&error), -1);
 		}
 		kl_agent_append_summary(summary, evidence_type, sent);
+		g_string_append_printf(types, "%s%s", types->len > 0 ? "," : "", evidence_type);
 		if (g_strcmp0(evidence_type, "ima_log") == 0)
 			agent->cycle_ima_entries += kl_agent_ima_entry_count(entry);
 		g_ptr_array_add(collected, entry);
@@ -652,6 +657,7 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	seconds = CLAMP(seconds, KL_AGENT_NEXT_MIN_S, KL_AGENT_NEXT_MAX_S);
 	result = kl_step_ok();
 	result->delay_ms = seconds * 1000;
+	result->evidence_types = g_strdup(types->str);
 	result->summary =
 	    g_strdup_printf("%s in %" G_GINT64_FORMAT " ms; next in %" G_GINT64_FORMAT " s",
 			    summary->str,
@@ -770,6 +776,59 @@ kl_agent_worker_cb(gpointer data, gpointer user_data)
 static void
 kl_agent_run_state(KlAgent *agent);
 
+/*
+ * A log line with journal fields besides the message: KEYLIME_AGENT_ID, and
+ * when given KEYLIME_ERROR_CAUSE (@cause), KEYLIME_ATTESTATION_INDEX (@index
+ * > 0), KEYLIME_EVIDENCE_TYPES (@types), KEYLIME_STATE.
+ */
+static void G_GNUC_PRINTF(6, 7) kl_agent_log(KlAgent *agent,
+					     GLogLevelFlags level,
+					     const gchar *cause,
+					     guint index,
+					     const gchar *types,
+					     const gchar *format,
+					     ...)
+{
+	g_autofree gchar *message = NULL;
+	g_autofree gchar *index_text = NULL;
+	const gchar *priority;
+	GLogField fields[8];
+	gsize n = 0;
+	va_list args;
+
+	va_start(args, format);
+	message = g_strdup_vprintf(format, args);
+	va_end(args);
+	switch (level & G_LOG_LEVEL_MASK) {
+	case G_LOG_LEVEL_WARNING:
+		priority = "4";
+		break;
+	case G_LOG_LEVEL_MESSAGE:
+		priority = "5";
+		break;
+	case G_LOG_LEVEL_DEBUG:
+		priority = "7";
+		break;
+	default:
+		priority = "6";
+		break;
+	}
+	fields[n++] = (GLogField){ "MESSAGE", message, -1 };
+	fields[n++] = (GLogField){ "PRIORITY", priority, -1 };
+	fields[n++] = (GLogField){ "GLIB_DOMAIN", G_LOG_DOMAIN, -1 };
+	fields[n++] = (GLogField){ "KEYLIME_AGENT_ID", agent->agent_id, -1 };
+	fields[n++] = (GLogField){ "KEYLIME_STATE", kl_agent_state_to_string(agent->state), -1 };
+	if (cause != NULL)
+		fields[n++] = (GLogField){ "KEYLIME_ERROR_CAUSE", cause, -1 };
+	if (index > 0) {
+		index_text = g_strdup_printf("%u", index);
+		fields[n++] = (GLogField){ "KEYLIME_ATTESTATION_INDEX", index_text, -1 };
+	}
+	if (types != NULL)
+		fields[n++] = (GLogField){ "KEYLIME_EVIDENCE_TYPES", types, -1 };
+	g_log_structured_array(level, fields, n);
+}
+
 static void
 kl_agent_finish(KlAgent *agent, gint exit_status)
 {
@@ -842,6 +901,7 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 	state = agent->state;
 
 	agent->step_running = FALSE;
+	agent->step_started_us = 0;
 	for (; agent->sessions_established > 0; agent->sessions_established--)
 		kl_status_session_created(agent->status);
 	if (agent->stopping) {
@@ -854,7 +914,14 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 	}
 	if (result->outcome == KL_STEP_FATAL) {
 		if (result->error != NULL)
-			g_warning("%s", result->error->message);
+			kl_agent_log(agent,
+				     G_LOG_LEVEL_WARNING,
+				     kl_status_cause_to_string(
+					 kl_status_classify(result->error, result->not_enrolled)),
+				     0,
+				     NULL,
+				     "%s",
+				     result->error->message);
 		kl_agent_finish(agent, result->exit_status);
 		return;
 	}
@@ -882,8 +949,14 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 
 			agent->attestations++;
 			agent->not_enrolled_logged = FALSE;
-			g_info(
-			    "attestation %u submitted: %s", agent->attestations, result->summary);
+			kl_agent_log(agent,
+				     G_LOG_LEVEL_INFO,
+				     NULL,
+				     agent->attestations,
+				     result->evidence_types,
+				     "attestation %u submitted: %s",
+				     agent->attestations,
+				     result->summary);
 			agent->verifier_interval_ms = (guint64)MAX(result->delay_ms, 0);
 			/* stretched by a little, never shortened: an early agent gets a 429 */
 			delay =
@@ -961,23 +1034,40 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 	agent->once_failures++;
 	if (agent->once && agent->max_retries >= 0 &&
 	    (gint64)agent->once_failures > agent->max_retries) {
-		g_warning("%s; giving up after %u attempts (%s)",
-			  result->error->message,
-			  agent->once_failures,
-			  agent->json_file != NULL ? "--json-file" : "--once");
+		kl_agent_log(agent,
+			     G_LOG_LEVEL_WARNING,
+			     kl_status_cause_to_string(cause),
+			     0,
+			     NULL,
+			     "%s; giving up after %u attempts (%s)",
+			     result->error->message,
+			     agent->once_failures,
+			     agent->json_file != NULL ? "--json-file" : "--once");
 		kl_agent_finish(agent, KL_EXIT_NOT_ACCEPTED);
 		return;
 	}
 	{
 		g_autofree gchar *when = kl_agent_format_delay(delay);
 		if (result->not_enrolled) {
-			if (!agent->not_enrolled_logged)
-				g_message("%s (retrying in %s)", result->error->message, when);
-			else
-				g_debug("%s (retrying in %s)", result->error->message, when);
+			kl_agent_log(agent,
+				     agent->not_enrolled_logged ? G_LOG_LEVEL_DEBUG
+								: G_LOG_LEVEL_MESSAGE,
+				     kl_status_cause_to_string(cause),
+				     0,
+				     NULL,
+				     "%s (retrying in %s)",
+				     result->error->message,
+				     when);
 			agent->not_enrolled_logged = TRUE;
 		} else {
-			g_message("%s; retrying in %s", result->error->message, when);
+			kl_agent_log(agent,
+				     G_LOG_LEVEL_MESSAGE,
+				     kl_status_cause_to_string(cause),
+				     0,
+				     NULL,
+				     "%s; retrying in %s",
+				     result->error->message,
+				     when);
 		}
 	}
 	agent->state = state == KL_AGENT_STATE_UNREGISTERED ? KL_AGENT_STATE_REGISTRATION_FAILED
@@ -1005,6 +1095,7 @@ kl_agent_run_step(KlAgent *agent, KlStepFunc func)
 	    NULL, agent->cancellable, kl_agent_step_done_cb, g_rc_box_acquire(agent->link));
 	g_task_set_task_data(task, job, g_free);
 	agent->step_running = TRUE;
+	agent->step_started_us = g_get_monotonic_time();
 	if (!g_thread_pool_push(agent->worker, g_object_ref(task), &error)) {
 		g_warning("cannot run the worker thread: %s", error->message);
 		agent->step_running = FALSE;
@@ -1197,4 +1288,12 @@ guint
 kl_agent_get_attestation_count(KlAgent *agent)
 {
 	return agent->attestations;
+}
+
+gint64
+kl_agent_get_step_age_us(KlAgent *agent, gint64 now_us)
+{
+	if (!agent->step_running || agent->step_started_us == 0)
+		return 0;
+	return MAX(now_us - agent->step_started_us, 0);
 }

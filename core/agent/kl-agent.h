@@ -157,6 +157,15 @@ kl_agent_stop(KlAgent *agent);
 
 KlAgentState
 kl_agent_get_state(KlAgent *agent);
+
+/*
+ * How long the step in flight (registration, negotiation, evidence) has been
+ * running at monotonic time @now_us; 0 when none is. The watchdog stops being
+ * fed when this grows beyond any legitimate step.
+ */
+gint64
+kl_agent_get_step_age_us(KlAgent *agent, gint64 now_us);
+
 /* attestations accepted (202) so far */
 guint
 kl_agent_get_attestation_count(KlAgent *agent);

@@ -414,6 +414,39 @@ kl_priv_has_capabilities(void)
 	return FALSE;
 }
 
+/*
+ * Not root, but with capabilities (the systemd unit grants CAP_DAC_READ_SEARCH
+ * to open the event logs): clear the ambient set, then the permitted and
+ * effective sets. Open file descriptors stay usable.
+ */
+static gboolean
+kl_priv_drop_capabilities(GError **error)
+{
+	struct __user_cap_header_struct header = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+		.pid = 0,
+	};
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+	int errsv;
+
+	if (!kl_priv_has_capabilities())
+		return TRUE;
+	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capset, &header, data) != 0) {
+		errsv = errno;
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
+			    "cannot drop the capabilities the agent was started with (%s); allow "
+			    "the capset system call (systemd: SystemCallFilter=capset)",
+			    g_strerror(errsv));
+		return FALSE;
+	}
+	g_debug("capabilities dropped after start-up");
+	return TRUE;
+}
+
 static gboolean
 kl_priv_verify(const KlRunAs *ra, gint n_groups, GError **error)
 {
@@ -525,7 +558,7 @@ kl_privileges_drop(const gchar *run_as, GError **error)
 			g_debug("Not running as root (uid %u): run_as \"%s\" is ignored",
 				(guint)geteuid(),
 				run_as);
-		return TRUE;
+		return kl_priv_drop_capabilities(error);
 	}
 	if (kl_priv_run_as_is_empty(run_as)) {
 		g_warning("run_as is empty: the agent keeps running as root with all privileges; "

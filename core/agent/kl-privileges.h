@@ -39,7 +39,9 @@ kl_privileges_parse_run_as(const gchar *run_as, uid_t *uid, gid_t *gid, GError *
  * kl_privileges_drop:
  * @run_as: the `run_as` option
  *
- * Not root (effective uid != 0): @run_as is ignored (debug message), TRUE.
+ * Not root (effective uid != 0): @run_as is ignored (debug message); any
+ * capabilities the process was started with (the systemd unit grants
+ * CAP_DAC_READ_SEARCH for the event logs) are dropped, TRUE.
  * Root with an empty @run_as: one warning that the agent keeps running as
  * root, TRUE. Root otherwise: the user and group must exist; the supplementary
  * groups become the user's groups (getgrouplist() with @run_as's group, no

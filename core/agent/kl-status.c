@@ -224,6 +224,19 @@ kl_status_add_listener(KlStatus *status, KlStatusListener func, gpointer user_da
 }
 
 void
+kl_status_remove_listener(KlStatus *status, KlStatusListener func, gpointer user_data)
+{
+	if (status == NULL)
+		return;
+	for (guint i = status->listeners->len; i > 0; i--) {
+		KlStatusListenerEntry *entry =
+		    &g_array_index(status->listeners, KlStatusListenerEntry, i - 1);
+		if (entry->func == func && entry->data == user_data)
+			g_array_remove_index(status->listeners, i - 1);
+	}
+}
+
+void
 kl_status_set_interval(KlStatus *status, gint64 interval_s)
 {
 	if (status == NULL)

@@ -154,6 +154,9 @@ void
 kl_status_set_clock(KlStatus *status, KlStatusClockFunc func, gpointer user_data);
 void
 kl_status_add_listener(KlStatus *status, KlStatusListener func, gpointer user_data);
+/* removes every registration of @func with @user_data */
+void
+kl_status_remove_listener(KlStatus *status, KlStatusListener func, gpointer user_data);
 /* the configured interval, used until the verifier names one */
 void
 kl_status_set_interval(KlStatus *status, gint64 interval_s);

@@ -13,10 +13,13 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <glib-unix.h>
+#include <glib/gstdio.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "keylime-agent/kl-error.h"
@@ -33,6 +36,7 @@
 #include "kl-privileges.h"
 #include "kl-registrar-client.h"
 #include "kl-status.h"
+#include "kl-systemd.h"
 #include "kl-tpm-private.h"
 #include "kl-verifier-client.h"
 
@@ -41,6 +45,7 @@
 typedef struct {
 	GMainLoop *loop;
 	KlAgent *agent;
+	KlSystemd *systemd; /* nullable */
 	gint exit_status;
 } KlMainState;
 
@@ -50,6 +55,7 @@ kl_main_stop_cb(gpointer user_data)
 	KlMainState *state = user_data;
 
 	g_info("stopping");
+	kl_systemd_stopping(state->systemd);
 	kl_agent_stop(state->agent);
 	return G_SOURCE_CONTINUE;
 }
@@ -76,6 +82,39 @@ kl_main_done_cb(KlAgent *agent, gint exit_status, gpointer user_data)
  * a proposal: when that user does not exist the agent warns and stays root.
  * A run_as set by the operator must work.
  */
+/*
+ * The files the agent keeps in keylime_dir (the AK in agent_data.json, a
+ * generated agent_uuid) are made by root on a first start as root: hand them
+ * to run_as, so that the same agent started unprivileged (the systemd unit
+ * runs as keylime:tss) can use them. Only files owned by root, never through
+ * a symbolic link.
+ */
+static void
+kl_main_give_files(KlConfig *cfg, const gchar *run_as)
+{
+	g_autofree gchar *uuid_path = NULL;
+	const gchar *paths[2];
+	uid_t uid;
+	gid_t gid;
+
+	if (!kl_privileges_parse_run_as(run_as, &uid, &gid, NULL) || uid == (uid_t)-1)
+		return;
+	uuid_path = g_build_filename(
+	    kl_main_str(cfg, "keylime_dir", KL_DEFAULT_KEYLIME_DIR), "agent_uuid", NULL);
+	paths[0] = kl_main_str(cfg, "agent_data_path", "");
+	paths[1] = uuid_path;
+	for (guint i = 0; i < G_N_ELEMENTS(paths); i++) {
+		GStatBuf st;
+
+		if (paths[i] == NULL || paths[i][0] == '\0' || g_lstat(paths[i], &st) != 0 ||
+		    !S_ISREG(st.st_mode) || st.st_uid != 0)
+			continue;
+		if (lchown(paths[i], uid, gid == (gid_t)-1 ? st.st_gid : gid) != 0)
+			g_warning(
+			    "cannot give %s to run_as %s: %s", paths[i], run_as, g_strerror(errno));
+	}
+}
+
 static gboolean
 kl_main_drop_privileges(KlConfig *cfg, GError **error)
 {
@@ -92,6 +131,7 @@ kl_main_drop_privileges(KlConfig *cfg, GError **error)
 			  error_local->message);
 		return TRUE;
 	}
+	kl_main_give_files(cfg, run_as);
 	if (!kl_privileges_drop(run_as, error))
 		return FALSE;
 	g_info("running as %s", run_as);
@@ -344,8 +384,11 @@ kl_main_run(int argc, char **argv)
 	sig_term = g_unix_signal_add(SIGTERM, kl_main_stop_cb, &state);
 	sig_int = g_unix_signal_add(SIGINT, kl_main_stop_cb, &state);
 	sig_hup = g_unix_signal_add(SIGHUP, kl_main_hup_cb, &state);
+	/* sd_notify: READY=1 once registered, STATUS=, WATCHDOG=1, STOPPING=1 */
+	state.systemd = kl_systemd_new(agent, status, kl_main_int(cfg, "request_timeout", 5000));
 	kl_agent_start(agent, kl_main_done_cb, &state);
 	g_main_loop_run(loop);
+	g_clear_pointer(&state.systemd, kl_systemd_free);
 	g_source_remove(sig_term);
 	g_source_remove(sig_int);
 	g_source_remove(sig_hup);

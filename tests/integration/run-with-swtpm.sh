@@ -26,6 +26,8 @@ state=$(mktemp -d "${TMPDIR:-/tmp}/kl-swtpm.XXXXXX")
 swtpm_pid=""
 cleanup() {
 	if [ -n "$swtpm_pid" ] && kill -0 "$swtpm_pid" 2>/dev/null; then
+		# a test may have stopped it (SIGSTOP) to wedge a TPM call
+		kill -CONT "$swtpm_pid" 2>/dev/null
 		kill "$swtpm_pid" 2>/dev/null
 		wait "$swtpm_pid" 2>/dev/null
 	fi
@@ -110,6 +112,7 @@ if [ -z "$swtpm_pid" ]; then
 fi
 
 export KL_TEST_SWTPM_PORT="$port" KL_TEST_SWTPM_CTRL_PORT="$ctrl" KL_TEST_SWTPM_STATE="$state"
+export KL_TEST_SWTPM_PID="$swtpm_pid"
 export KL_TEST_TCTI="swtpm:host=127.0.0.1,port=$port"
 export TCTI="$KL_TEST_TCTI" TPM2TOOLS_TCTI="$KL_TEST_TCTI"
 "$@"

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "kl-test-peers.h"
+#include "kl-test-skip.h"
 
 #define AGENT_ID "d432fbb3-d2f1-4a97-9ef7-75bd81c0e001"
 
@@ -209,6 +210,8 @@ main(int argc, char **argv)
 	int ret;
 
 	g_test_init(&argc, &argv, NULL);
+	if (g_getenv("KL_ALGS_OFFERS") == NULL && !kl_test_have_plugin("tpm_quote"))
+		return kl_test_skip_all("the tpm_quote plugin is not built");
 
 	peers = kl_test_peers_new();
 	kl_test_peers_start_registrar(peers, 0, FALSE, &error, NULL);

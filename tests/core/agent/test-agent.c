@@ -316,6 +316,54 @@ capture_log(const gchar *domain, GLogLevelFlags level, const gchar *message, gpo
 		g_printerr("# %s: %s %s\n", domain, level_name(level), message);
 }
 
+/*
+ * Structured lines (journal fields) bypass g_log_set_handler(): the writer
+ * captures them too, with their fields as "KEY=value" lines in log_fields.
+ */
+static GPtrArray *log_fields; /* "KEY=value" of every kl-core structured line */
+
+static GLogWriterOutput
+capture_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer data)
+{
+	const gchar *domain = NULL;
+	const gchar *message = NULL;
+
+	for (gsize i = 0; i < n_fields; i++) {
+		if (g_strcmp0(fields[i].key, "GLIB_DOMAIN") == 0)
+			domain = fields[i].value;
+		else if (g_strcmp0(fields[i].key, "MESSAGE") == 0)
+			message = fields[i].value;
+	}
+	if (g_strcmp0(domain, "kl-core") != 0 || message == NULL)
+		return g_log_writer_default(level, fields, n_fields, data);
+	g_mutex_lock(&log_lock);
+	for (gsize i = 0; i < n_fields; i++) {
+		if (g_str_has_prefix(fields[i].key, "KEYLIME_"))
+			g_ptr_array_add(log_fields,
+					g_strdup_printf("%s=%s %s",
+							fields[i].key,
+							(const gchar *)fields[i].value,
+							message));
+	}
+	g_mutex_unlock(&log_lock);
+	capture_log(domain, level, message, NULL);
+	return G_LOG_WRITER_HANDLED;
+}
+
+/* a structured line with the journal field KEY=value whose message matches @pattern */
+static gboolean
+field_logged(const gchar *key_value, const gchar *pattern)
+{
+	g_autofree gchar *full = g_strdup_printf("%s %s", key_value, pattern);
+	gboolean found = FALSE;
+
+	g_mutex_lock(&log_lock);
+	for (guint i = 0; i < log_fields->len && !found; i++)
+		found = g_pattern_match_simple(full, g_ptr_array_index(log_fields, i));
+	g_mutex_unlock(&log_lock);
+	return found;
+}
+
 static guint
 count_logged(const gchar *level, const gchar *pattern)
 {
@@ -679,6 +727,11 @@ test_once_happy_path(Fixture *f, gconstpointer data)
 		   "entries) in * ms; next in 2 s");
 	run_agent(f, TRUE, 5);
 	assert_expected_logs();
+	/* the journal fields of the cycle line */
+	g_assert_true(field_logged("KEYLIME_AGENT_ID=" AGENT_ID, "attestation 1 submitted: *"));
+	g_assert_true(field_logged("KEYLIME_ATTESTATION_INDEX=1", "attestation 1 submitted: *"));
+	g_assert_true(field_logged("KEYLIME_EVIDENCE_TYPES=tpm_quote,uefi_log,ima_log",
+				   "attestation 1 submitted: *"));
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
 	g_assert_cmpuint(f->requests->len, ==, G_N_ELEMENTS(expected));
 	for (guint i = 0; i < G_N_ELEMENTS(expected); i++) {
@@ -1685,6 +1738,8 @@ main(int argc, char **argv)
 	log_lines = g_ptr_array_new_with_free_func(g_free);
 	expected_logs = g_ptr_array_new_with_free_func(g_free);
 	g_log_set_handler("kl-core", G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL, capture_log, NULL);
+	log_fields = g_ptr_array_new_with_free_func(g_free);
+	g_log_set_writer_func(capture_writer, NULL, NULL);
 
 #define ADD(path, func) g_test_add(path, Fixture, NULL, fixture_setup, func, fixture_teardown)
 	ADD("/agent/once-happy-path", test_once_happy_path);

@@ -217,6 +217,8 @@ setup_new_full(Setup *s, guint16 registrar_port, const gchar *extra, const gchar
 			       "request_timeout = 2000\n"
 			       "exponential_backoff_initial_delay = 100\n"
 			       "exponential_backoff_max_delay = 200\n"
+			       /* the first contact at once: these tests time it */
+			       "splay_percent = 0\n"
 			       "%s",
 			       kd,
 			       registrar_port,

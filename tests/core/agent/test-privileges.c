@@ -8,9 +8,12 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <pwd.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -305,6 +308,60 @@ test_drop_not_root(void)
 	g_test_trap_subprocess(NULL, 0, 0);
 	g_test_trap_assert_passed();
 	g_test_trap_assert_stdout("*ignored*");
+}
+
+static guint32
+effective_capabilities(void)
+{
+	struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = { 0 };
+
+	g_assert_cmpint(syscall(SYS_capget, &header, data), ==, 0);
+	return data[0].effective | data[0].permitted | data[1].effective | data[1].permitted;
+}
+
+/*
+ * Started unprivileged with CAP_DAC_READ_SEARCH (what the systemd unit does,
+ * to open the event logs): the capability is gone after kl_privileges_drop().
+ */
+static void
+test_drop_capabilities_not_root(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *run_as = NULL;
+	uid_t uid;
+	gid_t gid;
+
+	if (!is_root()) {
+		kl_test_skip("needs root to give an ordinary user a capability");
+		return;
+	}
+	if (!nobody_run_as(&run_as, &uid, &gid)) {
+		kl_test_skip("no user 'nobody' with a primary group");
+		return;
+	}
+	if (g_test_subprocess()) {
+		struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+		struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = { 0 };
+
+		g_assert_cmpint(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), ==, 0);
+		g_assert_cmpint(setgroups(0, NULL), ==, 0);
+		g_assert_cmpint(setgid(gid), ==, 0);
+		g_assert_cmpint(setuid(uid), ==, 0);
+		data[0].permitted = data[0].effective = 1u << CAP_DAC_READ_SEARCH;
+		g_assert_cmpint(syscall(SYS_capset, &header, data), ==, 0);
+		g_assert_cmpuint(effective_capabilities(), ==, 1u << CAP_DAC_READ_SEARCH);
+
+		g_assert_true(kl_privileges_drop("keylime:tss", &error));
+		g_assert_no_error(error);
+		g_assert_cmpuint(effective_capabilities(), ==, 0);
+		g_assert_cmpuint(geteuid(), ==, uid);
+		g_print("capabilities dropped\n");
+		return;
+	}
+	g_test_trap_subprocess(NULL, 0, 0);
+	g_test_trap_assert_passed();
+	g_test_trap_assert_stdout("*capabilities dropped*");
 }
 
 static void
@@ -752,6 +809,7 @@ main(int argc, char **argv)
 	g_test_add_func("/privileges/parse/empty", test_parse_empty);
 	g_test_add_func("/privileges/drop/to-nobody", test_drop_to_nobody);
 	g_test_add_func("/privileges/drop/not-root", test_drop_not_root);
+	g_test_add_func("/privileges/drop/capabilities-not-root", test_drop_capabilities_not_root);
 	g_test_add_func("/privileges/drop/empty-as-root", test_drop_empty_as_root);
 	g_test_add_func("/privileges/drop/unknown-user", test_drop_unknown_user);
 	g_test_add_func("/privileges/drop/many-groups", test_drop_many_groups);
