@@ -99,9 +99,8 @@ kl_main_give_files(KlConfig *cfg, const gchar *run_as)
 
 	if (!kl_privileges_parse_run_as(run_as, &uid, &gid, NULL) || uid == (uid_t)-1)
 		return;
-	uuid_path = g_build_filename(
-	    kl_main_str(cfg, "keylime_dir", KL_DEFAULT_KEYLIME_DIR), "agent_uuid", NULL);
-	paths[0] = kl_main_str(cfg, "agent_data_path", "");
+	uuid_path = g_build_filename(kl_config_get_string(cfg, "keylime_dir"), "agent_uuid", NULL);
+	paths[0] = kl_config_get_string(cfg, "agent_data_path");
 	paths[1] = uuid_path;
 	for (guint i = 0; i < G_N_ELEMENTS(paths); i++) {
 		GStatBuf st;
@@ -385,7 +384,7 @@ kl_main_run(int argc, char **argv)
 	sig_int = g_unix_signal_add(SIGINT, kl_main_stop_cb, &state);
 	sig_hup = g_unix_signal_add(SIGHUP, kl_main_hup_cb, &state);
 	/* sd_notify: READY=1 once registered, STATUS=, WATCHDOG=1, STOPPING=1 */
-	state.systemd = kl_systemd_new(agent, status, kl_main_int(cfg, "request_timeout", 5000));
+	state.systemd = kl_systemd_new(agent, status, kl_config_get_int(cfg, "request_timeout"));
 	kl_agent_start(agent, kl_main_done_cb, &state);
 	g_main_loop_run(loop);
 	g_clear_pointer(&state.systemd, kl_systemd_free);

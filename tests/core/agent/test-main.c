@@ -500,12 +500,12 @@ test_sigterm_and_sighup(void)
 
 	/*
 	 * Retrying forever against an absent registrar. Its first connection to
-	 * the registrar port (no splay: at once) proves that the agent reached its main loop, with
-	 * the signal handlers in place (a fixed sleep raced with a slow start-up);
-	 * then the port is closed again.
+	 * the registrar port (no splay: at once) proves that the agent reached its
+	 * main loop, with the signal handlers in place (a fixed sleep raced with a
+	 * slow start-up); then the port is closed again.
 	 */
 	listener = listen_loopback(&port);
-	setup_new(&s, port, "exponential_backoff_max_retries = 5\nsplay_percent = 0\n");
+	setup_new(&s, port, "exponential_backoff_max_retries = 5\n");
 	proc = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", NULL);
 	g_assert_no_error(error);
 	conn = g_socket_accept(listener, NULL, &error);
@@ -597,10 +597,7 @@ test_run_as(void)
 	 * its first connection to the registrar port says it is in its main loop
 	 */
 	listener = listen_loopback(&port);
-	setup_new(&s,
-		  port,
-		  "exponential_backoff_max_retries = 5\nsplay_percent = 0\n"
-		  "run_as = \"nobody:nogroup\"\n");
+	setup_new(&s, port, "exponential_backoff_max_retries = 5\nrun_as = \"nobody:nogroup\"\n");
 	proc = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", NULL);
 	g_assert_no_error(error);
 	pid = g_strdup(g_subprocess_get_identifier(proc));
