@@ -117,13 +117,12 @@ kl_main_check(KlConfig *cfg,
 	}
 
 	printf("\nPeers:\n");
-	verifier = kl_verifier_client_new(
-	    NULL,
-	    verifier_url,
-	    kl_config_get_string(cfg, "verifier_api_version"),
-	    agent_id != NULL ? agent_id : "x",
-	    insecure,
-	    &error);
+	verifier = kl_verifier_client_new(NULL,
+					  verifier_url,
+					  kl_config_get_string(cfg, "verifier_api_version"),
+					  agent_id != NULL ? agent_id : "x",
+					  insecure,
+					  &error);
 	if (verifier == NULL) {
 		printf("  verifier: PROBLEM: %s\n", error->message);
 		ok = FALSE;
