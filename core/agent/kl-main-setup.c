@@ -44,8 +44,7 @@ kl_main_http_new(KlConfig *cfg, const gchar *name, const gchar *ca_file, GError 
 		.name = name,
 		.ca_file = kl_main_nonempty(ca_file),
 		.accept_invalid_certs = kl_config_get_bool(cfg, "tls_accept_invalid_certs"),
-		.accept_invalid_hostnames =
-		    kl_config_get_bool(cfg, "tls_accept_invalid_hostnames"),
+		.accept_invalid_hostnames = kl_config_get_bool(cfg, "tls_accept_invalid_hostnames"),
 		.timeout_ms = (guint)CLAMP(kl_config_get_int(cfg, "request_timeout"), 0, G_MAXINT),
 	};
 	return kl_http_new(&options, error);

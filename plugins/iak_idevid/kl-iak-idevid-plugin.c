@@ -159,12 +159,12 @@ static const KlPluginConfigKey kl_iak_idevid_config_keys[] = {
 };
 
 KL_PLUGIN_DEFINE_WITH_CONFIG("iak_idevid",
-		 "certification",
-		 PACKAGE_VERSION,
-		 "IAK/IDevID identity for registration (TCG device identity templates)",
-		 kl_iak_idevid_config_keys,
-		 kl_iak_idevid_plugin_startup,
-		 kl_iak_idevid_plugin_shutdown,
-		 kl_iak_idevid_plugin_get_capabilities,
-		 kl_iak_idevid_plugin_collect,
-		 kl_iak_idevid_plugin_contribute_registration)
+			     "certification",
+			     PACKAGE_VERSION,
+			     "IAK/IDevID identity for registration (TCG device identity templates)",
+			     kl_iak_idevid_config_keys,
+			     kl_iak_idevid_plugin_startup,
+			     kl_iak_idevid_plugin_shutdown,
+			     kl_iak_idevid_plugin_get_capabilities,
+			     kl_iak_idevid_plugin_collect,
+			     kl_iak_idevid_plugin_contribute_registration)

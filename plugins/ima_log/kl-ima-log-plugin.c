@@ -10,7 +10,7 @@
 #include "kl-ima-log-parser.h"
 #include "kl-ima-log-plugin.h"
 
-#define KL_IMA_LOG_FORMAT	"text/plain"
+#define KL_IMA_LOG_FORMAT "text/plain"
 
 gboolean
 kl_ima_log_plugin_startup(KlPluginContext *ctx, GError **error)
@@ -20,7 +20,8 @@ kl_ima_log_plugin_startup(KlPluginContext *ctx, GError **error)
 
 	/* the agent's option table gives the default (an empty value means it too) */
 	if (path == NULL || path[0] == '\0') {
-		g_set_error_literal(error, KL_ERROR, KL_ERROR_CONFIG, "ima_log: ima_ml_path is not set");
+		g_set_error_literal(
+		    error, KL_ERROR, KL_ERROR_CONFIG, "ima_log: ima_ml_path is not set");
 		return FALSE;
 	}
 	log = kl_ima_log_new(path);
@@ -169,12 +170,12 @@ static const KlPluginConfigKey kl_ima_log_config_keys[] = {
 };
 
 KL_PLUGIN_DEFINE_WITH_CONFIG("ima_log",
-		 "log",
-		 PACKAGE_VERSION,
-		 "IMA runtime measurement list (incremental)",
-		 kl_ima_log_config_keys,
-		 kl_ima_log_plugin_startup,
-		 kl_ima_log_plugin_shutdown,
-		 kl_ima_log_plugin_get_capabilities,
-		 kl_ima_log_plugin_collect,
-		 NULL)
+			     "log",
+			     PACKAGE_VERSION,
+			     "IMA runtime measurement list (incremental)",
+			     kl_ima_log_config_keys,
+			     kl_ima_log_plugin_startup,
+			     kl_ima_log_plugin_shutdown,
+			     kl_ima_log_plugin_get_capabilities,
+			     kl_ima_log_plugin_collect,
+			     NULL)

@@ -61,12 +61,12 @@ static const KlPluginConfigKey kl_tpm_quote_config_keys[] = {
 };
 
 KL_PLUGIN_DEFINE_WITH_CONFIG("tpm_quote",
-		 "certification",
-		 "1.0",
-		 "TPM 2.0 quote of the PCRs the verifier selects, signed by the AK",
-		 kl_tpm_quote_config_keys,
-		 kl_tpm_quote_startup,
-		 NULL,
-		 kl_tpm_quote_get_capabilities,
-		 kl_tpm_quote_collect,
-		 NULL)
+			     "certification",
+			     "1.0",
+			     "TPM 2.0 quote of the PCRs the verifier selects, signed by the AK",
+			     kl_tpm_quote_config_keys,
+			     kl_tpm_quote_startup,
+			     NULL,
+			     kl_tpm_quote_get_capabilities,
+			     kl_tpm_quote_collect,
+			     NULL)

@@ -14,8 +14,8 @@
 #include "kl-uefi-log-parser.h"
 #include "kl-uefi-log-plugin.h"
 
-#define KL_UEFI_LOG_FORMAT	    "application/octet-stream"
-#define KL_UEFI_LOG_MAX_SIZE	    (64 * 1024 * 1024)
+#define KL_UEFI_LOG_FORMAT   "application/octet-stream"
+#define KL_UEFI_LOG_MAX_SIZE (64 * 1024 * 1024)
 
 typedef struct {
 	gchar *path;
@@ -202,8 +202,10 @@ kl_uefi_log_plugin_get_capabilities(KlPluginContext *ctx, GError **error)
 	if (st == NULL)
 		return NULL;
 	if (version == NULL || version[0] == '\0') {
-		g_set_error_literal(
-		    error, KL_ERROR, KL_ERROR_CONFIG, "uefi_log: uefi_logs_evidence_version is not set");
+		g_set_error_literal(error,
+				    KL_ERROR,
+				    KL_ERROR_CONFIG,
+				    "uefi_log: uefi_logs_evidence_version is not set");
 		return NULL;
 	}
 	caps = json_object_new();
@@ -266,12 +268,12 @@ static const KlPluginConfigKey kl_uefi_log_config_keys[] = {
 };
 
 KL_PLUGIN_DEFINE_WITH_CONFIG("uefi_log",
-		 "log",
-		 PACKAGE_VERSION,
-		 "TCG measured boot event log (UEFI)",
-		 kl_uefi_log_config_keys,
-		 kl_uefi_log_plugin_startup,
-		 kl_uefi_log_plugin_shutdown,
-		 kl_uefi_log_plugin_get_capabilities,
-		 kl_uefi_log_plugin_collect,
-		 NULL)
+			     "log",
+			     PACKAGE_VERSION,
+			     "TCG measured boot event log (UEFI)",
+			     kl_uefi_log_config_keys,
+			     kl_uefi_log_plugin_startup,
+			     kl_uefi_log_plugin_shutdown,
+			     kl_uefi_log_plugin_get_capabilities,
+			     kl_uefi_log_plugin_collect,
+			     NULL)
