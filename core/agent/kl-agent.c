@@ -8,9 +8,21 @@
 #include "keylime-agent/kl-json.h"
 #include "kl-agent.h"
 #include "kl-backoff.h"
+#include "kl-log.h"
 
-/* re-authenticate this long before the token's known expiry */
+/*
+ * re-authenticate this long before the token's known expiry, at most a quarter
+ * of the token's lifetime (a 10 s lifetime is renewed after ~7.5 s, not at
+ * every cycle)
+ */
 #define KL_AGENT_TOKEN_MARGIN_S 10
+/*
+ * Keylime's verifier allows 15 new sessions per agent in 60 s
+ * (session_create_rate_limit_per_agent): stay well below it, whatever the
+ * session lifetime, so that renewals never meet a 429
+ */
+#define KL_AGENT_SESSIONS_PER_WINDOW 14
+#define KL_AGENT_SESSION_WINDOW_S    60
 /* bounds for the verifier's seconds_to_next_attestation */
 #define KL_AGENT_NEXT_MIN_S 1
 #define KL_AGENT_NEXT_MAX_S 3600
@@ -24,6 +36,8 @@
  */
 #define KL_AGENT_ATTEST_CAP_INTERVALS 4
 #define KL_AGENT_ATTEST_CAP_FLOOR_MS  2000
+/* a 400 without a body to an upload this large is the verifier's size limit */
+#define KL_AGENT_UPLOAD_SUSPECT (1024 * 1024)
 
 typedef enum {
 	KL_STEP_OK,
@@ -39,6 +53,8 @@ typedef struct {
 	gchar *summary;	       /* the per-cycle info line */
 	gchar *evidence_types; /* "tpm_quote,ima_log": the journal field of that line */
 	gboolean not_enrolled;
+	gboolean permanent;   /* retried, but only a person can fix it: ERROR once per cause */
+	gboolean restart_now; /* the round is over at the verifier: a new phase 1 at once */
 } KlStepResult;
 
 typedef KlStepResult *(*KlStepFunc)(KlAgent *agent, GCancellable *cancellable);
@@ -65,6 +81,7 @@ struct _KlAgent {
 	KlRegistrarClient *registrar;
 	KlVerifierClient *verifier;
 	KlBackoff *backoff;
+	guint64 backoff_max_ms;
 	guint64 verifier_interval_ms; /* the last seconds_to_next_attestation, 0 = unknown */
 
 	/* main-thread state */
@@ -75,10 +92,13 @@ struct _KlAgent {
 	GSource *timer;
 	gboolean step_running;
 	gboolean stopping;
+	gint stop_status; /* the exit status of a requested stop */
 	gboolean finished;
 	guint once_failures;
 	guint attestations;
 	gboolean not_enrolled_logged;
+	gchar *last_cause; /* the last retried fault, digits removed; NULL after a success */
+	guint cause_repeats;
 	KlAgentDoneFunc done;
 	gpointer done_data;
 	KlAgentDelayFunc delay_func;
@@ -92,8 +112,11 @@ struct _KlAgent {
 	struct _KlAgentLink *link; /* g_rc_box */
 
 	/* protocol state: touched only by the step in flight (worker) or between steps */
-	gint64 token_expires_at; /* Unix seconds, 0 unknown */
-	gboolean token_fresh;	 /* obtained during the current cycle */
+	gint64 token_expires_at;			    /* Unix seconds, 0 unknown */
+	gint64 token_obtained_at;			    /* Unix seconds */
+	gint64 session_times[KL_AGENT_SESSIONS_PER_WINDOW]; /* ring: Unix s of recent sessions */
+	guint session_next;
+	gboolean token_fresh; /* obtained during the current cycle */
 	gchar *location;
 	GPtrArray *requested; /* KlEvidenceRequest* evidence_requested items */
 	gint64 cycle_started; /* monotonic µs of phase 1 */
@@ -311,6 +334,14 @@ kl_agent_step_register(KlAgent *agent, GCancellable *cancellable)
 	return kl_step_ok();
 }
 
+/* a token that has not expired yet (even if it is due for renewal) */
+static gboolean
+kl_agent_token_alive(KlAgent *agent)
+{
+	return kl_http_has_bearer_token(kl_verifier_client_get_http(agent->verifier)) &&
+	       (agent->token_expires_at == 0 || kl_agent_now_s(agent) < agent->token_expires_at);
+}
+
 /* POST + PATCH /sessions; NULL on success (token set) */
 static KlStepResult *
 kl_agent_authenticate(KlAgent *agent, GCancellable *cancellable)
@@ -329,6 +360,28 @@ kl_agent_authenticate(KlAgent *agent, GCancellable *cancellable)
 	gsize len = 0;
 	KlStepResult *result;
 
+	{
+		/* the oldest of the last KL_AGENT_SESSIONS_PER_WINDOW session creations */
+		gint64 oldest = agent->session_times[agent->session_next];
+		gint64 now = kl_agent_now_s(agent);
+		if (oldest > 0 && now - oldest < KL_AGENT_SESSION_WINDOW_S) {
+			gint64 wait_s = KL_AGENT_SESSION_WINDOW_S - (now - oldest);
+			if (kl_agent_token_alive(agent))
+				return NULL; /* the current token still works: use it */
+			return kl_step_retry(
+			    g_error_new(KL_ERROR,
+					KL_ERROR_AUTH,
+					"%u sessions were created in the last %d s (Keylime's "
+					"verifier allows 15 per minute): the next one in "
+					"%" G_GINT64_FORMAT " s",
+					KL_AGENT_SESSIONS_PER_WINDOW,
+					KL_AGENT_SESSION_WINDOW_S,
+					wait_s),
+			    wait_s * 1000);
+		}
+		agent->session_times[agent->session_next] = now;
+		agent->session_next = (agent->session_next + 1) % KL_AGENT_SESSIONS_PER_WINDOW;
+	}
 	kl_agent_drop_token(agent);
 	url = kl_verifier_client_sessions_url(agent->verifier, NULL);
 	body = kl_verifier_build_session_request(agent->agent_id, &len);
@@ -403,6 +456,7 @@ kl_agent_authenticate(KlAgent *agent, GCancellable *cancellable)
 				 kl_verifier_client_get_url(agent->verifier),
 				 session.token);
 	agent->token_expires_at = session.token_expires_at;
+	agent->token_obtained_at = kl_agent_now_s(agent);
 	agent->token_fresh = TRUE;
 	agent->sessions_established++;
 	fingerprint = kl_http_fingerprint(session.token);
@@ -418,10 +472,15 @@ kl_agent_authenticate(KlAgent *agent, GCancellable *cancellable)
 static gboolean
 kl_agent_token_usable(KlAgent *agent)
 {
+	gint64 lifetime = agent->token_expires_at - agent->token_obtained_at;
+	gint64 margin = KL_AGENT_TOKEN_MARGIN_S;
+
 	if (!kl_http_has_bearer_token(kl_verifier_client_get_http(agent->verifier)))
 		return FALSE;
+	if (lifetime > 0)
+		margin = MIN(margin, lifetime / 4);
 	if (agent->token_expires_at > 0 &&
-	    kl_agent_now_s(agent) >= agent->token_expires_at - KL_AGENT_TOKEN_MARGIN_S) {
+	    kl_agent_now_s(agent) >= agent->token_expires_at - margin) {
 		g_debug("the verifier token expires soon; authenticating again");
 		return FALSE;
 	}
@@ -575,6 +634,7 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	const gchar *text;
 	gint64 seconds = 0;
 	gsize len = 0;
+	gsize upload_len = 0;
 
 	if (agent->requested == NULL)
 		return kl_step_retry(g_error_new_literal(KL_ERROR,
@@ -626,14 +686,58 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	body = kl_verifier_build_evidence(collected, &len);
 	g_ptr_array_set_size(collected, 0);
 	url = kl_verifier_client_evidence_url(agent->verifier, agent->location);
-	response = kl_verifier_client_send(
-	    agent->verifier, "PATCH", url, body, len, TRUE, cancellable, &error);
+	response = kl_verifier_client_submit_evidence(
+	    agent->verifier, url, body, len, cancellable, &error);
 	g_clear_pointer(&body, g_free);
 	if (response == NULL)
 		return kl_step_retry(g_steal_pointer(&error), -1);
+	upload_len = len;
 	switch (response->status) {
 	case 202:
 		break;
+	case 403: {
+		/*
+		 * old_attestation, challenges_expired, evidence_immutable: this round
+		 * is over at the verifier; a new phase 1 starts at once (once: a
+		 * repeated refusal backs off like any other fault)
+		 */
+		const gchar *answer = kl_http_response_get_body(response, NULL);
+		if (strstr(answer, "old_attestation") != NULL ||
+		    strstr(answer, "challenges_expired") != NULL ||
+		    strstr(answer, "evidence_immutable") != NULL) {
+			result =
+			    kl_step_retry(kl_agent_http_error(response, "submitting evidence"), -1);
+			result->restart_now = kl_backoff_get_failures(agent->backoff) == 0;
+			return result;
+		}
+		return kl_step_retry(kl_agent_http_error(response, "submitting evidence"),
+				     kl_agent_retry_delay(response));
+	}
+	case 413:
+	case 400:
+		/*
+		 * Keylime's web server refuses a body above the verifier's
+		 * max_upload_size before reading it: 400 without a body (tornado), or
+		 * 413 behind a proxy. Sending it again soon would fail the same way.
+		 */
+		if (response->status == 400 &&
+		    (g_bytes_get_size(response->body) > 0 || upload_len < KL_AGENT_UPLOAD_SUSPECT))
+			return kl_step_retry(kl_agent_http_error(response, "submitting evidence"),
+					     kl_agent_retry_delay(response));
+		result = kl_step_retry(
+		    g_error_new(KL_ERROR,
+				KL_ERROR_HTTP,
+				"the verifier refused the evidence of %.1f MiB as too large "
+				"(HTTP %u%s): it accepts at most max_upload_size bytes "
+				"([verifier] max_upload_size in verifier.conf, 100 MiB by "
+				"default); raise it on the verifier, or shorten the IMA log "
+				"(a reboot starts a new one)",
+				(gdouble)upload_len / (1024.0 * 1024.0),
+				response->status,
+				response->status == 400 ? " without a body" : ""),
+		    (gint64)agent->backoff_max_ms);
+		result->permanent = TRUE;
+		return result;
 	case 401:
 		result = kl_step_retry(kl_agent_http_error(response, "submitting evidence"),
 				       agent->token_fresh ? -1 : 0);
@@ -644,8 +748,16 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 				     kl_agent_retry_delay(response));
 	}
 	text = kl_http_response_get_body(response, &len);
-	if (!kl_verifier_parse_seconds_to_next(text, len, &seconds))
+	if (response->truncated) {
+		/* the evidence echoed back: only meta, at the end, is of use */
+		g_debug("the verifier's answer to the evidence has %" G_GUINT64_FORMAT
+			" bytes; read its end only",
+			response->body_total);
+		if (!kl_verifier_scan_seconds_to_next(text, len, &seconds))
+			seconds = agent->attestation_interval_s;
+	} else if (!kl_verifier_parse_seconds_to_next(text, len, &seconds)) {
 		seconds = agent->attestation_interval_s;
+	}
 	seconds = CLAMP(seconds, KL_AGENT_NEXT_MIN_S, KL_AGENT_NEXT_MAX_S);
 	result = kl_step_ok();
 	result->delay_ms = seconds * 1000;
@@ -792,6 +904,9 @@ static void G_GNUC_PRINTF(6, 7) kl_agent_log(KlAgent *agent,
 	message = g_strdup_vprintf(format, args);
 	va_end(args);
 	switch (level & G_LOG_LEVEL_MASK) {
+	case KL_LOG_LEVEL_FATAL:
+		priority = "3";
+		break;
 	case G_LOG_LEVEL_WARNING:
 		priority = "4";
 		break;
@@ -877,6 +992,56 @@ kl_agent_schedule(KlAgent *agent, guint64 delay_ms)
 	g_source_attach(agent->timer, agent->context);
 }
 
+/*
+ * the cause of a fault: its error code and message without numbers (delays,
+ * ids, sizes, ports), except HTTP statuses (a 500 and a 503 are two causes)
+ */
+static gchar *
+kl_agent_cause_key(const GError *error)
+{
+	GString *key = g_string_new(NULL);
+	const gchar *msg = error->message;
+
+	g_string_append_printf(key, "%s/%d:", g_quark_to_string(error->domain), error->code);
+	for (const gchar *p = msg; *p != '\0'; p++) {
+		gboolean status = p - msg >= 5 && strncmp(p - 5, "HTTP ", 5) == 0;
+		if (status) {
+			while (g_ascii_isdigit(*p))
+				g_string_append_c(key, *p++);
+			if (*p == '\0')
+				break;
+		}
+		if (!g_ascii_isdigit(*p))
+			g_string_append_c(key, *p);
+	}
+	return g_string_free(key, FALSE);
+}
+
+static void
+kl_agent_cause_clear(KlAgent *agent)
+{
+	if (agent->last_cause != NULL)
+		g_info("recovered after %u failed attempt%s",
+		       agent->cause_repeats + 1,
+		       agent->cause_repeats > 0 ? "s" : "");
+	g_clear_pointer(&agent->last_cause, g_free);
+	agent->cause_repeats = 0;
+}
+
+/* TRUE when @error has another cause than the last retried fault (and remembers it) */
+static gboolean
+kl_agent_new_cause(KlAgent *agent, const GError *error)
+{
+	g_autofree gchar *key = kl_agent_cause_key(error);
+
+	if (g_strcmp0(key, agent->last_cause) == 0)
+		return FALSE;
+	g_free(agent->last_cause);
+	agent->last_cause = g_steal_pointer(&key);
+	agent->cause_repeats = 0;
+	return TRUE;
+}
+
 static void
 kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_data)
 {
@@ -897,7 +1062,7 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 	for (; agent->sessions_established > 0; agent->sessions_established--)
 		kl_status_session_created(agent->status);
 	if (agent->stopping) {
-		kl_agent_finish(agent, KL_EXIT_OK);
+		kl_agent_finish(agent, agent->stop_status);
 		return;
 	}
 	if (result == NULL) {
@@ -907,7 +1072,8 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 	if (result->outcome == KL_STEP_FATAL) {
 		if (result->error != NULL)
 			kl_agent_log(agent,
-				     G_LOG_LEVEL_WARNING,
+				     result->exit_status == KL_EXIT_OK ? G_LOG_LEVEL_INFO
+								       : KL_LOG_LEVEL_FATAL,
 				     kl_status_cause_to_string(
 					 kl_status_classify(result->error, result->not_enrolled)),
 				     0,
@@ -926,6 +1092,7 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 			kl_backoff_reset(agent->backoff);
 		switch (state) {
 		case KL_AGENT_STATE_UNREGISTERED:
+			kl_agent_cause_clear(agent);
 			agent->state = KL_AGENT_STATE_REGISTERED;
 			kl_status_registered(agent->status);
 			kl_agent_schedule(agent, 0);
@@ -940,6 +1107,7 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 			KlStatusCycle cycle = { 0 };
 
 			agent->attestations++;
+			kl_agent_cause_clear(agent);
 			agent->not_enrolled_logged = FALSE;
 			kl_agent_log(agent,
 				     G_LOG_LEVEL_INFO,
@@ -979,6 +1147,14 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 	/* KL_STEP_RETRY */
 	if (g_error_matches(result->error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
 		kl_agent_finish(agent, KL_EXIT_OK);
+		return;
+	}
+	if (result->restart_now) {
+		/* counts as a failure, so that a second refusal in a row backs off */
+		kl_backoff_next(agent->backoff);
+		g_message("%s; starting a new attestation at once", result->error->message);
+		agent->state = KL_AGENT_STATE_ATTESTATION_FAILED;
+		kl_agent_schedule(agent, 0);
 		return;
 	}
 	if (result->delay_ms == 0) {
@@ -1027,7 +1203,7 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 	if (agent->once && agent->max_retries >= 0 &&
 	    (gint64)agent->once_failures > agent->max_retries) {
 		kl_agent_log(agent,
-			     G_LOG_LEVEL_WARNING,
+			     KL_LOG_LEVEL_FATAL,
 			     kl_status_cause_to_string(cause),
 			     0,
 			     NULL,
@@ -1051,15 +1227,27 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 				     result->error->message,
 				     when);
 			agent->not_enrolled_logged = TRUE;
-		} else {
+		} else if (kl_agent_new_cause(agent, result->error)) {
+			/* a fault that may be permanent: a warning once per change of cause */
 			kl_agent_log(agent,
-				     G_LOG_LEVEL_MESSAGE,
+				     result->permanent ? KL_LOG_LEVEL_FATAL : G_LOG_LEVEL_WARNING,
 				     kl_status_cause_to_string(cause),
 				     0,
 				     NULL,
 				     "%s; retrying in %s",
 				     result->error->message,
 				     when);
+		} else {
+			agent->cause_repeats++;
+			kl_agent_log(agent,
+				     G_LOG_LEVEL_INFO,
+				     kl_status_cause_to_string(cause),
+				     0,
+				     NULL,
+				     "%s; retrying in %s (failed %u times in a row)",
+				     result->error->message,
+				     when,
+				     agent->cause_repeats + 1);
 		}
 	}
 	agent->state = state == KL_AGENT_STATE_UNREGISTERED ? KL_AGENT_STATE_REGISTRATION_FAILED
@@ -1089,7 +1277,7 @@ kl_agent_run_step(KlAgent *agent, KlStepFunc func)
 	agent->step_running = TRUE;
 	agent->step_started_us = g_get_monotonic_time();
 	if (!g_thread_pool_push(agent->worker, g_object_ref(task), &error)) {
-		g_warning("cannot run the worker thread: %s", error->message);
+		kl_error("cannot run the worker thread: %s", error->message);
 		agent->step_running = FALSE;
 		g_object_unref(task);
 		g_rc_box_release(agent->link); /* the callback will never run */
@@ -1157,6 +1345,7 @@ kl_agent_new(const KlAgentOptions *options,
 	agent->source_data = source_data;
 	agent->registrar = registrar;
 	agent->verifier = verifier;
+	agent->backoff_max_ms = MAX(options->backoff_max_ms, 1000);
 	agent->backoff = kl_backoff_new(options->backoff_initial_ms,
 					options->backoff_max_ms,
 					options->backoff_max_retries,
@@ -1193,6 +1382,7 @@ kl_agent_free(KlAgent *agent)
 	g_strfreev(agent->offered);
 	g_clear_pointer(&agent->requested, g_ptr_array_unref);
 	g_free(agent->location);
+	g_free(agent->last_cause);
 	g_free(agent->agent_id);
 	g_free(agent->contact_ip);
 	g_free(agent->boot_time);
@@ -1260,14 +1450,21 @@ kl_agent_start(KlAgent *agent, KlAgentDoneFunc done, gpointer user_data)
 }
 
 void
-kl_agent_stop(KlAgent *agent)
+kl_agent_abort(KlAgent *agent, gint exit_status)
 {
 	if (agent->finished || agent->stopping)
 		return;
 	agent->stopping = TRUE;
+	agent->stop_status = exit_status;
 	g_cancellable_cancel(agent->cancellable);
 	if (!agent->step_running)
-		kl_agent_finish(agent, KL_EXIT_OK);
+		kl_agent_finish(agent, exit_status);
+}
+
+void
+kl_agent_stop(KlAgent *agent)
+{
+	kl_agent_abort(agent, KL_EXIT_OK);
 }
 
 KlAgentState

@@ -151,6 +151,9 @@ kl_agent_set_status(KlAgent *agent, KlStatus *status);
 /* starts on the thread-default main context; @done runs there when the agent ends */
 void
 kl_agent_start(KlAgent *agent, KlAgentDoneFunc done, gpointer user_data);
+/* like kl_agent_stop(), but @done runs with @exit_status (e.g. KL_EXIT_TPM from the watchdog) */
+void
+kl_agent_abort(KlAgent *agent, gint exit_status);
 /* clean shutdown: cancels the step in flight; @done then runs with KL_EXIT_OK */
 void
 kl_agent_stop(KlAgent *agent);

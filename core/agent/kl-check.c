@@ -12,18 +12,26 @@
 #include "kl-agent.h"
 #include "kl-check.h"
 #include "kl-main-setup.h"
+#include "kl-privileges.h"
 #include "kl-tpm-private.h"
 #include "kl-verifier-client.h"
 
+/* the file exists and the run_as user (the agent after start-up) can read it */
 static gboolean
-kl_main_check_file(const gchar *what, const gchar *path)
+kl_main_check_file(const gchar *what, const gchar *path, const gchar *run_as)
 {
+	g_autoptr(GError) error = NULL;
+
 	if (path == NULL || path[0] == '\0') {
 		printf("  %s: not set\n", what);
 		return FALSE;
 	}
 	if (!g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
 		printf("  %s: %s: PROBLEM: the file does not exist\n", what, path);
+		return FALSE;
+	}
+	if (!kl_privileges_check_readable_by(path, run_as, &error)) {
+		printf("  %s: %s: PROBLEM: %s\n", what, path, error->message);
 		return FALSE;
 	}
 	printf("  %s: %s: ok\n", what, path);
@@ -139,12 +147,15 @@ kl_main_check(KlConfig *cfg,
 		printf("  INSECURE: tls_accept_invalid_certs is set, certificates are not "
 		       "verified\n");
 	} else if (!kl_main_check_file("verifier CA",
-				       kl_main_str(cfg, "verifier_tls_ca_cert", NULL))) {
+				       kl_main_str(cfg, "verifier_tls_ca_cert", NULL),
+				       kl_main_str(cfg, "run_as", ""))) {
 		ok = FALSE;
 	}
 	printf("  registrar: %s\n", registrar_url);
 	if (kl_main_bool(cfg, "registrar_tls_enabled", FALSE) && !insecure &&
-	    !kl_main_check_file("registrar CA", kl_main_str(cfg, "registrar_tls_ca_cert", NULL)))
+	    !kl_main_check_file("registrar CA",
+				kl_main_str(cfg, "registrar_tls_ca_cert", NULL),
+				kl_main_str(cfg, "run_as", "")))
 		ok = FALSE;
 
 	printf("\n%s\n", ok ? "OK" : "PROBLEMS FOUND");

@@ -333,7 +333,9 @@ kl_cli_build_context(KlCli *cli)
 	     "Read only this configuration file instead of /usr/etc/keylime/agent.conf, "
 	     "/etc/keylime/agent.conf and their agent.conf.d directories", "FILE"},
 	    {"once", 0, 0, G_OPTION_ARG_NONE, &cli->once,
-	     "Run one attestation and exit: status 0 when the verifier accepted the evidence",
+	     "Run one attestation and exit: status 0 means the verifier took the evidence "
+	     "(HTTP 202); its verdict (pass/fail) is not visible to agents, ask the verifier "
+	     "(keylime_tenant -c cvstatus)",
 	     NULL},
 	    {"check", 0, 0, G_OPTION_ARG_NONE, &cli->check,
 	     "Check the configuration, the TPM and the plugins, print each effective option "

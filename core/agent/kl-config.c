@@ -351,6 +351,7 @@ static const KlOption kl_options[] = {
 	{ "tpm_hash_alg", KL_OPT_STRING, "sha256", .choices = kl_choices_hash_alg },
 	{ "tpm_ownerpassword", KL_OPT_STRING, "", .secret = TRUE },
 	{ "tpm_signing_alg", KL_OPT_STRING, "rsassa", .choices = kl_choices_sign_alg },
+	{ "tpm_timeout", KL_OPT_INT, "120", 5, 24 * 3600 },
 	{ "uefi_logs_evidence_version", KL_OPT_STRING, "2.1" },
 	{ "uuid",
 	  KL_OPT_STRING,
@@ -478,6 +479,13 @@ kl_config_get_known_keys(void)
 }
 
 gboolean
+kl_config_is_boolean(const gchar *key)
+{
+	const KlOption *opt = kl_config_find_option(key, NULL);
+	return opt != NULL && opt->type == KL_OPT_BOOL;
+}
+
+gboolean
 kl_config_is_secret(const gchar *key)
 {
 	const KlOption *opt = kl_config_find_option(key, NULL);
@@ -486,21 +494,23 @@ kl_config_is_secret(const gchar *key)
 
 /* ---- value conversion ---- */
 
+/*
+ * A boolean from the environment or the command line: true or false, nothing
+ * else. "yes", "1" or "on" are refused: a string that merely looks like a
+ * boolean must never turn a security check off by accident.
+ */
 static gboolean
 kl_config_parse_bool(const gchar *value, gboolean *out)
 {
-	const gchar *yes[] = { "true", "yes", "on", "1", NULL };
-	const gchar *no[] = { "false", "no", "off", "0", NULL };
+	g_autofree gchar *trimmed = g_strstrip(g_strdup(value));
 
-	for (guint i = 0; yes[i] != NULL; i++) {
-		if (g_ascii_strcasecmp(value, yes[i]) == 0) {
-			*out = TRUE;
-			return TRUE;
-		}
-		if (g_ascii_strcasecmp(value, no[i]) == 0) {
-			*out = FALSE;
-			return TRUE;
-		}
+	if (g_ascii_strcasecmp(trimmed, "true") == 0) {
+		*out = TRUE;
+		return TRUE;
+	}
+	if (g_ascii_strcasecmp(trimmed, "false") == 0) {
+		*out = FALSE;
+		return TRUE;
 	}
 	return FALSE;
 }
@@ -773,13 +783,17 @@ kl_config_set_from_toml(
 	const KlOption *opt = &kl_options[idx];
 	gboolean type_ok;
 
-	/* numbers and booleans may also be written as strings, as the Keylime agent allows */
+	/*
+	 * numbers may also be written as strings (the value must still be a whole
+	 * integer); a boolean must be a TOML boolean: "yes", "false" or 1 in quotes
+	 * is an error, never a guess
+	 */
 	switch (opt->type) {
 	case KL_OPT_INT:
 		type_ok = value->type == KL_TOML_TYPE_INTEGER || value->type == KL_TOML_TYPE_STRING;
 		break;
 	case KL_OPT_BOOL:
-		type_ok = value->type == KL_TOML_TYPE_BOOLEAN || value->type == KL_TOML_TYPE_STRING;
+		type_ok = value->type == KL_TOML_TYPE_BOOLEAN;
 		break;
 	case KL_OPT_LIST:
 		type_ok = value->type != KL_TOML_TYPE_BOOLEAN;
@@ -791,6 +805,17 @@ kl_config_set_from_toml(
 		type_ok = value->type == KL_TOML_TYPE_STRING ||
 			  value->type == KL_TOML_TYPE_INTEGER || value->type == KL_TOML_TYPE_FLOAT;
 		break;
+	}
+	if (!type_ok && opt->type == KL_OPT_BOOL && value->type == KL_TOML_TYPE_STRING) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
+			    "%s: option '%s': expected a boolean, true or false without quotes, "
+			    "got the string \"%s\"",
+			    origin,
+			    opt->name,
+			    value->text);
+		return FALSE;
 	}
 	if (!type_ok) {
 		g_set_error(error,

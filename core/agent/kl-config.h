@@ -119,6 +119,9 @@ gchar *
 kl_config_describe(KlConfig *cfg);
 
 /* TRUE for passwords: never print or log their values (--check shows "(set)") */
+/* TRUE for an option that takes a boolean (TOML true/false; true/false in the environment) */
+gboolean
+kl_config_is_boolean(const gchar *key);
 gboolean
 kl_config_is_secret(const gchar *key);
 

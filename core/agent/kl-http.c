@@ -280,6 +280,9 @@ typedef struct {
 	gsize header_bytes;
 	GCancellable *cancellable;
 	gboolean too_large;
+	gboolean tail_only; /* keep the last KL_HTTP_TAIL_BYTES of any answer */
+	gboolean truncated;
+	guint64 total;
 } KlHttpTransfer;
 
 static size_t
@@ -288,6 +291,17 @@ kl_http_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 	KlHttpTransfer *transfer = userdata;
 	gsize len = size * nmemb;
 
+	transfer->total += len;
+	if (transfer->tail_only) {
+		g_byte_array_append(transfer->body, (const guint8 *)ptr, len);
+		/* bounded memory: drop the front once twice the tail has piled up */
+		if (transfer->body->len > 2 * KL_HTTP_TAIL_BYTES) {
+			g_byte_array_remove_range(
+			    transfer->body, 0, transfer->body->len - KL_HTTP_TAIL_BYTES);
+			transfer->truncated = TRUE;
+		}
+		return len;
+	}
 	if (transfer->body->len + len > KL_HTTP_MAX_BODY) {
 		transfer->too_large = TRUE;
 		return 0;
@@ -347,10 +361,13 @@ kl_http_curl_send(KlHttp *http,
 		  GPtrArray *headers,
 		  const gchar *body,
 		  gsize body_len,
+		  gboolean tail_only,
+		  guint extra_timeout_ms,
 		  GCancellable *cancellable,
 		  GError **error)
 {
 	CURL *curl = http->curl;
+	guint timeout_ms = http->timeout_ms > 0 ? http->timeout_ms + extra_timeout_ms : 0;
 	struct curl_slist *list = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	KlHttpTransfer transfer = { 0 };
@@ -363,6 +380,7 @@ kl_http_curl_send(KlHttp *http,
 	transfer.body = g_byte_array_new();
 	transfer.headers = g_ptr_array_new_with_free_func(g_free);
 	transfer.cancellable = cancellable;
+	transfer.tail_only = tail_only;
 
 	for (guint i = 0; i < headers->len; i++)
 		list = curl_slist_append(list, g_ptr_array_index(headers, i));
@@ -381,9 +399,10 @@ kl_http_curl_send(KlHttp *http,
 	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, kl_http_xferinfo_cb);
 	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer);
-	curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)KL_HTTP_MAX_BODY);
-	if (http->timeout_ms > 0) {
-		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)http->timeout_ms);
+	if (!tail_only)
+		curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)KL_HTTP_MAX_BODY);
+	if (timeout_ms > 0) {
+		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)http->timeout_ms);
 	}
 	/* server-only TLS: the CA file is the only trust anchor, never a client cert */
@@ -438,7 +457,7 @@ kl_http_curl_send(KlHttp *http,
 				    method,
 				    url,
 				    http->name,
-				    http->timeout_ms,
+				    timeout_ms,
 				    detail);
 			break;
 		case CURLE_PEER_FAILED_VERIFICATION:
@@ -498,6 +517,8 @@ kl_http_curl_send(KlHttp *http,
 		g_byte_array_unref(transfer.body);
 		response->body = g_bytes_new_take(data, size - 1);
 	}
+	response->truncated = transfer.truncated;
+	response->body_total = transfer.total;
 	return g_steal_pointer(&response);
 }
 
@@ -566,6 +587,8 @@ kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellab
 					     headers,
 					     request->body,
 					     request->body_len,
+					     request->tail_only,
+					     request->extra_timeout_ms,
 					     cancellable,
 					     error);
 	}
@@ -583,6 +606,19 @@ kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellab
 		return NULL;
 	if (response->body == NULL)
 		response->body = g_bytes_new_take(g_strdup(""), 0);
+	if (http->transport != NULL)
+		response->body_total = g_bytes_get_size(response->body);
+	if (request->tail_only && g_bytes_get_size(response->body) > 2 * KL_HTTP_TAIL_BYTES) {
+		/* a test transport answered in one piece: keep what libcurl would keep */
+		gsize size = g_bytes_get_size(response->body);
+		const guint8 *data = g_bytes_get_data(response->body, NULL);
+		guint8 *tail = g_malloc(KL_HTTP_TAIL_BYTES + 1);
+		memcpy(tail, data + size - KL_HTTP_TAIL_BYTES, KL_HTTP_TAIL_BYTES);
+		tail[KL_HTTP_TAIL_BYTES] = '\0';
+		g_bytes_unref(response->body);
+		response->body = g_bytes_new_take(tail, KL_HTTP_TAIL_BYTES);
+		response->truncated = TRUE;
+	}
 	g_free(response->request_id);
 	response->request_id = g_steal_pointer(&request_id);
 	g_debug("%s %s -> %u (%" G_GSIZE_FORMAT " bytes, %" G_GINT64_FORMAT " ms, request %s)",

@@ -31,7 +31,19 @@ typedef struct {
 	const gchar *body;	   /* (nullable) not copied: must live until the call returns */
 	gsize body_len;
 	gboolean authorize; /* attach the bearer token if the URL has its origin */
+	/*
+	 * the caller needs only the status and the end of the answer (the
+	 * verifier's 202 to the evidence echoes the evidence, `meta` comes last):
+	 * an answer of any size is read, only its last KL_HTTP_TAIL_BYTES are
+	 * kept and the response says it was truncated
+	 */
+	gboolean tail_only;
+	/* added to request_timeout for this request (a large upload the peer must store) */
+	guint extra_timeout_ms;
 } KlHttpRequest;
+
+/* what a tail_only request keeps of a long answer */
+#define KL_HTTP_TAIL_BYTES (64 * 1024)
 
 typedef struct {
 	guint status;
@@ -39,6 +51,8 @@ typedef struct {
 	gchar *location;      /* (nullable) */
 	gint64 retry_after_s; /* seconds; -1 when absent or unparsable */
 	GBytes *body;	      /* never NULL (maybe empty); a NUL follows the data */
+	gboolean truncated;   /* tail_only: @body is the end of a longer answer */
+	guint64 body_total;   /* the answer's full length */
 	gchar *request_id;    /* the X-Request-ID that was sent */
 } KlHttpResponse;
 

@@ -67,7 +67,7 @@ kl_log_is_enabled(GLogLevelFlags level, const gchar *domain)
 	gint threshold = g_atomic_int_get(&kl_log_threshold);
 
 	/* errors and criticals are always shown */
-	if (l <= G_LOG_LEVEL_CRITICAL)
+	if (l <= G_LOG_LEVEL_CRITICAL || (l & KL_LOG_LEVEL_FATAL) != 0)
 		return TRUE;
 	if (l == G_LOG_LEVEL_DEBUG) {
 		/* the debug level enables the agent's own domains, not the libraries' */
@@ -86,6 +86,7 @@ kl_log_level_to_string(GLogLevelFlags level)
 {
 	switch (level & G_LOG_LEVEL_MASK) {
 	case G_LOG_LEVEL_ERROR:
+	case KL_LOG_LEVEL_FATAL:
 		return "ERROR";
 	case G_LOG_LEVEL_CRITICAL:
 		return "CRITICAL";
@@ -153,9 +154,19 @@ kl_log_writer_cb(GLogLevelFlags log_level,
 	}
 	if (!kl_log_is_enabled(log_level, domain))
 		return G_LOG_WRITER_HANDLED;
-	if (kl_log_use_journald &&
-	    g_log_writer_journald(log_level, fields, n_fields, user_data) == G_LOG_WRITER_HANDLED)
-		return G_LOG_WRITER_HANDLED;
+	if (kl_log_use_journald) {
+		/* GLib does not know the priority of kl_error(): an error (3) */
+		g_autofree GLogField *copy = g_memdup2(fields, n_fields * sizeof(GLogField));
+		for (gsize i = 0; i < n_fields; i++)
+			if ((log_level & KL_LOG_LEVEL_FATAL) != 0 &&
+			    g_strcmp0(copy[i].key, "PRIORITY") == 0) {
+				copy[i].value = "3";
+				copy[i].length = -1;
+			}
+		if (g_log_writer_journald(log_level, copy, n_fields, user_data) ==
+		    G_LOG_WRITER_HANDLED)
+			return G_LOG_WRITER_HANDLED;
+	}
 	line = kl_log_format_line(log_level, domain, message, TRUE);
 	fputs(line, stderr);
 	fflush(stderr);

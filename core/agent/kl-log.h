@@ -10,6 +10,15 @@
 
 G_BEGIN_DECLS
 
+/*
+ * A fatal condition (the agent exits, or cannot do its job until a person
+ * acts): logged as ERROR, journald priority 3. GLib's own ERROR level aborts
+ * and its CRITICAL level is for programming errors (fatal in the tests), so
+ * this is a user-defined level.
+ */
+#define KL_LOG_LEVEL_FATAL ((GLogLevelFlags)(1 << G_LOG_LEVEL_USER_SHIFT))
+#define kl_error(...)	   g_log(G_LOG_DOMAIN, KL_LOG_LEVEL_FATAL, __VA_ARGS__)
+
 /* installs the writer; @level: "error", "warning", "info" (default), "debug" */
 gboolean
 kl_log_init(const gchar *level, GError **error) G_GNUC_WARN_UNUSED_RESULT;

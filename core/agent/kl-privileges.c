@@ -736,3 +736,103 @@ kl_privileges_check_dir_writable(const gchar *path, GError **error)
 	}
 	return TRUE;
 }
+
+/* the user may read (@want = R_OK) or search (X_OK) @st */
+static gboolean
+kl_privileges_may(const struct stat *st, uid_t uid, const gid_t *groups, int ngroups, int want)
+{
+	mode_t user = want == R_OK ? S_IRUSR : S_IXUSR;
+	mode_t group = want == R_OK ? S_IRGRP : S_IXGRP;
+	mode_t other = want == R_OK ? S_IROTH : S_IXOTH;
+
+	if (uid == 0)
+		return want == R_OK || (st->st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)) != 0 ||
+		       S_ISDIR(st->st_mode);
+	if (st->st_uid == uid)
+		return (st->st_mode & user) != 0;
+	for (int i = 0; i < ngroups; i++)
+		if (groups[i] == st->st_gid)
+			return (st->st_mode & group) != 0;
+	return (st->st_mode & other) != 0;
+}
+
+gboolean
+kl_privileges_check_readable_by(const gchar *path, const gchar *run_as, GError **error)
+{
+	g_autofree gchar *abs = NULL;
+	g_autofree gid_t *groups = NULL;
+	g_autofree gchar *user = NULL;
+	struct passwd *pw;
+	struct stat st;
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+	int ngroups = 0;
+
+	if (path == NULL || path[0] == '\0')
+		return TRUE;
+	if (uid == 0 && run_as != NULL && run_as[0] != '\0' &&
+	    !kl_privileges_parse_run_as(run_as, &uid, &gid, NULL)) {
+		uid = 0; /* the default run_as does not exist: the agent stays root */
+		gid = 0;
+	}
+	pw = getpwuid(uid);
+	user = pw != NULL ? g_strdup(pw->pw_name) : g_strdup_printf("%u", (guint)uid);
+	if (pw != NULL) {
+		ngroups = 64;
+		groups = g_new(gid_t, ngroups);
+		if (getgrouplist(pw->pw_name, gid, groups, &ngroups) < 0) {
+			groups = g_renew(gid_t, groups, ngroups);
+			if (getgrouplist(pw->pw_name, gid, groups, &ngroups) < 0)
+				ngroups = 0;
+		}
+	} else {
+		ngroups = 1;
+		groups = g_new(gid_t, 1);
+		groups[0] = gid;
+	}
+	abs = g_canonicalize_filename(path, NULL);
+	if (stat(abs, &st) != 0)
+		return TRUE; /* a missing file is reported where it is used */
+	if (!kl_privileges_may(&st, uid, groups, ngroups, R_OK)) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
+			    "%s cannot be read by user %s (mode %04o, owner %u, group %u): make it "
+			    "readable by that user or one of its groups (chgrp/chmod), or change "
+			    "run_as",
+			    abs,
+			    user,
+			    (guint)(st.st_mode & 07777),
+			    (guint)st.st_uid,
+			    (guint)st.st_gid);
+		return FALSE;
+	}
+	for (gchar *dir = g_path_get_dirname(abs);;) {
+		gboolean ok =
+		    stat(dir, &st) != 0 || kl_privileges_may(&st, uid, groups, ngroups, X_OK);
+		if (!ok) {
+			g_set_error(
+			    error,
+			    KL_ERROR,
+			    KL_ERROR_CONFIG,
+			    "%s cannot be read by user %s: the directory %s is closed to it "
+			    "(mode %04o): open it (chmod o+x or a group), or change run_as",
+			    abs,
+			    user,
+			    dir,
+			    (guint)(st.st_mode & 07777));
+			g_free(dir);
+			return FALSE;
+		}
+		if (g_strcmp0(dir, "/") == 0 || g_strcmp0(dir, ".") == 0) {
+			g_free(dir);
+			break;
+		}
+		{
+			gchar *parent = g_path_get_dirname(dir);
+			g_free(dir);
+			dir = parent;
+		}
+	}
+	return TRUE;
+}

@@ -36,6 +36,21 @@ kl_privileges_parse_run_as(const gchar *run_as, uid_t *uid, gid_t *gid, GError *
     G_GNUC_WARN_UNUSED_RESULT;
 
 /**
+ * kl_privileges_check_readable_by:
+ * @path: a file the agent reads after dropping privileges (a CA file)
+ * @run_as: the `run_as` option ("" or not root: the current user)
+ *
+ * Checks from the permission bits (owner, group, supplementary groups of the
+ * user, others; search permission on every parent directory) that the
+ * @run_as user can read @path. Root with an unusable default run_as counts as
+ * root. ACLs are not evaluated. The error names the file, the user and the fix.
+ */
+gboolean
+kl_privileges_check_readable_by(const gchar *path,
+				const gchar *run_as,
+				GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/**
  * kl_privileges_drop:
  * @run_as: the `run_as` option
  *

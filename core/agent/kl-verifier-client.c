@@ -218,6 +218,31 @@ kl_verifier_client_send(KlVerifierClient *client,
 	return kl_http_send(client->http, &request, cancellable, error);
 }
 
+KlHttpResponse *
+kl_verifier_client_submit_evidence(KlVerifierClient *client,
+				   const gchar *url,
+				   const gchar *body,
+				   gsize body_len,
+				   GCancellable *cancellable,
+				   GError **error)
+{
+	KlHttpRequest request = {
+		.method = "PATCH",
+		.url = url,
+		.content_type = KL_VERIFIER_CONTENT_TYPE,
+		.body = body,
+		.body_len = body_len,
+		.authorize = TRUE,
+		.tail_only = TRUE,
+		/*
+		 * the verifier parses and stores the evidence before it answers: a
+		 * second more per MiB (150k IMA entries are ~22 MB)
+		 */
+		.extra_timeout_ms = (guint)MIN(body_len / 1024, (gsize)G_MAXUINT / 2),
+	};
+	return kl_http_send(client->http, &request, cancellable, error);
+}
+
 /* ---- bodies ---- */
 
 static gchar *
@@ -564,6 +589,49 @@ kl_verifier_parse_evidence_requested(const gchar *body, gsize len, GError **erro
 		g_ptr_array_add(items, item);
 	}
 	return g_steal_pointer(&items);
+}
+
+gboolean
+kl_verifier_scan_seconds_to_next(const gchar *tail, gsize len, gint64 *seconds)
+{
+	static const gchar key[] = "\"seconds_to_next_attestation\"";
+	const gchar *found = NULL;
+	const gchar *end = tail + len;
+	const gchar *p;
+	gchar digits[32];
+	gsize n = 0;
+	gdouble d;
+	gchar *stop = NULL;
+
+	for (p = tail; p + sizeof(key) - 1 <= end; p++) {
+		p = memchr(p, '"', (gsize)(end - p));
+		if (p == NULL)
+			break;
+		if ((gsize)(end - p) >= sizeof(key) - 1 && memcmp(p, key, sizeof(key) - 1) == 0)
+			found = p;
+	}
+	if (found == NULL)
+		return FALSE;
+	p = found + sizeof(key) - 1;
+	while (p < end && g_ascii_isspace(*p))
+		p++;
+	if (p >= end || *p != ':')
+		return FALSE;
+	p++;
+	while (p < end && g_ascii_isspace(*p))
+		p++;
+	while (
+	    p < end && n < sizeof(digits) - 1 &&
+	    (g_ascii_isdigit(*p) || *p == '-' || *p == '.' || *p == 'e' || *p == 'E' || *p == '+'))
+		digits[n++] = *p++;
+	digits[n] = '\0';
+	if (n == 0)
+		return FALSE;
+	d = g_ascii_strtod(digits, &stop);
+	if (stop == NULL || *stop != '\0' || !(d >= -1e15 && d <= 1e15))
+		return FALSE;
+	*seconds = (gint64)(d + (d >= 0 ? 0.5 : -0.5));
+	return TRUE;
 }
 
 gboolean

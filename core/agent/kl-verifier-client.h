@@ -65,6 +65,17 @@ gchar *
 kl_verifier_client_evidence_url(KlVerifierClient *client, const gchar *location);
 
 /* sends JSON:API with Content-Type application/vnd.api+json */
+/*
+ * PATCH of the evidence: the answer may be of any size (the verifier echoes
+ * the evidence back); only its end is kept (KlHttpResponse.truncated)
+ */
+KlHttpResponse *
+kl_verifier_client_submit_evidence(KlVerifierClient *client,
+				   const gchar *url,
+				   const gchar *body,
+				   gsize body_len,
+				   GCancellable *cancellable,
+				   GError **error) G_GNUC_WARN_UNUSED_RESULT;
 KlHttpResponse *
 kl_verifier_client_send(KlVerifierClient *client,
 			const gchar *method,
@@ -127,6 +138,13 @@ kl_verifier_parse_evidence_requested(const gchar *body,
 				     GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 /* phase-2 202: meta.seconds_to_next_attestation; FALSE when absent or not a number */
+/*
+ * meta.seconds_to_next_attestation from the END of an answer that was too
+ * long to keep whole (the verifier's 202 echoes the evidence; `meta` comes
+ * last): the last occurrence of the member, a number after it
+ */
+gboolean
+kl_verifier_scan_seconds_to_next(const gchar *tail, gsize len, gint64 *seconds);
 gboolean
 kl_verifier_parse_seconds_to_next(const gchar *body, gsize len, gint64 *seconds);
 

@@ -39,6 +39,7 @@
 #include "kl-systemd.h"
 #include "kl-tpm-private.h"
 #include "kl-verifier-client.h"
+#include "kl-watchdog.h"
 
 /* ---- main loop ---- */
 
@@ -58,6 +59,15 @@ kl_main_stop_cb(gpointer user_data)
 	kl_systemd_stopping(state->systemd);
 	kl_agent_stop(state->agent);
 	return G_SOURCE_CONTINUE;
+}
+
+/* the TPM watchdog: the TPM stayed unusable for tpm_timeout */
+static void
+kl_main_watchdog_stop_cb(gint exit_status, gpointer user_data)
+{
+	KlMainState *state = user_data;
+
+	kl_agent_abort(state->agent, exit_status);
 }
 
 static gboolean
@@ -157,6 +167,7 @@ kl_main_run(int argc, char **argv)
 	g_autoptr(KlRegistrarClient) registrar = NULL;
 	g_autoptr(KlVerifierClient) verifier = NULL;
 	g_autoptr(KlAgent) agent = NULL;
+	g_autoptr(KlWatchdog) watchdog = NULL;
 	g_autoptr(KlStatus) status = NULL;
 	g_autoptr(GMainLoop) loop = NULL;
 	g_autofree gchar *registrar_url = NULL;
@@ -193,20 +204,20 @@ kl_main_run(int argc, char **argv)
 		    g_environ_unsetenv(g_strdupv(envp), "KEYLIME_AGENT_CONFIG");
 		if (!kl_config_load_file(cfg, cli->config_file, &error) ||
 		    !kl_config_load(cfg, NULL, NULL, env_only, &error)) {
-			g_warning("%s", error->message);
+			kl_error("%s", error->message);
 			return KL_EXIT_CONFIG;
 		}
 	} else if (!kl_config_load(cfg, KL_USR_SYSCONFDIR, KL_SYSCONFDIR, envp, &error)) {
-		g_warning("%s", error->message);
+		kl_error("%s", error->message);
 		return KL_EXIT_CONFIG;
 	}
 	if (!kl_cli_apply(cli, cfg, &error) || !kl_config_finalize(cfg, envp, &error)) {
-		g_warning("%s", error->message);
+		kl_error("%s", error->message);
 		return KL_EXIT_CONFIG;
 	}
 	log_level = kl_main_nonempty(kl_main_str(cfg, "log_level", NULL));
 	if (log_level != NULL && !kl_log_set_level(log_level, &error)) {
-		g_warning("log_level: %s", error->message);
+		kl_error("log_level: %s", error->message);
 		return KL_EXIT_CONFIG;
 	}
 	keylime_dir = kl_main_str(cfg, "keylime_dir", KL_DEFAULT_KEYLIME_DIR);
@@ -219,7 +230,7 @@ kl_main_run(int argc, char **argv)
 		g_auto(GStrv) enabled =
 		    kl_registrar_parse_versions((const gchar *const *)api_versions, &error);
 		if (enabled == NULL) {
-			g_warning("%s", error->message);
+			kl_error("%s", error->message);
 			return KL_EXIT_CONFIG;
 		}
 	}
@@ -238,18 +249,35 @@ kl_main_run(int argc, char **argv)
 	tpm_options.signing_alg = kl_main_str(cfg, "tpm_signing_alg", "rsassa");
 	tpm_options.agent_data_path = kl_main_str(cfg, "agent_data_path", "");
 	tpm_options.state_dir = keylime_dir;
+	/* a uuid that can never be used is a configuration error, found before the TPM is touched
+	 */
+	{
+		const gchar *uuid = kl_main_str(cfg, "uuid", "generate");
+		const gchar *const modes[] = {
+			"generate", "hash_ek", "hostname", "dmidecode", NULL
+		};
+		if (!cli->check && !g_strv_contains(modes, uuid) && !g_uuid_string_is_valid(uuid)) {
+			kl_error("%s: uuid '%s' is neither a UUID nor one of generate, hash_ek, "
+				 "hostname, dmidecode",
+				 kl_config_get_origin(cfg, "uuid"),
+				 uuid);
+			return KL_EXIT_CONFIG;
+		}
+	}
 	/* with --avoid-tpm the TPM layer itself logs the INSECURE warning */
 	tpm = kl_tpm_new(&tpm_options, &tpm_error);
 	if (tpm == NULL && !cli->check) {
-		g_warning("%s", tpm_error->message);
+		kl_error("%s", tpm_error->message);
 		return KL_EXIT_TPM;
 	}
 	if (tpm != NULL) {
 		agent_id = kl_tpm_resolve_agent_id(
 		    tpm, kl_main_str(cfg, "uuid", "generate"), keylime_dir, &tpm_error);
 		if (agent_id == NULL && !cli->check) {
-			g_warning("%s", tpm_error->message);
-			return KL_EXIT_TPM;
+			kl_error("%s", tpm_error->message);
+			return g_error_matches(tpm_error, KL_ERROR, KL_ERROR_CONFIG)
+				   ? KL_EXIT_CONFIG
+				   : KL_EXIT_TPM;
 		}
 	}
 
@@ -267,7 +295,7 @@ kl_main_run(int argc, char **argv)
 			  KL_PLUGINDIR);
 	if (!kl_plugin_loader_load_dir(loader, kl_main_plugin_dir(cfg), disabled, &loader_error) &&
 	    !cli->check) {
-		g_warning("%s", loader_error->message);
+		kl_error("%s", loader_error->message);
 		return KL_EXIT_NO_PLUGINS;
 	}
 
@@ -275,24 +303,49 @@ kl_main_run(int argc, char **argv)
 		return kl_main_check(cfg, tpm, tpm_error, agent_id, loader, loader_error);
 
 	if (kl_main_count_active(loader) == 0) {
-		g_warning("no evidence plugin is active in %s: the agent has nothing to attest; "
-			  "check the plugin directory and disabled_plugins (--check shows why "
-			  "each plugin is inactive)",
-			  kl_main_plugin_dir(cfg));
+		kl_error("no evidence plugin is active in %s: the agent has nothing to attest; "
+			 "check the plugin directory and disabled_plugins (--check shows why "
+			 "each plugin is inactive)",
+			 kl_main_plugin_dir(cfg));
 		return KL_EXIT_NO_PLUGINS;
 	}
 
 	{
 		g_autofree gchar *iak_problem = kl_main_iak_problem(cfg, tpm, loader);
 		if (iak_problem != NULL) {
-			g_warning("%s", iak_problem);
+			kl_error("%s", iak_problem);
 			return KL_EXIT_CONFIG;
 		}
 	}
 
+	/*
+	 * the CA files are read at every connection, after privileges are dropped:
+	 * one the run_as user cannot read is a configuration error now, not a TLS
+	 * failure retried forever
+	 */
+	{
+		const gchar *run_as = kl_main_str(cfg, "run_as", "");
+		const gchar *cas[] = {
+			kl_main_bool(cfg, "tls_accept_invalid_certs", FALSE)
+			    ? NULL
+			    : kl_main_str(cfg, "verifier_tls_ca_cert", NULL),
+			kl_main_bool(cfg, "registrar_tls_enabled", FALSE) &&
+				!kl_main_bool(cfg, "tls_accept_invalid_certs", FALSE)
+			    ? kl_main_str(cfg, "registrar_tls_ca_cert", NULL)
+			    : NULL,
+		};
+		for (guint i = 0; i < G_N_ELEMENTS(cas); i++) {
+			if (!kl_privileges_check_readable_by(cas[i], run_as, &error)) {
+				kl_error("%s: %s",
+					 i == 0 ? "verifier_tls_ca_cert" : "registrar_tls_ca_cert",
+					 error->message);
+				return KL_EXIT_CONFIG;
+			}
+		}
+	}
 	/* everything that needs root is open: drop privileges before any networking */
 	if (!kl_main_drop_privileges(cfg, &error)) {
-		g_warning("run_as: %s", error->message);
+		kl_error("run_as: %s", error->message);
 		return KL_EXIT_CONFIG;
 	}
 
@@ -316,13 +369,13 @@ kl_main_run(int argc, char **argv)
 		      cfg, "verifier", kl_main_str(cfg, "verifier_tls_ca_cert", NULL), &error)
 		: NULL;
 	if (verifier_http == NULL) {
-		g_warning("%s", error->message);
+		kl_error("%s", error->message);
 		return KL_EXIT_FAILURE;
 	}
 	registrar = kl_registrar_client_new(
 	    registrar_http, registrar_url, (const gchar *const *)api_versions, &error);
 	if (registrar == NULL) {
-		g_warning("%s", error->message);
+		kl_error("%s", error->message);
 		return KL_EXIT_CONFIG;
 	}
 	verifier = kl_verifier_client_new(
@@ -333,7 +386,7 @@ kl_main_run(int argc, char **argv)
 	    kl_main_bool(cfg, "tls_accept_invalid_certs", FALSE),
 	    &error);
 	if (verifier == NULL) {
-		g_warning("%s", error->message);
+		kl_error("%s", error->message);
 		return KL_EXIT_CONFIG;
 	}
 
@@ -386,7 +439,10 @@ kl_main_run(int argc, char **argv)
 	/* sd_notify: READY=1 once registered, STATUS=, WATCHDOG=1, STOPPING=1 */
 	state.systemd = kl_systemd_new(agent, status, kl_main_int(cfg, "request_timeout", 5000));
 	kl_agent_start(agent, kl_main_done_cb, &state);
+	watchdog = kl_watchdog_new(
+	    tpm, (guint)kl_main_int(cfg, "tpm_timeout", 120), kl_main_watchdog_stop_cb, &state);
 	g_main_loop_run(loop);
+	g_clear_pointer(&watchdog, kl_watchdog_free);
 	g_clear_pointer(&state.systemd, kl_systemd_free);
 	g_source_remove(sig_term);
 	g_source_remove(sig_int);

@@ -31,7 +31,32 @@ struct _KlTpm {
 	GArray *pcr_banks;	   /* KlTpmPcrBank */
 	GArray *hash_algorithms;   /* guint16 */
 	GArray *signature_schemes; /* guint16 */
+
+	/*
+	 * health, written by the worker thread, read by the agent's watchdog on the
+	 * main thread (atomics); monotonic seconds + 1, 0 = not set
+	 */
+	gint busy_since_s;     /* a TPM command is in progress since */
+	gpointer busy_what;    /* (const gchar *) its name, a static string */
+	gint unusable_since_s; /* the TPM connection is lost and could not be restored since */
 };
+
+/* the TPM response code of @rc without handle/parameter numbers; 0 for software-stack codes */
+TSS2_RC
+kl_tpm_rc_base(TSS2_RC rc);
+/* TRUE when @rc says the TPM connection is gone (TCTI failure, broken ESYS context, TPM reset) */
+gboolean
+kl_tpm_rc_is_connection_lost(TSS2_RC rc);
+/* what an operator should do about @rc (static), or NULL */
+const gchar *
+kl_tpm_rc_advice(TSS2_RC rc);
+
+/* monotonic seconds + 1 (never 0) */
+gint
+kl_tpm_now_s(void);
+/* the back end reports that the TPM is unusable (TRUE) or works again (FALSE) */
+void
+kl_tpm_set_unusable(KlTpm *tpm, gboolean unusable);
 
 /* open() releases everything it acquired when it fails; close() is then not called */
 struct _KlTpmBackend {

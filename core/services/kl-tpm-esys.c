@@ -9,7 +9,11 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
@@ -31,6 +35,10 @@ typedef struct {
 	gchar *endorsement_auth;
 	ESYS_TR ek;		/* ESYS_TR_NONE when not loaded */
 	gboolean ek_persistent; /* never flushed */
+	gchar *ek_handle_text;	/* ek_handle option (persistent EK), to load it again */
+	TSS2_RC last_rc;	/* of the last failed command (advice for the operator) */
+	int lock_fd;		/* flock on agent_data.json.lock while this agent runs, or -1 */
+	gboolean sole_user;	/* no other agent with this agent_data.json runs */
 	/* the EK: template (TCG EK Credential Profile, or from NV), its certificate's NV index */
 	const KlTpmEkProfile *ek_profile; /* NULL for a persistent EK of no known profile */
 	TPMT_PUBLIC ek_template;
@@ -55,6 +63,9 @@ kl_tpm_esys_free_data(KlTpmEsys *self)
 		memset(self->endorsement_auth, 0, strlen(self->endorsement_auth));
 	g_free(self->endorsement_auth);
 	g_free(self->tcti_conf);
+	g_free(self->ek_handle_text);
+	if (self->lock_fd >= 0)
+		close(self->lock_fd); /* releases the lock */
 	Esys_Free(self->ek_context);
 	memset(&self->ak_private, 0, sizeof(self->ak_private));
 	g_free(self);
@@ -249,6 +260,9 @@ kl_tpm_esys_handle_exists(KlTpmEsys *self, TPM2_HANDLE handle, gboolean *exists,
 /* ------------------------------------------------------------------ */
 /* sessions                                                             */
 
+static gboolean
+kl_tpm_esys_flush_sessions(KlTpmEsys *self);
+
 /*
  * The authorisation of the EK in the USER role (parent of the AK, key of
  * ActivateCredential): a password session when the EK has userWithAuth (high
@@ -266,18 +280,28 @@ kl_tpm_esys_ek_session(KlTpmEsys *self, ESYS_TR *session, GError **error)
 		*session = ESYS_TR_PASSWORD;
 		return TRUE;
 	}
-	rc = Esys_StartAuthSession(self->esys,
-				   ESYS_TR_NONE,
-				   ESYS_TR_NONE,
-				   ESYS_TR_NONE,
-				   ESYS_TR_NONE,
-				   ESYS_TR_NONE,
-				   NULL,
-				   TPM2_SE_POLICY,
-				   &symmetric,
-				   self->ek_name_alg != 0 ? self->ek_name_alg : TPM2_ALG_SHA256,
-				   session);
+	for (guint attempt = 0;; attempt++) {
+		TSS2_RC base;
+		rc = Esys_StartAuthSession(self->esys,
+					   ESYS_TR_NONE,
+					   ESYS_TR_NONE,
+					   ESYS_TR_NONE,
+					   ESYS_TR_NONE,
+					   ESYS_TR_NONE,
+					   NULL,
+					   TPM2_SE_POLICY,
+					   &symmetric,
+					   self->ek_name_alg != 0 ? self->ek_name_alg
+								  : TPM2_ALG_SHA256,
+					   session);
+		base = kl_tpm_rc_base(rc);
+		if (rc == TSS2_RC_SUCCESS || attempt > 0 ||
+		    (base != TPM2_RC_SESSION_MEMORY && base != TPM2_RC_SESSION_HANDLES) ||
+		    !kl_tpm_esys_flush_sessions(self))
+			break;
+	}
 	if (rc != TSS2_RC_SUCCESS) {
+		self->last_rc = rc;
 		*session = ESYS_TR_NONE;
 		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_StartAuthSession"));
 		return FALSE;
@@ -738,6 +762,200 @@ kl_tpm_esys_check_ek_cert(KlTpm *tpm, const gchar *ek_handle)
 	g_clear_pointer(&tpm->ek_cert, g_bytes_unref);
 }
 
+/*
+ * TRUE when the TPM refuses the AK blob itself: it was not made under this
+ * TPM's EK (integrity check of the private part, or a public area that does
+ * not fit). Only then is deleting the AK the cure.
+ */
+static gboolean
+kl_tpm_esys_rc_key_unusable(TSS2_RC rc)
+{
+	switch (kl_tpm_rc_base(rc)) {
+	case TPM2_RC_INTEGRITY:
+	case TPM2_RC_KEY:
+	case TPM2_RC_KEY_SIZE:
+	case TPM2_RC_ASYMMETRIC:
+	case TPM2_RC_SYMMETRIC:
+	case TPM2_RC_SIZE:
+	case TPM2_RC_BINDING:
+	case TPM2_RC_ATTRIBUTES:
+	case TPM2_RC_TYPE:
+	case TPM2_RC_HASH:
+	case TPM2_RC_SCHEME:
+		return TRUE;
+	default:
+		return FALSE;
+	}
+}
+
+/* /dev/tpmrm*, tpm2-abrmd: a resource manager keeps each client's objects apart */
+static gboolean
+kl_tpm_esys_tcti_has_rm(const gchar *conf)
+{
+	return conf != NULL &&
+	       (g_str_has_prefix(conf, "tabrmd") || strstr(conf, "/dev/tpmrm") != NULL);
+}
+
+/* the transient handles (0x80xxxxxx) or loaded sessions (0x02/0x03xxxxxx) of the TPM */
+static GArray *
+kl_tpm_esys_list_handles(KlTpmEsys *self, TPM2_HANDLE first, TPM2_HANDLE last)
+{
+	GArray *out = g_array_new(FALSE, FALSE, sizeof(TPM2_HANDLE));
+	TPMI_YES_NO more = TPM2_YES;
+	TPM2_HANDLE next = first;
+
+	while (more == TPM2_YES) {
+		TPMS_CAPABILITY_DATA *data = NULL;
+		if (!kl_tpm_esys_get_cap(
+			self, TPM2_CAP_HANDLES, next, TPM2_MAX_CAP_HANDLES, &more, &data, NULL))
+			break;
+		for (guint32 i = 0; i < data->data.handles.count; i++) {
+			TPM2_HANDLE h = data->data.handles.handle[i];
+			if (h > last) {
+				more = TPM2_NO;
+				break;
+			}
+			g_array_append_val(out, h);
+			next = h + 1;
+		}
+		if (data->data.handles.count == 0)
+			more = TPM2_NO;
+		Esys_Free(data);
+	}
+	return out;
+}
+
+/* TRUE when @pub is a key made from the EK template (any program can make it again) */
+static gboolean
+kl_tpm_esys_is_ek_copy(KlTpmEsys *self, const TPMT_PUBLIC *pub)
+{
+	const TPMT_PUBLIC *templ = &self->ek_template;
+
+	return templ->type != 0 && pub->type == templ->type &&
+	       pub->objectAttributes == templ->objectAttributes &&
+	       pub->authPolicy.size == templ->authPolicy.size &&
+	       memcmp(pub->authPolicy.buffer, templ->authPolicy.buffer, pub->authPolicy.size) == 0;
+}
+
+/* TRUE when @a and @b are the same public key (type and unique) */
+static gboolean
+kl_tpm_esys_same_key(const TPMT_PUBLIC *a, const TPMT_PUBLIC *b)
+{
+	if (a->type != b->type)
+		return FALSE;
+	if (a->type == TPM2_ALG_RSA)
+		return a->unique.rsa.size == b->unique.rsa.size &&
+		       memcmp(a->unique.rsa.buffer, b->unique.rsa.buffer, a->unique.rsa.size) == 0;
+	if (a->type == TPM2_ALG_ECC)
+		return a->unique.ecc.x.size == b->unique.ecc.x.size &&
+		       a->unique.ecc.y.size == b->unique.ecc.y.size &&
+		       memcmp(a->unique.ecc.x.buffer,
+			      b->unique.ecc.x.buffer,
+			      a->unique.ecc.x.size) == 0 &&
+		       memcmp(a->unique.ecc.y.buffer,
+			      b->unique.ecc.y.buffer,
+			      a->unique.ecc.y.size) == 0;
+	return FALSE;
+}
+
+/*
+ * On a TPM without resource manager a killed agent leaves its objects loaded
+ * (swtpm has three slots: after two kills nothing can be loaded). Flushes the
+ * transient objects that are certainly leftovers of this agent: copies of the
+ * EK (made from the standard template) and, when @ak is given, copies of this
+ * agent's AK. Other programs' objects are left alone.
+ */
+static void
+kl_tpm_esys_flush_leftovers(KlTpmEsys *self, const TPMT_PUBLIC *ak)
+{
+	g_autoptr(GArray) handles = NULL;
+	guint flushed = 0;
+
+	if (kl_tpm_esys_tcti_has_rm(self->tcti_conf) || !self->sole_user)
+		return;
+	handles = kl_tpm_esys_list_handles(self, 0x80000000u, 0x80fffffeu);
+	for (guint i = 0; i < handles->len; i++) {
+		TPM2_HANDLE h = g_array_index(handles, TPM2_HANDLE, i);
+		TPM2B_PUBLIC *pub = NULL;
+		ESYS_TR tr = ESYS_TR_NONE;
+		gboolean ours;
+
+		if (self->ek != ESYS_TR_NONE) {
+			TPM2_HANDLE own = 0;
+			if (Esys_TR_GetTpmHandle(self->esys, self->ek, &own) == TSS2_RC_SUCCESS &&
+			    own == h)
+				continue;
+		}
+		if (Esys_TR_FromTPMPublic(
+			self->esys, h, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr) !=
+		    TSS2_RC_SUCCESS)
+			continue;
+		if (Esys_ReadPublic(self->esys,
+				    tr,
+				    ESYS_TR_NONE,
+				    ESYS_TR_NONE,
+				    ESYS_TR_NONE,
+				    &pub,
+				    NULL,
+				    NULL) != TSS2_RC_SUCCESS) {
+			(void)Esys_TR_Close(self->esys, &tr);
+			continue;
+		}
+		ours = ak == NULL ? kl_tpm_esys_is_ek_copy(self, &pub->publicArea)
+				  : kl_tpm_esys_same_key(&pub->publicArea, ak);
+		Esys_Free(pub);
+		if (ours && Esys_FlushContext(self->esys, tr) == TSS2_RC_SUCCESS) {
+			flushed++;
+			continue;
+		}
+		(void)Esys_TR_Close(self->esys, &tr);
+	}
+	if (flushed > 0)
+		g_message("freed %u %s left loaded in the TPM by an earlier run of the agent "
+			  "(TPM without resource manager)",
+			  flushed,
+			  ak != NULL ? (flushed == 1 ? "copy of the AK" : "copies of the AK")
+				     : (flushed == 1 ? "copy of the EK" : "copies of the EK"));
+}
+
+/*
+ * The TPM has no room for a session: on a TPM without resource manager these
+ * are sessions of killed programs (this agent keeps a session only for the
+ * duration of one command). Flushes the loaded sessions so that the agent can
+ * start; returns TRUE when any was freed.
+ */
+static gboolean
+kl_tpm_esys_flush_sessions(KlTpmEsys *self)
+{
+	g_autoptr(GArray) handles = NULL;
+	guint flushed = 0;
+
+	if (kl_tpm_esys_tcti_has_rm(self->tcti_conf) || !self->sole_user)
+		return FALSE;
+	handles = kl_tpm_esys_list_handles(self, 0x02000000u, 0x03fffffeu);
+	for (guint i = 0; i < handles->len; i++) {
+		ESYS_TR tr = ESYS_TR_NONE;
+		if (Esys_TR_FromTPMPublic(self->esys,
+					  g_array_index(handles, TPM2_HANDLE, i),
+					  ESYS_TR_NONE,
+					  ESYS_TR_NONE,
+					  ESYS_TR_NONE,
+					  &tr) != TSS2_RC_SUCCESS)
+			continue;
+		if (Esys_FlushContext(self->esys, tr) == TSS2_RC_SUCCESS)
+			flushed++;
+		else
+			(void)Esys_TR_Close(self->esys, &tr);
+	}
+	if (flushed > 0)
+		g_warning(
+		    "the TPM had no room for a session: freed %u session%s left by killed "
+		    "programs (TPM without resource manager; use /dev/tpmrm0 where it exists)",
+		    flushed,
+		    flushed == 1 ? "" : "s");
+	return flushed > 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* AK                                                                   */
 
@@ -787,6 +1005,7 @@ kl_tpm_esys_ak_load_handle(KlTpmEsys *self,
 	kl_tpm_esys_flush(self, &session);
 	if (rc != TSS2_RC_SUCCESS) {
 		*handle = ESYS_TR_NONE;
+		self->last_rc = rc;
 		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_Load(AK)"));
 		return FALSE;
 	}
@@ -906,13 +1125,26 @@ kl_tpm_esys_setup_ak(KlTpm *tpm, KlTpmEsys *self, const KlTpmOptions *options, G
 	if (persist) {
 		if (kl_tpm_agent_data_load(
 			path, &self->params, ek_hash, &public, &private, &error_local)) {
+			self->last_rc = TSS2_RC_SUCCESS;
+			kl_tpm_esys_flush_leftovers(self, &public);
 			if (!kl_tpm_esys_ak_load(tpm, self, &public, &private, error)) {
-				g_prefix_error(
-				    error,
-				    "the AK in %s cannot be loaded into this TPM (was the "
-				    "TPM cleared?); delete the file and the agent's record "
-				    "at the registrar to create a new AK: ",
-				    path);
+				if (kl_tpm_esys_rc_key_unusable(self->last_rc))
+					g_prefix_error(
+					    error,
+					    "the AK in %s cannot be used by this TPM: the TPM "
+					    "says the key was not made under its current "
+					    "endorsement key (the TPM was cleared or replaced), "
+					    "so it can never be loaded again; delete the file "
+					    "and the agent's record at the registrar to create "
+					    "a new AK: ",
+					    path);
+				else
+					g_prefix_error(error,
+						       "the AK in %s could not be loaded (%s is "
+						       "kept; the agent exits so that it is "
+						       "started again): ",
+						       path,
+						       path);
 				return FALSE;
 			}
 			g_debug("AK loaded from %s", path);
@@ -1113,20 +1345,12 @@ kl_tpm_esys_check_algorithms(KlTpm *tpm, KlTpmEsys *self, GError **error)
 	return ok;
 }
 
+/* TCTI + ESYS context, Startup when needed, the hierarchy password */
 static gboolean
-kl_tpm_esys_open_inner(KlTpm *tpm, KlTpmEsys *self, const KlTpmOptions *options, GError **error)
+kl_tpm_esys_connect(KlTpm *tpm, KlTpmEsys *self, GError **error)
 {
-	gboolean persistent_ek;
 	TSS2_RC rc;
 
-	if (!kl_tpm_key_params_from_options(options, &self->params, error))
-		return FALSE;
-	if (options->owner_password != NULL && *options->owner_password != '\0')
-		self->endorsement_auth = g_strdup(options->owner_password);
-
-	self->tcti_conf = options->tcti != NULL && *options->tcti != '\0'
-			      ? g_strdup(options->tcti)
-			      : kl_tpm_esys_default_tcti();
 	rc = Tss2_TctiLdr_Initialize(self->tcti_conf, &self->tcti);
 	if (rc != TSS2_RC_SUCCESS) {
 		self->tcti = NULL;
@@ -1147,7 +1371,167 @@ kl_tpm_esys_open_inner(KlTpm *tpm, KlTpmEsys *self, const KlTpmOptions *options,
 	}
 	if (!kl_tpm_esys_startup_if_needed(tpm, self, error))
 		return FALSE;
-	if (!kl_tpm_esys_set_endorsement_auth(self, error))
+	return kl_tpm_esys_set_endorsement_auth(self, error);
+}
+
+/* drops the ESYS context and the TCTI without TPM commands (the connection is gone) */
+static void
+kl_tpm_esys_disconnect(KlTpm *tpm, KlTpmEsys *self)
+{
+	if (self->esys != NULL)
+		Esys_Finalize(&self->esys);
+	self->esys = NULL;
+	if (self->tcti != NULL)
+		Tss2_TctiLdr_Finalize(&self->tcti);
+	self->tcti = NULL;
+	tpm->ak_handle = ESYS_TR_NONE;
+	self->ek = ESYS_TR_NONE;
+}
+
+/*
+ * The TPM connection was lost (swtpm or the resource manager restarted, an I/O
+ * error, a TPM reset): a new TCTI and ESYS context, the same EK (checked), and
+ * the AK loaded again from the blob read at start-up. When this fails the TPM
+ * is marked unusable; the agent's watchdog stops the agent (exit status 4)
+ * when it stays so for longer than tpm_timeout.
+ */
+static gboolean
+kl_tpm_esys_reconnect(KlTpm *tpm, KlTpmEsys *self, GError **error)
+{
+	g_autoptr(GBytes) ek_public = NULL;
+	gboolean was_unusable = kl_tpm_get_unusable_s(tpm) > 0;
+	gboolean ok;
+
+	kl_tpm_esys_disconnect(tpm, self);
+	/* a saved EK context is of no use after a TPM reset: the EK is made again */
+	g_clear_pointer(&self->ek_context, Esys_Free);
+	ok = kl_tpm_esys_connect(tpm, self, error);
+	if (ok && self->ek_persistent) {
+		self->ek_persistent = FALSE;
+		ok = kl_tpm_esys_ek_load_persistent(self, self->ek_handle_text, &ek_public, error);
+	} else if (ok) {
+		kl_tpm_esys_flush_leftovers(self, NULL);
+		ok = kl_tpm_esys_ek_create(self, &ek_public, error);
+	}
+	if (ok && !g_bytes_equal(ek_public, tpm->ek_public)) {
+		g_set_error(error,
+			    KL_ERROR,
+			    KL_ERROR_TPM,
+			    "the TPM now has another endorsement key (it was cleared or "
+			    "replaced): the AK of this agent cannot be used with it");
+		ok = FALSE;
+	}
+	if (ok && self->have_ak_blob) {
+		kl_tpm_esys_flush_leftovers(self, &self->ak_public);
+		ok = kl_tpm_esys_ak_load_handle(
+		    self, &self->ak_public, &self->ak_private, &tpm->ak_handle, error);
+	}
+	if (ok)
+		kl_tpm_esys_ek_release(self);
+	if (!ok) {
+		kl_tpm_esys_disconnect(tpm, self);
+		kl_tpm_set_unusable(tpm, TRUE);
+		g_prefix_error(error,
+			       "the TPM is unusable (TCTI '%s'): reconnecting failed: ",
+			       self->tcti_conf);
+		return FALSE;
+	}
+	kl_tpm_set_unusable(tpm, FALSE);
+	g_message("reconnected to the TPM (TCTI '%s') and loaded the AK again%s",
+		  self->tcti_conf,
+		  was_unusable ? "; the TPM is usable again" : "");
+	return TRUE;
+}
+
+typedef enum {
+	KL_TPM_RECOVER_GIVE_UP, /* report the command's own error */
+	KL_TPM_RECOVER_RETRY,	/* send the command again */
+	KL_TPM_RECOVER_FAILED,	/* @error is set */
+} KlTpmRecover;
+
+/*
+ * After a failed command: reconnects when the connection is lost, loads the AK
+ * again when the TPM lost it (TPM2_RC_REFERENCE_H0), and says whether to send
+ * the command again. Two recoveries per command at most.
+ */
+static KlTpmRecover
+kl_tpm_esys_recover(
+    KlTpm *tpm, KlTpmEsys *self, TSS2_RC rc, const gchar *what, guint attempt, GError **error)
+{
+	self->last_rc = rc;
+	if (attempt >= 2)
+		return KL_TPM_RECOVER_GIVE_UP;
+	if (kl_tpm_rc_is_connection_lost(rc)) {
+		g_warning("%s: %s (0x%x): the connection to the TPM is lost; reconnecting",
+			  what,
+			  Tss2_RC_Decode(rc),
+			  (guint)rc);
+		return kl_tpm_esys_reconnect(tpm, self, error) ? KL_TPM_RECOVER_RETRY
+							       : KL_TPM_RECOVER_FAILED;
+	}
+	if (rc == TPM2_RC_REFERENCE_H0)
+		return kl_tpm_esys_ak_reload(tpm, self, error) ? KL_TPM_RECOVER_RETRY
+							       : KL_TPM_RECOVER_FAILED;
+	return KL_TPM_RECOVER_GIVE_UP;
+}
+
+/* before a command: a TPM that could not be reconnected is tried again */
+static gboolean
+kl_tpm_esys_ready(KlTpm *tpm, KlTpmEsys *self, GError **error)
+{
+	if (self->esys != NULL)
+		return TRUE;
+	return kl_tpm_esys_reconnect(tpm, self, error);
+}
+
+/*
+ * Leftovers in the TPM may be freed only when no other agent with the same
+ * agent_data.json runs (an operator's --once next to the service uses the same
+ * AK): an exclusive lock on agent_data.json.lock, held until the agent exits,
+ * tells. Without a kept AK nothing is freed.
+ */
+static void
+kl_tpm_esys_lock(KlTpmEsys *self, const KlTpmOptions *options)
+{
+	g_autofree gchar *path = NULL;
+
+	self->lock_fd = -1;
+	self->sole_user = FALSE;
+	if (options->agent_data_path == NULL || options->agent_data_path[0] == '\0')
+		return;
+	path = g_strconcat(options->agent_data_path, ".lock", NULL);
+	self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (self->lock_fd < 0) {
+		g_debug("cannot open %s (%s): leftovers in the TPM are not freed",
+			path,
+			g_strerror(errno));
+		return;
+	}
+	if (flock(self->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		g_message("another agent with %s runs: leftovers in the TPM are left alone",
+			  options->agent_data_path);
+		close(self->lock_fd);
+		self->lock_fd = -1;
+		return;
+	}
+	self->sole_user = TRUE;
+}
+
+static gboolean
+kl_tpm_esys_open_inner(KlTpm *tpm, KlTpmEsys *self, const KlTpmOptions *options, GError **error)
+{
+	gboolean persistent_ek;
+
+	if (!kl_tpm_key_params_from_options(options, &self->params, error))
+		return FALSE;
+	if (options->owner_password != NULL && *options->owner_password != '\0')
+		self->endorsement_auth = g_strdup(options->owner_password);
+
+	self->tcti_conf = options->tcti != NULL && *options->tcti != '\0'
+			      ? g_strdup(options->tcti)
+			      : kl_tpm_esys_default_tcti();
+	kl_tpm_esys_lock(self, options);
+	if (!kl_tpm_esys_connect(tpm, self, error))
 		return FALSE;
 
 	/* static facts, read once */
@@ -1165,10 +1549,12 @@ kl_tpm_esys_open_inner(KlTpm *tpm, KlTpmEsys *self, const KlTpmOptions *options,
 	if (!kl_tpm_esys_select_ek_profile(self, persistent_ek, error))
 		return FALSE;
 	if (persistent_ek) {
+		self->ek_handle_text = g_strdup(options->ek_handle);
 		if (!kl_tpm_esys_ek_load_persistent(
 			self, options->ek_handle, &tpm->ek_public, error))
 			return FALSE;
 	} else {
+		kl_tpm_esys_flush_leftovers(self, NULL);
 		if (!kl_tpm_esys_ek_create(self, &tpm->ek_public, error))
 			return FALSE;
 	}
@@ -1189,6 +1575,7 @@ kl_tpm_esys_open(KlTpm *tpm, const KlTpmOptions *options, GError **error)
 	KlTpmEsys *self = g_new0(KlTpmEsys, 1);
 
 	self->ek = ESYS_TR_NONE;
+	self->lock_fd = -1;
 	tpm->backend_data = self;
 	if (!kl_tpm_esys_open_inner(tpm, self, options, error)) {
 		kl_tpm_esys_close(tpm);
@@ -1307,7 +1694,10 @@ kl_tpm_esys_quote(KlTpm *tpm,
 	in_scheme.details.any.hashAlg = hash;
 	kl_tpm_esys_fill_data(&qdata, qualifying_data);
 	kl_tpm_esys_pcr_selection(&sel, bank, pcr_mask);
+	if (!kl_tpm_esys_ready(tpm, self, error))
+		return FALSE;
 	for (guint attempt = 0;; attempt++) {
+		KlTpmRecover next;
 		rc = Esys_Quote(self->esys,
 				tpm->ak_handle,
 				ESYS_TR_PASSWORD,
@@ -1318,10 +1708,13 @@ kl_tpm_esys_quote(KlTpm *tpm,
 				&sel,
 				&quoted,
 				&sig);
-		if (rc != TPM2_RC_REFERENCE_H0 || attempt > 0)
+		if (rc == TSS2_RC_SUCCESS)
 			break;
-		if (!kl_tpm_esys_ak_reload(tpm, self, error))
+		next = kl_tpm_esys_recover(tpm, self, rc, "Esys_Quote", attempt, error);
+		if (next == KL_TPM_RECOVER_FAILED)
 			return FALSE;
+		if (next == KL_TPM_RECOVER_GIVE_UP)
+			break;
 	}
 	if (rc != TSS2_RC_SUCCESS) {
 		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_Quote"));
@@ -1342,7 +1735,8 @@ kl_tpm_esys_pcr_read(
 	guint32 remaining = pcr_mask;
 	gsize hsize = kl_tpm_hash_size(bank);
 	g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-	gboolean ok = TRUE;
+	gboolean ok = kl_tpm_esys_ready(tpm, self, error);
+	guint recoveries = 0;
 
 	/* the TPM returns at most 8 digests per call: loop until all are read */
 	for (guint round = 0; remaining != 0 && ok; round++) {
@@ -1362,6 +1756,16 @@ kl_tpm_esys_pcr_read(
 				   NULL,
 				   &sel_out,
 				   &digests);
+		if (rc != TSS2_RC_SUCCESS && kl_tpm_rc_is_connection_lost(rc)) {
+			KlTpmRecover next = kl_tpm_esys_recover(
+			    tpm, self, rc, "Esys_PCR_Read", recoveries++, error);
+			if (next == KL_TPM_RECOVER_RETRY)
+				continue;
+			if (next == KL_TPM_RECOVER_FAILED) {
+				ok = FALSE;
+				break;
+			}
+		}
 		if (rc != TSS2_RC_SUCCESS) {
 			g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_PCR_Read"));
 			ok = FALSE;
@@ -1441,6 +1845,8 @@ kl_tpm_esys_certify_ak(KlTpm *tpm,
 
 	if (scheme != TPM2_ALG_NULL)
 		in_scheme.details.any.hashAlg = hash;
+	if (!kl_tpm_esys_ready(tpm, self, error))
+		return FALSE;
 	if (signer != ESYS_TR_NONE && signer_auth != NULL) {
 		TPM2B_AUTH auth = { 0 };
 		gsize len = strlen(signer_auth);
@@ -1462,6 +1868,7 @@ kl_tpm_esys_certify_ak(KlTpm *tpm,
 	}
 	kl_tpm_esys_fill_data(&qdata, qualifying_data);
 	for (guint attempt = 0;; attempt++) {
+		KlTpmRecover next;
 		rc = Esys_Certify(self->esys,
 				  tpm->ak_handle,
 				  signer != ESYS_TR_NONE ? signer : tpm->ak_handle,
@@ -1472,10 +1879,16 @@ kl_tpm_esys_certify_ak(KlTpm *tpm,
 				  &in_scheme,
 				  &certified,
 				  &sig);
-		if (rc != TPM2_RC_REFERENCE_H0 || attempt > 0)
+		if (rc == TSS2_RC_SUCCESS)
 			break;
-		if (!kl_tpm_esys_ak_reload(tpm, self, error))
+		/* a signer other than the AK (IAK) does not survive a reconnection */
+		if (signer != ESYS_TR_NONE && kl_tpm_rc_is_connection_lost(rc))
+			break;
+		next = kl_tpm_esys_recover(tpm, self, rc, "Esys_Certify", attempt, error);
+		if (next == KL_TPM_RECOVER_FAILED)
 			return FALSE;
+		if (next == KL_TPM_RECOVER_GIVE_UP)
+			break;
 	}
 	if (rc != TSS2_RC_SUCCESS) {
 		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_Certify"));
@@ -1499,30 +1912,64 @@ kl_tpm_esys_activate_credential(KlTpm *tpm, GBytes *blob, GBytes **secret, GErro
 
 	if (!kl_tpm_split_credential_blob(blob, &id_object, &enc_secret, error))
 		return FALSE;
-	/* the EK is loaded only for this command (object slots are scarce) */
-	if (!kl_tpm_esys_ek_ensure(self, error))
+	if (!kl_tpm_esys_ready(tpm, self, error))
 		return FALSE;
-	if (!kl_tpm_esys_ek_session(self, &session, error)) {
-		kl_tpm_esys_ek_release(self);
-		return FALSE;
+	for (guint attempt = 0;; attempt++) {
+		KlTpmRecover next;
+
+		/* the EK is loaded only for this command (object slots are scarce) */
+		self->last_rc = TSS2_RC_SUCCESS;
+		if (!kl_tpm_esys_ek_ensure(self, error))
+			return FALSE;
+		if (!kl_tpm_esys_ek_session(self, &session, error)) {
+			if (!kl_tpm_rc_is_connection_lost(self->last_rc) || attempt > 0) {
+				kl_tpm_esys_ek_release(self);
+				return FALSE;
+			}
+			g_clear_error(error);
+			rc = self->last_rc;
+		} else {
+			rc = Esys_ActivateCredential(self->esys,
+						     tpm->ak_handle,
+						     self->ek,
+						     ESYS_TR_PASSWORD,
+						     session,
+						     ESYS_TR_NONE,
+						     &id_object,
+						     &enc_secret,
+						     &cert_info);
+			kl_tpm_esys_flush(self, &session);
+		}
+		if (rc == TSS2_RC_SUCCESS || !kl_tpm_rc_is_connection_lost(rc))
+			kl_tpm_esys_ek_release(self);
+		if (rc == TSS2_RC_SUCCESS)
+			break;
+		next =
+		    kl_tpm_esys_recover(tpm, self, rc, "Esys_ActivateCredential", attempt, error);
+		if (next == KL_TPM_RECOVER_FAILED)
+			return FALSE;
+		if (next == KL_TPM_RECOVER_GIVE_UP)
+			break;
 	}
-	rc = Esys_ActivateCredential(self->esys,
-				     tpm->ak_handle,
-				     self->ek,
-				     ESYS_TR_PASSWORD,
-				     session,
-				     ESYS_TR_NONE,
-				     &id_object,
-				     &enc_secret,
-				     &cert_info);
-	kl_tpm_esys_flush(self, &session);
-	kl_tpm_esys_ek_release(self);
 	if (rc != TSS2_RC_SUCCESS) {
-		g_propagate_error(
-		    error,
-		    kl_tpm_error_from_rc(rc,
-					 "Esys_ActivateCredential (the registrar's "
-					 "challenge was not made for this EK and AK)"));
+		switch (kl_tpm_rc_base(rc)) {
+		case TPM2_RC_INTEGRITY:
+		case TPM2_RC_VALUE:
+		case TPM2_RC_SIZE:
+		case TPM2_RC_ECC_POINT:
+		case TPM2_RC_INSUFFICIENT:
+			/* the TPM could not open the credential: it is not for this EK/AK */
+			g_propagate_error(
+			    error,
+			    kl_tpm_error_from_rc(rc,
+						 "Esys_ActivateCredential: the registrar's "
+						 "challenge was not made for this EK and AK"));
+			break;
+		default:
+			g_propagate_error(error,
+					  kl_tpm_error_from_rc(rc, "Esys_ActivateCredential"));
+			break;
+		}
 		return FALSE;
 	}
 	*secret = g_bytes_new(cert_info->buffer, cert_info->size);

@@ -63,4 +63,15 @@ gboolean
 kl_tpm_activate_credential(KlTpm *tpm, GBytes *blob, GBytes **secret, GError **error)
     G_GNUC_WARN_UNUSED_RESULT;
 
+/*
+ * TPM health for the agent's watchdog, callable from any thread. Returns the
+ * name of the TPM command in progress ("TPM2_Quote") and sets @busy_s to the
+ * seconds it has been running, or returns NULL when the TPM is idle.
+ */
+const gchar *
+kl_tpm_get_busy(KlTpm *tpm, guint *busy_s);
+/* seconds since the TPM connection was lost and could not be restored; 0 = usable */
+guint
+kl_tpm_get_unusable_s(KlTpm *tpm);
+
 G_END_DECLS

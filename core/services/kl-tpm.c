@@ -13,6 +13,7 @@
 
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
+#include <tss2/tss2_esys.h>
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
 
@@ -128,15 +129,97 @@ kl_tpm_hash_to_checksum_type(TPMI_ALG_HASH alg, GChecksumType *out)
 	}
 }
 
+/*
+ * The TPM's own response code without the handle/parameter/session number of
+ * format-one codes; 0 for codes of the software stack (TCTI, ESYS, ...).
+ */
+TSS2_RC
+kl_tpm_rc_base(TSS2_RC rc)
+{
+	if ((rc & TSS2_RC_LAYER_MASK) != TSS2_TPM_RC_LAYER)
+		return 0;
+	if (rc & TPM2_RC_FMT1)
+		return rc & (TPM2_RC_FMT1 | 0x3f);
+	return rc & 0xfff;
+}
+
+/* TRUE when @rc says the TPM connection is gone (TCTI failure, a broken ESYS context) */
+gboolean
+kl_tpm_rc_is_connection_lost(TSS2_RC rc)
+{
+	TSS2_RC layer = rc & TSS2_RC_LAYER_MASK;
+	TSS2_RC base = rc & 0xffff;
+
+	if (layer == TSS2_TCTI_RC_LAYER)
+		return TRUE;
+	if (layer == TSS2_ESAPI_RC_LAYER || layer == TSS2_SYS_RC_LAYER)
+		return base == TSS2_BASE_RC_IO_ERROR || base == TSS2_BASE_RC_BAD_SEQUENCE ||
+		       base == TSS2_BASE_RC_NO_CONNECTION ||
+		       base == TSS2_BASE_RC_MALFORMED_RESPONSE;
+	/* a TPM that was reset under the agent and not started again */
+	return rc == TPM2_RC_INITIALIZE;
+}
+
+/* what an operator should do about @rc, or NULL when the code speaks for itself */
+const gchar *
+kl_tpm_rc_advice(TSS2_RC rc)
+{
+	if (kl_tpm_rc_is_connection_lost(rc))
+		return "the connection to the TPM was lost (TPM, simulator or resource manager "
+		       "restarted, or an I/O error); the agent reconnects and loads the AK again";
+	switch (kl_tpm_rc_base(rc)) {
+	case TPM2_RC_OBJECT_MEMORY:
+	case TPM2_RC_SESSION_MEMORY:
+	case TPM2_RC_MEMORY:
+	case TPM2_RC_OBJECT_HANDLES:
+	case TPM2_RC_SESSION_HANDLES:
+		return "the TPM's memory for loaded keys or sessions is full: on a TPM without "
+		       "resource manager, another program or a killed agent left them loaded. "
+		       "Use the resource manager (tcti = \"device:/dev/tpmrm0\"), or free them "
+		       "with "
+		       "tpm2_flushcontext -t and tpm2_flushcontext -s. The AK and agent_data.json "
+		       "are "
+		       "fine: do not delete them";
+	case TPM2_RC_LOCKOUT:
+		return "the TPM is in dictionary-attack lockout after too many wrong passwords "
+		       "(check tpm_ownerpassword): wait until the lockout ends (tpm2_getcap "
+		       "properties-variable shows TPM2_PT_LOCKOUT_COUNTER and "
+		       "TPM2_PT_LOCKOUT_INTERVAL) or clear it with tpm2_dictionarylockout "
+		       "--clear-lockout and the lockout password. The AK and agent_data.json are "
+		       "fine: do not delete them";
+	case TPM2_RC_RETRY:
+	case TPM2_RC_YIELDED:
+	case TPM2_RC_TESTING:
+	case TPM2_RC_NV_RATE:
+	case TPM2_RC_NV_UNAVAILABLE:
+	case TPM2_RC_CONTEXT_GAP:
+		return "the TPM is busy (self-test, another command or NV rate limit): a "
+		       "transient condition, the agent tries again";
+	case TPM2_RC_FAILURE:
+		return "the TPM is in failure mode: it accepts no commands until the machine is "
+		       "restarted";
+	case TPM2_RC_AUTH_FAIL:
+	case TPM2_RC_BAD_AUTH:
+		return "wrong authorization value (check tpm_ownerpassword); repeated failures put "
+		       "the TPM into dictionary-attack lockout";
+	default:
+		return NULL;
+	}
+}
+
 GError *
 kl_tpm_error_from_rc(TSS2_RC rc, const gchar *what)
 {
+	const gchar *advice = kl_tpm_rc_advice(rc);
+
 	return g_error_new(KL_ERROR,
 			   KL_ERROR_TPM,
-			   "%s: %s (0x%x)",
+			   "%s: %s (0x%x)%s%s",
 			   what != NULL ? what : "TPM command",
 			   Tss2_RC_Decode(rc),
-			   (guint)rc);
+			   (guint)rc,
+			   advice != NULL ? ": " : "",
+			   advice != NULL ? advice : "");
 }
 
 /* ------------------------------------------------------------------ */
@@ -722,6 +805,59 @@ kl_tpm_get_description(KlTpm *tpm)
 	return tpm->description;
 }
 
+/* ------------------------------------------------------------------ */
+/* health (watchdog)                                                    */
+
+gint
+kl_tpm_now_s(void)
+{
+	return (gint)(g_get_monotonic_time() / G_USEC_PER_SEC) + 1;
+}
+
+static void
+kl_tpm_busy(KlTpm *tpm, const gchar *what)
+{
+	if (what != NULL) {
+		g_atomic_pointer_set(&tpm->busy_what, (gpointer)what);
+		g_atomic_int_set(&tpm->busy_since_s, kl_tpm_now_s());
+	} else {
+		g_atomic_int_set(&tpm->busy_since_s, 0);
+	}
+}
+
+void
+kl_tpm_set_unusable(KlTpm *tpm, gboolean unusable)
+{
+	if (!unusable)
+		g_atomic_int_set(&tpm->unusable_since_s, 0);
+	else
+		(void)g_atomic_int_compare_and_exchange(&tpm->unusable_since_s, 0, kl_tpm_now_s());
+}
+
+const gchar *
+kl_tpm_get_busy(KlTpm *tpm, guint *busy_s)
+{
+	gint since;
+
+	g_return_val_if_fail(tpm != NULL, NULL);
+	since = g_atomic_int_get(&tpm->busy_since_s);
+	if (since == 0)
+		return NULL;
+	if (busy_s != NULL)
+		*busy_s = (guint)MAX(kl_tpm_now_s() - since, 0);
+	return g_atomic_pointer_get(&tpm->busy_what);
+}
+
+guint
+kl_tpm_get_unusable_s(KlTpm *tpm)
+{
+	gint since;
+
+	g_return_val_if_fail(tpm != NULL, 0);
+	since = g_atomic_int_get(&tpm->unusable_since_s);
+	return since == 0 ? 0 : (guint)MAX(kl_tpm_now_s() - since, 1);
+}
+
 static gboolean
 kl_tpm_check_pcr_args(TPMI_ALG_HASH bank, guint32 pcr_mask, GError **error)
 {
@@ -752,6 +888,8 @@ kl_tpm_quote(KlTpm *tpm,
 	     GBytes **signature,
 	     GError **error)
 {
+	gboolean ok;
+
 	g_return_val_if_fail(tpm != NULL, FALSE);
 	g_return_val_if_fail(attest != NULL && signature != NULL, FALSE);
 	if (!kl_tpm_check_pcr_args(bank, pcr_mask, error))
@@ -765,19 +903,27 @@ kl_tpm_quote(KlTpm *tpm,
 			    (guint)sizeof(TPMU_HA));
 		return FALSE;
 	}
-	return tpm->backend->quote(
+	kl_tpm_busy(tpm, "TPM2_Quote");
+	ok = tpm->backend->quote(
 	    tpm, bank, pcr_mask, scheme, hash, qualifying_data, attest, signature, error);
+	kl_tpm_busy(tpm, NULL);
+	return ok;
 }
 
 gboolean
 kl_tpm_pcr_read(
     KlTpm *tpm, TPMI_ALG_HASH bank, guint32 pcr_mask, GPtrArray **values, GError **error)
 {
+	gboolean ok;
+
 	g_return_val_if_fail(tpm != NULL, FALSE);
 	g_return_val_if_fail(values != NULL, FALSE);
 	if (!kl_tpm_check_pcr_args(bank, pcr_mask, error))
 		return FALSE;
-	return tpm->backend->pcr_read(tpm, bank, pcr_mask, values, error);
+	kl_tpm_busy(tpm, "TPM2_PCR_Read");
+	ok = tpm->backend->pcr_read(tpm, bank, pcr_mask, values, error);
+	kl_tpm_busy(tpm, NULL);
+	return ok;
 }
 
 gboolean
@@ -791,6 +937,8 @@ kl_tpm_certify_ak(KlTpm *tpm,
 		  GBytes **signature,
 		  GError **error)
 {
+	gboolean ok;
+
 	g_return_val_if_fail(tpm != NULL, FALSE);
 	g_return_val_if_fail(attest != NULL && signature != NULL, FALSE);
 	if (qualifying_data != NULL && g_bytes_get_size(qualifying_data) > sizeof(TPMU_HA)) {
@@ -802,14 +950,22 @@ kl_tpm_certify_ak(KlTpm *tpm,
 			    (guint)sizeof(TPMU_HA));
 		return FALSE;
 	}
-	return tpm->backend->certify_ak(
+	kl_tpm_busy(tpm, "TPM2_Certify");
+	ok = tpm->backend->certify_ak(
 	    tpm, signer, signer_auth, scheme, hash, qualifying_data, attest, signature, error);
+	kl_tpm_busy(tpm, NULL);
+	return ok;
 }
 
 gboolean
 kl_tpm_activate_credential(KlTpm *tpm, GBytes *blob, GBytes **secret, GError **error)
 {
+	gboolean ok;
+
 	g_return_val_if_fail(tpm != NULL, FALSE);
 	g_return_val_if_fail(secret != NULL, FALSE);
-	return tpm->backend->activate_credential(tpm, blob, secret, error);
+	kl_tpm_busy(tpm, "TPM2_ActivateCredential");
+	ok = tpm->backend->activate_credential(tpm, blob, secret, error);
+	kl_tpm_busy(tpm, NULL);
+	return ok;
 }

@@ -456,9 +456,19 @@ kl_ima_log_check(KlImaLog *self, gint64 boot_time, GError **error)
 		return kl_ima_log_open(self, error);
 	}
 	if (kl_ima_log_changed(self, &replaced, &error_local)) {
-		g_info("the IMA measurement list %s was %s: reading it again from the start",
-		       self->path,
-		       replaced ? "replaced" : "rewritten or shortened");
+		/*
+		 * the kernel's list only grows within one boot: a list that shrank or
+		 * changed its past without a reboot was tampered with (or is not the
+		 * kernel's); the verifier will see the new content
+		 */
+		if (replaced)
+			g_info("the IMA measurement list %s was replaced: reading it again from "
+			       "the start",
+			       self->path);
+		else
+			g_warning("the IMA measurement list %s was rewritten or shortened within "
+				  "one boot (possible tampering): reading it again from the start",
+				  self->path);
 		if (replaced)
 			return kl_ima_log_open(self, error);
 		kl_ima_log_reset_index(self);

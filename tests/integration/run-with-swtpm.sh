@@ -7,6 +7,10 @@
 # runs "$@", and stops swtpm by its pid. Prints a TAP skip when swtpm is missing
 # (a failure under KL_TEST_NO_SKIP).
 #
+# A test may stop that swtpm (KL_TEST_SWTPM_PID) and start another one on the
+# same ports and state; it writes that one's pid to $KL_TEST_SWTPM_STATE/restarted.pid
+# so that it is stopped here too.
+#
 # Set KL_SWTPM_SETUP=1 to manufacture the TPM first (EK + EK certificate in NV,
 # like a real TPM): swtpm_setup --create-ek-cert. The TPM's profile:
 # KL_SWTPM_PCR_BANKS (active PCR banks, e.g. "sha1,sha256,sha384"; default
@@ -30,6 +34,10 @@ cleanup() {
 		kill -CONT "$swtpm_pid" 2>/dev/null
 		kill "$swtpm_pid" 2>/dev/null
 		wait "$swtpm_pid" 2>/dev/null
+	fi
+	# a swtpm the test started again on the same state (TPM power cycle tests)
+	if [ -s "$state/restarted.pid" ]; then
+		kill "$(cat "$state/restarted.pid")" 2>/dev/null
 	fi
 	rm -rf "$state"
 }

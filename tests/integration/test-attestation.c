@@ -362,7 +362,7 @@ test_once_cli_flags(void)
 			    NULL);
 	g_assert_no_error(error);
 	status = kl_test_agent_wait(once, 45);
-	if (status != 0)
+	if (status != 0 || vint("passes") < passes + 1)
 		kl_test_agent_dump_log(once);
 	g_assert_cmpint(status, ==, 0);
 	assert_wait("passes", passes + 1, 30);

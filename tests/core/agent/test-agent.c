@@ -13,6 +13,7 @@
 #include "keylime-agent/kl-error.h"
 #include "keylime-agent/kl-json.h"
 #include "kl-agent.h"
+#include "kl-log.h"
 
 #define AGENT_ID   "d432fbb3-d2f1-4a97-9ef7-75bd81c00002"
 #define SESSION_ID "0024f423-c785-4683-9c2b-3ff2b27e3631"
@@ -57,7 +58,8 @@ typedef struct {
 	gint64 now_us;
 	gchar *default_location;
 	gboolean real_delays;
-	guint slow_ms; /* the fake peers take this long to answer */
+	guint slow_ms;		/* the fake peers take this long to answer */
+	gboolean advance_clock; /* the fake clock moves by every delay the agent asks for */
 	guint splay_percent;
 	guint jitter_percent;
 	guint32 seed;	   /* 0: 42 */
@@ -295,6 +297,8 @@ level_name(GLogLevelFlags level)
 {
 	if (level & G_LOG_LEVEL_ERROR)
 		return "ERROR";
+	if (level & KL_LOG_LEVEL_FATAL)
+		return "ERROR"; /* kl_error() */
 	if (level & G_LOG_LEVEL_CRITICAL)
 		return "CRITICAL";
 	if (level & G_LOG_LEVEL_WARNING)
@@ -551,6 +555,8 @@ fake_delay(KlAgent *agent, guint64 delay_ms, gpointer user_data)
 	KlAgentState state = kl_agent_get_state(agent);
 
 	g_array_append_val(f->delays, delay_ms);
+	if (f->advance_clock)
+		f->now_us += (gint64)delay_ms * 1000;
 	g_array_append_val(f->delay_states, state);
 	if (f->stop_after > 0 && kl_agent_get_attestation_count(agent) >= f->stop_after)
 		kl_agent_stop(agent);
@@ -783,7 +789,7 @@ test_registrar_403_fatal(Fixture *f, gconstpointer data)
 		       "{\"code\":403,\"status\":\"Forbidden\",\"results\":{}}",
 		       NULL,
 		       -1);
-	expect_log("WARNING", "*refused agent*regdelete*");
+	expect_log("ERROR", "*refused agent*regdelete*");
 	run_agent(f, FALSE, 5);
 	assert_expected_logs();
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_REGISTRAR_IDENTITY);
@@ -796,7 +802,7 @@ static void
 test_activation_400_reregisters(Fixture *f, gconstpointer data)
 {
 	fixture_script(f, "PUT", "/v2.6/agents/", 400, "{\"code\":400}", NULL, -1);
-	expect_log("MESSAGE", "*deleted the record*");
+	expect_log("WARNING", "*deleted the record*");
 	run_agent(f, TRUE, 5);
 	assert_expected_logs();
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
@@ -876,7 +882,7 @@ test_session_not_enrolled_gives_up_once(Fixture *f, gconstpointer data)
 {
 	f->enrolled = FALSE;
 	expect_log("MESSAGE", "*is not enrolled at the verifier*");
-	expect_log("WARNING", "*giving up after 3 attempts*");
+	expect_log("ERROR", "*giving up after 3 attempts*");
 	run_agent(f, TRUE, 2);
 	assert_expected_logs();
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_NOT_ACCEPTED);
@@ -888,7 +894,7 @@ static void
 test_phase1_422_logs_detail(Fixture *f, gconstpointer data)
 {
 	fixture_script(f, "POST", ATT_PATH, 422, "errors-422.json", NULL, -1);
-	expect_log("MESSAGE",
+	expect_log("WARNING",
 		   "offering capabilities: the verifier answered HTTP 422: Attribute "
 		   "'evidence' must contain at least the PCRs requested "
 		   "(invalid_resource_data); retrying in 1.0 s");
@@ -971,7 +977,7 @@ test_phase1_403_keeps_token(Fixture *f, gconstpointer data)
 		       "authentication (PoP token)\"}]}",
 		       NULL,
 		       -1);
-	expect_log("MESSAGE",
+	expect_log("WARNING",
 		   "offering capabilities: the verifier answered HTTP 403: Action "
 		   "submit_attestation requires agent authentication (PoP token); "
 		   "retrying in 1.0 s");
@@ -998,7 +1004,8 @@ test_phase2_403_restarts_phase1(Fixture *f, gconstpointer data)
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER ATT_PATH), ==, 2);
 	g_assert_cmpuint(count_requests(f, "PATCH " VERIFIER ATT_PATH), ==, 2);
-	g_assert_cmpuint(delay_at(f, 3), ==, 1000);
+	/* the round expired at the verifier: a new phase 1 at once, no backoff */
+	g_assert_cmpuint(delay_at(f, 3), ==, 0);
 	/* a 403 on evidence does not cost a new session */
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
 }
@@ -1020,7 +1027,7 @@ test_registration_contribution_failure_retries(Fixture *f, gconstpointer data)
 {
 	/* a plugin that cannot add its fields: no registration without them */
 	f->contribute_fails = 1;
-	expect_log("MESSAGE", "*registration postponed*IAK: TPM busy; retrying in 1.0 s");
+	expect_log("WARNING", "*registration postponed*IAK: TPM busy; retrying in 1.0 s");
 	run_agent(f, TRUE, 5);
 	assert_expected_logs();
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
@@ -1067,7 +1074,7 @@ static void
 test_phase2_422_restarts_phase1(Fixture *f, gconstpointer data)
 {
 	fixture_script(f, "PATCH", ATT_PATH "/", 422, "errors-422.json", NULL, -1);
-	expect_log("MESSAGE",
+	expect_log("WARNING",
 		   "submitting evidence: the verifier answered HTTP 422: Attribute 'evidence' "
 		   "must contain at least the PCRs requested (invalid_resource_data); retrying "
 		   "in 1.0 s");
@@ -1081,12 +1088,85 @@ test_phase2_422_restarts_phase1(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(delay_at(f, 3), ==, 1000);
 }
 
+/*
+ * The verifier's 202 echoes the evidence back (14.5 MB for 100k IMA entries):
+ * an answer of 50 MB, far above the 16 MiB cap of other answers, is an
+ * accepted submission, and meta (at its end) still sets the next cycle.
+ */
+static void
+test_evidence_echo_50mb(Fixture *f, gconstpointer data)
+{
+	const gsize size = 50 * 1024 * 1024;
+	GString *echo = g_string_sized_new(size + 128);
+
+	g_string_append(echo,
+			"{\"data\":{\"type\":\"attestation\",\"attributes\":{\"evidence\":\"");
+	while (echo->len < size)
+		g_string_append(echo, "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=");
+	g_string_append(echo, "\"}},\"meta\":{\"seconds_to_next_attestation\":7}}");
+	fixture_script(f, "PATCH", ATT_PATH "/", 202, echo->str, NULL, -1);
+	g_string_free(echo, TRUE);
+	f->stop_after = 1;
+	run_agent(f, FALSE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(count_logged("INFO", "attestation 1 submitted: *; next in 7 s"), ==, 1);
+	g_assert_cmpuint(count_requests(f, "PATCH " VERIFIER ATT_PATH), ==, 1);
+}
+
+/*
+ * Evidence above the verifier's max_upload_size: one ERROR line naming the
+ * size and the option, then the longest backoff (not a retry every few
+ * seconds); a second refusal is not logged at ERROR again.
+ */
+static void
+test_evidence_too_large(Fixture *f, gconstpointer data)
+{
+	gboolean longest = FALSE;
+
+	fixture_script(f, "PATCH", ATT_PATH "/", 413, "", NULL, -1);
+	fixture_script(f, "PATCH", ATT_PATH "/", 413, "", NULL, -1);
+	run_agent(f, TRUE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(
+	    count_logged("ERROR", "*refused the evidence of * MiB as too large*max_upload_size*"),
+	    ==,
+	    1);
+	g_assert_cmpuint(
+	    count_logged("INFO", "*refused the evidence of * MiB as too large*"), ==, 1);
+	for (guint i = 0; i < f->delays->len; i++)
+		if (delay_at(f, i) == 600000)
+			longest = TRUE;
+	g_assert_true(longest);
+	g_assert_cmpuint(count_requests(f, "PATCH " VERIFIER ATT_PATH), ==, 3);
+}
+
+/* 403 old_attestation: the round is over at the verifier, a new phase 1 starts at once */
+static void
+test_old_attestation_restarts_at_once(Fixture *f, gconstpointer data)
+{
+	fixture_script(f,
+		       "PATCH",
+		       ATT_PATH "/",
+		       403,
+		       "{\"errors\":[{\"status\":\"403\",\"code\":\"old_attestation\","
+		       "\"detail\":\"Attestation 3 is not the latest\"}]}",
+		       NULL,
+		       -1);
+	run_agent(f, TRUE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(count_logged("MESSAGE", "*starting a new attestation at once"), ==, 1);
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER ATT_PATH), ==, 2);
+	/* no backoff between the refusal and the new phase 1 */
+	for (guint i = 0; i < f->delays->len; i++)
+		g_assert_cmpuint(delay_at(f, i), <, 1000);
+}
+
 static void
 test_collect_failure_sends_nothing(Fixture *f, gconstpointer data)
 {
 	f->collect_fails = TRUE;
-	expect_log("MESSAGE", "*cannot collect the requested uefi_log evidence*log vanished*");
-	expect_log("WARNING", "*giving up*");
+	expect_log("WARNING", "*cannot collect the requested uefi_log evidence*log vanished*");
+	expect_log("ERROR", "*giving up*");
 	run_agent(f, TRUE, 1);
 	assert_expected_logs();
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_NOT_ACCEPTED);
@@ -1110,7 +1190,7 @@ test_unknown_type_collects_nothing(Fixture *f, gconstpointer data)
 		       "\"chosen_parameters\":{}}]}}}",
 		       ATT_PATH "/0",
 		       -1);
-	expect_log("MESSAGE",
+	expect_log("WARNING",
 		   "*cannot collect the requested kl_unknown_log evidence (item 2); nothing was "
 		   "sent, starting a new attestation: the verifier requested evidence type "
 		   "'kl_unknown_log', which no active plugin provides*");
@@ -1194,14 +1274,31 @@ test_token_expiry_proactive(Fixture *f, gconstpointer data)
 	/* a fresh session is used: a proactive re-auth happens only for an existing token */
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
 
-	/* continuous: the second cycle runs 5 s before expiry and renews first */
+	/*
+	 * continuous, the clock following the 2 s cycles: a token of 30 s is
+	 * renewed once a quarter of its lifetime (7 s) is left, not 10 s before
+	 * its expiry (a short session_lifetime would renew at every cycle)
+	 */
 	kl_agent_free(f->agent);
 	f->agent = NULL;
 	g_ptr_array_set_size(f->requests, 0);
 	kl_http_set_bearer_token(f->verifier_http, NULL, NULL);
-	f->stop_after = 2;
+	f->now_us = (G_GINT64_CONSTANT(1795444511) - 30) * G_USEC_PER_SEC;
+	f->advance_clock = TRUE;
+	f->stop_after = 10;
 	run_agent(f, FALSE, 5);
+	/* cycles at 30, 28, ... 12, 10, 8 s before expiry: still the first token */
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
+	kl_agent_free(f->agent);
+	f->agent = NULL;
+	g_ptr_array_set_size(f->requests, 0);
+	kl_http_set_bearer_token(f->verifier_http, NULL, NULL);
+	f->now_us = (G_GINT64_CONSTANT(1795444511) - 30) * G_USEC_PER_SEC;
+	f->stop_after = 13;
+	run_agent(f, FALSE, 5);
+	/* ... 6 s before expiry: renewed first */
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 2);
+	f->advance_clock = FALSE;
 
 	/* with time to spare the token is reused */
 	kl_agent_free(f->agent);
@@ -1764,6 +1861,9 @@ main(int argc, char **argv)
 	ADD("/agent/phase1-401-forever-backs-off", test_phase1_401_forever_backs_off);
 	ADD("/agent/phase1-409-backs-off", test_phase1_409_backs_off);
 	ADD("/agent/phase2-422-restarts-phase1", test_phase2_422_restarts_phase1);
+	ADD("/agent/evidence-echo-50mb", test_evidence_echo_50mb);
+	ADD("/agent/evidence-too-large", test_evidence_too_large);
+	ADD("/agent/old-attestation-restarts-at-once", test_old_attestation_restarts_at_once);
 	ADD("/agent/collect-failure-sends-nothing", test_collect_failure_sends_nothing);
 	ADD("/agent/unknown-type-collects-nothing", test_unknown_type_collects_nothing);
 	ADD("/agent/location-other-origin", test_location_other_origin_not_followed);

@@ -192,7 +192,7 @@ kl_config_known_keys_test(void)
 		g_assert_nonnull(kl_config_get_string(cfg, keys[n]));
 		g_assert_cmpstr(kl_config_get_origin(cfg, keys[n]), ==, "default");
 	}
-	g_assert_cmpuint(n, ==, 51);
+	g_assert_cmpuint(n, ==, 52);
 	g_assert_true(g_strv_contains(keys, "tcti"));
 	g_assert_true(g_strv_contains(keys, "registrar_api_versions"));
 	/* pull-model options are accepted but are not options of this agent */
@@ -327,7 +327,7 @@ kl_config_layer_env_test(KlConfigFixture *fx, gconstpointer data)
 	g_auto(GStrv) versions = NULL;
 
 	kl_test_setenv(fx, "KEYLIME_AGENT_REGISTRAR_IP", "10.0.0.5");
-	kl_test_setenv(fx, "KEYLIME_AGENT_REGISTRAR_TLS_ENABLED", "yes");
+	kl_test_setenv(fx, "KEYLIME_AGENT_REGISTRAR_TLS_ENABLED", "true");
 	kl_test_setenv(fx, "KEYLIME_AGENT_REGISTRAR_API_VERSIONS", "2.1, 2.2");
 	/* pull-model options are accepted silently */
 	kl_test_setenv(fx, "KEYLIME_AGENT_SERVER_KEY", "x");
@@ -523,7 +523,15 @@ kl_config_bad_value_test(KlConfigFixture *fx, gconstpointer data)
 		{ "enable_iak_idevid = 1",
 		  "option 'enable_iak_idevid': expected a boolean (true or false), got integer" },
 		{ "enable_iak_idevid = \"maybe\"",
-		  "option 'enable_iak_idevid': expected a boolean (true or false), got \"maybe\"" },
+		  "option 'enable_iak_idevid': expected a boolean, true or false without quotes, "
+		  "got the string \"maybe\"" },
+		/* "yes" once turned certificate checks off: strings are never booleans */
+		{ "tls_accept_invalid_certs = \"yes\"",
+		  "option 'tls_accept_invalid_certs': expected a boolean, true or false without "
+		  "quotes, got the string \"yes\"" },
+		{ "registrar_tls_enabled = 1",
+		  "option 'registrar_tls_enabled': expected a boolean (true or false), got "
+		  "integer" },
 		{ "uuid = true", "option 'uuid': expected a string, got boolean" },
 		{ "uuid = [\"a\"]", "option 'uuid': expected a string, got array" },
 		{ "ima_ml_path = 3 == 3", NULL },
@@ -682,7 +690,7 @@ kl_config_normalize_test(KlConfigFixture *fx, gconstpointer data)
 		{ "verifier_url", "https://v.example:8881/", "https://v.example:8881" },
 		{ "verifier_url", "https://[::1]:8881", "https://[::1]:8881" },
 		{ "tls_accept_invalid_certs", "TRUE", "true" },
-		{ "tls_accept_invalid_certs", "0", "false" },
+		{ "tls_accept_invalid_certs", "False", "false" },
 		{ "request_timeout", " 42 ", "42" },
 		{ "version", "2.5", "2.5" },
 		{ "ek_handle", "0x81010001", "0x81010001" },
@@ -886,7 +894,7 @@ kl_config_describe_test(KlConfigFixture *fx, gconstpointer data)
 	kl_test_assert_line(text, "disabled_plugins = [\"a\", \"b\"]  # command line");
 	kl_test_assert_line(text, "uuid = \"d432fbb3-d2f1-4a97-9ef7-75bd81c00000\"  # default");
 	kl_test_assert_line(text, "registrar_api_versions = [\"default\"]  # default");
-	g_assert_cmpuint(g_strv_length((gchar **)kl_config_get_known_keys()), ==, 51);
+	g_assert_cmpuint(g_strv_length((gchar **)kl_config_get_known_keys()), ==, 52);
 }
 
 int

@@ -16,7 +16,16 @@ kl_log_format_test(void)
 	    kl_log_format_line(G_LOG_LEVEL_INFO, "kl-ima_log", "a\nFAKE line\r\x01", FALSE);
 	g_autofree gchar *d = kl_log_format_line(G_LOG_LEVEL_DEBUG, "kl-core", "dbg", TRUE);
 
+	g_autofree gchar *e =
+	    kl_log_format_line(KL_LOG_LEVEL_FATAL, "kl-core", "bad configuration", FALSE);
+
 	g_assert_cmpstr(a, ==, "WARNING kl-core: disk full\n");
+	/* kl_error(): fatal conditions are ERROR, and always shown */
+	g_assert_cmpstr(e, ==, "ERROR kl-core: bad configuration\n");
+	g_assert_true(kl_log_set_level("error", NULL));
+	g_assert_true(kl_log_is_enabled(KL_LOG_LEVEL_FATAL, "kl-core"));
+	g_assert_false(kl_log_is_enabled(G_LOG_LEVEL_WARNING, "kl-core"));
+	g_assert_true(kl_log_set_level("info", NULL));
 	g_assert_cmpstr(b, ==, "INFO default: x\n");
 	/* a message is always one line */
 	g_assert_cmpstr(c, ==, "INFO kl-ima_log: a\\nFAKE line\\r\\x01\n");

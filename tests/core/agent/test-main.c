@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kl-config.h"
 #include "kl-test-skip.h"
 
 #define AGENT_ID "d432fbb3-d2f1-4a97-9ef7-75bd81c0e001"
@@ -320,6 +321,83 @@ test_usage_and_config_errors(void)
 	g_assert_cmpint(agent_finish(bad_conf, &out, &err), ==, 3);
 }
 
+/*
+ * A boolean option takes a TOML boolean, or true/false from the environment:
+ * the string "yes" (which once turned certificate checks off) or even "true" in
+ * quotes is a configuration error naming the file and line (exit status 3).
+ */
+static void
+test_boolean_options_strict(void)
+{
+	const gchar *const *keys = kl_config_get_known_keys();
+	guint booleans = 0;
+
+	for (guint i = 0; keys[i] != NULL; i++) {
+		const gchar *key = keys[i];
+		const gchar *strings[] = { "yes", "true", "1", "off" };
+		g_autofree gchar *var = NULL;
+
+		if (!kl_config_is_boolean(key))
+			continue;
+		booleans++;
+		for (guint j = 0; j < G_N_ELEMENTS(strings); j++) {
+			Setup s;
+			g_autoptr(GError) error = NULL;
+			g_autoptr(GSubprocess) proc = NULL;
+			g_autofree gchar *extra = g_strdup_printf(
+			    "exponential_backoff_max_retries = 1\n%s = \"%s\"\n", key, strings[j]);
+			g_autofree gchar *where = NULL;
+			g_autofree gchar *out = NULL;
+			g_autofree gchar *err = NULL;
+
+			setup_new(&s, 1, extra);
+			{
+				/* the line of the option in the file setup_new wrote */
+				g_autofree gchar *text = NULL;
+				g_auto(GStrv) lines = NULL;
+				g_autofree gchar *prefix = g_strdup_printf("%s = ", key);
+				guint line = 0;
+				g_assert_true(g_file_get_contents(s.conf, &text, NULL, NULL));
+				lines = g_strsplit(text, "\n", -1);
+				for (guint n = 0; lines[n] != NULL; n++)
+					if (g_str_has_prefix(lines[n], prefix))
+						line = n + 1;
+				g_assert_cmpuint(line, >, 0);
+				where = g_strdup_printf("%s:%u", s.conf, line);
+			}
+			proc =
+			    agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--once", NULL);
+			g_assert_no_error(error);
+			g_assert_cmpint(agent_finish(proc, &out, &err), ==, 3);
+			g_assert_nonnull(strstr(err, where));
+			g_assert_nonnull(strstr(err, key));
+			g_assert_nonnull(strstr(err, "ERROR"));
+			setup_clear(&s);
+		}
+		/* the environment: true and false only */
+		var = g_ascii_strup(key, -1);
+		{
+			Setup s;
+			g_autoptr(GError) error = NULL;
+			g_autoptr(GSubprocess) proc = NULL;
+			g_autofree gchar *env_var = g_strdup_printf("KEYLIME_AGENT_%s=yes", var);
+			const gchar *env[] = { env_var, NULL };
+			g_autofree gchar *out = NULL;
+			g_autofree gchar *err = NULL;
+
+			setup_new(&s, 1, NULL);
+			proc = agent_spawn_env(
+			    &error, env, "--config", s.conf, "--avoid-tpm", "--once", NULL);
+			g_assert_no_error(error);
+			g_assert_cmpint(agent_finish(proc, &out, &err), ==, 3);
+			g_assert_nonnull(strstr(err, var));
+			setup_clear(&s);
+		}
+	}
+	/* enable_iak_idevid, registrar_tls_enabled, tls_accept_invalid_certs/_hostnames */
+	g_assert_cmpuint(booleans, >=, 4);
+}
+
 static void
 test_plain_http_verifier_refused(void)
 {
@@ -557,6 +635,72 @@ proc_uid(const gchar *pid)
 	if (line == NULL)
 		return -1;
 	return g_ascii_strtoll(line + 5, NULL, 10);
+}
+
+/*
+ * A verifier CA file the run_as user cannot read: the agent reads it at every
+ * connection after dropping root, so this is a configuration error at start
+ * (exit 3) naming the file and the user, and a PROBLEM in --check (run as
+ * root), not a TLS failure retried forever.
+ */
+static void
+test_ca_unreadable_by_run_as(void)
+{
+	Setup s;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSubprocess) proc = NULL;
+	g_autoptr(GSubprocess) check = NULL;
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autoptr(GSubprocess) check2 = NULL;
+	g_autofree gchar *cadir = NULL;
+	g_autofree gchar *ca = NULL;
+	g_autofree gchar *extra = NULL;
+
+	if (!have_plugin())
+		return;
+	if (geteuid() != 0) {
+		kl_test_skip("dropping privileges needs root");
+		return;
+	}
+	cadir = g_dir_make_tmp("kl-ca-XXXXXX", NULL);
+	g_assert_nonnull(cadir);
+	g_assert_cmpint(g_chmod(cadir, 0755), ==, 0);
+	ca = g_build_filename(cadir, "ca.pem", NULL);
+	g_assert_true(g_file_set_contents(ca, "-----BEGIN CERTIFICATE-----\n", -1, NULL));
+	g_assert_cmpint(g_chmod(ca, 0600), ==, 0);
+	extra = g_strdup_printf("exponential_backoff_max_retries = 1\n"
+				"run_as = \"nobody:nogroup\"\n"
+				"verifier_tls_ca_cert = \"%s\"\n",
+				ca);
+	setup_new(&s, 1, extra);
+
+	proc = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--once", NULL);
+	g_assert_no_error(error);
+	g_assert_cmpint(agent_finish(proc, &out, &err), ==, 3);
+	g_assert_nonnull(strstr(err, "ERROR"));
+	g_assert_nonnull(strstr(err, ca));
+	g_assert_nonnull(strstr(err, "cannot be read by user nobody"));
+	g_clear_pointer(&out, g_free);
+	g_clear_pointer(&err, g_free);
+
+	check = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--check", NULL);
+	g_assert_no_error(error);
+	g_assert_cmpint(agent_finish(check, &out, &err), ==, 1);
+	g_assert_nonnull(strstr(out, "PROBLEM: "));
+	g_assert_nonnull(strstr(out, "cannot be read by user nobody"));
+	g_clear_pointer(&out, g_free);
+	g_clear_pointer(&err, g_free);
+
+	/* readable by its group: fine */
+	g_assert_cmpint(g_chmod(ca, 0644), ==, 0);
+	check2 = agent_spawn(&error, "--config", s.conf, "--avoid-tpm", "--check", NULL);
+	g_assert_no_error(error);
+	(void)agent_finish(check2, &out, &err);
+	g_assert_null(strstr(out, "cannot be read by user"));
+	g_assert_cmpint(g_unlink(ca), ==, 0);
+	g_assert_cmpint(g_rmdir(cadir), ==, 0);
+	setup_clear(&s);
 }
 
 static void
@@ -890,6 +1034,7 @@ main(int argc, char **argv)
 		return 77;
 	}
 	g_test_add_func("/main/usage-and-config-errors", test_usage_and_config_errors);
+	g_test_add_func("/main/boolean-options-strict", test_boolean_options_strict);
 	g_test_add_func("/main/plain-http-verifier-refused", test_plain_http_verifier_refused);
 	g_test_add_func("/main/check-report", test_check_report);
 	g_test_add_func("/main/no-plugin-exit-6", test_no_plugin_exit_6);
@@ -897,6 +1042,7 @@ main(int argc, char **argv)
 	g_test_add_func("/main/once-gives-up-exit-7", test_once_gives_up_exit_7);
 	g_test_add_func("/main/sigterm-and-sighup", test_sigterm_and_sighup);
 	g_test_add_func("/main/run-as", test_run_as);
+	g_test_add_func("/main/ca-unreadable-by-run-as", test_ca_unreadable_by_run_as);
 	g_test_add_func("/main/registrar-url-contact-versions",
 			test_registrar_url_contact_versions);
 	g_test_add_func("/main/timeout-flag", test_timeout_flag);

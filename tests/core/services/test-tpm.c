@@ -61,6 +61,40 @@ test_error_from_rc(void)
 	g_assert_nonnull(strstr(error->message, "handle"));
 }
 
+/*
+ * TPM response codes carry the operator's cure: full object/session memory
+ * and DA lockout say that the AK is fine (never "delete the AK"); a lost
+ * connection is recognised (the agent reconnects); busy codes are transient
+ */
+static void
+test_rc_advice(void)
+{
+	const TSS2_RC memory[] = { TPM2_RC_OBJECT_MEMORY, TPM2_RC_SESSION_MEMORY };
+	g_autoptr(GError) lockout = kl_tpm_error_from_rc(TPM2_RC_LOCKOUT, "Esys_Quote");
+	g_autoptr(GError) retry = kl_tpm_error_from_rc(TPM2_RC_RETRY, "Esys_Quote");
+	g_autoptr(GError) io = kl_tpm_error_from_rc(0xa000a, "Esys_Quote");
+
+	for (guint i = 0; i < G_N_ELEMENTS(memory); i++) {
+		g_autoptr(GError) e = kl_tpm_error_from_rc(memory[i], "Esys_Load(AK)");
+		g_assert_nonnull(strstr(e->message, "memory for loaded keys or sessions is full"));
+		g_assert_nonnull(strstr(e->message, "tpm2_flushcontext"));
+		g_assert_nonnull(strstr(e->message, "do not delete them"));
+	}
+	g_assert_nonnull(strstr(lockout->message, "dictionary-attack lockout"));
+	g_assert_nonnull(strstr(lockout->message, "tpm2_dictionarylockout"));
+	g_assert_nonnull(strstr(lockout->message, "do not delete them"));
+	g_assert_nonnull(strstr(retry->message, "transient"));
+	g_assert_true(kl_tpm_rc_is_connection_lost(0xa000a)); /* TCTI I/O error */
+	g_assert_true(kl_tpm_rc_is_connection_lost(0x70007)); /* ESYS bad sequence */
+	g_assert_true(kl_tpm_rc_is_connection_lost(TPM2_RC_INITIALIZE));
+	g_assert_false(kl_tpm_rc_is_connection_lost(TPM2_RC_LOCKOUT));
+	g_assert_nonnull(strstr(io->message, "reconnects"));
+	/* format-one codes lose their handle/parameter number */
+	g_assert_cmphex(
+	    kl_tpm_rc_base(TPM2_RC_INTEGRITY | TPM2_RC_P | TPM2_RC_2), ==, TPM2_RC_INTEGRITY);
+	g_assert_cmphex(kl_tpm_rc_base(0xa000a), ==, 0);
+}
+
 /* the EK hash equals SHA-256 of the PEM that OpenSSL (tpm2-tools) writes */
 static void
 test_ek_hash(gconstpointer data)
@@ -647,6 +681,7 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/tpm/alg-names", test_alg_names);
 	g_test_add_func("/tpm/error-from-rc", test_error_from_rc);
+	g_test_add_func("/tpm/rc-advice", test_rc_advice);
 	g_test_add_data_func("/tpm/ek-hash/rsa", "rsa", test_ek_hash);
 	g_test_add_data_func("/tpm/ek-hash/ecc", "ecc", test_ek_hash);
 	g_test_add_func("/tpm/ek-hash/bad", test_ek_hash_bad);

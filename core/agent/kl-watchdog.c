@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "config.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+#include "kl-agent.h"
+#include "kl-log.h"
+#include "kl-watchdog.h"
+
+struct _KlWatchdog {
+	KlTpm *tpm;
+	guint timeout_s;
+	KlWatchdogStopFunc stop;
+	gpointer stop_data;
+	GSource *timer;
+	gboolean stall_warned;
+	gboolean stopping;
+};
+
+guint
+kl_watchdog_warn_after_s(guint timeout_s)
+{
+	return CLAMP(timeout_s / 2, 1, 10);
+}
+
+static gboolean
+kl_watchdog_tick_cb(gpointer user_data)
+{
+	KlWatchdog *self = user_data;
+	guint busy_s = 0;
+	const gchar *what = kl_tpm_get_busy(self->tpm, &busy_s);
+	guint unusable_s = kl_tpm_get_unusable_s(self->tpm);
+
+	if (what != NULL && busy_s >= self->timeout_s) {
+		kl_error("the TPM has not answered %s for %u s (tpm_timeout): the TPM, the TPM "
+			 "simulator or the resource manager stalls; exiting with status 4 so that "
+			 "the service manager restarts the agent",
+			 what,
+			 busy_s);
+		fflush(stderr);
+		/* the worker is blocked inside the TPM stack: no clean shutdown is possible */
+		_exit(KL_EXIT_TPM);
+	}
+	if (what != NULL && busy_s >= kl_watchdog_warn_after_s(self->timeout_s)) {
+		if (!self->stall_warned)
+			g_warning(
+			    "the TPM has not answered %s for %u s: the TPM, the TPM simulator "
+			    "or the resource manager stalls; the agent exits (status 4) if it "
+			    "does not answer within tpm_timeout = %u s",
+			    what,
+			    busy_s,
+			    self->timeout_s);
+		self->stall_warned = TRUE;
+	} else if (what == NULL && self->stall_warned) {
+		g_message("the TPM answers again");
+		self->stall_warned = FALSE;
+	}
+
+	if (unusable_s >= self->timeout_s && !self->stopping) {
+		kl_error("the TPM has been unusable for %u s (connection lost, reconnecting fails; "
+			 "tpm_timeout = %u s): stopping with status 4 so that the service manager "
+			 "restarts the agent",
+			 unusable_s,
+			 self->timeout_s);
+		self->stopping = TRUE;
+		self->stop(KL_EXIT_TPM, self->stop_data);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+KlWatchdog *
+kl_watchdog_new(KlTpm *tpm, guint timeout_s, KlWatchdogStopFunc stop, gpointer user_data)
+{
+	KlWatchdog *self = g_new0(KlWatchdog, 1);
+
+	self->tpm = tpm;
+	self->timeout_s = MAX(timeout_s, 1);
+	self->stop = stop;
+	self->stop_data = user_data;
+	self->timer = g_timeout_source_new_seconds(1);
+	g_source_set_callback(self->timer, kl_watchdog_tick_cb, self, NULL);
+	g_source_attach(self->timer, g_main_context_get_thread_default());
+	return self;
+}
+
+void
+kl_watchdog_free(KlWatchdog *watchdog)
+{
+	if (watchdog == NULL)
+		return;
+	g_source_destroy(watchdog->timer);
+	g_source_unref(watchdog->timer);
+	g_free(watchdog);
+}
