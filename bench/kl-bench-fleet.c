@@ -406,7 +406,7 @@ main(int argc, char **argv)
 		g_printerr("--agents >= 1, --interval >= 2, --splay 0..100, --jitter 0..50\n");
 		return 2;
 	}
-	window = MIN((gdouble)interval * splay / 100.0, 300.0);
+	window = MIN((gdouble)interval * splay / 100.0, 120.0);
 	if (window < 1)
 		window = 1;
 	g_setenv("G_TEST_SRCDIR", KL_BENCH_TESTS_SRCDIR, FALSE);

@@ -287,6 +287,21 @@ kl_agent_drop_token(KlAgent *agent)
 	agent->token_fresh = FALSE;
 }
 
+/*
+ * The verifier refused the bearer token (401, phase 1 or 2): it is dropped and
+ * the next attempt authenticates again at once, unless the token is brand new
+ * (no tight loop against a verifier that refuses every token).
+ */
+static KlStepResult *
+kl_agent_token_refused(KlAgent *agent, KlHttpResponse *response, const gchar *what)
+{
+	KlStepResult *result =
+	    kl_step_retry(kl_agent_http_error(response, what), agent->token_fresh ? -1 : 0);
+
+	kl_agent_drop_token(agent);
+	return result;
+}
+
 static KlStepResult *
 kl_agent_step_register(KlAgent *agent, GCancellable *cancellable)
 {
@@ -549,11 +564,7 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 	case 201:
 		break;
 	case 401:
-		/* re-authenticate at once, unless the token is brand new (no tight loop) */
-		result = kl_step_retry(kl_agent_http_error(response, "offering capabilities"),
-				       agent->token_fresh ? -1 : 0);
-		kl_agent_drop_token(agent);
-		return result;
+		return kl_agent_token_refused(agent, response, "offering capabilities");
 	case 403:
 		/* the token is kept: only a 401 says it is no longer valid */
 		return kl_step_retry(kl_agent_http_error(response, "offering capabilities"), -1);
@@ -746,10 +757,7 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 		result->permanent = TRUE;
 		return result;
 	case 401:
-		result = kl_step_retry(kl_agent_http_error(response, "submitting evidence"),
-				       agent->token_fresh ? -1 : 0);
-		kl_agent_drop_token(agent);
-		return result;
+		return kl_agent_token_refused(agent, response, "submitting evidence");
 	default:
 		return kl_step_retry(kl_agent_http_error(response, "submitting evidence"),
 				     kl_agent_retry_delay(response));

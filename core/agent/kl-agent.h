@@ -33,8 +33,12 @@ G_BEGIN_DECLS
 #define KL_EXIT_NO_PLUGINS	   6 /* no evidence plugin is active */
 #define KL_EXIT_NOT_ACCEPTED	   7 /* --once / --json-file: gave up or the answer was not 2xx */
 
-/* the splay window never exceeds this, whatever the interval */
-#define KL_AGENT_SPLAY_MAX_MS (300 * G_GUINT64_CONSTANT(1000))
+/*
+ * the splay window never exceeds this, whatever the interval: with
+ * Type=notify, READY=1 comes after the registration, and the unit gives the
+ * start 5 minutes
+ */
+#define KL_AGENT_SPLAY_MAX_MS (120 * G_GUINT64_CONSTANT(1000))
 
 typedef enum {
 	KL_AGENT_STATE_UNREGISTERED,

@@ -47,8 +47,8 @@ kl_main_check(KlConfig *cfg,
 	      const GError *loader_error)
 {
 	gboolean ok = TRUE;
-	gboolean insecure = kl_main_bool(cfg, "tls_accept_invalid_certs", FALSE);
-	const gchar *verifier_url = kl_main_str(cfg, "verifier_url", "");
+	gboolean insecure = kl_config_get_bool(cfg, "tls_accept_invalid_certs");
+	const gchar *verifier_url = kl_config_get_string(cfg, "verifier_url");
 	g_autofree gchar *registrar_url = kl_main_registrar_url(cfg);
 	GPtrArray *plugins = loader != NULL ? kl_plugin_loader_get_plugins(loader) : NULL;
 	g_autoptr(GError) error = NULL;
@@ -125,13 +125,12 @@ kl_main_check(KlConfig *cfg,
 	}
 
 	printf("\nPeers:\n");
-	verifier = kl_verifier_client_new(
-	    NULL,
-	    verifier_url,
-	    kl_main_str(cfg, "verifier_api_version", KL_VERIFIER_API_DEFAULT),
-	    agent_id != NULL ? agent_id : "x",
-	    insecure,
-	    &error);
+	verifier = kl_verifier_client_new(NULL,
+					  verifier_url,
+					  kl_config_get_string(cfg, "verifier_api_version"),
+					  agent_id != NULL ? agent_id : "x",
+					  insecure,
+					  &error);
 	if (verifier == NULL) {
 		printf("  verifier: PROBLEM: %s\n", error->message);
 		ok = FALSE;
@@ -147,15 +146,15 @@ kl_main_check(KlConfig *cfg,
 		printf("  INSECURE: tls_accept_invalid_certs is set, certificates are not "
 		       "verified\n");
 	} else if (!kl_main_check_file("verifier CA",
-				       kl_main_str(cfg, "verifier_tls_ca_cert", NULL),
-				       kl_main_str(cfg, "run_as", ""))) {
+				       kl_config_get_string(cfg, "verifier_tls_ca_cert"),
+				       kl_config_get_string(cfg, "run_as"))) {
 		ok = FALSE;
 	}
 	printf("  registrar: %s\n", registrar_url);
-	if (kl_main_bool(cfg, "registrar_tls_enabled", FALSE) && !insecure &&
+	if (kl_config_get_bool(cfg, "registrar_tls_enabled") && !insecure &&
 	    !kl_main_check_file("registrar CA",
-				kl_main_str(cfg, "registrar_tls_ca_cert", NULL),
-				kl_main_str(cfg, "run_as", "")))
+				kl_config_get_string(cfg, "registrar_tls_ca_cert"),
+				kl_config_get_string(cfg, "run_as")))
 		ok = FALSE;
 
 	printf("\n%s\n", ok ? "OK" : "PROBLEMS FOUND");

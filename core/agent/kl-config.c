@@ -45,6 +45,7 @@ typedef struct {
 	const gchar *const *choices; /* allowed values of a string option */
 	KlOptValidateFunc validate;  /* extra check / normalisation */
 	gboolean secret;
+	gboolean empty_is_default; /* "" means the default (read by plugins) */
 } KlOption;
 
 typedef struct {
@@ -59,6 +60,7 @@ typedef struct {
 struct _KlConfig {
 	KlConfigEntry *entries; /* one per kl_options[] */
 	GHashTable *tables;	/* table -> (key -> string) for kl_config_lookup() */
+	GHashTable *origins;	/* "table\nkey" -> "file:line" of the tables' keys */
 };
 
 /* ---- validators ---- */
@@ -303,7 +305,7 @@ static const KlOption kl_options[] = {
 	{ "agent_data_path", KL_OPT_PATH, "default" },
 	{ "api_versions", KL_OPT_LIST, "default", .validate = kl_config_validate_version_item },
 	{ "attestation_interval_seconds", KL_OPT_INT, "60", 1, 7 * 24 * 3600 },
-	{ "certification_keys_server_identifier", KL_OPT_STRING, "ak" },
+	{ "certification_keys_server_identifier", KL_OPT_STRING, "ak", .empty_is_default = TRUE },
 	{ "contact_ip", KL_OPT_STRING, "127.0.0.1" },
 	{ "contact_port", KL_OPT_INT, "9002", 1, 65535 },
 	{ "disabled_plugins", KL_OPT_LIST, "" },
@@ -321,14 +323,14 @@ static const KlOption kl_options[] = {
 	{ "idevid_cert", KL_OPT_PATH, "default" },
 	{ "idevid_handle", KL_OPT_STRING, "", .validate = kl_config_validate_handle },
 	{ "idevid_password", KL_OPT_STRING, "", .secret = TRUE },
-	{ "ima_ml_path", KL_OPT_PATH, "default" },
+	{ "ima_ml_path", KL_OPT_PATH, "default", .empty_is_default = TRUE },
 	{ "jitter_percent", KL_OPT_INT, "10", 0, 50 },
 	{ "keylime_dir",
 	  KL_OPT_STRING,
 	  KL_DEFAULT_KEYLIME_DIR,
 	  .validate = kl_config_validate_not_empty },
 	{ "log_level", KL_OPT_STRING, "info", .validate = kl_config_validate_log_level },
-	{ "measuredboot_ml_path", KL_OPT_PATH, "default" },
+	{ "measuredboot_ml_path", KL_OPT_PATH, "default", .empty_is_default = TRUE },
 	{ "metrics_file", KL_OPT_PATH, "" },
 	{ "plugin_dir", KL_OPT_STRING, KL_PLUGINDIR, .validate = kl_config_validate_not_empty },
 	{ "registrar_api_versions",
@@ -352,7 +354,7 @@ static const KlOption kl_options[] = {
 	{ "tpm_ownerpassword", KL_OPT_STRING, "", .secret = TRUE },
 	{ "tpm_signing_alg", KL_OPT_STRING, "rsassa", .choices = kl_choices_sign_alg },
 	{ "tpm_timeout", KL_OPT_INT, "120", 5, 24 * 3600 },
-	{ "uefi_logs_evidence_version", KL_OPT_STRING, "2.1" },
+	{ "uefi_logs_evidence_version", KL_OPT_STRING, "2.1", .empty_is_default = TRUE },
 	{ "uuid",
 	  KL_OPT_STRING,
 	  "d432fbb3-d2f1-4a97-9ef7-75bd81c00000",
@@ -446,23 +448,30 @@ kl_config_edit_distance(const gchar *a, const gchar *b)
 	return row[lb];
 }
 
-/* the known option closest to a misspelt @key, or NULL */
+/* the candidate closest to a misspelt @key (at most @max_dist edits), or NULL */
 static const gchar *
-kl_config_suggest(const gchar *key)
+kl_config_suggest_among(const gchar *key, const gchar *const *candidates, guint max_dist)
 {
 	const gchar *best = NULL;
 	guint best_dist = G_MAXUINT;
 
 	if (strlen(key) > 64)
 		return NULL;
-	for (guint i = 0; i < G_N_ELEMENTS(kl_options); i++) {
-		guint d = kl_config_edit_distance(key, kl_options[i].name);
+	for (guint i = 0; candidates != NULL && candidates[i] != NULL; i++) {
+		guint d = kl_config_edit_distance(key, candidates[i]);
 		if (d < best_dist) {
 			best_dist = d;
-			best = kl_options[i].name;
+			best = candidates[i];
 		}
 	}
-	return best_dist <= 3 ? best : NULL;
+	return best_dist <= max_dist ? best : NULL;
+}
+
+/* the known option closest to a misspelt @key, or NULL */
+static const gchar *
+kl_config_suggest(const gchar *key)
+{
+	return kl_config_suggest_among(key, kl_config_get_known_keys(), 3);
 }
 
 const gchar *const *
@@ -700,6 +709,7 @@ kl_config_new(void)
 	cfg->entries = g_new0(KlConfigEntry, G_N_ELEMENTS(kl_options));
 	cfg->tables = g_hash_table_new_full(
 	    g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_hash_table_unref);
+	cfg->origins = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	for (guint i = 0; i < G_N_ELEMENTS(kl_options); i++) {
 		const gchar *def = kl_options[i].def;
 		g_autoptr(GError) error_local = NULL;
@@ -729,6 +739,7 @@ kl_config_free(KlConfig *cfg)
 	}
 	g_free(cfg->entries);
 	g_hash_table_unref(cfg->tables);
+	g_hash_table_unref(cfg->origins);
 	g_free(cfg);
 }
 
@@ -893,6 +904,9 @@ kl_config_load_document(KlConfig *cfg, KlTomlDocument *doc, GError **error)
 				g_hash_table_insert(kl_config_get_table(cfg, table->name),
 						    g_strdup(key),
 						    kl_toml_value_to_string(value));
+				g_hash_table_insert(cfg->origins,
+						    g_strdup_printf("%s\n%s", table->name, key),
+						    g_strdup(origin));
 				continue;
 			}
 			if (kl_config_find_option(key, &idx) != NULL) {
@@ -1130,6 +1144,11 @@ kl_config_finalize(KlConfig *cfg, gchar **envp, GError **error)
 	kl_config_replace_text(cfg, idx, g_canonicalize_filename(cfg->entries[idx].text, NULL));
 	keylime_dir = cfg->entries[idx].text;
 
+	/* options whose empty value means their default */
+	for (guint i = 0; i < G_N_ELEMENTS(kl_options); i++) {
+		if (kl_options[i].empty_is_default && cfg->entries[i].text[0] == '\0')
+			kl_config_replace_text(cfg, i, g_strdup(kl_options[i].def));
+	}
 	kl_config_resolve_path(cfg, "verifier_tls_ca_cert", keylime_dir, KL_DEFAULT_CA_CERT);
 	kl_config_resolve_path(cfg, "registrar_tls_ca_cert", keylime_dir, KL_DEFAULT_CA_CERT);
 	kl_config_resolve_path(cfg, "agent_data_path", keylime_dir, KL_DEFAULT_AGENT_DATA);
@@ -1306,4 +1325,119 @@ kl_config_lookup(KlConfig *cfg, const gchar *table, const gchar *key)
 		return NULL;
 	values = g_hash_table_lookup(cfg->tables, "agent");
 	return values != NULL ? g_hash_table_lookup(values, key) : NULL;
+}
+
+static const KlPluginConfigKey *
+kl_config_find_plugin_key(const KlPluginConfigKey *keys, const gchar *key)
+{
+	for (guint i = 0; keys != NULL && keys[i].name != NULL; i++)
+		if (g_strcmp0(keys[i].name, key) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+const gchar *
+kl_config_lookup_plugin(KlConfig *cfg,
+			const gchar *plugin,
+			const KlPluginConfigKey *keys,
+			const gchar *key)
+{
+	const KlPluginConfigKey *declared = kl_config_find_plugin_key(keys, key);
+	GHashTable *values;
+	const gchar *value;
+	guint idx = 0;
+
+	g_return_val_if_fail(cfg != NULL, NULL);
+	g_return_val_if_fail(plugin != NULL, NULL);
+	g_return_val_if_fail(key != NULL, NULL);
+
+	/* a plugin that declares its keys sees only those and the shared options */
+	if (keys != NULL && declared == NULL) {
+		if (kl_config_find_option(key, &idx) != NULL && !kl_options[idx].secret)
+			return cfg->entries[idx].text;
+		return NULL;
+	}
+	values = g_hash_table_lookup(cfg->tables, plugin);
+	value = values != NULL ? g_hash_table_lookup(values, key) : NULL;
+	if (value != NULL)
+		return value;
+	if (kl_config_find_option(key, &idx) != NULL) {
+		/* a secret only for a plugin that declared it */
+		if (kl_options[idx].secret && declared == NULL)
+			return NULL;
+		return cfg->entries[idx].text;
+	}
+	return declared != NULL ? declared->default_value : NULL;
+}
+
+void
+kl_config_check_plugin_table(KlConfig *cfg, const gchar *plugin, const KlPluginConfigKey *keys)
+{
+	g_autoptr(GPtrArray) names = g_ptr_array_new();
+	g_autoptr(GList) table_keys = NULL;
+	g_autofree gchar *list = NULL;
+	GHashTable *values;
+
+	g_return_if_fail(cfg != NULL);
+	g_return_if_fail(plugin != NULL);
+
+	values = g_hash_table_lookup(cfg->tables, plugin);
+	if (keys == NULL || values == NULL)
+		return;
+	for (guint i = 0; keys[i].name != NULL; i++)
+		g_ptr_array_add(names, (gpointer)keys[i].name);
+	g_ptr_array_add(names, NULL);
+	list = names->len > 1 ? g_strjoinv(", ", (gchar **)names->pdata) : g_strdup("nothing");
+	table_keys = g_list_sort(g_hash_table_get_keys(values), (GCompareFunc)g_strcmp0);
+	for (GList *l = table_keys; l != NULL; l = l->next) {
+		const gchar *key = l->data;
+		g_autofree gchar *id = g_strdup_printf("%s\n%s", plugin, key);
+		const gchar *origin = g_hash_table_lookup(cfg->origins, id);
+		const gchar *hint;
+
+		if (kl_config_find_plugin_key(keys, key) != NULL)
+			continue;
+		hint = kl_config_suggest_among(key, (const gchar *const *)names->pdata, 3);
+		if (hint != NULL)
+			g_warning("%s: unknown option '%s' in [%s] is ignored; did you mean '%s'?",
+				  origin != NULL ? origin : "configuration",
+				  key,
+				  plugin,
+				  hint);
+		else
+			g_warning(
+			    "%s: unknown option '%s' in [%s] is ignored (the %s plugin reads: "
+			    "%s)",
+			    origin != NULL ? origin : "configuration",
+			    key,
+			    plugin,
+			    plugin,
+			    list);
+	}
+}
+
+void
+kl_config_check_tables(KlConfig *cfg, const gchar *const *plugins)
+{
+	g_autoptr(GList) tables = NULL;
+
+	g_return_if_fail(cfg != NULL);
+
+	tables = g_list_sort(g_hash_table_get_keys(cfg->tables), (GCompareFunc)g_strcmp0);
+	for (GList *l = tables; l != NULL; l = l->next) {
+		const gchar *table = l->data;
+		const gchar *hint;
+
+		if (g_strcmp0(table, "agent") == 0 ||
+		    (plugins != NULL && g_strv_contains(plugins, table)))
+			continue;
+		/* a plugin that is not installed is no reason to warn: a misspelt one is */
+		hint = kl_config_suggest_among(table, plugins, 2);
+		if (hint != NULL)
+			g_warning(
+			    "unknown table [%s] in the configuration is ignored; did you mean "
+			    "[%s]?",
+			    table,
+			    hint);
+	}
 }

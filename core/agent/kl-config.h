@@ -10,6 +10,8 @@
 
 #include <glib.h>
 
+#include "keylime-agent/kl-plugin.h"
+
 G_BEGIN_DECLS
 
 typedef struct _KlConfig KlConfig;
@@ -91,6 +93,27 @@ kl_config_get_strv(KlConfig *cfg, const gchar *key);
  */
 const gchar *
 kl_config_lookup(KlConfig *cfg, const gchar *table, const gchar *key);
+
+/*
+ * The configuration as the plugin @plugin sees it (kl_plugin_context_get_config()).
+ * @keys: the keys the plugin declared (KlPluginInfo.config_keys), or NULL.
+ * A declared key: [@plugin], else the [agent] option, else the declared
+ * default. Any other key: the non-secret [agent] options only; a plugin that
+ * declares nothing also sees its own table.
+ */
+const gchar *
+kl_config_lookup_plugin(KlConfig *cfg,
+			const gchar *plugin,
+			const KlPluginConfigKey *keys,
+			const gchar *key);
+
+/* warns (file:line, "did you mean") for each key of [@plugin] not in @keys; NULL: no check */
+void
+kl_config_check_plugin_table(KlConfig *cfg, const gchar *plugin, const KlPluginConfigKey *keys);
+
+/* warns for each table that is neither [agent] nor in @plugins but close to one of them */
+void
+kl_config_check_tables(KlConfig *cfg, const gchar *const *plugins);
 
 /* where the effective value came from, e.g. "/etc/keylime/agent.conf:12" or "default" */
 const gchar *

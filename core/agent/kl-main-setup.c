@@ -2,8 +2,8 @@
  * SPDX-License-Identifier: Apache-2.0
  *
  * Start-up pieces shared by the composition root (main.c) and --check
- * (kl-check.c): configuration access, the registrar URL, the HTTP clients,
- * the plugin directory and the plugin states.
+ * (kl-check.c): the registrar URL, the HTTP clients, the plugin directory,
+ * the active plugins.
  */
 #include "config.h"
 
@@ -11,48 +11,6 @@
 
 #include "kl-main-setup.h"
 #include "kl-tpm-private.h"
-
-/* ---- configuration access that tolerates options this build does not know ---- */
-
-static gboolean
-kl_main_known(const gchar *key)
-{
-	const gchar *const *keys = kl_config_get_known_keys();
-
-	for (guint i = 0; keys != NULL && keys[i] != NULL; i++)
-		if (g_strcmp0(keys[i], key) == 0)
-			return TRUE;
-	return FALSE;
-}
-
-const gchar *
-kl_main_str(KlConfig *cfg, const gchar *key, const gchar *fallback)
-{
-	const gchar *value;
-
-	if (!kl_main_known(key))
-		return fallback;
-	value = kl_config_get_string(cfg, key);
-	return value != NULL ? value : fallback;
-}
-
-gint64
-kl_main_int(KlConfig *cfg, const gchar *key, gint64 fallback)
-{
-	return kl_main_known(key) ? kl_config_get_int(cfg, key) : fallback;
-}
-
-gboolean
-kl_main_bool(KlConfig *cfg, const gchar *key, gboolean fallback)
-{
-	return kl_main_known(key) ? kl_config_get_bool(cfg, key) : fallback;
-}
-
-GStrv
-kl_main_strv(KlConfig *cfg, const gchar *key)
-{
-	return kl_main_known(key) ? kl_config_get_strv(cfg, key) : NULL;
-}
 
 const gchar *
 kl_main_nonempty(const gchar *value)
@@ -65,10 +23,10 @@ kl_main_nonempty(const gchar *value)
 gchar *
 kl_main_registrar_url(KlConfig *cfg)
 {
-	const gchar *ip = kl_main_str(cfg, "registrar_ip", "127.0.0.1");
-	gboolean tls = kl_main_bool(cfg, "registrar_tls_enabled", FALSE);
-	gint64 port = tls ? kl_main_int(cfg, "registrar_tls_port", 8891)
-			  : kl_main_int(cfg, "registrar_port", 8890);
+	const gchar *ip = kl_config_get_string(cfg, "registrar_ip");
+	gboolean tls = kl_config_get_bool(cfg, "registrar_tls_enabled");
+	gint64 port = tls ? kl_config_get_int(cfg, "registrar_tls_port")
+			  : kl_config_get_int(cfg, "registrar_port");
 	gboolean v6 = strchr(ip, ':') != NULL && ip[0] != '[';
 
 	return g_strdup_printf("%s://%s%s%s:%" G_GINT64_FORMAT,
@@ -85,10 +43,9 @@ kl_main_http_new(KlConfig *cfg, const gchar *name, const gchar *ca_file, GError 
 	KlHttpOptions options = {
 		.name = name,
 		.ca_file = kl_main_nonempty(ca_file),
-		.accept_invalid_certs = kl_main_bool(cfg, "tls_accept_invalid_certs", FALSE),
-		.accept_invalid_hostnames =
-		    kl_main_bool(cfg, "tls_accept_invalid_hostnames", FALSE),
-		.timeout_ms = (guint)CLAMP(kl_main_int(cfg, "request_timeout", 5000), 0, G_MAXINT),
+		.accept_invalid_certs = kl_config_get_bool(cfg, "tls_accept_invalid_certs"),
+		.accept_invalid_hostnames = kl_config_get_bool(cfg, "tls_accept_invalid_hostnames"),
+		.timeout_ms = (guint)CLAMP(kl_config_get_int(cfg, "request_timeout"), 0, G_MAXINT),
 	};
 	return kl_http_new(&options, error);
 }
@@ -109,7 +66,7 @@ kl_main_count_active(KlPluginLoader *loader)
 const gchar *
 kl_main_plugin_dir(KlConfig *cfg)
 {
-	const gchar *dir = kl_main_nonempty(kl_main_str(cfg, "plugin_dir", NULL));
+	const gchar *dir = kl_main_nonempty(kl_config_get_string(cfg, "plugin_dir"));
 
 	return dir != NULL ? dir : KL_PLUGINDIR;
 }
@@ -126,7 +83,7 @@ kl_main_iak_problem(KlConfig *cfg, KlTpm *tpm, KlPluginLoader *loader)
 	GPtrArray *plugins = loader != NULL ? kl_plugin_loader_get_plugins(loader) : NULL;
 	const gchar *reason = NULL;
 
-	if (!kl_main_bool(cfg, "enable_iak_idevid", FALSE) ||
+	if (!kl_config_get_bool(cfg, "enable_iak_idevid") ||
 	    (tpm != NULL && kl_tpm_is_software(tpm)))
 		return NULL;
 	for (guint i = 0; plugins != NULL && i < plugins->len; i++) {

@@ -14,15 +14,6 @@
 
 G_BEGIN_DECLS
 
-/* configuration access that tolerates options this build does not know */
-const gchar *
-kl_main_str(KlConfig *cfg, const gchar *key, const gchar *fallback);
-gint64
-kl_main_int(KlConfig *cfg, const gchar *key, gint64 fallback);
-gboolean
-kl_main_bool(KlConfig *cfg, const gchar *key, gboolean fallback);
-GStrv
-kl_main_strv(KlConfig *cfg, const gchar *key);
 /* @value, or NULL when it is NULL or empty */
 const gchar *
 kl_main_nonempty(const gchar *value);

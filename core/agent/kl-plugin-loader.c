@@ -18,6 +18,7 @@ struct _KlPlugin {
 	gchar *reason;		  /* NULL when active */
 	const KlPluginInfo *info; /* NULL unless the descriptor passed the ABI check */
 	KlPluginContext *ctx;	  /* NULL for disabled and rejected plugins */
+	KlConfig *config;	  /* (nullable) the agent's configuration */
 };
 
 struct _KlPluginLoader {
@@ -35,18 +36,28 @@ kl_plugin_free(KlPlugin *plugin)
 	g_free(plugin);
 }
 
+/* the keys a plugin declared (ABI 1.1), or NULL */
+static const KlPluginConfigKey *
+kl_plugin_config_keys(KlPlugin *plugin)
+{
+	if (plugin->info == NULL || plugin->info->abi_minor < 1)
+		return NULL;
+	return plugin->info->config_keys;
+}
+
 /*
- * config view of a plugin context: [<plugin>] (table != NULL) or [agent],
- * whose known options kl_config_lookup() returns resolved
+ * config view of a plugin context: its declared keys and the non-secret
+ * [agent] options (kl_config_lookup_plugin())
  */
 static const gchar *
 kl_plugin_loader_config_lookup_cb(gpointer user_data, const gchar *table, const gchar *key)
 {
-	KlConfig *cfg = user_data;
+	KlPlugin *plugin = user_data;
 
-	if (cfg == NULL)
+	if (plugin->config == NULL)
 		return NULL;
-	return kl_config_lookup(cfg, table != NULL ? table : "agent", key);
+	return kl_config_lookup_plugin(
+	    plugin->config, plugin->name, kl_plugin_config_keys(plugin), key);
 }
 
 KlPluginLoader *
@@ -60,6 +71,30 @@ kl_plugin_loader_new(const KlPluginServices *services)
 	return loader;
 }
 
+/*
+ * The thread promise of kl-plugin.h, enforced: no two plugin callbacks ever
+ * run at the same time (startup/shutdown on the loading thread, the others on
+ * the agent's worker, one at a time). An overlap is a bug of the core: it is
+ * reported as a critical (fatal in the tests, G_DEBUG=fatal-criticals).
+ */
+static gint kl_plugin_callbacks_running;
+
+static void
+kl_plugin_callback_enter(KlPlugin *plugin, const gchar *callback)
+{
+	if (g_atomic_int_add(&kl_plugin_callbacks_running, 1) != 0)
+		g_critical("%s: %s() called while another plugin callback runs; plugin "
+			   "callbacks must never overlap (kl-plugin.h)",
+			   plugin->name,
+			   callback);
+}
+
+static void
+kl_plugin_callback_leave(void)
+{
+	g_atomic_int_add(&kl_plugin_callbacks_running, -1);
+}
+
 void
 kl_plugin_loader_free(KlPluginLoader *loader)
 {
@@ -69,8 +104,11 @@ kl_plugin_loader_free(KlPluginLoader *loader)
 	for (guint i = loader->plugins->len; i > 0; i--) {
 		KlPlugin *plugin = g_ptr_array_index(loader->plugins, i - 1);
 
-		if (plugin->state == KL_PLUGIN_STATE_ACTIVE && plugin->info->shutdown != NULL)
+		if (plugin->state == KL_PLUGIN_STATE_ACTIVE && plugin->info->shutdown != NULL) {
+			kl_plugin_callback_enter(plugin, "shutdown");
 			plugin->info->shutdown(plugin->ctx);
+			kl_plugin_callback_leave();
+		}
 	}
 	g_ptr_array_unref(loader->plugins);
 	g_free(loader);
@@ -234,8 +272,14 @@ kl_plugin_loader_startup(KlPlugin *plugin)
 {
 	g_autoptr(GError) error = NULL;
 	GError *error_local = NULL;
+	gboolean ok = TRUE;
 
-	if (plugin->info->startup == NULL || plugin->info->startup(plugin->ctx, &error_local)) {
+	if (plugin->info->startup != NULL) {
+		kl_plugin_callback_enter(plugin, "startup");
+		ok = plugin->info->startup(plugin->ctx, &error_local);
+		kl_plugin_callback_leave();
+	}
+	if (ok) {
 		/* a plugin that succeeded must not leave an error behind */
 		g_clear_error(&error_local);
 		plugin->state = KL_PLUGIN_STATE_ACTIVE;
@@ -324,9 +368,13 @@ kl_plugin_loader_load_one(KlPluginLoader *loader, KlPlugin *plugin)
 	}
 
 	plugin->info = info;
+	plugin->config = loader->services.config;
+	if (plugin->config != NULL)
+		kl_config_check_plugin_table(
+		    plugin->config, plugin->name, kl_plugin_config_keys(plugin));
 	plugin->ctx = kl_plugin_context_new(plugin->name,
 					    kl_plugin_loader_config_lookup_cb,
-					    loader->services.config,
+					    plugin,
 					    loader->services.agent_id,
 					    loader->services.data_dir,
 					    loader->services.boot_time,
@@ -388,6 +436,16 @@ kl_plugin_loader_load_dir(KlPluginLoader *loader,
 			continue;
 		}
 		kl_plugin_loader_load_one(loader, plugin);
+	}
+	if (loader->services.config != NULL) {
+		g_autoptr(GPtrArray) plugin_names = g_ptr_array_new();
+
+		for (guint i = 0; i < loader->plugins->len; i++)
+			g_ptr_array_add(plugin_names,
+					((KlPlugin *)g_ptr_array_index(loader->plugins, i))->name);
+		g_ptr_array_add(plugin_names, NULL);
+		kl_config_check_tables(loader->services.config,
+				       (const gchar *const *)plugin_names->pdata);
 	}
 	return TRUE;
 }
@@ -527,7 +585,9 @@ kl_plugin_run_get_capabilities(KlPlugin *plugin, GError **error)
 
 	if (!kl_plugin_check_active(plugin, error))
 		return NULL;
+	kl_plugin_callback_enter(plugin, "get_capabilities");
 	caps = plugin->info->get_capabilities(plugin->ctx, &error_local);
+	kl_plugin_callback_leave();
 	if (caps == NULL) {
 		kl_plugin_propagate_error(plugin, "get_capabilities", error_local, error);
 		return NULL;
@@ -594,7 +654,9 @@ kl_plugin_collect(KlPlugin *plugin,
 	if (g_cancellable_set_error_if_cancelled(cancellable, error))
 		return NULL;
 	g_free(kl_plugin_context_take_summary(plugin->ctx));
+	kl_plugin_callback_enter(plugin, "collect");
 	data = plugin->info->collect(plugin->ctx, params, cancellable, &error_local);
+	kl_plugin_callback_leave();
 	if (data == NULL) {
 		g_free(kl_plugin_context_take_summary(plugin->ctx));
 		kl_plugin_propagate_error(plugin, "collect", error_local, error);
@@ -692,6 +754,7 @@ gboolean
 kl_plugin_run_contribute_registration(KlPlugin *plugin, JsonObject *body, GError **error)
 {
 	GError *error_local = NULL;
+	gboolean ok;
 
 	g_return_val_if_fail(plugin != NULL, FALSE);
 	g_return_val_if_fail(body != NULL, FALSE);
@@ -700,7 +763,10 @@ kl_plugin_run_contribute_registration(KlPlugin *plugin, JsonObject *body, GError
 		return FALSE;
 	if (plugin->info->contribute_registration == NULL)
 		return TRUE;
-	if (!plugin->info->contribute_registration(plugin->ctx, body, &error_local)) {
+	kl_plugin_callback_enter(plugin, "contribute_registration");
+	ok = plugin->info->contribute_registration(plugin->ctx, body, &error_local);
+	kl_plugin_callback_leave();
+	if (!ok) {
 		kl_plugin_propagate_error(plugin, "contribute_registration", error_local, error);
 		return FALSE;
 	}

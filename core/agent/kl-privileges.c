@@ -75,6 +75,88 @@ kl_priv_db_buffer_size(int sysconf_name)
 	return n > 0 && n < KL_PRIV_DB_BUFFER_MAX ? (gsize)n : KL_PRIV_DB_BUFFER_INITIAL;
 }
 
+/* one get{pw,gr}{nam,uid,gid}_r() call into @buf; returns its error number */
+typedef int (*KlPrivDbFunc)(gpointer data, gchar *buf, gsize size, gboolean *found);
+
+/*
+ * Runs @func with a growing buffer until the database answers: TRUE with
+ * *found, or FALSE with the error number in *rc. EINTR is retried, ERANGE
+ * doubles the buffer (up to KL_PRIV_DB_BUFFER_MAX).
+ */
+static gboolean
+kl_priv_db_query(int sysconf_name, KlPrivDbFunc func, gpointer data, gboolean *found, int *rc)
+{
+	gsize size = kl_priv_db_buffer_size(sysconf_name);
+
+	for (;;) {
+		g_autofree gchar *buf = g_malloc(size);
+
+		*found = FALSE;
+		*rc = func(data, buf, size, found);
+		if (*rc == EINTR)
+			continue;
+		if (*rc == ERANGE && size < KL_PRIV_DB_BUFFER_MAX) {
+			size *= 2;
+			continue;
+		}
+		if (*rc == 0 && *found)
+			return TRUE;
+		if (kl_priv_errno_is_not_found(*rc)) {
+			*found = FALSE;
+			return TRUE;
+		}
+		return FALSE;
+	}
+}
+
+typedef struct {
+	const gchar *name;
+	uid_t uid;
+	gid_t gid;
+	gchar *found_name;
+} KlPrivDbQuery;
+
+static int
+kl_priv_getpw_cb(gpointer data, gchar *buf, gsize size, gboolean *found)
+{
+	KlPrivDbQuery *q = data;
+	struct passwd pwd;
+	struct passwd *result = NULL;
+	int rc;
+
+	if (q->name != NULL)
+		rc = getpwnam_r(q->name, &pwd, buf, size, &result);
+	else
+		rc = getpwuid_r(q->uid, &pwd, buf, size, &result);
+	if (rc == 0 && result != NULL) {
+		*found = TRUE;
+		q->uid = pwd.pw_uid;
+		q->gid = pwd.pw_gid;
+		q->found_name = g_strdup(pwd.pw_name);
+	}
+	return rc;
+}
+
+static int
+kl_priv_getgr_cb(gpointer data, gchar *buf, gsize size, gboolean *found)
+{
+	KlPrivDbQuery *q = data;
+	struct group grp;
+	struct group *result = NULL;
+	int rc;
+
+	if (q->name != NULL)
+		rc = getgrnam_r(q->name, &grp, buf, size, &result);
+	else
+		rc = getgrgid_r(q->gid, &grp, buf, size, &result);
+	if (rc == 0 && result != NULL) {
+		*found = TRUE;
+		q->gid = grp.gr_gid;
+		q->found_name = g_strdup(grp.gr_name);
+	}
+	return rc;
+}
+
 /*
  * Looks up a user by name (@name != NULL) or by @uid. *found tells whether it
  * exists; FALSE only if the database itself failed.
@@ -88,38 +170,10 @@ kl_priv_lookup_user(const gchar *name,
 		    gchar **out_name,
 		    GError **error)
 {
-	gsize size = kl_priv_db_buffer_size(_SC_GETPW_R_SIZE_MAX);
+	KlPrivDbQuery q = { .name = name, .uid = uid };
+	int rc = 0;
 
-	for (;;) {
-		g_autofree gchar *buf = g_malloc(size);
-		struct passwd pwd;
-		struct passwd *result = NULL;
-		int rc;
-
-		if (name != NULL)
-			rc = getpwnam_r(name, &pwd, buf, size, &result);
-		else
-			rc = getpwuid_r(uid, &pwd, buf, size, &result);
-		if (rc == EINTR)
-			continue;
-		if (rc == ERANGE && size < KL_PRIV_DB_BUFFER_MAX) {
-			size *= 2;
-			continue;
-		}
-		if (rc == 0 && result != NULL) {
-			*found = TRUE;
-			if (out_uid != NULL)
-				*out_uid = pwd.pw_uid;
-			if (out_gid != NULL)
-				*out_gid = pwd.pw_gid;
-			if (out_name != NULL)
-				*out_name = g_strdup(pwd.pw_name);
-			return TRUE;
-		}
-		if (kl_priv_errno_is_not_found(rc)) {
-			*found = FALSE;
-			return TRUE;
-		}
+	if (!kl_priv_db_query(_SC_GETPW_R_SIZE_MAX, kl_priv_getpw_cb, &q, found, &rc)) {
 		if (name != NULL)
 			g_set_error(error,
 				    KL_ERROR,
@@ -138,6 +192,16 @@ kl_priv_lookup_user(const gchar *name,
 				    g_strerror(rc));
 		return FALSE;
 	}
+	if (*found) {
+		if (out_uid != NULL)
+			*out_uid = q.uid;
+		if (out_gid != NULL)
+			*out_gid = q.gid;
+		if (out_name != NULL)
+			*out_name = g_steal_pointer(&q.found_name);
+	}
+	g_free(q.found_name);
+	return TRUE;
 }
 
 /* as kl_priv_lookup_user(), for groups */
@@ -145,36 +209,10 @@ static gboolean
 kl_priv_lookup_group(
     const gchar *name, gid_t gid, gboolean *found, gid_t *out_gid, gchar **out_name, GError **error)
 {
-	gsize size = kl_priv_db_buffer_size(_SC_GETGR_R_SIZE_MAX);
+	KlPrivDbQuery q = { .name = name, .gid = gid };
+	int rc = 0;
 
-	for (;;) {
-		g_autofree gchar *buf = g_malloc(size);
-		struct group grp;
-		struct group *result = NULL;
-		int rc;
-
-		if (name != NULL)
-			rc = getgrnam_r(name, &grp, buf, size, &result);
-		else
-			rc = getgrgid_r(gid, &grp, buf, size, &result);
-		if (rc == EINTR)
-			continue;
-		if (rc == ERANGE && size < KL_PRIV_DB_BUFFER_MAX) {
-			size *= 2;
-			continue;
-		}
-		if (rc == 0 && result != NULL) {
-			*found = TRUE;
-			if (out_gid != NULL)
-				*out_gid = grp.gr_gid;
-			if (out_name != NULL)
-				*out_name = g_strdup(grp.gr_name);
-			return TRUE;
-		}
-		if (kl_priv_errno_is_not_found(rc)) {
-			*found = FALSE;
-			return TRUE;
-		}
+	if (!kl_priv_db_query(_SC_GETGR_R_SIZE_MAX, kl_priv_getgr_cb, &q, found, &rc)) {
 		if (name != NULL)
 			g_set_error(error,
 				    KL_ERROR,
@@ -193,6 +231,14 @@ kl_priv_lookup_group(
 				    g_strerror(rc));
 		return FALSE;
 	}
+	if (*found) {
+		if (out_gid != NULL)
+			*out_gid = q.gid;
+		if (out_name != NULL)
+			*out_name = g_steal_pointer(&q.found_name);
+	}
+	g_free(q.found_name);
+	return TRUE;
 }
 
 /* a numeric id: digits only, below (id_t) -1 */

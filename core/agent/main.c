@@ -112,9 +112,8 @@ kl_main_give_files(KlConfig *cfg, const gchar *run_as)
 
 	if (!kl_privileges_parse_run_as(run_as, &uid, &gid, NULL) || uid == (uid_t)-1)
 		return;
-	uuid_path = g_build_filename(
-	    kl_main_str(cfg, "keylime_dir", KL_DEFAULT_KEYLIME_DIR), "agent_uuid", NULL);
-	paths[0] = kl_main_str(cfg, "agent_data_path", "");
+	uuid_path = g_build_filename(kl_config_get_string(cfg, "keylime_dir"), "agent_uuid", NULL);
+	paths[0] = kl_config_get_string(cfg, "agent_data_path");
 	paths[1] = uuid_path;
 	for (guint i = 0; i < G_N_ELEMENTS(paths); i++) {
 		GStatBuf st;
@@ -131,7 +130,7 @@ kl_main_give_files(KlConfig *cfg, const gchar *run_as)
 static gboolean
 kl_main_drop_privileges(KlConfig *cfg, GError **error)
 {
-	const gchar *run_as = kl_main_str(cfg, "run_as", "");
+	const gchar *run_as = kl_config_get_string(cfg, "run_as");
 	g_autoptr(GError) error_local = NULL;
 
 	if (geteuid() != 0 || run_as == NULL || run_as[0] == '\0')
@@ -218,17 +217,19 @@ kl_main_run(int argc, char **argv)
 		kl_error("%s", error->message);
 		return KL_EXIT_CONFIG;
 	}
-	log_level = kl_main_nonempty(kl_main_str(cfg, "log_level", NULL));
+	log_level = kl_main_nonempty(kl_config_get_string(cfg, "log_level"));
 	if (log_level != NULL && !kl_log_set_level(log_level, &error)) {
 		kl_error("log_level: %s", error->message);
 		return KL_EXIT_CONFIG;
 	}
-	keylime_dir = kl_main_str(cfg, "keylime_dir", KL_DEFAULT_KEYLIME_DIR);
+	keylime_dir = kl_config_get_string(cfg, "keylime_dir");
 	/* --status reads what the running agent wrote: no TPM, no network */
 	if (cli->status)
-		return kl_status_command(
-		    kl_main_str(cfg, "status_file", ""), cli->json, cli->alive, g_get_real_time());
-	api_versions = kl_main_strv(cfg, "registrar_api_versions");
+		return kl_status_command(kl_config_get_string(cfg, "status_file"),
+					 cli->json,
+					 cli->alive,
+					 g_get_real_time());
+	api_versions = kl_config_get_strv(cfg, "registrar_api_versions");
 	{
 		g_auto(GStrv) enabled =
 		    kl_registrar_parse_versions((const gchar *const *)api_versions, &error);
@@ -244,18 +245,18 @@ kl_main_run(int argc, char **argv)
 
 	/* TPM */
 	tpm_options.software = cli->avoid_tpm;
-	tpm_options.tcti = kl_main_nonempty(kl_main_str(cfg, "tcti", NULL));
-	tpm_options.ek_handle = kl_main_str(cfg, "ek_handle", "");
-	tpm_options.owner_password = kl_main_str(cfg, "tpm_ownerpassword", "");
-	tpm_options.encryption_alg = kl_main_str(cfg, "tpm_encryption_alg", "rsa");
-	tpm_options.hash_alg = kl_main_str(cfg, "tpm_hash_alg", "sha256");
-	tpm_options.signing_alg = kl_main_str(cfg, "tpm_signing_alg", "rsassa");
-	tpm_options.agent_data_path = kl_main_str(cfg, "agent_data_path", "");
+	tpm_options.tcti = kl_main_nonempty(kl_config_get_string(cfg, "tcti"));
+	tpm_options.ek_handle = kl_config_get_string(cfg, "ek_handle");
+	tpm_options.owner_password = kl_config_get_string(cfg, "tpm_ownerpassword");
+	tpm_options.encryption_alg = kl_config_get_string(cfg, "tpm_encryption_alg");
+	tpm_options.hash_alg = kl_config_get_string(cfg, "tpm_hash_alg");
+	tpm_options.signing_alg = kl_config_get_string(cfg, "tpm_signing_alg");
+	tpm_options.agent_data_path = kl_config_get_string(cfg, "agent_data_path");
 	tpm_options.state_dir = keylime_dir;
 	/* a uuid that can never be used is a configuration error, found before the TPM is touched
 	 */
 	{
-		const gchar *uuid = kl_main_str(cfg, "uuid", "generate");
+		const gchar *uuid = kl_config_get_string(cfg, "uuid");
 		const gchar *const modes[] = {
 			"generate", "hash_ek", "hostname", "dmidecode", NULL
 		};
@@ -275,7 +276,7 @@ kl_main_run(int argc, char **argv)
 	}
 	if (tpm != NULL) {
 		agent_id = kl_tpm_resolve_agent_id(
-		    tpm, kl_main_str(cfg, "uuid", "generate"), keylime_dir, &tpm_error);
+		    tpm, kl_config_get_string(cfg, "uuid"), keylime_dir, &tpm_error);
 		if (agent_id == NULL && !cli->check) {
 			kl_error("%s", tpm_error->message);
 			return g_error_matches(tpm_error, KL_ERROR, KL_ERROR_CONFIG)
@@ -291,7 +292,7 @@ kl_main_run(int argc, char **argv)
 	services.data_dir = keylime_dir;
 	services.boot_time = boot_time;
 	loader = kl_plugin_loader_new(&services);
-	disabled = kl_main_strv(cfg, "disabled_plugins");
+	disabled = kl_config_get_strv(cfg, "disabled_plugins");
 	if (g_strcmp0(kl_main_plugin_dir(cfg), KL_PLUGINDIR) != 0)
 		g_message("plugins are loaded from %s, not from the installed directory %s",
 			  kl_main_plugin_dir(cfg),
@@ -327,14 +328,14 @@ kl_main_run(int argc, char **argv)
 	 * failure retried forever
 	 */
 	{
-		const gchar *run_as = kl_main_str(cfg, "run_as", "");
+		const gchar *run_as = kl_config_get_string(cfg, "run_as");
 		const gchar *cas[] = {
-			kl_main_bool(cfg, "tls_accept_invalid_certs", FALSE)
+			kl_config_get_bool(cfg, "tls_accept_invalid_certs")
 			    ? NULL
-			    : kl_main_str(cfg, "verifier_tls_ca_cert", NULL),
-			kl_main_bool(cfg, "registrar_tls_enabled", FALSE) &&
-				!kl_main_bool(cfg, "tls_accept_invalid_certs", FALSE)
-			    ? kl_main_str(cfg, "registrar_tls_ca_cert", NULL)
+			    : kl_config_get_string(cfg, "verifier_tls_ca_cert"),
+			kl_config_get_bool(cfg, "registrar_tls_enabled") &&
+				!kl_config_get_bool(cfg, "tls_accept_invalid_certs")
+			    ? kl_config_get_string(cfg, "registrar_tls_ca_cert")
 			    : NULL,
 		};
 		for (guint i = 0; i < G_N_ELEMENTS(cas); i++) {
@@ -353,23 +354,23 @@ kl_main_run(int argc, char **argv)
 	}
 
 	/* peers */
-	if (kl_main_bool(cfg, "tls_accept_invalid_certs", FALSE))
+	if (kl_config_get_bool(cfg, "tls_accept_invalid_certs"))
 		g_warning("INSECURE: tls_accept_invalid_certs (--insecure): server certificates "
 			  "are not verified");
-	if (kl_main_bool(cfg, "tls_accept_invalid_hostnames", FALSE))
+	if (kl_config_get_bool(cfg, "tls_accept_invalid_hostnames"))
 		g_warning("INSECURE: tls_accept_invalid_hostnames: server host names are not "
 			  "verified");
 	registrar_url = kl_main_registrar_url(cfg);
 	registrar_http = kl_main_http_new(cfg,
 					  "registrar",
-					  kl_main_bool(cfg, "registrar_tls_enabled", FALSE)
-					      ? kl_main_str(cfg, "registrar_tls_ca_cert", NULL)
+					  kl_config_get_bool(cfg, "registrar_tls_enabled")
+					      ? kl_config_get_string(cfg, "registrar_tls_ca_cert")
 					      : NULL,
 					  &error);
 	verifier_http =
 	    registrar_http != NULL
 		? kl_main_http_new(
-		      cfg, "verifier", kl_main_str(cfg, "verifier_tls_ca_cert", NULL), &error)
+		      cfg, "verifier", kl_config_get_string(cfg, "verifier_tls_ca_cert"), &error)
 		: NULL;
 	if (verifier_http == NULL) {
 		kl_error("%s", error->message);
@@ -381,13 +382,12 @@ kl_main_run(int argc, char **argv)
 		kl_error("%s", error->message);
 		return KL_EXIT_CONFIG;
 	}
-	verifier = kl_verifier_client_new(
-	    verifier_http,
-	    kl_main_str(cfg, "verifier_url", ""),
-	    kl_main_str(cfg, "verifier_api_version", KL_VERIFIER_API_DEFAULT),
-	    agent_id,
-	    kl_main_bool(cfg, "tls_accept_invalid_certs", FALSE),
-	    &error);
+	verifier = kl_verifier_client_new(verifier_http,
+					  kl_config_get_string(cfg, "verifier_url"),
+					  kl_config_get_string(cfg, "verifier_api_version"),
+					  agent_id,
+					  kl_config_get_bool(cfg, "tls_accept_invalid_certs"),
+					  &error);
 	if (verifier == NULL) {
 		kl_error("%s", error->message);
 		return KL_EXIT_CONFIG;
@@ -397,19 +397,19 @@ kl_main_run(int argc, char **argv)
 	source.tpm = tpm;
 	source.loader = loader;
 	options.agent_id = agent_id;
-	options.contact_ip = kl_main_str(cfg, "contact_ip", NULL);
-	options.contact_port = kl_main_int(cfg, "contact_port", 0);
+	options.contact_ip = kl_config_get_string(cfg, "contact_ip");
+	options.contact_port = kl_config_get_int(cfg, "contact_port");
 	options.boot_time = boot_time;
 	options.backoff_initial_ms =
-	    (guint64)MAX(kl_main_int(cfg, "exponential_backoff_initial_delay", 10000), 1);
+	    (guint64)MAX(kl_config_get_int(cfg, "exponential_backoff_initial_delay"), 1);
 	options.backoff_max_ms =
-	    (guint64)MAX(kl_main_int(cfg, "exponential_backoff_max_delay", 300000), 1);
-	options.backoff_max_retries = kl_main_int(cfg, "exponential_backoff_max_retries", 5);
-	options.attestation_interval_s = kl_main_int(cfg, "attestation_interval_seconds", 60);
+	    (guint64)MAX(kl_config_get_int(cfg, "exponential_backoff_max_delay"), 1);
+	options.backoff_max_retries = kl_config_get_int(cfg, "exponential_backoff_max_retries");
+	options.attestation_interval_s = kl_config_get_int(cfg, "attestation_interval_seconds");
 	/* --json-file is a one-shot too: it gives up after the configured retries */
 	options.once = cli->once || cli->json_file != NULL;
-	options.splay_percent = (guint)CLAMP(kl_main_int(cfg, "splay_percent", 100), 0, 100);
-	options.jitter_percent = (guint)CLAMP(kl_main_int(cfg, "jitter_percent", 10), 0, 50);
+	options.splay_percent = (guint)CLAMP(kl_config_get_int(cfg, "splay_percent"), 0, 100);
+	options.jitter_percent = (guint)CLAMP(kl_config_get_int(cfg, "jitter_percent"), 0, 50);
 	options.json_file = cli->json_file;
 	options.message_type = cli->message_type;
 	options.method = cli->method;
@@ -419,8 +419,8 @@ kl_main_run(int argc, char **argv)
 	/* the state snapshot: status file (--status), metrics file, one-line summary */
 	status = kl_status_new(agent_id, PACKAGE_VERSION);
 	kl_status_set_files(status,
-			    options.once ? NULL : kl_main_str(cfg, "status_file", ""),
-			    options.once ? NULL : kl_main_str(cfg, "metrics_file", ""));
+			    options.once ? NULL : kl_config_get_string(cfg, "status_file"),
+			    options.once ? NULL : kl_config_get_string(cfg, "metrics_file"));
 	kl_agent_set_status(agent, status);
 
 	g_info("keylime_push_model_agent %s: agent %s, TPM %s, %u evidence plugin(s), "
@@ -440,10 +440,10 @@ kl_main_run(int argc, char **argv)
 	sig_int = g_unix_signal_add(SIGINT, kl_main_stop_cb, &state);
 	sig_hup = g_unix_signal_add(SIGHUP, kl_main_hup_cb, &state);
 	/* sd_notify: READY=1 once registered, STATUS=, WATCHDOG=1, STOPPING=1 */
-	state.systemd = kl_systemd_new(agent, status, kl_main_int(cfg, "request_timeout", 5000));
+	state.systemd = kl_systemd_new(agent, status, kl_config_get_int(cfg, "request_timeout"));
 	kl_agent_start(agent, kl_main_done_cb, &state);
 	watchdog = kl_watchdog_new(
-	    tpm, (guint)kl_main_int(cfg, "tpm_timeout", 120), kl_main_watchdog_stop_cb, &state);
+	    tpm, (guint)kl_config_get_int(cfg, "tpm_timeout"), kl_main_watchdog_stop_cb, &state);
 	g_main_loop_run(loop);
 	g_clear_pointer(&watchdog, kl_watchdog_free);
 	g_clear_pointer(&state.systemd, kl_systemd_free);

@@ -25,6 +25,22 @@ G_BEGIN_DECLS
 #endif
 
 /**
+ * KlPluginConfigKey:
+ * @name: a configuration key the plugin reads
+ * @default_value: (nullable): its value when nothing sets it; %NULL for an
+ *   `[agent]` option of the agent (the agent's option table is its one home)
+ *
+ * One entry of #KlPluginInfo.config_keys, which ends with an entry whose
+ * @name is %NULL.
+ *
+ * Since: 1.1
+ */
+typedef struct {
+	const gchar *name;
+	const gchar *default_value;
+} KlPluginConfigKey;
+
+/**
  * KlPluginInfo:
  * @abi_major: %KL_PLUGIN_ABI_MAJOR at build time
  * @abi_minor: %KL_PLUGIN_ABI_MINOR at build time
@@ -47,6 +63,13 @@ G_BEGIN_DECLS
  * @contribute_registration: (nullable): adds members to the registrar's
  *   registration body (transfer none, writable). Called before every
  *   registration.
+ * @config_keys: (nullable) (array zero-terminated=1): the configuration keys
+ *   the plugin reads (ABI 1.1). kl_plugin_context_get_config() then returns
+ *   these keys (from the plugin's table, else `[agent]`, else the declared
+ *   default, secrets included) and the non-secret `[agent]` options, nothing
+ *   else; a key in the plugin's table that is not declared draws a warning
+ *   with a "did you mean". %NULL (and every 1.0 plugin): the plugin's table
+ *   and the non-secret `[agent]` options.
  *
  * Threads: get_capabilities(), collect() and contribute_registration() run
  * on the agent's worker thread, one call at a time; they may block and may use
@@ -76,8 +99,10 @@ typedef struct {
 	gboolean (*contribute_registration)(KlPluginContext *ctx,
 					    JsonObject *registration_body,
 					    GError **error);
+	/* ABI 1.1 */
+	const KlPluginConfigKey *config_keys;
 	/*< private >*/
-	gpointer padding[8];
+	gpointer padding[7];
 } KlPluginInfo;
 
 typedef const KlPluginInfo *(*KlPluginGetInfoFunc)(void);
@@ -97,6 +122,46 @@ typedef const KlPluginInfo *(*KlPluginGetInfoFunc)(void);
  */
 #define KL_PLUGIN_DEFINE(                                                                          \
     name_, class_, version_, description_, startup_, shutdown_, caps_, collect_, registration_)    \
+	KL_PLUGIN_DEFINE_WITH_CONFIG(name_,                                                        \
+				     class_,                                                       \
+				     version_,                                                     \
+				     description_,                                                 \
+				     NULL,                                                         \
+				     startup_,                                                     \
+				     shutdown_,                                                    \
+				     caps_,                                                        \
+				     collect_,                                                     \
+				     registration_)
+
+/**
+ * KL_PLUGIN_DEFINE_WITH_CONFIG:
+ *
+ * KL_PLUGIN_DEFINE() with the configuration keys the plugin reads
+ * (#KlPluginInfo.config_keys).
+ *
+ * |[
+ * static const KlPluginConfigKey keys[] = {
+ *         { "ima_ml_path", NULL },   // an [agent] option: its default is the agent's
+ *         { "cache_size", "4096" },  // the plugin's own key: [ima_log] cache_size
+ *         { NULL },
+ * };
+ * KL_PLUGIN_DEFINE_WITH_CONFIG("ima_log", "log", "1.0", "IMA runtime measurement list", keys,
+ *                              kl_ima_log_startup, kl_ima_log_shutdown,
+ *                              kl_ima_log_get_capabilities, kl_ima_log_collect, NULL)
+ * ]|
+ *
+ * Since: 1.1
+ */
+#define KL_PLUGIN_DEFINE_WITH_CONFIG(name_,                                                        \
+				     class_,                                                       \
+				     version_,                                                     \
+				     description_,                                                 \
+				     config_keys_,                                                 \
+				     startup_,                                                     \
+				     shutdown_,                                                    \
+				     caps_,                                                        \
+				     collect_,                                                     \
+				     registration_)                                                \
 	KL_PLUGIN_EXPORT const KlPluginInfo *kl_plugin_get_info(void);                             \
 	KL_PLUGIN_EXPORT const KlPluginInfo *kl_plugin_get_info(void)                              \
 	{                                                                                          \
@@ -112,6 +177,7 @@ typedef const KlPluginInfo *(*KlPluginGetInfoFunc)(void);
 			.get_capabilities = (caps_),                                               \
 			.collect = (collect_),                                                     \
 			.contribute_registration = (registration_),                                \
+			.config_keys = (config_keys_),                                             \
 		};                                                                                 \
 		return &info;                                                                      \
 	}

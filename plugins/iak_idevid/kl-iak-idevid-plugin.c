@@ -142,12 +142,29 @@ kl_iak_idevid_plugin_contribute_registration(KlPluginContext *ctx,
 	return TRUE;
 }
 
-KL_PLUGIN_DEFINE("iak_idevid",
-		 "certification",
-		 PACKAGE_VERSION,
-		 "IAK/IDevID identity for registration (TCG device identity templates)",
-		 kl_iak_idevid_plugin_startup,
-		 kl_iak_idevid_plugin_shutdown,
-		 kl_iak_idevid_plugin_get_capabilities,
-		 kl_iak_idevid_plugin_collect,
-		 kl_iak_idevid_plugin_contribute_registration)
+/* [agent] options of the agent (their defaults are in its option table), secrets included */
+static const KlPluginConfigKey kl_iak_idevid_config_keys[] = {
+	{ "enable_iak_idevid", NULL },
+	{ "iak_idevid_template", NULL },
+	{ "iak_idevid_asymmetric_alg", NULL },
+	{ "iak_idevid_name_alg", NULL },
+	{ "iak_handle", NULL },
+	{ "iak_password", NULL },
+	{ "idevid_handle", NULL },
+	{ "idevid_password", NULL },
+	{ "iak_cert", NULL },
+	{ "idevid_cert", NULL },
+	{ "tpm_ownerpassword", NULL },
+	{ NULL },
+};
+
+KL_PLUGIN_DEFINE_WITH_CONFIG("iak_idevid",
+			     "certification",
+			     PACKAGE_VERSION,
+			     "IAK/IDevID identity for registration (TCG device identity templates)",
+			     kl_iak_idevid_config_keys,
+			     kl_iak_idevid_plugin_startup,
+			     kl_iak_idevid_plugin_shutdown,
+			     kl_iak_idevid_plugin_get_capabilities,
+			     kl_iak_idevid_plugin_collect,
+			     kl_iak_idevid_plugin_contribute_registration)

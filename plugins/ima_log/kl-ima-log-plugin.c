@@ -10,8 +10,7 @@
 #include "kl-ima-log-parser.h"
 #include "kl-ima-log-plugin.h"
 
-#define KL_IMA_LOG_DEFAULT_PATH "/sys/kernel/security/ima/ascii_runtime_measurements"
-#define KL_IMA_LOG_FORMAT	"text/plain"
+#define KL_IMA_LOG_FORMAT "text/plain"
 
 gboolean
 kl_ima_log_plugin_startup(KlPluginContext *ctx, GError **error)
@@ -19,8 +18,12 @@ kl_ima_log_plugin_startup(KlPluginContext *ctx, GError **error)
 	const gchar *path = kl_plugin_context_get_config(ctx, "ima_ml_path");
 	g_autoptr(KlImaLog) log = NULL;
 
-	if (path == NULL || path[0] == '\0')
-		path = KL_IMA_LOG_DEFAULT_PATH;
+	/* the agent's option table gives the default (an empty value means it too) */
+	if (path == NULL || path[0] == '\0') {
+		g_set_error_literal(
+		    error, KL_ERROR, KL_ERROR_CONFIG, "ima_log: ima_ml_path is not set");
+		return FALSE;
+	}
 	log = kl_ima_log_new(path);
 	/* the first full read: later cycles only read what was appended */
 	if (!kl_ima_log_refresh(log, kl_plugin_context_get_boot_time(ctx), NULL, error))
@@ -161,12 +164,18 @@ kl_ima_log_plugin_collect(KlPluginContext *ctx,
 	return data;
 }
 
-KL_PLUGIN_DEFINE("ima_log",
-		 "log",
-		 PACKAGE_VERSION,
-		 "IMA runtime measurement list (incremental)",
-		 kl_ima_log_plugin_startup,
-		 kl_ima_log_plugin_shutdown,
-		 kl_ima_log_plugin_get_capabilities,
-		 kl_ima_log_plugin_collect,
-		 NULL)
+static const KlPluginConfigKey kl_ima_log_config_keys[] = {
+	{ "ima_ml_path", NULL },
+	{ NULL },
+};
+
+KL_PLUGIN_DEFINE_WITH_CONFIG("ima_log",
+			     "log",
+			     PACKAGE_VERSION,
+			     "IMA runtime measurement list (incremental)",
+			     kl_ima_log_config_keys,
+			     kl_ima_log_plugin_startup,
+			     kl_ima_log_plugin_shutdown,
+			     kl_ima_log_plugin_get_capabilities,
+			     kl_ima_log_plugin_collect,
+			     NULL)

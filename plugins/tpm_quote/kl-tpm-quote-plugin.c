@@ -55,12 +55,18 @@ kl_tpm_quote_collect(KlPluginContext *ctx,
 	return kl_tpm_quote_collect_with_tpm(tpm, chosen_parameters, cancellable, error);
 }
 
-KL_PLUGIN_DEFINE("tpm_quote",
-		 "certification",
-		 "1.0",
-		 "TPM 2.0 quote of the PCRs the verifier selects, signed by the AK",
-		 kl_tpm_quote_startup,
-		 NULL,
-		 kl_tpm_quote_get_capabilities,
-		 kl_tpm_quote_collect,
-		 NULL)
+static const KlPluginConfigKey kl_tpm_quote_config_keys[] = {
+	{ "certification_keys_server_identifier", NULL },
+	{ NULL },
+};
+
+KL_PLUGIN_DEFINE_WITH_CONFIG("tpm_quote",
+			     "certification",
+			     "1.0",
+			     "TPM 2.0 quote of the PCRs the verifier selects, signed by the AK",
+			     kl_tpm_quote_config_keys,
+			     kl_tpm_quote_startup,
+			     NULL,
+			     kl_tpm_quote_get_capabilities,
+			     kl_tpm_quote_collect,
+			     NULL)

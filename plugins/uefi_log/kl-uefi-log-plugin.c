@@ -14,10 +14,8 @@
 #include "kl-uefi-log-parser.h"
 #include "kl-uefi-log-plugin.h"
 
-#define KL_UEFI_LOG_DEFAULT_PATH    "/sys/kernel/security/tpm0/binary_bios_measurements"
-#define KL_UEFI_LOG_FORMAT	    "application/octet-stream"
-#define KL_UEFI_LOG_DEFAULT_VERSION "2.1"
-#define KL_UEFI_LOG_MAX_SIZE	    (64 * 1024 * 1024)
+#define KL_UEFI_LOG_FORMAT   "application/octet-stream"
+#define KL_UEFI_LOG_MAX_SIZE (64 * 1024 * 1024)
 
 typedef struct {
 	gchar *path;
@@ -150,8 +148,12 @@ kl_uefi_log_plugin_startup(KlPluginContext *ctx, GError **error)
 	const gchar *path = kl_plugin_context_get_config(ctx, "measuredboot_ml_path");
 	KlUefiLogState *st;
 
-	if (path == NULL || path[0] == '\0')
-		path = KL_UEFI_LOG_DEFAULT_PATH;
+	/* the agent's option table gives the default (an empty value means it too) */
+	if (path == NULL || path[0] == '\0') {
+		g_set_error_literal(
+		    error, KL_ERROR, KL_ERROR_CONFIG, "uefi_log: measuredboot_ml_path is not set");
+		return FALSE;
+	}
 	st = kl_uefi_log_load(path, kl_plugin_context_get_boot_time(ctx), error);
 	if (st == NULL)
 		return FALSE;
@@ -199,8 +201,13 @@ kl_uefi_log_plugin_get_capabilities(KlPluginContext *ctx, GError **error)
 
 	if (st == NULL)
 		return NULL;
-	if (version == NULL || version[0] == '\0')
-		version = KL_UEFI_LOG_DEFAULT_VERSION;
+	if (version == NULL || version[0] == '\0') {
+		g_set_error_literal(error,
+				    KL_ERROR,
+				    KL_ERROR_CONFIG,
+				    "uefi_log: uefi_logs_evidence_version is not set");
+		return NULL;
+	}
 	caps = json_object_new();
 	json_object_set_string_member(caps, "evidence_version", version);
 	json_object_set_int_member(caps, "entry_count", st->event_count);
@@ -254,12 +261,19 @@ kl_uefi_log_plugin_collect(KlPluginContext *ctx,
 	return data;
 }
 
-KL_PLUGIN_DEFINE("uefi_log",
-		 "log",
-		 PACKAGE_VERSION,
-		 "TCG measured boot event log (UEFI)",
-		 kl_uefi_log_plugin_startup,
-		 kl_uefi_log_plugin_shutdown,
-		 kl_uefi_log_plugin_get_capabilities,
-		 kl_uefi_log_plugin_collect,
-		 NULL)
+static const KlPluginConfigKey kl_uefi_log_config_keys[] = {
+	{ "measuredboot_ml_path", NULL },
+	{ "uefi_logs_evidence_version", NULL },
+	{ NULL },
+};
+
+KL_PLUGIN_DEFINE_WITH_CONFIG("uefi_log",
+			     "log",
+			     PACKAGE_VERSION,
+			     "TCG measured boot event log (UEFI)",
+			     kl_uefi_log_config_keys,
+			     kl_uefi_log_plugin_startup,
+			     kl_uefi_log_plugin_shutdown,
+			     kl_uefi_log_plugin_get_capabilities,
+			     kl_uefi_log_plugin_collect,
+			     NULL)

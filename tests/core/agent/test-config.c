@@ -897,6 +897,77 @@ kl_config_describe_test(KlConfigFixture *fx, gconstpointer data)
 	g_assert_cmpuint(g_strv_length((gchar **)kl_config_get_known_keys()), ==, 52);
 }
 
+/*
+ * What a plugin sees (kl_config_lookup_plugin): its declared keys, from its
+ * table, else [agent], else its default; the non-secret [agent] options;
+ * never another secret. Typos in its table and in table names are warned
+ * about with a "did you mean".
+ */
+static void
+kl_config_plugin_view_test(KlConfigFixture *fx, gconstpointer data)
+{
+	static const KlPluginConfigKey keys[] = {
+		{ "ima_ml_path", NULL },
+		{ "tpm_ownerpassword", NULL },
+		{ "cache_entries", "4096" },
+		{ NULL },
+	};
+	g_autoptr(GError) error = NULL;
+
+	kl_test_put(fx,
+		    fx->etc,
+		    "agent.conf",
+		    "[agent]\ntpm_ownerpassword = \"owner-secret\"\n"
+		    "iak_password = \"iak-secret\"\nima_ml_path = \"\"\n"
+		    "[ima_log]\ncache_entires = 10\nfrobnicate = 1\n"
+		    "[ima_lgo]\ncache_entries = 10\n"
+		    "[unrelated]\nx = 1\n");
+	kl_test_load_ok(fx);
+	g_assert_true(kl_config_finalize(fx->cfg, fx->envp, &error));
+	g_assert_no_error(error);
+
+	/* "" is the default of the table, resolved: the plugin keeps no copy */
+	g_assert_cmpstr(kl_config_lookup_plugin(fx->cfg, "ima_log", keys, "ima_ml_path"),
+			==,
+			"/sys/kernel/security/ima/ascii_runtime_measurements");
+	/* a declared secret, a declared default, a shared option */
+	g_assert_cmpstr(kl_config_lookup_plugin(fx->cfg, "ima_log", keys, "tpm_ownerpassword"),
+			==,
+			"owner-secret");
+	g_assert_cmpstr(
+	    kl_config_lookup_plugin(fx->cfg, "ima_log", keys, "cache_entries"), ==, "4096");
+	g_assert_cmpstr(
+	    kl_config_lookup_plugin(fx->cfg, "ima_log", keys, "registrar_port"), ==, "8890");
+	/* an undeclared secret and an undeclared key of its table: nothing */
+	g_assert_null(kl_config_lookup_plugin(fx->cfg, "ima_log", keys, "iak_password"));
+	g_assert_null(kl_config_lookup_plugin(fx->cfg, "ima_log", keys, "cache_entires"));
+	/* a plugin that declares nothing (ABI 1.0): its table, no secret at all */
+	g_assert_cmpstr(kl_config_lookup_plugin(fx->cfg, "ima_log", NULL, "frobnicate"), ==, "1");
+	g_assert_null(kl_config_lookup_plugin(fx->cfg, "ima_log", NULL, "tpm_ownerpassword"));
+	g_assert_null(kl_config_lookup_plugin(fx->cfg, "ima_log", NULL, "iak_password"));
+
+	g_test_expect_message("kl-core",
+			      G_LOG_LEVEL_WARNING,
+			      "*agent.conf:6: unknown option 'cache_entires' in [ima_log] is "
+			      "ignored; did you mean 'cache_entries'?");
+	g_test_expect_message("kl-core",
+			      G_LOG_LEVEL_WARNING,
+			      "*agent.conf:7: unknown option 'frobnicate' in [ima_log] is ignored "
+			      "(the ima_log plugin reads: ima_ml_path, tpm_ownerpassword, "
+			      "cache_entries)");
+	kl_config_check_plugin_table(fx->cfg, "ima_log", keys);
+	g_test_assert_expected_messages();
+	/* a plugin without a declaration: nothing to check against */
+	kl_config_check_plugin_table(fx->cfg, "ima_log", NULL);
+
+	g_test_expect_message("kl-core",
+			      G_LOG_LEVEL_WARNING,
+			      "unknown table [ima_lgo] in the configuration is ignored; did you "
+			      "mean [ima_log]?");
+	kl_config_check_tables(fx->cfg, (const gchar *const[]){ "ima_log", "tpm_quote", NULL });
+	g_test_assert_expected_messages();
+}
+
 int
 main(int argc, char **argv)
 {
@@ -928,6 +999,7 @@ main(int argc, char **argv)
 	KL_ADD("/config/syntax-error", kl_config_syntax_error_test);
 	KL_ADD("/config/lists", kl_config_lists_test);
 	KL_ADD("/config/tables", kl_config_tables_test);
+	KL_ADD("/config/plugin-view", kl_config_plugin_view_test);
 	KL_ADD("/config/normalize", kl_config_normalize_test);
 	KL_ADD("/config/http-verifier", kl_config_http_verifier_test);
 	KL_ADD("/config/backoff", kl_config_backoff_test);

@@ -594,9 +594,9 @@ test_sigterm_and_sighup(void)
 
 	/*
 	 * Retrying forever against an absent registrar. Its first connection to
-	 * the registrar port proves that the agent reached its main loop, with
-	 * the signal handlers in place (a fixed sleep raced with a slow start-up);
-	 * then the port is closed again.
+	 * the registrar port (no splay: at once) proves that the agent reached its
+	 * main loop, with the signal handlers in place (a fixed sleep raced with a
+	 * slow start-up); then the port is closed again.
 	 */
 	listener = listen_loopback(&port);
 	setup_new(&s, port, "exponential_backoff_max_retries = 5\n");

@@ -225,10 +225,15 @@ static const gchar *
 config_lookup_cb(gpointer user_data, const gchar *table, const gchar *key)
 {
 	GHashTable *cfg = user_data;
+	const gchar *value;
 
 	if (table != NULL)
 		return NULL;
-	return g_hash_table_lookup(cfg, key);
+	value = g_hash_table_lookup(cfg, key);
+	/* the agent's default (its option table) */
+	if (value == NULL && g_strcmp0(key, "uefi_logs_evidence_version") == 0)
+		return "2.1";
+	return value;
 }
 
 static JsonObject *
