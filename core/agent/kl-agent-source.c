@@ -118,9 +118,10 @@ kl_main_collect(gpointer data,
 		KlEvidenceRequest *request,
 		GCancellable *cancellable,
 		gchar **summary,
+		KlJsonBody *body,
 		GError **error)
 {
-	return kl_plugin_run_request(request, cancellable, summary, error);
+	return kl_plugin_run_request(request, cancellable, summary, body, error);
 }
 
 const KlAgentSource kl_main_source_funcs = {

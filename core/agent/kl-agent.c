@@ -646,7 +646,7 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	g_autoptr(GString) types = g_string_new(NULL);
 	g_autoptr(KlHttpResponse) response = NULL;
 	g_autofree gchar *url = NULL;
-	g_autofree gchar *body = NULL;
+	g_autoptr(KlJsonBody) body = kl_json_body_new();
 	KlStepResult *result;
 	const gchar *text;
 	gint64 seconds = 0;
@@ -678,7 +678,8 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 		JsonObject *entry;
 		gint64 started = g_get_monotonic_time();
 
-		entry = agent->source.collect(agent->source_data, item, cancellable, &sent, &error);
+		entry = agent->source.collect(
+		    agent->source_data, item, cancellable, &sent, body, &error);
 		/* the quote (class "certification") is the TPM's share of the cycle */
 		if (g_strcmp0(item->evidence_class, "certification") == 0)
 			agent->cycle_tpm_us += g_get_monotonic_time() - started;
@@ -699,14 +700,18 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 			agent->cycle_ima_entries += kl_agent_ima_entry_count(entry);
 		g_ptr_array_add(collected, entry);
 	}
-	/* the body is built once and handed to the transport without copies */
-	body = kl_verifier_build_evidence(collected, &len);
+	/*
+	 * the body is written while it is sent: its large strings are escaped
+	 * from the plugins' buffers, never copied into a tree or a text first
+	 */
+	kl_verifier_build_evidence(collected, body);
 	g_ptr_array_set_size(collected, 0);
+	len = (gsize)kl_json_body_get_size(body);
 	agent->trim_pending = len >= KL_AGENT_TRIM_BODY_BYTES;
 	url = kl_verifier_client_evidence_url(agent->verifier, agent->location);
-	response = kl_verifier_client_submit_evidence(
-	    agent->verifier, url, body, len, cancellable, &error);
-	g_clear_pointer(&body, g_free);
+	response =
+	    kl_verifier_client_submit_evidence(agent->verifier, url, body, cancellable, &error);
+	g_clear_pointer(&body, kl_json_body_free);
 	if (response == NULL)
 		return kl_step_retry(g_steal_pointer(&error), -1);
 	upload_len = len;

@@ -87,12 +87,15 @@ typedef struct {
 	gboolean (*resolve)(gpointer data, KlEvidenceRequest *request, GError **error);
 	/*
 	 * the evidence_collected entry for one resolved request; @summary
-	 * (out, nullable): what was sent, for the per-cycle info line
+	 * (out, nullable): what was sent, for the per-cycle info line; @body:
+	 * the request body the entry goes into (large strings may be attached
+	 * to it instead of copied into the entry, kl_json_body_attach())
 	 */
 	JsonObject *(*collect)(gpointer data,
 			       KlEvidenceRequest *request,
 			       GCancellable *cancellable,
 			       gchar **summary,
+			       KlJsonBody *body,
 			       GError **error);
 } KlAgentSource;
 

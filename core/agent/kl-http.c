@@ -275,6 +275,7 @@ kl_http_parse_retry_after(const gchar *value, gint64 now_s)
 /* ---- libcurl transport ---- */
 
 typedef struct {
+	const KlHttpBodyReader *reader; /* (nullable) the request body */
 	GByteArray *body;
 	GPtrArray *headers; /* of the last response (after 1xx) */
 	gsize header_bytes;
@@ -308,6 +309,28 @@ kl_http_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 	}
 	g_byte_array_append(transfer->body, (const guint8 *)ptr, len);
 	return len;
+}
+
+static size_t
+kl_http_read_cb(char *buffer, size_t size, size_t nitems, void *userdata)
+{
+	KlHttpTransfer *transfer = userdata;
+
+	if (g_cancellable_is_cancelled(transfer->cancellable))
+		return CURL_READFUNC_ABORT;
+	return transfer->reader->read(transfer->reader->data, buffer, size * nitems);
+}
+
+/* libcurl rewinds the body to send it again (e.g. on a kept-alive connection the peer closed) */
+static int
+kl_http_seek_cb(void *userdata, curl_off_t offset, int origin)
+{
+	KlHttpTransfer *transfer = userdata;
+
+	if (origin != SEEK_SET || offset < 0 || transfer->reader->seek == NULL)
+		return CURL_SEEKFUNC_CANTSEEK;
+	return transfer->reader->seek(transfer->reader->data, (guint64)offset) ? CURL_SEEKFUNC_OK
+									       : CURL_SEEKFUNC_FAIL;
 }
 
 static size_t
@@ -361,6 +384,7 @@ kl_http_curl_send(KlHttp *http,
 		  GPtrArray *headers,
 		  const gchar *body,
 		  gsize body_len,
+		  const KlHttpBodyReader *reader,
 		  gboolean tail_only,
 		  guint extra_timeout_ms,
 		  GCancellable *cancellable,
@@ -381,6 +405,7 @@ kl_http_curl_send(KlHttp *http,
 	transfer.headers = g_ptr_array_new_with_free_func(g_free);
 	transfer.cancellable = cancellable;
 	transfer.tail_only = tail_only;
+	transfer.reader = reader;
 
 	for (guint i = 0; i < headers->len; i++)
 		list = curl_slist_append(list, g_ptr_array_index(headers, i));
@@ -415,6 +440,18 @@ kl_http_curl_send(KlHttp *http,
 
 	if (g_strcmp0(method, "GET") == 0) {
 		curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+	} else if (reader != NULL) {
+		/* read while it is sent, with a Content-Length (no chunked upload) */
+		if (reader->seek != NULL)
+			reader->seek(reader->data, 0);
+		curl_easy_setopt(curl, CURLOPT_POST, 1L);
+		curl_easy_setopt(curl, CURLOPT_READFUNCTION, kl_http_read_cb);
+		curl_easy_setopt(curl, CURLOPT_READDATA, &transfer);
+		curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, kl_http_seek_cb);
+		curl_easy_setopt(curl, CURLOPT_SEEKDATA, &transfer);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+		if (g_strcmp0(method, "POST") != 0)
+			curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 	} else {
 		/* not copied by libcurl: the body is built once by the caller */
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body != NULL ? body : "");
@@ -571,11 +608,35 @@ kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellab
 	g_ptr_array_add(headers, NULL);
 
 	if (http->transport != NULL) {
+		const gchar *body = request->body;
+		gsize body_len = request->body_len;
+		g_autofree gchar *whole = NULL;
+
+		/* a test transport gets the body whole */
+		if (request->body_reader != NULL) {
+			const KlHttpBodyReader *reader = request->body_reader;
+			gsize n = 0;
+
+			whole = g_malloc(request->body_len + 1);
+			if (reader->seek != NULL)
+				reader->seek(reader->data, 0);
+			while (n < request->body_len) {
+				gsize k =
+				    reader->read(reader->data, whole + n, request->body_len - n);
+
+				if (k == 0)
+					break;
+				n += k;
+			}
+			whole[n] = '\0';
+			body = whole;
+			body_len = n;
+		}
 		response = http->transport(request->method,
 					   request->url,
 					   (const gchar *const *)headers->pdata,
-					   request->body,
-					   request->body_len,
+					   body,
+					   body_len,
 					   http->transport_data,
 					   cancellable,
 					   error);
@@ -587,6 +648,7 @@ kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellab
 					     headers,
 					     request->body,
 					     request->body_len,
+					     request->body_reader,
 					     request->tail_only,
 					     request->extra_timeout_ms,
 					     cancellable,

@@ -24,12 +24,27 @@ typedef struct {
 	guint timeout_ms;		   /* request_timeout; 0 = none */
 } KlHttpOptions;
 
+/* a request body read while it is sent */
+typedef struct {
+	/* copies the next at most @len bytes of the body to @buf; 0 at the end */
+	gsize (*read)(gpointer data, gchar *buf, gsize len);
+	/* the next read starts at @offset (to send the body again); FALSE when it cannot */
+	gboolean (*seek)(gpointer data, guint64 offset);
+	gpointer data;
+} KlHttpBodyReader;
+
 typedef struct {
 	const gchar *method;	   /* GET, POST, PUT, PATCH */
 	const gchar *url;	   /* absolute */
 	const gchar *content_type; /* (nullable) */
 	const gchar *body;	   /* (nullable) not copied: must live until the call returns */
 	gsize body_len;
+	/*
+	 * (nullable) instead of @body: the @body_len bytes are read while they
+	 * are sent, so a large body never has to be in memory whole (a test
+	 * transport gets it whole)
+	 */
+	const KlHttpBodyReader *body_reader;
 	gboolean authorize; /* attach the bearer token if the URL has its origin */
 	/*
 	 * the caller needs only the status and the end of the answer (the

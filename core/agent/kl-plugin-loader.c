@@ -638,15 +638,44 @@ kl_plugin_json_copy_node(JsonNode *node)
 	return copy;
 }
 
+/*
+ * the strings the plugin attached (kl_plugin_context_attach_string()) go into
+ * @data: with a @body, as a placeholder node that the body writes from the
+ * plugin's buffer; without one (tests, --check tools), as a copy
+ */
+static void
+kl_plugin_place_attachments(JsonObject *data, GPtrArray *attachments, KlJsonBody *body)
+{
+	for (guint i = 0; attachments != NULL && i < attachments->len; i++) {
+		KlPluginAttachment *attachment = g_ptr_array_index(attachments, i);
+
+		if (body != NULL) {
+			JsonNode *node = json_node_new(JSON_NODE_NULL);
+
+			/* an existing member is replaced where it stands */
+			json_object_set_member(data, attachment->member, node);
+			kl_json_body_attach(body, node, attachment->text);
+		} else {
+			gsize len = 0;
+			const gchar *text = g_bytes_get_data(attachment->text, &len);
+			g_autofree gchar *copy = g_strndup(text, len);
+
+			json_object_set_string_member(data, attachment->member, copy);
+		}
+	}
+}
+
 /* @params: sealed, read by the plugin only */
 static JsonObject *
 kl_plugin_collect(KlPlugin *plugin,
 		  JsonObject *params,
 		  GCancellable *cancellable,
 		  gchar **summary,
+		  KlJsonBody *body,
 		  GError **error)
 {
 	GError *error_local = NULL;
+	g_autoptr(GPtrArray) attachments = NULL;
 	JsonObject *data;
 
 	if (!kl_plugin_check_active(plugin, error))
@@ -654,9 +683,13 @@ kl_plugin_collect(KlPlugin *plugin,
 	if (g_cancellable_set_error_if_cancelled(cancellable, error))
 		return NULL;
 	g_free(kl_plugin_context_take_summary(plugin->ctx));
+	/* anything attached outside a collect() is not sent */
+	attachments = kl_plugin_context_take_attachments(plugin->ctx);
+	g_clear_pointer(&attachments, g_ptr_array_unref);
 	kl_plugin_callback_enter(plugin, "collect");
 	data = plugin->info->collect(plugin->ctx, params, cancellable, &error_local);
 	kl_plugin_callback_leave();
+	attachments = kl_plugin_context_take_attachments(plugin->ctx);
 	if (data == NULL) {
 		g_free(kl_plugin_context_take_summary(plugin->ctx));
 		kl_plugin_propagate_error(plugin, "collect", error_local, error);
@@ -667,6 +700,7 @@ kl_plugin_collect(KlPlugin *plugin,
 		*summary = kl_plugin_context_take_summary(plugin->ctx);
 	else
 		g_free(kl_plugin_context_take_summary(plugin->ctx));
+	kl_plugin_place_attachments(data, attachments, body);
 	return kl_plugin_wrap(plugin, "data", data);
 }
 
@@ -689,7 +723,7 @@ kl_plugin_run_collect(KlPlugin *plugin,
 	params = chosen_parameters != NULL ? kl_plugin_json_copy_object(chosen_parameters)
 					   : json_object_new();
 	json_object_seal(params);
-	return kl_plugin_collect(plugin, params, cancellable, NULL, error);
+	return kl_plugin_collect(plugin, params, cancellable, NULL, NULL, error);
 }
 
 KlPlugin *
@@ -730,6 +764,7 @@ JsonObject *
 kl_plugin_run_request(KlEvidenceRequest *request,
 		      GCancellable *cancellable,
 		      gchar **summary,
+		      KlJsonBody *body,
 		      GError **error)
 {
 	g_return_val_if_fail(request != NULL, NULL);
@@ -747,7 +782,7 @@ kl_plugin_run_request(KlEvidenceRequest *request,
 	}
 	/* the request's parameters are sealed and nobody else reads them: no copy */
 	return kl_plugin_collect(
-	    request->plugin, request->chosen_parameters, cancellable, summary, error);
+	    request->plugin, request->chosen_parameters, cancellable, summary, body, error);
 }
 
 gboolean

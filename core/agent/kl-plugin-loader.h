@@ -13,6 +13,7 @@
 #include "keylime-agent/kl-plugin.h"
 #include "kl-config.h"
 #include "kl-evidence-request.h"
+#include "kl-json-body.h"
 
 G_BEGIN_DECLS
 
@@ -115,11 +116,16 @@ kl_plugin_loader_resolve(KlPluginLoader *loader,
  * entry {evidence_class, evidence_type, data}. The plugin reads the request's
  * sealed chosen_parameters directly. @summary: (out) (optional) (nullable):
  * what the plugin reported it sent (kl_plugin_context_set_summary()), or NULL.
+ * @body: (nullable): the request body the entry goes into; the strings the
+ * plugin attached (kl_plugin_context_attach_string()) are then placeholders
+ * in the entry, written by @body from the plugin's buffer. Without a body
+ * they are copied into the entry.
  */
 JsonObject *
 kl_plugin_run_request(KlEvidenceRequest *request,
 		      GCancellable *cancellable,
 		      gchar **summary,
+		      KlJsonBody *body,
 		      GError **error) G_GNUC_WARN_UNUSED_RESULT;
 gboolean
 kl_plugin_run_contribute_registration(KlPlugin *plugin,

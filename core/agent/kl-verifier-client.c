@@ -218,19 +218,36 @@ kl_verifier_client_send(KlVerifierClient *client,
 	return kl_http_send(client->http, &request, cancellable, error);
 }
 
+static gsize
+kl_verifier_body_read(gpointer data, gchar *buf, gsize len)
+{
+	return kl_json_body_read(data, buf, len);
+}
+
+static gboolean
+kl_verifier_body_seek(gpointer data, guint64 offset)
+{
+	return kl_json_body_seek(data, offset);
+}
+
 KlHttpResponse *
 kl_verifier_client_submit_evidence(KlVerifierClient *client,
 				   const gchar *url,
-				   const gchar *body,
-				   gsize body_len,
+				   KlJsonBody *body,
 				   GCancellable *cancellable,
 				   GError **error)
 {
+	gsize body_len = (gsize)kl_json_body_get_size(body);
+	KlHttpBodyReader reader = {
+		.read = kl_verifier_body_read,
+		.seek = kl_verifier_body_seek,
+		.data = body,
+	};
 	KlHttpRequest request = {
 		.method = "PATCH",
 		.url = url,
 		.content_type = KL_VERIFIER_CONTENT_TYPE,
-		.body = body,
+		.body_reader = &reader,
 		.body_len = body_len,
 		.authorize = TRUE,
 		.tail_only = TRUE,
@@ -329,10 +346,11 @@ kl_verifier_build_capabilities(GPtrArray *evidence_supported, const gchar *boot_
 	return kl_verifier_document_to_string(data, len);
 }
 
-gchar *
-kl_verifier_build_evidence(GPtrArray *evidence_collected, gsize *len)
+void
+kl_verifier_build_evidence(GPtrArray *evidence_collected, KlJsonBody *body)
 {
-	g_autoptr(JsonObject) data = json_object_new();
+	g_autoptr(JsonObject) root = json_object_new();
+	JsonObject *data = json_object_new();
 	JsonObject *attributes = json_object_new();
 	JsonArray *collected = json_array_new();
 
@@ -342,7 +360,8 @@ kl_verifier_build_evidence(GPtrArray *evidence_collected, gsize *len)
 	json_object_set_array_member(attributes, "evidence_collected", collected);
 	json_object_set_string_member(data, "type", "attestation");
 	json_object_set_object_member(data, "attributes", attributes);
-	return kl_verifier_document_to_string(data, len);
+	json_object_set_object_member(root, "data", data);
+	kl_json_body_set_root(body, root);
 }
 
 /* ---- answers ---- */

@@ -13,6 +13,7 @@
 
 #include "kl-evidence-request.h"
 #include "kl-http.h"
+#include "kl-json-body.h"
 
 G_BEGIN_DECLS
 
@@ -66,14 +67,14 @@ kl_verifier_client_evidence_url(KlVerifierClient *client, const gchar *location)
 
 /* sends JSON:API with Content-Type application/vnd.api+json */
 /*
- * PATCH of the evidence: the answer may be of any size (the verifier echoes
- * the evidence back); only its end is kept (KlHttpResponse.truncated)
+ * PATCH of the evidence (kl_verifier_build_evidence()), read from @body while
+ * it is sent. The answer may be of any size (the verifier echoes the evidence
+ * back); only its end is kept (KlHttpResponse.truncated).
  */
 KlHttpResponse *
 kl_verifier_client_submit_evidence(KlVerifierClient *client,
 				   const gchar *url,
-				   const gchar *body,
-				   gsize body_len,
+				   KlJsonBody *body,
 				   GCancellable *cancellable,
 				   GError **error) G_GNUC_WARN_UNUSED_RESULT;
 KlHttpResponse *
@@ -96,9 +97,13 @@ kl_verifier_build_session_proof(
 /* @evidence_supported: JsonObject* entries {evidence_class, evidence_type, capabilities} */
 gchar *
 kl_verifier_build_capabilities(GPtrArray *evidence_supported, const gchar *boot_time, gsize *len);
-/* @evidence_collected: JsonObject* entries {evidence_class, evidence_type, data} */
-gchar *
-kl_verifier_build_evidence(GPtrArray *evidence_collected, gsize *len);
+/*
+ * @evidence_collected: JsonObject* entries {evidence_class, evidence_type,
+ * data}, collected into @body (their attached strings, kl_json_body_attach());
+ * lays out @body (kl_json_body_set_root())
+ */
+void
+kl_verifier_build_evidence(GPtrArray *evidence_collected, KlJsonBody *body);
 
 /* ---- answers (untrusted input) ---- */
 

@@ -6,6 +6,7 @@
 
 #include "keylime-agent/kl-error.h"
 #include "keylime-agent/kl-json.h"
+#include "kl-json-private.h"
 
 /*
  * json-glib's plain getters cannot tell a missing member from one of the wrong
@@ -555,91 +556,132 @@ kl_json_parse_object(const gchar *data, gssize len, GError **error)
  * A compact JSON writer for the trees the agent sends: the same text as
  * json-glib's generator (members in insertion order, no spaces, the same
  * escapes), without its per-character string handling, which made the
- * evidence body the most expensive part of a steady cycle.
+ * evidence body the most expensive part of a steady cycle. A hook may write
+ * any value itself (kl-json-body.c streams large strings from where they are).
  */
+typedef struct {
+	GString *out;
+	KlJsonWriteHook hook;
+	gpointer hook_data;
+} KlJsonWriter;
+
+/* how the writer writes each byte inside a string: 1 = as it is, 2 = "\n", 6 = "\u001f" */
+const guint8 kl_json_escaped_len[256] = {
+	[0x00 ... 0x07] = 6, ['\b'] = 2, ['\t'] = 2,	      ['\n'] = 2,
+	[0x0b] = 6,	     ['\f'] = 2, ['\r'] = 2,	      [0x0e ... 0x1f] = 6,
+	[0x20 ... 0x21] = 1, ['"'] = 2,	 [0x23 ... 0x5b] = 1, ['\\'] = 2,
+	[0x5d ... 0x7e] = 1, [0x7f] = 6, [0x80 ... 0xff] = 1,
+};
+
+guint
+kl_json_escape_byte(guchar c, gchar *out)
+{
+	static const gchar hex[] = "0123456789abcdef";
+	gchar named = 0;
+
+	switch (c) {
+	case '"':
+		named = '"';
+		break;
+	case '\\':
+		named = '\\';
+		break;
+	case '\b':
+		named = 'b';
+		break;
+	case '\f':
+		named = 'f';
+		break;
+	case '\n':
+		named = 'n';
+		break;
+	case '\r':
+		named = 'r';
+		break;
+	case '\t':
+		named = 't';
+		break;
+	default:
+		break;
+	}
+	if (kl_json_escaped_len[c] == 1) {
+		out[0] = (gchar)c;
+		return 1;
+	}
+	out[0] = '\\';
+	if (named != 0) {
+		out[1] = named;
+		return 2;
+	}
+	out[1] = 'u';
+	out[2] = '0';
+	out[3] = '0';
+	out[4] = hex[c >> 4];
+	out[5] = hex[c & 0x0f];
+	return 6;
+}
+
 static void
-kl_json_write_node(GString *out, JsonNode *node);
+kl_json_write_node(KlJsonWriter *w, JsonNode *node);
 
 static void
 kl_json_write_string(GString *out, const gchar *str)
 {
-	static const gchar hex[] = "0123456789abcdef";
 	const gchar *run = str;
 	const gchar *p;
 
 	g_string_append_c(out, '"');
 	for (p = str; *p != '\0'; p++) {
-		guchar c = (guchar)*p;
-		const gchar *esc = NULL;
+		gchar esc[6];
+		guint n;
 
-		if (c >= 0x20 && c != 0x7f && c != '"' && c != '\\')
+		if (kl_json_escaped_len[(guchar)*p] == 1)
 			continue;
 		g_string_append_len(out, run, p - run);
 		run = p + 1;
-		switch (c) {
-		case '"':
-			esc = "\\\"";
-			break;
-		case '\\':
-			esc = "\\\\";
-			break;
-		case '\b':
-			esc = "\\b";
-			break;
-		case '\f':
-			esc = "\\f";
-			break;
-		case '\n':
-			esc = "\\n";
-			break;
-		case '\r':
-			esc = "\\r";
-			break;
-		case '\t':
-			esc = "\\t";
-			break;
-		default:
-			break;
-		}
-		if (esc != NULL) {
-			g_string_append(out, esc);
-		} else {
-			g_string_append(out, "\\u00");
-			g_string_append_c(out, hex[c >> 4]);
-			g_string_append_c(out, hex[c & 0x0f]);
-		}
+		n = kl_json_escape_byte((guchar)*p, esc);
+		g_string_append_len(out, esc, n);
 	}
 	g_string_append_len(out, run, p - run);
 	g_string_append_c(out, '"');
 }
 
 static void
-kl_json_write_object(GString *out, JsonObject *obj)
+kl_json_write_value(KlJsonWriter *w, JsonNode *node)
+{
+	if (w->hook == NULL || !w->hook(w->out, node, w->hook_data))
+		kl_json_write_node(w, node);
+}
+
+static void
+kl_json_write_object(KlJsonWriter *w, JsonObject *obj)
 {
 	JsonObjectIter iter;
 	const gchar *name;
 	JsonNode *member;
 	gboolean first = TRUE;
 
-	g_string_append_c(out, '{');
+	g_string_append_c(w->out, '{');
 	json_object_iter_init_ordered(&iter, obj);
 	while (json_object_iter_next_ordered(&iter, &name, &member)) {
 		if (!first)
-			g_string_append_c(out, ',');
+			g_string_append_c(w->out, ',');
 		first = FALSE;
-		kl_json_write_string(out, name);
-		g_string_append_c(out, ':');
-		kl_json_write_node(out, member);
+		kl_json_write_string(w->out, name);
+		g_string_append_c(w->out, ':');
+		kl_json_write_value(w, member);
 	}
-	g_string_append_c(out, '}');
+	g_string_append_c(w->out, '}');
 }
 
 static void
-kl_json_write_node(GString *out, JsonNode *node)
+kl_json_write_node(KlJsonWriter *w, JsonNode *node)
 {
+	GString *out = w->out;
+
 	switch (json_node_get_node_type(node)) {
 	case JSON_NODE_OBJECT:
-		kl_json_write_object(out, json_node_get_object(node));
+		kl_json_write_object(w, json_node_get_object(node));
 		return;
 	case JSON_NODE_ARRAY: {
 		JsonArray *array = json_node_get_array(node);
@@ -649,7 +691,7 @@ kl_json_write_node(GString *out, JsonNode *node)
 		for (guint i = 0; i < n; i++) {
 			if (i > 0)
 				g_string_append_c(out, ',');
-			kl_json_write_node(out, json_array_get_element(array, i));
+			kl_json_write_value(w, json_array_get_element(array, i));
 		}
 		g_string_append_c(out, ']');
 		return;
@@ -705,6 +747,14 @@ kl_json_write_node(GString *out, JsonNode *node)
 	}
 }
 
+void
+kl_json_write_object_hooked(GString *out, JsonObject *obj, KlJsonWriteHook hook, gpointer hook_data)
+{
+	KlJsonWriter w = { out, hook, hook_data };
+
+	kl_json_write_object(&w, obj);
+}
+
 gchar *
 kl_json_object_to_string(JsonObject *obj, gsize *len)
 {
@@ -713,7 +763,7 @@ kl_json_object_to_string(JsonObject *obj, gsize *len)
 	g_return_val_if_fail(obj != NULL, NULL);
 
 	out = g_string_sized_new(256);
-	kl_json_write_object(out, obj);
+	kl_json_write_object_hooked(out, obj, NULL, NULL);
 	if (len != NULL)
 		*len = out->len;
 	return g_string_free(out, FALSE);

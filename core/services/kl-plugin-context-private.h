@@ -32,4 +32,17 @@ kl_plugin_context_free(KlPluginContext *ctx); /* runs the data destroy notify */
 gchar *
 kl_plugin_context_take_summary(KlPluginContext *ctx);
 
+/* a string given with kl_plugin_context_attach_string() */
+typedef struct {
+	gchar *member;
+	GBytes *text;
+} KlPluginAttachment;
+
+/*
+ * what the plugin attached since the last call, and clears it: a
+ * KlPluginAttachment array in the order of the calls, or NULL (transfer full)
+ */
+GPtrArray *
+kl_plugin_context_take_attachments(KlPluginContext *ctx);
+
 G_END_DECLS

@@ -15,6 +15,7 @@ struct _KlPluginContext {
 	gpointer data;
 	GDestroyNotify data_destroy;
 	gchar *summary;
+	GPtrArray *attachments; /* KlPluginAttachment, NULL when none */
 };
 
 KlPluginContext *
@@ -51,6 +52,8 @@ kl_plugin_context_free(KlPluginContext *ctx)
 	g_free(ctx->agent_id);
 	g_free(ctx->data_dir);
 	g_free(ctx->summary);
+	if (ctx->attachments != NULL)
+		g_ptr_array_unref(ctx->attachments);
 	g_free(ctx);
 }
 
@@ -211,4 +214,48 @@ kl_plugin_context_take_summary(KlPluginContext *ctx)
 {
 	g_return_val_if_fail(ctx != NULL, NULL);
 	return g_steal_pointer(&ctx->summary);
+}
+
+static void
+kl_plugin_attachment_free(KlPluginAttachment *attachment)
+{
+	if (attachment == NULL)
+		return;
+	g_free(attachment->member);
+	g_bytes_unref(attachment->text);
+	g_free(attachment);
+}
+
+void
+kl_plugin_context_attach_string(KlPluginContext *ctx, const gchar *member, GBytes *text)
+{
+	KlPluginAttachment *attachment;
+
+	g_return_if_fail(ctx != NULL);
+	g_return_if_fail(member != NULL);
+	g_return_if_fail(text != NULL);
+
+	if (ctx->attachments == NULL)
+		ctx->attachments =
+		    g_ptr_array_new_with_free_func((GDestroyNotify)kl_plugin_attachment_free);
+	/* a second call for the same member replaces the first */
+	for (guint i = 0; i < ctx->attachments->len; i++) {
+		KlPluginAttachment *old = g_ptr_array_index(ctx->attachments, i);
+
+		if (g_strcmp0(old->member, member) == 0) {
+			g_ptr_array_remove_index(ctx->attachments, i);
+			break;
+		}
+	}
+	attachment = g_new0(KlPluginAttachment, 1);
+	attachment->member = g_strdup(member);
+	attachment->text = g_bytes_ref(text);
+	g_ptr_array_add(ctx->attachments, attachment);
+}
+
+GPtrArray *
+kl_plugin_context_take_attachments(KlPluginContext *ctx)
+{
+	g_return_val_if_fail(ctx != NULL, NULL);
+	return g_steal_pointer(&ctx->attachments);
 }

@@ -163,4 +163,25 @@ kl_plugin_context_get_data(KlPluginContext *ctx);
 void
 kl_plugin_context_set_summary(KlPluginContext *ctx, const gchar *summary);
 
+/**
+ * kl_plugin_context_attach_string:
+ * @ctx: the plugin's context
+ * @member: a member of the `data` object this collect() returns
+ * @text: (transfer none): the member's value, UTF-8 text
+ *
+ * Called from collect(): the agent sends member @member of the returned `data`
+ * object as a JSON string holding @text, escaped while the evidence is sent,
+ * without copying @text. For a large log this keeps it in memory once, in the
+ * plugin's own buffer (json_object_set_string_member() copies it, and a
+ * serialised body would copy it again). The agent keeps a reference to @text
+ * until the evidence is sent; its bytes must not change. When the returned
+ * object has a member @member (e.g. null), @text takes its place, so the
+ * members keep their order; otherwise it comes after the last member.
+ * Cleared before every collect(); dropped when collect() fails.
+ *
+ * Since: 1.2
+ */
+void
+kl_plugin_context_attach_string(KlPluginContext *ctx, const gchar *member, GBytes *text);
+
 G_END_DECLS

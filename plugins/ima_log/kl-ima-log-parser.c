@@ -551,41 +551,45 @@ kl_ima_log_cache_restart(KlImaLog *self)
 	self->cache_start = self->end;
 }
 
-static JsonObject *
-kl_ima_log_make_data(gchar *text, gsize len, guint64 max_entries, guint64 count)
+/*
+ * the lines of @text from byte @start to its end, at most @max_entries of them
+ * (0: all) out of @count, and their number; the result keeps @text alive
+ */
+static GBytes *
+kl_ima_log_slice(
+    GBytes *text, gsize start, guint64 max_entries, guint64 count, guint64 *entry_count)
 {
-	JsonObject *data = json_object_new();
-	guint64 n = count;
-	gchar saved = text[len];
+	gsize size = 0;
+	const gchar *data = g_bytes_get_data(text, &size);
+	gsize end = size;
 
 	if (max_entries > 0 && count > max_entries) {
-		const gchar *cut = kl_ima_log_skip_lines(text, text + len, max_entries);
-		len = (gsize)(cut - text);
-		saved = text[len];
-		n = max_entries;
+		end = (gsize)(kl_ima_log_skip_lines(data + start, data + size, max_entries) - data);
+		count = max_entries;
 	}
-	/* json-glib copies the string: terminate the slice in place */
-	text[len] = '\0';
-	json_object_set_string_member(data, "entries", text);
-	text[len] = saved;
-	json_object_set_int_member(data, "entry_count", (gint64)n);
-	return data;
+	*entry_count = count;
+	return g_bytes_new_from_bytes(text, start, end - start);
 }
 
-JsonObject *
-kl_ima_log_collect(KlImaLog *self,
-		   guint64 starting_offset,
-		   guint64 max_entries,
-		   GCancellable *cancellable,
-		   GError **error)
+GBytes *
+kl_ima_log_collect_text(KlImaLog *self,
+			guint64 starting_offset,
+			guint64 max_entries,
+			guint64 *entry_count,
+			GCancellable *cancellable,
+			GError **error)
 {
-	g_autoptr(GString) text = NULL;
+	g_autoptr(GBytes) whole = NULL;
+	gchar *buf;
+	gsize size;
+	gsize got = 0;
 	const gchar *start;
 	guint64 off;
 	guint64 first;
-	JsonObject *data;
+	GBytes *text;
 
 	g_return_val_if_fail(self != NULL, NULL);
+	g_return_val_if_fail(entry_count != NULL, NULL);
 
 	if (self->fd < 0) {
 		g_set_error(error,
@@ -607,7 +611,8 @@ kl_ima_log_collect(KlImaLog *self,
 		return NULL;
 	}
 
-	/* the common case: the lines learned since the previous collect */
+	/* the common case: the lines learned since the previous collect; the cache is handed over
+	 */
 	if (self->cache != NULL && starting_offset >= self->cache_first &&
 	    self->cache_start + self->cache->len == self->end) {
 		const gchar *cache_end = self->cache->str + self->cache->len;
@@ -619,12 +624,12 @@ kl_ima_log_collect(KlImaLog *self,
 			    error, KL_ERROR, KL_ERROR_INTERNAL, "the IMA log cache lost lines");
 			return NULL;
 		}
-		data = kl_ima_log_make_data(self->cache->str + (start - self->cache->str),
-					    (gsize)(cache_end - start),
-					    max_entries,
-					    self->count - starting_offset);
+		off = (guint64)(start - self->cache->str);
+		whole = g_string_free_to_bytes(self->cache);
+		self->cache = g_string_sized_new(4096);
 		kl_ima_log_cache_restart(self);
-		return data;
+		return kl_ima_log_slice(
+		    whole, (gsize)off, max_entries, self->count - starting_offset, entry_count);
 	}
 
 	/* any other offset: from the nearest indexed entry at or before it */
@@ -635,21 +640,21 @@ kl_ima_log_collect(KlImaLog *self,
 	} else {
 		off = g_array_index(self->index, guint64, first / KL_IMA_LOG_INDEX_STRIDE);
 	}
-	text = g_string_sized_new((gsize)(self->end - off) + 1);
+	size = (gsize)(self->end - off);
 	if (!kl_ima_log_seek(self, off, error))
 		return NULL;
-	while (text->len < self->end - off) {
-		gsize want = MIN((gsize)(self->end - off) - text->len, (gsize)(16 * 1024 * 1024));
-		gsize old_len = text->len;
+	/* the one copy of the text: the evidence is sent from this buffer */
+	buf = g_malloc(size + 1);
+	whole = g_bytes_new_take(buf, size);
+	while (got < size) {
+		gsize want = MIN(size - got, (gsize)(16 * 1024 * 1024));
 		gssize n;
 
 		if (g_cancellable_set_error_if_cancelled(cancellable, error))
 			return NULL;
-		g_string_set_size(text, old_len + want);
-		n = kl_ima_log_read(self, text->str + old_len, want, error);
+		n = kl_ima_log_read(self, buf + got, want, error);
 		if (n < 0)
 			return NULL;
-		g_string_truncate(text, old_len + (gsize)n);
 		if (n == 0) {
 			g_set_error(error,
 				    KL_ERROR,
@@ -660,9 +665,10 @@ kl_ima_log_collect(KlImaLog *self,
 			kl_ima_log_reset_index(self);
 			return NULL;
 		}
+		got += (gsize)n;
 	}
-	start = kl_ima_log_skip_lines(text->str, text->str + text->len, starting_offset - first);
-	if (start == NULL || (text->len > 0 && text->str[text->len - 1] != '\n')) {
+	start = kl_ima_log_skip_lines(buf, buf + size, starting_offset - first);
+	if (start == NULL || (size > 0 && buf[size - 1] != '\n')) {
 		g_set_error(error,
 			    KL_ERROR,
 			    KL_ERROR_INVALID_DATA,
@@ -672,10 +678,8 @@ kl_ima_log_collect(KlImaLog *self,
 		kl_ima_log_reset_index(self);
 		return NULL;
 	}
-	data = kl_ima_log_make_data(text->str + (start - text->str),
-				    text->len - (gsize)(start - text->str),
-				    max_entries,
-				    self->count - starting_offset);
+	text = kl_ima_log_slice(
+	    whole, (gsize)(start - buf), max_entries, self->count - starting_offset, entry_count);
 	kl_ima_log_cache_restart(self);
-	return data;
+	return text;
 }

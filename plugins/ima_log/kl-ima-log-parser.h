@@ -52,19 +52,21 @@ guint64
 kl_ima_log_get_entry_count(KlImaLog *self);
 
 /*
- * Builds the `data` object of the ima_log evidence:
- * {"entries": lines [@starting_offset, end) as text, each ending in "\n",
- *  "entry_count": number of lines in "entries"}.
- * @max_entries: 0 for no limit. Call kl_ima_log_refresh() first.
+ * The text of the ima_log evidence's "entries": the lines [@starting_offset,
+ * end), each ending in "\n", at most @max_entries of them (0: no limit); their
+ * number in @entry_count. The bytes are the reader's own buffer (the lines
+ * learned by the last refresh, or one read of the requested range), handed
+ * over without a copy. Call kl_ima_log_refresh() first.
  * KL_ERROR_INVALID_PARAMETERS when @starting_offset is beyond the end.
  * (transfer full)
  */
-JsonObject *
-kl_ima_log_collect(KlImaLog *self,
-		   guint64 starting_offset,
-		   guint64 max_entries,
-		   GCancellable *cancellable,
-		   GError **error) G_GNUC_WARN_UNUSED_RESULT;
+GBytes *
+kl_ima_log_collect_text(KlImaLog *self,
+			guint64 starting_offset,
+			guint64 max_entries,
+			guint64 *entry_count,
+			GCancellable *cancellable,
+			GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 /* bytes returned by read()/pread() on the log since creation (cost accounting) */
 guint64

@@ -136,6 +136,9 @@ kl_ima_log_plugin_collect(KlPluginContext *ctx,
 	KlImaLog *log = kl_ima_log_plugin_get_log(ctx, error);
 	guint64 starting_offset = 0;
 	guint64 max_entries = 0;
+	guint64 n = 0;
+	g_autoptr(GBytes) text = NULL;
+	g_autofree gchar *summary = NULL;
 	JsonObject *data;
 
 	if (log == NULL)
@@ -153,14 +156,16 @@ kl_ima_log_plugin_collect(KlPluginContext *ctx,
 		g_message("the verifier's ima_log request has no starting_offset: sending the IMA "
 			  "measurement list from its first entry (%" G_GUINT64_FORMAT " entries)",
 			  kl_ima_log_get_entry_count(log));
-	data = kl_ima_log_collect(log, starting_offset, max_entries, cancellable, error);
-	if (data != NULL) {
-		gint64 n = json_object_get_int_member(data, "entry_count");
-		g_autofree gchar *summary =
-		    g_strdup_printf("%" G_GINT64_FORMAT " new entr%s", n, n == 1 ? "y" : "ies");
-
-		kl_plugin_context_set_summary(ctx, summary);
-	}
+	text = kl_ima_log_collect_text(log, starting_offset, max_entries, &n, cancellable, error);
+	if (text == NULL)
+		return NULL;
+	/* "entries" is sent from the reader's buffer: the log is not copied again */
+	data = json_object_new();
+	json_object_set_null_member(data, "entries");
+	json_object_set_int_member(data, "entry_count", (gint64)n);
+	kl_plugin_context_attach_string(ctx, "entries", text);
+	summary = g_strdup_printf("%" G_GUINT64_FORMAT " new entr%s", n, n == 1 ? "y" : "ies");
+	kl_plugin_context_set_summary(ctx, summary);
 	return data;
 }
 

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "keylime-agent/keylime-agent-plugin.h"
@@ -21,7 +22,7 @@ typedef struct {
 	gchar *path;
 	gint64 boot_time;
 	guint event_count;
-	gchar *base64; /* only the encoded log is kept: it is what every collect sends */
+	GBytes *base64; /* only the encoded log is kept: every collect sends it, uncopied */
 } KlUefiLogState;
 
 static void
@@ -30,7 +31,8 @@ kl_uefi_log_state_free(KlUefiLogState *st)
 	if (st == NULL)
 		return;
 	g_free(st->path);
-	g_free(st->base64);
+	if (st->base64 != NULL)
+		g_bytes_unref(st->base64);
 	g_free(st);
 }
 
@@ -138,7 +140,11 @@ kl_uefi_log_load(const gchar *path, gint64 boot_time, GError **error)
 	st->path = g_strdup(path);
 	st->boot_time = boot_time;
 	st->event_count = info.event_count;
-	st->base64 = g_base64_encode(data, len);
+	{
+		gchar *text = g_base64_encode(data, len);
+
+		st->base64 = g_bytes_new_take(text, strlen(text));
+	}
 	return g_steal_pointer(&st);
 }
 
@@ -257,7 +263,7 @@ kl_uefi_log_plugin_collect(KlPluginContext *ctx,
 	if (st == NULL)
 		return NULL;
 	data = json_object_new();
-	json_object_set_string_member(data, "entries", st->base64);
+	kl_plugin_context_attach_string(ctx, "entries", st->base64);
 	return data;
 }
 

@@ -3,11 +3,15 @@
  *
  * A well-behaved test plugin. Capabilities {"answer": 42}; collect echoes the
  * "echo" parameter back as data and reports the "summary" parameter as what it
- * sent. With KL_TEST_DUMMY_MARKER set, its constructor
- * creates that file (proof that the module was opened); with
+ * sent. An "attach" parameter is attached (kl_plugin_context_attach_string())
+ * as the first member "text" (a placeholder) and as a new member "tail"; with
+ * "fail" too, the collect fails after attaching. With KL_TEST_DUMMY_MARKER
+ * set, its constructor creates that file (proof that the module was opened); with
  * KL_TEST_DUMMY_SHUTDOWN_MARKER set, shutdown appends a line to that file.
  */
 #include "config.h"
+
+#include <string.h>
 
 #include <keylime-agent/keylime-agent-plugin.h>
 
@@ -68,6 +72,17 @@ kl_dummy_collect(KlPluginContext *ctx,
 
 	if (!kl_json_object_get_optional_string(chosen_parameters, "echo", &echo, error))
 		return NULL;
+	if (json_object_has_member(chosen_parameters, "attach")) {
+		const gchar *text = kl_json_object_get_string(chosen_parameters, "attach", error);
+		g_autoptr(GBytes) bytes = NULL;
+
+		if (text == NULL)
+			return NULL;
+		bytes = g_bytes_new(text, strlen(text));
+		json_object_set_null_member(data, "text");
+		kl_plugin_context_attach_string(ctx, "text", bytes);
+		kl_plugin_context_attach_string(ctx, "tail", bytes);
+	}
 	if (json_object_has_member(chosen_parameters, "fail")) {
 		g_set_error(
 		    error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS, "parameter \"fail\" was given");

@@ -508,6 +508,7 @@ fake_collect(gpointer data,
 	     KlEvidenceRequest *item,
 	     GCancellable *cancellable,
 	     gchar **summary,
+	     KlJsonBody *body,
 	     GError **error)
 {
 	Fixture *f = data;

@@ -240,7 +240,7 @@ static void
 kl_test_bad_abi(KlLoaderFixture *fx, gconstpointer user_data)
 {
 	kl_test_expect_rejected(
-	    fx, "bad_abi", 0644, "built for plugin ABI 99.0, the agent supports 1.1*", "ABI 99.0");
+	    fx, "bad_abi", 0644, "built for plugin ABI 99.0, the agent supports 1.2*", "ABI 99.0");
 	g_assert_null(kl_plugin_get_version(kl_test_find(fx, "bad_abi")));
 }
 
@@ -719,7 +719,7 @@ kl_test_dispatch(KlLoaderFixture *fx, gconstpointer user_data)
 	g_assert_no_error(error);
 	g_assert_true(plugin == kl_plugin_loader_lookup(fx->loader, "dummy"));
 	g_assert_true(request->plugin == plugin);
-	entry = kl_plugin_run_request(request, NULL, &summary, &error);
+	entry = kl_plugin_run_request(request, NULL, &summary, NULL, &error);
 	g_assert_no_error(error);
 	text = kl_json_object_to_string(entry, NULL);
 	g_assert_cmpstr(text,
@@ -733,7 +733,7 @@ kl_test_dispatch(KlLoaderFixture *fx, gconstpointer user_data)
 	/* no chosen_parameters; a plugin that reports nothing leaves no stale summary */
 	request = g_ptr_array_index(requests, 1);
 	g_assert_nonnull(kl_plugin_loader_resolve(fx->loader, request, &error));
-	entry = kl_plugin_run_request(request, NULL, &summary, &error);
+	entry = kl_plugin_run_request(request, NULL, &summary, NULL, &error);
 	g_assert_no_error(error);
 	g_assert_null(summary);
 	g_clear_pointer(&entry, json_object_unref);
@@ -746,7 +746,7 @@ kl_test_dispatch(KlLoaderFixture *fx, gconstpointer user_data)
 	g_assert_null(request->plugin);
 	g_clear_error(&error);
 	/* an unresolved request reaches no plugin */
-	g_assert_null(kl_plugin_run_request(request, NULL, &summary, &error));
+	g_assert_null(kl_plugin_run_request(request, NULL, &summary, NULL, &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_INTERNAL);
 	g_clear_error(&error);
 
@@ -755,6 +755,98 @@ kl_test_dispatch(KlLoaderFixture *fx, gconstpointer user_data)
 	g_assert_null(kl_plugin_loader_resolve(fx->loader, request, &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_NOT_SUPPORTED);
 	g_assert_nonnull(strstr(error->message, "'nobody', which no active plugin provides"));
+}
+
+/* the evidence body of one collected entry, as the agent sends it */
+static gchar *
+kl_test_evidence_body(JsonObject *entry, KlJsonBody *body)
+{
+	g_autoptr(GPtrArray) collected =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+
+	g_ptr_array_add(collected, json_object_ref(entry));
+	kl_verifier_build_evidence(collected, body);
+	return kl_json_body_to_string(body, NULL);
+}
+
+/* attached strings: sent from the plugin's buffer in their place, the same bytes as a copy */
+static void
+kl_test_attached_strings(KlLoaderFixture *fx, gconstpointer user_data)
+{
+	const gchar *answer = "{\"data\":{\"attributes\":{\"evidence_requested\":["
+			      "{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\","
+			      "\"chosen_parameters\":{\"echo\":\"e\",\"attach\":"
+			      "\"1 \\\"q\\\" \\\\ \\u0001 \\u00e9\\n\"}},"
+			      "{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\","
+			      "\"chosen_parameters\":{\"attach\":\"lost\",\"fail\":true}},"
+			      "{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\"}]}}}";
+	const gchar *head = "{\"data\":{\"type\":\"attestation\",\"attributes\":{\"evidence_"
+			    "collected\":[{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\","
+			    "\"data\":";
+	const gchar *tail = "}]}}}";
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) requests = NULL;
+	g_autoptr(JsonObject) entry = NULL;
+	g_autoptr(KlJsonBody) body = NULL;
+	g_autofree gchar *streamed = NULL;
+	g_autofree gchar *copied = NULL;
+	g_autofree gchar *want = NULL;
+	KlEvidenceRequest *request;
+
+	g_free(kl_test_install(fx->dir, "dummy", NULL, 0644));
+	kl_test_load(fx, fx->dir, NULL);
+	requests = kl_verifier_parse_evidence_requested(answer, strlen(answer), &error);
+	g_assert_no_error(error);
+	for (guint i = 0; i < requests->len; i++)
+		g_assert_nonnull(
+		    kl_plugin_loader_resolve(fx->loader, g_ptr_array_index(requests, i), &error));
+	request = g_ptr_array_index(requests, 0);
+
+	/* into a body: placeholders in the entry, the text written by the body */
+	body = kl_json_body_new();
+	entry = kl_plugin_run_request(request, NULL, NULL, body, &error);
+	g_assert_no_error(error);
+	g_assert_true(JSON_NODE_HOLDS_NULL(
+	    json_object_get_member(json_object_get_object_member(entry, "data"), "text")));
+	streamed = kl_test_evidence_body(entry, body);
+	want = g_strconcat(head,
+			   "{\"text\":\"1 \\\"q\\\" \\\\ \\u0001 \xc3\xa9\\n\",\"echo\":\"e\","
+			   "\"sealed\":true,\"collects\":1,"
+			   "\"tail\":\"1 \\\"q\\\" \\\\ \\u0001 \xc3\xa9\\n\"}",
+			   tail,
+			   NULL);
+	g_assert_cmpstr(streamed, ==, want);
+	g_clear_pointer(&entry, json_object_unref);
+	g_clear_pointer(&body, kl_json_body_free);
+
+	/* without a body (tools, tests): copied into the entry, the same text */
+	entry = kl_plugin_run_request(request, NULL, NULL, NULL, &error);
+	g_assert_no_error(error);
+	body = kl_json_body_new();
+	copied = kl_test_evidence_body(entry, body);
+	{
+		/* the second collect: "collects":2 */
+		gchar *count = strstr(copied, "\"collects\":2,");
+
+		g_assert_nonnull(count);
+		count[11] = '1';
+		g_assert_cmpstr(copied, ==, want);
+	}
+	g_clear_pointer(&entry, json_object_unref);
+	g_clear_pointer(&body, kl_json_body_free);
+
+	/* a failed collect's attachments are not sent with the next one */
+	body = kl_json_body_new();
+	g_assert_null(
+	    kl_plugin_run_request(g_ptr_array_index(requests, 1), NULL, NULL, body, &error));
+	g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS);
+	g_clear_error(&error);
+	entry = kl_plugin_run_request(g_ptr_array_index(requests, 2), NULL, NULL, body, &error);
+	g_assert_no_error(error);
+	g_clear_pointer(&streamed, g_free);
+	streamed = kl_test_evidence_body(entry, body);
+	g_assert_null(strstr(streamed, "lost"));
+	g_assert_nonnull(strstr(streamed, "{\"echo\":\"\",\"sealed\":true,\"collects\":3}"));
 }
 
 static void
@@ -851,6 +943,7 @@ main(int argc, char **argv)
 	kl_test_add("/loader/runner/envelope", kl_test_runner_envelope);
 	kl_test_add("/loader/runner/sealed-parameters", kl_test_runner_sealed);
 	kl_test_add("/loader/dispatch", kl_test_dispatch);
+	kl_test_add("/loader/attached-strings", kl_test_attached_strings);
 	kl_test_add("/loader/shutdown-once", kl_test_shutdown_once);
 	kl_test_add("/loader/config-view", kl_test_config_view);
 	return g_test_run();

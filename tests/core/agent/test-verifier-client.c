@@ -263,6 +263,7 @@ test_build_bodies(void)
 	g_autofree gchar *proof = NULL;
 	g_autofree gchar *caps = NULL;
 	g_autofree gchar *evidence = NULL;
+	g_autoptr(KlJsonBody) body = kl_json_body_new();
 	JsonObject *entry = json_object_new();
 	JsonObject *data = json_object_new();
 	gsize len = 0;
@@ -284,7 +285,9 @@ test_build_bodies(void)
 	json_object_set_string_member(data, "entries", "10 abc ima-ng sha256:00 /bin/x\n");
 	json_object_set_object_member(entry, "data", data);
 	g_ptr_array_add(entries, entry);
-	evidence = kl_verifier_build_evidence(entries, &len);
+	kl_verifier_build_evidence(entries, body);
+	evidence = kl_json_body_to_string(body, &len);
+	g_assert_cmpuint(len, ==, strlen(evidence));
 	g_assert_cmpstr(
 	    evidence,
 	    ==,

@@ -2,15 +2,19 @@
  * SPDX-License-Identifier: Apache-2.0
  *
  * Fuzz target: arbitrary bytes through kl_json_parse_object() and every
- * checked getter, recursively over the members of the parsed document.
+ * checked getter, recursively over the members of the parsed document; the
+ * agent's writer against json-glib's generator, and the body written while it
+ * is sent (KlJsonBody, every string attached) against the writer.
  */
 #include "config.h"
 
 #include <stdint.h>
+#include <string.h>
 
 #include <keylime-agent/keylime-agent-plugin.h>
 
 #include "kl-fuzz.h"
+#include "kl-json-body.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -94,6 +98,49 @@ kl_fuzz_json_walk(JsonObject *obj, guint depth)
 	kl_fuzz_json_member(obj, "kl-fuzz-absent-member", depth);
 }
 
+/* the string values of @node, each attached to @body from a buffer of its own */
+static void
+kl_fuzz_json_attach_strings(KlJsonBody *body, JsonNode *node)
+{
+	if (JSON_NODE_HOLDS_OBJECT(node)) {
+		JsonObjectIter iter;
+		const gchar *name;
+		JsonNode *member;
+
+		json_object_iter_init(&iter, json_node_get_object(node));
+		while (json_object_iter_next(&iter, &name, &member))
+			kl_fuzz_json_attach_strings(body, member);
+	} else if (JSON_NODE_HOLDS_ARRAY(node)) {
+		JsonArray *array = json_node_get_array(node);
+
+		for (guint i = 0; i < json_array_get_length(array); i++)
+			kl_fuzz_json_attach_strings(body, json_array_get_element(array, i));
+	} else if (JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_STRING) {
+		const gchar *s = json_node_get_string(node);
+		g_autoptr(GBytes) text = g_bytes_new(s, strlen(s));
+
+		kl_json_body_attach(body, node, text);
+	}
+}
+
+/* read in pieces of @chunk bytes, the body is @text */
+static void
+kl_fuzz_json_check_body(JsonObject *obj, const gchar *text, gsize chunk)
+{
+	g_autoptr(KlJsonBody) body = kl_json_body_new();
+	g_autoptr(JsonNode) root = json_node_init_object(json_node_alloc(), obj);
+	g_autoptr(GString) out = g_string_new(NULL);
+	g_autofree gchar *buf = g_malloc(chunk);
+	gsize n;
+
+	kl_fuzz_json_attach_strings(body, root);
+	kl_json_body_set_root(body, obj);
+	g_assert_cmpuint(kl_json_body_get_size(body), ==, strlen(text));
+	while ((n = kl_json_body_read(body, buf, chunk)) > 0)
+		g_string_append_len(out, buf, n);
+	g_assert_cmpstr(out->str, ==, text);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -113,6 +160,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		kl_fuzz_json_walk(obj, 0);
 		/* what we serialize, we parse back (the agent itself never emits doubles) */
 		text = kl_json_object_to_string(obj, NULL);
+		kl_fuzz_json_check_body(obj, text, 1 + size % 13);
 		if (!kl_fuzz_json_has_double) {
 			/* the agent's writer says what json-glib's generator says */
 			g_autoptr(JsonGenerator) generator = json_generator_new();

@@ -26,21 +26,24 @@ static void
 kl_fuzz_ima_cycle(KlImaLog *log, guint64 offset_seed)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(JsonObject) obj = NULL;
+	g_autoptr(GBytes) text = NULL;
 	guint64 count;
+	guint64 n = 0;
 
 	if (!kl_ima_log_refresh(log, 1, NULL, &error))
 		return;
 	count = kl_ima_log_get_entry_count(log);
-	obj = kl_ima_log_collect(log, offset_seed % (count + 2), offset_seed % 3, NULL, &error);
-	if (obj != NULL) {
-		const gchar *entries = json_object_get_string_member(obj, "entries");
-		gint64 n = json_object_get_int_member(obj, "entry_count");
-		gint64 nl = 0;
+	text = kl_ima_log_collect_text(
+	    log, offset_seed % (count + 2), offset_seed % 3, &n, NULL, &error);
+	if (text != NULL) {
+		gsize len = 0;
+		const gchar *entries = g_bytes_get_data(text, &len);
+		guint64 nl = 0;
 
-		for (const gchar *p = entries; *p != '\0'; p++)
-			nl += *p == '\n';
-		g_assert_cmpint(nl, ==, n);
+		for (gsize i = 0; i < len; i++)
+			nl += entries[i] == '\n';
+		g_assert_cmpuint(nl, ==, n);
+		g_assert_true(len == 0 || entries[len - 1] == '\n');
 	}
 }
 

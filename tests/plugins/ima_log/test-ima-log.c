@@ -17,6 +17,7 @@
 #include "kl-ima-log-plugin.h"
 #include "kl-ima-log-synth.h"
 #include "kl-plugin-context-private.h"
+#include "kl-test-attachments.h"
 
 #include "kl-test-skip.h"
 
@@ -80,6 +81,24 @@ synth(guint64 first, guint64 n)
 }
 
 /* checks the data object against lines [first, first + n) of the synthetic log */
+/* the `data` object the plugin sends: {"entries": the text, "entry_count": n} */
+static JsonObject *
+collect_data(KlImaLog *log, guint64 offset, guint64 max, GError **error)
+{
+	guint64 n = 0;
+	g_autoptr(GBytes) text = kl_ima_log_collect_text(log, offset, max, &n, NULL, error);
+	g_autofree gchar *str = NULL;
+	JsonObject *data;
+
+	if (text == NULL)
+		return NULL;
+	str = g_strndup(g_bytes_get_data(text, NULL), g_bytes_get_size(text));
+	data = json_object_new();
+	json_object_set_string_member(data, "entries", str);
+	json_object_set_int_member(data, "entry_count", (gint64)n);
+	return data;
+}
+
 static void
 assert_data_lines(JsonObject *data, guint64 first, guint64 n)
 {
@@ -98,7 +117,7 @@ collect(KlImaLog *log, guint64 offset, guint64 max)
 
 	g_assert_true(kl_ima_log_refresh(log, 1000, NULL, &error));
 	g_assert_no_error(error);
-	data = kl_ima_log_collect(log, offset, max, NULL, &error);
+	data = collect_data(log, offset, max, &error);
 	g_assert_no_error(error);
 	return data;
 }
@@ -204,14 +223,14 @@ test_offset_beyond_end(Fixture *fx, gconstpointer user_data)
 
 	write_file(fx->path, text->str, text->len);
 	g_assert_true(kl_ima_log_refresh(log, 1000, NULL, &error));
-	data = kl_ima_log_collect(log, 11, 0, NULL, &error);
+	data = collect_data(log, 11, 0, &error);
 	g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS);
 	g_assert_null(data);
 	g_assert_nonnull(strstr(error->message, "starting_offset 11"));
 	g_assert_nonnull(strstr(error->message, "10 entries"));
 	/* = count: nothing to send, not an error */
 	g_clear_error(&error);
-	data = kl_ima_log_collect(log, 10, 0, NULL, &error);
+	data = collect_data(log, 10, 0, &error);
 	g_assert_no_error(error);
 	g_assert_cmpstr(json_object_get_string_member(data, "entries"), ==, "");
 	g_assert_cmpint(json_object_get_int_member(data, "entry_count"), ==, 0);
@@ -392,7 +411,7 @@ test_boot_time(Fixture *fx, gconstpointer user_data)
 	g_assert_true(kl_ima_log_refresh(log, 2000, NULL, &error));
 	g_assert_cmpuint(kl_ima_log_get_reset_count(log), ==, 2);
 	g_assert_cmpuint(kl_ima_log_get_entry_count(log), ==, 50);
-	data = kl_ima_log_collect(log, 0, 0, NULL, &error);
+	data = collect_data(log, 0, 0, &error);
 	g_assert_no_error(error);
 	assert_data_lines(data, 0, 50);
 }
@@ -559,7 +578,7 @@ test_plugin(Fixture *fx, gconstpointer user_data)
 	/* lines appended after phase 1 are sent too */
 	append_file(fx->path, t1->str, t1->len);
 	p = params("{\"starting_offset\":5,\"format\":\"text/plain\"}");
-	data = kl_ima_log_plugin_collect(ctx, p, NULL, &error);
+	data = kl_test_sent_data(ctx, kl_ima_log_plugin_collect(ctx, p, NULL, &error));
 	g_assert_no_error(error);
 	assert_data_lines(data, 5, 20);
 	json_object_unref(data);
@@ -567,7 +586,7 @@ test_plugin(Fixture *fx, gconstpointer user_data)
 
 	/* format missing: starting_offset still honoured (rust-keylime lost it, B10) */
 	p = params("{\"starting_offset\":7}");
-	data = kl_ima_log_plugin_collect(ctx, p, NULL, &error);
+	data = kl_test_sent_data(ctx, kl_ima_log_plugin_collect(ctx, p, NULL, &error));
 	g_assert_no_error(error);
 	assert_data_lines(data, 7, 18);
 	json_object_unref(data);
@@ -579,7 +598,7 @@ test_plugin(Fixture *fx, gconstpointer user_data)
 			      G_LOG_LEVEL_MESSAGE,
 			      "*ima_log request has no starting_offset*from its first entry (25 "
 			      "entries)*");
-	data = kl_ima_log_plugin_collect(ctx, p, NULL, &error);
+	data = kl_test_sent_data(ctx, kl_ima_log_plugin_collect(ctx, p, NULL, &error));
 	g_test_assert_expected_messages();
 	g_assert_no_error(error);
 	assert_data_lines(data, 0, 3);
@@ -597,7 +616,8 @@ test_plugin(Fixture *fx, gconstpointer user_data)
 		};
 		for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
 			p = params(bad[i]);
-			data = kl_ima_log_plugin_collect(ctx, p, NULL, &error);
+			data =
+			    kl_test_sent_data(ctx, kl_ima_log_plugin_collect(ctx, p, NULL, &error));
 			g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS);
 			g_assert_null(data);
 			g_clear_error(&error);

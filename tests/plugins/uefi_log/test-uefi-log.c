@@ -11,6 +11,7 @@
 
 #include "keylime-agent/keylime-agent-plugin.h"
 #include "kl-plugin-context-private.h"
+#include "kl-test-attachments.h"
 #include "kl-uefi-log-parser.h"
 #include "kl-uefi-log-plugin.h"
 
@@ -286,7 +287,7 @@ test_plugin(void)
 	g_assert_cmpstr(json_object_get_string_member(caps, "evidence_version"), ==, "1.0");
 
 	p = params("{\"format\":\"application/octet-stream\"}");
-	data = kl_uefi_log_plugin_collect(ctx, p, NULL, &error);
+	data = kl_test_sent_data(ctx, kl_uefi_log_plugin_collect(ctx, p, NULL, &error));
 	g_assert_no_error(error);
 	decoded = g_base64_decode(json_object_get_string_member(data, "entries"), &decoded_len);
 	g_assert_cmpmem(decoded, decoded_len, g_bytes_get_data(blob, NULL), g_bytes_get_size(blob));
@@ -308,7 +309,8 @@ collect_entries(KlPluginContext *ctx)
 {
 	g_autoptr(JsonObject) p = params("{\"format\":\"application/octet-stream\"}");
 	g_autoptr(GError) error = NULL;
-	g_autoptr(JsonObject) data = kl_uefi_log_plugin_collect(ctx, p, NULL, &error);
+	g_autoptr(JsonObject) data =
+	    kl_test_sent_data(ctx, kl_uefi_log_plugin_collect(ctx, p, NULL, &error));
 	guint8 *decoded;
 	gsize len = 0;
 

@@ -1,0 +1,30 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * The compact JSON writer's internals, shared by kl-json.c and kl-json-body.c
+ * (not exported).
+ */
+#pragma once
+
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+/* called for every member value and array element: TRUE when it wrote @node to @out itself */
+typedef gboolean (*KlJsonWriteHook)(GString *out, JsonNode *node, gpointer user_data);
+
+/* appends @obj to @out as kl_json_object_to_string() writes it */
+void
+kl_json_write_object_hooked(GString *out,
+			    JsonObject *obj,
+			    KlJsonWriteHook hook,
+			    gpointer hook_data);
+
+/* the length of each byte inside a JSON string as the writer writes it: 1, 2 or 6 */
+extern const guint8 kl_json_escaped_len[256];
+
+/* writes byte @c as it goes inside a JSON string to @out (room for 6); returns its length */
+guint
+kl_json_escape_byte(guchar c, gchar *out);
+
+G_END_DECLS
