@@ -268,8 +268,8 @@ kl_agent_splay_window(KlAgent *agent)
  * Of the grid points the latest not after now + max(@step_ms, period) is
  * taken (@step_ms: the exponential backoff's delay, already capped), so the
  * wait is never longer than one capped backoff step or one period, whichever
- * is longer, and an agent never tries twice within one period. Returns 0 (no
- * grid: plain backoff) when the splay is off.
+ * is longer, and an agent never tries twice within one period. With the
+ * splay off there is no grid: @step_ms is returned (plain backoff).
  */
 static guint64
 kl_agent_outage_delay(KlAgent *agent, guint64 step_ms, guint64 cap_ms)
