@@ -754,6 +754,18 @@ delay_state_at(Fixture *f, guint i)
 	return g_array_index(f->delay_states, KlAgentState, i);
 }
 
+/* drops the agent of the last run_agent() and its requests and token, sets the clock */
+static void
+fixture_next_run(Fixture *f, gint64 now_us)
+{
+	kl_agent_free(f->agent);
+	f->agent = NULL;
+	g_ptr_array_set_size(f->requests, 0);
+	g_array_set_size(f->request_times, 0);
+	kl_http_set_bearer_token(f->verifier_http, NULL, NULL);
+	f->now_us = now_us;
+}
+
 /* ---- tests ---- */
 
 static void
@@ -1323,23 +1335,13 @@ test_token_expiry_proactive(Fixture *f, gconstpointer data)
 	 * renewed once a quarter of its lifetime (7 s) is left, not 10 s before
 	 * its expiry (a short session_lifetime would renew at every cycle)
 	 */
-	kl_agent_free(f->agent);
-	f->agent = NULL;
-	g_ptr_array_set_size(f->requests, 0);
-	g_array_set_size(f->request_times, 0);
-	kl_http_set_bearer_token(f->verifier_http, NULL, NULL);
-	f->now_us = (G_GINT64_CONSTANT(1795444511) - 30) * G_USEC_PER_SEC;
+	fixture_next_run(f, (G_GINT64_CONSTANT(1795444511) - 30) * G_USEC_PER_SEC);
 	f->advance_clock = TRUE;
 	f->stop_after = 10;
 	run_agent(f, FALSE, 5);
 	/* cycles at 30, 28, ... 12, 10, 8 s before expiry: still the first token */
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
-	kl_agent_free(f->agent);
-	f->agent = NULL;
-	g_ptr_array_set_size(f->requests, 0);
-	g_array_set_size(f->request_times, 0);
-	kl_http_set_bearer_token(f->verifier_http, NULL, NULL);
-	f->now_us = (G_GINT64_CONSTANT(1795444511) - 30) * G_USEC_PER_SEC;
+	fixture_next_run(f, (G_GINT64_CONSTANT(1795444511) - 30) * G_USEC_PER_SEC);
 	f->stop_after = 13;
 	run_agent(f, FALSE, 5);
 	/* ... 6 s before expiry: renewed first */
@@ -1347,12 +1349,7 @@ test_token_expiry_proactive(Fixture *f, gconstpointer data)
 	f->advance_clock = FALSE;
 
 	/* with time to spare the token is reused */
-	kl_agent_free(f->agent);
-	f->agent = NULL;
-	g_ptr_array_set_size(f->requests, 0);
-	g_array_set_size(f->request_times, 0);
-	kl_http_set_bearer_token(f->verifier_http, NULL, NULL);
-	f->now_us = FIXTURE_NOW_US;
+	fixture_next_run(f, FIXTURE_NOW_US);
 	run_agent(f, FALSE, 5);
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
 }
@@ -1762,12 +1759,7 @@ test_outage_fleet_even(Fixture *f, gconstpointer data)
 		gint64 back = -1;
 		gint64 last_before = -1;
 
-		kl_agent_free(f->agent);
-		f->agent = NULL;
-		g_ptr_array_set_size(f->requests, 0);
-		g_array_set_size(f->request_times, 0);
-		kl_http_set_bearer_token(f->verifier_http, NULL, NULL);
-		f->now_us = FIXTURE_NOW_US;
+		fixture_next_run(f, FIXTURE_NOW_US);
 		f->stop_at_us = up + 60 * G_USEC_PER_SEC;
 		f->seed = seed;
 		run_agent(f, FALSE, 10);
