@@ -1467,6 +1467,56 @@ kl_tpm_esys_ready(KlTpm *tpm, KlTpmEsys *self, GError **error)
 }
 
 /*
+ * One attempt of a TPM command for kl_tpm_esys_run(): TRUE once the command
+ * was sent, its response code in @rc; FALSE with @error set when it could not
+ * be (nothing to recover from).
+ */
+typedef gboolean (*KlTpmEsysAttempt)(
+    KlTpm *tpm, KlTpmEsys *self, guint attempt, gpointer data, TSS2_RC *rc, GError **error);
+
+/*
+ * Sends a command and, after a recovery (kl_tpm_esys_recover: reconnection, AK
+ * loaded again), sends it again. @reconnect FALSE: a lost connection is not
+ * recovered (handles the caller opened do not survive it). TRUE on success;
+ * else FALSE with @error set: "@what: <response code>", or why recovering
+ * failed. @rc (nullable) gets the last response code.
+ */
+static gboolean
+kl_tpm_esys_run(KlTpm *tpm,
+		KlTpmEsys *self,
+		const gchar *what,
+		gboolean reconnect,
+		KlTpmEsysAttempt attempt_func,
+		gpointer data,
+		TSS2_RC *rc_out,
+		GError **error)
+{
+	TSS2_RC rc = TSS2_RC_SUCCESS;
+	gboolean ok = FALSE;
+
+	for (guint attempt = 0;; attempt++) {
+		KlTpmRecover next = KL_TPM_RECOVER_GIVE_UP;
+
+		if (!attempt_func(tpm, self, attempt, data, &rc, error))
+			break;
+		if (rc == TSS2_RC_SUCCESS) {
+			ok = TRUE;
+			break;
+		}
+		if (reconnect || !kl_tpm_rc_is_connection_lost(rc))
+			next = kl_tpm_esys_recover(tpm, self, rc, what, attempt, error);
+		if (next == KL_TPM_RECOVER_RETRY)
+			continue;
+		if (next == KL_TPM_RECOVER_GIVE_UP)
+			g_propagate_error(error, kl_tpm_error_from_rc(rc, what));
+		break;
+	}
+	if (rc_out != NULL)
+		*rc_out = rc;
+	return ok;
+}
+
+/*
  * Leftovers in the TPM may be freed only when no other agent with the same
  * agent_data.json runs (an operator's --once next to the service uses the same
  * AK): an exclusive lock on agent_data.json.lock, held until the agent exits,
@@ -1653,6 +1703,48 @@ kl_tpm_esys_pcr_selection(TPML_PCR_SELECTION *sel, TPMI_ALG_HASH bank, guint32 m
 	sel->pcrSelections[0].pcrSelect[2] = (mask >> 16) & 0xff;
 }
 
+/* the arguments and results of a signing command: Quote (@pcrs set), else Certify of the AK */
+typedef struct {
+	const TPM2B_DATA *qualifying_data;
+	const TPMT_SIG_SCHEME *scheme;
+	const TPML_PCR_SELECTION *pcrs; /* Quote */
+	ESYS_TR signer;			/* Certify: the signing key, ESYS_TR_NONE = the AK */
+	TPM2B_ATTEST **attest;
+	TPMT_SIGNATURE **signature;
+} KlTpmEsysSigning;
+
+/* the AK's handle is read at every attempt: a recovery may have loaded it again */
+static gboolean
+kl_tpm_esys_sign_attempt(
+    KlTpm *tpm, KlTpmEsys *self, guint attempt, gpointer data, TSS2_RC *rc, GError **error)
+{
+	KlTpmEsysSigning *args = data;
+
+	if (args->pcrs != NULL)
+		*rc = Esys_Quote(self->esys,
+				 tpm->ak_handle,
+				 ESYS_TR_PASSWORD,
+				 ESYS_TR_NONE,
+				 ESYS_TR_NONE,
+				 args->qualifying_data,
+				 args->scheme,
+				 args->pcrs,
+				 args->attest,
+				 args->signature);
+	else
+		*rc = Esys_Certify(self->esys,
+				   tpm->ak_handle,
+				   args->signer != ESYS_TR_NONE ? args->signer : tpm->ak_handle,
+				   ESYS_TR_PASSWORD,
+				   ESYS_TR_PASSWORD,
+				   ESYS_TR_NONE,
+				   args->qualifying_data,
+				   args->scheme,
+				   args->attest,
+				   args->signature);
+	return TRUE;
+}
+
 static gboolean
 kl_tpm_esys_quote(KlTpm *tpm,
 		  TPMI_ALG_HASH bank,
@@ -1670,38 +1762,45 @@ kl_tpm_esys_quote(KlTpm *tpm,
 	TPML_PCR_SELECTION sel;
 	g_autoptr(TPM2B_ATTEST) quoted = NULL;
 	g_autoptr(TPMT_SIGNATURE) sig = NULL;
-	TSS2_RC rc;
+	KlTpmEsysSigning args = {
+		.qualifying_data = &qdata,
+		.scheme = &in_scheme,
+		.pcrs = &sel,
+		.attest = &quoted,
+		.signature = &sig,
+	};
 
 	in_scheme.details.any.hashAlg = hash;
 	kl_tpm_esys_fill_data(&qdata, qualifying_data);
 	kl_tpm_esys_pcr_selection(&sel, bank, pcr_mask);
-	if (!kl_tpm_esys_ready(tpm, self, error))
+	if (!kl_tpm_esys_ready(tpm, self, error) ||
+	    !kl_tpm_esys_run(
+		tpm, self, "Esys_Quote", TRUE, kl_tpm_esys_sign_attempt, &args, NULL, error))
 		return FALSE;
-	for (guint attempt = 0;; attempt++) {
-		KlTpmRecover next;
-		rc = Esys_Quote(self->esys,
-				tpm->ak_handle,
-				ESYS_TR_PASSWORD,
-				ESYS_TR_NONE,
-				ESYS_TR_NONE,
-				&qdata,
-				&in_scheme,
-				&sel,
-				&quoted,
-				&sig);
-		if (rc == TSS2_RC_SUCCESS)
-			break;
-		next = kl_tpm_esys_recover(tpm, self, rc, "Esys_Quote", attempt, error);
-		if (next == KL_TPM_RECOVER_FAILED)
-			return FALSE;
-		if (next == KL_TPM_RECOVER_GIVE_UP)
-			break;
-	}
-	if (rc != TSS2_RC_SUCCESS) {
-		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_Quote"));
-		return FALSE;
-	}
 	return kl_tpm_esys_attest_out(quoted, sig, attest, signature, error);
+}
+
+typedef struct {
+	const TPML_PCR_SELECTION *pcrs;
+	TPML_PCR_SELECTION **pcrs_out;
+	TPML_DIGEST **digests;
+} KlTpmEsysPcrRead;
+
+static gboolean
+kl_tpm_esys_pcr_read_attempt(
+    KlTpm *tpm, KlTpmEsys *self, guint attempt, gpointer data, TSS2_RC *rc, GError **error)
+{
+	KlTpmEsysPcrRead *args = data;
+
+	*rc = Esys_PCR_Read(self->esys,
+			    ESYS_TR_NONE,
+			    ESYS_TR_NONE,
+			    ESYS_TR_NONE,
+			    args->pcrs,
+			    NULL,
+			    args->pcrs_out,
+			    args->digests);
+	return TRUE;
 }
 
 static gboolean
@@ -1714,38 +1813,25 @@ kl_tpm_esys_pcr_read(
 	gsize hsize = kl_tpm_hash_size(bank);
 	g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
 	gboolean ok = kl_tpm_esys_ready(tpm, self, error);
-	guint recoveries = 0;
 
 	/* the TPM returns at most 8 digests per call: loop until all are read */
 	for (guint round = 0; remaining != 0 && ok; round++) {
 		TPML_PCR_SELECTION sel;
 		g_autoptr(TPML_PCR_SELECTION) sel_out = NULL;
 		g_autoptr(TPML_DIGEST) digests = NULL;
+		KlTpmEsysPcrRead args = { &sel, &sel_out, &digests };
 		guint32 got = 0;
 		guint d = 0;
-		TSS2_RC rc;
 
 		kl_tpm_esys_pcr_selection(&sel, bank, remaining);
-		rc = Esys_PCR_Read(self->esys,
-				   ESYS_TR_NONE,
-				   ESYS_TR_NONE,
-				   ESYS_TR_NONE,
-				   &sel,
-				   NULL,
-				   &sel_out,
-				   &digests);
-		if (rc != TSS2_RC_SUCCESS && kl_tpm_rc_is_connection_lost(rc)) {
-			KlTpmRecover next = kl_tpm_esys_recover(
-			    tpm, self, rc, "Esys_PCR_Read", recoveries++, error);
-			if (next == KL_TPM_RECOVER_RETRY)
-				continue;
-			if (next == KL_TPM_RECOVER_FAILED) {
-				ok = FALSE;
-				break;
-			}
-		}
-		if (rc != TSS2_RC_SUCCESS) {
-			g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_PCR_Read"));
+		if (!kl_tpm_esys_run(tpm,
+				     self,
+				     "Esys_PCR_Read",
+				     TRUE,
+				     kl_tpm_esys_pcr_read_attempt,
+				     &args,
+				     NULL,
+				     error)) {
 			ok = FALSE;
 			break;
 		}
@@ -1816,6 +1902,13 @@ kl_tpm_esys_certify_ak(KlTpm *tpm,
 	TPMT_SIG_SCHEME in_scheme = { .scheme = scheme };
 	g_autoptr(TPM2B_ATTEST) certified = NULL;
 	g_autoptr(TPMT_SIGNATURE) sig = NULL;
+	KlTpmEsysSigning args = {
+		.qualifying_data = &qdata,
+		.scheme = &in_scheme,
+		.signer = signer,
+		.attest = &certified,
+		.signature = &sig,
+	};
 	TSS2_RC rc;
 
 	if (scheme != TPM2_ALG_NULL)
@@ -1842,34 +1935,59 @@ kl_tpm_esys_certify_ak(KlTpm *tpm,
 		}
 	}
 	kl_tpm_esys_fill_data(&qdata, qualifying_data);
-	for (guint attempt = 0;; attempt++) {
-		KlTpmRecover next;
-		rc = Esys_Certify(self->esys,
-				  tpm->ak_handle,
-				  signer != ESYS_TR_NONE ? signer : tpm->ak_handle,
-				  ESYS_TR_PASSWORD,
-				  ESYS_TR_PASSWORD,
-				  ESYS_TR_NONE,
-				  &qdata,
-				  &in_scheme,
-				  &certified,
-				  &sig);
-		if (rc == TSS2_RC_SUCCESS)
-			break;
-		/* a signer other than the AK (IAK) does not survive a reconnection */
-		if (signer != ESYS_TR_NONE && kl_tpm_rc_is_connection_lost(rc))
-			break;
-		next = kl_tpm_esys_recover(tpm, self, rc, "Esys_Certify", attempt, error);
-		if (next == KL_TPM_RECOVER_FAILED)
-			return FALSE;
-		if (next == KL_TPM_RECOVER_GIVE_UP)
-			break;
-	}
-	if (rc != TSS2_RC_SUCCESS) {
-		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_Certify"));
+	/* a signer other than the AK (IAK) does not survive a reconnection */
+	if (!kl_tpm_esys_run(tpm,
+			     self,
+			     "Esys_Certify",
+			     signer == ESYS_TR_NONE,
+			     kl_tpm_esys_sign_attempt,
+			     &args,
+			     NULL,
+			     error))
 		return FALSE;
-	}
 	return kl_tpm_esys_attest_out(certified, sig, attest, signature, error);
+}
+
+typedef struct {
+	const TPM2B_ID_OBJECT *id_object;
+	const TPM2B_ENCRYPTED_SECRET *encrypted_secret;
+	TPM2B_DIGEST **cert_info;
+} KlTpmEsysActivate;
+
+/* the EK is loaded only for this command (object slots are scarce) */
+static gboolean
+kl_tpm_esys_activate_attempt(
+    KlTpm *tpm, KlTpmEsys *self, guint attempt, gpointer data, TSS2_RC *rc, GError **error)
+{
+	KlTpmEsysActivate *args = data;
+	ESYS_TR session = ESYS_TR_NONE;
+
+	self->last_rc = TSS2_RC_SUCCESS;
+	if (!kl_tpm_esys_ek_ensure(self, error))
+		return FALSE;
+	if (!kl_tpm_esys_ek_session(self, &session, error)) {
+		if (!kl_tpm_rc_is_connection_lost(self->last_rc) || attempt > 0) {
+			kl_tpm_esys_ek_release(self);
+			return FALSE;
+		}
+		/* the connection was lost while opening the session: recovered like a command */
+		g_clear_error(error);
+		*rc = self->last_rc;
+	} else {
+		*rc = Esys_ActivateCredential(self->esys,
+					      tpm->ak_handle,
+					      self->ek,
+					      ESYS_TR_PASSWORD,
+					      session,
+					      ESYS_TR_NONE,
+					      args->id_object,
+					      args->encrypted_secret,
+					      args->cert_info);
+		kl_tpm_esys_flush(self, &session);
+	}
+	if (*rc == TSS2_RC_SUCCESS || !kl_tpm_rc_is_connection_lost(*rc))
+		kl_tpm_esys_ek_release(self);
+	return TRUE;
 }
 
 static gboolean
@@ -1879,51 +1997,21 @@ kl_tpm_esys_activate_credential(KlTpm *tpm, GBytes *blob, GBytes **secret, GErro
 	TPM2B_ID_OBJECT id_object;
 	TPM2B_ENCRYPTED_SECRET enc_secret;
 	g_autoptr(TPM2B_DIGEST) cert_info = NULL;
-	ESYS_TR session = ESYS_TR_NONE;
-	TSS2_RC rc;
+	KlTpmEsysActivate args = { &id_object, &enc_secret, &cert_info };
+	TSS2_RC rc = TSS2_RC_SUCCESS;
 
 	if (!kl_tpm_split_credential_blob(blob, &id_object, &enc_secret, error))
 		return FALSE;
 	if (!kl_tpm_esys_ready(tpm, self, error))
 		return FALSE;
-	for (guint attempt = 0;; attempt++) {
-		KlTpmRecover next;
-
-		/* the EK is loaded only for this command (object slots are scarce) */
-		self->last_rc = TSS2_RC_SUCCESS;
-		if (!kl_tpm_esys_ek_ensure(self, error))
-			return FALSE;
-		if (!kl_tpm_esys_ek_session(self, &session, error)) {
-			if (!kl_tpm_rc_is_connection_lost(self->last_rc) || attempt > 0) {
-				kl_tpm_esys_ek_release(self);
-				return FALSE;
-			}
-			g_clear_error(error);
-			rc = self->last_rc;
-		} else {
-			rc = Esys_ActivateCredential(self->esys,
-						     tpm->ak_handle,
-						     self->ek,
-						     ESYS_TR_PASSWORD,
-						     session,
-						     ESYS_TR_NONE,
-						     &id_object,
-						     &enc_secret,
-						     &cert_info);
-			kl_tpm_esys_flush(self, &session);
-		}
-		if (rc == TSS2_RC_SUCCESS || !kl_tpm_rc_is_connection_lost(rc))
-			kl_tpm_esys_ek_release(self);
-		if (rc == TSS2_RC_SUCCESS)
-			break;
-		next =
-		    kl_tpm_esys_recover(tpm, self, rc, "Esys_ActivateCredential", attempt, error);
-		if (next == KL_TPM_RECOVER_FAILED)
-			return FALSE;
-		if (next == KL_TPM_RECOVER_GIVE_UP)
-			break;
-	}
-	if (rc != TSS2_RC_SUCCESS) {
+	if (!kl_tpm_esys_run(tpm,
+			     self,
+			     "Esys_ActivateCredential",
+			     TRUE,
+			     kl_tpm_esys_activate_attempt,
+			     &args,
+			     &rc,
+			     error)) {
 		switch (kl_tpm_rc_base(rc)) {
 		case TPM2_RC_INTEGRITY:
 		case TPM2_RC_VALUE:
@@ -1931,6 +2019,7 @@ kl_tpm_esys_activate_credential(KlTpm *tpm, GBytes *blob, GBytes **secret, GErro
 		case TPM2_RC_ECC_POINT:
 		case TPM2_RC_INSUFFICIENT:
 			/* the TPM could not open the credential: it is not for this EK/AK */
+			g_clear_error(error);
 			g_propagate_error(
 			    error,
 			    kl_tpm_error_from_rc(rc,
@@ -1938,8 +2027,6 @@ kl_tpm_esys_activate_credential(KlTpm *tpm, GBytes *blob, GBytes **secret, GErro
 						 "challenge was not made for this EK and AK"));
 			break;
 		default:
-			g_propagate_error(error,
-					  kl_tpm_error_from_rc(rc, "Esys_ActivateCredential"));
 			break;
 		}
 		return FALSE;
