@@ -19,8 +19,12 @@
  * every cycle)
  */
 #define KL_AGENT_TOKEN_MARGIN_S 10
-/* after a request body this large, free memory goes back to the system (malloc_trim) */
+/*
+ * after a request body this large, free memory goes back to the system
+ * (malloc_trim), if the heap holds more than KL_AGENT_TRIM_FREE_BYTES of it
+ */
 #define KL_AGENT_TRIM_BODY_BYTES (1024 * 1024)
+#define KL_AGENT_TRIM_FREE_BYTES (1024 * 1024)
 /*
  * Keylime's verifier allows 15 new sessions per agent in 60 s
  * (session_create_rate_limit_per_agent): stay well below it, whatever the
@@ -796,10 +800,16 @@ kl_agent_worker_cb(gpointer data, gpointer user_data)
 
 	result = job->func(job->agent, g_task_get_cancellable(task));
 #if defined(__GLIBC__)
-	/* the step's large buffers are freed now: give the memory back */
+	/*
+	 * the step's large buffers are freed now: give the memory back. The
+	 * large ones (a log's text) were mapped on their own and are unmapped
+	 * already (M_MMAP_THRESHOLD); trim the heap only when much of it is free,
+	 * not the few pages every cycle uses again (they would be faulted back in)
+	 */
 	if (job->agent->trim_pending) {
 		job->agent->trim_pending = FALSE;
-		malloc_trim(0);
+		if (mallinfo2().fordblks > KL_AGENT_TRIM_FREE_BYTES)
+			malloc_trim(0);
 	}
 #endif
 	g_task_return_pointer(task, result, (GDestroyNotify)kl_step_result_free);
