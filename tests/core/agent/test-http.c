@@ -776,6 +776,98 @@ test_curl_body_limit(void)
 	check_big_answer(FALSE);
 }
 
+/* a body of @len bytes of a pattern, produced while it is read */
+typedef struct {
+	gsize len;
+	gsize pos;
+	guint reads;
+	guint seeks;
+} PatternBody;
+
+static gchar
+pattern_byte(gsize i)
+{
+	return (gchar)('a' + (i * 7 + i / 251) % 26);
+}
+
+static gsize
+pattern_read(gpointer data, gchar *buf, gsize len)
+{
+	PatternBody *body = data;
+	gsize n = MIN(len, body->len - body->pos);
+
+	for (gsize i = 0; i < n; i++)
+		buf[i] = pattern_byte(body->pos + i);
+	body->pos += n;
+	body->reads++;
+	return n;
+}
+
+static gboolean
+pattern_seek(gpointer data, guint64 offset)
+{
+	PatternBody *body = data;
+
+	if (offset > body->len)
+		return FALSE;
+	body->pos = (gsize)offset;
+	body->seeks++;
+	return TRUE;
+}
+
+/* a body read while it is sent arrives whole, with its Content-Length, on a kept-alive connection
+ */
+static void
+test_curl_streamed_body(void)
+{
+	Server *server = server_start(FALSE);
+	KlHttpOptions options = { .name = "verifier", .timeout_ms = 5000 };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttp) http = kl_http_new(&options, &error);
+	g_autofree gchar *url =
+	    g_strdup_printf("http://127.0.0.1:%u/v3.0/agents/a/attestations/7", server->port);
+	PatternBody body = { .len = 700 * 1024 + 3 };
+	KlHttpBodyReader reader = { pattern_read, pattern_seek, &body };
+
+	g_assert_no_error(error);
+	for (guint i = 0; i < 2; i++) {
+		g_autoptr(KlHttpResponse) response = NULL;
+		KlHttpRequest request = {
+			.method = "PATCH",
+			.url = url,
+			.content_type = "application/vnd.api+json",
+			.body_reader = &reader,
+			.body_len = body.len,
+			.tail_only = TRUE,
+		};
+		const gchar *received;
+		g_autofree gchar *content_length = NULL;
+
+		response = kl_http_send(http, &request, NULL, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(response->status, ==, 429);
+		g_assert_cmpuint(body.pos, ==, body.len);
+		/* libcurl asked for it in pieces, not all at once */
+		g_assert_cmpuint(body.reads, >, 2);
+		g_mutex_lock(&server->lock);
+		g_assert_cmpuint(server->requests->len, ==, i + 1);
+		received = g_ptr_array_index(server->requests, i);
+		g_assert_true(g_str_has_prefix(received, "PATCH /v3.0/agents/a/attestations/7 "));
+		content_length = g_strdup_printf("Content-Length: %zu\n", body.len);
+		g_assert_nonnull(strstr(received, content_length));
+		g_assert_null(strstr(received, "chunked"));
+		received = strstr(received, "\n\n") + 2;
+		g_assert_cmpuint(strlen(received), ==, body.len);
+		for (gsize k = 0; k < body.len; k++)
+			if (received[k] != pattern_byte(k))
+				g_assert_cmpuint(k, ==, body.len);
+		g_mutex_unlock(&server->lock);
+		body.reads = 0;
+	}
+	g_assert_cmpint(g_atomic_int_get(&server->connections), ==, 1);
+	server_stop(server);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -791,5 +883,6 @@ main(int argc, char **argv)
 	g_test_add_func("/http/curl-refused", test_curl_refused);
 	g_test_add_func("/http/curl-tls", test_curl_tls);
 	g_test_add_func("/http/curl-body-limit", test_curl_body_limit);
+	g_test_add_func("/http/curl-streamed-body", test_curl_streamed_body);
 	return g_test_run();
 }
