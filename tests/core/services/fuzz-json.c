@@ -15,6 +15,7 @@
 
 #include "kl-fuzz.h"
 #include "kl-json-body.h"
+#include "kl-test-json-strings.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -98,31 +99,6 @@ kl_fuzz_json_walk(JsonObject *obj, guint depth)
 	kl_fuzz_json_member(obj, "kl-fuzz-absent-member", depth);
 }
 
-/* the string values of @node, each attached to @body from a buffer of its own */
-static void
-kl_fuzz_json_attach_strings(KlJsonBody *body, JsonNode *node)
-{
-	if (JSON_NODE_HOLDS_OBJECT(node)) {
-		JsonObjectIter iter;
-		const gchar *name;
-		JsonNode *member;
-
-		json_object_iter_init(&iter, json_node_get_object(node));
-		while (json_object_iter_next(&iter, &name, &member))
-			kl_fuzz_json_attach_strings(body, member);
-	} else if (JSON_NODE_HOLDS_ARRAY(node)) {
-		JsonArray *array = json_node_get_array(node);
-
-		for (guint i = 0; i < json_array_get_length(array); i++)
-			kl_fuzz_json_attach_strings(body, json_array_get_element(array, i));
-	} else if (JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_STRING) {
-		const gchar *s = json_node_get_string(node);
-		g_autoptr(GBytes) text = g_bytes_new(s, strlen(s));
-
-		kl_json_body_attach(body, node, text);
-	}
-}
-
 /* read in pieces of @chunk bytes, the body is @text */
 static void
 kl_fuzz_json_check_body(JsonObject *obj, const gchar *text, gsize chunk)
@@ -131,9 +107,17 @@ kl_fuzz_json_check_body(JsonObject *obj, const gchar *text, gsize chunk)
 	g_autoptr(JsonNode) root = json_node_init_object(json_node_alloc(), obj);
 	g_autoptr(GString) out = g_string_new(NULL);
 	g_autofree gchar *buf = g_malloc(chunk);
+	g_autoptr(GPtrArray) strings = g_ptr_array_new();
 	gsize n;
 
-	kl_fuzz_json_attach_strings(body, root);
+	/* every string attached from a buffer of its own */
+	kl_test_json_string_nodes(root, strings);
+	for (guint i = 0; i < strings->len; i++) {
+		const gchar *s = json_node_get_string(g_ptr_array_index(strings, i));
+		g_autoptr(GBytes) bytes = g_bytes_new(s, strlen(s));
+
+		kl_json_body_attach(body, g_ptr_array_index(strings, i), bytes);
+	}
 	kl_json_body_set_root(body, obj);
 	g_assert_cmpuint(kl_json_body_get_size(body), ==, strlen(text));
 	while ((n = kl_json_body_read(body, buf, chunk)) > 0)

@@ -13,6 +13,7 @@
 #include <keylime-agent/keylime-agent-plugin.h>
 
 #include "kl-json-body.h"
+#include "kl-test-json-strings.h"
 
 /* reads the whole body in pieces of @chunk bytes */
 static gchar *
@@ -66,28 +67,6 @@ assert_body(KlJsonBody *body, const gchar *want)
 	g_assert_false(kl_json_body_seek(body, want_len + 1));
 }
 
-/* every string member value and array element of @node, depth first */
-static void
-collect_strings(JsonNode *node, GPtrArray *out)
-{
-	if (JSON_NODE_HOLDS_OBJECT(node)) {
-		JsonObjectIter iter;
-		const gchar *name;
-		JsonNode *member;
-
-		json_object_iter_init(&iter, json_node_get_object(node));
-		while (json_object_iter_next(&iter, &name, &member))
-			collect_strings(member, out);
-	} else if (JSON_NODE_HOLDS_ARRAY(node)) {
-		JsonArray *array = json_node_get_array(node);
-
-		for (guint i = 0; i < json_array_get_length(array); i++)
-			collect_strings(json_array_get_element(array, i), out);
-	} else if (JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_STRING) {
-		g_ptr_array_add(out, node);
-	}
-}
-
 /* @obj written from the tree, then with every string attached from its own buffer */
 static void
 check_document(JsonObject *obj)
@@ -101,7 +80,7 @@ check_document(JsonObject *obj)
 	kl_json_body_set_root(plain, obj);
 	assert_body(plain, want);
 
-	collect_strings(root, strings);
+	kl_test_json_string_nodes(root, strings);
 	for (guint i = 0; i < strings->len; i++) {
 		const gchar *s = json_node_get_string(g_ptr_array_index(strings, i));
 		g_autoptr(GBytes) text = g_bytes_new(s, strlen(s));
