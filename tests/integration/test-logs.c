@@ -22,6 +22,7 @@ static KlTestPeers *peers;
 static KlTestAgent *agent;
 static gchar *ima_path;
 static gchar *uefi_path;
+static gchar *metrics_path;
 
 static gint64
 vint(const gchar *member)
@@ -125,6 +126,22 @@ next_offset(void)
 	return json_object_get_int_member(json_node_get_object(st), "next_offset");
 }
 
+/* a counter of the agent's metrics file, -1 when absent */
+static gint64
+metric(const gchar *name)
+{
+	g_autofree gchar *text = NULL;
+	g_autofree gchar *needle = g_strdup_printf("\n%s ", name);
+	const gchar *found;
+
+	if (!g_file_get_contents(metrics_path, &text, NULL, NULL))
+		return -1;
+	found = strstr(text, needle);
+	if (found == NULL)
+		return -1;
+	return g_ascii_strtoll(found + strlen(needle), NULL, 10);
+}
+
 static void
 test_ima_grows(void)
 {
@@ -144,6 +161,15 @@ test_ima_grows(void)
 		g_usleep(200000);
 	g_assert_cmpint(next_offset(), ==, off0 + 3);
 	g_assert_cmpint(vint("fails"), ==, 0);
+	/*
+	 * the agent counts the entries the ima_log plugin reported it sent in
+	 * accepted attestations: every entry the verifier has, once
+	 */
+	deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+	while (metric("keylime_agent_ima_entries_sent_total") < off0 + 3 &&
+	       g_get_monotonic_time() < deadline)
+		g_usleep(200000);
+	g_assert_cmpint(metric("keylime_agent_ima_entries_sent_total"), ==, off0 + 3);
 }
 
 static void
@@ -255,6 +281,8 @@ main(int argc, char **argv)
 	g_assert_no_error(error);
 
 	agent = kl_test_agent_new(peers, AGENT_ID, NULL);
+	metrics_path = g_build_filename(kl_test_peers_get_dir(peers), "keylime_agent.prom", NULL);
+	kl_test_agent_set_string(agent, "metrics_file", metrics_path);
 	kl_test_agent_set_string(agent, "ima_ml_path", ima_path);
 	kl_test_agent_set_string(agent, "measuredboot_ml_path", uefi_path);
 	kl_test_agent_start(agent, &error, NULL);
@@ -283,5 +311,6 @@ main(int argc, char **argv)
 	kl_test_peers_free(peers);
 	g_free(ima_path);
 	g_free(uefi_path);
+	g_free(metrics_path);
 	return ret;
 }
