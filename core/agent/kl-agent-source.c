@@ -117,11 +117,11 @@ static JsonObject *
 kl_main_collect(gpointer data,
 		KlEvidenceRequest *request,
 		GCancellable *cancellable,
-		gchar **summary,
+		KlEvidenceReport *report,
 		KlJsonBody *body,
 		GError **error)
 {
-	return kl_plugin_run_request(request, cancellable, summary, body, error);
+	return kl_plugin_run_request(request, cancellable, report, body, error);
 }
 
 const KlAgentSource kl_main_source_funcs = {

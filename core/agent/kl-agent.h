@@ -86,15 +86,16 @@ typedef struct {
 	 */
 	gboolean (*resolve)(gpointer data, KlEvidenceRequest *request, GError **error);
 	/*
-	 * the evidence_collected entry for one resolved request; @summary
-	 * (out, nullable): what was sent, for the per-cycle info line; @body:
-	 * the request body the entry goes into (large strings may be attached
-	 * to it instead of copied into the entry, kl_json_body_attach())
+	 * the evidence_collected entry for one resolved request; @report
+	 * (out, zeroed by the caller): what the plugin said it sent, for the
+	 * per-cycle info line and the figures; @body: the request body the
+	 * entry goes into (large strings may be attached to it instead of
+	 * copied into the entry, kl_json_body_attach())
 	 */
 	JsonObject *(*collect)(gpointer data,
 			       KlEvidenceRequest *request,
 			       GCancellable *cancellable,
-			       gchar **summary,
+			       KlEvidenceReport *report,
 			       KlJsonBody *body,
 			       GError **error);
 } KlAgentSource;

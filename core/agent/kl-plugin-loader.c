@@ -665,12 +665,25 @@ kl_plugin_place_attachments(JsonObject *data, GPtrArray *attachments, KlJsonBody
 	}
 }
 
+/* what the plugin reported during its last collect(), taken from its context */
+static void
+kl_plugin_take_report(KlPlugin *plugin, KlEvidenceReport *report)
+{
+	g_autofree gchar *summary = kl_plugin_context_take_summary(plugin->ctx);
+	guint64 entry_count = kl_plugin_context_take_entry_count(plugin->ctx);
+
+	if (report == NULL)
+		return;
+	report->summary = g_steal_pointer(&summary);
+	report->entry_count = entry_count;
+}
+
 /* @params: sealed, read by the plugin only */
 static JsonObject *
 kl_plugin_collect(KlPlugin *plugin,
 		  JsonObject *params,
 		  GCancellable *cancellable,
-		  gchar **summary,
+		  KlEvidenceReport *report,
 		  KlJsonBody *body,
 		  GError **error)
 {
@@ -682,7 +695,7 @@ kl_plugin_collect(KlPlugin *plugin,
 		return NULL;
 	if (g_cancellable_set_error_if_cancelled(cancellable, error))
 		return NULL;
-	g_free(kl_plugin_context_take_summary(plugin->ctx));
+	kl_plugin_take_report(plugin, NULL);
 	/* anything attached outside a collect() is not sent */
 	attachments = kl_plugin_context_take_attachments(plugin->ctx);
 	g_clear_pointer(&attachments, g_ptr_array_unref);
@@ -691,15 +704,12 @@ kl_plugin_collect(KlPlugin *plugin,
 	kl_plugin_callback_leave();
 	attachments = kl_plugin_context_take_attachments(plugin->ctx);
 	if (data == NULL) {
-		g_free(kl_plugin_context_take_summary(plugin->ctx));
+		kl_plugin_take_report(plugin, NULL);
 		kl_plugin_propagate_error(plugin, "collect", error_local, error);
 		return NULL;
 	}
 	g_clear_error(&error_local);
-	if (summary != NULL)
-		*summary = kl_plugin_context_take_summary(plugin->ctx);
-	else
-		g_free(kl_plugin_context_take_summary(plugin->ctx));
+	kl_plugin_take_report(plugin, report);
 	kl_plugin_place_attachments(data, attachments, body);
 	return kl_plugin_wrap(plugin, "data", data);
 }
@@ -763,15 +773,15 @@ kl_plugin_loader_resolve(KlPluginLoader *loader, KlEvidenceRequest *request, GEr
 JsonObject *
 kl_plugin_run_request(KlEvidenceRequest *request,
 		      GCancellable *cancellable,
-		      gchar **summary,
+		      KlEvidenceReport *report,
 		      KlJsonBody *body,
 		      GError **error)
 {
 	g_return_val_if_fail(request != NULL, NULL);
 	g_return_val_if_fail(cancellable == NULL || G_IS_CANCELLABLE(cancellable), NULL);
 
-	if (summary != NULL)
-		*summary = NULL;
+	if (report != NULL)
+		kl_evidence_report_clear(report);
 	if (request->plugin == NULL) {
 		g_set_error(error,
 			    KL_ERROR,
@@ -782,7 +792,7 @@ kl_plugin_run_request(KlEvidenceRequest *request,
 	}
 	/* the request's parameters are sealed and nobody else reads them: no copy */
 	return kl_plugin_collect(
-	    request->plugin, request->chosen_parameters, cancellable, summary, body, error);
+	    request->plugin, request->chosen_parameters, cancellable, report, body, error);
 }
 
 gboolean

@@ -114,17 +114,18 @@ kl_plugin_loader_resolve(KlPluginLoader *loader,
 /*
  * Collects a resolved request through its plugin: the evidence_collected
  * entry {evidence_class, evidence_type, data}. The plugin reads the request's
- * sealed chosen_parameters directly. @summary: (out) (optional) (nullable):
- * what the plugin reported it sent (kl_plugin_context_set_summary()), or NULL.
- * @body: (nullable): the request body the entry goes into; the strings the
- * plugin attached (kl_plugin_context_attach_string()) are then placeholders
- * in the entry, written by @body from the plugin's buffer. Without a body
- * they are copied into the entry.
+ * sealed chosen_parameters directly. @report: (out) (optional): what the
+ * plugin reported it sent (kl_plugin_context_set_summary(),
+ * kl_plugin_context_set_entry_count()); cleared first. @body: (nullable): the
+ * request body the entry goes into; the strings the plugin attached
+ * (kl_plugin_context_attach_string()) are then placeholders in the entry,
+ * written by @body from the plugin's buffer. Without a body they are copied
+ * into the entry.
  */
 JsonObject *
 kl_plugin_run_request(KlEvidenceRequest *request,
 		      GCancellable *cancellable,
-		      gchar **summary,
+		      KlEvidenceReport *report,
 		      KlJsonBody *body,
 		      GError **error) G_GNUC_WARN_UNUSED_RESULT;
 gboolean

@@ -166,6 +166,7 @@ kl_ima_log_plugin_collect(KlPluginContext *ctx,
 	kl_plugin_context_attach_string(ctx, "entries", text);
 	summary = g_strdup_printf("%" G_GUINT64_FORMAT " new entr%s", n, n == 1 ? "y" : "ies");
 	kl_plugin_context_set_summary(ctx, summary);
+	kl_plugin_context_set_entry_count(ctx, n);
 	return data;
 }
 
