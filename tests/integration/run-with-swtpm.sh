@@ -44,19 +44,30 @@ cleanup() {
 trap cleanup EXIT
 
 # The tpm2-tss swtpm TCTI talks to the control channel on port+1, so find a
-# free pair (P, P+1).
+# free pair (P, P+1). Taken below the ephemeral range: there, P+1 is often
+# held by an outgoing connection in TIME-WAIT (the kernel hands out odd ports
+# to bind() and even ones to connect()) when the machine makes many
+# connections.
 free_port_pair() {
-	/usr/bin/python3 -c 'import socket
+	/usr/bin/python3 -c 'import random, socket
+low = 32768
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    pass
+low = max(low, 11024)
 for _ in range(200):
-    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
-    if p >= 65535:
-        a.close(); continue
-    b = socket.socket()
+    p = random.randrange(10000, low - 1)
+    socks = []
     try:
-        b.bind(("127.0.0.1", p + 1))
+        for q in (p, p + 1):
+            s = socket.socket(); socks.append(s); s.bind(("127.0.0.1", q))
     except OSError:
-        a.close(); b.close(); continue
-    a.close(); b.close(); print(p); break'
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(p); break'
 }
 
 if [ -n "${KL_SWTPM_PCR_BANKS:-}" ] || [ -n "${KL_SWTPM_SETUP_ARGS:-}" ]; then
