@@ -11,6 +11,7 @@
 #include "keylime-agent/kl-json.h"
 #include "kl-agent.h"
 #include "kl-backoff.h"
+#include "kl-capabilities.h"
 #include "kl-log.h"
 
 /*
@@ -127,10 +128,11 @@ struct _KlAgent {
 	gint64 cycle_started;  /* monotonic µs of phase 1 */
 	gboolean trim_pending; /* the step sent a large body: malloc_trim() after it */
 	/* for the status snapshot, read by the main thread once the step is done */
-	gchar **offered;	    /* evidence types of the last capabilities */
-	gint64 cycle_tpm_us;	    /* time in TPM commands this cycle */
-	guint64 cycle_ima_entries;  /* IMA entries sent this cycle */
-	guint sessions_established; /* since the main thread last looked */
+	gchar **offered;		       /* evidence types of the last capabilities */
+	KlCapabilitiesBody *capabilities_body; /* (worker) the phase-1 body's parts */
+	gint64 cycle_tpm_us;		       /* time in TPM commands this cycle */
+	guint64 cycle_ima_entries;	       /* IMA entries sent this cycle */
+	guint sessions_established;	       /* since the main thread last looked */
 };
 
 typedef struct {
@@ -554,7 +556,8 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 							 "no evidence plugin can offer evidence "
 							 "in this cycle"),
 				     -1);
-	body = kl_verifier_build_capabilities(capabilities, agent->boot_time, &len);
+	body = kl_capabilities_body_build(
+	    agent->capabilities_body, capabilities, agent->boot_time, &len);
 	url = kl_verifier_client_attestations_url(agent->verifier, NULL);
 	response = kl_verifier_client_send(
 	    agent->verifier, "POST", url, body, len, TRUE, cancellable, &error);
@@ -1349,6 +1352,7 @@ kl_agent_new(const KlAgentOptions *options,
 	agent->contact_ip = g_strdup(options->contact_ip);
 	agent->contact_port = options->contact_port;
 	agent->boot_time = kl_format_boot_time(options->boot_time);
+	agent->capabilities_body = kl_capabilities_body_new();
 	agent->attestation_interval_s =
 	    options->attestation_interval_s > 0 ? options->attestation_interval_s : 60;
 	agent->max_retries = options->backoff_max_retries;
@@ -1402,6 +1406,7 @@ kl_agent_free(KlAgent *agent)
 	kl_backoff_free(agent->backoff);
 	g_rand_free(agent->rand);
 	g_strfreev(agent->offered);
+	kl_capabilities_body_free(agent->capabilities_body);
 	g_clear_pointer(&agent->requested, g_ptr_array_unref);
 	g_free(agent->location);
 	g_free(agent->last_cause);
