@@ -90,4 +90,13 @@ gboolean
 kl_json_doc_get_optional_string_member(
     KlJsonDoc *doc, guint object, const gchar *key, const gchar **out, GError **error);
 
+/* ---- writing ---- */
+
+/* appends @str as a JSON string (quoted and escaped as kl_json_object_to_string() does) */
+void
+kl_json_append_string(GString *out, const gchar *str);
+/* appends @value in decimal */
+void
+kl_json_append_int(GString *out, gint64 value);
+
 G_END_DECLS

@@ -430,6 +430,28 @@ kl_json_write_string(GString *out, const gchar *str)
 	g_string_append_c(out, '"');
 }
 
+void
+kl_json_append_string(GString *out, const gchar *str)
+{
+	kl_json_write_string(out, str);
+}
+
+void
+kl_json_append_int(GString *out, gint64 v)
+{
+	gchar buf[24];
+	guint64 u = v < 0 ? (guint64)0 - (guint64)v : (guint64)v;
+	gchar *p = buf + sizeof(buf);
+
+	do {
+		*--p = (gchar)('0' + (u % 10));
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--p = '-';
+	g_string_append_len(out, p, buf + sizeof(buf) - p);
+}
+
 static void
 kl_json_write_object(GString *out, JsonObject *obj)
 {
@@ -482,21 +504,9 @@ kl_json_write_node(GString *out, JsonNode *node)
 	case G_TYPE_STRING:
 		kl_json_write_string(out, json_node_get_string(node));
 		return;
-	case G_TYPE_INT64: {
-		gchar buf[24];
-		gint64 v = json_node_get_int(node);
-		guint64 u = v < 0 ? (guint64)0 - (guint64)v : (guint64)v;
-		gchar *p = buf + sizeof(buf);
-
-		do {
-			*--p = (gchar)('0' + (u % 10));
-			u /= 10;
-		} while (u != 0);
-		if (v < 0)
-			*--p = '-';
-		g_string_append_len(out, p, buf + sizeof(buf) - p);
+	case G_TYPE_INT64:
+		kl_json_append_int(out, json_node_get_int(node));
 		return;
-	}
 	case G_TYPE_BOOLEAN:
 		g_string_append(out, json_node_get_boolean(node) ? "true" : "false");
 		return;
