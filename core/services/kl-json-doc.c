@@ -7,6 +7,12 @@
 #include "keylime-agent/kl-error.h"
 #include "kl-json-doc.h"
 
+#define KL_JSON_DOC_ONES  G_GUINT64_CONSTANT(0x0101010101010101)
+#define KL_JSON_DOC_HIGHS G_GUINT64_CONSTANT(0x8080808080808080)
+/* non-zero when a byte of @x is below @n (n <= 128; exact as a yes/no answer) */
+#define KL_JSON_DOC_HAS_LESS(x, n) (((x)-KL_JSON_DOC_ONES * (n)) & ~(x)&KL_JSON_DOC_HIGHS)
+#define KL_JSON_DOC_HAS_ZERO(x)	   KL_JSON_DOC_HAS_LESS(x, 1)
+
 /* documents nested deeper than this are refused */
 #define KL_JSON_DOC_MAX_DEPTH 128
 
@@ -105,11 +111,26 @@ kl_json_doc_read_string(KlJsonReader *r)
 	gchar *start = ++r->p;
 	gchar *out;
 	gchar *p = start;
+	gboolean high = FALSE;
 	guint index;
 
-	/* the common case: no escape */
-	while (p < r->end && *p != '"' && *p != '\\' && (guchar)*p >= 0x20)
+	/* the common case, eight bytes at a time: no quote, escape, control or high byte */
+	while (r->end - p >= 8) {
+		guint64 x;
+
+		memcpy(&x, p, 8);
+		if ((KL_JSON_DOC_HAS_LESS(x, 0x20) |
+		     KL_JSON_DOC_HAS_ZERO(x ^ (KL_JSON_DOC_ONES * '"')) |
+		     KL_JSON_DOC_HAS_ZERO(x ^ (KL_JSON_DOC_ONES * '\\')) |
+		     (x & KL_JSON_DOC_HIGHS)) != 0)
+			break;
+		p += 8;
+	}
+	while (p < r->end && *p != '"' && *p != '\\' && (guchar)*p >= 0x20) {
+		if ((guchar)*p >= 0x80)
+			high = TRUE;
 		p++;
+	}
 	out = p;
 	while (p < r->end) {
 		guchar c = (guchar)*p;
@@ -119,6 +140,8 @@ kl_json_doc_read_string(KlJsonReader *r)
 			break;
 		if (c < 0x20)
 			return kl_json_doc_fail(r, "control character in a string", p);
+		if (c >= 0x80)
+			high = TRUE;
 		if (c != '\\') {
 			*out++ = *p++;
 			continue;
@@ -176,6 +199,18 @@ kl_json_doc_read_string(KlJsonReader *r)
 	}
 	if (p >= r->end)
 		return kl_json_doc_fail(r, "unterminated string", start - 1);
+	/*
+	 * the bytes outside strings are ASCII or refused by the grammar; the
+	 * decoded text is checked (escapes always decode to whole characters, so
+	 * it is valid exactly when the raw text is)
+	 */
+	if (high && !g_utf8_validate_len(start, (gsize)(out - start), NULL)) {
+		g_set_error_literal(r->error,
+				    KL_ERROR,
+				    KL_ERROR_INVALID_DATA,
+				    "invalid JSON: the document is not valid UTF-8");
+		return FALSE;
+	}
 	*out = '\0'; /* over the closing quote at the latest */
 	index = kl_json_doc_add(r, KL_JSON_DOC_STRING);
 	r->doc->tokens[index].offset = (guint32)(start - r->doc->text);
@@ -393,14 +428,6 @@ kl_json_doc_parse(const gchar *data, gsize len, GError **error)
 				    KL_ERROR,
 				    KL_ERROR_INVALID_DATA,
 				    "invalid JSON: the document is too large");
-		return NULL;
-	}
-	/* rejects embedded NUL bytes too */
-	if (len > 0 && !g_utf8_validate_len(data, len, NULL)) {
-		g_set_error_literal(error,
-				    KL_ERROR,
-				    KL_ERROR_INVALID_DATA,
-				    "invalid JSON: the document is not valid UTF-8");
 		return NULL;
 	}
 	doc = g_new0(KlJsonDoc, 1);
