@@ -151,31 +151,20 @@ kl_verifier_client_attestations_url(KlVerifierClient *client, const gchar *index
 			       escaped);
 }
 
-gchar *
-kl_verifier_client_evidence_url(KlVerifierClient *client, const gchar *location)
+/*
+ * The evidence URL for the phase-1 Location @location whose path on the
+ * verifier's origin is @path: /v<api>/agents/<this agent>/attestations/<index>
+ */
+static gchar *
+kl_verifier_client_location_url(KlVerifierClient *client,
+				const gchar *location,
+				const gchar *path,
+				gboolean has_query)
 {
-	g_autoptr(GError) error_local = NULL;
-	g_autoptr(GUri) uri = NULL;
-	g_autofree gchar *resolved = NULL;
 	g_autofree gchar *needle = NULL;
 	g_autofree gchar *fixed_path = NULL;
-	const gchar *path;
 	const gchar *p;
 	const gchar *rest;
-
-	if (location == NULL)
-		return kl_verifier_client_attestations_url(client, "latest");
-	resolved = kl_http_resolve_location(client->url, location, &error_local);
-	if (resolved == NULL) {
-		g_message("phase-1 Location ignored (%s); using .../attestations/latest",
-			  error_local->message);
-		return kl_verifier_client_attestations_url(client, "latest");
-	}
-	/* the path stays percent-encoded: nothing decoded goes into the URL built below */
-	uri = g_uri_parse(resolved, G_URI_FLAGS_ENCODED, NULL);
-	path = uri != NULL ? g_uri_get_path(uri) : NULL;
-	if (path == NULL || path[0] != '/')
-		return kl_verifier_client_attestations_url(client, "latest");
 
 	/* the verifier's 202 links say "/3/agents/..." (no "v"): put it back */
 	p = path + 1;
@@ -195,7 +184,7 @@ kl_verifier_client_evidence_url(KlVerifierClient *client, const gchar *location)
 	    strspn(rest + strlen(needle),
 		   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
 		strlen(rest + strlen(needle)) ||
-	    g_uri_get_query(uri) != NULL || g_uri_get_fragment(uri) != NULL) {
+	    has_query) {
 		g_message("phase-1 Location '%s' does not name this agent's attestation; using "
 			  ".../attestations/latest",
 			  location);
@@ -203,6 +192,49 @@ kl_verifier_client_evidence_url(KlVerifierClient *client, const gchar *location)
 	}
 	/* rebuild from the configured base URL: same origin, verified above */
 	return g_strdup_printf("%s%s", client->url, fixed_path);
+}
+
+gchar *
+kl_verifier_client_evidence_url(KlVerifierClient *client, const gchar *location)
+{
+	g_autoptr(GError) error_local = NULL;
+	g_autoptr(GUri) uri = NULL;
+	g_autofree gchar *resolved = NULL;
+	const gchar *path;
+
+	if (location == NULL)
+		return kl_verifier_client_attestations_url(client, "latest");
+	/*
+	 * the usual answer, a plain absolute path ("/v3/agents/..."), is on the
+	 * verifier's origin by itself: no resolution needed when it has no query,
+	 * fragment, dot segment, percent-encoding, backslash, space or control
+	 * character
+	 */
+	if (location[0] == '/' && location[1] != '/' && strstr(location, "/.") == NULL &&
+	    location[strcspn(location, "?#%\\ \x7f")] == '\0') {
+		gboolean plain = TRUE;
+
+		for (const gchar *q = location; *q != '\0' && plain; q++)
+			plain = (guchar)*q >= 0x20;
+		if (plain)
+			return kl_verifier_client_location_url(client, location, location, FALSE);
+	}
+	resolved = kl_http_resolve_location(client->url, location, &error_local);
+	if (resolved == NULL) {
+		g_message("phase-1 Location ignored (%s); using .../attestations/latest",
+			  error_local->message);
+		return kl_verifier_client_attestations_url(client, "latest");
+	}
+	/* the path stays percent-encoded: nothing decoded goes into the URL built below */
+	uri = g_uri_parse(resolved, G_URI_FLAGS_ENCODED, NULL);
+	path = uri != NULL ? g_uri_get_path(uri) : NULL;
+	if (path == NULL || path[0] != '/')
+		return kl_verifier_client_attestations_url(client, "latest");
+	return kl_verifier_client_location_url(client,
+					       location,
+					       path,
+					       g_uri_get_query(uri) != NULL ||
+						   g_uri_get_fragment(uri) != NULL);
 }
 
 KlHttpResponse *
