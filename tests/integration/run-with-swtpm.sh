@@ -44,30 +44,33 @@ cleanup() {
 trap cleanup EXIT
 
 # The tpm2-tss swtpm TCTI talks to the control channel on port+1, so find a
-# free pair (P, P+1). Taken below the ephemeral range: there, P+1 is often
-# held by an outgoing connection in TIME-WAIT (the kernel hands out odd ports
-# to bind() and even ones to connect()) when the machine makes many
-# connections.
+# free pair (P, P+1). It is looked for below the ephemeral range
+# (ip_local_port_range): outgoing connections take their local ports there, and
+# on a busy machine the TIME_WAIT ones leave hardly an even port free in it.
 free_port_pair() {
 	/usr/bin/python3 -c 'import random, socket
 low = 32768
 try:
-    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
 except (OSError, ValueError, IndexError):
     pass
-low = max(low, 11024)
-for _ in range(200):
+low = max(low, 12000)
+for _ in range(400):
     p = random.randrange(10000, low - 1)
     socks = []
     try:
-        for q in (p, p + 1):
-            s = socket.socket(); socks.append(s); s.bind(("127.0.0.1", q))
+        for port in (p, p + 1):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", port))
     except OSError:
         continue
     finally:
         for s in socks:
             s.close()
-    print(p); break'
+    print(p)
+    break'
 }
 
 if [ -n "${KL_SWTPM_PCR_BANKS:-}" ] || [ -n "${KL_SWTPM_SETUP_ARGS:-}" ]; then
