@@ -47,8 +47,14 @@ static gchar *
 kl_capabilities_entry_text(KlCapabilitiesBody *self, JsonObject *entry)
 {
 	for (guint i = 0; i < self->entries->len; i++) {
-		if (g_ptr_array_index(self->entries, i) == entry)
-			return g_strdup(g_ptr_array_index(self->texts, i));
+		if (g_ptr_array_index(self->entries, i) == entry &&
+		    g_ptr_array_index(self->texts, i) != NULL) {
+			/* taken over, not copied: the old arrays are dropped after this round */
+			gchar *text = g_ptr_array_index(self->texts, i);
+
+			g_ptr_array_index(self->texts, i) = NULL;
+			return text;
+		}
 	}
 	return kl_json_object_to_string(entry, NULL);
 }

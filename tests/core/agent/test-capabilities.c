@@ -67,6 +67,12 @@ test_capabilities_body(void)
 	kl_test_same_body(body, entries, "2026-01-02T00:00:00Z");
 	g_ptr_array_remove_index(entries, 1);
 	kl_test_same_body(body, entries, "2026-01-02T00:00:00Z");
+	/* the same sealed entry twice, then once again */
+	g_ptr_array_add(entries, json_object_ref(sealed));
+	kl_test_same_body(body, entries, "2026-01-02T00:00:00Z");
+	kl_test_same_body(body, entries, "2026-01-02T00:00:00Z");
+	g_ptr_array_remove_index(entries, entries->len - 1);
+	kl_test_same_body(body, entries, "2026-01-02T00:00:00Z");
 	g_ptr_array_set_size(entries, 0);
 	kl_test_same_body(body, entries, "2026-01-02T00:00:00Z");
 }
