@@ -660,12 +660,25 @@ kl_plugin_json_copy_node(JsonNode *node)
 	return copy;
 }
 
+/* what the plugin reported during its last collect(), taken from its context */
+static void
+kl_plugin_take_report(KlPlugin *plugin, KlEvidenceReport *report)
+{
+	g_autofree gchar *summary = kl_plugin_context_take_summary(plugin->ctx);
+	guint64 entry_count = kl_plugin_context_take_entry_count(plugin->ctx);
+
+	if (report == NULL)
+		return;
+	report->summary = g_steal_pointer(&summary);
+	report->entry_count = entry_count;
+}
+
 /* @params: sealed, read by the plugin only */
 static JsonObject *
 kl_plugin_collect(KlPlugin *plugin,
 		  JsonObject *params,
 		  GCancellable *cancellable,
-		  gchar **summary,
+		  KlEvidenceReport *report,
 		  GError **error)
 {
 	GError *error_local = NULL;
@@ -675,20 +688,17 @@ kl_plugin_collect(KlPlugin *plugin,
 		return NULL;
 	if (g_cancellable_set_error_if_cancelled(cancellable, error))
 		return NULL;
-	g_free(kl_plugin_context_take_summary(plugin->ctx));
+	kl_plugin_take_report(plugin, NULL);
 	kl_plugin_callback_enter(plugin, "collect");
 	data = plugin->info->collect(plugin->ctx, params, cancellable, &error_local);
 	kl_plugin_callback_leave();
 	if (data == NULL) {
-		g_free(kl_plugin_context_take_summary(plugin->ctx));
+		kl_plugin_take_report(plugin, NULL);
 		kl_plugin_propagate_error(plugin, "collect", error_local, error);
 		return NULL;
 	}
 	g_clear_error(&error_local);
-	if (summary != NULL)
-		*summary = kl_plugin_context_take_summary(plugin->ctx);
-	else
-		g_free(kl_plugin_context_take_summary(plugin->ctx));
+	kl_plugin_take_report(plugin, report);
 	return kl_plugin_wrap(plugin, "data", data);
 }
 
@@ -751,14 +761,14 @@ kl_plugin_loader_resolve(KlPluginLoader *loader, KlEvidenceRequest *request, GEr
 JsonObject *
 kl_plugin_run_request(KlEvidenceRequest *request,
 		      GCancellable *cancellable,
-		      gchar **summary,
+		      KlEvidenceReport *report,
 		      GError **error)
 {
 	g_return_val_if_fail(request != NULL, NULL);
 	g_return_val_if_fail(cancellable == NULL || G_IS_CANCELLABLE(cancellable), NULL);
 
-	if (summary != NULL)
-		*summary = NULL;
+	if (report != NULL)
+		kl_evidence_report_clear(report);
 	if (request->plugin == NULL) {
 		g_set_error(error,
 			    KL_ERROR,
@@ -769,7 +779,7 @@ kl_plugin_run_request(KlEvidenceRequest *request,
 	}
 	/* the request's parameters are sealed and nobody else reads them: no copy */
 	return kl_plugin_collect(
-	    request->plugin, request->chosen_parameters, cancellable, summary, error);
+	    request->plugin, request->chosen_parameters, cancellable, report, error);
 }
 
 gboolean

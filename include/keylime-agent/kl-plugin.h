@@ -15,7 +15,7 @@
 G_BEGIN_DECLS
 
 #define KL_PLUGIN_ABI_MAJOR   1
-#define KL_PLUGIN_ABI_MINOR   1
+#define KL_PLUGIN_ABI_MINOR   2
 #define KL_PLUGIN_INFO_SYMBOL "kl_plugin_get_info"
 
 #if defined(__GNUC__)
