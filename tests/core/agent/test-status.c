@@ -548,7 +548,7 @@ test_metrics_format(StatusFixture *sf, gconstpointer data)
 int
 main(int argc, char **argv)
 {
-	/* the child of run_status_command(): net-status --status-command PATH NOW json|text */
+	/* the child of run_status_command(): test-status --status-command PATH NOW json|text */
 	if (argc == 5 && g_strcmp0(argv[1], "--status-command") == 0)
 		return kl_status_command(argv[2],
 					 g_str_has_suffix(argv[4], "json"),
