@@ -19,6 +19,9 @@ struct _KlPlugin {
 	const KlPluginInfo *info; /* NULL unless the descriptor passed the ABI check */
 	KlPluginContext *ctx;	  /* NULL for disabled and rejected plugins */
 	KlConfig *config;	  /* (nullable) the agent's configuration */
+	/* the last capabilities, when the plugin sealed them, and their sealed entry */
+	JsonObject *caps_last;
+	JsonObject *caps_entry;
 };
 
 struct _KlPluginLoader {
@@ -30,6 +33,8 @@ static void
 kl_plugin_free(KlPlugin *plugin)
 {
 	kl_plugin_context_free(plugin->ctx);
+	g_clear_pointer(&plugin->caps_last, json_object_unref);
+	g_clear_pointer(&plugin->caps_entry, json_object_unref);
 	g_free(plugin->name);
 	g_free(plugin->path);
 	g_free(plugin->reason);
@@ -593,6 +598,23 @@ kl_plugin_run_get_capabilities(KlPlugin *plugin, GError **error)
 		return NULL;
 	}
 	g_clear_error(&error_local);
+	/*
+	 * a plugin whose facts did not change may hand back the same sealed
+	 * object: then the entry (sealed too) is the same, and so is its text
+	 * (kl-capabilities.c)
+	 */
+	if (caps == plugin->caps_last && plugin->caps_entry != NULL) {
+		json_object_unref(caps);
+		return json_object_ref(plugin->caps_entry);
+	}
+	g_clear_pointer(&plugin->caps_last, json_object_unref);
+	g_clear_pointer(&plugin->caps_entry, json_object_unref);
+	if (json_object_is_immutable(caps)) {
+		plugin->caps_last = json_object_ref(caps);
+		plugin->caps_entry = kl_plugin_wrap(plugin, "capabilities", caps);
+		json_object_seal(plugin->caps_entry);
+		return json_object_ref(plugin->caps_entry);
+	}
 	return kl_plugin_wrap(plugin, "capabilities", caps);
 }
 

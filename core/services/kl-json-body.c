@@ -88,12 +88,16 @@ kl_json_body_flush_text(KlJsonBody *body, GString *out)
 static guint64
 kl_json_body_escaped_size(const gchar *data, gsize len)
 {
-	const guint8 *p = (const guint8 *)data;
-	guint64 size = 0;
+	guint64 size = len;
+	gsize i = 0;
 
-	for (gsize i = 0; i < len; i++)
-		size += kl_json_escaped_len[p[i]];
-	return size;
+	for (;;) {
+		i += kl_json_escape_span(data + i, len - i);
+		if (i >= len)
+			return size;
+		size += kl_json_escaped_len[(guchar)data[i]] - 1u;
+		i++;
+	}
 }
 
 static gboolean
@@ -159,30 +163,26 @@ kl_json_body_read_escaped(KlJsonBody *body, const KlJsonSegment *seg, gchar *buf
 	gsize n = 0;
 
 	while (n < room && body->pos < seg->len) {
-		guchar c = (guchar)src[body->pos];
+		gsize limit = MIN(room - n, seg->len - body->pos);
+		gsize run = kl_json_escape_span(src + body->pos, limit);
+		gchar esc[6];
+		guint e;
+		gsize fit;
 
-		if (kl_json_escaped_len[c] == 1) {
-			gsize start = body->pos;
-			gsize end = body->pos + MIN(room - n, seg->len - body->pos);
-
-			while (body->pos < end && kl_json_escaped_len[(guchar)src[body->pos]] == 1)
-				body->pos++;
-			memcpy(buf + n, src + start, body->pos - start);
-			n += body->pos - start;
-		} else {
-			gchar esc[6];
-			guint e = kl_json_escape_byte(c, esc);
-			gsize fit = MIN((gsize)e, room - n);
-
-			body->pos++;
-			memcpy(buf + n, esc, fit);
-			n += fit;
-			if (fit < e) {
-				/* the rest goes first into the next read */
-				memcpy(body->carry, esc + fit, e - fit);
-				body->carry_len = (guint)(e - fit);
-				body->carry_pos = 0;
-			}
+		memcpy(buf + n, src + body->pos, run);
+		n += run;
+		body->pos += run;
+		if (run == limit)
+			continue;
+		e = kl_json_escape_byte((guchar)src[body->pos++], esc);
+		fit = MIN((gsize)e, room - n);
+		memcpy(buf + n, esc, fit);
+		n += fit;
+		if (fit < e) {
+			/* the rest goes first into the next read */
+			memcpy(body->carry, esc + fit, e - fit);
+			body->carry_len = (guint)(e - fit);
+			body->carry_pos = 0;
 		}
 	}
 	return n;

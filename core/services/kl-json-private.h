@@ -23,6 +23,11 @@ kl_json_write_object_hooked(GString *out,
 /* the length of each byte inside a JSON string as the writer writes it: 1, 2 or 6 */
 extern const guint8 kl_json_escaped_len[256];
 
+/* the offset of the first byte of @str[0..@len) that JSON must escape, or @len (8 bytes at a time)
+ */
+gsize
+kl_json_escape_span(const gchar *str, gsize len);
+
 /* writes byte @c as it goes inside a JSON string to @out (room for 6); returns its length */
 guint
 kl_json_escape_byte(guchar c, gchar *out);
