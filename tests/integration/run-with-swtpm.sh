@@ -46,17 +46,20 @@ trap cleanup EXIT
 # The tpm2-tss swtpm TCTI talks to the control channel on port+1, so find a
 # free pair (P, P+1).
 free_port_pair() {
-	/usr/bin/python3 -c 'import socket
+	# below the ephemeral range: a busy machine's client sockets in TIME_WAIT
+	# can occupy most of that range, and a pair of adjacent free ports is rare
+	/usr/bin/python3 -c 'import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
 for _ in range(200):
-    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
-    if p >= 65535:
-        a.close(); continue
-    b = socket.socket()
+    p = random.randrange(10000, max(low, 10002) - 1)
+    a = socket.socket(); b = socket.socket()
     try:
-        b.bind(("127.0.0.1", p + 1))
+        a.bind(("127.0.0.1", p)); b.bind(("127.0.0.1", p + 1))
     except OSError:
-        a.close(); b.close(); continue
-    a.close(); b.close(); print(p); break'
+        continue
+    finally:
+        a.close(); b.close()
+    print(p); break'
 }
 
 if [ -n "${KL_SWTPM_PCR_BANKS:-}" ] || [ -n "${KL_SWTPM_SETUP_ARGS:-}" ]; then
