@@ -19,6 +19,8 @@
 #define KL_HTTP_MAX_BODY_MIB 16
 #define KL_HTTP_MAX_BODY     (KL_HTTP_MAX_BODY_MIB * 1024 * 1024)
 #define KL_HTTP_MAX_HEADERS  (64 * 1024)
+/* a flowing tail_only answer (an echo of the evidence) may take this long in all */
+#define KL_HTTP_TAIL_MAX_MS (10 * 60 * 1000)
 
 struct _KlHttp {
 	gchar *name;
@@ -296,6 +298,17 @@ typedef struct {
 	gboolean tail_only; /* keep the last KL_HTTP_TAIL_BYTES of any answer */
 	gboolean truncated;
 	guint64 total;
+	/*
+	 * tail_only answers may be long (the verifier echoes the evidence): the
+	 * answer must start within answer_us of the request, then keep flowing
+	 * (no pause longer than stall_us), however long it takes in all
+	 */
+	gint64 started_us;
+	gint64 answer_us;
+	gint64 stall_us;
+	gint64 progress_us;
+	curl_off_t received;
+	gboolean stalled;
 } KlHttpTransfer;
 
 static size_t
@@ -347,7 +360,23 @@ kl_http_xferinfo_cb(
     void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
 	KlHttpTransfer *transfer = clientp;
-	return g_cancellable_is_cancelled(transfer->cancellable) ? 1 : 0;
+	gint64 now;
+
+	if (g_cancellable_is_cancelled(transfer->cancellable))
+		return 1;
+	if (!transfer->tail_only || transfer->answer_us == 0)
+		return 0;
+	now = g_get_monotonic_time();
+	if (dlnow > transfer->received) {
+		transfer->received = dlnow;
+		transfer->progress_us = now;
+	}
+	if (transfer->received == 0 ? now - transfer->started_us > transfer->answer_us
+				    : now - transfer->progress_us > transfer->stall_us) {
+		transfer->stalled = TRUE;
+		return 1;
+	}
+	return 0;
 }
 
 static const gchar *
@@ -717,7 +746,14 @@ kl_http_curl_send(KlHttp *http,
 	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer);
 	if (!tail_only)
 		curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)KL_HTTP_MAX_BODY);
-	if (timeout_ms > 0) {
+	if (timeout_ms > 0 && tail_only) {
+		/* the wait applies to the start of the answer and to pauses in it */
+		transfer.started_us = started;
+		transfer.answer_us = (gint64)timeout_ms * 1000;
+		transfer.stall_us = (gint64)wait_ms * 1000;
+		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)KL_HTTP_TAIL_MAX_MS);
+		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)http->timeout_ms);
+	} else if (timeout_ms > 0) {
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)http->timeout_ms);
 	}
@@ -748,6 +784,10 @@ kl_http_curl_send(KlHttp *http,
 		g_ptr_array_unref(transfer.headers);
 		if (g_cancellable_set_error_if_cancelled(cancellable, error))
 			return NULL;
+		if (transfer.stalled) {
+			rc = CURLE_OPERATION_TIMEDOUT;
+			detail = transfer.received == 0 ? "no answer" : "the answer stalled";
+		}
 		if (transfer.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
 			g_set_error(error,
 				    KL_ERROR,

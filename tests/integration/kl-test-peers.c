@@ -333,6 +333,8 @@ kl_test_peer_start(
 	g_ptr_array_add(argv, g_strdup("--cert-dir"));
 	g_ptr_array_add(argv, g_strdup(peers->dir));
 	g_ptr_array_add(argv, NULL);
+	/* a restarted peer: wait for its own state file, not the last one's */
+	(void)g_unlink(peer->state_file);
 
 	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDERR_MERGE);
 	g_subprocess_launcher_set_child_setup(launcher, kl_test_child_setup, NULL, NULL);
@@ -449,6 +451,13 @@ void
 kl_test_peers_stop_verifier(KlTestPeers *peers)
 {
 	kl_test_peer_clear(&peers->verifier);
+}
+
+void
+kl_test_peers_signal_verifier(KlTestPeers *peers, gint signum)
+{
+	g_assert_nonnull(peers->verifier.proc);
+	g_subprocess_send_signal(peers->verifier.proc, signum);
 }
 
 const gchar *

@@ -52,6 +52,9 @@ gboolean
 kl_test_peers_start_verifier(KlTestPeers *peers, GError **error, ...) G_GNUC_NULL_TERMINATED;
 void
 kl_test_peers_stop_verifier(KlTestPeers *peers);
+/* sends @signum to the verifier (SIGKILL: a crash; SIGSTOP/SIGCONT: a hang) */
+void
+kl_test_peers_signal_verifier(KlTestPeers *peers, gint signum);
 const gchar *
 kl_test_peers_verifier_url(KlTestPeers *peers);
 const gchar *
