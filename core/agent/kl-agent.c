@@ -41,8 +41,6 @@
  */
 #define KL_AGENT_ATTEST_CAP_INTERVALS 4
 #define KL_AGENT_ATTEST_CAP_FLOOR_MS  2000
-/* a 400 without a body to an upload this large is the verifier's size limit */
-#define KL_AGENT_UPLOAD_SUSPECT (1024 * 1024)
 
 typedef enum {
 	KL_STEP_OK,
@@ -256,29 +254,6 @@ kl_agent_jitter(KlAgent *agent, guint64 delay_ms)
 
 /* ---- worker side ---- */
 
-static GError *
-kl_agent_http_error(KlHttpResponse *response, const gchar *what)
-{
-	gsize len = 0;
-	const gchar *body = kl_http_response_get_body(response, &len);
-	g_autofree gchar *details = kl_verifier_describe_errors(body, len);
-
-	return g_error_new(KL_ERROR,
-			   KL_ERROR_HTTP,
-			   "%s: the verifier answered HTTP %u%s%s",
-			   what,
-			   response->status,
-			   details != NULL ? ": " : "",
-			   details != NULL ? details : "");
-}
-
-/* Retry-After of a 429/503, else backoff (-1) */
-static gint64
-kl_agent_retry_delay(KlHttpResponse *response)
-{
-	return kl_backoff_retry_after_ms(response->status, response->retry_after_s);
-}
-
 static void
 kl_agent_drop_token(KlAgent *agent)
 {
@@ -287,18 +262,35 @@ kl_agent_drop_token(KlAgent *agent)
 	agent->token_fresh = FALSE;
 }
 
+/* a retry after the verifier's answer: at its Retry-After, else with backoff */
+static KlStepResult *
+kl_agent_answer_retry(KlVerifierAnswer *answer)
+{
+	return kl_step_retry(g_steal_pointer(&answer->error), answer->retry_after_ms);
+}
+
 /*
  * The verifier refused the bearer token (401, phase 1 or 2): it is dropped and
  * the next attempt authenticates again at once, unless the token is brand new
  * (no tight loop against a verifier that refuses every token).
  */
 static KlStepResult *
-kl_agent_token_refused(KlAgent *agent, KlHttpResponse *response, const gchar *what)
+kl_agent_token_refused(KlAgent *agent, KlVerifierAnswer *answer)
 {
 	KlStepResult *result =
-	    kl_step_retry(kl_agent_http_error(response, what), agent->token_fresh ? -1 : 0);
+	    kl_step_retry(g_steal_pointer(&answer->error), agent->token_fresh ? -1 : 0);
 
 	kl_agent_drop_token(agent);
+	return result;
+}
+
+/* not enrolled at the verifier: retried quietly (a person has to enroll the agent) */
+static KlStepResult *
+kl_agent_not_enrolled(KlVerifierAnswer *answer)
+{
+	KlStepResult *result = kl_step_retry(g_steal_pointer(&answer->error), -1);
+
+	result->not_enrolled = TRUE;
 	return result;
 }
 
@@ -368,18 +360,11 @@ static KlStepResult *
 kl_agent_authenticate(KlAgent *agent, GCancellable *cancellable)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(KlHttpResponse) response = NULL;
-	g_autoptr(GBytes) challenge = NULL;
 	g_autoptr(GBytes) attest = NULL;
 	g_autoptr(GBytes) signature = NULL;
-	g_autofree gchar *session_id = NULL;
-	g_autofree gchar *url = NULL;
-	g_autofree gchar *body = NULL;
 	g_autofree gchar *fingerprint = NULL;
-	KlVerifierSession session = { 0 };
-	const gchar *text;
-	gsize len = 0;
-	KlStepResult *result;
+	g_auto(KlVerifierAnswer) answer = { 0 };
+	g_autofree gchar *session_id = NULL;
 
 	{
 		/* the oldest of the last KL_AGENT_SESSIONS_PER_WINDOW session creations */
@@ -404,24 +389,14 @@ kl_agent_authenticate(KlAgent *agent, GCancellable *cancellable)
 		agent->session_next = (agent->session_next + 1) % KL_AGENT_SESSIONS_PER_WINDOW;
 	}
 	kl_agent_drop_token(agent);
-	url = kl_verifier_client_sessions_url(agent->verifier, NULL);
-	body = kl_verifier_build_session_request(agent->agent_id, &len);
-	response = kl_verifier_client_send(
-	    agent->verifier, "POST", url, body, len, FALSE, cancellable, &error);
-	if (response == NULL)
-		return kl_step_retry(g_steal_pointer(&error), -1);
-	if (response->status != 200) {
-		return kl_step_retry(kl_agent_http_error(response, "creating a session"),
-				     kl_agent_retry_delay(response));
-	}
-	text = kl_http_response_get_body(response, &len);
-	if (!kl_verifier_parse_session_challenge(text, len, &session_id, &challenge, &error))
-		return kl_step_retry(g_steal_pointer(&error), -1);
+	if (kl_verifier_client_create_session(agent->verifier, cancellable, &answer) !=
+	    KL_VERIFIER_OK)
+		return kl_agent_answer_retry(&answer);
 
 	{
 		gint64 started = g_get_monotonic_time();
 		gboolean certified = agent->source.certify_ak(
-		    agent->source_data, challenge, &attest, &signature, &error);
+		    agent->source_data, answer.challenge, &attest, &signature, &error);
 
 		agent->cycle_tpm_us += g_get_monotonic_time() - started;
 		if (!certified) {
@@ -429,64 +404,32 @@ kl_agent_authenticate(KlAgent *agent, GCancellable *cancellable)
 			return kl_step_retry(g_steal_pointer(&error), -1);
 		}
 	}
-	g_clear_pointer(&response, kl_http_response_free);
-	g_free(url);
-	g_free(body);
-	url = kl_verifier_client_sessions_url(agent->verifier, session_id);
-	body =
-	    kl_verifier_build_session_proof(session_id, agent->agent_id, attest, signature, &len);
-	response = kl_verifier_client_send(
-	    agent->verifier, "PATCH", url, body, len, FALSE, cancellable, &error);
-	if (response == NULL)
-		return kl_step_retry(g_steal_pointer(&error), -1);
-	switch (response->status) {
-	case 200:
+	session_id = g_steal_pointer(&answer.session_id);
+	switch (kl_verifier_client_prove_session(
+	    agent->verifier, session_id, attest, signature, cancellable, &answer)) {
+	case KL_VERIFIER_OK:
 		break;
-	case 401:
-		return kl_step_retry(
-		    g_error_new(
-			KL_ERROR,
-			KL_ERROR_AUTH,
-			"the verifier rejected the proof of possession for agent %s (HTTP "
-			"401): the AK it has on record differs from this agent's AK, or the "
-			"AK is not RSA with RSASSA/SHA-256; re-register and re-enroll the "
-			"agent if its AK changed",
-			agent->agent_id),
-		    -1);
+	case KL_VERIFIER_NOT_ENROLLED:
+		return kl_agent_not_enrolled(&answer);
+	case KL_VERIFIER_UNAUTHORIZED:
+		/* the proof of possession was refused: a new session will not change that soon */
+		return kl_step_retry(g_steal_pointer(&answer.error), -1);
 	default:
-		return kl_step_retry(kl_agent_http_error(response, "completing the session"),
-				     kl_agent_retry_delay(response));
-	}
-	text = kl_http_response_get_body(response, &len);
-	if (!kl_verifier_parse_session_result(text, len, &session, &error))
-		return kl_step_retry(g_steal_pointer(&error), -1);
-	if (!session.pass) {
-		result = kl_step_retry(
-		    g_error_new(KL_ERROR,
-				KL_ERROR_AUTH,
-				"agent %s is not enrolled at the verifier: enroll it with "
-				"keylime_tenant -c add --push-model -u %s",
-				agent->agent_id,
-				agent->agent_id),
-		    -1);
-		result->not_enrolled = TRUE;
-		kl_verifier_session_clear(&session);
-		return result;
+		return kl_agent_answer_retry(&answer);
 	}
 	kl_http_set_bearer_token(kl_verifier_client_get_http(agent->verifier),
 				 kl_verifier_client_get_url(agent->verifier),
-				 session.token);
-	agent->token_expires_at = session.token_expires_at;
+				 answer.session.token);
+	agent->token_expires_at = answer.session.token_expires_at;
 	agent->token_obtained_at = kl_agent_now_s(agent);
 	agent->token_fresh = TRUE;
 	agent->sessions_established++;
-	fingerprint = kl_http_fingerprint(session.token);
+	fingerprint = kl_http_fingerprint(answer.session.token);
 	g_debug("authenticated at the verifier (session %s, token %s, expires %" G_GINT64_FORMAT
 		")",
 		session_id,
 		fingerprint,
-		session.token_expires_at);
-	kl_verifier_session_clear(&session);
+		answer.session.token_expires_at);
 	return NULL;
 }
 
@@ -513,13 +456,8 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) capabilities = NULL;
-	g_autoptr(GPtrArray) requested = NULL;
-	g_autoptr(KlHttpResponse) response = NULL;
-	g_autofree gchar *url = NULL;
-	g_autofree gchar *body = NULL;
+	g_auto(KlVerifierAnswer) answer = { 0 };
 	KlStepResult *result;
-	const gchar *text;
-	gsize len = 0;
 
 	agent->cycle_started = g_get_monotonic_time();
 	agent->cycle_tpm_us = 0;
@@ -554,59 +492,31 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 							 "no evidence plugin can offer evidence "
 							 "in this cycle"),
 				     -1);
-	body = kl_verifier_build_capabilities(capabilities, agent->boot_time, &len);
-	url = kl_verifier_client_attestations_url(agent->verifier, NULL);
-	response = kl_verifier_client_send(
-	    agent->verifier, "POST", url, body, len, TRUE, cancellable, &error);
-	if (response == NULL)
-		return kl_step_retry(g_steal_pointer(&error), -1);
-	switch (response->status) {
-	case 201:
+	switch (kl_verifier_client_offer_capabilities(
+	    agent->verifier, capabilities, agent->boot_time, cancellable, &answer)) {
+	case KL_VERIFIER_OK:
 		break;
-	case 401:
-		return kl_agent_token_refused(agent, response, "offering capabilities");
-	case 403:
-		/* the token is kept: only a 401 says it is no longer valid */
-		return kl_step_retry(kl_agent_http_error(response, "offering capabilities"), -1);
-	case 404:
-		result = kl_step_retry(
-		    g_error_new(KL_ERROR,
-				KL_ERROR_NOT_FOUND,
-				"agent %s is not enrolled at the verifier: enroll it with "
-				"keylime_tenant -c add --push-model -u %s",
-				agent->agent_id,
-				agent->agent_id),
-		    -1);
-		result->not_enrolled = TRUE;
-		return result;
-	case 409:
+	case KL_VERIFIER_UNAUTHORIZED:
+		return kl_agent_token_refused(agent, &answer);
+	case KL_VERIFIER_NOT_ENROLLED:
+		return kl_agent_not_enrolled(&answer);
+	case KL_VERIFIER_CONFLICT:
 		/* a creation race: retry shortly once, then back off like any other fault */
-		return kl_step_retry(kl_agent_http_error(response, "offering capabilities"),
+		return kl_step_retry(g_steal_pointer(&answer.error),
 				     kl_backoff_get_failures(agent->backoff) == 0 ? 1000 : -1);
 	default:
-		return kl_step_retry(kl_agent_http_error(response, "offering capabilities"),
-				     kl_agent_retry_delay(response));
+		/* a 403 keeps the token: only a 401 says it is no longer valid */
+		return kl_agent_answer_retry(&answer);
 	}
-	text = kl_http_response_get_body(response, &len);
-	requested = kl_verifier_parse_evidence_requested(text, len, &error);
-	if (requested == NULL)
-		return kl_step_retry(g_steal_pointer(&error), -1);
-	if (requested->len == 0)
-		return kl_step_retry(g_error_new_literal(KL_ERROR,
-							 KL_ERROR_INVALID_DATA,
-							 "the verifier requested no evidence; give "
-							 "the agent a TPM, IMA or measured-boot "
-							 "policy at enrollment"),
-				     -1);
 	{
-		g_autofree gchar *types = kl_evidence_requests_describe(requested);
+		g_autofree gchar *types = kl_evidence_requests_describe(answer.requested);
 
 		g_debug("the verifier requests %s (Location %s)",
 			types,
-			response->location != NULL ? response->location : "none");
+			answer.location != NULL ? answer.location : "none");
 	}
-	agent->location = g_strdup(response->location);
-	agent->requested = g_steal_pointer(&requested);
+	agent->location = g_steal_pointer(&answer.location);
+	agent->requested = g_steal_pointer(&answer.requested);
 	return kl_step_ok();
 }
 
@@ -644,14 +554,10 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	    g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
 	g_autoptr(GString) summary = g_string_new(NULL);
 	g_autoptr(GString) types = g_string_new(NULL);
-	g_autoptr(KlHttpResponse) response = NULL;
-	g_autofree gchar *url = NULL;
-	g_autofree gchar *body = NULL;
+	g_auto(KlVerifierAnswer) answer = { 0 };
+	KlVerifierResult verdict;
 	KlStepResult *result;
-	const gchar *text;
-	gint64 seconds = 0;
-	gsize len = 0;
-	gsize upload_len = 0;
+	gint64 seconds;
 
 	if (agent->requested == NULL)
 		return kl_step_retry(g_error_new_literal(KL_ERROR,
@@ -699,80 +605,34 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 			agent->cycle_ima_entries += kl_agent_ima_entry_count(entry);
 		g_ptr_array_add(collected, entry);
 	}
-	/* the body is built once and handed to the transport without copies */
-	body = kl_verifier_build_evidence(collected, &len);
-	g_ptr_array_set_size(collected, 0);
-	agent->trim_pending = len >= KL_AGENT_TRIM_BODY_BYTES;
-	url = kl_verifier_client_evidence_url(agent->verifier, agent->location);
-	response = kl_verifier_client_submit_evidence(
-	    agent->verifier, url, body, len, cancellable, &error);
-	g_clear_pointer(&body, g_free);
-	if (response == NULL)
-		return kl_step_retry(g_steal_pointer(&error), -1);
-	upload_len = len;
-	switch (response->status) {
-	case 202:
+	verdict = kl_verifier_client_submit_evidence(
+	    agent->verifier, agent->location, collected, cancellable, &answer);
+	agent->trim_pending = answer.sent_bytes >= KL_AGENT_TRIM_BODY_BYTES;
+	switch (verdict) {
+	case KL_VERIFIER_OK:
 		break;
-	case 403: {
+	case KL_VERIFIER_UNAUTHORIZED:
+		return kl_agent_token_refused(agent, &answer);
+	case KL_VERIFIER_ROUND_OVER:
 		/*
 		 * old_attestation, challenges_expired, evidence_immutable: this round
 		 * is over at the verifier; a new phase 1 starts at once (once: a
 		 * repeated refusal backs off like any other fault)
 		 */
-		const gchar *answer = kl_http_response_get_body(response, NULL);
-		if (strstr(answer, "old_attestation") != NULL ||
-		    strstr(answer, "challenges_expired") != NULL ||
-		    strstr(answer, "evidence_immutable") != NULL) {
-			result =
-			    kl_step_retry(kl_agent_http_error(response, "submitting evidence"), -1);
-			result->restart_now = kl_backoff_get_failures(agent->backoff) == 0;
-			return result;
-		}
-		return kl_step_retry(kl_agent_http_error(response, "submitting evidence"),
-				     kl_agent_retry_delay(response));
-	}
-	case 413:
-	case 400:
-		/*
-		 * Keylime's web server refuses a body above the verifier's
-		 * max_upload_size before reading it: 400 without a body (tornado), or
-		 * 413 behind a proxy. Sending it again soon would fail the same way.
-		 */
-		if (response->status == 400 &&
-		    (g_bytes_get_size(response->body) > 0 || upload_len < KL_AGENT_UPLOAD_SUSPECT))
-			return kl_step_retry(kl_agent_http_error(response, "submitting evidence"),
-					     kl_agent_retry_delay(response));
-		result = kl_step_retry(
-		    g_error_new(KL_ERROR,
-				KL_ERROR_HTTP,
-				"the verifier refused the evidence of %.1f MiB as too large "
-				"(HTTP %u%s): it accepts at most max_upload_size bytes "
-				"([verifier] max_upload_size in verifier.conf, 100 MiB by "
-				"default); raise it on the verifier, or shorten the IMA log "
-				"(a reboot starts a new one)",
-				(gdouble)upload_len / (1024.0 * 1024.0),
-				response->status,
-				response->status == 400 ? " without a body" : ""),
-		    (gint64)agent->backoff_max_ms);
+		result = kl_step_retry(g_steal_pointer(&answer.error), -1);
+		result->restart_now = kl_backoff_get_failures(agent->backoff) == 0;
+		return result;
+	case KL_VERIFIER_TOO_LARGE:
+		/* sending it again soon would fail the same way: a person has to act */
+		result =
+		    kl_step_retry(g_steal_pointer(&answer.error), (gint64)agent->backoff_max_ms);
 		result->permanent = TRUE;
 		return result;
-	case 401:
-		return kl_agent_token_refused(agent, response, "submitting evidence");
 	default:
-		return kl_step_retry(kl_agent_http_error(response, "submitting evidence"),
-				     kl_agent_retry_delay(response));
+		return kl_agent_answer_retry(&answer);
 	}
-	text = kl_http_response_get_body(response, &len);
-	if (response->truncated) {
-		/* the evidence echoed back: only meta, at the end, is of use */
-		g_debug("the verifier's answer to the evidence has %" G_GUINT64_FORMAT
-			" bytes; read its end only",
-			response->body_total);
-		if (!kl_verifier_scan_seconds_to_next(text, len, &seconds))
-			seconds = agent->attestation_interval_s;
-	} else if (!kl_verifier_parse_seconds_to_next(text, len, &seconds)) {
-		seconds = agent->attestation_interval_s;
-	}
+	seconds =
+	    answer.seconds_to_next >= 0 ? answer.seconds_to_next : agent->attestation_interval_s;
 	seconds = CLAMP(seconds, KL_AGENT_NEXT_MIN_S, KL_AGENT_NEXT_MAX_S);
 	result = kl_step_ok();
 	result->delay_ms = seconds * 1000;

@@ -5,10 +5,13 @@
 
 #include "keylime-agent/kl-error.h"
 #include "keylime-agent/kl-json.h"
+#include "kl-backoff.h"
 #include "kl-verifier-client.h"
 
 /* evidence items the agent collects for one attestation at most */
 #define KL_VERIFIER_MAX_REQUESTED 32
+/* a 400 without a body to an upload this large is the verifier's size limit */
+#define KL_VERIFIER_UPLOAD_SUSPECT (1024 * 1024)
 
 struct _KlVerifierClient {
 	KlHttp *http;
@@ -218,13 +221,14 @@ kl_verifier_client_send(KlVerifierClient *client,
 	return kl_http_send(client->http, &request, cancellable, error);
 }
 
-KlHttpResponse *
-kl_verifier_client_submit_evidence(KlVerifierClient *client,
-				   const gchar *url,
-				   const gchar *body,
-				   gsize body_len,
-				   GCancellable *cancellable,
-				   GError **error)
+/* the PATCH of the evidence: any answer size, only its end is kept */
+static KlHttpResponse *
+kl_verifier_client_patch_evidence(KlVerifierClient *client,
+				  const gchar *url,
+				  const gchar *body,
+				  gsize body_len,
+				  GCancellable *cancellable,
+				  GError **error)
 {
 	KlHttpRequest request = {
 		.method = "PATCH",
@@ -241,6 +245,334 @@ kl_verifier_client_submit_evidence(KlVerifierClient *client,
 		.extra_timeout_ms = (guint)MIN(body_len / 1024, (gsize)G_MAXUINT / 2),
 	};
 	return kl_http_send(client->http, &request, cancellable, error);
+}
+
+/* ---- typed answers ---- */
+
+void
+kl_verifier_answer_clear(KlVerifierAnswer *answer)
+{
+	answer->result = KL_VERIFIER_OK;
+	answer->status = 0;
+	answer->retry_after_ms = -1;
+	g_clear_error(&answer->error);
+	g_clear_pointer(&answer->session_id, g_free);
+	g_clear_pointer(&answer->challenge, g_bytes_unref);
+	kl_verifier_session_clear(&answer->session);
+	g_clear_pointer(&answer->requested, g_ptr_array_unref);
+	g_clear_pointer(&answer->location, g_free);
+	answer->sent_bytes = 0;
+	answer->seconds_to_next = -1;
+}
+
+const gchar *
+kl_verifier_result_to_string(KlVerifierResult result)
+{
+	switch (result) {
+	case KL_VERIFIER_OK:
+		return "ok";
+	case KL_VERIFIER_FAILED:
+		return "failed";
+	case KL_VERIFIER_UNAUTHORIZED:
+		return "unauthorized";
+	case KL_VERIFIER_NOT_ENROLLED:
+		return "not-enrolled";
+	case KL_VERIFIER_CONFLICT:
+		return "conflict";
+	case KL_VERIFIER_ROUND_OVER:
+		return "round-over";
+	case KL_VERIFIER_TOO_LARGE:
+		return "too-large";
+	default:
+		return "?";
+	}
+}
+
+/* takes @error */
+static KlVerifierResult
+kl_verifier_answer_set(KlVerifierAnswer *answer, KlVerifierResult result, GError *error)
+{
+	answer->result = result;
+	g_clear_error(&answer->error);
+	answer->error = error;
+	return result;
+}
+
+/* no answer at all: takes @error */
+static KlVerifierResult
+kl_verifier_answer_no_response(KlVerifierAnswer *answer, GError *error)
+{
+	return kl_verifier_answer_set(answer, KL_VERIFIER_FAILED, error);
+}
+
+/* an answer was received: its status and Retry-After */
+static void
+kl_verifier_answer_received(KlVerifierAnswer *answer, KlHttpResponse *response)
+{
+	answer->status = response->status;
+	answer->retry_after_ms =
+	    kl_backoff_retry_after_ms(response->status, response->retry_after_s);
+}
+
+/* "@what: the verifier answered HTTP 422: detail" */
+static GError *
+kl_verifier_status_error(KlHttpResponse *response, const gchar *what)
+{
+	gsize len = 0;
+	const gchar *body = kl_http_response_get_body(response, &len);
+	g_autofree gchar *details = kl_verifier_describe_errors(body, len);
+
+	return g_error_new(KL_ERROR,
+			   KL_ERROR_HTTP,
+			   "%s: the verifier answered HTTP %u%s%s",
+			   what,
+			   response->status,
+			   details != NULL ? ": " : "",
+			   details != NULL ? details : "");
+}
+
+static GError *
+kl_verifier_not_enrolled_error(KlVerifierClient *client, gint code)
+{
+	return g_error_new(KL_ERROR,
+			   code,
+			   "agent %s is not enrolled at the verifier: enroll it with "
+			   "keylime_tenant -c add --push-model -u %s",
+			   client->agent_id,
+			   client->agent_id);
+}
+
+KlVerifierResult
+kl_verifier_client_create_session(KlVerifierClient *client,
+				  GCancellable *cancellable,
+				  KlVerifierAnswer *answer)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttpResponse) response = NULL;
+	g_autofree gchar *url = kl_verifier_client_sessions_url(client, NULL);
+	g_autofree gchar *body = NULL;
+	const gchar *text;
+	gsize len = 0;
+
+	kl_verifier_answer_clear(answer);
+	body = kl_verifier_build_session_request(client->agent_id, &len);
+	response =
+	    kl_verifier_client_send(client, "POST", url, body, len, FALSE, cancellable, &error);
+	if (response == NULL)
+		return kl_verifier_answer_no_response(answer, g_steal_pointer(&error));
+	kl_verifier_answer_received(answer, response);
+	if (response->status != 200)
+		return kl_verifier_answer_set(
+		    answer,
+		    KL_VERIFIER_FAILED,
+		    kl_verifier_status_error(response, "creating a session"));
+	text = kl_http_response_get_body(response, &len);
+	if (!kl_verifier_parse_session_challenge(
+		text, len, &answer->session_id, &answer->challenge, &error))
+		return kl_verifier_answer_set(answer, KL_VERIFIER_FAILED, g_steal_pointer(&error));
+	return kl_verifier_answer_set(answer, KL_VERIFIER_OK, NULL);
+}
+
+KlVerifierResult
+kl_verifier_client_prove_session(KlVerifierClient *client,
+				 const gchar *session_id,
+				 GBytes *attest,
+				 GBytes *signature,
+				 GCancellable *cancellable,
+				 KlVerifierAnswer *answer)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttpResponse) response = NULL;
+	g_autofree gchar *url = kl_verifier_client_sessions_url(client, session_id);
+	g_autofree gchar *body = NULL;
+	const gchar *text;
+	gsize len = 0;
+
+	kl_verifier_answer_clear(answer);
+	body =
+	    kl_verifier_build_session_proof(session_id, client->agent_id, attest, signature, &len);
+	response =
+	    kl_verifier_client_send(client, "PATCH", url, body, len, FALSE, cancellable, &error);
+	if (response == NULL)
+		return kl_verifier_answer_no_response(answer, g_steal_pointer(&error));
+	kl_verifier_answer_received(answer, response);
+	switch (response->status) {
+	case 200:
+		break;
+	case 401:
+		return kl_verifier_answer_set(
+		    answer,
+		    KL_VERIFIER_UNAUTHORIZED,
+		    g_error_new(
+			KL_ERROR,
+			KL_ERROR_AUTH,
+			"the verifier rejected the proof of possession for agent %s (HTTP "
+			"401): the AK it has on record differs from this agent's AK, or the "
+			"AK is not RSA with RSASSA/SHA-256; re-register and re-enroll the "
+			"agent if its AK changed",
+			client->agent_id));
+	default:
+		return kl_verifier_answer_set(
+		    answer,
+		    KL_VERIFIER_FAILED,
+		    kl_verifier_status_error(response, "completing the session"));
+	}
+	text = kl_http_response_get_body(response, &len);
+	if (!kl_verifier_parse_session_result(text, len, &answer->session, &error))
+		return kl_verifier_answer_set(answer, KL_VERIFIER_FAILED, g_steal_pointer(&error));
+	if (!answer->session.pass) {
+		kl_verifier_session_clear(&answer->session);
+		return kl_verifier_answer_set(
+		    answer,
+		    KL_VERIFIER_NOT_ENROLLED,
+		    kl_verifier_not_enrolled_error(client, KL_ERROR_AUTH));
+	}
+	return kl_verifier_answer_set(answer, KL_VERIFIER_OK, NULL);
+}
+
+KlVerifierResult
+kl_verifier_client_offer_capabilities(KlVerifierClient *client,
+				      GPtrArray *evidence_supported,
+				      const gchar *boot_time,
+				      GCancellable *cancellable,
+				      KlVerifierAnswer *answer)
+{
+	static const gchar what[] = "offering capabilities";
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttpResponse) response = NULL;
+	g_autofree gchar *url = kl_verifier_client_attestations_url(client, NULL);
+	g_autofree gchar *body = NULL;
+	const gchar *text;
+	gsize len = 0;
+
+	kl_verifier_answer_clear(answer);
+	body = kl_verifier_build_capabilities(evidence_supported, boot_time, &len);
+	response =
+	    kl_verifier_client_send(client, "POST", url, body, len, TRUE, cancellable, &error);
+	if (response == NULL)
+		return kl_verifier_answer_no_response(answer, g_steal_pointer(&error));
+	kl_verifier_answer_received(answer, response);
+	switch (response->status) {
+	case 201:
+		break;
+	case 401:
+		return kl_verifier_answer_set(
+		    answer, KL_VERIFIER_UNAUTHORIZED, kl_verifier_status_error(response, what));
+	case 404:
+		return kl_verifier_answer_set(
+		    answer,
+		    KL_VERIFIER_NOT_ENROLLED,
+		    kl_verifier_not_enrolled_error(client, KL_ERROR_NOT_FOUND));
+	case 409:
+		return kl_verifier_answer_set(
+		    answer, KL_VERIFIER_CONFLICT, kl_verifier_status_error(response, what));
+	default:
+		/* 403 included: only a 401 says that the token is no longer valid */
+		return kl_verifier_answer_set(
+		    answer, KL_VERIFIER_FAILED, kl_verifier_status_error(response, what));
+	}
+	text = kl_http_response_get_body(response, &len);
+	answer->requested = kl_verifier_parse_evidence_requested(text, len, &error);
+	if (answer->requested == NULL)
+		return kl_verifier_answer_set(answer, KL_VERIFIER_FAILED, g_steal_pointer(&error));
+	if (answer->requested->len == 0)
+		return kl_verifier_answer_set(
+		    answer,
+		    KL_VERIFIER_FAILED,
+		    g_error_new_literal(KL_ERROR,
+					KL_ERROR_INVALID_DATA,
+					"the verifier requested no evidence; give the agent a "
+					"TPM, IMA or measured-boot policy at enrollment"));
+	answer->location = g_strdup(response->location);
+	return kl_verifier_answer_set(answer, KL_VERIFIER_OK, NULL);
+}
+
+KlVerifierResult
+kl_verifier_client_submit_evidence(KlVerifierClient *client,
+				   const gchar *location,
+				   GPtrArray *evidence_collected,
+				   GCancellable *cancellable,
+				   KlVerifierAnswer *answer)
+{
+	static const gchar what[] = "submitting evidence";
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttpResponse) response = NULL;
+	g_autofree gchar *url = NULL;
+	g_autofree gchar *body = NULL;
+	const gchar *text;
+	gint64 seconds = 0;
+	gboolean given;
+	gsize len = 0;
+
+	kl_verifier_answer_clear(answer);
+	/* the body is built once and handed to the transport without copies */
+	body = kl_verifier_build_evidence(evidence_collected, &len);
+	g_ptr_array_set_size(evidence_collected, 0);
+	answer->sent_bytes = len;
+	url = kl_verifier_client_evidence_url(client, location);
+	response = kl_verifier_client_patch_evidence(client, url, body, len, cancellable, &error);
+	g_clear_pointer(&body, g_free);
+	if (response == NULL)
+		return kl_verifier_answer_no_response(answer, g_steal_pointer(&error));
+	kl_verifier_answer_received(answer, response);
+	switch (response->status) {
+	case 202:
+		break;
+	case 401:
+		return kl_verifier_answer_set(
+		    answer, KL_VERIFIER_UNAUTHORIZED, kl_verifier_status_error(response, what));
+	case 403: {
+		const gchar *answer_text = kl_http_response_get_body(response, NULL);
+
+		if (strstr(answer_text, "old_attestation") != NULL ||
+		    strstr(answer_text, "challenges_expired") != NULL ||
+		    strstr(answer_text, "evidence_immutable") != NULL)
+			return kl_verifier_answer_set(answer,
+						      KL_VERIFIER_ROUND_OVER,
+						      kl_verifier_status_error(response, what));
+		return kl_verifier_answer_set(
+		    answer, KL_VERIFIER_FAILED, kl_verifier_status_error(response, what));
+	}
+	case 400:
+	case 413:
+		/*
+		 * Keylime's web server refuses a body above the verifier's
+		 * max_upload_size before reading it: 400 without a body (tornado), or
+		 * 413 behind a proxy
+		 */
+		if (response->status == 400 && (g_bytes_get_size(response->body) > 0 ||
+						answer->sent_bytes < KL_VERIFIER_UPLOAD_SUSPECT))
+			return kl_verifier_answer_set(
+			    answer, KL_VERIFIER_FAILED, kl_verifier_status_error(response, what));
+		return kl_verifier_answer_set(
+		    answer,
+		    KL_VERIFIER_TOO_LARGE,
+		    g_error_new(KL_ERROR,
+				KL_ERROR_HTTP,
+				"the verifier refused the evidence of %.1f MiB as too large "
+				"(HTTP %u%s): it accepts at most max_upload_size bytes "
+				"([verifier] max_upload_size in verifier.conf, 100 MiB by "
+				"default); raise it on the verifier, or shorten the IMA log "
+				"(a reboot starts a new one)",
+				(gdouble)answer->sent_bytes / (1024.0 * 1024.0),
+				response->status,
+				response->status == 400 ? " without a body" : ""));
+	default:
+		return kl_verifier_answer_set(
+		    answer, KL_VERIFIER_FAILED, kl_verifier_status_error(response, what));
+	}
+	text = kl_http_response_get_body(response, &len);
+	if (response->truncated) {
+		/* the evidence echoed back: only meta, at the end, is of use */
+		g_debug("the verifier's answer to the evidence has %" G_GUINT64_FORMAT
+			" bytes; read its end only",
+			response->body_total);
+		given = kl_verifier_scan_seconds_to_next(text, len, &seconds);
+	} else {
+		given = kl_verifier_parse_seconds_to_next(text, len, &seconds);
+	}
+	answer->seconds_to_next = given ? MAX(seconds, 0) : -1;
+	return kl_verifier_answer_set(answer, KL_VERIFIER_OK, NULL);
 }
 
 /* ---- bodies ---- */

@@ -2,8 +2,10 @@
  * SPDX-License-Identifier: Apache-2.0
  *
  * The verifier's push API (protocol.md §4-§6): URLs, request bodies and
- * checked parsing of its answers. The state machine (kl-agent.c) decides what
- * to do with the statuses.
+ * checked parsing of its answers. Each exchange (session, proof, phase 1,
+ * phase 2) returns a typed KlVerifierAnswer: what the verifier's status and
+ * body mean, with the few facts the caller needs. The state machine
+ * (kl-agent.c) only decides what to do next.
  */
 #pragma once
 
@@ -64,18 +66,7 @@ kl_verifier_client_attestations_url(KlVerifierClient *client, const gchar *index
 gchar *
 kl_verifier_client_evidence_url(KlVerifierClient *client, const gchar *location);
 
-/* sends JSON:API with Content-Type application/vnd.api+json */
-/*
- * PATCH of the evidence: the answer may be of any size (the verifier echoes
- * the evidence back); only its end is kept (KlHttpResponse.truncated)
- */
-KlHttpResponse *
-kl_verifier_client_submit_evidence(KlVerifierClient *client,
-				   const gchar *url,
-				   const gchar *body,
-				   gsize body_len,
-				   GCancellable *cancellable,
-				   GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* sends JSON:API with Content-Type application/vnd.api+json; any status (--json-file) */
 KlHttpResponse *
 kl_verifier_client_send(KlVerifierClient *client,
 			const gchar *method,
@@ -85,6 +76,119 @@ kl_verifier_client_send(KlVerifierClient *client,
 			gboolean authorize,
 			GCancellable *cancellable,
 			GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/* ---- exchanges: one typed answer each ---- */
+
+typedef struct {
+	gboolean pass;		 /* evaluation == "pass" and a token */
+	gchar *evaluation;	 /* as sent, or NULL */
+	gchar *token;		 /* secret */
+	gint64 token_expires_at; /* Unix seconds; 0 when not given */
+} KlVerifierSession;
+
+void
+kl_verifier_session_clear(KlVerifierSession *session);
+
+/**
+ * KlVerifierResult:
+ * @KL_VERIFIER_OK: the expected answer, parsed
+ * @KL_VERIFIER_FAILED: no answer (network, timeout, cancelled), a status
+ *   without a meaning of its own, or an unusable body: try again, after
+ *   KlVerifierAnswer.retry_after_ms when it is >= 0
+ * @KL_VERIFIER_UNAUTHORIZED: 401: the bearer token was refused (phase 1 and
+ *   2), or the proof of possession was (session)
+ * @KL_VERIFIER_NOT_ENROLLED: phase 1 got 404, or the session's evaluation was
+ *   not "pass": the agent is not enrolled at the verifier
+ * @KL_VERIFIER_CONFLICT: phase 1 got 409 (the verifier was creating another
+ *   attestation for this agent)
+ * @KL_VERIFIER_ROUND_OVER: phase 2 got 403 old_attestation,
+ *   challenges_expired or evidence_immutable: this round is over, a new
+ *   phase 1 is needed
+ * @KL_VERIFIER_TOO_LARGE: phase 2 was refused for its size (413, or 400
+ *   without a body to an upload of 1 MiB or more: the verifier's
+ *   max_upload_size)
+ */
+typedef enum {
+	KL_VERIFIER_OK,
+	KL_VERIFIER_FAILED,
+	KL_VERIFIER_UNAUTHORIZED,
+	KL_VERIFIER_NOT_ENROLLED,
+	KL_VERIFIER_CONFLICT,
+	KL_VERIFIER_ROUND_OVER,
+	KL_VERIFIER_TOO_LARGE,
+} KlVerifierResult;
+
+/*
+ * What one exchange came to. Declare it `g_auto(KlVerifierAnswer) answer = { 0 };`;
+ * each exchange fills it in from scratch.
+ */
+typedef struct {
+	KlVerifierResult result;
+	guint status;	       /* the HTTP status; 0 without an answer */
+	gint64 retry_after_ms; /* Retry-After of a 429/503 (clamped), else -1 */
+	GError *error;	       /* why, for every result but KL_VERIFIER_OK */
+	/* kl_verifier_client_create_session() */
+	gchar *session_id;
+	GBytes *challenge; /* the 16-byte tpm_pop nonce */
+	/* kl_verifier_client_prove_session(): KL_VERIFIER_OK has session.pass */
+	KlVerifierSession session;
+	/* kl_verifier_client_offer_capabilities() */
+	GPtrArray *requested; /* KlEvidenceRequest*, never empty */
+	gchar *location;      /* the phase-1 Location (nullable) */
+	/* kl_verifier_client_submit_evidence() */
+	gsize sent_bytes;	/* the evidence body's size */
+	gint64 seconds_to_next; /* meta.seconds_to_next_attestation (>= 0), -1 when not given */
+} KlVerifierAnswer;
+
+void
+kl_verifier_answer_clear(KlVerifierAnswer *answer);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(KlVerifierAnswer, kl_verifier_answer_clear)
+
+/* the name of a result ("not-enrolled"), for messages and tests */
+const gchar *
+kl_verifier_result_to_string(KlVerifierResult result);
+
+/* POST /v3.0/sessions: session_id and challenge */
+KlVerifierResult
+kl_verifier_client_create_session(KlVerifierClient *client,
+				  GCancellable *cancellable,
+				  KlVerifierAnswer *answer);
+
+/* PATCH /v3.0/sessions/{id} with the proof: session (token, expiry) */
+KlVerifierResult
+kl_verifier_client_prove_session(KlVerifierClient *client,
+				 const gchar *session_id,
+				 GBytes *attest,
+				 GBytes *signature,
+				 GCancellable *cancellable,
+				 KlVerifierAnswer *answer);
+
+/*
+ * Phase 1, POST .../attestations with @evidence_supported (JsonObject*
+ * entries) and @boot_time: requested (never empty), location
+ */
+KlVerifierResult
+kl_verifier_client_offer_capabilities(KlVerifierClient *client,
+				      GPtrArray *evidence_supported,
+				      const gchar *boot_time,
+				      GCancellable *cancellable,
+				      KlVerifierAnswer *answer);
+
+/*
+ * Phase 2, PATCH of @evidence_collected (JsonObject* entries {evidence_class,
+ * evidence_type, data}) to the phase-1 @location (see
+ * kl_verifier_client_evidence_url()). The body is built once and
+ * @evidence_collected emptied before the upload, so that the entries do not
+ * stay in memory beside it. The answer may be of any size (the verifier
+ * echoes the evidence back); only its end is read. sent_bytes,
+ * seconds_to_next.
+ */
+KlVerifierResult
+kl_verifier_client_submit_evidence(KlVerifierClient *client,
+				   const gchar *location,
+				   GPtrArray *evidence_collected,
+				   GCancellable *cancellable,
+				   KlVerifierAnswer *answer);
 
 /* ---- bodies (pure) ---- */
 
@@ -109,16 +213,6 @@ kl_verifier_parse_session_challenge(const gchar *body,
 				    gchar **session_id,
 				    GBytes **challenge,
 				    GError **error) G_GNUC_WARN_UNUSED_RESULT;
-
-typedef struct {
-	gboolean pass;		 /* evaluation == "pass" and a token */
-	gchar *evaluation;	 /* as sent, or NULL */
-	gchar *token;		 /* secret */
-	gint64 token_expires_at; /* Unix seconds; 0 when not given */
-} KlVerifierSession;
-
-void
-kl_verifier_session_clear(KlVerifierSession *session);
 
 /* PATCH /sessions/{id} 200 or 401 */
 gboolean

@@ -1,8 +1,9 @@
 /*
  * SPDX-License-Identifier: Apache-2.0
  *
- * kl-verifier-client: request bodies and the parsing of real verifier answers
- * (tests/data/verifier, copied from protocol.md).
+ * kl-verifier-client: request bodies, the parsing of real verifier answers
+ * (tests/data/verifier, copied from protocol.md) and what each exchange makes
+ * of the verifier's statuses (KlVerifierResult).
  */
 #include "config.h"
 
@@ -425,6 +426,271 @@ test_boot_time(void)
 	g_assert_cmpint(kl_parse_timestamp("yesterday"), ==, -1);
 }
 
+/* ---- typed answers: one scripted verifier answer per exchange ---- */
+
+typedef struct {
+	guint status; /* 0: no answer (network error) */
+	const gchar *body;
+	gint64 retry_after_s;
+	gchar *method; /* of the request */
+	gsize request_len;
+} Scripted;
+
+static KlHttpResponse *
+scripted_transport(const gchar *method,
+		   const gchar *url,
+		   const gchar *const *headers,
+		   const gchar *body,
+		   gsize body_len,
+		   gpointer user_data,
+		   GCancellable *cancellable,
+		   GError **error)
+{
+	Scripted *script = user_data;
+	KlHttpResponse *response;
+
+	g_free(script->method);
+	script->method = g_strdup(method);
+	script->request_len = body_len;
+	if (script->status == 0) {
+		g_set_error_literal(error, KL_ERROR, KL_ERROR_NETWORK, "connection refused");
+		return NULL;
+	}
+	response = kl_http_response_new(script->status, script->body);
+	response->retry_after_s = script->retry_after_s;
+	return response;
+}
+
+typedef enum { SESSION, PROOF, OFFER, SUBMIT } Exchange;
+
+/* @data: the evidence of SUBMIT (NULL: a short one) */
+static KlVerifierResult
+exchange(Exchange which,
+	 guint status,
+	 const gchar *body,
+	 gint64 retry_after_s,
+	 const gchar *data,
+	 KlVerifierAnswer *answer)
+{
+	KlHttpOptions options = { .name = "verifier", .timeout_ms = 1000 };
+	Scripted script = { status, body != NULL ? body : "", retry_after_s, NULL, 0 };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttp) http = kl_http_new(&options, &error);
+	g_autoptr(KlVerifierClient) client = NULL;
+	g_autoptr(GPtrArray) supported =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+	g_autoptr(GPtrArray) collected =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+	g_autoptr(GBytes) attest = g_bytes_new_static("attest", 6);
+	g_autoptr(GBytes) signature = g_bytes_new_static("sig", 3);
+	KlVerifierResult result;
+	JsonObject *entry;
+
+	g_assert_no_error(error);
+	kl_http_set_transport(http, scripted_transport, &script);
+	kl_http_set_bearer_token(http, "https://v.example:8881", "token");
+	client =
+	    kl_verifier_client_new(http, "https://v.example:8881", NULL, "agent-1", FALSE, &error);
+	g_assert_no_error(error);
+	switch (which) {
+	case SESSION:
+		result = kl_verifier_client_create_session(client, NULL, answer);
+		break;
+	case PROOF:
+		result =
+		    kl_verifier_client_prove_session(client, "7", attest, signature, NULL, answer);
+		break;
+	case OFFER:
+		entry = json_object_new();
+		json_object_set_string_member(entry, "evidence_class", "certification");
+		json_object_set_string_member(entry, "evidence_type", "tpm_quote");
+		g_ptr_array_add(supported, entry);
+		result = kl_verifier_client_offer_capabilities(
+		    client, supported, "2026-11-23T10:00:00Z", NULL, answer);
+		break;
+	default:
+		entry = json_object_new();
+		json_object_set_string_member(entry, "evidence_class", "certification");
+		json_object_set_string_member(entry, "evidence_type", "tpm_quote");
+		json_object_set_string_member(entry, "data", data != NULL ? data : "x");
+		g_ptr_array_add(collected, entry);
+		result = kl_verifier_client_submit_evidence(client, NULL, collected, NULL, answer);
+		/* the entries are gone before the upload */
+		g_assert_cmpuint(collected->len, ==, 0);
+		g_assert_cmpuint(answer->sent_bytes, ==, script.request_len);
+		g_assert_cmpuint(answer->sent_bytes, >, 0);
+		break;
+	}
+	g_assert_cmpint(result, ==, answer->result);
+	g_assert_cmpuint(answer->status, ==, status);
+	if (result == KL_VERIFIER_OK)
+		g_assert_null(answer->error);
+	else
+		g_assert_nonnull(answer->error);
+	g_free(script.method);
+	return result;
+}
+
+static void
+test_answers(void)
+{
+	gsize len = 0;
+	g_autofree gchar *challenge = fixture("session-challenge-200.json", &len);
+	g_autofree gchar *pass = fixture("session-pass-200.json", &len);
+	g_autofree gchar *fail = fixture("session-fail-200.json", &len);
+	g_autofree gchar *requested = fixture("attestation-201.json", &len);
+	g_autofree gchar *accepted = fixture("attestation-202.json", &len);
+	g_autofree gchar *e422 = fixture("errors-422.json", &len);
+	const gchar *none_requested =
+	    "{\"data\":{\"type\":\"attestation\",\"attributes\":{\"evidence_requested\":[]}}}";
+	struct {
+		Exchange which;
+		guint status;
+		const gchar *body;
+		gint64 retry_after_s;
+		KlVerifierResult result;
+		gint64 retry_after_ms;
+		const gchar *message; /* a part of the error message */
+	} cases[] = {
+		{ SESSION, 200, challenge, -1, KL_VERIFIER_OK, -1, NULL },
+		{ SESSION, 0, NULL, -1, KL_VERIFIER_FAILED, -1, "connection refused" },
+		{ SESSION, 200, "{}", -1, KL_VERIFIER_FAILED, -1, NULL },
+		{ SESSION,
+		  429,
+		  "",
+		  7,
+		  KL_VERIFIER_FAILED,
+		  7000,
+		  "creating a session: the verifier answered HTTP 429" },
+		{ SESSION, 500, "", 7, KL_VERIFIER_FAILED, -1, "HTTP 500" },
+		{ PROOF, 200, pass, -1, KL_VERIFIER_OK, -1, NULL },
+		{ PROOF,
+		  200,
+		  fail,
+		  -1,
+		  KL_VERIFIER_NOT_ENROLLED,
+		  -1,
+		  "keylime_tenant -c add --push-model -u agent-1" },
+		{ PROOF,
+		  401,
+		  "",
+		  -1,
+		  KL_VERIFIER_UNAUTHORIZED,
+		  -1,
+		  "proof of possession for agent agent-1" },
+		{ PROOF, 503, "", 3, KL_VERIFIER_FAILED, 3000, "completing the session" },
+		{ OFFER, 201, requested, -1, KL_VERIFIER_OK, -1, NULL },
+		{ OFFER, 201, none_requested, -1, KL_VERIFIER_FAILED, -1, "requested no evidence" },
+		{ OFFER, 201, "[", -1, KL_VERIFIER_FAILED, -1, NULL },
+		{ OFFER,
+		  401,
+		  "",
+		  -1,
+		  KL_VERIFIER_UNAUTHORIZED,
+		  -1,
+		  "offering capabilities: the verifier answered HTTP 401" },
+		{ OFFER, 403, "", 9, KL_VERIFIER_FAILED, -1, "HTTP 403" },
+		{ OFFER, 404, "", -1, KL_VERIFIER_NOT_ENROLLED, -1, "not enrolled" },
+		{ OFFER, 409, "", -1, KL_VERIFIER_CONFLICT, -1, "HTTP 409" },
+		{ OFFER, 422, e422, -1, KL_VERIFIER_FAILED, -1, "HTTP 422: " },
+		{ OFFER, 429, "", 11, KL_VERIFIER_FAILED, 11000, "HTTP 429" },
+		{ SUBMIT, 202, accepted, -1, KL_VERIFIER_OK, -1, NULL },
+		{ SUBMIT, 401, "", -1, KL_VERIFIER_UNAUTHORIZED, -1, "submitting evidence" },
+		{ SUBMIT,
+		  403,
+		  "{\"errors\":[{\"detail\":\"old_attestation\"}]}",
+		  -1,
+		  KL_VERIFIER_ROUND_OVER,
+		  -1,
+		  "HTTP 403" },
+		{ SUBMIT, 403, "challenges_expired", -1, KL_VERIFIER_ROUND_OVER, -1, NULL },
+		{ SUBMIT, 403, "evidence_immutable", -1, KL_VERIFIER_ROUND_OVER, -1, NULL },
+		{ SUBMIT, 403, "", -1, KL_VERIFIER_FAILED, -1, "HTTP 403" },
+		{ SUBMIT, 413, "", -1, KL_VERIFIER_TOO_LARGE, -1, "max_upload_size" },
+		/* a small upload: a 400 without a body is not about its size */
+		{ SUBMIT, 400, "", -1, KL_VERIFIER_FAILED, -1, "HTTP 400" },
+		{ SUBMIT, 503, "", 2, KL_VERIFIER_FAILED, 2000, "HTTP 503" },
+		{ SUBMIT, 0, NULL, -1, KL_VERIFIER_FAILED, -1, "connection refused" },
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_auto(KlVerifierAnswer) answer = { 0 };
+
+		g_test_message("case %u: HTTP %u", i, cases[i].status);
+		g_assert_cmpstr(kl_verifier_result_to_string(exchange(cases[i].which,
+								      cases[i].status,
+								      cases[i].body,
+								      cases[i].retry_after_s,
+								      NULL,
+								      &answer)),
+				==,
+				kl_verifier_result_to_string(cases[i].result));
+		g_assert_cmpint(answer.retry_after_ms, ==, cases[i].retry_after_ms);
+		if (cases[i].message != NULL)
+			g_assert_nonnull(strstr(answer.error->message, cases[i].message));
+		if (answer.result != KL_VERIFIER_OK)
+			continue;
+		switch (cases[i].which) {
+		case SESSION:
+			g_assert_cmpstr(
+			    answer.session_id, ==, "0024f423-c785-4683-9c2b-3ff2b27e3631");
+			g_assert_cmpuint(g_bytes_get_size(answer.challenge), ==, 16);
+			break;
+		case PROOF:
+			g_assert_true(answer.session.pass);
+			g_assert_nonnull(answer.session.token);
+			break;
+		case OFFER:
+			g_assert_cmpuint(answer.requested->len, >, 0);
+			break;
+		case SUBMIT:
+			g_assert_cmpint(answer.seconds_to_next, >=, 0);
+			break;
+		}
+	}
+}
+
+/* Keylime's web server refuses a body above max_upload_size with a 400 without a body */
+static void
+test_answer_too_large(void)
+{
+	g_autofree gchar *data = g_strnfill(2 * 1024 * 1024, 'a');
+	g_auto(KlVerifierAnswer) answer = { 0 };
+
+	g_assert_cmpint(exchange(SUBMIT, 400, "", -1, data, &answer), ==, KL_VERIFIER_TOO_LARGE);
+	g_assert_nonnull(strstr(answer.error->message, "evidence of 2.0 MiB"));
+	g_assert_nonnull(strstr(answer.error->message, "HTTP 400 without a body"));
+	/* with a body, the 400 is about something else */
+	g_assert_cmpint(
+	    exchange(SUBMIT, 400, "{\"errors\":[{\"detail\":\"bad\"}]}", -1, data, &answer),
+	    ==,
+	    KL_VERIFIER_FAILED);
+	g_assert_nonnull(strstr(answer.error->message, "HTTP 400: bad"));
+}
+
+static void
+test_answer_seconds_to_next(void)
+{
+	const struct {
+		const gchar *body;
+		gint64 seconds;
+	} cases[] = {
+		{ "{\"meta\":{\"seconds_to_next_attestation\":42}}", 42 },
+		/* given but negative: the caller's lower bound applies, not its default */
+		{ "{\"meta\":{\"seconds_to_next_attestation\":-5}}", 0 },
+		{ "{\"meta\":{}}", -1 },
+		{ "", -1 },
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_auto(KlVerifierAnswer) answer = { 0 };
+
+		g_assert_cmpint(
+		    exchange(SUBMIT, 202, cases[i].body, -1, NULL, &answer), ==, KL_VERIFIER_OK);
+		g_assert_cmpint(answer.seconds_to_next, ==, cases[i].seconds);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -442,5 +708,8 @@ main(int argc, char **argv)
 	g_test_add_func("/verifier/evidence-url", test_evidence_url);
 	g_test_add_func("/verifier/scheme-check", test_scheme_check);
 	g_test_add_func("/verifier/boot-time", test_boot_time);
+	g_test_add_func("/verifier/answers", test_answers);
+	g_test_add_func("/verifier/answer-too-large", test_answer_too_large);
+	g_test_add_func("/verifier/answer-seconds-to-next", test_answer_seconds_to_next);
 	return g_test_run();
 }
