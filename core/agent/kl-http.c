@@ -515,34 +515,32 @@ kl_http_failure_to_error(const KlHttpFailure *f)
 			    f->timeout_ms,
 			    detail,
 			    f->next_wait_ms);
-		if (strstr(detail, "SSL connection timeout") != NULL)
+		{
+			/* libcurl says so when TCP connected but no TLS handshake followed */
+			g_autofree gchar *why =
+			    strstr(detail, "SSL connection timeout") != NULL
+				? g_strdup_printf(
+				      "TCP connected but no TLS handshake followed: the "
+				      "%s is overloaded, or %s names a port that does "
+				      "not serve TLS",
+				      peer,
+				      address)
+				: g_strdup_printf("the host is down, unreachable or overloaded, "
+						  "or a firewall drops the packets; check %s and "
+						  "the network (request_timeout sets the wait)",
+						  address);
 			return g_error_new(
 			    KL_ERROR,
 			    KL_ERROR_TIMED_OUT,
-			    "%s %s: no connection to the %s at %s within %u ms (%s): "
-			    "TCP connected but no TLS handshake followed: the %s is "
-			    "overloaded, or %s names a port that does not serve TLS",
+			    "%s %s: no connection to the %s at %s within %u ms (%s): %s",
 			    f->method,
 			    f->url,
 			    peer,
 			    where,
 			    f->timeout_ms,
 			    detail,
-			    peer,
-			    address);
-		return g_error_new(KL_ERROR,
-				   KL_ERROR_TIMED_OUT,
-				   "%s %s: no connection to the %s at %s within %u ms (%s): the "
-				   "host is down, unreachable or overloaded, or a firewall drops "
-				   "the packets; "
-				   "check %s and the network (request_timeout sets the wait)",
-				   f->method,
-				   f->url,
-				   peer,
-				   where,
-				   f->timeout_ms,
-				   detail,
-				   address);
+			    why);
+		}
 	case CURLE_SSL_CACERT_BADFILE:
 		return g_error_new(KL_ERROR,
 				   KL_ERROR_AUTH,

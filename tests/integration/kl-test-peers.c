@@ -941,6 +941,28 @@ kl_test_agent_get_log(KlTestAgent *agent)
 	return text;
 }
 
+void
+kl_test_agent_assert_verifier_int(KlTestAgent *agent,
+				  const gchar *member,
+				  gint64 min,
+				  gdouble timeout_s)
+{
+	const gchar *uuid = g_hash_table_lookup(agent->options, "uuid");
+	g_autofree gchar *id = NULL;
+
+	/* the option holds TOML text: the UUID in double quotes */
+	g_assert_true(uuid != NULL && strlen(uuid) > 2);
+	id = g_strndup(uuid + 1, strlen(uuid) - 2);
+	if (!kl_test_peers_wait_verifier_int(agent->peers, id, member, min, timeout_s)) {
+		kl_test_agent_dump_log(agent);
+		g_error("the verifier's %s of %s did not reach %" G_GINT64_FORMAT " in %.0f s",
+			member,
+			id,
+			min,
+			timeout_s);
+	}
+}
+
 gboolean
 kl_test_agent_log_contains(KlTestAgent *agent, const gchar *needle)
 {

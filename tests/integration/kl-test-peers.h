@@ -145,6 +145,15 @@ kl_test_agent_get_log(KlTestAgent *agent);
 /* TRUE when the log contains @needle */
 gboolean
 kl_test_agent_log_contains(KlTestAgent *agent, const gchar *needle);
+/*
+ * waits until the verifier's counter @member of @agent's uuid is >= @min; on a
+ * timeout prints the agent's log and fails the test
+ */
+void
+kl_test_agent_assert_verifier_int(KlTestAgent *agent,
+				  const gchar *member,
+				  gint64 min,
+				  gdouble timeout_s);
 /* prints the log as TAP comments (for failing tests) */
 void
 kl_test_agent_dump_log(KlTestAgent *agent);

@@ -40,14 +40,7 @@ vint(const gchar *member)
 	return kl_test_peers_verifier_int(peers, AGENT_ID, member);
 }
 
-static void
-assert_wait(KlTestAgent *a, const gchar *member, gint64 min, gdouble timeout_s)
-{
-	if (!kl_test_peers_wait_verifier_int(peers, AGENT_ID, member, min, timeout_s)) {
-		kl_test_agent_dump_log(a);
-		g_assert_not_reached();
-	}
-}
+#define assert_wait kl_test_agent_assert_verifier_int
 
 static void
 start_verifier(const gchar *first_arg, ...)
