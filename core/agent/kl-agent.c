@@ -108,9 +108,10 @@ struct _KlAgent {
 	gpointer delay_data;
 	KlAgentClockFunc clock_func;
 	gpointer clock_data;
-	KlStatus *status;	/* nullable */
-	GRand *rand;		/* splay and jitter */
-	gint64 step_started_us; /* monotonic µs of the step in flight (watchdog), 0 = none */
+	KlStatus *status;	 /* nullable */
+	GRand *rand;		 /* splay and jitter */
+	gint64 outage_anchor_us; /* clock time of the first failure of this outage, 0 = none */
+	gint64 step_started_us;	 /* monotonic µs of the step in flight (watchdog), 0 = none */
 
 	struct _KlAgentLink *link; /* g_rc_box */
 
@@ -243,6 +244,49 @@ kl_agent_splay_window(KlAgent *agent)
 			       : (guint64)agent->attestation_interval_s * 1000;
 
 	return MIN(interval / 100 * agent->splay_percent, KL_AGENT_SPLAY_MAX_MS);
+}
+
+/*
+ * The retry after an outage (peer unreachable, 5xx, 429 without Retry-After).
+ *
+ * A fleet loses its peer together, so how it comes back is decided by how
+ * its retries are spread over time when the peer returns. Retrying a random
+ * 10..60 s after each failure (a renewal process) piles the returns into the
+ * first seconds: the density of an agent's next retry after any moment falls
+ * off linearly over the window. Instead, during an outage each agent keeps to
+ * a grid: anchor + k x period, where the anchor is the moment of its first
+ * failure (for an attesting agent, its usual slot in the interval, which the
+ * splay spread) and the period is one splay window (one attestation interval
+ * by default), at most the cap. The retries of the fleet then stay exactly as
+ * spread as its attestations were, for an outage of any length, and an agent
+ * that was due in a slot keeps it: its first contact after the peer returns
+ * falls where its attestation would have fallen, never earlier than the
+ * verifier expects it.
+ *
+ * Of the grid points the latest not after now + max(@step_ms, period) is
+ * taken (@step_ms: the exponential backoff's delay, already capped), so the
+ * wait is never longer than one capped backoff step or one period, whichever
+ * is longer, and an agent never tries twice within one period. With the
+ * splay off there is no grid: @step_ms is returned (plain backoff).
+ */
+static guint64
+kl_agent_outage_delay(KlAgent *agent, guint64 step_ms, guint64 cap_ms)
+{
+	guint64 period = MIN(kl_agent_splay_window(agent), cap_ms);
+	gint64 now = kl_agent_now_us(agent);
+	guint64 elapsed;
+	guint64 next;
+
+	if (period == 0) {
+		agent->outage_anchor_us = 0;
+		return step_ms;
+	}
+	/* the first failure of an outage anchors the grid (and a clock that went back) */
+	if (agent->outage_anchor_us == 0 || agent->outage_anchor_us > now)
+		agent->outage_anchor_us = now;
+	elapsed = (guint64)(now - agent->outage_anchor_us) / 1000;
+	next = (elapsed + MAX(step_ms, period)) / period * period;
+	return next - elapsed;
 }
 
 /* a wait stretched by up to jitter_percent: only later, never earlier */
@@ -966,6 +1010,7 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 		return;
 	}
 	if (result->outcome == KL_STEP_OK) {
+		agent->outage_anchor_us = 0;
 		/*
 		 * a cycle that keeps failing in phase 2 must still back off: only a
 		 * registration or an accepted attestation resets the backoff
@@ -1031,6 +1076,8 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 		kl_agent_finish(agent, KL_EXIT_OK);
 		return;
 	}
+	if (result->restart_now || result->delay_ms == 0)
+		agent->outage_anchor_us = 0; /* the peer answered: no outage */
 	if (result->restart_now) {
 		/* counts as a failure, so that a second refusal in a row backs off */
 		kl_backoff_next(agent->backoff);
@@ -1050,6 +1097,8 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 	}
 	cause = kl_status_classify(result->error, result->not_enrolled);
 	if (result->delay_ms > 0) {
+		/* the peer answered: an outage (if any) is over, Retry-After rules */
+		agent->outage_anchor_us = 0;
 		/* Retry-After (or a short retry): stretched by the jitter, never shortened */
 		delay = kl_agent_jitter(agent, (guint64)result->delay_ms);
 		kl_backoff_next(agent->backoff); /* still counts as a failure */
@@ -1068,18 +1117,11 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 					(guint64)KL_AGENT_ATTEST_CAP_FLOOR_MS));
 			delay = MIN(delay, cap);
 		}
-		if (kl_status_cause_is_outage(cause) && !agent->once) {
-			/*
-			 * splay after an outage: the fleet that lost its peer together
-			 * must not come back together. The retry lands uniformly in a
-			 * window of up to one interval that still ends within the cap.
-			 */
-			guint64 initial = kl_backoff_get_initial(agent->backoff);
-			guint64 window =
-			    MIN(kl_agent_splay_window(agent), cap > initial ? cap - initial : 0);
-
-			delay = MIN(delay, cap - window) + kl_agent_random_ms(agent, window);
-		}
+		/* the fleet that lost its peer together must not come back together */
+		if (kl_status_cause_is_outage(cause) && !agent->once)
+			delay = kl_agent_outage_delay(agent, delay, cap);
+		else
+			agent->outage_anchor_us = 0;
 	}
 	agent->once_failures++;
 	if (agent->once && agent->max_retries >= 0 &&

@@ -108,9 +108,11 @@ typedef struct {
 	gint64 attestation_interval_s; /* when the verifier names no next time */
 	gboolean once;		       /* register + one accepted attestation, then exit */
 	/*
-	 * splay: the first contact after start, and every retry after an outage
-	 * (peer unreachable, 5xx, 429), waits a random time within this percentage
-	 * of the attestation interval (at most KL_AGENT_SPLAY_MAX_MS); 0 = none
+	 * splay: the first contact after start waits a random time within this
+	 * percentage of the attestation interval (at most KL_AGENT_SPLAY_MAX_MS);
+	 * retries after an outage (peer unreachable, 5xx, 429 without
+	 * Retry-After) keep to a grid of that period (at most the retry cap)
+	 * anchored at the first failure; 0 = none (plain backoff)
 	 */
 	guint splay_percent;
 	/* each wait between attestations is stretched by up to this percentage; 0 = none */

@@ -25,6 +25,7 @@
 
 #include "keylime-agent/kl-error.h"
 #include "kl-agent-data.h"
+#include "kl-esys-autoptr.h"
 #include "kl-tpm-backend.h"
 
 typedef struct {
@@ -114,7 +115,7 @@ kl_tpm_esys_read_algorithms(KlTpm *tpm, KlTpmEsys *self, GError **error)
 	TPMI_YES_NO more = TPM2_YES;
 
 	while (more == TPM2_YES) {
-		TPMS_CAPABILITY_DATA *data = NULL;
+		g_autoptr(TPMS_CAPABILITY_DATA) data = NULL;
 		TPML_ALG_PROPERTY *algs;
 		if (!kl_tpm_esys_get_cap(
 			self, TPM2_CAP_ALGS, next, TPM2_MAX_CAP_ALGS, &more, &data, error))
@@ -139,7 +140,6 @@ kl_tpm_esys_read_algorithms(KlTpm *tpm, KlTpmEsys *self, GError **error)
 		}
 		if (algs->count == 0)
 			more = TPM2_NO;
-		Esys_Free(data);
 	}
 	return TRUE;
 }
@@ -147,7 +147,7 @@ kl_tpm_esys_read_algorithms(KlTpm *tpm, KlTpmEsys *self, GError **error)
 static gboolean
 kl_tpm_esys_read_pcr_banks(KlTpm *tpm, KlTpmEsys *self, GError **error)
 {
-	TPMS_CAPABILITY_DATA *data = NULL;
+	g_autoptr(TPMS_CAPABILITY_DATA) data = NULL;
 	TPMI_YES_NO more = TPM2_NO;
 	TPML_PCR_SELECTION *sel;
 
@@ -161,7 +161,6 @@ kl_tpm_esys_read_pcr_banks(KlTpm *tpm, KlTpmEsys *self, GError **error)
 		if (bank.pcr_mask != 0 && kl_tpm_hash_size(bank.hash) != 0)
 			g_array_append_val(tpm->pcr_banks, bank);
 	}
-	Esys_Free(data);
 	return TRUE;
 }
 
@@ -182,7 +181,7 @@ kl_tpm_esys_append_chars(GString *s, guint32 v)
 static gboolean
 kl_tpm_esys_read_properties(KlTpm *tpm, KlTpmEsys *self, GError **error)
 {
-	TPMS_CAPABILITY_DATA *data = NULL;
+	g_autoptr(TPMS_CAPABILITY_DATA) data = NULL;
 	TPMI_YES_NO more = TPM2_NO;
 	guint32 manufacturer = 0;
 	guint32 vendor[4] = { 0 };
@@ -224,7 +223,6 @@ kl_tpm_esys_read_properties(KlTpm *tpm, KlTpmEsys *self, GError **error)
 			break;
 		}
 	}
-	Esys_Free(data);
 
 	kl_tpm_esys_append_chars(manuf, manufacturer);
 	for (guint i = 0; i < G_N_ELEMENTS(vendor); i++)
@@ -247,13 +245,12 @@ kl_tpm_esys_read_properties(KlTpm *tpm, KlTpmEsys *self, GError **error)
 static gboolean
 kl_tpm_esys_handle_exists(KlTpmEsys *self, TPM2_HANDLE handle, gboolean *exists, GError **error)
 {
-	TPMS_CAPABILITY_DATA *data = NULL;
+	g_autoptr(TPMS_CAPABILITY_DATA) data = NULL;
 	TPMI_YES_NO more = TPM2_NO;
 
 	if (!kl_tpm_esys_get_cap(self, TPM2_CAP_HANDLES, handle, 1, &more, &data, error))
 		return FALSE;
 	*exists = data->data.handles.count > 0 && data->data.handles.handle[0] == handle;
-	Esys_Free(data);
 	return TRUE;
 }
 
@@ -372,7 +369,7 @@ kl_tpm_esys_ek_create(KlTpmEsys *self, GBytes **public, GError **error)
 	TPM2B_PUBLIC in_public;
 	TPM2B_DATA outside = { 0 };
 	TPML_PCR_SELECTION creation_pcr = { 0 };
-	TPM2B_PUBLIC *out_public = NULL;
+	g_autoptr(TPM2B_PUBLIC) out_public = NULL;
 	ESYS_TR handle = ESYS_TR_NONE;
 	TSS2_RC rc;
 
@@ -407,12 +404,10 @@ kl_tpm_esys_ek_create(KlTpmEsys *self, GBytes **public, GError **error)
 	if (public != NULL) {
 		*public = kl_tpm_marshal_public(&out_public->publicArea, error);
 		if (*public == NULL) {
-			Esys_Free(out_public);
 			kl_tpm_esys_flush(self, &self->ek);
 			return FALSE;
 		}
 	}
-	Esys_Free(out_public);
 	return TRUE;
 }
 
@@ -442,7 +437,7 @@ kl_tpm_esys_ek_load_persistent(KlTpmEsys *self, const gchar *text, GBytes **publ
 {
 	guint32 handle = 0;
 	gboolean exists = FALSE;
-	TPM2B_PUBLIC *out_public = NULL;
+	g_autoptr(TPM2B_PUBLIC) out_public = NULL;
 	TSS2_RC rc;
 
 	if (!kl_tpm_esys_parse_handle(text, &handle, error))
@@ -483,7 +478,6 @@ kl_tpm_esys_ek_load_persistent(KlTpmEsys *self, const gchar *text, GBytes **publ
 	if (out_public->publicArea.type != self->params.type ||
 	    (out_public->publicArea.objectAttributes & TPMA_OBJECT_DECRYPT) == 0 ||
 	    (out_public->publicArea.objectAttributes & TPMA_OBJECT_RESTRICTED) == 0) {
-		Esys_Free(out_public);
 		g_set_error(error,
 			    KL_ERROR,
 			    KL_ERROR_CONFIG,
@@ -498,7 +492,6 @@ kl_tpm_esys_ek_load_persistent(KlTpmEsys *self, const gchar *text, GBytes **publ
 	    (out_public->publicArea.objectAttributes & TPMA_OBJECT_USERWITHAUTH) != 0;
 	self->ek_name_alg = out_public->publicArea.nameAlg;
 	*public = kl_tpm_marshal_public(&out_public->publicArea, error);
-	Esys_Free(out_public);
 	return *public != NULL;
 }
 
@@ -547,7 +540,7 @@ kl_tpm_esys_nv_read(KlTpmEsys *self, guint32 index, const gchar *what, GBytes **
 	gboolean exists = FALSE;
 	ESYS_TR nv = ESYS_TR_NONE;
 	ESYS_TR auth;
-	TPM2B_NV_PUBLIC *nv_public = NULL;
+	g_autoptr(TPM2B_NV_PUBLIC) nv_public = NULL;
 	g_autoptr(GByteArray) data_all = g_byte_array_new();
 	guint32 chunk;
 	guint16 size;
@@ -578,7 +571,6 @@ kl_tpm_esys_nv_read(KlTpmEsys *self, guint32 index, const gchar *what, GBytes **
 	}
 	size = nv_public->nvPublic.dataSize;
 	attrs = nv_public->nvPublic.attributes;
-	Esys_Free(nv_public);
 
 	if (attrs & TPMA_NV_AUTHREAD) {
 		auth = nv;
@@ -589,7 +581,7 @@ kl_tpm_esys_nv_read(KlTpmEsys *self, guint32 index, const gchar *what, GBytes **
 	if (chunk == 0 || chunk > TPM2_MAX_NV_BUFFER_SIZE)
 		chunk = 512;
 	for (guint16 off = 0; off < size;) {
-		TPM2B_MAX_NV_BUFFER *data = NULL;
+		g_autoptr(TPM2B_MAX_NV_BUFFER) data = NULL;
 		guint16 want = (guint16)MIN(chunk, (guint32)(size - off));
 		rc = Esys_NV_Read(self->esys,
 				  auth,
@@ -606,13 +598,10 @@ kl_tpm_esys_nv_read(KlTpmEsys *self, guint32 index, const gchar *what, GBytes **
 			g_propagate_error(error, kl_tpm_error_from_rc(rc, msg));
 			return FALSE;
 		}
-		if (data->size == 0) {
-			Esys_Free(data);
+		if (data->size == 0)
 			break;
-		}
 		g_byte_array_append(data_all, data->buffer, data->size);
 		off += data->size;
-		Esys_Free(data);
 	}
 	(void)Esys_TR_Close(self->esys, &nv);
 	*out = g_byte_array_free_to_bytes(g_steal_pointer(&data_all));
@@ -805,7 +794,7 @@ kl_tpm_esys_list_handles(KlTpmEsys *self, TPM2_HANDLE first, TPM2_HANDLE last)
 	TPM2_HANDLE next = first;
 
 	while (more == TPM2_YES) {
-		TPMS_CAPABILITY_DATA *data = NULL;
+		g_autoptr(TPMS_CAPABILITY_DATA) data = NULL;
 		if (!kl_tpm_esys_get_cap(
 			self, TPM2_CAP_HANDLES, next, TPM2_MAX_CAP_HANDLES, &more, &data, NULL))
 			break;
@@ -820,7 +809,6 @@ kl_tpm_esys_list_handles(KlTpmEsys *self, TPM2_HANDLE first, TPM2_HANDLE last)
 		}
 		if (data->data.handles.count == 0)
 			more = TPM2_NO;
-		Esys_Free(data);
 	}
 	return out;
 }
@@ -876,7 +864,7 @@ kl_tpm_esys_flush_leftovers(KlTpmEsys *self, const TPMT_PUBLIC *ak)
 	handles = kl_tpm_esys_list_handles(self, 0x80000000u, 0x80fffffeu);
 	for (guint i = 0; i < handles->len; i++) {
 		TPM2_HANDLE h = g_array_index(handles, TPM2_HANDLE, i);
-		TPM2B_PUBLIC *pub = NULL;
+		g_autoptr(TPM2B_PUBLIC) pub = NULL;
 		ESYS_TR tr = ESYS_TR_NONE;
 		gboolean ours;
 
@@ -903,7 +891,6 @@ kl_tpm_esys_flush_leftovers(KlTpmEsys *self, const TPMT_PUBLIC *ak)
 		}
 		ours = ak == NULL ? kl_tpm_esys_is_ek_copy(self, &pub->publicArea)
 				  : kl_tpm_esys_same_key(&pub->publicArea, ak);
-		Esys_Free(pub);
 		if (ours && Esys_FlushContext(self->esys, tr) == TSS2_RC_SUCCESS) {
 			flushed++;
 			continue;
@@ -1073,8 +1060,8 @@ kl_tpm_esys_ak_create(KlTpmEsys *self, TPMT_PUBLIC *public, TPM2B_PRIVATE *priva
 	TPM2B_PUBLIC in_public;
 	TPM2B_DATA outside = { 0 };
 	TPML_PCR_SELECTION creation_pcr = { 0 };
-	TPM2B_PRIVATE *out_private = NULL;
-	TPM2B_PUBLIC *out_public = NULL;
+	g_autoptr(TPM2B_PRIVATE) out_private = NULL;
+	g_autoptr(TPM2B_PUBLIC) out_public = NULL;
 	ESYS_TR session = ESYS_TR_NONE;
 	TSS2_RC rc;
 
@@ -1103,8 +1090,6 @@ kl_tpm_esys_ak_create(KlTpmEsys *self, TPMT_PUBLIC *public, TPM2B_PRIVATE *priva
 	}
 	*public = out_public->publicArea;
 	*private = *out_private;
-	Esys_Free(out_public);
-	Esys_Free(out_private);
 	return TRUE;
 }
 
@@ -1193,7 +1178,7 @@ kl_tpm_esys_default_tcti(void)
 static gboolean
 kl_tpm_esys_startup_if_needed(KlTpm *tpm, KlTpmEsys *self, GError **error)
 {
-	TPMS_CAPABILITY_DATA *data = NULL;
+	g_autoptr(TPMS_CAPABILITY_DATA) data = NULL;
 	TPMI_YES_NO more = TPM2_NO;
 	TSS2_RC rc;
 
@@ -1207,10 +1192,8 @@ kl_tpm_esys_startup_if_needed(KlTpm *tpm, KlTpmEsys *self, GError **error)
 				1,
 				&more,
 				&data);
-	if (rc == TSS2_RC_SUCCESS) {
-		Esys_Free(data);
+	if (rc == TSS2_RC_SUCCESS)
 		return TRUE;
-	}
 	if ((rc & 0xfff) != TPM2_RC_INITIALIZE) {
 		g_propagate_error(error, kl_tpm_error_from_rc(rc, "the TPM does not answer"));
 		return FALSE;
@@ -1284,7 +1267,7 @@ kl_tpm_esys_alg_list(GArray *a)
 static gboolean
 kl_tpm_esys_check_algorithms(KlTpm *tpm, KlTpmEsys *self, GError **error)
 {
-	TPMS_CAPABILITY_DATA *data = NULL;
+	g_autoptr(TPMS_CAPABILITY_DATA) data = NULL;
 	TPMI_YES_NO more = TPM2_NO;
 	const TPML_ECC_CURVE *curves = NULL;
 	gboolean ok = TRUE;
@@ -1341,7 +1324,6 @@ kl_tpm_esys_check_algorithms(KlTpm *tpm, KlTpmEsys *self, GError **error)
 			    offered);
 		ok = FALSE;
 	}
-	Esys_Free(data);
 	return ok;
 }
 
@@ -1485,6 +1467,56 @@ kl_tpm_esys_ready(KlTpm *tpm, KlTpmEsys *self, GError **error)
 	if (self->esys != NULL)
 		return TRUE;
 	return kl_tpm_esys_reconnect(tpm, self, error);
+}
+
+/*
+ * One attempt of a TPM command for kl_tpm_esys_run(): TRUE once the command
+ * was sent, its response code in @rc; FALSE with @error set when it could not
+ * be (nothing to recover from).
+ */
+typedef gboolean (*KlTpmEsysAttempt)(
+    KlTpm *tpm, KlTpmEsys *self, guint attempt, gpointer data, TSS2_RC *rc, GError **error);
+
+/*
+ * Sends a command and, after a recovery (kl_tpm_esys_recover: reconnection, AK
+ * loaded again), sends it again. @reconnect FALSE: a lost connection is not
+ * recovered (handles the caller opened do not survive it). TRUE on success;
+ * else FALSE with @error set: "@what: <response code>", or why recovering
+ * failed. @rc (nullable) gets the last response code.
+ */
+static gboolean
+kl_tpm_esys_run(KlTpm *tpm,
+		KlTpmEsys *self,
+		const gchar *what,
+		gboolean reconnect,
+		KlTpmEsysAttempt attempt_func,
+		gpointer data,
+		TSS2_RC *rc_out,
+		GError **error)
+{
+	TSS2_RC rc = TSS2_RC_SUCCESS;
+	gboolean ok = FALSE;
+
+	for (guint attempt = 0;; attempt++) {
+		KlTpmRecover next = KL_TPM_RECOVER_GIVE_UP;
+
+		if (!attempt_func(tpm, self, attempt, data, &rc, error))
+			break;
+		if (rc == TSS2_RC_SUCCESS) {
+			ok = TRUE;
+			break;
+		}
+		if (reconnect || !kl_tpm_rc_is_connection_lost(rc))
+			next = kl_tpm_esys_recover(tpm, self, rc, what, attempt, error);
+		if (next == KL_TPM_RECOVER_RETRY)
+			continue;
+		if (next == KL_TPM_RECOVER_GIVE_UP)
+			g_propagate_error(error, kl_tpm_error_from_rc(rc, what));
+		break;
+	}
+	if (rc_out != NULL)
+		*rc_out = rc;
+	return ok;
 }
 
 /*
@@ -1674,6 +1706,48 @@ kl_tpm_esys_pcr_selection(TPML_PCR_SELECTION *sel, TPMI_ALG_HASH bank, guint32 m
 	sel->pcrSelections[0].pcrSelect[2] = (mask >> 16) & 0xff;
 }
 
+/* the arguments and results of a signing command: Quote (@pcrs set), else Certify of the AK */
+typedef struct {
+	const TPM2B_DATA *qualifying_data;
+	const TPMT_SIG_SCHEME *scheme;
+	const TPML_PCR_SELECTION *pcrs; /* Quote */
+	ESYS_TR signer;			/* Certify: the signing key, ESYS_TR_NONE = the AK */
+	TPM2B_ATTEST **attest;
+	TPMT_SIGNATURE **signature;
+} KlTpmEsysSigning;
+
+/* the AK's handle is read at every attempt: a recovery may have loaded it again */
+static gboolean
+kl_tpm_esys_sign_attempt(
+    KlTpm *tpm, KlTpmEsys *self, guint attempt, gpointer data, TSS2_RC *rc, GError **error)
+{
+	KlTpmEsysSigning *args = data;
+
+	if (args->pcrs != NULL)
+		*rc = Esys_Quote(self->esys,
+				 tpm->ak_handle,
+				 ESYS_TR_PASSWORD,
+				 ESYS_TR_NONE,
+				 ESYS_TR_NONE,
+				 args->qualifying_data,
+				 args->scheme,
+				 args->pcrs,
+				 args->attest,
+				 args->signature);
+	else
+		*rc = Esys_Certify(self->esys,
+				   tpm->ak_handle,
+				   args->signer != ESYS_TR_NONE ? args->signer : tpm->ak_handle,
+				   ESYS_TR_PASSWORD,
+				   ESYS_TR_PASSWORD,
+				   ESYS_TR_NONE,
+				   args->qualifying_data,
+				   args->scheme,
+				   args->attest,
+				   args->signature);
+	return TRUE;
+}
+
 static gboolean
 kl_tpm_esys_quote(KlTpm *tpm,
 		  TPMI_ALG_HASH bank,
@@ -1689,44 +1763,47 @@ kl_tpm_esys_quote(KlTpm *tpm,
 	TPM2B_DATA qdata;
 	TPMT_SIG_SCHEME in_scheme = { .scheme = scheme };
 	TPML_PCR_SELECTION sel;
-	TPM2B_ATTEST *quoted = NULL;
-	TPMT_SIGNATURE *sig = NULL;
-	gboolean ok;
-	TSS2_RC rc;
+	g_autoptr(TPM2B_ATTEST) quoted = NULL;
+	g_autoptr(TPMT_SIGNATURE) sig = NULL;
+	KlTpmEsysSigning args = {
+		.qualifying_data = &qdata,
+		.scheme = &in_scheme,
+		.pcrs = &sel,
+		.attest = &quoted,
+		.signature = &sig,
+	};
 
 	in_scheme.details.any.hashAlg = hash;
 	kl_tpm_esys_fill_data(&qdata, qualifying_data);
 	kl_tpm_esys_pcr_selection(&sel, bank, pcr_mask);
-	if (!kl_tpm_esys_ready(tpm, self, error))
+	if (!kl_tpm_esys_ready(tpm, self, error) ||
+	    !kl_tpm_esys_run(
+		tpm, self, "Esys_Quote", TRUE, kl_tpm_esys_sign_attempt, &args, NULL, error))
 		return FALSE;
-	for (guint attempt = 0;; attempt++) {
-		KlTpmRecover next;
-		rc = Esys_Quote(self->esys,
-				tpm->ak_handle,
-				ESYS_TR_PASSWORD,
-				ESYS_TR_NONE,
-				ESYS_TR_NONE,
-				&qdata,
-				&in_scheme,
-				&sel,
-				&quoted,
-				&sig);
-		if (rc == TSS2_RC_SUCCESS)
-			break;
-		next = kl_tpm_esys_recover(tpm, self, rc, "Esys_Quote", attempt, error);
-		if (next == KL_TPM_RECOVER_FAILED)
-			return FALSE;
-		if (next == KL_TPM_RECOVER_GIVE_UP)
-			break;
-	}
-	if (rc != TSS2_RC_SUCCESS) {
-		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_Quote"));
-		return FALSE;
-	}
-	ok = kl_tpm_esys_attest_out(quoted, sig, attest, signature, error);
-	Esys_Free(quoted);
-	Esys_Free(sig);
-	return ok;
+	return kl_tpm_esys_attest_out(quoted, sig, attest, signature, error);
+}
+
+typedef struct {
+	const TPML_PCR_SELECTION *pcrs;
+	TPML_PCR_SELECTION **pcrs_out;
+	TPML_DIGEST **digests;
+} KlTpmEsysPcrRead;
+
+static gboolean
+kl_tpm_esys_pcr_read_attempt(
+    KlTpm *tpm, KlTpmEsys *self, guint attempt, gpointer data, TSS2_RC *rc, GError **error)
+{
+	KlTpmEsysPcrRead *args = data;
+
+	*rc = Esys_PCR_Read(self->esys,
+			    ESYS_TR_NONE,
+			    ESYS_TR_NONE,
+			    ESYS_TR_NONE,
+			    args->pcrs,
+			    NULL,
+			    args->pcrs_out,
+			    args->digests);
+	return TRUE;
 }
 
 static gboolean
@@ -1739,38 +1816,25 @@ kl_tpm_esys_pcr_read(
 	gsize hsize = kl_tpm_hash_size(bank);
 	g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
 	gboolean ok = kl_tpm_esys_ready(tpm, self, error);
-	guint recoveries = 0;
 
 	/* the TPM returns at most 8 digests per call: loop until all are read */
 	for (guint round = 0; remaining != 0 && ok; round++) {
 		TPML_PCR_SELECTION sel;
-		TPML_PCR_SELECTION *sel_out = NULL;
-		TPML_DIGEST *digests = NULL;
+		g_autoptr(TPML_PCR_SELECTION) sel_out = NULL;
+		g_autoptr(TPML_DIGEST) digests = NULL;
+		KlTpmEsysPcrRead args = { &sel, &sel_out, &digests };
 		guint32 got = 0;
 		guint d = 0;
-		TSS2_RC rc;
 
 		kl_tpm_esys_pcr_selection(&sel, bank, remaining);
-		rc = Esys_PCR_Read(self->esys,
-				   ESYS_TR_NONE,
-				   ESYS_TR_NONE,
-				   ESYS_TR_NONE,
-				   &sel,
-				   NULL,
-				   &sel_out,
-				   &digests);
-		if (rc != TSS2_RC_SUCCESS && kl_tpm_rc_is_connection_lost(rc)) {
-			KlTpmRecover next = kl_tpm_esys_recover(
-			    tpm, self, rc, "Esys_PCR_Read", recoveries++, error);
-			if (next == KL_TPM_RECOVER_RETRY)
-				continue;
-			if (next == KL_TPM_RECOVER_FAILED) {
-				ok = FALSE;
-				break;
-			}
-		}
-		if (rc != TSS2_RC_SUCCESS) {
-			g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_PCR_Read"));
+		if (!kl_tpm_esys_run(tpm,
+				     self,
+				     "Esys_PCR_Read",
+				     TRUE,
+				     kl_tpm_esys_pcr_read_attempt,
+				     &args,
+				     NULL,
+				     error)) {
 			ok = FALSE;
 			break;
 		}
@@ -1795,8 +1859,6 @@ kl_tpm_esys_pcr_read(
 			by_pcr[pcr] = g_bytes_new(digests->digests[d].buffer, hsize);
 			d++;
 		}
-		Esys_Free(sel_out);
-		Esys_Free(digests);
 		if (ok && got == 0) {
 			g_set_error(error,
 				    KL_ERROR,
@@ -1841,9 +1903,15 @@ kl_tpm_esys_certify_ak(KlTpm *tpm,
 	KlTpmEsys *self = kl_tpm_esys_get(tpm);
 	TPM2B_DATA qdata;
 	TPMT_SIG_SCHEME in_scheme = { .scheme = scheme };
-	TPM2B_ATTEST *certified = NULL;
-	TPMT_SIGNATURE *sig = NULL;
-	gboolean ok;
+	g_autoptr(TPM2B_ATTEST) certified = NULL;
+	g_autoptr(TPMT_SIGNATURE) sig = NULL;
+	KlTpmEsysSigning args = {
+		.qualifying_data = &qdata,
+		.scheme = &in_scheme,
+		.signer = signer,
+		.attest = &certified,
+		.signature = &sig,
+	};
 	TSS2_RC rc;
 
 	if (scheme != TPM2_ALG_NULL)
@@ -1870,37 +1938,59 @@ kl_tpm_esys_certify_ak(KlTpm *tpm,
 		}
 	}
 	kl_tpm_esys_fill_data(&qdata, qualifying_data);
-	for (guint attempt = 0;; attempt++) {
-		KlTpmRecover next;
-		rc = Esys_Certify(self->esys,
-				  tpm->ak_handle,
-				  signer != ESYS_TR_NONE ? signer : tpm->ak_handle,
-				  ESYS_TR_PASSWORD,
-				  ESYS_TR_PASSWORD,
-				  ESYS_TR_NONE,
-				  &qdata,
-				  &in_scheme,
-				  &certified,
-				  &sig);
-		if (rc == TSS2_RC_SUCCESS)
-			break;
-		/* a signer other than the AK (IAK) does not survive a reconnection */
-		if (signer != ESYS_TR_NONE && kl_tpm_rc_is_connection_lost(rc))
-			break;
-		next = kl_tpm_esys_recover(tpm, self, rc, "Esys_Certify", attempt, error);
-		if (next == KL_TPM_RECOVER_FAILED)
-			return FALSE;
-		if (next == KL_TPM_RECOVER_GIVE_UP)
-			break;
-	}
-	if (rc != TSS2_RC_SUCCESS) {
-		g_propagate_error(error, kl_tpm_error_from_rc(rc, "Esys_Certify"));
+	/* a signer other than the AK (IAK) does not survive a reconnection */
+	if (!kl_tpm_esys_run(tpm,
+			     self,
+			     "Esys_Certify",
+			     signer == ESYS_TR_NONE,
+			     kl_tpm_esys_sign_attempt,
+			     &args,
+			     NULL,
+			     error))
 		return FALSE;
+	return kl_tpm_esys_attest_out(certified, sig, attest, signature, error);
+}
+
+typedef struct {
+	const TPM2B_ID_OBJECT *id_object;
+	const TPM2B_ENCRYPTED_SECRET *encrypted_secret;
+	TPM2B_DIGEST **cert_info;
+} KlTpmEsysActivate;
+
+/* the EK is loaded only for this command (object slots are scarce) */
+static gboolean
+kl_tpm_esys_activate_attempt(
+    KlTpm *tpm, KlTpmEsys *self, guint attempt, gpointer data, TSS2_RC *rc, GError **error)
+{
+	KlTpmEsysActivate *args = data;
+	ESYS_TR session = ESYS_TR_NONE;
+
+	self->last_rc = TSS2_RC_SUCCESS;
+	if (!kl_tpm_esys_ek_ensure(self, error))
+		return FALSE;
+	if (!kl_tpm_esys_ek_session(self, &session, error)) {
+		if (!kl_tpm_rc_is_connection_lost(self->last_rc) || attempt > 0) {
+			kl_tpm_esys_ek_release(self);
+			return FALSE;
+		}
+		/* the connection was lost while opening the session: recovered like a command */
+		g_clear_error(error);
+		*rc = self->last_rc;
+	} else {
+		*rc = Esys_ActivateCredential(self->esys,
+					      tpm->ak_handle,
+					      self->ek,
+					      ESYS_TR_PASSWORD,
+					      session,
+					      ESYS_TR_NONE,
+					      args->id_object,
+					      args->encrypted_secret,
+					      args->cert_info);
+		kl_tpm_esys_flush(self, &session);
 	}
-	ok = kl_tpm_esys_attest_out(certified, sig, attest, signature, error);
-	Esys_Free(certified);
-	Esys_Free(sig);
-	return ok;
+	if (*rc == TSS2_RC_SUCCESS || !kl_tpm_rc_is_connection_lost(*rc))
+		kl_tpm_esys_ek_release(self);
+	return TRUE;
 }
 
 static gboolean
@@ -1909,52 +1999,22 @@ kl_tpm_esys_activate_credential(KlTpm *tpm, GBytes *blob, GBytes **secret, GErro
 	KlTpmEsys *self = kl_tpm_esys_get(tpm);
 	TPM2B_ID_OBJECT id_object;
 	TPM2B_ENCRYPTED_SECRET enc_secret;
-	TPM2B_DIGEST *cert_info = NULL;
-	ESYS_TR session = ESYS_TR_NONE;
-	TSS2_RC rc;
+	g_autoptr(TPM2B_DIGEST) cert_info = NULL;
+	KlTpmEsysActivate args = { &id_object, &enc_secret, &cert_info };
+	TSS2_RC rc = TSS2_RC_SUCCESS;
 
 	if (!kl_tpm_split_credential_blob(blob, &id_object, &enc_secret, error))
 		return FALSE;
 	if (!kl_tpm_esys_ready(tpm, self, error))
 		return FALSE;
-	for (guint attempt = 0;; attempt++) {
-		KlTpmRecover next;
-
-		/* the EK is loaded only for this command (object slots are scarce) */
-		self->last_rc = TSS2_RC_SUCCESS;
-		if (!kl_tpm_esys_ek_ensure(self, error))
-			return FALSE;
-		if (!kl_tpm_esys_ek_session(self, &session, error)) {
-			if (!kl_tpm_rc_is_connection_lost(self->last_rc) || attempt > 0) {
-				kl_tpm_esys_ek_release(self);
-				return FALSE;
-			}
-			g_clear_error(error);
-			rc = self->last_rc;
-		} else {
-			rc = Esys_ActivateCredential(self->esys,
-						     tpm->ak_handle,
-						     self->ek,
-						     ESYS_TR_PASSWORD,
-						     session,
-						     ESYS_TR_NONE,
-						     &id_object,
-						     &enc_secret,
-						     &cert_info);
-			kl_tpm_esys_flush(self, &session);
-		}
-		if (rc == TSS2_RC_SUCCESS || !kl_tpm_rc_is_connection_lost(rc))
-			kl_tpm_esys_ek_release(self);
-		if (rc == TSS2_RC_SUCCESS)
-			break;
-		next =
-		    kl_tpm_esys_recover(tpm, self, rc, "Esys_ActivateCredential", attempt, error);
-		if (next == KL_TPM_RECOVER_FAILED)
-			return FALSE;
-		if (next == KL_TPM_RECOVER_GIVE_UP)
-			break;
-	}
-	if (rc != TSS2_RC_SUCCESS) {
+	if (!kl_tpm_esys_run(tpm,
+			     self,
+			     "Esys_ActivateCredential",
+			     TRUE,
+			     kl_tpm_esys_activate_attempt,
+			     &args,
+			     &rc,
+			     error)) {
 		switch (kl_tpm_rc_base(rc)) {
 		case TPM2_RC_INTEGRITY:
 		case TPM2_RC_VALUE:
@@ -1962,6 +2022,7 @@ kl_tpm_esys_activate_credential(KlTpm *tpm, GBytes *blob, GBytes **secret, GErro
 		case TPM2_RC_ECC_POINT:
 		case TPM2_RC_INSUFFICIENT:
 			/* the TPM could not open the credential: it is not for this EK/AK */
+			g_clear_error(error);
 			g_propagate_error(
 			    error,
 			    kl_tpm_error_from_rc(rc,
@@ -1969,15 +2030,12 @@ kl_tpm_esys_activate_credential(KlTpm *tpm, GBytes *blob, GBytes **secret, GErro
 						 "challenge was not made for this EK and AK"));
 			break;
 		default:
-			g_propagate_error(error,
-					  kl_tpm_error_from_rc(rc, "Esys_ActivateCredential"));
 			break;
 		}
 		return FALSE;
 	}
 	*secret = g_bytes_new(cert_info->buffer, cert_info->size);
 	memset(cert_info->buffer, 0, cert_info->size);
-	Esys_Free(cert_info);
 	return TRUE;
 }
 

@@ -12,6 +12,7 @@
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
 
+#include "kl-esys-autoptr.h"
 #include "kl-iak-idevid.h"
 
 /*
@@ -880,10 +881,10 @@ kl_iak_idevid_key_create(ESYS_CONTEXT *esys,
 	TPM2B_PUBLIC in_public;
 	TPM2B_DATA outside = { 0 };
 	TPML_PCR_SELECTION creation_pcr = { 0 };
-	TPM2B_PUBLIC *out_public = NULL;
-	TPM2B_CREATION_DATA *creation_data = NULL;
-	TPM2B_DIGEST *creation_hash = NULL;
-	TPMT_TK_CREATION *ticket = NULL;
+	g_autoptr(TPM2B_PUBLIC) out_public = NULL;
+	g_autoptr(TPM2B_CREATION_DATA) creation_data = NULL;
+	g_autoptr(TPM2B_DIGEST) creation_hash = NULL;
+	g_autoptr(TPMT_TK_CREATION) ticket = NULL;
 	ESYS_TR handle = ESYS_TR_NONE;
 	TSS2_RC rc;
 
@@ -933,10 +934,6 @@ kl_iak_idevid_key_create(ESYS_CONTEXT *esys,
 	out->handle = handle;
 	out->transient = TRUE;
 	out->public = *out_public;
-	Esys_Free(out_public);
-	Esys_Free(creation_data);
-	Esys_Free(creation_hash);
-	Esys_Free(ticket);
 	return TRUE;
 }
 
@@ -952,7 +949,7 @@ kl_iak_idevid_key_from_handle(ESYS_CONTEXT *esys,
 	gchar *end = NULL;
 	const gchar *digits = handle;
 	ESYS_TR tr = ESYS_TR_NONE;
-	TPM2B_PUBLIC *pub = NULL;
+	g_autoptr(TPM2B_PUBLIC) pub = NULL;
 	TPM2B_AUTH auth;
 	TSS2_RC rc;
 
@@ -1012,7 +1009,6 @@ kl_iak_idevid_key_from_handle(ESYS_CONTEXT *esys,
 	out->handle = tr;
 	out->transient = FALSE;
 	out->public = *pub;
-	Esys_Free(pub);
 	return TRUE;
 }
 

@@ -328,6 +328,8 @@ kl_test_peer_start(
 	kl_test_peer_clear(peer);
 	peer->state_file = g_strdup_printf("%s/%s.state.json", peers->dir, name);
 	peer->log_file = g_strdup_printf("%s/%s.log", peers->dir, name);
+	/* a peer started again: its state file appears once it listens, not before */
+	g_unlink(peer->state_file);
 	g_ptr_array_add(argv, g_strdup("--state-file"));
 	g_ptr_array_add(argv, g_strdup(peer->state_file));
 	g_ptr_array_add(argv, g_strdup("--cert-dir"));

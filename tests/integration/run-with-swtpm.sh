@@ -44,22 +44,33 @@ cleanup() {
 trap cleanup EXIT
 
 # The tpm2-tss swtpm TCTI talks to the control channel on port+1, so find a
-# free pair (P, P+1).
+# free pair (P, P+1). It is looked for below the ephemeral range
+# (ip_local_port_range): outgoing connections take their local ports there, and
+# on a busy machine the TIME_WAIT ones leave hardly an even port free in it.
 free_port_pair() {
-	# below the ephemeral range: a busy machine's client sockets in TIME_WAIT
-	# can occupy most of that range, and a pair of adjacent free ports is rare
 	/usr/bin/python3 -c 'import random, socket
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-for _ in range(200):
-    p = random.randrange(10000, max(low, 10002) - 1)
-    a = socket.socket(); b = socket.socket()
+low = 32768
+try:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+except (OSError, ValueError, IndexError):
+    pass
+low = max(low, 12000)
+for _ in range(400):
+    p = random.randrange(10000, low - 1)
+    socks = []
     try:
-        a.bind(("127.0.0.1", p)); b.bind(("127.0.0.1", p + 1))
+        for port in (p, p + 1):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", port))
     except OSError:
         continue
     finally:
-        a.close(); b.close()
-    print(p); break'
+        for s in socks:
+            s.close()
+    print(p)
+    break'
 }
 
 if [ -n "${KL_SWTPM_PCR_BANKS:-}" ] || [ -n "${KL_SWTPM_SETUP_ARGS:-}" ]; then

@@ -32,6 +32,7 @@ typedef struct {
 	gchar *body; /* file name in tests/data/verifier, or literal JSON when it starts with '{' */
 	gchar *location;
 	gint64 retry_after;
+	guint took_ms; /* the fake clock moves by this much while the request runs */
 } ScriptEntry;
 
 typedef struct {
@@ -62,9 +63,17 @@ typedef struct {
 	gboolean advance_clock; /* the fake clock moves by every delay the agent asks for */
 	guint splay_percent;
 	guint jitter_percent;
-	guint32 seed;	   /* 0: 42 */
-	gint64 interval_s; /* 0: 45 */
-	KlStatus *status;  /* attached to the agent when set */
+	guint32 seed;	       /* 0: 42 */
+	gint64 interval_s;     /* 0: 45 */
+	KlStatus *status;      /* attached to the agent when set */
+	GArray *delay_times;   /* gint64 fake clock (µs) when each delay was asked for */
+	GArray *request_times; /* gint64 fake clock (µs) of each request (same index) */
+	/* the verifier does not answer (connection refused) while the fake clock is in [down, up)
+	 */
+	gint64 verifier_down_us;
+	gint64 verifier_up_us;
+	gint64 stop_at_us; /* kl_agent_stop() at the first wait at or after this fake time */
+	gchar *answer_202; /* the verifier's answer to the evidence (NULL: the fixture file) */
 } Fixture;
 
 static void
@@ -95,6 +104,14 @@ fixture_script(Fixture *f,
 	entry->location = g_strdup(location);
 	entry->retry_after = retry_after;
 	g_queue_push_tail(&f->script, entry);
+}
+
+/* the peer does not answer this request: connection refused after @took_ms (fake clock) */
+static void
+fixture_script_unreachable(Fixture *f, const gchar *method, const gchar *path, guint took_ms)
+{
+	fixture_script(f, method, path, 0, NULL, NULL, -1);
+	((ScriptEntry *)g_queue_peek_tail(&f->script))->took_ms = took_ms;
 }
 
 static gchar *
@@ -152,7 +169,10 @@ fake_peer(Fixture *f,
 		ScriptEntry *entry = l->data;
 		if (g_strcmp0(entry->method, method) == 0 && strstr(url, entry->path) != NULL) {
 			KlHttpResponse *response = respond(
-			    entry->status, entry->body, entry->location, entry->retry_after);
+			    entry->status,
+			    entry->body,
+			    entry->location,
+			    entry->status == 0 ? (gint64)entry->took_ms : entry->retry_after);
 			g_queue_delete_link(&f->script, l);
 			script_entry_free(entry);
 			return response;
@@ -255,7 +275,8 @@ fake_peer(Fixture *f,
 				"ima_log");
 		if (!authorized)
 			return respond(401, "errors-401.json", NULL, -1);
-		return respond(202, "attestation-202.json", NULL, -1);
+		return respond(
+		    202, f->answer_202 != NULL ? f->answer_202 : "attestation-202.json", NULL, -1);
 	}
 	return respond(404, "", NULL, -1);
 }
@@ -281,7 +302,22 @@ fake_transport(const gchar *method,
 	g_ptr_array_add(f->bodies, g_strndup(body != NULL ? body : "", body_len));
 	g_ptr_array_add(f->auth, g_strdup(auth != NULL ? auth : ""));
 	g_ptr_array_add(f->request_ids, g_strdup(find_header(headers, "X-Request-ID")));
+	g_array_append_val(f->request_times, f->now_us);
+	if (g_str_has_prefix(url, VERIFIER) && f->now_us >= f->verifier_down_us &&
+	    f->now_us < f->verifier_up_us) {
+		g_mutex_unlock(&f->lock);
+		g_set_error(error, KL_ERROR, KL_ERROR_NETWORK, "%s: Connection refused", url);
+		return NULL;
+	}
 	response = fake_peer(f, method, url, headers, body, body_len);
+	if (response->status == 0) {
+		/* scripted: no answer */
+		f->now_us += (gint64)response->retry_after_s * 1000;
+		kl_http_response_free(response);
+		g_mutex_unlock(&f->lock);
+		g_set_error(error, KL_ERROR, KL_ERROR_NETWORK, "%s: Connection refused", url);
+		return NULL;
+	}
 	g_mutex_unlock(&f->lock);
 	return response;
 }
@@ -555,10 +591,13 @@ fake_delay(KlAgent *agent, guint64 delay_ms, gpointer user_data)
 	KlAgentState state = kl_agent_get_state(agent);
 
 	g_array_append_val(f->delays, delay_ms);
+	g_array_append_val(f->delay_times, f->now_us);
 	if (f->advance_clock)
 		f->now_us += (gint64)delay_ms * 1000;
 	g_array_append_val(f->delay_states, state);
 	if (f->stop_after > 0 && kl_agent_get_attestation_count(agent) >= f->stop_after)
+		kl_agent_stop(agent);
+	if (f->stop_at_us > 0 && f->now_us >= f->stop_at_us)
 		kl_agent_stop(agent);
 	return f->real_delays ? delay_ms : 0;
 }
@@ -607,6 +646,8 @@ fixture_setup(Fixture *f, gconstpointer data)
 	g_queue_init(&f->script);
 	f->delays = g_array_new(FALSE, FALSE, sizeof(guint64));
 	f->delay_states = g_array_new(FALSE, FALSE, sizeof(KlAgentState));
+	f->delay_times = g_array_new(FALSE, FALSE, sizeof(gint64));
+	f->request_times = g_array_new(FALSE, FALSE, sizeof(gint64));
 	f->enrolled = TRUE;
 	f->exit_status = -1;
 	f->now_us = FIXTURE_NOW_US;
@@ -639,9 +680,12 @@ fixture_teardown(Fixture *f, gconstpointer data)
 	g_ptr_array_unref(f->request_ids);
 	g_array_unref(f->delays);
 	g_array_unref(f->delay_states);
+	g_array_unref(f->delay_times);
+	g_array_unref(f->request_times);
 	kl_status_free(f->status);
 	g_main_loop_unref(f->loop);
 	g_free(f->default_location);
+	g_free(f->answer_202);
 	g_mutex_clear(&f->lock);
 }
 
@@ -708,6 +752,18 @@ delay_state_at(Fixture *f, guint i)
 {
 	g_assert_cmpuint(i, <, f->delay_states->len);
 	return g_array_index(f->delay_states, KlAgentState, i);
+}
+
+/* drops the agent of the last run_agent() and its requests and token, sets the clock */
+static void
+fixture_next_run(Fixture *f, gint64 now_us)
+{
+	kl_agent_free(f->agent);
+	f->agent = NULL;
+	g_ptr_array_set_size(f->requests, 0);
+	g_array_set_size(f->request_times, 0);
+	kl_http_set_bearer_token(f->verifier_http, NULL, NULL);
+	f->now_us = now_us;
 }
 
 /* ---- tests ---- */
@@ -1279,21 +1335,13 @@ test_token_expiry_proactive(Fixture *f, gconstpointer data)
 	 * renewed once a quarter of its lifetime (7 s) is left, not 10 s before
 	 * its expiry (a short session_lifetime would renew at every cycle)
 	 */
-	kl_agent_free(f->agent);
-	f->agent = NULL;
-	g_ptr_array_set_size(f->requests, 0);
-	kl_http_set_bearer_token(f->verifier_http, NULL, NULL);
-	f->now_us = (G_GINT64_CONSTANT(1795444511) - 30) * G_USEC_PER_SEC;
+	fixture_next_run(f, (G_GINT64_CONSTANT(1795444511) - 30) * G_USEC_PER_SEC);
 	f->advance_clock = TRUE;
 	f->stop_after = 10;
 	run_agent(f, FALSE, 5);
 	/* cycles at 30, 28, ... 12, 10, 8 s before expiry: still the first token */
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
-	kl_agent_free(f->agent);
-	f->agent = NULL;
-	g_ptr_array_set_size(f->requests, 0);
-	kl_http_set_bearer_token(f->verifier_http, NULL, NULL);
-	f->now_us = (G_GINT64_CONSTANT(1795444511) - 30) * G_USEC_PER_SEC;
+	fixture_next_run(f, (G_GINT64_CONSTANT(1795444511) - 30) * G_USEC_PER_SEC);
 	f->stop_after = 13;
 	run_agent(f, FALSE, 5);
 	/* ... 6 s before expiry: renewed first */
@@ -1301,11 +1349,7 @@ test_token_expiry_proactive(Fixture *f, gconstpointer data)
 	f->advance_clock = FALSE;
 
 	/* with time to spare the token is reused */
-	kl_agent_free(f->agent);
-	f->agent = NULL;
-	g_ptr_array_set_size(f->requests, 0);
-	kl_http_set_bearer_token(f->verifier_http, NULL, NULL);
-	f->now_us = FIXTURE_NOW_US;
+	fixture_next_run(f, FIXTURE_NOW_US);
 	run_agent(f, FALSE, 5);
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
 }
@@ -1435,6 +1479,7 @@ first_contact_delay(Fixture *f, guint32 seed, gint64 interval_s, guint splay, gb
 
 	g_array_set_size(f->delays, 0);
 	g_array_set_size(f->delay_states, 0);
+	g_array_set_size(f->delay_times, 0);
 	kl_agent_set_delay_func(agent, fake_delay, f);
 	kl_agent_set_clock_func(agent, fake_clock, f);
 	kl_agent_start(agent, done_cb, f);
@@ -1586,33 +1631,161 @@ retry_delays(Fixture *f)
 	return retries;
 }
 
-static void
-test_outage_splay(Fixture *f, gconstpointer data)
+/* the verifier's answer to the evidence, asking for the next one in @seconds */
+static gchar *
+answer_202(guint seconds)
 {
-	g_autoptr(GArray) retries = NULL;
+	g_autofree gchar *text = load_fixture("attestation-202.json");
+	g_auto(GStrv) parts = g_strsplit(text, "\"seconds_to_next_attestation\": 2}", 2);
 
-	/* one accepted attestation (the verifier asks for 2 s), then 6 server errors */
+	g_assert_cmpuint(g_strv_length(parts), ==, 2);
+	return g_strdup_printf(
+	    "%s\"seconds_to_next_attestation\": %u}%s", parts[0], seconds, parts[1]);
+}
+
+/* the fake time (µs) of the attempt each retry delay leads to, with the delays */
+static GArray *
+retry_attempts(Fixture *f, GArray **delays)
+{
+	GArray *attempts = g_array_new(FALSE, FALSE, sizeof(gint64));
+
+	*delays = g_array_new(FALSE, FALSE, sizeof(guint64));
+	for (guint i = 0; i < f->delays->len; i++) {
+		KlAgentState state = delay_state_at(f, i);
+		guint64 d = delay_at(f, i);
+		gint64 t = g_array_index(f->delay_times, gint64, i) + (gint64)d * 1000;
+		if (state == KL_AGENT_STATE_ATTESTATION_FAILED ||
+		    state == KL_AGENT_STATE_REGISTRATION_FAILED) {
+			g_array_append_val(attempts, t);
+			g_array_append_val(*delays, d);
+		}
+	}
+	return attempts;
+}
+
+static void
+test_outage_grid(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GArray) delays = NULL;
+	g_autoptr(GArray) attempts = NULL;
+	g_autoptr(GArray) waits = NULL;
+	gint64 accepted = -1;
+	gint64 anchor;
+	g_autofree gchar *answer = answer_202(60);
+
+	/*
+	 * the verifier asks for 60 s, the configured interval is 60 s: the retry
+	 * cap and the splay window are both 60 s. One accepted attestation, then
+	 * the verifier is gone: refused, 503, a request that fails after 5 s,
+	 * 429 without Retry-After; then a 503 with Retry-After: 7 (the verifier
+	 * answers again), refused once more, and it is back.
+	 */
 	fixture_script(f, "POST", ATT_PATH, 201, "attestation-201.json", ATT_PATH "/0", -1);
-	fixture_script(f, "PATCH", ATT_PATH "/", 202, "attestation-202.json", NULL, -1);
-	for (guint i = 0; i < 6; i++)
-		fixture_script(f, "POST", ATT_PATH, 503, "", NULL, -1);
+	fixture_script(f, "PATCH", ATT_PATH "/", 202, answer, NULL, -1);
+	fixture_script_unreachable(f, "POST", ATT_PATH, 0);
+	fixture_script(f, "POST", ATT_PATH, 503, "", NULL, -1);
+	fixture_script_unreachable(f, "POST", ATT_PATH, 5000);
+	fixture_script(f, "POST", ATT_PATH, 429, "", NULL, -1);
+	fixture_script(f, "POST", ATT_PATH, 503, "", NULL, 7);
+	fixture_script_unreachable(f, "POST", ATT_PATH, 0);
+	f->answer_202 = g_strdup(answer);
+	f->interval_s = 60;
 	f->splay_percent = 100;
+	f->jitter_percent = 10;
+	f->advance_clock = TRUE;
 	f->stop_after = 2;
 	run_agent(f, FALSE, 10);
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
-	retries = retry_delays(f);
-	g_assert_cmpuint(retries->len, ==, 6);
+	g_assert_cmpuint(kl_agent_get_attestation_count(f->agent), ==, 2);
+	for (guint i = 0; i < f->delays->len && accepted < 0; i++)
+		if (delay_state_at(f, i) == KL_AGENT_STATE_NEGOTIATING)
+			accepted = g_array_index(f->delay_times, gint64, i);
+	g_assert_cmpint(accepted, >, 0);
+
+	attempts = retry_attempts(f, &delays);
+	g_assert_cmpuint(attempts->len, ==, 6);
 	/*
-	 * the window is one verifier interval (2 s) ending within the cap of 4
-	 * intervals (8 s): never before the first backoff delay (1 s), never
-	 * after the cap, and the first retry is not the bare backoff delay
+	 * the first failure (the agent's slot, 60..66 s after its attestation)
+	 * anchors a grid of 60 s: each retry is exactly one period after the
+	 * previous attempt, also after the request that took 5 s (a 55 s wait),
+	 * so the agent keeps its place in the interval and never retries twice
+	 * in one period, nor earlier than the verifier's 60 s
 	 */
-	for (guint i = 0; i < retries->len; i++) {
-		g_assert_cmpuint(g_array_index(retries, guint64, i), >=, 1000);
-		g_assert_cmpuint(g_array_index(retries, guint64, i), <=, 8000);
+	anchor = g_array_index(attempts, gint64, 0) - 60 * G_USEC_PER_SEC;
+	g_assert_cmpint(anchor - accepted, >=, 60 * G_USEC_PER_SEC);
+	g_assert_cmpint(anchor - accepted, <=, 66 * G_USEC_PER_SEC);
+	for (guint i = 0; i < 4; i++)
+		g_assert_cmpint(g_array_index(attempts, gint64, i),
+				==,
+				anchor + (gint64)(i + 1) * 60 * G_USEC_PER_SEC);
+	g_assert_cmpuint(g_array_index(delays, guint64, 0), ==, 60000);
+	g_assert_cmpuint(g_array_index(delays, guint64, 1), ==, 60000);
+	g_assert_cmpuint(g_array_index(delays, guint64, 2), ==, 55000);
+	g_assert_cmpuint(g_array_index(delays, guint64, 3), ==, 60000);
+	/* Retry-After is the verifier's word: 7 s stretched by the jitter only */
+	g_assert_cmpuint(g_array_index(delays, guint64, 4), >=, 7000);
+	g_assert_cmpuint(g_array_index(delays, guint64, 4), <=, 7700);
+	/* a new outage anchors a new grid at its first failure: one period */
+	g_assert_cmpuint(g_array_index(delays, guint64, 5), ==, 60000);
+	/* back to the verifier's cadence: 60..66 s */
+	waits = attestation_waits(f);
+	g_assert_cmpuint(waits->len, >=, 1);
+	g_assert_cmpuint(g_array_index(waits, guint64, 0), >=, 60000);
+	g_assert_cmpuint(g_array_index(waits, guint64, 0), <=, 66000);
+}
+
+/*
+ * A fleet whose verifier is down for 5 minutes: 200 agents (each with its own
+ * splay, so its own slot) attesting every 45 s. After the verifier returns,
+ * their first contacts must be as even over one interval as their first
+ * contacts after start: not front-loaded (with retries at random 1..45 s
+ * after each failure, the first quarter of the interval got ~43 % of them).
+ */
+static void
+test_outage_fleet_even(Fixture *f, gconstpointer data)
+{
+	const guint agents = 200;
+	const gint64 down = FIXTURE_NOW_US + 100 * G_USEC_PER_SEC;
+	const gint64 up = down + 300 * G_USEC_PER_SEC;
+	guint quarters[4] = { 0 };
+
+	f->answer_202 = answer_202(45);
+	f->splay_percent = 100;
+	f->jitter_percent = 10;
+	f->advance_clock = TRUE;
+	f->verifier_down_us = down;
+	f->verifier_up_us = up;
+	for (guint32 seed = 1; seed <= agents; seed++) {
+		gint64 back = -1;
+		gint64 last_before = -1;
+
+		fixture_next_run(f, FIXTURE_NOW_US);
+		f->stop_at_us = up + 60 * G_USEC_PER_SEC;
+		f->seed = seed;
+		run_agent(f, FALSE, 10);
+		g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+		for (guint i = 0; i < f->requests->len; i++) {
+			const gchar *request = g_ptr_array_index(f->requests, i);
+			gint64 t = g_array_index(f->request_times, gint64, i);
+			if (strstr(request, VERIFIER) == NULL)
+				continue;
+			if (t < down)
+				last_before = t;
+			else if (t >= up && back < 0)
+				back = t;
+		}
+		g_assert_cmpint(last_before, >, 0);
+		g_assert_cmpint(back, >=, up);
+		/* back within one interval (the cap) of the verifier's return */
+		g_assert_cmpint(back - up, <, 45 * G_USEC_PER_SEC);
+		quarters[(back - up) * 4 / (45 * G_USEC_PER_SEC)]++;
 	}
-	g_assert_cmpuint(g_array_index(retries, guint64, 0), >, 1000);
-	g_assert_cmpuint(g_array_index(retries, guint64, 0), <=, 3000);
+	for (guint i = 0; i < 4; i++) {
+		g_test_message(
+		    "quarter %u of the interval after the outage: %u agents", i, quarters[i]);
+		g_assert_cmpuint(quarters[i], >, 30);
+		g_assert_cmpuint(quarters[i], <, 70);
+	}
 }
 
 static void
@@ -1635,21 +1808,43 @@ test_outage_splay_registration(Fixture *f, gconstpointer data)
 }
 
 static void
-test_outage_splay_registration_continuous(Fixture *f, gconstpointer data)
+test_outage_grid_registration(Fixture *f, gconstpointer data)
 {
-	g_autoptr(GArray) retries = NULL;
-	guint64 registration_retry;
+	g_autoptr(GArray) delays = NULL;
+	g_autoptr(GArray) attempts = NULL;
+	gint64 anchor;
+	guint longer = 0;
 
-	fixture_script(f, "POST", "/v2.6/agents/", 503, "", NULL, -1);
+	/*
+	 * the registrar is unreachable 30 times: no verifier interval yet, so the
+	 * period is the configured interval (3 s here), the cap the backoff's
+	 * maximum (600 s). The backoff (1 s, then up to 3x the previous delay)
+	 * still lengthens the waits beyond the period, in whole periods.
+	 */
+	for (guint i = 0; i < 30; i++)
+		fixture_script_unreachable(f, "POST", "/v2.6/agents/", 0);
+	f->interval_s = 3;
 	f->splay_percent = 100;
+	f->advance_clock = TRUE;
 	f->stop_after = 1;
-	run_agent(f, FALSE, 5);
-	retries = retry_delays(f);
-	g_assert_cmpuint(retries->len, ==, 1);
-	registration_retry = g_array_index(retries, guint64, 0);
-	/* backoff (1 s) plus a random part of the interval (45 s) */
-	g_assert_cmpuint(registration_retry, >, 1000);
-	g_assert_cmpuint(registration_retry, <=, 46000);
+	run_agent(f, FALSE, 50);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	attempts = retry_attempts(f, &delays);
+	g_assert_cmpuint(attempts->len, ==, 30);
+	/* the first retry: one period after the first failure, the agent's splayed slot */
+	g_assert_cmpuint(g_array_index(delays, guint64, 0), ==, 3000);
+	anchor = g_array_index(attempts, gint64, 0) - 3 * G_USEC_PER_SEC;
+	for (guint i = 0; i < attempts->len; i++) {
+		guint64 d = g_array_index(delays, guint64, i);
+		gint64 since = g_array_index(attempts, gint64, i) - anchor;
+		/* on the grid, never beyond the cap, never two attempts in one period */
+		g_assert_cmpint(since % (3 * G_USEC_PER_SEC), ==, 0);
+		g_assert_cmpuint(d, >=, 3000);
+		g_assert_cmpuint(d, <=, 600000);
+		if (d > 3000)
+			longer++;
+	}
+	g_assert_cmpuint(longer, >, 3);
 }
 
 static void
@@ -1875,9 +2070,10 @@ main(int argc, char **argv)
 	ADD("/agent/json-file-session-token-hidden", test_json_file_session_token_hidden);
 	ADD("/agent/splay/first-contact", test_splay_first_contact);
 	ADD("/agent/splay/first-contact-status", test_splay_first_contact_status);
-	ADD("/agent/splay/outage", test_outage_splay);
+	ADD("/agent/splay/outage-grid", test_outage_grid);
+	ADD("/agent/splay/outage-fleet-even", test_outage_fleet_even);
 	ADD("/agent/splay/outage-registration-once", test_outage_splay_registration);
-	ADD("/agent/splay/outage-registration", test_outage_splay_registration_continuous);
+	ADD("/agent/splay/outage-registration", test_outage_grid_registration);
 	ADD("/agent/splay/not-enrolled-is-no-outage", test_not_enrolled_is_no_outage);
 	ADD("/agent/jitter/never-early", test_jitter_never_early);
 	ADD("/agent/jitter/bounded", test_jitter_bounded);
