@@ -10,6 +10,7 @@
 
 #include "keylime-agent/kl-error.h"
 #include "kl-http.h"
+#include "kl-log.h"
 
 /*
  * Keep memory bounded whatever the peer sends: registrar and verifier answers
@@ -36,6 +37,8 @@ struct _KlHttp {
 	GMutex mutex; /* the easy handle is used by one request at a time */
 	gchar *token_origin;
 	gchar *token;
+	gchar *origin_prefix; /* "scheme://authority" of the last URL... */
+	gchar *origin;	      /* ...and its origin (kl_http_url_origin()) */
 	KlHttpTransportFunc transport;
 	gpointer transport_data;
 };
@@ -131,6 +134,8 @@ kl_http_free(KlHttp *http)
 	g_free(http->ca_option);
 	g_free(http->address_option);
 	g_free(http->token_origin);
+	g_free(http->origin_prefix);
+	g_free(http->origin);
 	if (http->token != NULL) {
 		memset(http->token, 0, strlen(http->token));
 		g_free(http->token);
@@ -871,46 +876,83 @@ kl_http_curl_send(KlHttp *http,
 	return g_steal_pointer(&response);
 }
 
+/*
+ * kl_http_url_origin() of @url, from the last answer when @url has the same
+ * "scheme://authority" prefix (requests go to one peer); under http->mutex
+ */
+static const gchar *
+kl_http_origin_of(KlHttp *http, const gchar *url)
+{
+	const gchar *sep = strstr(url, "://");
+	gsize n;
+
+	if (sep == NULL)
+		return NULL;
+	n = strcspn(sep + 3, "/?#") + (gsize)(sep + 3 - url);
+	if (http->origin_prefix != NULL && strlen(http->origin_prefix) == n &&
+	    strncmp(http->origin_prefix, url, n) == 0)
+		return http->origin;
+	g_free(http->origin_prefix);
+	g_free(http->origin);
+	http->origin_prefix = g_strndup(url, n);
+	http->origin = kl_http_url_origin(url);
+	return http->origin;
+}
+
+/* 32 hex digits: the server keeps only \w characters, at most 36 */
+static gchar *
+kl_http_request_id(void)
+{
+	static const gchar hex[] = "0123456789abcdef";
+	gchar *id = g_malloc(33);
+
+	for (guint i = 0; i < 4; i++) {
+		guint32 r = g_random_int();
+
+		for (guint j = 0; j < 8; j++) {
+			id[i * 8 + j] = hex[r & 0xf];
+			r >>= 4;
+		}
+	}
+	id[32] = '\0';
+	return id;
+}
+
 KlHttpResponse *
 kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellable, GError **error)
 {
 	g_autoptr(GPtrArray) headers = g_ptr_array_new_with_free_func(g_free);
 	g_autofree gchar *request_id = NULL;
-	g_autofree gchar *origin = NULL;
-	g_autofree gchar *uuid = NULL;
+	const gchar *origin;
 	KlHttpResponse *response;
 	gint64 started = g_get_monotonic_time();
 	gboolean with_token = FALSE;
+	gboolean debug = kl_log_is_enabled(G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN);
 
 	g_return_val_if_fail(request->method != NULL && request->url != NULL, NULL);
 
 	if (g_cancellable_set_error_if_cancelled(cancellable, error))
 		return NULL;
 
-	/* 32 hex digits: the server keeps only \w characters, at most 36 */
-	uuid = g_uuid_string_random();
-	{
-		GString *id = g_string_sized_new(32);
-		for (const gchar *p = uuid; *p != '\0'; p++)
-			if (*p != '-')
-				g_string_append_c(id, *p);
-		request_id = g_string_free(id, FALSE);
-	}
-	g_ptr_array_add(headers, g_strdup_printf("X-Request-ID: %s", request_id));
+	request_id = kl_http_request_id();
+	g_ptr_array_add(headers, g_strconcat("X-Request-ID: ", request_id, NULL));
 	g_ptr_array_add(headers, g_strdup("Accept: application/json, application/vnd.api+json"));
 	if (request->content_type != NULL)
 		g_ptr_array_add(headers,
-				g_strdup_printf("Content-Type: %s", request->content_type));
+				g_strconcat("Content-Type: ", request->content_type, NULL));
 
 	g_mutex_lock(&http->mutex);
 	if (request->authorize && http->token != NULL) {
-		origin = kl_http_url_origin(request->url);
+		origin = kl_http_origin_of(http, request->url);
 		if (origin != NULL && g_strcmp0(origin, http->token_origin) == 0) {
-			g_autofree gchar *fp = kl_http_fingerprint(http->token);
 			g_ptr_array_add(headers,
-					g_strdup_printf("Authorization: Bearer %s", http->token));
+					g_strconcat("Authorization: Bearer ", http->token, NULL));
 			with_token = TRUE;
-			g_debug("%s %s: bearer token %s", request->method, request->url, fp);
+			if (debug) {
+				g_autofree gchar *fp = kl_http_fingerprint(http->token);
+				g_debug(
+				    "%s %s: bearer token %s", request->method, request->url, fp);
+			}
 		} else {
 			g_debug("%s %s: not the token's origin, sent without the bearer token",
 				request->method,
@@ -970,12 +1012,14 @@ kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellab
 	}
 	g_free(response->request_id);
 	response->request_id = g_steal_pointer(&request_id);
-	g_debug("%s %s -> %u (%" G_GSIZE_FORMAT " bytes, %" G_GINT64_FORMAT " ms, request %s)",
-		request->method,
-		request->url,
-		response->status,
-		g_bytes_get_size(response->body),
-		(g_get_monotonic_time() - started) / 1000,
-		response->request_id);
+	if (debug)
+		g_debug("%s %s -> %u (%" G_GSIZE_FORMAT " bytes, %" G_GINT64_FORMAT
+			" ms, request %s)",
+			request->method,
+			request->url,
+			response->status,
+			g_bytes_get_size(response->body),
+			(g_get_monotonic_time() - started) / 1000,
+			response->request_id);
 	return response;
 }
