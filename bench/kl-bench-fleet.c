@@ -203,6 +203,15 @@ kl_bench_cmp_double(gconstpointer a, gconstpointer b)
 	return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/* a uniformly random one-second bin of @window s (one draw: MIN() would take two) */
+static guint
+kl_bench_random_bin(GRand *rand, gdouble window, guint bins)
+{
+	guint b = (guint)(g_rand_double(rand) * window);
+
+	return MIN(b, bins - 1);
+}
+
 /*
  * the expected largest one-second count of @n uniform random contacts over
  * @window s, and in @meet the share of draws whose peak is at most 2x the
@@ -224,9 +233,9 @@ kl_bench_ideal_peak(guint n, gdouble window, guint choices, gdouble *meet)
 		guint peak = 0;
 		memset(count, 0, sizeof(guint) * MAX(bins, 1));
 		for (guint i = 0; i < n; i++) {
-			guint b = MIN((guint)(g_rand_double(rand) * window), bins - 1);
+			guint b = kl_bench_random_bin(rand, window, bins);
 			for (guint c = 1; c < choices; c++) {
-				guint other = MIN((guint)(g_rand_double(rand) * window), bins - 1);
+				guint other = kl_bench_random_bin(rand, window, bins);
 				if (count[other] < count[b])
 					b = other;
 			}
