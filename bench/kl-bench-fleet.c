@@ -72,6 +72,8 @@ kl_bench_start_verifier(GError **error)
 					    port,
 					    "--session-rate-limit",
 					    "1000",
+					    "--session-rate-limit-ip",
+					    "1000000",
 					    NULL);
 }
 

@@ -117,10 +117,10 @@ static JsonObject *
 kl_main_collect(gpointer data,
 		KlEvidenceRequest *request,
 		GCancellable *cancellable,
-		gchar **summary,
+		KlEvidenceReport *report,
 		GError **error)
 {
-	return kl_plugin_run_request(request, cancellable, summary, error);
+	return kl_plugin_run_request(request, cancellable, report, error);
 }
 
 const KlAgentSource kl_main_source_funcs = {

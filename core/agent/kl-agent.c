@@ -564,22 +564,6 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 	return kl_step_ok();
 }
 
-/* data.entry_count of an ima_log evidence_collected entry (for the metrics), 0 when absent */
-static guint64
-kl_agent_ima_entry_count(JsonObject *entry)
-{
-	JsonObject *data = NULL;
-	gint64 count = -1;
-
-	if (json_object_has_member(entry, "data") &&
-	    JSON_NODE_HOLDS_OBJECT(json_object_get_member(entry, "data")))
-		data = json_object_get_object_member(entry, "data");
-	if (data != NULL && json_object_has_member(data, "entry_count") &&
-	    kl_json_object_get_optional_int(data, "entry_count", -1, &count, NULL) && count > 0)
-		return (guint64)count;
-	return 0;
-}
-
 static void
 kl_agent_append_summary(GString *summary, const gchar *evidence_type, const gchar *sent)
 {
@@ -624,11 +608,12 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	for (guint i = 0; i < agent->requested->len; i++) {
 		KlEvidenceRequest *item = g_ptr_array_index(agent->requested, i);
 		const gchar *evidence_type = item->evidence_type;
-		g_autofree gchar *sent = NULL;
+		g_auto(KlEvidenceReport) report = { 0 };
 		JsonObject *entry;
 		gint64 started = g_get_monotonic_time();
 
-		entry = agent->source.collect(agent->source_data, item, cancellable, &sent, &error);
+		entry =
+		    agent->source.collect(agent->source_data, item, cancellable, &report, &error);
 		/* the quote (class "certification") is the TPM's share of the cycle */
 		if (g_strcmp0(item->evidence_class, "certification") == 0)
 			agent->cycle_tpm_us += g_get_monotonic_time() - started;
@@ -643,10 +628,11 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 			    i + 1);
 			return kl_step_retry(g_steal_pointer(&error), -1);
 		}
-		kl_agent_append_summary(summary, evidence_type, sent);
+		kl_agent_append_summary(summary, evidence_type, report.summary);
 		g_string_append_printf(types, "%s%s", types->len > 0 ? "," : "", evidence_type);
+		/* the figures count IMA entries: what the ima_log plugin says it sent */
 		if (g_strcmp0(evidence_type, "ima_log") == 0)
-			agent->cycle_ima_entries += kl_agent_ima_entry_count(entry);
+			agent->cycle_ima_entries += report.entry_count;
 		g_ptr_array_add(collected, entry);
 	}
 	verdict = kl_verifier_client_submit_evidence(

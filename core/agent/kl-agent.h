@@ -86,13 +86,14 @@ typedef struct {
 	 */
 	gboolean (*resolve)(gpointer data, KlEvidenceRequest *request, GError **error);
 	/*
-	 * the evidence_collected entry for one resolved request; @summary
-	 * (out, nullable): what was sent, for the per-cycle info line
+	 * the evidence_collected entry for one resolved request; @report
+	 * (out, zeroed by the caller): what the plugin said it sent, for the
+	 * per-cycle info line and the figures
 	 */
 	JsonObject *(*collect)(gpointer data,
 			       KlEvidenceRequest *request,
 			       GCancellable *cancellable,
-			       gchar **summary,
+			       KlEvidenceReport *report,
 			       GError **error);
 } KlAgentSource;
 

@@ -33,6 +33,13 @@ kl_evidence_request_free(KlEvidenceRequest *request)
 	g_free(request);
 }
 
+void
+kl_evidence_report_clear(KlEvidenceReport *report)
+{
+	g_clear_pointer(&report->summary, g_free);
+	report->entry_count = 0;
+}
+
 gchar *
 kl_evidence_requests_describe(GPtrArray *requests)
 {

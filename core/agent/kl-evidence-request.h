@@ -34,6 +34,16 @@ void
 kl_evidence_request_free(KlEvidenceRequest *request);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlEvidenceRequest, kl_evidence_request_free)
 
+/* what the plugin reported about the evidence it collected for one request */
+typedef struct {
+	gchar *summary;	     /* kl_plugin_context_set_summary(): "3 new entries", or NULL */
+	guint64 entry_count; /* kl_plugin_context_set_entry_count(); 0 when not reported */
+} KlEvidenceReport;
+
+void
+kl_evidence_report_clear(KlEvidenceReport *report);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(KlEvidenceReport, kl_evidence_report_clear)
+
 /* "tpm_quote, ima_log" (transfer full) */
 gchar *
 kl_evidence_requests_describe(GPtrArray *requests);

@@ -2,10 +2,15 @@
 #include "config.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <pwd.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "keylime-agent/kl-error.h"
 #include "kl-http.h"
+#include "kl-log.h"
 
 /*
  * Keep memory bounded whatever the peer sends: registrar and verifier answers
@@ -15,6 +20,8 @@
 #define KL_HTTP_MAX_BODY_MIB 16
 #define KL_HTTP_MAX_BODY     (KL_HTTP_MAX_BODY_MIB * 1024 * 1024)
 #define KL_HTTP_MAX_HEADERS  (64 * 1024)
+/* a flowing tail_only answer (an echo of the evidence) may take this long in all */
+#define KL_HTTP_TAIL_MAX_MS (10 * 60 * 1000)
 
 struct _KlHttp {
 	gchar *name;
@@ -22,10 +29,16 @@ struct _KlHttp {
 	gboolean accept_invalid_certs;
 	gboolean accept_invalid_hostnames;
 	guint timeout_ms;
+	gchar *ca_option;
+	gchar *address_option;
+	guint wait_ms;	      /* how long answers are waited for (>= timeout_ms) */
+	gboolean wait_warned; /* the WARNING about a raised wait was logged */
 	CURL *curl;
 	GMutex mutex; /* the easy handle is used by one request at a time */
 	gchar *token_origin;
 	gchar *token;
+	gchar *origin_prefix; /* "scheme://authority" of the last URL... */
+	gchar *origin;	      /* ...and its origin (kl_http_url_origin()) */
 	KlHttpTransportFunc transport;
 	gpointer transport_data;
 };
@@ -86,6 +99,9 @@ kl_http_new(const KlHttpOptions *options, GError **error)
 	http->accept_invalid_certs = options->accept_invalid_certs;
 	http->accept_invalid_hostnames = options->accept_invalid_hostnames;
 	http->timeout_ms = options->timeout_ms;
+	http->wait_ms = options->timeout_ms;
+	http->ca_option = g_strdup(options->ca_option);
+	http->address_option = g_strdup(options->address_option);
 
 	if (GPOINTER_TO_INT(g_once(&once, kl_http_global_init_cb, NULL)) != 1) {
 		g_set_error_literal(
@@ -115,7 +131,11 @@ kl_http_free(KlHttp *http)
 		curl_easy_cleanup(http->curl);
 	g_free(http->name);
 	g_free(http->ca_file);
+	g_free(http->ca_option);
+	g_free(http->address_option);
 	g_free(http->token_origin);
+	g_free(http->origin_prefix);
+	g_free(http->origin);
 	if (http->token != NULL) {
 		memset(http->token, 0, strlen(http->token));
 		g_free(http->token);
@@ -283,6 +303,17 @@ typedef struct {
 	gboolean tail_only; /* keep the last KL_HTTP_TAIL_BYTES of any answer */
 	gboolean truncated;
 	guint64 total;
+	/*
+	 * tail_only answers may be long (the verifier echoes the evidence): the
+	 * answer must start within answer_us of the request, then keep flowing
+	 * (no pause longer than stall_us), however long it takes in all
+	 */
+	gint64 started_us;
+	gint64 answer_us;
+	gint64 stall_us;
+	gint64 progress_us;
+	curl_off_t received;
+	gboolean stalled;
 } KlHttpTransfer;
 
 static size_t
@@ -334,7 +365,23 @@ kl_http_xferinfo_cb(
     void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
 	KlHttpTransfer *transfer = clientp;
-	return g_cancellable_is_cancelled(transfer->cancellable) ? 1 : 0;
+	gint64 now;
+
+	if (g_cancellable_is_cancelled(transfer->cancellable))
+		return 1;
+	if (!transfer->tail_only || transfer->answer_us == 0)
+		return 0;
+	now = g_get_monotonic_time();
+	if (dlnow > transfer->received) {
+		transfer->received = dlnow;
+		transfer->progress_us = now;
+	}
+	if (transfer->received == 0 ? now - transfer->started_us > transfer->answer_us
+				    : now - transfer->progress_us > transfer->stall_us) {
+		transfer->stalled = TRUE;
+		return 1;
+	}
+	return 0;
 }
 
 static const gchar *
@@ -354,6 +401,305 @@ kl_http_find_header(GPtrArray *headers, const gchar *name)
 	return NULL;
 }
 
+guint
+kl_http_get_wait_ms(KlHttp *http)
+{
+	guint wait;
+
+	g_mutex_lock(&http->mutex);
+	wait = http->wait_ms;
+	g_mutex_unlock(&http->mutex);
+	return wait;
+}
+
+static guint
+kl_http_wait_max(KlHttp *http)
+{
+	return (guint)MIN((guint64)http->timeout_ms * KL_HTTP_WAIT_MAX_FACTOR, G_MAXINT);
+}
+
+/* an answer came after @elapsed_ms: the wait follows it (see kl_http_get_wait_ms) */
+static void
+kl_http_wait_answered(KlHttp *http, const gchar *method, const gchar *url, guint64 elapsed_ms)
+{
+	guint64 wait;
+
+	if (http->timeout_ms == 0 || http->wait_ms <= http->timeout_ms)
+		return;
+	if (elapsed_ms > http->timeout_ms && !http->wait_warned) {
+		/* once per episode: the operator learns the value that works */
+		g_warning("the %s answered %s %s after %.1f s, later than request_timeout (%u ms) "
+			  "allows: its answers are now waited for up to %u ms; set "
+			  "request_timeout to %" G_GUINT64_FORMAT " or more to spare the "
+			  "timed-out attempts",
+			  http->name,
+			  method,
+			  url,
+			  (gdouble)elapsed_ms / 1000,
+			  http->timeout_ms,
+			  (guint)CLAMP(2 * elapsed_ms, http->timeout_ms, kl_http_wait_max(http)),
+			  (elapsed_ms / 1000 + 2) * 1000);
+		http->wait_warned = TRUE;
+	}
+	wait = MAX(2 * elapsed_ms, http->wait_ms / 2);
+	http->wait_ms = (guint)CLAMP(wait, http->timeout_ms, kl_http_wait_max(http));
+	if (http->wait_ms == http->timeout_ms) {
+		g_message("the %s answers within request_timeout (%u ms) again",
+			  http->name,
+			  http->timeout_ms);
+		http->wait_warned = FALSE;
+	}
+}
+
+gchar *
+kl_http_ca_file_problem(const gchar *path)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *text = NULL;
+	struct passwd *pw;
+	gsize len = 0;
+
+	if (path == NULL || path[0] == '\0')
+		return NULL;
+	if (!g_file_get_contents(path, &text, &len, &error)) {
+		pw = getpwuid(geteuid());
+		return g_strdup_printf("it cannot be read by user %s (%s)",
+				       pw != NULL ? pw->pw_name : "?",
+				       error->message);
+	}
+	if (g_strstr_len(text, (gssize)len, "-----BEGIN CERTIFICATE-----") == NULL)
+		return g_strdup("it holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+	return NULL;
+}
+
+static gboolean
+kl_http_detail_has(const gchar *detail, const gchar *const *needles)
+{
+	for (guint i = 0; detail != NULL && needles[i] != NULL; i++)
+		if (strstr(detail, needles[i]) != NULL)
+			return TRUE;
+	return FALSE;
+}
+
+GError *
+kl_http_failure_to_error(const KlHttpFailure *f)
+{
+	static const gchar *const not_tls[] = {
+		"unexpected TLS packet", "TLS packet with unexpected length",
+		"wrong version number",	 "unknown protocol",
+		"record layer",		 NULL
+	};
+	static const gchar *const reset[] = { "reset by peer",
+					      "non-properly terminated",
+					      "Connection reset",
+					      "Broken pipe",
+					      "Empty reply",
+					      "Connection died",
+					      NULL };
+	const gchar *peer = f->peer != NULL ? f->peer : "peer";
+	const gchar *detail = f->detail != NULL ? f->detail : "";
+	const gchar *address = f->address_option != NULL ? f->address_option : "its address";
+	const gchar *ca_option = f->ca_option != NULL ? f->ca_option : "the CA option";
+	const gchar *ca_file = f->ca_file != NULL ? f->ca_file : "(the system store)";
+	g_autofree gchar *origin = kl_http_url_origin(f->url);
+	const gchar *where = origin != NULL ? origin : f->url;
+
+	switch (f->curl_code) {
+	case CURLE_OPERATION_TIMEDOUT:
+		if (f->request_sent)
+			return g_error_new(
+			    KL_ERROR,
+			    KL_ERROR_TIMED_OUT,
+			    "%s %s: the %s took the request but did not answer within %u ms (%s): "
+			    "it is busy or stuck (a verifier evaluating a large policy can take "
+			    "many seconds); the next attempt waits up to %u ms (request_timeout "
+			    "sets the first wait)",
+			    f->method,
+			    f->url,
+			    peer,
+			    f->timeout_ms,
+			    detail,
+			    f->next_wait_ms);
+		{
+			/* libcurl says so when TCP connected but no TLS handshake followed */
+			g_autofree gchar *why =
+			    strstr(detail, "SSL connection timeout") != NULL
+				? g_strdup_printf(
+				      "TCP connected but no TLS handshake followed: the "
+				      "%s is overloaded, or %s names a port that does "
+				      "not serve TLS",
+				      peer,
+				      address)
+				: g_strdup_printf("the host is down, unreachable or overloaded, "
+						  "or a firewall drops the packets; check %s and "
+						  "the network (request_timeout sets the wait)",
+						  address);
+			return g_error_new(
+			    KL_ERROR,
+			    KL_ERROR_TIMED_OUT,
+			    "%s %s: no connection to the %s at %s within %u ms (%s): %s",
+			    f->method,
+			    f->url,
+			    peer,
+			    where,
+			    f->timeout_ms,
+			    detail,
+			    why);
+		}
+	case CURLE_SSL_CACERT_BADFILE:
+		return g_error_new(KL_ERROR,
+				   KL_ERROR_AUTH,
+				   "%s %s: the CA file %s cannot be used: %s; fix %s or the file "
+				   "(path, permissions, PEM contents)",
+				   f->method,
+				   f->url,
+				   ca_file,
+				   f->ca_problem != NULL ? f->ca_problem : detail,
+				   ca_option);
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_ISSUER_ERROR:
+		if (f->ca_problem != NULL)
+			return g_error_new(
+			    KL_ERROR,
+			    KL_ERROR_AUTH,
+			    "%s %s: the CA file %s cannot be used: %s; fix %s or the "
+			    "file (path, permissions, PEM contents)",
+			    f->method,
+			    f->url,
+			    ca_file,
+			    f->ca_problem,
+			    ca_option);
+		if (strstr(detail, "does not match target host name") != NULL ||
+		    strstr(detail, "no alternative certificate subject name") != NULL)
+			return g_error_new(
+			    KL_ERROR,
+			    KL_ERROR_AUTH,
+			    "%s %s: the %s's certificate does not name the host of the URL (%s): "
+			    "use in %s the name or address the certificate was issued for, or "
+			    "reissue the certificate with this one",
+			    f->method,
+			    f->url,
+			    peer,
+			    detail,
+			    address);
+		if ((f->tls_verify_status & (GNUTLS_CERT_EXPIRED | GNUTLS_CERT_NOT_ACTIVATED)) != 0)
+			return g_error_new(
+			    KL_ERROR,
+			    KL_ERROR_AUTH,
+			    "%s %s: the %s's certificate (or its CA's) has expired or "
+			    "is not valid yet (%s): renew it, or check this machine's "
+			    "clock",
+			    f->method,
+			    f->url,
+			    peer,
+			    detail);
+		if ((f->tls_verify_status & GNUTLS_CERT_REVOKED) != 0)
+			return g_error_new(
+			    KL_ERROR,
+			    KL_ERROR_AUTH,
+			    "%s %s: the %s's certificate is revoked (%s): the %s needs "
+			    "a new certificate",
+			    f->method,
+			    f->url,
+			    peer,
+			    detail,
+			    peer);
+		if ((f->tls_verify_status & GNUTLS_CERT_INSECURE_ALGORITHM) != 0)
+			return g_error_new(KL_ERROR,
+					   KL_ERROR_AUTH,
+					   "%s %s: the %s's certificate is signed with an insecure "
+					   "algorithm (%s): reissue it with SHA-256 or better",
+					   f->method,
+					   f->url,
+					   peer,
+					   detail);
+		return g_error_new(
+		    KL_ERROR,
+		    KL_ERROR_AUTH,
+		    "%s %s: the %s's certificate was not issued by a CA in %s (%s): "
+		    "set %s to the CA that issued the %s's certificate (for Keylime, "
+		    "its cacert.crt)",
+		    f->method,
+		    f->url,
+		    peer,
+		    ca_file,
+		    detail,
+		    ca_option,
+		    peer);
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+		if (kl_http_detail_has(detail, not_tls))
+			return g_error_new(KL_ERROR,
+					   KL_ERROR_NETWORK,
+					   "%s %s: %s does not speak TLS (%s): check that %s names "
+					   "the %s's HTTPS port",
+					   f->method,
+					   f->url,
+					   where,
+					   detail,
+					   address,
+					   peer);
+		if (kl_http_detail_has(detail, reset) || f->curl_code != CURLE_SSL_CONNECT_ERROR)
+			return g_error_new(
+			    KL_ERROR,
+			    KL_ERROR_NETWORK,
+			    "%s %s: the %s closed the connection %s(%s): it may be restarting, "
+			    "something between (proxy, firewall, load balancer) cuts it, or %s "
+			    "names a port that does not serve the %s; the agent tries again",
+			    f->method,
+			    f->url,
+			    peer,
+			    f->request_sent ? "" : "before the TLS handshake ended ",
+			    detail,
+			    address,
+			    peer);
+		return g_error_new(KL_ERROR,
+				   KL_ERROR_AUTH,
+				   "%s %s: the TLS handshake with the %s failed (%s): check that "
+				   "%s names the %s's HTTPS port and that it accepts TLS 1.2 or "
+				   "1.3",
+				   f->method,
+				   f->url,
+				   peer,
+				   detail,
+				   address,
+				   peer);
+	case CURLE_COULDNT_CONNECT:
+		return g_error_new(KL_ERROR,
+				   KL_ERROR_NETWORK,
+				   "%s %s: nothing accepts connections at %s (%s): check that the "
+				   "%s runs and listens there (%s)",
+				   f->method,
+				   f->url,
+				   where,
+				   detail,
+				   peer,
+				   address);
+	case CURLE_COULDNT_RESOLVE_HOST:
+		return g_error_new(KL_ERROR,
+				   KL_ERROR_NETWORK,
+				   "%s %s: the %s's host name does not resolve (%s): check %s and "
+				   "the resolver (DNS, /etc/hosts)",
+				   f->method,
+				   f->url,
+				   peer,
+				   detail,
+				   address);
+	default:
+		return g_error_new(KL_ERROR,
+				   KL_ERROR_NETWORK,
+				   "%s %s: cannot reach the %s (%s); check %s and that it runs",
+				   f->method,
+				   f->url,
+				   peer,
+				   detail,
+				   address);
+	}
+}
+
 static KlHttpResponse *
 kl_http_curl_send(KlHttp *http,
 		  const gchar *method,
@@ -367,7 +713,9 @@ kl_http_curl_send(KlHttp *http,
 		  GError **error)
 {
 	CURL *curl = http->curl;
-	guint timeout_ms = http->timeout_ms > 0 ? http->timeout_ms + extra_timeout_ms : 0;
+	guint wait_ms = MAX(http->wait_ms, http->timeout_ms);
+	guint timeout_ms = http->timeout_ms > 0 ? wait_ms + extra_timeout_ms : 0;
+	gint64 started = g_get_monotonic_time();
 	struct curl_slist *list = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	KlHttpTransfer transfer = { 0 };
@@ -401,7 +749,14 @@ kl_http_curl_send(KlHttp *http,
 	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer);
 	if (!tail_only)
 		curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)KL_HTTP_MAX_BODY);
-	if (timeout_ms > 0) {
+	if (timeout_ms > 0 && tail_only) {
+		/* the wait applies to the start of the answer and to pauses in it */
+		transfer.started_us = started;
+		transfer.answer_us = (gint64)timeout_ms * 1000;
+		transfer.stall_us = (gint64)wait_ms * 1000;
+		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)KL_HTTP_TAIL_MAX_MS);
+		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)http->timeout_ms);
+	} else if (timeout_ms > 0) {
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)http->timeout_ms);
 	}
@@ -432,6 +787,10 @@ kl_http_curl_send(KlHttp *http,
 		g_ptr_array_unref(transfer.headers);
 		if (g_cancellable_set_error_if_cancelled(cancellable, error))
 			return NULL;
+		if (transfer.stalled) {
+			rc = CURLE_OPERATION_TIMEDOUT;
+			detail = transfer.received == 0 ? "no answer" : "the answer stalled";
+		}
 		if (transfer.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
 			g_set_error(error,
 				    KL_ERROR,
@@ -447,52 +806,47 @@ kl_http_curl_send(KlHttp *http,
 				    http->name);
 			return NULL;
 		}
-		switch (rc) {
-		case CURLE_OPERATION_TIMEDOUT:
-			g_set_error(error,
-				    KL_ERROR,
-				    KL_ERROR_TIMED_OUT,
-				    "%s %s: no answer from the %s within %u ms (%s); check that it "
-				    "runs and is reachable, or raise request_timeout",
-				    method,
-				    url,
-				    http->name,
-				    timeout_ms,
-				    detail);
-			break;
-		case CURLE_PEER_FAILED_VERIFICATION:
-		case CURLE_SSL_CACERT_BADFILE:
-		case CURLE_SSL_CONNECT_ERROR:
-		case CURLE_SSL_CERTPROBLEM:
-		case CURLE_SSL_ISSUER_ERROR:
-			g_set_error(error,
-				    KL_ERROR,
-				    KL_ERROR_AUTH,
-				    "%s %s: TLS with the %s failed (%s); check that the CA file %s "
-				    "issued the %s's certificate and that the host name matches it",
-				    method,
-				    url,
-				    http->name,
-				    detail,
-				    http->ca_file != NULL ? http->ca_file : "(system store)",
-				    http->name);
-			break;
-		default:
-			g_set_error(
-			    error,
-			    KL_ERROR,
-			    KL_ERROR_NETWORK,
-			    "%s %s: cannot reach the %s (%s); check its address, port and that "
-			    "it runs",
-			    method,
-			    url,
-			    http->name,
-			    detail);
-			break;
+		{
+			KlHttpFailure failure = {
+				.peer = http->name,
+				.method = method,
+				.url = url,
+				.ca_file = http->ca_file,
+				.ca_option = http->ca_option,
+				.address_option = http->address_option,
+				.curl_code = (gint)rc,
+				.detail = detail,
+				.timeout_ms = timeout_ms,
+			};
+			g_autofree gchar *ca_problem = NULL;
+			curl_off_t pretransfer = 0;
+			long verify = 0;
+
+			if (curl_easy_getinfo(curl, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) ==
+			    CURLE_OK)
+				failure.request_sent = pretransfer > 0;
+			if (curl_easy_getinfo(curl, CURLINFO_SSL_VERIFYRESULT, &verify) ==
+				CURLE_OK &&
+			    verify > 0)
+				failure.tls_verify_status = (guint)verify;
+			if (rc == CURLE_SSL_CACERT_BADFILE ||
+			    rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_ISSUER_ERROR)
+				ca_problem = kl_http_ca_file_problem(http->ca_file);
+			failure.ca_problem = ca_problem;
+			if (rc == CURLE_OPERATION_TIMEDOUT && failure.request_sent &&
+			    http->timeout_ms > 0) {
+				/* taken but not answered: wait longer at the next attempt */
+				http->wait_ms =
+				    (guint)MIN((guint64)wait_ms * 2, kl_http_wait_max(http));
+			}
+			failure.next_wait_ms = MAX(http->wait_ms, http->timeout_ms);
+			g_propagate_error(error, kl_http_failure_to_error(&failure));
 		}
 		return NULL;
 	}
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	kl_http_wait_answered(
+	    http, method, url, (guint64)(g_get_monotonic_time() - started) / 1000);
 
 	response = g_new0(KlHttpResponse, 1);
 	response->status = (guint)status;
@@ -522,46 +876,83 @@ kl_http_curl_send(KlHttp *http,
 	return g_steal_pointer(&response);
 }
 
+/*
+ * kl_http_url_origin() of @url, from the last answer when @url has the same
+ * "scheme://authority" prefix (requests go to one peer); under http->mutex
+ */
+static const gchar *
+kl_http_origin_of(KlHttp *http, const gchar *url)
+{
+	const gchar *sep = strstr(url, "://");
+	gsize n;
+
+	if (sep == NULL)
+		return NULL;
+	n = strcspn(sep + 3, "/?#") + (gsize)(sep + 3 - url);
+	if (http->origin_prefix != NULL && strlen(http->origin_prefix) == n &&
+	    strncmp(http->origin_prefix, url, n) == 0)
+		return http->origin;
+	g_free(http->origin_prefix);
+	g_free(http->origin);
+	http->origin_prefix = g_strndup(url, n);
+	http->origin = kl_http_url_origin(url);
+	return http->origin;
+}
+
+/* 32 hex digits: the server keeps only \w characters, at most 36 */
+static gchar *
+kl_http_request_id(void)
+{
+	static const gchar hex[] = "0123456789abcdef";
+	gchar *id = g_malloc(33);
+
+	for (guint i = 0; i < 4; i++) {
+		guint32 r = g_random_int();
+
+		for (guint j = 0; j < 8; j++) {
+			id[i * 8 + j] = hex[r & 0xf];
+			r >>= 4;
+		}
+	}
+	id[32] = '\0';
+	return id;
+}
+
 KlHttpResponse *
 kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellable, GError **error)
 {
 	g_autoptr(GPtrArray) headers = g_ptr_array_new_with_free_func(g_free);
 	g_autofree gchar *request_id = NULL;
-	g_autofree gchar *origin = NULL;
-	g_autofree gchar *uuid = NULL;
+	const gchar *origin;
 	KlHttpResponse *response;
 	gint64 started = g_get_monotonic_time();
 	gboolean with_token = FALSE;
+	gboolean debug = kl_log_is_enabled(G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN);
 
 	g_return_val_if_fail(request->method != NULL && request->url != NULL, NULL);
 
 	if (g_cancellable_set_error_if_cancelled(cancellable, error))
 		return NULL;
 
-	/* 32 hex digits: the server keeps only \w characters, at most 36 */
-	uuid = g_uuid_string_random();
-	{
-		GString *id = g_string_sized_new(32);
-		for (const gchar *p = uuid; *p != '\0'; p++)
-			if (*p != '-')
-				g_string_append_c(id, *p);
-		request_id = g_string_free(id, FALSE);
-	}
-	g_ptr_array_add(headers, g_strdup_printf("X-Request-ID: %s", request_id));
+	request_id = kl_http_request_id();
+	g_ptr_array_add(headers, g_strconcat("X-Request-ID: ", request_id, NULL));
 	g_ptr_array_add(headers, g_strdup("Accept: application/json, application/vnd.api+json"));
 	if (request->content_type != NULL)
 		g_ptr_array_add(headers,
-				g_strdup_printf("Content-Type: %s", request->content_type));
+				g_strconcat("Content-Type: ", request->content_type, NULL));
 
 	g_mutex_lock(&http->mutex);
 	if (request->authorize && http->token != NULL) {
-		origin = kl_http_url_origin(request->url);
+		origin = kl_http_origin_of(http, request->url);
 		if (origin != NULL && g_strcmp0(origin, http->token_origin) == 0) {
-			g_autofree gchar *fp = kl_http_fingerprint(http->token);
 			g_ptr_array_add(headers,
-					g_strdup_printf("Authorization: Bearer %s", http->token));
+					g_strconcat("Authorization: Bearer ", http->token, NULL));
 			with_token = TRUE;
-			g_debug("%s %s: bearer token %s", request->method, request->url, fp);
+			if (debug) {
+				g_autofree gchar *fp = kl_http_fingerprint(http->token);
+				g_debug(
+				    "%s %s: bearer token %s", request->method, request->url, fp);
+			}
 		} else {
 			g_debug("%s %s: not the token's origin, sent without the bearer token",
 				request->method,
@@ -621,12 +1012,14 @@ kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellab
 	}
 	g_free(response->request_id);
 	response->request_id = g_steal_pointer(&request_id);
-	g_debug("%s %s -> %u (%" G_GSIZE_FORMAT " bytes, %" G_GINT64_FORMAT " ms, request %s)",
-		request->method,
-		request->url,
-		response->status,
-		g_bytes_get_size(response->body),
-		(g_get_monotonic_time() - started) / 1000,
-		response->request_id);
+	if (debug)
+		g_debug("%s %s -> %u (%" G_GSIZE_FORMAT " bytes, %" G_GINT64_FORMAT
+			" ms, request %s)",
+			request->method,
+			request->url,
+			response->status,
+			g_bytes_get_size(response->body),
+			(g_get_monotonic_time() - started) / 1000,
+			response->request_id);
 	return response;
 }

@@ -22,6 +22,9 @@ typedef struct {
 	gboolean accept_invalid_certs; /* tls_accept_invalid_certs / --insecure */
 	gboolean accept_invalid_hostnames; /* tls_accept_invalid_hostnames */
 	guint timeout_ms;		   /* request_timeout; 0 = none */
+	/* for the hints in error messages: the options naming the CA file and the address */
+	const gchar *ca_option;	     /* (nullable) "verifier_tls_ca_cert" */
+	const gchar *address_option; /* (nullable) "verifier_url" */
 } KlHttpOptions;
 
 typedef struct {
@@ -110,6 +113,56 @@ kl_http_has_bearer_token(KlHttp *http);
 KlHttpResponse *
 kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellable, GError **error)
     G_GNUC_WARN_UNUSED_RESULT;
+
+/*
+ * How long the peer may take to answer. It starts at request_timeout; after a
+ * request the peer took but did not answer in time it doubles (at most
+ * KL_HTTP_WAIT_MAX_FACTOR times request_timeout), so that a peer that is slow
+ * for good (a verifier evaluating a large policy) is waited for at the next
+ * attempt instead of timed out forever; after each answer it follows twice
+ * the time that answer took (halving at most per answer) and returns to
+ * request_timeout when the peer is fast again. The connection timeout stays
+ * request_timeout.
+ */
+#define KL_HTTP_WAIT_MAX_FACTOR 8
+guint
+kl_http_get_wait_ms(KlHttp *http);
+
+/* what went wrong with a transfer, for kl_http_failure_to_error() */
+typedef struct {
+	const gchar *peer;	     /* "verifier" */
+	const gchar *method;	     /* "POST" */
+	const gchar *url;	     /* the request's URL */
+	const gchar *ca_file;	     /* (nullable) NULL: the system store */
+	const gchar *ca_option;	     /* (nullable) the option naming the CA file */
+	const gchar *ca_problem;     /* (nullable) why the CA file cannot be used, if it cannot */
+	const gchar *address_option; /* (nullable) the option naming the peer's address */
+	gint curl_code;		     /* CURLcode */
+	const gchar *detail;	     /* libcurl's error text */
+	guint tls_verify_status;     /* gnutls_certificate_status_t of the peer's certificate */
+	gboolean request_sent;	     /* connected (TLS up) and the request went out */
+	guint timeout_ms;	     /* how long the answer was waited for */
+	guint next_wait_ms;	     /* request_sent timeouts: the wait at the next attempt */
+} KlHttpFailure;
+
+/*
+ * One message per cause, naming the cause and the fix: a CA that did not
+ * issue the peer's certificate, a CA file that cannot be used, a host name
+ * the certificate does not name, an expired certificate, a port that does not
+ * speak TLS, a connection reset, a refused connection, a host name that does
+ * not resolve, no connection in time, a request taken but not answered in
+ * time. KL_ERROR_TIMED_OUT for timeouts, KL_ERROR_AUTH for TLS trust,
+ * KL_ERROR_NETWORK otherwise.
+ */
+GError *
+kl_http_failure_to_error(const KlHttpFailure *failure);
+
+/*
+ * Why the CA file @path cannot be used by this process (cannot be read, holds
+ * no PEM certificate), or NULL when it can. (transfer full)
+ */
+gchar *
+kl_http_ca_file_problem(const gchar *path);
 
 /* "scheme://host:port" (lower case, default port filled in), or NULL if @url is not absolute */
 gchar *

@@ -46,6 +46,11 @@ kl_main_http_new(KlConfig *cfg, const gchar *name, const gchar *ca_file, GError 
 		.accept_invalid_certs = kl_config_get_bool(cfg, "tls_accept_invalid_certs"),
 		.accept_invalid_hostnames = kl_config_get_bool(cfg, "tls_accept_invalid_hostnames"),
 		.timeout_ms = (guint)CLAMP(kl_config_get_int(cfg, "request_timeout"), 0, G_MAXINT),
+		.ca_option = g_strcmp0(name, "registrar") == 0 ? "registrar_tls_ca_cert"
+							       : "verifier_tls_ca_cert",
+		.address_option = g_strcmp0(name, "registrar") == 0
+				      ? "registrar_ip and registrar_port"
+				      : "verifier_url",
 	};
 	return kl_http_new(&options, error);
 }

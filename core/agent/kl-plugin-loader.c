@@ -19,6 +19,9 @@ struct _KlPlugin {
 	const KlPluginInfo *info; /* NULL unless the descriptor passed the ABI check */
 	KlPluginContext *ctx;	  /* NULL for disabled and rejected plugins */
 	KlConfig *config;	  /* (nullable) the agent's configuration */
+	/* the last capabilities, when the plugin sealed them, and their sealed entry */
+	JsonObject *caps_last;
+	JsonObject *caps_entry;
 };
 
 struct _KlPluginLoader {
@@ -30,6 +33,8 @@ static void
 kl_plugin_free(KlPlugin *plugin)
 {
 	kl_plugin_context_free(plugin->ctx);
+	g_clear_pointer(&plugin->caps_last, json_object_unref);
+	g_clear_pointer(&plugin->caps_entry, json_object_unref);
 	g_free(plugin->name);
 	g_free(plugin->path);
 	g_free(plugin->reason);
@@ -593,6 +598,23 @@ kl_plugin_run_get_capabilities(KlPlugin *plugin, GError **error)
 		return NULL;
 	}
 	g_clear_error(&error_local);
+	/*
+	 * a plugin whose facts did not change may hand back the same sealed
+	 * object: then the entry (sealed too) is the same, and so is its text
+	 * (kl-capabilities.c)
+	 */
+	if (caps == plugin->caps_last && plugin->caps_entry != NULL) {
+		json_object_unref(caps);
+		return json_object_ref(plugin->caps_entry);
+	}
+	g_clear_pointer(&plugin->caps_last, json_object_unref);
+	g_clear_pointer(&plugin->caps_entry, json_object_unref);
+	if (json_object_is_immutable(caps)) {
+		plugin->caps_last = json_object_ref(caps);
+		plugin->caps_entry = kl_plugin_wrap(plugin, "capabilities", caps);
+		json_object_seal(plugin->caps_entry);
+		return json_object_ref(plugin->caps_entry);
+	}
 	return kl_plugin_wrap(plugin, "capabilities", caps);
 }
 
@@ -638,12 +660,25 @@ kl_plugin_json_copy_node(JsonNode *node)
 	return copy;
 }
 
+/* what the plugin reported during its last collect(), taken from its context */
+static void
+kl_plugin_take_report(KlPlugin *plugin, KlEvidenceReport *report)
+{
+	g_autofree gchar *summary = kl_plugin_context_take_summary(plugin->ctx);
+	guint64 entry_count = kl_plugin_context_take_entry_count(plugin->ctx);
+
+	if (report == NULL)
+		return;
+	report->summary = g_steal_pointer(&summary);
+	report->entry_count = entry_count;
+}
+
 /* @params: sealed, read by the plugin only */
 static JsonObject *
 kl_plugin_collect(KlPlugin *plugin,
 		  JsonObject *params,
 		  GCancellable *cancellable,
-		  gchar **summary,
+		  KlEvidenceReport *report,
 		  GError **error)
 {
 	GError *error_local = NULL;
@@ -653,20 +688,17 @@ kl_plugin_collect(KlPlugin *plugin,
 		return NULL;
 	if (g_cancellable_set_error_if_cancelled(cancellable, error))
 		return NULL;
-	g_free(kl_plugin_context_take_summary(plugin->ctx));
+	kl_plugin_take_report(plugin, NULL);
 	kl_plugin_callback_enter(plugin, "collect");
 	data = plugin->info->collect(plugin->ctx, params, cancellable, &error_local);
 	kl_plugin_callback_leave();
 	if (data == NULL) {
-		g_free(kl_plugin_context_take_summary(plugin->ctx));
+		kl_plugin_take_report(plugin, NULL);
 		kl_plugin_propagate_error(plugin, "collect", error_local, error);
 		return NULL;
 	}
 	g_clear_error(&error_local);
-	if (summary != NULL)
-		*summary = kl_plugin_context_take_summary(plugin->ctx);
-	else
-		g_free(kl_plugin_context_take_summary(plugin->ctx));
+	kl_plugin_take_report(plugin, report);
 	return kl_plugin_wrap(plugin, "data", data);
 }
 
@@ -729,14 +761,14 @@ kl_plugin_loader_resolve(KlPluginLoader *loader, KlEvidenceRequest *request, GEr
 JsonObject *
 kl_plugin_run_request(KlEvidenceRequest *request,
 		      GCancellable *cancellable,
-		      gchar **summary,
+		      KlEvidenceReport *report,
 		      GError **error)
 {
 	g_return_val_if_fail(request != NULL, NULL);
 	g_return_val_if_fail(cancellable == NULL || G_IS_CANCELLABLE(cancellable), NULL);
 
-	if (summary != NULL)
-		*summary = NULL;
+	if (report != NULL)
+		kl_evidence_report_clear(report);
 	if (request->plugin == NULL) {
 		g_set_error(error,
 			    KL_ERROR,
@@ -747,7 +779,7 @@ kl_plugin_run_request(KlEvidenceRequest *request,
 	}
 	/* the request's parameters are sealed and nobody else reads them: no copy */
 	return kl_plugin_collect(
-	    request->plugin, request->chosen_parameters, cancellable, summary, error);
+	    request->plugin, request->chosen_parameters, cancellable, report, error);
 }
 
 gboolean

@@ -113,13 +113,14 @@ kl_plugin_loader_resolve(KlPluginLoader *loader,
 /*
  * Collects a resolved request through its plugin: the evidence_collected
  * entry {evidence_class, evidence_type, data}. The plugin reads the request's
- * sealed chosen_parameters directly. @summary: (out) (optional) (nullable):
- * what the plugin reported it sent (kl_plugin_context_set_summary()), or NULL.
+ * sealed chosen_parameters directly. @report: (out) (optional): what the
+ * plugin reported it sent (kl_plugin_context_set_summary(),
+ * kl_plugin_context_set_entry_count()); cleared first.
  */
 JsonObject *
 kl_plugin_run_request(KlEvidenceRequest *request,
 		      GCancellable *cancellable,
-		      gchar **summary,
+		      KlEvidenceReport *report,
 		      GError **error) G_GNUC_WARN_UNUSED_RESULT;
 gboolean
 kl_plugin_run_contribute_registration(KlPlugin *plugin,

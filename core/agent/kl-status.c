@@ -18,6 +18,7 @@
 
 #include "keylime-agent/kl-error.h"
 #include "keylime-agent/kl-json.h"
+#include "kl-json-doc.h"
 #include "kl-status.h"
 
 typedef struct {
@@ -573,100 +574,139 @@ kl_status_format_line(KlStatus *status)
 	}
 }
 
+/*
+ * The status file, written directly (it is written after every attestation):
+ * the text of json-glib's pretty generator (two-space indent, "name" : value)
+ */
+typedef struct {
+	GString *out;
+	guint level;
+	gboolean first[8]; /* nothing written yet at that level */
+} KlStatusJson;
+
 static void
-kl_status_add_time(JsonBuilder *b, const gchar *name, gint64 t)
+kl_status_json_next(KlStatusJson *w, const gchar *name)
 {
-	json_builder_set_member_name(b, name);
+	g_string_append(w->out, w->first[w->level] ? "\n" : ",\n");
+	w->first[w->level] = FALSE;
+	for (guint i = 0; i < w->level; i++)
+		g_string_append(w->out, "  ");
+	if (name != NULL) {
+		kl_json_append_string(w->out, name);
+		g_string_append(w->out, " : ");
+	}
+}
+
+static void
+kl_status_json_open(KlStatusJson *w, gchar bracket)
+{
+	g_string_append_c(w->out, bracket);
+	w->level++;
+	w->first[w->level] = TRUE;
+}
+
+static void
+kl_status_json_close(KlStatusJson *w, gchar bracket)
+{
+	gboolean empty = w->first[w->level];
+
+	w->level--;
+	if (!empty) {
+		g_string_append_c(w->out, '\n');
+		for (guint i = 0; i < w->level; i++)
+			g_string_append(w->out, "  ");
+	}
+	g_string_append_c(w->out, bracket);
+}
+
+static void
+kl_status_json_int(KlStatusJson *w, const gchar *name, gint64 value)
+{
+	kl_status_json_next(w, name);
+	kl_json_append_int(w->out, value);
+}
+
+static void
+kl_status_json_string(KlStatusJson *w, const gchar *name, const gchar *value)
+{
+	kl_status_json_next(w, name);
+	kl_json_append_string(w->out, value);
+}
+
+static void
+kl_status_json_literal(KlStatusJson *w, const gchar *name, const gchar *literal)
+{
+	kl_status_json_next(w, name);
+	g_string_append(w->out, literal);
+}
+
+static void
+kl_status_add_time(KlStatusJson *w, const gchar *name, gint64 t)
+{
 	if (t > 0)
-		json_builder_add_int_value(b, t);
+		kl_status_json_int(w, name, t);
 	else
-		json_builder_add_null_value(b);
+		kl_status_json_literal(w, name, "null");
 }
 
 gchar *
 kl_status_to_json(KlStatus *status)
 {
 	const KlStatusSnapshot *s = &status->snap;
-	g_autoptr(JsonBuilder) b = json_builder_new();
-	g_autoptr(JsonGenerator) gen = json_generator_new();
-	g_autoptr(JsonNode) root = NULL;
 	g_autofree gchar *line = kl_status_format_line(status);
-	gchar *text;
+	KlStatusJson w = { .out = g_string_sized_new(1024) };
 
-	json_builder_begin_object(b);
-	json_builder_set_member_name(b, "format");
-	json_builder_add_int_value(b, KL_STATUS_FORMAT);
-	json_builder_set_member_name(b, "agent_id");
-	json_builder_add_string_value(b, s->agent_id);
-	json_builder_set_member_name(b, "version");
-	json_builder_add_string_value(b, s->version);
-	json_builder_set_member_name(b, "pid");
-	json_builder_add_int_value(b, s->pid);
-	kl_status_add_time(b, "started", s->started);
-	kl_status_add_time(b, "updated", s->updated);
-	json_builder_set_member_name(b, "state");
-	json_builder_add_string_value(b, kl_status_state_to_string(s->state));
-	json_builder_set_member_name(b, "summary");
-	json_builder_add_string_value(b, line);
-	json_builder_set_member_name(b, "registered");
-	json_builder_add_boolean_value(b, s->registered);
-	json_builder_set_member_name(b, "enrolled");
-	if (s->enrolled < 0)
-		json_builder_add_null_value(b);
-	else
-		json_builder_add_boolean_value(b, s->enrolled > 0);
-	json_builder_set_member_name(b, "evidence_types");
-	json_builder_begin_array(b);
+	kl_status_json_open(&w, '{');
+	kl_status_json_int(&w, "format", KL_STATUS_FORMAT);
+	kl_status_json_string(&w, "agent_id", s->agent_id);
+	kl_status_json_string(&w, "version", s->version);
+	kl_status_json_int(&w, "pid", s->pid);
+	kl_status_add_time(&w, "started", s->started);
+	kl_status_add_time(&w, "updated", s->updated);
+	kl_status_json_string(&w, "state", kl_status_state_to_string(s->state));
+	kl_status_json_string(&w, "summary", line);
+	kl_status_json_literal(&w, "registered", s->registered ? "true" : "false");
+	kl_status_json_literal(&w,
+			       "enrolled",
+			       s->enrolled < 0	 ? "null"
+			       : s->enrolled > 0 ? "true"
+						 : "false");
+	kl_status_json_next(&w, "evidence_types");
+	kl_status_json_open(&w, '[');
 	for (guint i = 0; s->evidence_types != NULL && s->evidence_types[i] != NULL; i++)
-		json_builder_add_string_value(b, s->evidence_types[i]);
-	json_builder_end_array(b);
-	json_builder_set_member_name(b, "interval_seconds");
-	json_builder_add_int_value(b, s->interval_s);
-	json_builder_set_member_name(b, "attestations");
-	json_builder_add_int_value(b, (gint64)s->attestations);
-	json_builder_set_member_name(b, "last_attestation");
+		kl_status_json_string(&w, NULL, s->evidence_types[i]);
+	kl_status_json_close(&w, ']');
+	kl_status_json_int(&w, "interval_seconds", s->interval_s);
+	kl_status_json_int(&w, "attestations", (gint64)s->attestations);
 	if (s->last_success > 0) {
-		json_builder_begin_object(b);
-		json_builder_set_member_name(b, "number");
-		json_builder_add_int_value(b, (gint64)s->attestations);
-		json_builder_set_member_name(b, "time");
-		json_builder_add_int_value(b, s->last_success);
-		json_builder_set_member_name(b, "summary");
-		json_builder_add_string_value(b, s->last_summary != NULL ? s->last_summary : "");
-		json_builder_end_object(b);
+		kl_status_json_next(&w, "last_attestation");
+		kl_status_json_open(&w, '{');
+		kl_status_json_int(&w, "number", (gint64)s->attestations);
+		kl_status_json_int(&w, "time", s->last_success);
+		kl_status_json_string(
+		    &w, "summary", s->last_summary != NULL ? s->last_summary : "");
+		kl_status_json_close(&w, '}');
 	} else {
-		json_builder_add_null_value(b);
+		kl_status_json_literal(&w, "last_attestation", "null");
 	}
-	kl_status_add_time(b, "next_contact", s->next_contact);
-	kl_status_add_time(b, "on_schedule_until", kl_status_deadline(status));
-	json_builder_set_member_name(b, "consecutive_failures");
-	json_builder_add_int_value(b, s->consecutive_failures);
-	json_builder_set_member_name(b, "last_error");
+	kl_status_add_time(&w, "next_contact", s->next_contact);
+	kl_status_add_time(&w, "on_schedule_until", kl_status_deadline(status));
+	kl_status_json_int(&w, "consecutive_failures", s->consecutive_failures);
 	if (s->last_error_time > 0) {
-		json_builder_begin_object(b);
-		json_builder_set_member_name(b, "time");
-		json_builder_add_int_value(b, s->last_error_time);
-		json_builder_set_member_name(b, "stage");
-		json_builder_add_string_value(b, kl_status_stage_to_string(s->last_error_stage));
-		json_builder_set_member_name(b, "cause");
-		json_builder_add_string_value(b, kl_status_cause_to_string(s->last_error_cause));
-		json_builder_set_member_name(b, "message");
-		json_builder_add_string_value(
-		    b, s->last_error_message != NULL ? s->last_error_message : "");
-		json_builder_end_object(b);
+		kl_status_json_next(&w, "last_error");
+		kl_status_json_open(&w, '{');
+		kl_status_json_int(&w, "time", s->last_error_time);
+		kl_status_json_string(&w, "stage", kl_status_stage_to_string(s->last_error_stage));
+		kl_status_json_string(&w, "cause", kl_status_cause_to_string(s->last_error_cause));
+		kl_status_json_string(
+		    &w, "message", s->last_error_message != NULL ? s->last_error_message : "");
+		kl_status_json_close(&w, '}');
 	} else {
-		json_builder_add_null_value(b);
+		kl_status_json_literal(&w, "last_error", "null");
 	}
-	json_builder_end_object(b);
-	root = json_builder_get_root(b);
-	json_generator_set_root(gen, root);
-	json_generator_set_pretty(gen, TRUE);
-	text = json_generator_to_data(gen, NULL);
-	{
-		gchar *with_newline = g_strconcat(text, "\n", NULL);
-		g_free(text);
-		return with_newline;
-	}
+	kl_status_json_close(&w, '}');
+	g_string_append_c(w.out, '\n');
+	return g_string_free(w.out, FALSE);
 }
 
 static void

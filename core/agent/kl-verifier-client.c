@@ -6,6 +6,8 @@
 #include "keylime-agent/kl-error.h"
 #include "keylime-agent/kl-json.h"
 #include "kl-backoff.h"
+#include "kl-capabilities.h"
+#include "kl-json-doc.h"
 #include "kl-verifier-client.h"
 
 /* evidence items the agent collects for one attestation at most */
@@ -15,8 +17,9 @@
 
 struct _KlVerifierClient {
 	KlHttp *http;
-	gchar *url;	    /* no trailing slash */
-	gchar *api_version; /* "v3.0" */
+	KlCapabilitiesBody *capabilities_body; /* the phase-1 body's parts, round to round */
+	gchar *url;			       /* no trailing slash */
+	gchar *api_version;		       /* "v3.0" */
 	gchar *agent_id;
 	gchar *agent_id_escaped;
 };
@@ -74,6 +77,7 @@ kl_verifier_client_new(KlHttp *http,
 		}
 	}
 	client->http = http;
+	client->capabilities_body = kl_capabilities_body_new();
 	client->url = g_strdup(verifier_url);
 	n = strlen(client->url);
 	while (n > 0 && client->url[n - 1] == '/')
@@ -96,6 +100,7 @@ kl_verifier_client_free(KlVerifierClient *client)
 	g_free(client->api_version);
 	g_free(client->agent_id);
 	g_free(client->agent_id_escaped);
+	kl_capabilities_body_free(client->capabilities_body);
 	g_free(client);
 }
 
@@ -146,31 +151,20 @@ kl_verifier_client_attestations_url(KlVerifierClient *client, const gchar *index
 			       escaped);
 }
 
-gchar *
-kl_verifier_client_evidence_url(KlVerifierClient *client, const gchar *location)
+/*
+ * The evidence URL for the phase-1 Location @location whose path on the
+ * verifier's origin is @path: /v<api>/agents/<this agent>/attestations/<index>
+ */
+static gchar *
+kl_verifier_client_location_url(KlVerifierClient *client,
+				const gchar *location,
+				const gchar *path,
+				gboolean has_query)
 {
-	g_autoptr(GError) error_local = NULL;
-	g_autoptr(GUri) uri = NULL;
-	g_autofree gchar *resolved = NULL;
 	g_autofree gchar *needle = NULL;
 	g_autofree gchar *fixed_path = NULL;
-	const gchar *path;
 	const gchar *p;
 	const gchar *rest;
-
-	if (location == NULL)
-		return kl_verifier_client_attestations_url(client, "latest");
-	resolved = kl_http_resolve_location(client->url, location, &error_local);
-	if (resolved == NULL) {
-		g_message("phase-1 Location ignored (%s); using .../attestations/latest",
-			  error_local->message);
-		return kl_verifier_client_attestations_url(client, "latest");
-	}
-	/* the path stays percent-encoded: nothing decoded goes into the URL built below */
-	uri = g_uri_parse(resolved, G_URI_FLAGS_ENCODED, NULL);
-	path = uri != NULL ? g_uri_get_path(uri) : NULL;
-	if (path == NULL || path[0] != '/')
-		return kl_verifier_client_attestations_url(client, "latest");
 
 	/* the verifier's 202 links say "/3/agents/..." (no "v"): put it back */
 	p = path + 1;
@@ -190,7 +184,7 @@ kl_verifier_client_evidence_url(KlVerifierClient *client, const gchar *location)
 	    strspn(rest + strlen(needle),
 		   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
 		strlen(rest + strlen(needle)) ||
-	    g_uri_get_query(uri) != NULL || g_uri_get_fragment(uri) != NULL) {
+	    has_query) {
 		g_message("phase-1 Location '%s' does not name this agent's attestation; using "
 			  ".../attestations/latest",
 			  location);
@@ -198,6 +192,49 @@ kl_verifier_client_evidence_url(KlVerifierClient *client, const gchar *location)
 	}
 	/* rebuild from the configured base URL: same origin, verified above */
 	return g_strdup_printf("%s%s", client->url, fixed_path);
+}
+
+gchar *
+kl_verifier_client_evidence_url(KlVerifierClient *client, const gchar *location)
+{
+	g_autoptr(GError) error_local = NULL;
+	g_autoptr(GUri) uri = NULL;
+	g_autofree gchar *resolved = NULL;
+	const gchar *path;
+
+	if (location == NULL)
+		return kl_verifier_client_attestations_url(client, "latest");
+	/*
+	 * the usual answer, a plain absolute path ("/v3/agents/..."), is on the
+	 * verifier's origin by itself: no resolution needed when it has no query,
+	 * fragment, dot segment, percent-encoding, backslash, space or control
+	 * character
+	 */
+	if (location[0] == '/' && location[1] != '/' && strstr(location, "/.") == NULL &&
+	    location[strcspn(location, "?#%\\ \x7f")] == '\0') {
+		gboolean plain = TRUE;
+
+		for (const gchar *q = location; *q != '\0' && plain; q++)
+			plain = (guchar)*q >= 0x20;
+		if (plain)
+			return kl_verifier_client_location_url(client, location, location, FALSE);
+	}
+	resolved = kl_http_resolve_location(client->url, location, &error_local);
+	if (resolved == NULL) {
+		g_message("phase-1 Location ignored (%s); using .../attestations/latest",
+			  error_local->message);
+		return kl_verifier_client_attestations_url(client, "latest");
+	}
+	/* the path stays percent-encoded: nothing decoded goes into the URL built below */
+	uri = g_uri_parse(resolved, G_URI_FLAGS_ENCODED, NULL);
+	path = uri != NULL ? g_uri_get_path(uri) : NULL;
+	if (path == NULL || path[0] != '/')
+		return kl_verifier_client_attestations_url(client, "latest");
+	return kl_verifier_client_location_url(client,
+					       location,
+					       path,
+					       g_uri_get_query(uri) != NULL ||
+						   g_uri_get_fragment(uri) != NULL);
 }
 
 KlHttpResponse *
@@ -446,7 +483,8 @@ kl_verifier_client_offer_capabilities(KlVerifierClient *client,
 	gsize len = 0;
 
 	kl_verifier_answer_clear(answer);
-	body = kl_verifier_build_capabilities(evidence_supported, boot_time, &len);
+	body = kl_capabilities_body_build(
+	    client->capabilities_body, evidence_supported, boot_time, &len);
 	response =
 	    kl_verifier_client_send(client, "POST", url, body, len, TRUE, cancellable, &error);
 	if (response == NULL)
@@ -679,73 +717,82 @@ kl_verifier_build_evidence(GPtrArray *evidence_collected, gsize *len)
 
 /* ---- answers ---- */
 
-static JsonObject *
+/*
+ * The answers are read with the token reader of kl-json-doc.h: the whole
+ * document is checked as strictly as kl_json_parse_object() does, and only
+ * the chosen_parameters handed to a plugin become json-glib objects.
+ */
+static KlJsonDoc *
 kl_verifier_parse_attributes(
-    const gchar *body, gsize len, JsonObject **root_out, JsonObject **data_out, GError **error)
+    const gchar *body, gsize len, guint *data_out, guint *attributes_out, GError **error)
 {
-	g_autoptr(JsonObject) root = NULL;
-	JsonObject *data;
-	JsonObject *attributes;
+	g_autoptr(KlJsonDoc) doc = NULL;
+	guint data;
+	guint attributes;
 
-	if (len > G_MAXSSIZE) {
-		g_set_error_literal(error, KL_ERROR, KL_ERROR_INVALID_DATA, "answer too large");
+	doc = kl_json_doc_parse(body, len, error);
+	if (doc == NULL)
 		return NULL;
-	}
-	root = kl_json_parse_object(body, (gssize)len, error);
-	if (root == NULL)
+	data = kl_json_doc_get_object_member(doc, 0, "data", error);
+	if (data == KL_JSON_DOC_ABSENT)
 		return NULL;
-	data = kl_json_object_get_object(root, "data", error);
-	if (data == NULL)
-		return NULL;
-	attributes = kl_json_object_get_object(data, "attributes", error);
-	if (attributes == NULL)
+	attributes = kl_json_doc_get_object_member(doc, data, "attributes", error);
+	if (attributes == KL_JSON_DOC_ABSENT)
 		return NULL;
 	if (data_out != NULL)
 		*data_out = data;
-	*root_out = g_steal_pointer(&root);
-	return attributes;
+	*attributes_out = attributes;
+	return g_steal_pointer(&doc);
 }
 
 static gboolean
 kl_verifier_parse_session_challenge_inner(
     const gchar *body, gsize len, gchar **session_id, GBytes **challenge, GError **error)
 {
-	g_autoptr(JsonObject) root = NULL;
+	g_autoptr(KlJsonDoc) doc = NULL;
 	g_autoptr(GBytes) nonce = NULL;
-	JsonObject *data = NULL;
-	JsonObject *attributes;
-	JsonArray *requested;
+	guint data = 0;
+	guint attributes = 0;
+	guint requested;
+	guint method;
 	const gchar *id;
 
-	attributes = kl_verifier_parse_attributes(body, len, &root, &data, error);
-	if (attributes == NULL)
+	doc = kl_verifier_parse_attributes(body, len, &data, &attributes, error);
+	if (doc == NULL)
 		return FALSE;
-	id = kl_json_object_get_string(data, "id", error);
+	id = kl_json_doc_get_string_member(doc, data, "id", error);
 	if (id == NULL)
 		return FALSE;
-	requested = kl_json_object_get_array(attributes, "authentication_requested", error);
-	if (requested == NULL)
+	requested =
+	    kl_json_doc_get_array_member(doc, attributes, "authentication_requested", error);
+	if (requested == KL_JSON_DOC_ABSENT)
 		return FALSE;
-	for (guint i = 0; i < json_array_get_length(requested) && nonce == NULL; i++) {
-		JsonNode *node = json_array_get_element(requested, i);
-		JsonObject *method;
-		JsonObject *params;
+	for (method = kl_json_doc_first(doc, requested);
+	     method != KL_JSON_DOC_ABSENT && method < kl_json_doc_next(doc, requested) &&
+	     nonce == NULL;
+	     method = kl_json_doc_next(doc, method)) {
 		const gchar *type = NULL;
+		const gchar *text;
+		guint params;
 
-		if (!JSON_NODE_HOLDS_OBJECT(node))
+		if (kl_json_doc_get_type(doc, method) != KL_JSON_DOC_OBJECT)
 			continue;
-		method = json_node_get_object(node);
-		if (!kl_json_object_get_optional_string(
-			method, "authentication_type", &type, error))
+		if (!kl_json_doc_get_optional_string_member(
+			doc, method, "authentication_type", &type, error))
 			return FALSE;
 		if (g_strcmp0(type, "tpm_pop") != 0)
 			continue;
-		params = kl_json_object_get_object(method, "chosen_parameters", error);
-		if (params == NULL)
+		params = kl_json_doc_get_object_member(doc, method, "chosen_parameters", error);
+		if (params == KL_JSON_DOC_ABSENT)
 			return FALSE;
-		nonce = kl_json_object_get_base64(params, "challenge", error);
-		if (nonce == NULL)
+		text = kl_json_doc_get_string_member(doc, params, "challenge", error);
+		if (text == NULL)
 			return FALSE;
+		nonce = kl_base64_decode_strict(text, error);
+		if (nonce == NULL) {
+			g_prefix_error(error, "member \"challenge\": ");
+			return FALSE;
+		}
 	}
 	if (nonce == NULL) {
 		g_set_error_literal(error,
@@ -809,18 +856,20 @@ kl_verifier_parse_session_result(const gchar *body,
 				 KlVerifierSession *session,
 				 GError **error)
 {
-	g_autoptr(JsonObject) root = NULL;
-	JsonObject *attributes;
+	g_autoptr(KlJsonDoc) doc = NULL;
+	guint attributes = 0;
 	const gchar *evaluation = NULL;
 	const gchar *token = NULL;
 	const gchar *expires = NULL;
 
 	memset(session, 0, sizeof(*session));
-	attributes = kl_verifier_parse_attributes(body, len, &root, NULL, error);
-	if (attributes == NULL ||
-	    !kl_json_object_get_optional_string(attributes, "evaluation", &evaluation, error) ||
-	    !kl_json_object_get_optional_string(attributes, "token", &token, error) ||
-	    !kl_json_object_get_optional_string(attributes, "token_expires_at", &expires, error)) {
+	doc = kl_verifier_parse_attributes(body, len, NULL, &attributes, error);
+	if (doc == NULL ||
+	    !kl_json_doc_get_optional_string_member(
+		doc, attributes, "evaluation", &evaluation, error) ||
+	    !kl_json_doc_get_optional_string_member(doc, attributes, "token", &token, error) ||
+	    !kl_json_doc_get_optional_string_member(
+		doc, attributes, "token_expires_at", &expires, error)) {
 		g_prefix_error(error, "session answer: ");
 		return FALSE;
 	}
@@ -849,29 +898,32 @@ kl_verifier_parse_session_result(const gchar *body,
 }
 
 static KlEvidenceRequest *
-kl_verifier_parse_requested_item(JsonNode *node, GError **error)
+kl_verifier_parse_requested_item(KlJsonDoc *doc, guint request, GError **error)
 {
-	JsonObject *request;
-	JsonObject *params = NULL;
+	g_autoptr(JsonObject) params = NULL;
 	const gchar *evidence_class;
 	const gchar *evidence_type;
+	guint member;
 
-	if (!JSON_NODE_HOLDS_OBJECT(node)) {
+	if (kl_json_doc_get_type(doc, request) != KL_JSON_DOC_OBJECT) {
 		g_set_error_literal(error, KL_ERROR, KL_ERROR_INVALID_DATA, "not an object");
 		return NULL;
 	}
-	request = json_node_get_object(node);
-	evidence_class = kl_json_object_get_string(request, "evidence_class", error);
+	evidence_class = kl_json_doc_get_string_member(doc, request, "evidence_class", error);
 	if (evidence_class == NULL)
 		return NULL;
-	evidence_type = kl_json_object_get_string(request, "evidence_type", error);
+	evidence_type = kl_json_doc_get_string_member(doc, request, "evidence_type", error);
 	if (evidence_type == NULL)
 		return NULL;
-	if (json_object_has_member(request, "chosen_parameters") &&
-	    !JSON_NODE_HOLDS_NULL(json_object_get_member(request, "chosen_parameters"))) {
-		params = kl_json_object_get_object(request, "chosen_parameters", error);
-		if (params == NULL)
+	member = kl_json_doc_get_member(doc, request, "chosen_parameters");
+	if (member != KL_JSON_DOC_ABSENT && kl_json_doc_get_type(doc, member) != KL_JSON_DOC_NULL) {
+		g_autoptr(JsonNode) node = NULL;
+
+		if (kl_json_doc_get_object_member(doc, request, "chosen_parameters", error) ==
+		    KL_JSON_DOC_ABSENT)
 			return NULL;
+		node = kl_json_doc_to_node(doc, member);
+		params = json_object_ref(json_node_get_object(node));
 	}
 	/* plugins get read-only parameters (sealed there) */
 	return kl_evidence_request_new(evidence_class, evidence_type, params);
@@ -880,41 +932,44 @@ kl_verifier_parse_requested_item(JsonNode *node, GError **error)
 GPtrArray *
 kl_verifier_parse_evidence_requested(const gchar *body, gsize len, GError **error)
 {
-	g_autoptr(JsonObject) root = NULL;
+	g_autoptr(KlJsonDoc) doc = NULL;
 	g_autoptr(GPtrArray) items =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)kl_evidence_request_free);
-	JsonObject *attributes;
-	JsonArray *requested;
+	guint attributes = 0;
+	guint requested;
+	guint item;
+	guint i = 0;
 
-	attributes = kl_verifier_parse_attributes(body, len, &root, NULL, error);
-	if (attributes == NULL) {
+	doc = kl_verifier_parse_attributes(body, len, NULL, &attributes, error);
+	if (doc == NULL) {
 		g_prefix_error(error, "attestation answer: ");
 		return NULL;
 	}
-	requested = kl_json_object_get_array(attributes, "evidence_requested", error);
-	if (requested == NULL) {
+	requested = kl_json_doc_get_array_member(doc, attributes, "evidence_requested", error);
+	if (requested == KL_JSON_DOC_ABSENT) {
 		g_prefix_error(error, "attestation answer: ");
 		return NULL;
 	}
 	/* each item is a TPM command or a log read: the verifier does not get to ask for 10⁶ */
-	if (json_array_get_length(requested) > KL_VERIFIER_MAX_REQUESTED) {
+	if (kl_json_doc_get_length(doc, requested) > KL_VERIFIER_MAX_REQUESTED) {
 		g_set_error(error,
 			    KL_ERROR,
 			    KL_ERROR_INVALID_DATA,
 			    "attestation answer: evidence_requested has %u items (at most %d "
 			    "accepted: one per evidence type)",
-			    json_array_get_length(requested),
+			    kl_json_doc_get_length(doc, requested),
 			    KL_VERIFIER_MAX_REQUESTED);
 		return NULL;
 	}
-	for (guint i = 0; i < json_array_get_length(requested); i++) {
-		KlEvidenceRequest *item =
-		    kl_verifier_parse_requested_item(json_array_get_element(requested, i), error);
-		if (item == NULL) {
+	for (item = kl_json_doc_first(doc, requested);
+	     item != KL_JSON_DOC_ABSENT && i < kl_json_doc_get_length(doc, requested);
+	     item = kl_json_doc_next(doc, item), i++) {
+		KlEvidenceRequest *request = kl_verifier_parse_requested_item(doc, item, error);
+		if (request == NULL) {
 			g_prefix_error(error, "attestation answer: evidence_requested[%u]: ", i);
 			return NULL;
 		}
-		g_ptr_array_add(items, item);
+		g_ptr_array_add(items, request);
 	}
 	return g_steal_pointer(&items);
 }
@@ -965,28 +1020,23 @@ kl_verifier_scan_seconds_to_next(const gchar *tail, gsize len, gint64 *seconds)
 gboolean
 kl_verifier_parse_seconds_to_next(const gchar *body, gsize len, gint64 *seconds)
 {
-	g_autoptr(JsonObject) root = NULL;
-	g_autoptr(GError) error_local = NULL;
-	JsonObject *meta;
-	JsonNode *node;
+	g_autoptr(KlJsonDoc) doc = NULL;
+	guint meta;
+	guint member;
 
-	if (len > G_MAXSSIZE)
+	doc = kl_json_doc_parse(body, len, NULL);
+	if (doc == NULL)
 		return FALSE;
-	root = kl_json_parse_object(body, (gssize)len, &error_local);
-	if (root == NULL || !json_object_has_member(root, "meta"))
+	meta = kl_json_doc_get_member(doc, 0, "meta");
+	if (kl_json_doc_get_type(doc, meta) != KL_JSON_DOC_OBJECT)
 		return FALSE;
-	meta = kl_json_object_get_object(root, "meta", &error_local);
-	if (meta == NULL || !json_object_has_member(meta, "seconds_to_next_attestation"))
-		return FALSE;
-	node = json_object_get_member(meta, "seconds_to_next_attestation");
-	if (!JSON_NODE_HOLDS_VALUE(node))
-		return FALSE;
-	switch (json_node_get_value_type(node)) {
-	case G_TYPE_INT64:
-		*seconds = json_node_get_int(node);
+	member = kl_json_doc_get_member(doc, meta, "seconds_to_next_attestation");
+	switch (kl_json_doc_get_type(doc, member)) {
+	case KL_JSON_DOC_INT:
+		*seconds = kl_json_doc_get_int(doc, member);
 		return TRUE;
-	case G_TYPE_DOUBLE: {
-		gdouble d = json_node_get_double(node);
+	case KL_JSON_DOC_DOUBLE: {
+		gdouble d = kl_json_doc_get_double(doc, member);
 		if (!(d >= -1e15 && d <= 1e15)) /* also rejects NaN */
 			return FALSE;
 		*seconds = (gint64)(d + 0.5);

@@ -30,7 +30,8 @@ kl_watchdog_tick_cb(gpointer user_data)
 	KlWatchdog *self = user_data;
 	guint busy_s = 0;
 	const gchar *what = kl_tpm_get_busy(self->tpm, &busy_s);
-	guint unusable_s = kl_tpm_get_unusable_s(self->tpm);
+	const gchar *why = NULL;
+	guint unusable_s = kl_tpm_get_unusable_s(self->tpm, &why);
 
 	if (what != NULL && busy_s >= self->timeout_s) {
 		kl_error("the TPM has not answered %s for %u s (tpm_timeout): the TPM, the TPM "
@@ -58,10 +59,10 @@ kl_watchdog_tick_cb(gpointer user_data)
 	}
 
 	if (unusable_s >= self->timeout_s && !self->stopping) {
-		kl_error("the TPM has been unusable for %u s (connection lost, reconnecting fails; "
-			 "tpm_timeout = %u s): stopping with status 4 so that the service manager "
-			 "restarts the agent",
+		kl_error("the TPM has been unusable for %u s (%s; tpm_timeout = %u s): stopping "
+			 "with status 4 so that the service manager restarts the agent",
 			 unusable_s,
+			 why != NULL ? why : "unknown cause",
 			 self->timeout_s);
 		self->stopping = TRUE;
 		self->stop(KL_EXIT_TPM, self->stop_data);

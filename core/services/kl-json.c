@@ -6,15 +6,13 @@
 
 #include "keylime-agent/kl-error.h"
 #include "keylime-agent/kl-json.h"
+#include "kl-json-doc.h"
 
 /*
  * json-glib's plain getters cannot tell a missing member from one of the wrong
  * type (and emit criticals on a missing one), so every read of untrusted JSON
  * goes through these checked accessors.
  */
-
-/* documents nested deeper than this are refused before json-glib sees them */
-#define KL_JSON_MAX_DEPTH 128
 
 static const gchar *
 kl_json_node_type_name(JsonNode *node)
@@ -317,237 +315,23 @@ kl_base64_decode_strict(const gchar *text, GError **error)
 	return g_byte_array_free_to_bytes(g_steal_pointer(&out));
 }
 
-/* the code unit of the "\uXXXX" escape at @data[@i] ('\\' at @i), or -1 */
-static gint
-kl_json_unicode_escape(const gchar *data, gsize len, gsize i)
-{
-	gint cp = 0;
-
-	if (i + 6 > len || data[i] != '\\' || data[i + 1] != 'u')
-		return -1;
-	for (gsize j = i + 2; j < i + 6; j++) {
-		gint v = g_ascii_xdigit_value(data[j]);
-
-		if (v < 0)
-			return -1;
-		cp = cp * 16 + v;
-	}
-	return cp;
-}
-
-static gboolean
-kl_json_set_lexical_error(GError **error, const gchar *what, gsize offset)
-{
-	g_set_error(error,
-		    KL_ERROR,
-		    KL_ERROR_INVALID_DATA,
-		    "invalid JSON: %s at offset %" G_GSIZE_FORMAT,
-		    what,
-		    offset);
-	return FALSE;
-}
-
-/* what may follow a number or a literal */
-static gboolean
-kl_json_is_delimiter(gchar c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == ']' || c == '}';
-}
-
-/*
- * checks the number token starting at @data[*i] and leaves *i on its last
- * character: JSON grammar, integers within gint64, other numbers finite
- */
-static gboolean
-kl_json_check_number(const gchar *data, gsize len, gsize *i, GError **error)
-{
-	gsize start = *i;
-	gsize p = start;
-	gboolean integer = TRUE;
-	g_autofree gchar *token = NULL;
-
-	if (p < len && data[p] == '-')
-		p++;
-	if (p < len && data[p] == '0') {
-		p++;
-	} else if (p < len && data[p] >= '1' && data[p] <= '9') {
-		while (p < len && g_ascii_isdigit(data[p]))
-			p++;
-	} else {
-		return kl_json_set_lexical_error(error, "malformed number", start);
-	}
-	if (p < len && data[p] == '.') {
-		integer = FALSE;
-		p++;
-		if (p >= len || !g_ascii_isdigit(data[p]))
-			return kl_json_set_lexical_error(error, "malformed number", start);
-		while (p < len && g_ascii_isdigit(data[p]))
-			p++;
-	}
-	if (p < len && (data[p] == 'e' || data[p] == 'E')) {
-		integer = FALSE;
-		p++;
-		if (p < len && (data[p] == '+' || data[p] == '-'))
-			p++;
-		if (p >= len || !g_ascii_isdigit(data[p]))
-			return kl_json_set_lexical_error(error, "malformed number", start);
-		while (p < len && g_ascii_isdigit(data[p]))
-			p++;
-	}
-	if (p < len && !kl_json_is_delimiter(data[p]))
-		return kl_json_set_lexical_error(error, "malformed number", start);
-	token = g_strndup(data + start, p - start);
-	if (integer) {
-		gint64 v;
-
-		/* json-glib would silently turn an overflowing integer into garbage */
-		if (!g_ascii_string_to_signed(token, 10, G_MININT64, G_MAXINT64, &v, NULL))
-			return kl_json_set_lexical_error(error, "integer out of range", start);
-	} else {
-		gdouble d = g_ascii_strtod(token, NULL);
-
-		if (!isfinite(d))
-			return kl_json_set_lexical_error(error, "number out of range", start);
-	}
-	*i = p - 1;
-	return TRUE;
-}
-
-/*
- * json-glib's scanner is lenient (single-quoted strings, comments, raw control
- * characters, lone surrogates and \u0000 in strings, which then hold invalid
- * UTF-8 or are cut short); untrusted input must be strict JSON. This pass
- * checks the lexical level and the nesting depth (json-glib recurses) before
- * parsing.
- */
-static gboolean
-kl_json_check_lexical(const gchar *data, gsize len, GError **error)
-{
-	guint depth = 0;
-	gboolean in_string = FALSE;
-
-	for (gsize i = 0; i < len; i++) {
-		guchar c = (guchar)data[i];
-
-		if (in_string) {
-			gint cp;
-
-			if (c < 0x20)
-				return kl_json_set_lexical_error(
-				    error, "control character in a string", i);
-			if (c == '"') {
-				in_string = FALSE;
-				continue;
-			}
-			if (c != '\\')
-				continue;
-			if (i + 1 >= len)
-				return kl_json_set_lexical_error(error, "unterminated escape", i);
-			if (strchr("\"\\/bfnrt", data[i + 1]) != NULL && data[i + 1] != '\0') {
-				i++;
-				continue;
-			}
-			cp = kl_json_unicode_escape(data, len, i);
-			if (cp < 0)
-				return kl_json_set_lexical_error(error, "invalid escape", i);
-			if (cp == 0)
-				return kl_json_set_lexical_error(error, "\\u0000 in a string", i);
-			if (cp >= 0xdc00 && cp <= 0xdfff)
-				return kl_json_set_lexical_error(error, "lone low surrogate", i);
-			if (cp >= 0xd800 && cp <= 0xdbff) {
-				gint low = kl_json_unicode_escape(data, len, i + 6);
-
-				if (low < 0xdc00 || low > 0xdfff)
-					return kl_json_set_lexical_error(
-					    error, "lone high surrogate", i);
-				i += 6;
-			}
-			i += 5;
-			continue;
-		}
-		if (c == '"') {
-			in_string = TRUE;
-		} else if (c == '{' || c == '[') {
-			if (++depth > KL_JSON_MAX_DEPTH) {
-				g_set_error(error,
-					    KL_ERROR,
-					    KL_ERROR_INVALID_DATA,
-					    "invalid JSON: nested deeper than %d levels",
-					    KL_JSON_MAX_DEPTH);
-				return FALSE;
-			}
-		} else if (c == '}' || c == ']') {
-			if (depth > 0)
-				depth--;
-		} else if (c == '-' || g_ascii_isdigit(c)) {
-			if (!kl_json_check_number(data, len, &i, error))
-				return FALSE;
-		} else if (c == 't' || c == 'f' || c == 'n') {
-			const gchar *word = c == 't' ? "true" : c == 'f' ? "false" : "null";
-			gsize n = strlen(word);
-
-			if (i + n > len || strncmp(data + i, word, n) != 0 ||
-			    (i + n < len && !kl_json_is_delimiter(data[i + n])))
-				return kl_json_set_lexical_error(error, "unexpected word", i);
-			i += n - 1;
-		} else if (c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != ',' &&
-			   c != ':') {
-			return kl_json_set_lexical_error(error, "unexpected character", i);
-		}
-	}
-	return TRUE;
-}
-
 JsonObject *
 kl_json_parse_object(const gchar *data, gssize len, GError **error)
 {
-	g_autoptr(JsonParser) parser = NULL;
-	g_autoptr(GError) error_local = NULL;
-	JsonNode *root;
-	gsize size;
+	g_autoptr(KlJsonDoc) doc = NULL;
+	g_autoptr(JsonNode) root = NULL;
 
 	g_return_val_if_fail(data != NULL || len == 0, NULL);
 
-	size = len < 0 ? strlen(data) : (gsize)len;
-	if (size == 0) {
-		g_set_error_literal(
-		    error, KL_ERROR, KL_ERROR_INVALID_DATA, "invalid JSON: the document is empty");
+	/*
+	 * json-glib's own parser is lenient (single-quoted strings, comments, raw
+	 * control characters, lone surrogates and \u0000 in strings) and slow; the
+	 * strict reader of kl-json-doc.c builds the same tree
+	 */
+	doc = kl_json_doc_parse(data, len < 0 ? strlen(data) : (gsize)len, error);
+	if (doc == NULL)
 		return NULL;
-	}
-	/* rejects embedded NUL bytes too */
-	if (!g_utf8_validate_len(data, size, NULL)) {
-		g_set_error_literal(error,
-				    KL_ERROR,
-				    KL_ERROR_INVALID_DATA,
-				    "invalid JSON: the document is not valid UTF-8");
-		return NULL;
-	}
-	if (!kl_json_check_lexical(data, size, error))
-		return NULL;
-
-	parser = json_parser_new();
-	if (!json_parser_load_from_data(parser, data, (gssize)size, &error_local)) {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_INVALID_DATA,
-			    "invalid JSON: %s",
-			    error_local->message);
-		return NULL;
-	}
-	root = json_parser_get_root(parser);
-	if (root == NULL) {
-		g_set_error_literal(
-		    error, KL_ERROR, KL_ERROR_INVALID_DATA, "invalid JSON: the document is empty");
-		return NULL;
-	}
-	if (!JSON_NODE_HOLDS_OBJECT(root)) {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_INVALID_DATA,
-			    "invalid JSON: the document must be an object, not %s",
-			    kl_json_node_type_name(root));
-		return NULL;
-	}
+	root = kl_json_doc_to_node(doc, 0);
 	return json_object_ref(json_node_get_object(root));
 }
 
@@ -560,22 +344,56 @@ kl_json_parse_object(const gchar *data, gssize len, GError **error)
 static void
 kl_json_write_node(GString *out, JsonNode *node);
 
+#define KL_JSON_ONES  G_GUINT64_CONSTANT(0x0101010101010101)
+#define KL_JSON_HIGHS G_GUINT64_CONSTANT(0x8080808080808080)
+
+/* non-zero when a byte of @x is below @n (n <= 128; exact as a yes/no answer) */
+#define KL_JSON_HAS_LESS(x, n) (((x)-KL_JSON_ONES * (n)) & ~(x)&KL_JSON_HIGHS)
+#define KL_JSON_HAS_ZERO(x)    KL_JSON_HAS_LESS(x, 1)
+
+/* the offset of the first byte of @str[0..@len) that JSON must escape, or @len */
+static gsize
+kl_json_escape_span(const gchar *str, gsize len)
+{
+	gsize i = 0;
+
+	/* eight bytes at a time: any control character, '"', '\\' or DEL */
+	for (; i + 8 <= len; i += 8) {
+		guint64 x;
+
+		memcpy(&x, str + i, 8);
+		if ((KL_JSON_HAS_LESS(x, 0x20) | KL_JSON_HAS_ZERO(x ^ (KL_JSON_ONES * '"')) |
+		     KL_JSON_HAS_ZERO(x ^ (KL_JSON_ONES * '\\')) |
+		     KL_JSON_HAS_ZERO(x ^ (KL_JSON_ONES * 0x7f))) != 0)
+			break;
+	}
+	for (; i < len; i++) {
+		guchar c = (guchar)str[i];
+
+		if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
+			return i;
+	}
+	return len;
+}
+
 static void
 kl_json_write_string(GString *out, const gchar *str)
 {
 	static const gchar hex[] = "0123456789abcdef";
-	const gchar *run = str;
-	const gchar *p;
+	gsize len = strlen(str);
+	gsize i = 0;
 
 	g_string_append_c(out, '"');
-	for (p = str; *p != '\0'; p++) {
-		guchar c = (guchar)*p;
+	while (i < len) {
+		gsize n = kl_json_escape_span(str + i, len - i);
+		guchar c;
 		const gchar *esc = NULL;
 
-		if (c >= 0x20 && c != 0x7f && c != '"' && c != '\\')
-			continue;
-		g_string_append_len(out, run, p - run);
-		run = p + 1;
+		g_string_append_len(out, str + i, (gssize)n);
+		i += n;
+		if (i >= len)
+			break;
+		c = (guchar)str[i++];
 		switch (c) {
 		case '"':
 			esc = "\\\"";
@@ -609,8 +427,29 @@ kl_json_write_string(GString *out, const gchar *str)
 			g_string_append_c(out, hex[c & 0x0f]);
 		}
 	}
-	g_string_append_len(out, run, p - run);
 	g_string_append_c(out, '"');
+}
+
+void
+kl_json_append_string(GString *out, const gchar *str)
+{
+	kl_json_write_string(out, str);
+}
+
+void
+kl_json_append_int(GString *out, gint64 v)
+{
+	gchar buf[24];
+	guint64 u = v < 0 ? (guint64)0 - (guint64)v : (guint64)v;
+	gchar *p = buf + sizeof(buf);
+
+	do {
+		*--p = (gchar)('0' + (u % 10));
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--p = '-';
+	g_string_append_len(out, p, buf + sizeof(buf) - p);
 }
 
 static void
@@ -665,21 +504,9 @@ kl_json_write_node(GString *out, JsonNode *node)
 	case G_TYPE_STRING:
 		kl_json_write_string(out, json_node_get_string(node));
 		return;
-	case G_TYPE_INT64: {
-		gchar buf[24];
-		gint64 v = json_node_get_int(node);
-		guint64 u = v < 0 ? (guint64)0 - (guint64)v : (guint64)v;
-		gchar *p = buf + sizeof(buf);
-
-		do {
-			*--p = (gchar)('0' + (u % 10));
-			u /= 10;
-		} while (u != 0);
-		if (v < 0)
-			*--p = '-';
-		g_string_append_len(out, p, buf + sizeof(buf) - p);
+	case G_TYPE_INT64:
+		kl_json_append_int(out, json_node_get_int(node));
 		return;
-	}
 	case G_TYPE_BOOLEAN:
 		g_string_append(out, json_node_get_boolean(node) ? "true" : "false");
 		return;

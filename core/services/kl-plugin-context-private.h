@@ -31,5 +31,8 @@ kl_plugin_context_free(KlPluginContext *ctx); /* runs the data destroy notify */
 /* what the plugin reported with kl_plugin_context_set_summary(), and clears it (transfer full) */
 gchar *
 kl_plugin_context_take_summary(KlPluginContext *ctx);
+/* what the plugin reported with kl_plugin_context_set_entry_count(), and clears it */
+guint64
+kl_plugin_context_take_entry_count(KlPluginContext *ctx);
 
 G_END_DECLS

@@ -15,6 +15,7 @@ struct _KlPluginContext {
 	gpointer data;
 	GDestroyNotify data_destroy;
 	gchar *summary;
+	guint64 entry_count;
 };
 
 KlPluginContext *
@@ -211,4 +212,22 @@ kl_plugin_context_take_summary(KlPluginContext *ctx)
 {
 	g_return_val_if_fail(ctx != NULL, NULL);
 	return g_steal_pointer(&ctx->summary);
+}
+
+void
+kl_plugin_context_set_entry_count(KlPluginContext *ctx, guint64 count)
+{
+	g_return_if_fail(ctx != NULL);
+	ctx->entry_count = count;
+}
+
+guint64
+kl_plugin_context_take_entry_count(KlPluginContext *ctx)
+{
+	guint64 count;
+
+	g_return_val_if_fail(ctx != NULL, 0);
+	count = ctx->entry_count;
+	ctx->entry_count = 0;
+	return count;
 }

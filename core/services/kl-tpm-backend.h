@@ -39,6 +39,7 @@ struct _KlTpm {
 	gint busy_since_s;     /* a TPM command is in progress since */
 	gpointer busy_what;    /* (const gchar *) its name, a static string */
 	gint unusable_since_s; /* the TPM connection is lost and could not be restored since */
+	gpointer unusable_why; /* (const gchar *) why, a static string */
 };
 
 /* the TPM response code of @rc without handle/parameter numbers; 0 for software-stack codes */
@@ -54,9 +55,16 @@ kl_tpm_rc_advice(TSS2_RC rc);
 /* monotonic seconds + 1 (never 0) */
 gint
 kl_tpm_now_s(void);
-/* the back end reports that the TPM is unusable (TRUE) or works again (FALSE) */
+/*
+ * the back end reports that the TPM is unusable (@reason, a static string:
+ * KL_TPM_UNUSABLE_CONNECTION, KL_TPM_UNUSABLE_LOCKOUT) or works again (NULL)
+ */
+#define KL_TPM_UNUSABLE_CONNECTION "the connection is lost and reconnecting fails"
+#define KL_TPM_UNUSABLE_LOCKOUT                                                                    \
+	"it is in dictionary-attack lockout: tpm2_dictionarylockout --clear-lockout with the "     \
+	"lockout password ends it, or wait for TPM2_PT_LOCKOUT_RECOVERY"
 void
-kl_tpm_set_unusable(KlTpm *tpm, gboolean unusable);
+kl_tpm_set_unusable(KlTpm *tpm, const gchar *reason);
 
 /* open() releases everything it acquired when it fails; close() is then not called */
 struct _KlTpmBackend {

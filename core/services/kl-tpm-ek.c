@@ -254,31 +254,24 @@ kl_tpm_ek_apply_nv(TPMT_PUBLIC *tmpl, GBytes *nv_template, GBytes *nv_nonce, GEr
 	if (nv_nonce != NULL) {
 		gsize len = 0;
 		const guint8 *nonce = g_bytes_get_data(nv_nonce, &len);
-		if (tmpl->type == TPM2_ALG_RSA) {
-			guint16 size = tmpl->parameters.rsaDetail.keyBits / 8;
-			if (len > size || size > sizeof(tmpl->unique.rsa.buffer)) {
-				g_set_error(error,
-					    KL_ERROR,
-					    KL_ERROR_TPM,
-					    "the EK nonce in NV is too long (%" G_GSIZE_FORMAT
-					    " bytes)",
-					    len);
-				return FALSE;
-			}
+		gboolean rsa = tmpl->type == TPM2_ALG_RSA;
+		/* the nonce fills the start of the unique field, as long as the key */
+		guint16 size = rsa ? tmpl->parameters.rsaDetail.keyBits / 8
+				   : kl_tpm_ek_curve_bytes(tmpl->parameters.eccDetail.curveID);
+
+		if (len > size || (rsa && size > sizeof(tmpl->unique.rsa.buffer))) {
+			g_set_error(error,
+				    KL_ERROR,
+				    KL_ERROR_TPM,
+				    "the EK nonce in NV is too long (%" G_GSIZE_FORMAT " bytes)",
+				    len);
+			return FALSE;
+		}
+		if (rsa) {
 			memset(&tmpl->unique.rsa, 0, sizeof(tmpl->unique.rsa));
 			tmpl->unique.rsa.size = size;
 			memcpy(tmpl->unique.rsa.buffer, nonce, len);
 		} else {
-			guint16 size = kl_tpm_ek_curve_bytes(tmpl->parameters.eccDetail.curveID);
-			if (len > size) {
-				g_set_error(error,
-					    KL_ERROR,
-					    KL_ERROR_TPM,
-					    "the EK nonce in NV is too long (%" G_GSIZE_FORMAT
-					    " bytes)",
-					    len);
-				return FALSE;
-			}
 			memset(&tmpl->unique.ecc, 0, sizeof(tmpl->unique.ecc));
 			tmpl->unique.ecc.x.size = size;
 			tmpl->unique.ecc.y.size = size;

@@ -1381,7 +1381,7 @@ static gboolean
 kl_tpm_esys_reconnect(KlTpm *tpm, KlTpmEsys *self, GError **error)
 {
 	g_autoptr(GBytes) ek_public = NULL;
-	gboolean was_unusable = kl_tpm_get_unusable_s(tpm) > 0;
+	gboolean was_unusable = kl_tpm_get_unusable_s(tpm, NULL) > 0;
 	gboolean ok;
 
 	kl_tpm_esys_disconnect(tpm, self);
@@ -1412,13 +1412,13 @@ kl_tpm_esys_reconnect(KlTpm *tpm, KlTpmEsys *self, GError **error)
 		kl_tpm_esys_ek_release(self);
 	if (!ok) {
 		kl_tpm_esys_disconnect(tpm, self);
-		kl_tpm_set_unusable(tpm, TRUE);
+		kl_tpm_set_unusable(tpm, KL_TPM_UNUSABLE_CONNECTION);
 		g_prefix_error(error,
 			       "the TPM is unusable (TCTI '%s'): reconnecting failed: ",
 			       self->tcti_conf);
 		return FALSE;
 	}
-	kl_tpm_set_unusable(tpm, FALSE);
+	kl_tpm_set_unusable(tpm, NULL);
 	g_message("reconnected to the TPM (TCTI '%s') and loaded the AK again%s",
 		  self->tcti_conf,
 		  was_unusable ? "; the TPM is usable again" : "");
@@ -1441,6 +1441,9 @@ kl_tpm_esys_recover(
     KlTpm *tpm, KlTpmEsys *self, TSS2_RC rc, const gchar *what, guint attempt, GError **error)
 {
 	self->last_rc = rc;
+	/* no key of the agent can be used until the lockout ends: the watchdog's bound applies */
+	if (kl_tpm_rc_base(rc) == TPM2_RC_LOCKOUT)
+		kl_tpm_set_unusable(tpm, KL_TPM_UNUSABLE_LOCKOUT);
 	if (attempt >= 2)
 		return KL_TPM_RECOVER_GIVE_UP;
 	if (kl_tpm_rc_is_connection_lost(rc)) {

@@ -70,8 +70,12 @@ kl_tpm_activate_credential(KlTpm *tpm, GBytes *blob, GBytes **secret, GError **e
  */
 const gchar *
 kl_tpm_get_busy(KlTpm *tpm, guint *busy_s);
-/* seconds since the TPM connection was lost and could not be restored; 0 = usable */
+/*
+ * seconds since the TPM became unusable (its connection lost and not
+ * restored, or in dictionary-attack lockout); 0 = usable. @reason (nullable)
+ * gets why, a static string.
+ */
 guint
-kl_tpm_get_unusable_s(KlTpm *tpm);
+kl_tpm_get_unusable_s(KlTpm *tpm, const gchar **reason);
 
 G_END_DECLS

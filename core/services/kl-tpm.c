@@ -839,12 +839,17 @@ kl_tpm_busy(KlTpm *tpm, const gchar *what)
 }
 
 void
-kl_tpm_set_unusable(KlTpm *tpm, gboolean unusable)
+kl_tpm_set_unusable(KlTpm *tpm, const gchar *reason)
 {
-	if (!unusable)
-		g_atomic_int_set(&tpm->unusable_since_s, 0);
-	else
-		(void)g_atomic_int_compare_and_exchange(&tpm->unusable_since_s, 0, kl_tpm_now_s());
+	if (reason == NULL) {
+		if (g_atomic_int_exchange(&tpm->unusable_since_s, 0) != 0 &&
+		    g_atomic_pointer_get(&tpm->unusable_why) == (gpointer)KL_TPM_UNUSABLE_LOCKOUT)
+			g_message(
+			    "the TPM's dictionary-attack lockout has ended: the AK works again");
+		return;
+	}
+	g_atomic_pointer_set(&tpm->unusable_why, (gpointer)reason);
+	(void)g_atomic_int_compare_and_exchange(&tpm->unusable_since_s, 0, kl_tpm_now_s());
 }
 
 const gchar *
@@ -862,12 +867,14 @@ kl_tpm_get_busy(KlTpm *tpm, guint *busy_s)
 }
 
 guint
-kl_tpm_get_unusable_s(KlTpm *tpm)
+kl_tpm_get_unusable_s(KlTpm *tpm, const gchar **reason)
 {
 	gint since;
 
 	g_return_val_if_fail(tpm != NULL, 0);
 	since = g_atomic_int_get(&tpm->unusable_since_s);
+	if (reason != NULL)
+		*reason = since == 0 ? NULL : g_atomic_pointer_get(&tpm->unusable_why);
 	return since == 0 ? 0 : (guint)MAX(kl_tpm_now_s() - since, 1);
 }
 
@@ -920,6 +927,8 @@ kl_tpm_quote(KlTpm *tpm,
 	ok = tpm->backend->quote(
 	    tpm, bank, pcr_mask, scheme, hash, qualifying_data, attest, signature, error);
 	kl_tpm_busy(tpm, NULL);
+	if (ok)
+		kl_tpm_set_unusable(tpm, NULL); /* e.g. a lockout ended */
 	return ok;
 }
 
@@ -967,6 +976,8 @@ kl_tpm_certify_ak(KlTpm *tpm,
 	ok = tpm->backend->certify_ak(
 	    tpm, signer, signer_auth, scheme, hash, qualifying_data, attest, signature, error);
 	kl_tpm_busy(tpm, NULL);
+	if (ok)
+		kl_tpm_set_unusable(tpm, NULL); /* e.g. a lockout ended */
 	return ok;
 }
 
@@ -980,5 +991,7 @@ kl_tpm_activate_credential(KlTpm *tpm, GBytes *blob, GBytes **secret, GError **e
 	kl_tpm_busy(tpm, "TPM2_ActivateCredential");
 	ok = tpm->backend->activate_credential(tpm, blob, secret, error);
 	kl_tpm_busy(tpm, NULL);
+	if (ok)
+		kl_tpm_set_unusable(tpm, NULL); /* e.g. a lockout ended */
 	return ok;
 }

@@ -163,4 +163,20 @@ kl_plugin_context_get_data(KlPluginContext *ctx);
 void
 kl_plugin_context_set_summary(KlPluginContext *ctx, const gchar *summary);
 
+/**
+ * kl_plugin_context_set_entry_count:
+ * @ctx: the plugin's context
+ * @count: how many log entries this collect() sends
+ *
+ * Called from collect() by a plugin whose evidence is a log: the agent counts
+ * the entries of accepted attestations by evidence type (for `ima_log`, the
+ * status file's `ima_entries` and the `keylime_agent_ima_entries_sent_total`
+ * metric). The core never reads a plugin's data to find this out; a plugin
+ * that does not call it reports no entries. Cleared before every collect().
+ *
+ * Since: 1.2
+ */
+void
+kl_plugin_context_set_entry_count(KlPluginContext *ctx, guint64 count);
+
 G_END_DECLS

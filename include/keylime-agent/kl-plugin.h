@@ -15,7 +15,7 @@
 G_BEGIN_DECLS
 
 #define KL_PLUGIN_ABI_MAJOR   1
-#define KL_PLUGIN_ABI_MINOR   1
+#define KL_PLUGIN_ABI_MINOR   2
 #define KL_PLUGIN_INFO_SYMBOL "kl_plugin_get_info"
 
 #if defined(__GNUC__)
@@ -55,7 +55,10 @@ typedef struct {
  * @shutdown: (nullable): called once before the agent exits
  * @get_capabilities: returns the `capabilities` object of the plugin's
  *   `evidence_supported` entry (transfer full). Called at every phase 1.
- *   %KL_ERROR_NOT_SUPPORTED leaves the plugin out of that cycle.
+ *   %KL_ERROR_NOT_SUPPORTED leaves the plugin out of that cycle. While its
+ *   facts do not change, a plugin may keep a sealed (json_object_seal())
+ *   object and return a new reference to it each time: the agent then reuses
+ *   what it made of it in the previous cycle instead of writing it again.
  * @collect: returns the `data` object of the plugin's `evidence_collected`
  *   entry (transfer full) for the verifier's @chosen_parameters (sealed,
  *   transfer none). Must honour @cancellable. May report what it sends for

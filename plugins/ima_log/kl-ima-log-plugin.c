@@ -160,6 +160,7 @@ kl_ima_log_plugin_collect(KlPluginContext *ctx,
 		    g_strdup_printf("%" G_GINT64_FORMAT " new entr%s", n, n == 1 ? "y" : "ies");
 
 		kl_plugin_context_set_summary(ctx, summary);
+		kl_plugin_context_set_entry_count(ctx, (guint64)MAX(n, 0));
 	}
 	return data;
 }

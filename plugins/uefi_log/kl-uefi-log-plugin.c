@@ -21,7 +21,9 @@ typedef struct {
 	gchar *path;
 	gint64 boot_time;
 	guint event_count;
-	gchar *base64; /* only the encoded log is kept: it is what every collect sends */
+	gchar *base64;	     /* only the encoded log is kept: it is what every collect sends */
+	JsonObject *caps;    /* sealed: the same while the log and the version are */
+	gchar *caps_version; /* the uefi_logs_evidence_version of @caps */
 } KlUefiLogState;
 
 static void
@@ -31,6 +33,8 @@ kl_uefi_log_state_free(KlUefiLogState *st)
 		return;
 	g_free(st->path);
 	g_free(st->base64);
+	g_clear_pointer(&st->caps, json_object_unref);
+	g_free(st->caps_version);
 	g_free(st);
 }
 
@@ -208,6 +212,8 @@ kl_uefi_log_plugin_get_capabilities(KlPluginContext *ctx, GError **error)
 				    "uefi_log: uefi_logs_evidence_version is not set");
 		return NULL;
 	}
+	if (st->caps != NULL && g_strcmp0(st->caps_version, version) == 0)
+		return json_object_ref(st->caps);
 	caps = json_object_new();
 	json_object_set_string_member(caps, "evidence_version", version);
 	json_object_set_int_member(caps, "entry_count", st->event_count);
@@ -216,6 +222,11 @@ kl_uefi_log_plugin_get_capabilities(KlPluginContext *ctx, GError **error)
 	formats = json_array_new();
 	json_array_add_string_element(formats, KL_UEFI_LOG_FORMAT);
 	json_object_set_array_member(caps, "formats", g_steal_pointer(&formats));
+	json_object_seal(caps);
+	g_clear_pointer(&st->caps, json_object_unref);
+	g_free(st->caps_version);
+	st->caps = json_object_ref(caps);
+	st->caps_version = g_strdup(version);
 	return g_steal_pointer(&caps);
 }
 

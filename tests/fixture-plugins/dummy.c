@@ -98,6 +98,15 @@ kl_dummy_collect(KlPluginContext *ctx,
 		/* what the agent's info line says this collect sent */
 		kl_plugin_context_set_summary(ctx, summary);
 	}
+	if (json_object_has_member(chosen_parameters, "entries")) {
+		gint64 entries = 0;
+
+		if (!kl_json_object_get_optional_int(
+			chosen_parameters, "entries", 0, &entries, error))
+			return NULL;
+		/* the log entries this collect sent (ABI 1.2), for the agent's figures */
+		kl_plugin_context_set_entry_count(ctx, (guint64)MAX(entries, 0));
+	}
 	state->collects++;
 	json_object_set_string_member(data, "echo", echo != NULL ? echo : "");
 	json_object_set_boolean_member(data, "sealed", json_object_is_immutable(chosen_parameters));

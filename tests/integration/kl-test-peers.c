@@ -335,6 +335,8 @@ kl_test_peer_start(
 	g_ptr_array_add(argv, g_strdup("--cert-dir"));
 	g_ptr_array_add(argv, g_strdup(peers->dir));
 	g_ptr_array_add(argv, NULL);
+	/* a restarted peer: wait for its own state file, not the last one's */
+	(void)g_unlink(peer->state_file);
 
 	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDERR_MERGE);
 	g_subprocess_launcher_set_child_setup(launcher, kl_test_child_setup, NULL, NULL);
@@ -451,6 +453,13 @@ void
 kl_test_peers_stop_verifier(KlTestPeers *peers)
 {
 	kl_test_peer_clear(&peers->verifier);
+}
+
+void
+kl_test_peers_signal_verifier(KlTestPeers *peers, gint signum)
+{
+	g_assert_nonnull(peers->verifier.proc);
+	g_subprocess_send_signal(peers->verifier.proc, signum);
 }
 
 const gchar *
@@ -932,6 +941,28 @@ kl_test_agent_get_log(KlTestAgent *agent)
 	if (!g_file_get_contents(agent->log_path, &text, NULL, NULL))
 		return g_strdup("");
 	return text;
+}
+
+void
+kl_test_agent_assert_verifier_int(KlTestAgent *agent,
+				  const gchar *member,
+				  gint64 min,
+				  gdouble timeout_s)
+{
+	const gchar *uuid = g_hash_table_lookup(agent->options, "uuid");
+	g_autofree gchar *id = NULL;
+
+	/* the option holds TOML text: the UUID in double quotes */
+	g_assert_true(uuid != NULL && strlen(uuid) > 2);
+	id = g_strndup(uuid + 1, strlen(uuid) - 2);
+	if (!kl_test_peers_wait_verifier_int(agent->peers, id, member, min, timeout_s)) {
+		kl_test_agent_dump_log(agent);
+		g_error("the verifier's %s of %s did not reach %" G_GINT64_FORMAT " in %.0f s",
+			member,
+			id,
+			min,
+			timeout_s);
+	}
 }
 
 gboolean

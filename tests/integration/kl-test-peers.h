@@ -52,6 +52,9 @@ gboolean
 kl_test_peers_start_verifier(KlTestPeers *peers, GError **error, ...) G_GNUC_NULL_TERMINATED;
 void
 kl_test_peers_stop_verifier(KlTestPeers *peers);
+/* sends @signum to the verifier (SIGKILL: a crash; SIGSTOP/SIGCONT: a hang) */
+void
+kl_test_peers_signal_verifier(KlTestPeers *peers, gint signum);
 const gchar *
 kl_test_peers_verifier_url(KlTestPeers *peers);
 const gchar *
@@ -142,6 +145,15 @@ kl_test_agent_get_log(KlTestAgent *agent);
 /* TRUE when the log contains @needle */
 gboolean
 kl_test_agent_log_contains(KlTestAgent *agent, const gchar *needle);
+/*
+ * waits until the verifier's counter @member of @agent's uuid is >= @min; on a
+ * timeout prints the agent's log and fails the test
+ */
+void
+kl_test_agent_assert_verifier_int(KlTestAgent *agent,
+				  const gchar *member,
+				  gint64 min,
+				  gdouble timeout_s);
 /* prints the log as TAP comments (for failing tests) */
 void
 kl_test_agent_dump_log(KlTestAgent *agent);

@@ -7,9 +7,12 @@
  * exit status 4 after tpm_timeout), a swtpm that stays away (exit status 4
  * after tpm_timeout), and agents killed with SIGKILL at start-up and in steady
  * state (the leftovers are freed and the next start passes with the same AK).
+ * With KL_HEAL_CASE=da-lockout (a swtpm of its own): the TPM in
+ * dictionary-attack lockout under a running agent.
  */
 #include "config.h"
 
+#include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/types.h>
@@ -31,14 +34,7 @@ vint(const gchar *member)
 	return kl_test_peers_verifier_int(peers, AGENT_ID, member);
 }
 
-static void
-assert_wait(KlTestAgent *a, const gchar *member, gint64 min, gdouble timeout_s)
-{
-	if (!kl_test_peers_wait_verifier_int(peers, AGENT_ID, member, min, timeout_s)) {
-		kl_test_agent_dump_log(a);
-		g_assert_not_reached();
-	}
-}
+#define assert_wait kl_test_agent_assert_verifier_int
 
 static gboolean
 swtpm_answers(void)
@@ -280,11 +276,146 @@ test_sigkill_leftovers(void)
 	g_assert_cmpuint(count_transient(), ==, 0);
 }
 
+/* an owner-created key with a password, at a persistent handle, for wrong tries */
+#define DA_KEY "0x81000100"
+
+static void
+da_key_create(void)
+{
+	g_autofree gchar *dir = g_dir_make_tmp("kl-da-XXXXXX", NULL);
+	g_autofree gchar *pub = g_build_filename(dir, "key.pub", NULL);
+	g_autofree gchar *priv = g_build_filename(dir, "key.priv", NULL);
+	g_autofree gchar *ctx = g_build_filename(dir, "key.ctx", NULL);
+	g_autoptr(GError) error = NULL;
+
+	/* an empty TPM without resource manager: the tools leave their objects at 0x80000000, 1 */
+	g_assert_true(kl_test_run(&error, "tpm2_createprimary", "-Q", "-C", "o", NULL));
+	g_assert_true(kl_test_run(&error,
+				  "tpm2_create",
+				  "-Q",
+				  "-C",
+				  "0x80000000",
+				  "-G",
+				  "rsa2048:rsassa",
+				  "-p",
+				  "right",
+				  "-u",
+				  pub,
+				  "-r",
+				  priv,
+				  NULL));
+	g_assert_true(kl_test_run(
+	    &error, "tpm2_load", "-Q", "-C", "0x80000000", "-u", pub, "-r", priv, "-c", ctx, NULL));
+	g_assert_no_error(error);
+	g_assert_true(kl_test_run(
+	    &error, "tpm2_evictcontrol", "-Q", "-C", "o", "-c", "0x80000001", DA_KEY, NULL));
+	g_assert_true(kl_test_run(&error, "tpm2_flushcontext", "-t", NULL));
+	g_assert_no_error(error);
+	g_assert_cmpint(g_unlink(pub), ==, 0);
+	g_assert_cmpint(g_unlink(priv), ==, 0);
+	g_assert_cmpint(g_unlink(ctx), ==, 0);
+	g_assert_cmpint(g_rmdir(dir), ==, 0);
+}
+
+/* two wrong passwords with maxTries 2: the TPM is in lockout for 10 minutes */
+static void
+da_lockout(void)
+{
+	g_autofree gchar *dir = g_dir_make_tmp("kl-da-XXXXXX", NULL);
+	g_autofree gchar *msg = g_build_filename(dir, "msg", NULL);
+	g_autofree gchar *sig = g_build_filename(dir, "sig", NULL);
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *out = NULL;
+
+	g_assert_true(g_file_set_contents(msg, "x", -1, NULL));
+	g_assert_true(kl_test_run(&error,
+				  "tpm2_dictionarylockout",
+				  "-Q",
+				  "-s",
+				  "-n",
+				  "2",
+				  "-t",
+				  "600",
+				  "-l",
+				  "600",
+				  NULL));
+	g_assert_no_error(error);
+	for (guint i = 0; i < 2; i++) {
+		g_assert_false(kl_test_run(&error,
+					   "tpm2_sign",
+					   "-c",
+					   DA_KEY,
+					   "-p",
+					   "wrong",
+					   "-g",
+					   "sha256",
+					   "-o",
+					   sig,
+					   msg,
+					   NULL));
+		g_clear_error(&error);
+	}
+	g_assert_true(
+	    g_spawn_command_line_sync("tpm2_getcap properties-variable", &out, NULL, NULL, &error));
+	g_assert_no_error(error);
+	g_assert_nonnull(strstr(out, "inLockout:                 1"));
+	(void)g_unlink(msg);
+	(void)g_unlink(sig);
+	g_assert_cmpint(g_rmdir(dir), ==, 0);
+}
+
+/*
+ * DA lockout under a running agent: the AK (an object subject to dictionary
+ * attack protection) cannot quote; the agent says why and how to end it (not
+ * "delete the AK"), and after tpm_timeout exits with status 4; once the
+ * lockout is cleared the next start attests with the same AK.
+ */
+static void
+test_da_lockout(void)
+{
+	g_autofree gchar *before = agent_data(agent);
+	g_autofree gchar *after = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlTestAgent) again = NULL;
+	gint64 t0;
+	gint status;
+
+	assert_wait(agent, "passes", 2, 60);
+	/* the agent's tpm_timeout is 8 s */
+	da_lockout();
+	t0 = g_get_monotonic_time();
+	status = kl_test_agent_wait(agent, 60);
+	if (status != 4 || !kl_test_agent_log_contains(agent, "WARNING kl-core: ") ||
+	    !kl_test_agent_log_contains(agent, "dictionary-attack lockout") ||
+	    !kl_test_agent_log_contains(agent, "ERROR kl-core: the TPM has been unusable for ") ||
+	    !kl_test_agent_log_contains(agent, "s (it is in dictionary-attack lockout") ||
+	    kl_test_agent_log_contains(agent, "delete the AK")) {
+		kl_test_agent_dump_log(agent);
+		g_assert_cmpint(status, ==, 4);
+		g_assert_not_reached();
+	}
+	g_test_message("exit status 4 %.1f s after the lockout",
+		       (g_get_monotonic_time() - t0) / 1e6);
+	/* the operator clears the lockout: the same AK attests again */
+	g_assert_true(kl_test_run(&error, "tpm2_dictionarylockout", "-Q", "-c", NULL));
+	g_assert_no_error(error);
+	again = kl_test_agent_new(peers, AGENT_ID, kl_test_agent_get_keylime_dir(agent));
+	kl_test_agent_start(again, &error, "--once", NULL);
+	g_assert_no_error(error);
+	status = kl_test_agent_wait(again, 60);
+	if (status != 0)
+		kl_test_agent_dump_log(again);
+	g_assert_cmpint(status, ==, 0);
+	after = agent_data(again);
+	g_assert_cmpstr(before, ==, after);
+}
+
 int
 main(int argc, char **argv)
 {
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *policy = NULL;
+	gboolean da;
 	int ret;
 
 	g_test_init(&argc, &argv, NULL);
@@ -300,7 +431,12 @@ main(int argc, char **argv)
 	kl_test_peers_start_verifier(peers, &error, "--quote-interval", "1", NULL);
 	g_assert_no_error(error);
 
+	da = g_strcmp0(g_getenv("KL_HEAL_CASE"), "da-lockout") == 0;
 	agent = kl_test_agent_new(peers, AGENT_ID, NULL);
+	if (da) {
+		da_key_create();
+		kl_test_agent_set_int(agent, "tpm_timeout", 8);
+	}
 	kl_test_agent_start(agent, &error, NULL);
 	g_assert_no_error(error);
 	if (!kl_test_peers_wait_registrar_int(peers, AGENT_ID, "activations", 1, 40)) {
@@ -315,10 +451,14 @@ main(int argc, char **argv)
 	kl_test_peers_enroll(peers, AGENT_ID, policy, &error);
 	g_assert_no_error(error);
 
-	g_test_add_func("/heal/swtpm-restart", test_swtpm_restart);
-	g_test_add_func("/heal/swtpm-stall-exit-4", test_swtpm_stall);
-	g_test_add_func("/heal/swtpm-gone-exit-4", test_swtpm_gone);
-	g_test_add_func("/heal/sigkill-leftovers", test_sigkill_leftovers);
+	if (da) {
+		g_test_add_func("/heal/da-lockout-exit-4", test_da_lockout);
+	} else {
+		g_test_add_func("/heal/swtpm-restart", test_swtpm_restart);
+		g_test_add_func("/heal/swtpm-stall-exit-4", test_swtpm_stall);
+		g_test_add_func("/heal/swtpm-gone-exit-4", test_swtpm_gone);
+		g_test_add_func("/heal/sigkill-leftovers", test_sigkill_leftovers);
+	}
 	ret = g_test_run();
 
 	kl_test_agent_free(agent);

@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <glib/gstdio.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
@@ -22,6 +23,7 @@ static KlTestPeers *peers;
 static KlTestAgent *agent;
 static gchar *ima_path;
 static gchar *uefi_path;
+static gchar *metrics_path;
 
 static gint64
 vint(const gchar *member)
@@ -125,6 +127,22 @@ next_offset(void)
 	return json_object_get_int_member(json_node_get_object(st), "next_offset");
 }
 
+/* a counter of the agent's metrics file, -1 when absent */
+static gint64
+metric(const gchar *name)
+{
+	g_autofree gchar *text = NULL;
+	g_autofree gchar *needle = g_strdup_printf("\n%s ", name);
+	const gchar *found;
+
+	if (!g_file_get_contents(metrics_path, &text, NULL, NULL))
+		return -1;
+	found = strstr(text, needle);
+	if (found == NULL)
+		return -1;
+	return g_ascii_strtoll(found + strlen(needle), NULL, 10);
+}
+
 static void
 test_ima_grows(void)
 {
@@ -144,6 +162,16 @@ test_ima_grows(void)
 		g_usleep(200000);
 	g_assert_cmpint(next_offset(), ==, off0 + 3);
 	g_assert_cmpint(vint("fails"), ==, 0);
+	/*
+	 * the agent counts the entries the ima_log plugin reported it sent in
+	 * accepted attestations: at least every entry the verifier has (an entry
+	 * sent before its PCR extension is sent again, and counted again)
+	 */
+	deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+	while (metric("keylime_agent_ima_entries_sent_total") < off0 + 3 &&
+	       g_get_monotonic_time() < deadline)
+		g_usleep(200000);
+	g_assert_cmpint(metric("keylime_agent_ima_entries_sent_total"), >=, off0 + 3);
 }
 
 static void
@@ -193,20 +221,31 @@ test_ima_tampered(void)
 	g_autofree gchar *spec = NULL;
 	g_autofree gchar *text = NULL;
 	g_autoptr(JsonObject) a = NULL;
+	g_autofree gchar *copy = g_strconcat(ima_path, ".new", NULL);
 	gint64 fails = vint("fails");
 	gchar *last;
 
-	/* a line whose file hash was changed after measurement: template hash mismatch */
-	spec = logtool(&error, "append-ima", ima_path, "/usr/bin/tampered", "original", NULL);
-	g_assert_no_error(error);
-	extend_lines(spec);
+	/*
+	 * a line whose file hash was changed after measurement: template hash
+	 * mismatch. It is appended and changed in a copy that then replaces the
+	 * log, so that the agent never reads it unchanged (and sends it once).
+	 */
 	g_file_get_contents(ima_path, &text, NULL, &error);
+	g_assert_no_error(error);
+	g_file_set_contents(copy, text, -1, &error);
+	g_assert_no_error(error);
+	g_clear_pointer(&text, g_free);
+	spec = logtool(&error, "append-ima", copy, "/usr/bin/tampered", "original", NULL);
+	g_assert_no_error(error);
+	g_file_get_contents(copy, &text, NULL, &error);
 	g_assert_no_error(error);
 	last = g_strrstr(text, "sha256:");
 	g_assert_nonnull(last);
 	last[7] = last[7] == 'a' ? 'b' : 'a';
-	g_file_set_contents(ima_path, text, -1, &error);
+	g_file_set_contents(copy, text, -1, &error);
 	g_assert_no_error(error);
+	g_assert_cmpint(g_rename(copy, ima_path), ==, 0);
+	extend_lines(spec);
 	assert_wait("fails", fails + 1, 30);
 	a = kl_test_peers_verifier_agent(peers, AGENT_ID);
 	g_assert_nonnull(strstr(json_object_get_string_member(a, "last_failure_reason"), "IMA"));
@@ -255,6 +294,8 @@ main(int argc, char **argv)
 	g_assert_no_error(error);
 
 	agent = kl_test_agent_new(peers, AGENT_ID, NULL);
+	metrics_path = g_build_filename(kl_test_peers_get_dir(peers), "keylime_agent.prom", NULL);
+	kl_test_agent_set_string(agent, "metrics_file", metrics_path);
 	kl_test_agent_set_string(agent, "ima_ml_path", ima_path);
 	kl_test_agent_set_string(agent, "measuredboot_ml_path", uefi_path);
 	kl_test_agent_start(agent, &error, NULL);
@@ -283,5 +324,6 @@ main(int argc, char **argv)
 	kl_test_peers_free(peers);
 	g_free(ima_path);
 	g_free(uefi_path);
+	g_free(metrics_path);
 	return ret;
 }

@@ -18,6 +18,16 @@ Control API on the same server (no authentication, tests only):
                        phase1 also takes "extra_type": a normal 201 that also requests an
                        evidence type no agent plugin provides (kl_unknown_log)
   POST /_test/expire_token {agent_id}
+  POST /_test/settings {"phase1_delay": secs, "echo_mb": n}   (persistent until changed)
+                       phase1_delay: every phase 1 is answered this late (a verifier evaluating a
+                       large policy); echo_mb: the 202 to the evidence echoes it padded to n MiB
+                       (Keylime echoes the evidence, `meta` last)
+
+Sessions follow Keylime 7.14: a token lives --session-lifetime seconds from its creation
+(attestations do not extend it), and session creation is rate limited per agent
+(--session-rate-limit, 15 / 60 s) and per client address (--session-rate-limit-ip, 50 / 60 s); beyond a limit the
+client is blocked for 60 s, doubling at each further block (at most 1 h), with 429 and
+Retry-After. /_test/agents/{id} counts the refusals in sessions_rate_limited.
 
 usage: kl_test_verifier.py --state-file F [--port N] [--quote-interval S] [--registrar-url U]
 """
@@ -86,6 +96,7 @@ def new_agent(agent_id, ak_tpm, ak):
         "attestations": [], "sessions_created": 0, "pop_pass": 0, "pop_fail": 0,
         "phase1_requests": 0, "phase1_created": 0, "phase2_requests": 0, "phase2_accepted": 0,
         "rate_limited": 0, "unauthorized": 0, "faults_served": 0, "errors": [],
+        "sessions_rate_limited": 0,
         "last_evidence_received_at": None, "last_clock": None,
         "ima_state": None,  # {"boot_time", "next_offset", "pcr": {bank: bytes}} of the last pass
         "ima_offsets": [], "warnings": [], "fault_times": [],
@@ -678,6 +689,13 @@ class VerifierHandler(kl_peer.Handler):
                     apply_policy(a, body)
                     doc = public_view(a)
                 self.send(200, doc)
+            elif p == ["_test", "settings"]:
+                with LOCK:
+                    for k in ("phase1_delay", "echo_mb"):
+                        if k in body:
+                            SETTINGS[k] = float(body[k])
+                    doc = dict(SETTINGS)
+                self.send(200, doc)
             elif p == ["_test", "expire_token"]:
                 with LOCK:
                     for t in TOKENS.values():
@@ -714,13 +732,17 @@ class VerifierHandler(kl_peer.Handler):
         now = time.time()
         with LOCK:
             a = AGENTS.get(agent_id)
-            recent = [t for t in RATE.get(agent_id, []) if t > now - 60]
-            if len(recent) >= ARGS.session_rate_limit:
-                self.send(429, {"errors": [{"status": "429", "detail": "Too many session requests"}]},
-                          headers={"Retry-After": 60})
-                return
-            recent.append(now)
-            RATE[agent_id] = recent
+            for key, limit, what in ((f"ip:{self.client_address[0]}", ARGS.session_rate_limit_ip, ""),
+                                     (f"agent:{agent_id}", ARGS.session_rate_limit, " for this agent")):
+                allowed, retry_after = rate_limit(key, limit, 60, now)
+                if not allowed:
+                    if a:
+                        a["sessions_rate_limited"] += 1
+                    kl_peer.log(PROG, f"session for {agent_id}: 429, rate limit{what} (Retry-After {retry_after})")
+                    self.send(429, {"errors": [{"status": "429", "title": "Too Many Requests",
+                                                "detail": f"Rate limit exceeded{what}. Please try again later."}]},
+                              headers={"Retry-After": retry_after})
+                    return
             sid = str(uuid.uuid4())
             challenge = kl_tpm.b64e(secrets.token_bytes(16))
             SESSIONS[sid] = {"agent_id": agent_id, "challenge": challenge, "created": now,
@@ -838,7 +860,11 @@ class VerifierHandler(kl_peer.Handler):
     def phase1(self, ver, agent_id):
         with LOCK:
             CONTACTS.append([time.time(), agent_id, "phase1"])
+            delay = SETTINGS["phase1_delay"]
         try:
+            if delay > 0:
+                # evaluating a large policy: the answer comes late (the request was taken)
+                time.sleep(delay)
             doc = self.jsonapi_body("attestation")
             fault = FAULTS.pop("phase1")
             extra = None
@@ -952,9 +978,6 @@ class VerifierHandler(kl_peer.Handler):
                     a["passes"] += 1
                     if ima_update is not None:
                         a["ima_state"] = ima_update
-                    for t in TOKENS.values():
-                        if t["agent_id"] == agent_id:
-                            t["expires"] = now + ARGS.session_lifetime
                 else:
                     a["fails"] += 1
                     a["last_failure_reason"] = reason
@@ -962,8 +985,15 @@ class VerifierHandler(kl_peer.Handler):
             kl_peer.log(PROG, f"{agent_id}: attestation {at['index']} evaluation={at['evaluation']}"
                               + (f" reason: {reason}" if reason else ""))
             loc = f"/v3/agents/{agent_id}/attestations/{at['index']}"
+            with LOCK:
+                echo_mb = SETTINGS["echo_mb"]
+            echo = {}
+            if echo_mb > 0:
+                # Keylime echoes the evidence in its 202 (14.5 MB for 100k IMA entries)
+                echo = {"evidence": "QUJD" * int(echo_mb * 1024 * 1024 / 4)}
             self.api_reply(202, {
                 "data": {"type": "attestation", "attributes": {
+                    **echo,
                     "stage": "evaluating_evidence",
                     "capabilities_received_at": kl_peer.now_iso(at["capabilities_received_at"]),
                     "challenges_expire_at": kl_peer.now_iso(at["challenges_expire_at"]),
@@ -993,7 +1023,24 @@ def enroll(body):
     return doc
 
 
-RATE = {}
+RATE = {}  # rate limit key -> {"requests": [times], "block_count": n, "blocked_until": t}
+SETTINGS = {"phase1_delay": 0.0, "echo_mb": 0.0}
+
+
+def rate_limit(key, max_requests, window, now):
+    """Keylime's RateLimiter.check_rate_limit: (allowed, retry_after_seconds)."""
+    d = RATE.get(key, {"requests": [], "block_count": 0, "blocked_until": None})
+    if d.get("blocked_until") and d["blocked_until"] > now:
+        return False, int(d["blocked_until"] - now)
+    requests = [t for t in d["requests"] if t > now - window]
+    if len(requests) >= max_requests:
+        count = d.get("block_count", 0) + 1
+        duration = min(60 * (2 ** (count - 1)), 3600)
+        RATE[key] = {"requests": requests, "block_count": count, "blocked_until": now + duration}
+        return False, duration
+    requests.append(now)
+    RATE[key] = {"requests": requests, "block_count": d.get("block_count", 0), "blocked_until": None}
+    return True, None
 
 
 def main():
@@ -1007,6 +1054,7 @@ def main():
     p.add_argument("--nonce-lifetime", type=float, default=60.0)
     p.add_argument("--challenge-lifetime", type=float, default=1800.0)
     p.add_argument("--session-rate-limit", type=int, default=15, help="sessions per agent per 60 s")
+    p.add_argument("--session-rate-limit-ip", type=int, default=50, help="sessions per client address per 60 s")
     p.add_argument("--registrar-url", help="fetch aik_tpm for /_test/enroll from this registrar")
     p.add_argument("--registrar-ca", help="CA file for an https registrar URL")
     p.add_argument("--persist", help="keep the enrollments in this file (JSON lines) and the TLS "

@@ -6,9 +6,14 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "keylime-agent/kl-error.h"
 #include "kl-http.h"
@@ -204,6 +209,7 @@ typedef struct {
 	GMutex lock;
 	GPtrArray *requests; /* request line + body */
 	gboolean silent;     /* accept but never answer */
+	gint delay_ms;	     /* answer this late (atomic) */
 } Server;
 
 static gchar *
@@ -262,6 +268,8 @@ server_thread(gpointer data)
 			g_mutex_lock(&server->lock);
 			g_ptr_array_add(server->requests, g_strdup_printf("%s\n%s", head, body));
 			g_mutex_unlock(&server->lock);
+			if (g_atomic_int_get(&server->delay_ms) > 0)
+				g_usleep((gulong)g_atomic_int_get(&server->delay_ms) * 1000);
 			if (server->silent) {
 				g_cancellable_set_error_if_cancelled(server->cancellable, NULL);
 				while (!g_cancellable_is_cancelled(server->cancellable))
@@ -447,6 +455,255 @@ test_curl_refused(void)
 	g_assert_nonnull(strstr(error->message, "registrar"));
 }
 
+/*
+ * A peer that takes requests but answers later than request_timeout: the
+ * first attempt times out ("took the request"), the next waits twice as long
+ * and gets the answer, with one WARNING naming request_timeout and a value
+ * that works; fast answers bring the wait back to request_timeout.
+ */
+static void
+test_curl_wait_adapts(void)
+{
+	Server *server = server_start(FALSE);
+	KlHttpOptions options = { .name = "verifier", .timeout_ms = 400 };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttp) http = kl_http_new(&options, &error);
+	g_autofree gchar *url = g_strdup_printf("http://127.0.0.1:%u/v3.0/x", server->port);
+	KlHttpRequest request = { .method = "POST", .url = url, .body = "{}", .body_len = 2 };
+
+	g_atomic_int_set(&server->delay_ms, 600);
+	{
+		g_autoptr(KlHttpResponse) r = kl_http_send(http, &request, NULL, &error);
+		g_assert_null(r);
+		g_assert_error(error, KL_ERROR, KL_ERROR_TIMED_OUT);
+		g_assert_nonnull(strstr(error->message,
+					"took the request but did not answer within "
+					"400 ms"));
+		g_assert_nonnull(strstr(error->message, "the next attempt waits up to 800 ms"));
+		g_clear_error(&error);
+	}
+	/* the one-connection-at-a-time server is still answering the abandoned request */
+	g_usleep(400 * 1000);
+	g_assert_cmpuint(kl_http_get_wait_ms(http), ==, 800);
+	g_test_expect_message(
+	    "kl-core",
+	    G_LOG_LEVEL_WARNING,
+	    "the verifier answered POST * after 0.* s, later than request_timeout "
+	    "(400 ms) allows: its answers are now waited for up to 1??? ms; set "
+	    "request_timeout to 2000 or more*");
+	{
+		g_autoptr(KlHttpResponse) r = kl_http_send(http, &request, NULL, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(r->status, ==, 429);
+	}
+	g_test_assert_expected_messages();
+	/* twice what the answer took (~600 ms), within 8 x request_timeout */
+	g_assert_cmpuint(kl_http_get_wait_ms(http), >=, 1200);
+	g_assert_cmpuint(kl_http_get_wait_ms(http), <=, 3200);
+	{
+		/* slow again: waited for, and no second WARNING */
+		g_autoptr(KlHttpResponse) r = kl_http_send(http, &request, NULL, &error);
+		g_assert_no_error(error);
+	}
+	/* fast answers: the wait halves at most per answer, down to request_timeout */
+	g_atomic_int_set(&server->delay_ms, 0);
+	g_test_expect_message(
+	    "kl-core", G_LOG_LEVEL_MESSAGE, "the verifier answers within request_timeout*again");
+	for (guint i = 0; i < 4; i++) {
+		g_autoptr(KlHttpResponse) r = kl_http_send(http, &request, NULL, &error);
+		g_assert_no_error(error);
+	}
+	g_test_assert_expected_messages();
+	g_assert_cmpuint(kl_http_get_wait_ms(http), ==, 400);
+	/* and a slow answer times out at request_timeout again */
+	g_atomic_int_set(&server->delay_ms, 600);
+	{
+		g_autoptr(KlHttpResponse) r = kl_http_send(http, &request, NULL, &error);
+		g_assert_error(error, KL_ERROR, KL_ERROR_TIMED_OUT);
+		g_assert_nonnull(strstr(error->message, "within 400 ms"));
+		g_clear_error(&error);
+	}
+	server_stop(server);
+}
+
+/* each transport failure names its cause and its fix, distinctly */
+static void
+test_failure_messages(void)
+{
+	const struct {
+		KlHttpFailure f;
+		gint code;
+		const gchar *says;
+	} cases[] = {
+		{ { .curl_code = 60,
+		    .detail = "server certificate verification failed. CAfile: /etc/k/other.crt",
+		    .tls_verify_status = 0x42 },
+		  KL_ERROR_AUTH,
+		  "certificate was not issued by a CA in /etc/k/ca.crt (server certificate "
+		  "verification failed. CAfile: /etc/k/other.crt): set verifier_tls_ca_cert to the "
+		  "CA that issued" },
+		{ { .curl_code = 60,
+		    .detail = "server certificate verification failed",
+		    .tls_verify_status = 0x42,
+		    .ca_problem = "it holds no PEM certificate" },
+		  KL_ERROR_AUTH,
+		  "the CA file /etc/k/ca.crt cannot be used: it holds no PEM certificate; fix "
+		  "verifier_tls_ca_cert" },
+		{ { .curl_code = 77,
+		    .detail = "",
+		    .ca_problem = "it cannot be read by user keylime" },
+		  KL_ERROR_AUTH,
+		  "the CA file /etc/k/ca.crt cannot be used: it cannot be read by user keylime" },
+		{ { .curl_code = 60,
+		    .detail = "SSL: certificate subject name (s) does not match target host name "
+			      "'localhost'" },
+		  KL_ERROR_AUTH,
+		  "certificate does not name the host of the URL" },
+		{ { .curl_code = 60, .detail = "expired", .tls_verify_status = 0x402 },
+		  KL_ERROR_AUTH,
+		  "has expired or is not valid yet" },
+		{ { .curl_code = 35,
+		    .detail = "gnutls_handshake() failed: An unexpected TLS packet was received." },
+		  KL_ERROR_NETWORK,
+		  "https://127.0.0.1:8881 does not speak TLS" },
+		{ { .curl_code = 35, .detail = "Recv failure: Connection reset by peer" },
+		  KL_ERROR_NETWORK,
+		  "closed the connection before the TLS handshake ended" },
+		{ { .curl_code = 56,
+		    .detail = "Recv failure: Connection reset by peer",
+		    .request_sent = TRUE },
+		  KL_ERROR_NETWORK,
+		  "the verifier closed the connection (Recv failure" },
+		{ { .curl_code = 7, .detail = "Failed to connect to 127.0.0.1 port 8881" },
+		  KL_ERROR_NETWORK,
+		  "nothing accepts connections at https://127.0.0.1:8881" },
+		{ { .curl_code = 6, .detail = "Could not resolve host: v.invalid" },
+		  KL_ERROR_NETWORK,
+		  "host name does not resolve" },
+		{ { .curl_code = 28, .detail = "Connection timed out after 5000 milliseconds" },
+		  KL_ERROR_TIMED_OUT,
+		  "no connection to the verifier at https://127.0.0.1:8881 within 5000 ms" },
+		{ { .curl_code = 28,
+		    .detail = "Operation timed out after 5000 milliseconds with 0 bytes received",
+		    .request_sent = TRUE,
+		    .next_wait_ms = 10000 },
+		  KL_ERROR_TIMED_OUT,
+		  "took the request but did not answer within 5000 ms" },
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		KlHttpFailure f = cases[i].f;
+		g_autoptr(GError) error = NULL;
+
+		f.peer = "verifier";
+		f.method = "POST";
+		f.url = "https://127.0.0.1:8881/v3.0/sessions";
+		f.ca_file = "/etc/k/ca.crt";
+		f.ca_option = "verifier_tls_ca_cert";
+		f.address_option = "verifier_url";
+		f.timeout_ms = 5000;
+		error = kl_http_failure_to_error(&f);
+		g_test_message("%s", error->message);
+		g_assert_error(error, KL_ERROR, cases[i].code);
+		g_assert_nonnull(strstr(error->message, cases[i].says));
+		/* no other case's cause */
+		for (guint j = 0; j < G_N_ELEMENTS(cases); j++)
+			if (j != i && g_strcmp0(cases[j].says, cases[i].says) != 0 &&
+			    strstr(cases[i].says, cases[j].says) == NULL)
+				g_assert_null(strstr(error->message, cases[j].says));
+	}
+}
+
+/* a CA file this process cannot use: unreadable, missing, or without a certificate */
+static void
+test_ca_file_problem(void)
+{
+	g_autofree gchar *dir = g_dir_make_tmp("kl-ca-XXXXXX", NULL);
+	g_autofree gchar *garbage = g_build_filename(dir, "garbage.pem", NULL);
+	g_autofree gchar *good = g_build_filename(dir, "good.pem", NULL);
+	g_autofree gchar *missing = g_build_filename(dir, "missing.pem", NULL);
+	g_autofree gchar *p1 = NULL;
+	g_autofree gchar *p2 = NULL;
+	g_autofree gchar *p3 = NULL;
+
+	g_assert_true(g_file_set_contents(garbage, "not a certificate\n", -1, NULL));
+	g_assert_true(g_file_set_contents(
+	    good, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", -1, NULL));
+	p1 = kl_http_ca_file_problem(garbage);
+	g_assert_nonnull(strstr(p1, "holds no PEM certificate"));
+	p2 = kl_http_ca_file_problem(missing);
+	g_assert_nonnull(strstr(p2, "cannot be read by user "));
+	g_assert_nonnull(strstr(p2, missing));
+	p3 = kl_http_ca_file_problem(good);
+	g_assert_null(p3);
+	g_assert_null(kl_http_ca_file_problem(NULL));
+	g_assert_cmpint(g_unlink(garbage), ==, 0);
+	g_assert_cmpint(g_unlink(good), ==, 0);
+	g_assert_cmpint(g_rmdir(dir), ==, 0);
+}
+
+/* a listening socket on 127.0.0.1 that never accepts (the kernel completes TCP handshakes) */
+static int
+listen_loopback(guint16 *port)
+{
+	struct sockaddr_in addr = { .sin_family = AF_INET,
+				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(addr);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	g_assert_cmpint(fd, >=, 0);
+	g_assert_cmpint(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+	g_assert_cmpint(listen(fd, 8), ==, 0);
+	g_assert_cmpint(getsockname(fd, (struct sockaddr *)&addr, &len), ==, 0);
+	*port = ntohs(addr.sin_port);
+	return fd;
+}
+
+/*
+ * the peer's transport failures seen through libcurl: refused, no TLS handshake
+ * (reset and plain HTTP: /http/failure-messages with libcurl's texts, and the
+ * integration tests)
+ */
+static void
+test_curl_transport_causes(void)
+{
+	KlHttpOptions options = { .name = "verifier",
+				  .timeout_ms = 600,
+				  .address_option = "verifier_url" };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttp) http = kl_http_new(&options, &error);
+	guint16 mute_port = 0;
+	int mute = listen_loopback(&mute_port);
+	const struct {
+		gchar *url;
+		gint code;
+		const gchar *says;
+	} cases[] = {
+		{ g_strdup("https://127.0.0.1:1/v3.0/sessions"),
+		  KL_ERROR_NETWORK,
+		  "nothing accepts connections at https://127.0.0.1:1" },
+		/* the kernel completes the TCP handshake; nobody answers the TLS hello */
+		{ g_strdup_printf("https://127.0.0.1:%u/v3.0/sessions", mute_port),
+		  KL_ERROR_TIMED_OUT,
+		  "no connection to the verifier at https://127.0.0.1:" },
+	};
+
+	g_assert_no_error(error);
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		KlHttpRequest request = { .method = "GET", .url = cases[i].url };
+		g_autoptr(KlHttpResponse) r = kl_http_send(http, &request, NULL, &error);
+
+		g_assert_null(r);
+		g_test_message("%s", error->message);
+		g_assert_error(error, KL_ERROR, cases[i].code);
+		g_assert_nonnull(strstr(error->message, cases[i].says));
+		g_assert_nonnull(strstr(error->message, "verifier_url"));
+		g_clear_error(&error);
+		g_free(cases[i].url);
+	}
+	close(mute);
+}
+
 /* ---- TLS: the CA file is the only anchor, insecure switches, host names ---- */
 
 static gboolean
@@ -511,6 +768,8 @@ tls_get(const gchar *url,
 		.accept_invalid_certs = invalid_certs,
 		.accept_invalid_hostnames = invalid_hostnames,
 		.timeout_ms = 5000,
+		.ca_option = "verifier_tls_ca_cert",
+		.address_option = "verifier_url",
 	};
 	g_autoptr(KlHttp) http = kl_http_new(&options, error);
 	KlHttpRequest request = { .method = "GET", .url = url };
@@ -640,9 +899,31 @@ test_curl_tls(void)
 	{
 		/* a CA that did not issue the certificate: the system store is not consulted */
 		g_autoptr(KlHttpResponse) r = tls_get(url_ip, other, FALSE, FALSE, &error);
+		g_autofree gchar *says =
+		    g_strdup_printf("certificate was not issued by a CA in %s", other);
 		g_assert_null(r);
 		g_assert_error(error, KL_ERROR, KL_ERROR_AUTH);
-		g_assert_nonnull(strstr(error->message, other));
+		g_assert_nonnull(strstr(error->message, says));
+		g_assert_nonnull(strstr(error->message, "set verifier_tls_ca_cert to the CA"));
+		g_clear_error(&error);
+	}
+	{
+		/* a CA file that cannot be read, or holds no certificate: not "not issued by" */
+		g_autofree gchar *missing = g_build_filename(dir, "missing.crt", NULL);
+		g_autofree gchar *garbage = g_build_filename(dir, "ext.cnf", NULL);
+		g_autoptr(KlHttpResponse) r = tls_get(url_ip, missing, FALSE, FALSE, &error);
+		g_autoptr(KlHttpResponse) r2 = NULL;
+		g_assert_null(r);
+		g_assert_error(error, KL_ERROR, KL_ERROR_AUTH);
+		g_assert_nonnull(
+		    strstr(error->message, "cannot be used: it cannot be read by user"));
+		g_assert_null(strstr(error->message, "not issued"));
+		g_clear_error(&error);
+		r2 = tls_get(url_ip, garbage, FALSE, FALSE, &error);
+		g_assert_null(r2);
+		g_assert_error(error, KL_ERROR, KL_ERROR_AUTH);
+		g_assert_nonnull(
+		    strstr(error->message, "cannot be used: it holds no PEM certificate"));
 		g_clear_error(&error);
 	}
 	{
@@ -655,7 +936,8 @@ test_curl_tls(void)
 		/* the certificate names 127.0.0.1, not localhost */
 		g_autoptr(KlHttpResponse) r = tls_get(url_name, ca, FALSE, FALSE, &error);
 		g_assert_null(r);
-		g_assert_nonnull(error);
+		g_assert_error(error, KL_ERROR, KL_ERROR_AUTH);
+		g_assert_nonnull(strstr(error->message, "does not name the host of the URL"));
 		g_clear_error(&error);
 	}
 	{
@@ -789,6 +1071,10 @@ main(int argc, char **argv)
 	g_test_add_func("/http/curl-timeout", test_curl_timeout);
 	g_test_add_func("/http/curl-cancel", test_curl_cancel);
 	g_test_add_func("/http/curl-refused", test_curl_refused);
+	g_test_add_func("/http/curl-wait-adapts", test_curl_wait_adapts);
+	g_test_add_func("/http/failure-messages", test_failure_messages);
+	g_test_add_func("/http/ca-file-problem", test_ca_file_problem);
+	g_test_add_func("/http/curl-transport-causes", test_curl_transport_causes);
 	g_test_add_func("/http/curl-tls", test_curl_tls);
 	g_test_add_func("/http/curl-body-limit", test_curl_body_limit);
 	return g_test_run();

@@ -239,9 +239,40 @@ kl_test_sorted_order(KlLoaderFixture *fx, gconstpointer user_data)
 static void
 kl_test_bad_abi(KlLoaderFixture *fx, gconstpointer user_data)
 {
-	kl_test_expect_rejected(
-	    fx, "bad_abi", 0644, "built for plugin ABI 99.0, the agent supports 1.1*", "ABI 99.0");
+	g_autofree gchar *abi =
+	    g_strdup_printf("built for plugin ABI 99.0, the agent supports %d.%d*",
+			    KL_PLUGIN_ABI_MAJOR,
+			    KL_PLUGIN_ABI_MINOR);
+
+	kl_test_expect_rejected(fx, "bad_abi", 0644, abi, "ABI 99.0");
 	g_assert_null(kl_plugin_get_version(kl_test_find(fx, "bad_abi")));
+}
+
+/* a plugin built against the previous minor's headers loads and collects */
+static void
+kl_test_older_minor(KlLoaderFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(KlEvidenceRequest) request = kl_evidence_request_new("log", "older_minor", NULL);
+	g_auto(KlEvidenceReport) report = { 0 };
+	g_autoptr(JsonObject) entry = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *text = NULL;
+
+	g_free(kl_test_install(fx->dir, "older_minor", NULL, 0644));
+	kl_test_load(fx, fx->dir, NULL);
+	g_assert_cmpint(
+	    kl_plugin_get_state(kl_test_find(fx, "older_minor")), ==, KL_PLUGIN_STATE_ACTIVE);
+	g_assert_nonnull(kl_plugin_loader_resolve(fx->loader, request, &error));
+	g_assert_no_error(error);
+	entry = kl_plugin_run_request(request, NULL, &report, &error);
+	g_assert_no_error(error);
+	text = kl_json_object_to_string(entry, NULL);
+	g_assert_cmpstr(text,
+			==,
+			"{\"evidence_class\":\"log\",\"evidence_type\":\"older_minor\",\"data\":"
+			"{\"from\":\"older_minor\"}}");
+	g_assert_null(report.summary);
+	g_assert_cmpuint(report.entry_count, ==, 0);
 }
 
 static void
@@ -695,14 +726,14 @@ kl_test_dispatch(KlLoaderFixture *fx, gconstpointer user_data)
 	const gchar *answer =
 	    "{\"data\":{\"attributes\":{\"evidence_requested\":["
 	    "{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\","
-	    "\"chosen_parameters\":{\"echo\":\"one\",\"summary\":\"3 new lines\"}},"
+	    "\"chosen_parameters\":{\"echo\":\"one\",\"summary\":\"3 new lines\",\"entries\":3}},"
 	    "{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\"},"
 	    "{\"evidence_class\":\"certification\",\"evidence_type\":\"dummy\"},"
 	    "{\"evidence_class\":\"log\",\"evidence_type\":\"nobody\"}]}}}";
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) requests = NULL;
 	g_autoptr(JsonObject) entry = NULL;
-	g_autofree gchar *summary = NULL;
+	g_auto(KlEvidenceReport) report = { 0 };
 	g_autofree gchar *text = NULL;
 	KlEvidenceRequest *request;
 	KlPlugin *plugin;
@@ -719,23 +750,25 @@ kl_test_dispatch(KlLoaderFixture *fx, gconstpointer user_data)
 	g_assert_no_error(error);
 	g_assert_true(plugin == kl_plugin_loader_lookup(fx->loader, "dummy"));
 	g_assert_true(request->plugin == plugin);
-	entry = kl_plugin_run_request(request, NULL, &summary, &error);
+	entry = kl_plugin_run_request(request, NULL, &report, &error);
 	g_assert_no_error(error);
 	text = kl_json_object_to_string(entry, NULL);
 	g_assert_cmpstr(text,
 			==,
 			"{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\",\"data\":"
 			"{\"echo\":\"one\",\"sealed\":true,\"collects\":1}}");
-	g_assert_cmpstr(summary, ==, "3 new lines");
+	/* what the plugin reported, typed: the core does not read the plugin's data */
+	g_assert_cmpstr(report.summary, ==, "3 new lines");
+	g_assert_cmpuint(report.entry_count, ==, 3);
 	g_clear_pointer(&entry, json_object_unref);
-	g_clear_pointer(&summary, g_free);
 
-	/* no chosen_parameters; a plugin that reports nothing leaves no stale summary */
+	/* no chosen_parameters; a plugin that reports nothing leaves no stale report */
 	request = g_ptr_array_index(requests, 1);
 	g_assert_nonnull(kl_plugin_loader_resolve(fx->loader, request, &error));
-	entry = kl_plugin_run_request(request, NULL, &summary, &error);
+	entry = kl_plugin_run_request(request, NULL, &report, &error);
 	g_assert_no_error(error);
-	g_assert_null(summary);
+	g_assert_null(report.summary);
+	g_assert_cmpuint(report.entry_count, ==, 0);
 	g_clear_pointer(&entry, json_object_unref);
 
 	/* the plugin's type in another class */
@@ -746,7 +779,7 @@ kl_test_dispatch(KlLoaderFixture *fx, gconstpointer user_data)
 	g_assert_null(request->plugin);
 	g_clear_error(&error);
 	/* an unresolved request reaches no plugin */
-	g_assert_null(kl_plugin_run_request(request, NULL, &summary, &error));
+	g_assert_null(kl_plugin_run_request(request, NULL, &report, &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_INTERNAL);
 	g_clear_error(&error);
 
@@ -832,6 +865,7 @@ main(int argc, char **argv)
 	kl_test_add("/loader/sorted-order", kl_test_sorted_order);
 	kl_test_add("/loader/reject/bad-abi", kl_test_bad_abi);
 	kl_test_add("/loader/reject/newer-minor", kl_test_newer_minor);
+	kl_test_add("/loader/older-minor", kl_test_older_minor);
 	kl_test_add("/loader/reject/missing-symbol", kl_test_missing_symbol);
 	kl_test_add("/loader/reject/undefined-reference", kl_test_undefined_ref);
 	kl_test_add("/loader/reject/wrong-name", kl_test_wrong_name);

@@ -155,6 +155,26 @@ run_status_command(const gchar *path, gboolean json, gint64 now_s, gchar **out)
 	return run_status_mode(path, json ? "json" : "text", now_s, out);
 }
 
+/* the status file is json-glib's pretty text of the same document */
+static void
+assert_json_format(KlStatus *status)
+{
+	g_autofree gchar *text = kl_status_to_json(status);
+	g_autoptr(JsonParser) parser = json_parser_new();
+	g_autoptr(JsonGenerator) generator = json_generator_new();
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *reference = NULL;
+	g_autofree gchar *with_newline = NULL;
+
+	g_assert_true(json_parser_load_from_data(parser, text, -1, &error));
+	g_assert_no_error(error);
+	json_generator_set_root(generator, json_parser_get_root(parser));
+	json_generator_set_pretty(generator, TRUE);
+	reference = json_generator_to_data(generator, NULL);
+	with_newline = g_strconcat(reference, "\n", NULL);
+	g_assert_cmpstr(text, ==, with_newline);
+}
+
 static void
 test_lines(StatusFixture *sf, gconstpointer data)
 {
@@ -163,6 +183,7 @@ test_lines(StatusFixture *sf, gconstpointer data)
 	    KL_ERROR, KL_ERROR_NETWORK, "cannot connect to the verifier: connection refused");
 
 	kl_status_starting(sf->status, fake_now_us + 23 * G_USEC_PER_SEC);
+	assert_json_format(sf->status);
 	line = kl_status_format_line(sf->status);
 	g_assert_cmpstr(line, ==, "starting, first contact in 23 s");
 	g_clear_pointer(&line, g_free);
@@ -173,6 +194,7 @@ test_lines(StatusFixture *sf, gconstpointer data)
 			  refused->message,
 			  1,
 			  fake_now_us + 10 * G_USEC_PER_SEC);
+	assert_json_format(sf->status);
 	line = kl_status_format_line(sf->status);
 	g_assert_cmpstr(line, ==, "registrar unreachable, retry in 10 s");
 	g_clear_pointer(&line, g_free);
@@ -184,12 +206,14 @@ test_lines(StatusFixture *sf, gconstpointer data)
 			  "not enrolled",
 			  1,
 			  fake_now_us + 10 * G_USEC_PER_SEC);
+	assert_json_format(sf->status);
 	line = kl_status_format_line(sf->status);
 	g_assert_cmpstr(line, ==, "waiting for enrollment, retry in 10 s");
 	g_clear_pointer(&line, g_free);
 
 	accept_one(sf->status, 1234, 60);
 	fake_now_us += 3 * G_USEC_PER_SEC;
+	assert_json_format(sf->status);
 	line = kl_status_format_line(sf->status);
 	g_assert_cmpstr(line, ==, "attestation 1234 submitted 3 s ago, next in 57 s");
 	g_clear_pointer(&line, g_free);
@@ -200,6 +224,7 @@ test_lines(StatusFixture *sf, gconstpointer data)
 			  refused->message,
 			  2,
 			  fake_now_us + 40 * G_USEC_PER_SEC);
+	assert_json_format(sf->status);
 	line = kl_status_format_line(sf->status);
 	g_assert_cmpstr(line, ==, "verifier unreachable, retry in 40 s");
 	g_assert_cmpint(kl_status_get_snapshot(sf->status)->retry_delay_ms, ==, 40000);
@@ -207,6 +232,7 @@ test_lines(StatusFixture *sf, gconstpointer data)
 	g_clear_pointer(&line, g_free);
 
 	kl_status_stopped(sf->status);
+	assert_json_format(sf->status);
 	line = kl_status_format_line(sf->status);
 	g_assert_cmpstr(line, ==, "stopped");
 }
@@ -522,7 +548,7 @@ test_metrics_format(StatusFixture *sf, gconstpointer data)
 int
 main(int argc, char **argv)
 {
-	/* the child of run_status_command(): net-status --status-command PATH NOW json|text */
+	/* the child of run_status_command(): test-status --status-command PATH NOW json|text */
 	if (argc == 5 && g_strcmp0(argv[1], "--status-command") == 0)
 		return kl_status_command(argv[2],
 					 g_str_has_suffix(argv[4], "json"),

@@ -360,6 +360,21 @@ test_evidence_url(void)
 		  "https://v.example:8881/v3/agents/agent-1/attestations/2" },
 		{ "/v3/agents/agent-1/attestations/latest",
 		  "https://v.example:8881/v3/agents/agent-1/attestations/latest" },
+		/* dot segments are resolved first; anything odd is not taken as it is */
+		{ "/v3/agents/agent-1/./attestations/3",
+		  "https://v.example:8881/v3/agents/agent-1/attestations/3" },
+		{ "/v3/agents/agent-1/attestations/../../agent-2/attestations/3",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		{ "/v3/agents/agent-1/attestations/..",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		{ "/v3/agents/agent-1/attestations/3#x",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		{ "/v3/agents/agent-1/attestations/3 x",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		{ "/v3/agents/agent-1/attestations/3\\x",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		{ "//evil.example/v3/agents/agent-1/attestations/3",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
 		{ NULL, "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
 	};
 

@@ -133,6 +133,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			reference = g_strjoinv("\\u001f", parts);
 			g_assert_cmpstr(text, ==, reference);
 		}
+		{
+			/* json-glib's parser reads the same document into the same tree */
+			g_autoptr(JsonParser) parser = json_parser_new();
+			g_autoptr(JsonGenerator) generator = json_generator_new();
+			g_autoptr(JsonNode) ours = json_node_init_object(json_node_alloc(), obj);
+			g_autofree gchar *ours_text = NULL;
+			g_autofree gchar *theirs_text = NULL;
+
+			g_assert_true(json_parser_load_from_data(
+			    parser, (const gchar *)data, (gssize)size, NULL));
+			json_generator_set_root(generator, json_parser_get_root(parser));
+			theirs_text = json_generator_to_data(generator, NULL);
+			json_generator_set_root(generator, ours);
+			ours_text = json_generator_to_data(generator, NULL);
+			g_assert_cmpstr(ours_text, ==, theirs_text);
+		}
 		g_clear_pointer(&obj, json_object_unref);
 		obj = kl_json_parse_object(text, -1, &error);
 		if (!kl_fuzz_json_has_double) {
