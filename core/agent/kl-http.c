@@ -33,6 +33,7 @@ struct _KlHttp {
 	gchar *address_option;
 	guint wait_ms;	      /* how long answers are waited for (>= timeout_ms) */
 	gboolean wait_warned; /* the WARNING about a raised wait was logged */
+	guint fast_answers;   /* quick answers in a row while the wait is raised */
 	CURL *curl;
 	GMutex mutex; /* the easy handle is used by one request at a time */
 	gchar *token_origin;
@@ -307,7 +308,8 @@ typedef struct {
 	/*
 	 * tail_only answers may be long (the verifier echoes the evidence): the
 	 * answer must start within answer_us of the request, then keep flowing
-	 * (no pause longer than stall_us), however long it takes in all
+	 * (no pause longer than stall_us, the same: a busy verifier may pause mid-answer), however
+	 * long it takes in all
 	 */
 	gint64 started_us;
 	gint64 answer_us;
@@ -449,23 +451,36 @@ kl_http_wait_answered(KlHttp *http, const gchar *method, const gchar *url, guint
 
 	if (http->timeout_ms == 0 || http->wait_ms <= http->timeout_ms)
 		return;
-	if (elapsed_ms > http->timeout_ms && !http->wait_warned) {
-		/* once per episode: the operator learns the value that works */
-		g_warning("the %s answered %s %s after %.1f s, later than request_timeout (%u ms) "
-			  "allows: its answers are now waited for up to %u ms; set "
-			  "request_timeout to %" G_GUINT64_FORMAT " or more to spare the "
-			  "timed-out attempts",
-			  http->name,
-			  method,
-			  url,
-			  (gdouble)elapsed_ms / 1000,
-			  http->timeout_ms,
-			  (guint)CLAMP(2 * elapsed_ms, http->timeout_ms, kl_http_wait_max(http)),
-			  (elapsed_ms / 1000 + 2) * 1000);
+	if (elapsed_ms > http->timeout_ms) {
+		/* a slow answer: the wait never shrinks on one, and covers twice its time */
+		http->fast_answers = 0;
+		wait = MAX((guint64)http->wait_ms, 2 * elapsed_ms);
+		http->wait_ms = (guint)MIN(wait, kl_http_wait_max(http));
+		if (!http->wait_warned)
+			/* once per episode: the operator learns the value that works */
+			g_warning("the %s answered %s %s after %.1f s, later than request_timeout "
+				  "(%u ms) allows: its answers are now waited for up to %u ms; set "
+				  "request_timeout to %" G_GUINT64_FORMAT " or more to spare the "
+				  "timed-out attempts",
+				  http->name,
+				  method,
+				  url,
+				  (gdouble)elapsed_ms / 1000,
+				  http->timeout_ms,
+				  http->wait_ms,
+				  (elapsed_ms / 1000 + 2) * 1000);
 		http->wait_warned = TRUE;
+		return;
 	}
-	wait = MAX(2 * elapsed_ms, http->wait_ms / 2);
-	http->wait_ms = (guint)CLAMP(wait, http->timeout_ms, kl_http_wait_max(http));
+	/*
+	 * quick answers halve the wait only after KL_HTTP_WAIT_DECAY_ANSWERS of
+	 * them in a row: the quick answers to other requests (the evidence, a
+	 * session) must not undo the wait a slow one (phase 1) needs at every cycle
+	 */
+	if (++http->fast_answers < KL_HTTP_WAIT_DECAY_ANSWERS)
+		return;
+	http->fast_answers = 0;
+	http->wait_ms = MAX(http->wait_ms / 2, http->timeout_ms);
 	if (http->wait_ms == http->timeout_ms) {
 		g_message("the %s answers within request_timeout (%u ms) again",
 			  http->name,
@@ -778,7 +793,7 @@ kl_http_curl_send(KlHttp *http,
 		/* the wait applies to the start of the answer and to pauses in it */
 		transfer.started_us = started;
 		transfer.answer_us = (gint64)timeout_ms * 1000;
-		transfer.stall_us = (gint64)wait_ms * 1000;
+		transfer.stall_us = transfer.answer_us;
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)KL_HTTP_TAIL_MAX_MS);
 		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)http->timeout_ms);
 	} else if (timeout_ms > 0) {

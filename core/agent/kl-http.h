@@ -134,12 +134,13 @@ kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellab
  * request the peer took but did not answer in time it doubles (at most
  * KL_HTTP_WAIT_MAX_FACTOR times request_timeout), so that a peer that is slow
  * for good (a verifier evaluating a large policy) is waited for at the next
- * attempt instead of timed out forever; after each answer it follows twice
- * the time that answer took (halving at most per answer) and returns to
- * request_timeout when the peer is fast again. The connection timeout stays
- * request_timeout.
+ * attempt instead of timed out forever. A slow answer keeps it at least twice
+ * that answer's time; KL_HTTP_WAIT_DECAY_ANSWERS quick answers (within
+ * request_timeout) in a row halve it, down to request_timeout. The connection
+ * timeout stays request_timeout.
  */
-#define KL_HTTP_WAIT_MAX_FACTOR 8
+#define KL_HTTP_WAIT_MAX_FACTOR	   8
+#define KL_HTTP_WAIT_DECAY_ANSWERS 8
 guint
 kl_http_get_wait_ms(KlHttp *http);
 

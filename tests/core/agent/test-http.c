@@ -505,11 +505,30 @@ test_curl_wait_adapts(void)
 		g_autoptr(KlHttpResponse) r = kl_http_send(http, &request, NULL, &error);
 		g_assert_no_error(error);
 	}
-	/* fast answers: the wait halves at most per answer, down to request_timeout */
+	/*
+	 * quick answers: the wait halves after every KL_HTTP_WAIT_DECAY_ANSWERS
+	 * of them in a row, down to request_timeout; a slow one in between keeps it
+	 */
 	g_atomic_int_set(&server->delay_ms, 0);
+	for (guint i = 0; i < KL_HTTP_WAIT_DECAY_ANSWERS - 1; i++) {
+		g_autoptr(KlHttpResponse) r = kl_http_send(http, &request, NULL, &error);
+		g_assert_no_error(error);
+	}
+	g_assert_cmpuint(kl_http_get_wait_ms(http), >=, 1200);
+	g_atomic_int_set(&server->delay_ms, 600);
+	{
+		g_autoptr(KlHttpResponse) r = kl_http_send(http, &request, NULL, &error);
+		g_assert_no_error(error);
+	}
+	g_atomic_int_set(&server->delay_ms, 0);
+	for (guint i = 0; i < KL_HTTP_WAIT_DECAY_ANSWERS - 1; i++) {
+		g_autoptr(KlHttpResponse) r = kl_http_send(http, &request, NULL, &error);
+		g_assert_no_error(error);
+	}
+	g_assert_cmpuint(kl_http_get_wait_ms(http), >=, 1200);
 	g_test_expect_message(
 	    "kl-core", G_LOG_LEVEL_MESSAGE, "the verifier answers within request_timeout*again");
-	for (guint i = 0; i < 4; i++) {
+	for (guint i = 0; i < 3 * KL_HTTP_WAIT_DECAY_ANSWERS; i++) {
 		g_autoptr(KlHttpResponse) r = kl_http_send(http, &request, NULL, &error);
 		g_assert_no_error(error);
 	}
