@@ -84,7 +84,9 @@ kl_json_doc_add(KlJsonReader *r, KlJsonDocType type, const gchar *raw_start, con
 static inline void
 kl_json_doc_skip_space(KlJsonReader *r)
 {
-	while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
+	/* one comparison for the common case: a byte above ' ' */
+	while (r->p < r->end && (guchar)*r->p <= ' ' &&
+	       (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
 		r->p++;
 }
 
@@ -118,13 +120,23 @@ kl_json_doc_read_string(KlJsonReader *r)
 	/* the common case, eight bytes at a time: no quote, escape, control or high byte */
 	while (r->end - p >= 8) {
 		guint64 x;
+		guint64 special;
 
 		memcpy(&x, p, 8);
-		if ((KL_JSON_DOC_HAS_LESS(x, 0x20) |
-		     KL_JSON_DOC_HAS_ZERO(x ^ (KL_JSON_DOC_ONES * '"')) |
-		     KL_JSON_DOC_HAS_ZERO(x ^ (KL_JSON_DOC_ONES * '\\')) |
-		     (x & KL_JSON_DOC_HIGHS)) != 0)
+		special = KL_JSON_DOC_HAS_LESS(x, 0x20) |
+			  KL_JSON_DOC_HAS_ZERO(x ^ (KL_JSON_DOC_ONES * '"')) |
+			  KL_JSON_DOC_HAS_ZERO(x ^ (KL_JSON_DOC_ONES * '\\')) |
+			  (x & KL_JSON_DOC_HIGHS);
+		if (special != 0) {
+#if G_BYTE_ORDER == G_LITTLE_ENDIAN
+			/*
+			 * the lowest flagged byte is a special one (a false positive
+			 * can only sit above a true one): go straight to it
+			 */
+			p += __builtin_ctzll(special) / 8;
+#endif
 			break;
+		}
 		p += 8;
 	}
 	while (p < r->end && *p != '"' && *p != '\\' && (guchar)*p >= 0x20) {

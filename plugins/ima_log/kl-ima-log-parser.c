@@ -122,24 +122,48 @@ kl_ima_log_is_hex(gchar c)
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* the high bit of each byte of @w that is not a hexadecimal digit (no carry between bytes) */
+/*
+ * Sixteen bytes as two 64-bit lanes (a GCC/clang vector extension: SIMD where
+ * there is a unit, plain 64-bit operations elsewhere).
+ */
+typedef guint64 KlImaLogVec __attribute__((vector_size(16)));
+
+/*
+ * The high bit of each byte of @w that is not a hexadecimal digit: @w is
+ * masked to 7 bits so that the sums never carry between bytes, a byte with
+ * its high bit set is not a digit. For a guint64 or a KlImaLogVec.
+ */
+#define KL_IMA_LOG_NONHEX(T, w)                                                                    \
+	({                                                                                         \
+		const T x_ = (w) & ~KL_IMA_LOG_HIGHS;                                              \
+		const T l_ = x_ | (KL_IMA_LOG_ONES * 0x20);                                        \
+		const T digit_ = (x_ + KL_IMA_LOG_ONES * (0x80 - '0')) &                           \
+				 ~(x_ + KL_IMA_LOG_ONES * (0x80 - '9' - 1));                       \
+		const T alpha_ = (l_ + KL_IMA_LOG_ONES * (0x80 - 'a')) &                           \
+				 ~(l_ + KL_IMA_LOG_ONES * (0x80 - 'f' - 1));                       \
+		(~(digit_ | alpha_) | (w)) & KL_IMA_LOG_HIGHS;                                     \
+	})
+
 static inline guint64
 kl_ima_log_nonhex(guint64 w)
 {
-	const guint64 x = w & ~KL_IMA_LOG_HIGHS; /* 7 bits: the sums below never carry */
-	const guint64 l = x | (KL_IMA_LOG_ONES * 0x20);
-	const guint64 digit =
-	    (x + KL_IMA_LOG_ONES * (0x80 - '0')) & ~(x + KL_IMA_LOG_ONES * (0x80 - '9' - 1));
-	const guint64 alpha =
-	    (l + KL_IMA_LOG_ONES * (0x80 - 'a')) & ~(l + KL_IMA_LOG_ONES * (0x80 - 'f' - 1));
-
-	return (~(digit | alpha) | w) & KL_IMA_LOG_HIGHS;
+	return KL_IMA_LOG_NONHEX(guint64, w);
 }
 
 /* the end of the run of hexadecimal digits from @p */
 static inline const gchar *
 kl_ima_log_skip_hex(const gchar *p, const gchar *e)
 {
+	while (e - p >= 16) {
+		KlImaLogVec v;
+		KlImaLogVec bad;
+
+		memcpy(&v, p, 16);
+		bad = KL_IMA_LOG_NONHEX(KlImaLogVec, v);
+		if ((bad[0] | bad[1]) != 0)
+			break;
+		p += 16;
+	}
 	while (e - p >= 8) {
 		guint64 w;
 
@@ -159,8 +183,6 @@ kl_ima_log_skip_hex(const gchar *p, const gchar *e)
  * need no check of their own (the vector type is a GCC/clang extension that
  * compiles to plain 64-bit operations where there is no SIMD unit).
  */
-typedef guint64 KlImaLogVec __attribute__((vector_size(16)));
-
 static gboolean
 kl_ima_log_is_plain_ascii(const gchar *text, gsize len)
 {

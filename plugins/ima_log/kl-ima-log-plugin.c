@@ -17,6 +17,9 @@ typedef struct {
 	/* the last capabilities (sealed) and the entry count they announce */
 	JsonObject *caps;
 	guint64 caps_count;
+	/* the members that never change, sealed: shared by every capabilities object */
+	JsonNode *yes;
+	JsonNode *formats;
 } KlImaLogPlugin;
 
 static void
@@ -24,6 +27,8 @@ kl_ima_log_plugin_free(KlImaLogPlugin *self)
 {
 	kl_ima_log_free(self->log);
 	g_clear_pointer(&self->caps, json_object_unref);
+	g_clear_pointer(&self->yes, json_node_unref);
+	g_clear_pointer(&self->formats, json_node_unref);
 	g_free(self);
 }
 
@@ -49,6 +54,15 @@ kl_ima_log_plugin_startup(KlPluginContext *ctx, GError **error)
 		kl_ima_log_get_entry_count(log));
 	self = g_new0(KlImaLogPlugin, 1);
 	self->log = g_steal_pointer(&log);
+	self->yes = json_node_init_boolean(json_node_alloc(), TRUE);
+	json_node_seal(self->yes);
+	{
+		g_autoptr(JsonArray) formats = json_array_new();
+
+		json_array_add_string_element(formats, KL_IMA_LOG_FORMAT);
+		self->formats = json_node_init_array(json_node_alloc(), formats);
+		json_node_seal(self->formats);
+	}
 	kl_plugin_context_set_data(ctx, self, (GDestroyNotify)kl_ima_log_plugin_free);
 	return TRUE;
 }
@@ -76,7 +90,6 @@ kl_ima_log_plugin_get_capabilities(KlPluginContext *ctx, GError **error)
 {
 	KlImaLogPlugin *self = kl_ima_log_plugin_get(ctx, error);
 	g_autoptr(JsonObject) caps = NULL;
-	g_autoptr(JsonArray) formats = NULL;
 	guint64 count;
 
 	if (self == NULL)
@@ -89,11 +102,9 @@ kl_ima_log_plugin_get_capabilities(KlPluginContext *ctx, GError **error)
 		return json_object_ref(self->caps);
 	caps = json_object_new();
 	json_object_set_int_member(caps, "entry_count", (gint64)count);
-	json_object_set_boolean_member(caps, "supports_partial_access", TRUE);
-	json_object_set_boolean_member(caps, "appendable", TRUE);
-	formats = json_array_new();
-	json_array_add_string_element(formats, KL_IMA_LOG_FORMAT);
-	json_object_set_array_member(caps, "formats", g_steal_pointer(&formats));
+	json_object_set_member(caps, "supports_partial_access", json_node_ref(self->yes));
+	json_object_set_member(caps, "appendable", json_node_ref(self->yes));
+	json_object_set_member(caps, "formats", json_node_ref(self->formats));
 	json_object_seal(caps);
 	g_clear_pointer(&self->caps, json_object_unref);
 	self->caps = json_object_ref(caps);
