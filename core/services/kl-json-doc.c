@@ -61,7 +61,7 @@ kl_json_doc_fail(KlJsonReader *r, const gchar *what, const gchar *at)
 	return FALSE;
 }
 
-static guint
+static inline __attribute__((always_inline)) guint
 kl_json_doc_add(KlJsonReader *r, KlJsonDocType type, const gchar *raw_start, const gchar *raw_end)
 {
 	KlJsonDoc *doc = r->doc;
@@ -109,7 +109,7 @@ kl_json_doc_unicode_escape(KlJsonReader *r, const gchar *p)
 }
 
 /* a string at r->p ('"'): decoded in place, NUL-terminated */
-static gboolean
+static inline __attribute__((always_inline)) gboolean
 kl_json_doc_read_string(KlJsonReader *r)
 {
 	gchar *start = ++r->p;
