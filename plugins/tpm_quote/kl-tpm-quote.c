@@ -10,8 +10,9 @@
 
 #include <string.h>
 
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
+#include <nettle/nettle-meta.h>
+#include <nettle/sha1.h>
+#include <nettle/sha2.h>
 
 #include "keylime-agent/keylime-agent-plugin.h"
 #include "kl-tpm-quote-attest.h"
@@ -310,6 +311,12 @@ kl_tpm_quote_parse_params(KlTpm *tpm, JsonObject *params, KlTpmQuoteParams *out,
  * are sent only when they hash to the pcrDigest of the quote they go with:
  * by the hash's collision resistance, exactly the values the TPM quoted.
  */
+typedef union {
+	struct sha1_ctx sha1;
+	struct sha256_ctx sha256;
+	struct sha512_ctx sha512; /* and SHA-384 */
+} KlTpmQuoteHashCtx;
+
 struct _KlTpmQuoteCache {
 	TPMI_ALG_HASH bank;		       /* of the values; TPM2_ALG_NULL: nothing cached */
 	guint32 known;			       /* PCRs with a value */
@@ -320,6 +327,14 @@ struct _KlTpmQuoteCache {
 	guint32 digest_mask;
 	TPMI_ALG_HASH digest_hash;
 	guint8 digest[sizeof(TPMU_HA)];
+	/*
+	 * the hash state before each selected PCR's value (of ckpt_mask, 0: none):
+	 * after a change only the values from the first changed PCR on are hashed
+	 */
+	guint32 ckpt_mask;
+	TPMI_ALG_HASH ckpt_hash;
+	guint32 dirty; /* PCRs changed since the states were taken */
+	KlTpmQuoteHashCtx ckpt[KL_TPM_QUOTE_PCRS];
 	/* the tpm2-tools PCR blob of blob_mask's values (0: none) and its base64 */
 	guint32 blob_mask;
 	guint8 *blob;
@@ -342,6 +357,7 @@ kl_tpm_quote_cache_reset(KlTpmQuoteCache *cache, TPMI_ALG_HASH bank)
 	cache->bank = bank;
 	cache->known = 0;
 	cache->digest_mask = 0;
+	cache->ckpt_mask = 0;
 	cache->blob_mask = 0;
 	memset(cache->changed_at, 0, sizeof(cache->changed_at));
 }
@@ -357,35 +373,38 @@ kl_tpm_quote_cache_free(KlTpmQuoteCache *cache)
 	g_free(cache);
 }
 
-static gnutls_digest_algorithm_t
+static const struct nettle_hash *
 kl_tpm_quote_digest_alg(TPMI_ALG_HASH hash)
 {
 	switch (hash) {
 	case TPM2_ALG_SHA1:
-		return GNUTLS_DIG_SHA1;
+		return &nettle_sha1;
 	case TPM2_ALG_SHA256:
-		return GNUTLS_DIG_SHA256;
+		return &nettle_sha256;
 	case TPM2_ALG_SHA384:
-		return GNUTLS_DIG_SHA384;
+		return &nettle_sha384;
 	case TPM2_ALG_SHA512:
-		return GNUTLS_DIG_SHA512;
+		return &nettle_sha512;
 	default:
-		return GNUTLS_DIG_UNKNOWN;
+		return NULL;
 	}
 }
 
-/* the cached digest of the values of @mask (all known), computed if need be */
+/*
+ * The cached digest of the values of @mask (all known), computed if need be
+ * from the hash state before the first PCR that changed
+ */
 static gboolean
 kl_tpm_quote_cache_digest(KlTpmQuoteCache *cache, guint32 mask, TPMI_ALG_HASH hash, GError **error)
 {
-	guint8 buf[KL_TPM_QUOTE_PCRS * sizeof(TPMU_HA)];
+	const struct nettle_hash *alg = kl_tpm_quote_digest_alg(hash);
 	gsize hsize = kl_tpm_hash_size(cache->bank);
-	gsize len = 0;
-	gnutls_digest_algorithm_t alg = kl_tpm_quote_digest_alg(hash);
+	KlTpmQuoteHashCtx ctx;
+	guint32 from;
 
 	if (cache->digest_mask == mask && cache->digest_hash == hash)
 		return TRUE;
-	if (alg == GNUTLS_DIG_UNKNOWN) {
+	if (alg == NULL || alg->digest_size > sizeof(cache->digest)) {
 		g_set_error(error,
 			    KL_ERROR,
 			    KL_ERROR_INVALID_PARAMETERS,
@@ -393,20 +412,25 @@ kl_tpm_quote_cache_digest(KlTpmQuoteCache *cache, guint32 mask, TPMI_ALG_HASH ha
 			    kl_tpm_alg_to_name(hash) ?: "this hash");
 		return FALSE;
 	}
+	/* the selected PCRs to hash: from the lowest changed one on, or all */
+	if (cache->ckpt_mask == mask && cache->ckpt_hash == hash && (cache->dirty & mask) != 0)
+		from = mask & ~((cache->dirty & mask & -(cache->dirty & mask)) - 1);
+	else
+		from = mask;
+	if (from == mask)
+		alg->init(&ctx);
+	else
+		memcpy(&ctx, &cache->ckpt[__builtin_ctz(from)], alg->context_size);
 	for (guint pcr = 0; pcr < KL_TPM_QUOTE_PCRS; pcr++) {
-		if ((mask & (1u << pcr)) == 0)
+		if ((from & (1u << pcr)) == 0)
 			continue;
-		memcpy(buf + len, cache->values[pcr], hsize);
-		len += hsize;
+		memcpy(&cache->ckpt[pcr], &ctx, alg->context_size);
+		alg->update(&ctx, hsize, cache->values[pcr]);
 	}
-	if (gnutls_hash_fast(alg, buf, len, cache->digest) < 0) {
-		g_set_error(error,
-			    KL_ERROR,
-			    KL_ERROR_TPM,
-			    "cannot hash the PCR values with %s",
-			    kl_tpm_alg_to_name(hash) ?: "?");
-		return FALSE;
-	}
+	alg->digest(&ctx, alg->digest_size, cache->digest);
+	cache->ckpt_mask = mask;
+	cache->ckpt_hash = hash;
+	cache->dirty = 0;
 	cache->digest_mask = mask;
 	cache->digest_hash = hash;
 	return TRUE;
@@ -443,6 +467,7 @@ kl_tpm_quote_cache_read(KlTpm *tpm, KlTpmQuoteCache *cache, guint32 group, GErro
 				    "TPM2_PCR_Read returned an inconsistent answer");
 			cache->known &= ~group;
 			cache->digest_mask = 0;
+			cache->ckpt_mask = 0;
 			return FALSE;
 		}
 		if ((cache->known & (1u << pcr)) != 0 &&
@@ -451,6 +476,7 @@ kl_tpm_quote_cache_read(KlTpm *tpm, KlTpmQuoteCache *cache, guint32 group, GErro
 		memcpy(cache->values[pcr], g_bytes_get_data(v, NULL), hsize);
 		cache->known |= 1u << pcr;
 		cache->changed_at[pcr] = cache->reads;
+		cache->dirty |= 1u << pcr;
 		cache->digest_mask = 0;
 	}
 	return TRUE;
