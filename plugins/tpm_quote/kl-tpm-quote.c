@@ -3,8 +3,9 @@
  *
  * tpm_quote: TPM2_Quote of the PCRs the verifier selects, with the AK, plus
  * the PCR values in the tpm2-tools blob Keylime parses. A steady-state cycle
- * issues exactly one TPM2_Quote and the TPM2_PCR_Read calls for the same PCRs;
- * the capabilities come from facts the core read once at start-up.
+ * issues one TPM2_Quote, and TPM2_PCR_Read only for the PCR groups whose kept
+ * values no longer hash to the quote's pcrDigest; the capabilities come from
+ * facts the core read once at start-up.
  */
 #include "config.h"
 
