@@ -1213,7 +1213,8 @@ kl_agent_run_state(KlAgent *agent)
 {
 	if (agent->stopping || agent->finished)
 		return;
-	g_debug("state %s", kl_agent_state_to_string(agent->state));
+	if (kl_log_is_enabled(G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN))
+		g_debug("state %s", kl_agent_state_to_string(agent->state));
 	switch (agent->state) {
 	case KL_AGENT_STATE_UNREGISTERED:
 		kl_agent_run_step(agent, kl_agent_step_register);

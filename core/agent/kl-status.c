@@ -40,6 +40,7 @@ struct _KlStatus {
 	gpointer clock_data;
 	GArray *listeners; /* KlStatusListenerEntry */
 	gint64 configured_interval_s;
+	GString *json; /* the status file's text, its buffer kept between writes */
 };
 
 /* ---- names ---- */
@@ -192,6 +193,8 @@ kl_status_free(KlStatus *status)
 	g_free(status->status_file.path);
 	g_free(status->metrics_file.path);
 	g_array_unref(status->listeners);
+	if (status->json != NULL)
+		g_string_free(status->json, TRUE);
 	g_free(status);
 }
 
@@ -343,14 +346,20 @@ kl_status_output(KlStatusOutput *out, const gchar *contents)
 	out->failing = FALSE;
 }
 
+static void
+kl_status_json_build(KlStatus *status, GString *out);
+
 void
 kl_status_write(KlStatus *status)
 {
 	if (status == NULL)
 		return;
 	if (status->status_file.path != NULL) {
-		g_autofree gchar *json = kl_status_to_json(status);
-		kl_status_output(&status->status_file, json);
+		if (status->json == NULL)
+			status->json = g_string_sized_new(1024);
+		g_string_truncate(status->json, 0);
+		kl_status_json_build(status, status->json);
+		kl_status_output(&status->status_file, status->json->str);
 	}
 	if (status->metrics_file.path != NULL) {
 		g_autofree gchar *metrics = kl_status_to_metrics(status);
@@ -585,15 +594,27 @@ typedef struct {
 } KlStatusJson;
 
 static void
+kl_status_json_indent(KlStatusJson *w)
+{
+	static const gchar spaces[] = "                ";
+
+	g_string_append_len(w->out, spaces, MIN(2 * w->level, sizeof spaces - 1));
+}
+
+/* @name is one of this file's member names: plain ASCII, nothing to escape */
+static void
 kl_status_json_next(KlStatusJson *w, const gchar *name)
 {
-	g_string_append(w->out, w->first[w->level] ? "\n" : ",\n");
+	if (w->first[w->level])
+		g_string_append_c(w->out, '\n');
+	else
+		g_string_append_len(w->out, ",\n", 2);
 	w->first[w->level] = FALSE;
-	for (guint i = 0; i < w->level; i++)
-		g_string_append(w->out, "  ");
+	kl_status_json_indent(w);
 	if (name != NULL) {
-		kl_json_append_string(w->out, name);
-		g_string_append(w->out, " : ");
+		g_string_append_c(w->out, '"');
+		g_string_append(w->out, name);
+		g_string_append_len(w->out, "\" : ", 4);
 	}
 }
 
@@ -613,8 +634,7 @@ kl_status_json_close(KlStatusJson *w, gchar bracket)
 	w->level--;
 	if (!empty) {
 		g_string_append_c(w->out, '\n');
-		for (guint i = 0; i < w->level; i++)
-			g_string_append(w->out, "  ");
+		kl_status_json_indent(w);
 	}
 	g_string_append_c(w->out, bracket);
 }
@@ -649,12 +669,13 @@ kl_status_add_time(KlStatusJson *w, const gchar *name, gint64 t)
 		kl_status_json_literal(w, name, "null");
 }
 
-gchar *
-kl_status_to_json(KlStatus *status)
+/* the status file's text, appended to @out */
+static void
+kl_status_json_build(KlStatus *status, GString *out)
 {
 	const KlStatusSnapshot *s = &status->snap;
 	g_autofree gchar *line = kl_status_format_line(status);
-	KlStatusJson w = { .out = g_string_sized_new(1024) };
+	KlStatusJson w = { .out = out };
 
 	kl_status_json_open(&w, '{');
 	kl_status_json_int(&w, "format", KL_STATUS_FORMAT);
@@ -706,7 +727,15 @@ kl_status_to_json(KlStatus *status)
 	}
 	kl_status_json_close(&w, '}');
 	g_string_append_c(w.out, '\n');
-	return g_string_free(w.out, FALSE);
+}
+
+gchar *
+kl_status_to_json(KlStatus *status)
+{
+	GString *out = g_string_sized_new(1024);
+
+	kl_status_json_build(status, out);
+	return g_string_free(out, FALSE);
 }
 
 static void
