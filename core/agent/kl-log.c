@@ -107,31 +107,48 @@ kl_log_level_to_string(GLogLevelFlags level)
 	}
 }
 
+/* @value as @width decimal digits, leading zeros */
+static gchar *
+kl_log_put_digits(gchar *p, guint value, guint width)
+{
+	for (guint i = width; i > 0; i--) {
+		p[i - 1] = (gchar)('0' + value % 10);
+		value /= 10;
+	}
+	return p + width;
+}
+
 /* "2024-05-01T12:34:56.789Z " (UTC, milliseconds) */
 static void
 kl_log_append_timestamp(GString *line)
 {
 	gint64 now = g_get_real_time();
 	time_t seconds = (time_t)(now / G_USEC_PER_SEC);
-	gint ms = (gint)(now % G_USEC_PER_SEC) / 1000;
+	guint ms = (guint)(now % G_USEC_PER_SEC) / 1000;
 	struct tm tm;
 	gchar buf[32];
+	gchar *p = buf;
 
-	if (gmtime_r(&seconds, &tm) == NULL) {
+	if (now < 0 || gmtime_r(&seconds, &tm) == NULL || tm.tm_year + 1900 > 9999) {
 		g_string_append(line, "1970-01-01T00:00:00.000Z ");
 		return;
 	}
-	g_snprintf(buf,
-		   sizeof buf,
-		   "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ ",
-		   tm.tm_year + 1900,
-		   tm.tm_mon + 1,
-		   tm.tm_mday,
-		   tm.tm_hour,
-		   tm.tm_min,
-		   tm.tm_sec,
-		   ms);
-	g_string_append(line, buf);
+	p = kl_log_put_digits(p, (guint)(tm.tm_year + 1900), 4);
+	*p++ = '-';
+	p = kl_log_put_digits(p, (guint)tm.tm_mon + 1, 2);
+	*p++ = '-';
+	p = kl_log_put_digits(p, (guint)tm.tm_mday, 2);
+	*p++ = 'T';
+	p = kl_log_put_digits(p, (guint)tm.tm_hour, 2);
+	*p++ = ':';
+	p = kl_log_put_digits(p, (guint)tm.tm_min, 2);
+	*p++ = ':';
+	p = kl_log_put_digits(p, (guint)tm.tm_sec, 2);
+	*p++ = '.';
+	p = kl_log_put_digits(p, ms, 3);
+	*p++ = 'Z';
+	*p++ = ' ';
+	g_string_append_len(line, buf, p - buf);
 }
 
 /* @message (@len bytes, -1: NUL-terminated) on one line: peers' data cannot forge log lines */

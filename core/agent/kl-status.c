@@ -593,12 +593,27 @@ typedef struct {
 	gboolean first[8]; /* nothing written yet at that level */
 } KlStatusJson;
 
+/* g_string_append_len() without its checks for the short pieces written here */
+static inline void
+kl_status_json_put(KlStatusJson *w, const gchar *text, gsize len)
+{
+	GString *out = w->out;
+
+	if (out->len + len >= out->allocated_len) {
+		g_string_append_len(out, text, (gssize)len);
+		return;
+	}
+	memcpy(out->str + out->len, text, len);
+	out->len += len;
+	out->str[out->len] = '\0';
+}
+
 static void
 kl_status_json_indent(KlStatusJson *w)
 {
 	static const gchar spaces[] = "                ";
 
-	g_string_append_len(w->out, spaces, MIN(2 * w->level, sizeof spaces - 1));
+	kl_status_json_put(w, spaces, MIN(2 * w->level, sizeof spaces - 1));
 }
 
 /* @name is one of this file's member names: plain ASCII, nothing to escape */
@@ -606,15 +621,15 @@ static void
 kl_status_json_next(KlStatusJson *w, const gchar *name)
 {
 	if (w->first[w->level])
-		g_string_append_c(w->out, '\n');
+		kl_status_json_put(w, "\n", 1);
 	else
-		g_string_append_len(w->out, ",\n", 2);
+		kl_status_json_put(w, ",\n", 2);
 	w->first[w->level] = FALSE;
 	kl_status_json_indent(w);
 	if (name != NULL) {
-		g_string_append_c(w->out, '"');
-		g_string_append(w->out, name);
-		g_string_append_len(w->out, "\" : ", 4);
+		kl_status_json_put(w, "\"", 1);
+		kl_status_json_put(w, name, strlen(name));
+		kl_status_json_put(w, "\" : ", 4);
 	}
 }
 
@@ -657,7 +672,7 @@ static void
 kl_status_json_literal(KlStatusJson *w, const gchar *name, const gchar *literal)
 {
 	kl_status_json_next(w, name);
-	g_string_append(w->out, literal);
+	kl_status_json_put(w, literal, strlen(literal));
 }
 
 static void
