@@ -58,9 +58,10 @@ struct _KlHttp {
 	guint timeout_ms;
 	gchar *ca_option;
 	gchar *address_option;
-	guint wait_ms;	      /* how long answers are waited for (>= timeout_ms) */
-	gboolean wait_warned; /* the WARNING about a raised wait was logged */
-	guint fast_answers;   /* quick answers in a row while the wait is raised */
+	guint wait_ms;		 /* how long answers are waited for (>= timeout_ms) */
+	gboolean wait_warned;	 /* the WARNING about a raised wait was logged */
+	guint fast_answers;	 /* quick answers in a row while the wait is raised */
+	gboolean closed_by_peer; /* the last request: sent, then the connection was cut */
 	CURL *curl;
 	GMutex mutex; /* the easy handle is used by one request at a time */
 	/*
@@ -506,6 +507,12 @@ kl_http_xferinfo_cb(
 		return 1;
 	}
 	return 0;
+}
+
+gboolean
+kl_http_get_closed_by_peer(KlHttp *http)
+{
+	return http->closed_by_peer;
 }
 
 guint
@@ -966,6 +973,7 @@ kl_http_curl_send(KlHttp *http,
 	if (!http->curl_ready)
 		kl_http_curl_setup(http);
 	kl_http_transfer_clear(t);
+	http->closed_by_peer = FALSE;
 	http->errbuf[0] = '\0';
 	t->body = g_byte_array_new();
 	t->cancellable = cancellable;
@@ -1067,6 +1075,9 @@ kl_http_curl_send(KlHttp *http,
 			if (curl_easy_getinfo(curl, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) ==
 			    CURLE_OK)
 				failure.request_sent = pretransfer > 0;
+			http->closed_by_peer = failure.request_sent &&
+					       (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR ||
+						rc == CURLE_GOT_NOTHING);
 			if (curl_easy_getinfo(curl, CURLINFO_SSL_VERIFYRESULT, &verify) ==
 				CURLE_OK &&
 			    verify > 0)
@@ -1169,6 +1180,7 @@ kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellab
 	gboolean debug = kl_log_is_enabled(G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN);
 
 	g_return_val_if_fail(request->method != NULL && request->url != NULL, NULL);
+	http->closed_by_peer = FALSE;
 
 	if (g_cancellable_set_error_if_cancelled(cancellable, error))
 		return NULL;
