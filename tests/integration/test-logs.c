@@ -379,19 +379,13 @@ main(int argc, char **argv)
 	kl_test_agent_set_string(agent, "metrics_file", metrics_path);
 	kl_test_agent_set_string(agent, "ima_ml_path", ima_path);
 	kl_test_agent_set_string(agent, "measuredboot_ml_path", uefi_path);
-	kl_test_agent_start(agent, &error, NULL);
-	g_assert_no_error(error);
-	if (!kl_test_peers_wait_registrar_int(peers, AGENT_ID, "activations", 1, 40)) {
-		kl_test_agent_dump_log(agent);
-		g_print("Bail out! the agent did not register and activate\n");
+	policy =
+	    g_strdup_printf("{\"tpm_policy\":{\"15\":[\"%s\"]},\"ima\":true,\"mb\":true}", pcr15);
+	if (!kl_test_agent_start_enrolled(agent, AGENT_ID, policy)) {
 		kl_test_agent_free(agent);
 		kl_test_peers_free(peers);
 		return 1;
 	}
-	policy =
-	    g_strdup_printf("{\"tpm_policy\":{\"15\":[\"%s\"]},\"ima\":true,\"mb\":true}", pcr15);
-	kl_test_peers_enroll(peers, AGENT_ID, policy, &error);
-	g_assert_no_error(error);
 
 	g_test_add_func("/logs/cycles-quote-uefi-ima", test_cycles);
 	g_test_add_func("/logs/ima-incremental", test_ima_grows);
