@@ -607,6 +607,12 @@ main(int argc, char **argv)
 	gsize steady_mark = 0;
 	gboolean ok;
 	gint64 passes = 0;
+	gint64 steady_instr = -1; /* per cycle, at the last checkpoint after cycle 10 */
+	guint64 steady_from = 0;
+	glong pd_max = -1; /* Private_Dirty, checkpoints from cycle 10 */
+	glong pd_10 = -1;
+	glong pd_last = -1;
+	guint64 entries_10 = 0;
 	gint64 t0;
 	glong hz = sysconf(_SC_CLK_TCK);
 	gint pid = -1;
@@ -839,6 +845,7 @@ main(int argc, char **argv)
 			gint64 instr = -1;
 			g_autofree gchar *cpu = NULL;
 			g_autofree gchar *ir = NULL;
+			glong pd;
 
 			if (!kl_bench_is_checkpoint((guint64)c, (guint64)cycles))
 				continue;
@@ -875,6 +882,20 @@ main(int argc, char **argv)
 				g_clear_pointer(&cpu, g_free);
 				cpu = g_strdup("-");
 			}
+			pd =
+			    callgrind ? -1 : kl_bench_proc_kb(pid, "smaps_rollup", "Private_Dirty");
+			if (c >= 10 && pd >= 0) {
+				if (pd_10 < 0) {
+					pd_10 = pd;
+					entries_10 = log.entries;
+				}
+				pd_max = MAX(pd_max, pd);
+				pd_last = pd;
+			}
+			if (c > 10 && instr >= 0) {
+				steady_instr = instr / (c - (gint64)last_cycle);
+				steady_from = last_cycle + 1;
+			}
 			printf("%7" G_GINT64_FORMAT " %10" G_GUINT64_FORMAT " %10" G_GINT64_FORMAT
 			       " %13s %11s %14ld %10ld %10ld %7" G_GINT64_FORMAT
 			       " %5" G_GINT64_FORMAT "\n",
@@ -883,8 +904,7 @@ main(int argc, char **argv)
 			       kl_bench_next_offset(peers),
 			       cpu,
 			       ir,
-			       callgrind ? -1
-					 : kl_bench_proc_kb(pid, "smaps_rollup", "Private_Dirty"),
+			       pd,
 			       callgrind ? -1 : kl_bench_proc_kb(pid, "status", "VmRSS"),
 			       callgrind ? -1 : kl_bench_proc_kb(pid, "status", "VmHWM"),
 			       c,
@@ -916,6 +936,38 @@ main(int argc, char **argv)
 		       (gdouble)n / (gdouble)(last_cycle - 1),
 		       list,
 		       last_cycle - 1);
+	}
+	/* the lean-cycle goals, against what this run measured */
+	printf("goals:\n");
+	if (steady_instr >= 0)
+		printf("  instructions per steady cycle (cycles %" G_GUINT64_FORMAT
+		       "..%" G_GUINT64_FORMAT "): %.2f M; goal <= 0.45 M: %s\n",
+		       steady_from,
+		       last_cycle,
+		       (gdouble)steady_instr / 1e6,
+		       steady_instr <= 450000 ? "met" : "NOT met");
+	if (pd_max >= 0) {
+		/* after a first send of a large log, 3 MB; else 2.5 MB */
+		glong goal = initial >= 100000 ? 3000 : 2500;
+		gint64 body = kl_test_peers_verifier_int(peers, AGENT_ID, "evidence_bytes_max");
+		glong hwm = kl_bench_proc_kb(pid, "status", "VmHWM");
+
+		printf("  Private_Dirty from cycle 10: at most %ld kB; goal <= %ld kB: %s\n",
+		       pd_max,
+		       goal,
+		       pd_max <= goal ? "met" : "NOT met");
+		if (last_cycle > 10)
+			printf("  Private_Dirty, cycle 10 -> %" G_GUINT64_FORMAT
+			       ": %+ld kB while the IMA log grew by %" G_GUINT64_FORMAT " lines\n",
+			       last_cycle,
+			       pd_last - pd_10,
+			       log.entries - entries_10);
+		if (body > 0 && hwm > 0)
+			printf("  peak RSS (VmHWM) %ld kB, largest evidence body %" G_GINT64_FORMAT
+			       " kB; goal <= body + 20 MB: %s\n",
+			       hwm,
+			       body / 1024,
+			       (gint64)hwm * 1024 <= body + 20 * 1024 * 1024 ? "met" : "NOT met");
 	}
 	if (kl_test_peers_verifier_int(peers, AGENT_ID, "fails") != 0)
 		ret = 1;
