@@ -2025,7 +2025,8 @@ kl_tpm_esys_pcr_read(
 	guint32 remaining = pcr_mask;
 	gsize hsize = kl_tpm_hash_size(bank);
 	g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-	g_autofree KlTpmRawPcrRead *args = g_new(KlTpmRawPcrRead, 1);
+	KlTpmRawPcrRead read; /* 4 kB on the worker thread's stack: no malloc per cycle */
+	KlTpmRawPcrRead *args = &read;
 	gboolean ok = kl_tpm_esys_ready(tpm, self, error);
 
 	/* the TPM returns at most 8 digests per call: loop until all are read */
