@@ -554,6 +554,7 @@ main(int argc, char **argv)
 	gint initial = 10000;
 	gint timeout_s = 60;
 	gdouble interval = 1;
+	gint max_upload_mb = 100;
 	gboolean avoid_tpm = FALSE;
 	gboolean callgrind = FALSE;
 	GOptionEntry entries[] = {
@@ -562,6 +563,14 @@ main(int argc, char **argv)
 		{ "initial", 'i', 0, G_OPTION_ARG_INT, &initial, "IMA lines at start", "N" },
 		{ "interval", 0, 0, G_OPTION_ARG_DOUBLE, &interval, "quote interval (s)", "S" },
 		{ "timeout", 0, 0, G_OPTION_ARG_INT, &timeout_s, "max seconds per cycle", "S" },
+		{ "max-upload-mb",
+		  0,
+		  0,
+		  G_OPTION_ARG_INT,
+		  &max_upload_mb,
+		  "largest evidence body the verifier takes (Keylime's max_upload_size; default "
+		  "100)",
+		  "MIB" },
 		{ "avoid-tpm",
 		  0,
 		  0,
@@ -606,8 +615,9 @@ main(int argc, char **argv)
 		g_printerr("%s\n", error->message);
 		return 2;
 	}
-	if (cycles < 1 || lines < 0 || initial < 0 || interval <= 0) {
-		g_printerr("--cycles must be >= 1, --lines and --initial >= 0, --interval > 0\n");
+	if (cycles < 1 || lines < 0 || initial < 0 || interval <= 0 || max_upload_mb < 1) {
+		g_printerr("--cycles and --max-upload-mb must be >= 1, --lines and --initial >= 0, "
+			   "--interval > 0\n");
 		return 2;
 	}
 	if (!avoid_tpm && g_getenv("KL_TEST_TCTI") == NULL) {
@@ -634,6 +644,21 @@ main(int argc, char **argv)
 		g_printerr("cannot start the test peers: %s\n", error->message);
 		kl_test_peers_free(peers);
 		return 1;
+	}
+	if (max_upload_mb != 100) {
+		g_autofree gchar *settings =
+		    g_strdup_printf("{\"max_upload_mb\":%d}", max_upload_mb);
+		g_autoptr(JsonNode) reply = NULL;
+		glong code = 0;
+
+		reply = kl_test_peers_verifier_call(
+		    peers, "POST", "/_test/settings", settings, &code, &error);
+		if (reply == NULL || code != 200) {
+			g_printerr("cannot set the verifier's max_upload_mb: %s\n",
+				   error != NULL ? error->message : "unexpected answer");
+			kl_test_peers_free(peers);
+			return 1;
+		}
 	}
 
 	agent = kl_test_agent_new(peers, AGENT_ID, NULL);

@@ -31,9 +31,10 @@ struct _KlHttp {
 	guint timeout_ms;
 	gchar *ca_option;
 	gchar *address_option;
-	guint wait_ms;	      /* how long answers are waited for (>= timeout_ms) */
-	gboolean wait_warned; /* the WARNING about a raised wait was logged */
-	guint fast_answers;   /* quick answers in a row while the wait is raised */
+	guint wait_ms;		 /* how long answers are waited for (>= timeout_ms) */
+	gboolean wait_warned;	 /* the WARNING about a raised wait was logged */
+	guint fast_answers;	 /* quick answers in a row while the wait is raised */
+	gboolean closed_by_peer; /* the last request: sent, then the connection was cut */
 	CURL *curl;
 	GMutex mutex; /* the easy handle is used by one request at a time */
 	gchar *token_origin;
@@ -426,6 +427,12 @@ kl_http_find_header(GPtrArray *headers, const gchar *name)
 	return NULL;
 }
 
+gboolean
+kl_http_get_closed_by_peer(KlHttp *http)
+{
+	return http->closed_by_peer;
+}
+
 guint
 kl_http_get_wait_ms(KlHttp *http)
 {
@@ -764,6 +771,7 @@ kl_http_curl_send(KlHttp *http,
 	const gchar *value;
 
 	curl_easy_reset(curl); /* keeps the connection cache (keep-alive) */
+	http->closed_by_peer = FALSE;
 	transfer.body = g_byte_array_new();
 	transfer.headers = g_ptr_array_new_with_free_func(g_free);
 	transfer.cancellable = cancellable;
@@ -877,6 +885,9 @@ kl_http_curl_send(KlHttp *http,
 			if (curl_easy_getinfo(curl, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) ==
 			    CURLE_OK)
 				failure.request_sent = pretransfer > 0;
+			http->closed_by_peer = failure.request_sent &&
+					       (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR ||
+						rc == CURLE_GOT_NOTHING);
 			if (curl_easy_getinfo(curl, CURLINFO_SSL_VERIFYRESULT, &verify) ==
 				CURLE_OK &&
 			    verify > 0)
@@ -982,6 +993,7 @@ kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellab
 	gboolean debug = kl_log_is_enabled(G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN);
 
 	g_return_val_if_fail(request->method != NULL && request->url != NULL, NULL);
+	http->closed_by_peer = FALSE;
 
 	if (g_cancellable_set_error_if_cancelled(cancellable, error))
 		return NULL;

@@ -144,6 +144,14 @@ kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellab
 guint
 kl_http_get_wait_ms(KlHttp *http);
 
+/*
+ * TRUE when the last request through libcurl was sent (at least in part) and
+ * the peer then cut the connection without an answer (reset, closed, no TLS
+ * close_notify): what a peer that refuses a large body before reading it does
+ */
+gboolean
+kl_http_get_closed_by_peer(KlHttp *http);
+
 /* what went wrong with a transfer, for kl_http_failure_to_error() */
 typedef struct {
 	const gchar *peer;	     /* "verifier" */

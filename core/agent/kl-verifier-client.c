@@ -23,6 +23,7 @@ struct _KlVerifierClient {
 	gchar *api_version;		       /* "v3.0" */
 	gchar *agent_id;
 	gchar *agent_id_escaped;
+	guint large_cut; /* large evidence uploads cut by the verifier in a row */
 };
 
 KlVerifierClient *
@@ -577,6 +578,36 @@ kl_verifier_client_submit_evidence(KlVerifierClient *client,
 	response = kl_verifier_client_patch_evidence(client, url, body, cancellable, &error);
 	/* sent (or not): the body's buffer serves the next one */
 	kl_json_body_release(body);
+	if (response == NULL && answer->sent_bytes >= KL_VERIFIER_UPLOAD_SUSPECT &&
+	    kl_http_get_closed_by_peer(client->http)) {
+		/*
+		 * Keylime's web server refuses a body above max_upload_size with a
+		 * bare 400 and closes the connection without reading the body: the
+		 * agent, still sending, sees the connection cut and never the 400.
+		 * Once is a verifier restarting; twice in a row is the size.
+		 */
+		if (++client->large_cut >= 2)
+			return kl_verifier_answer_set(
+			    answer,
+			    KL_VERIFIER_TOO_LARGE,
+			    g_error_new(
+				KL_ERROR,
+				KL_ERROR_HTTP,
+				"the verifier refused the evidence of %.1f MiB: it cut the "
+				"connection before it answered, %u times in a row (%s): a "
+				"verifier does so with a body over its max_upload_size "
+				"([verifier] max_upload_size in verifier.conf, 100 MiB by "
+				"default); raise it on the verifier, or shorten the IMA log "
+				"(a reboot starts a new one)",
+				(gdouble)answer->sent_bytes / (1024.0 * 1024.0),
+				client->large_cut,
+				error->message));
+		g_prefix_error(&error,
+			       "evidence of %.1f MiB: ",
+			       (gdouble)answer->sent_bytes / (1024.0 * 1024.0));
+		return kl_verifier_answer_no_response(answer, g_steal_pointer(&error));
+	}
+	client->large_cut = 0;
 	if (response == NULL)
 		return kl_verifier_answer_no_response(answer, g_steal_pointer(&error));
 	kl_verifier_answer_received(answer, response);

@@ -902,6 +902,23 @@ kl_test_agent_start(KlTestAgent *agent, GError **error, ...)
 }
 
 gboolean
+kl_test_agent_start_enrolled(KlTestAgent *agent, const gchar *agent_id, const gchar *policy_json)
+{
+	g_autoptr(GError) error = NULL;
+
+	kl_test_agent_start(agent, &error, NULL);
+	g_assert_no_error(error);
+	if (!kl_test_peers_wait_registrar_int(agent->peers, agent_id, "activations", 1, 40)) {
+		kl_test_agent_dump_log(agent);
+		g_print("Bail out! the agent did not register and activate\n");
+		return FALSE;
+	}
+	kl_test_peers_enroll(agent->peers, agent_id, policy_json, &error);
+	g_assert_no_error(error);
+	return TRUE;
+}
+
+gboolean
 kl_test_agent_is_running(KlTestAgent *agent)
 {
 	return agent->proc != NULL && g_subprocess_get_identifier(agent->proc) != NULL;

@@ -131,6 +131,14 @@ kl_test_agent_set_int(KlTestAgent *agent, const gchar *key, gint64 value);
 /* writes agent.conf and starts the agent with extra arguments (NULL-terminated) */
 gboolean
 kl_test_agent_start(KlTestAgent *agent, GError **error, ...) G_GNUC_NULL_TERMINATED;
+/*
+ * starts @agent without arguments, waits up to 40 s for the registrar's
+ * activation of @agent_id, then enrolls it at the verifier with
+ * @policy_json. When it does not activate: prints the agent's log and a TAP
+ * "Bail out!" and returns FALSE (the test program frees and exits 1)
+ */
+gboolean
+kl_test_agent_start_enrolled(KlTestAgent *agent, const gchar *agent_id, const gchar *policy_json);
 gboolean
 kl_test_agent_is_running(KlTestAgent *agent);
 /* waits for exit; returns the exit status (128+signal when killed), -1 on timeout */

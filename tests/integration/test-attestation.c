@@ -447,18 +447,12 @@ main(int argc, char **argv)
 	g_assert_no_error(error);
 
 	agent = kl_test_agent_new(peers, AGENT_ID, NULL);
-	kl_test_agent_start(agent, &error, NULL);
-	g_assert_no_error(error);
-	if (!kl_test_peers_wait_registrar_int(peers, AGENT_ID, "activations", 1, 40)) {
-		kl_test_agent_dump_log(agent);
-		g_print("Bail out! the agent did not register and activate\n");
+	policy = g_strdup_printf("{\"tpm_policy\":{\"15\":[\"%s\"]}}", pcr15);
+	if (!kl_test_agent_start_enrolled(agent, AGENT_ID, policy)) {
 		kl_test_agent_free(agent);
 		kl_test_peers_free(peers);
 		return 1;
 	}
-	policy = g_strdup_printf("{\"tpm_policy\":{\"15\":[\"%s\"]}}", pcr15);
-	kl_test_peers_enroll(peers, AGENT_ID, policy, &error);
-	g_assert_no_error(error);
 
 	g_test_add_func("/attestation/cycles", test_cycles);
 	g_test_add_func("/attestation/fault-phase1-401", test_fault_401);

@@ -437,19 +437,13 @@ main(int argc, char **argv)
 		da_key_create();
 		kl_test_agent_set_int(agent, "tpm_timeout", 8);
 	}
-	kl_test_agent_start(agent, &error, NULL);
-	g_assert_no_error(error);
-	if (!kl_test_peers_wait_registrar_int(peers, AGENT_ID, "activations", 1, 40)) {
-		kl_test_agent_dump_log(agent);
-		g_print("Bail out! the agent did not register and activate\n");
+	/* PCR 15 is zero after every TPM power cycle */
+	policy = g_strdup_printf("{\"tpm_policy\":{\"15\":[\"%s\"]}}", ZERO_PCR);
+	if (!kl_test_agent_start_enrolled(agent, AGENT_ID, policy)) {
 		kl_test_agent_free(agent);
 		kl_test_peers_free(peers);
 		return 1;
 	}
-	/* PCR 15 is zero after every TPM power cycle */
-	policy = g_strdup_printf("{\"tpm_policy\":{\"15\":[\"%s\"]}}", ZERO_PCR);
-	kl_test_peers_enroll(peers, AGENT_ID, policy, &error);
-	g_assert_no_error(error);
 
 	if (da) {
 		g_test_add_func("/heal/da-lockout-exit-4", test_da_lockout);

@@ -214,6 +214,87 @@ test_ima_allowlist(void)
 	assert_wait("passes", passes + 1, 30);
 }
 
+/* POST /_test/settings on the verifier */
+static void
+verifier_settings(const gchar *json)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonNode) reply = NULL;
+	glong code = 0;
+
+	reply = kl_test_peers_verifier_call(peers, "POST", "/_test/settings", json, &code, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(code, ==, 200);
+}
+
+/* replaces the IMA log with @text through a rename, as a new file */
+static void
+replace_ima_log(const gchar *text, gssize len)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *copy = g_strconcat(ima_path, ".new", NULL);
+
+	g_file_set_contents(copy, text, len, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(g_rename(copy, ima_path), ==, 0);
+}
+
+/*
+ * evidence over the verifier's max_upload_size: Keylime's web server answers
+ * a bare 400 before it reads the body and closes the connection. The agent
+ * names the cause and the setting once, sends nothing accepted, and carries
+ * on when the log fits again.
+ */
+static void
+test_upload_refused_400(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *text = NULL;
+	g_autofree gchar *extra = NULL;
+	g_autofree gchar *extra_path = g_strconcat(ima_path, ".extra", NULL);
+	g_autoptr(GString) big = NULL;
+	gsize len = 0;
+	gint64 passes;
+	gint64 fails = vint("fails");
+	gint64 deadline;
+	const gchar *nl;
+
+	g_file_get_contents(ima_path, &text, &len, &error);
+	g_assert_no_error(error);
+	/* about 1.6 MiB of new lines (never extended: they are never accepted) */
+	g_free(logtool(&error, "gen-ima", extra_path, "--count", "12000", NULL));
+	g_assert_no_error(error);
+	g_file_get_contents(extra_path, &extra, NULL, &error);
+	g_assert_no_error(error);
+	nl = strchr(extra, '\n'); /* without its boot_aggregate */
+	g_assert_nonnull(nl);
+	big = g_string_new_len(text, len);
+	g_string_append(big, nl + 1);
+
+	verifier_settings("{\"max_upload_mb\":1}");
+	passes = vint("passes");
+	replace_ima_log(big->str, big->len);
+	deadline = g_get_monotonic_time() + 40 * G_USEC_PER_SEC;
+	while (!kl_test_agent_log_contains(agent, "max_upload_size") &&
+	       g_get_monotonic_time() < deadline)
+		g_usleep(200000);
+	if (!kl_test_agent_log_contains(agent, "max_upload_size")) {
+		kl_test_agent_dump_log(agent);
+		g_assert_not_reached();
+	}
+	g_assert_cmpint(vint("passes"), <=, passes + 1); /* one may have been under way */
+	g_assert_cmpint(vint("fails"), ==, fails);
+
+	/* the log fits again: attestations pass again */
+	verifier_settings("{\"max_upload_mb\":100}");
+	replace_ima_log(text, len);
+	passes = vint("passes");
+	assert_wait("passes", passes + 1, 60);
+	g_assert_cmpint(vint("fails"), ==, fails);
+	g_assert_true(kl_test_agent_is_running(agent));
+	g_unlink(extra_path);
+}
+
 static void
 test_ima_tampered(void)
 {
@@ -298,23 +379,18 @@ main(int argc, char **argv)
 	kl_test_agent_set_string(agent, "metrics_file", metrics_path);
 	kl_test_agent_set_string(agent, "ima_ml_path", ima_path);
 	kl_test_agent_set_string(agent, "measuredboot_ml_path", uefi_path);
-	kl_test_agent_start(agent, &error, NULL);
-	g_assert_no_error(error);
-	if (!kl_test_peers_wait_registrar_int(peers, AGENT_ID, "activations", 1, 40)) {
-		kl_test_agent_dump_log(agent);
-		g_print("Bail out! the agent did not register and activate\n");
+	policy =
+	    g_strdup_printf("{\"tpm_policy\":{\"15\":[\"%s\"]},\"ima\":true,\"mb\":true}", pcr15);
+	if (!kl_test_agent_start_enrolled(agent, AGENT_ID, policy)) {
 		kl_test_agent_free(agent);
 		kl_test_peers_free(peers);
 		return 1;
 	}
-	policy =
-	    g_strdup_printf("{\"tpm_policy\":{\"15\":[\"%s\"]},\"ima\":true,\"mb\":true}", pcr15);
-	kl_test_peers_enroll(peers, AGENT_ID, policy, &error);
-	g_assert_no_error(error);
 
 	g_test_add_func("/logs/cycles-quote-uefi-ima", test_cycles);
 	g_test_add_func("/logs/ima-incremental", test_ima_grows);
 	g_test_add_func("/logs/ima-allowlist", test_ima_allowlist);
+	g_test_add_func("/logs/upload-refused-400", test_upload_refused_400);
 	g_test_add_func("/logs/ima-tampered-line-fails", test_ima_tampered);
 	ret = g_test_run();
 

@@ -562,22 +562,16 @@ main(int argc, char **argv)
 		kl_test_agent_set_int(agent, "exponential_backoff_max_delay", 300000);
 		kl_test_agent_set_int(agent, "exponential_backoff_max_retries", 5);
 	}
-	kl_test_agent_start(agent, &error, NULL);
-	g_assert_no_error(error);
-	if (!kl_test_peers_wait_registrar_int(peers, AGENT_ID, "activations", 1, 40)) {
-		kl_test_agent_dump_log(agent);
-		g_print("Bail out! the agent did not register and activate\n");
+	/* PCR 15: nobody extends it here */
+	if (!kl_test_agent_start_enrolled(
+		agent,
+		AGENT_ID,
+		"{\"tpm_policy\":{\"15\":[\"0000000000000000000000000000000000000000"
+		"000000000000000000000000\"]}}")) {
 		kl_test_agent_free(agent);
 		kl_test_peers_free(peers);
 		return 1;
 	}
-	/* PCR 15: nobody extends it here */
-	kl_test_peers_enroll(peers,
-			     AGENT_ID,
-			     "{\"tpm_policy\":{\"15\":[\"0000000000000000000000000000000000000000"
-			     "000000000000000000000000\"]}}",
-			     &error);
-	g_assert_no_error(error);
 	assert_wait(agent, "passes", 1, 60);
 
 	if (g_strcmp0(which, "sessions") == 0) {

@@ -98,6 +98,10 @@ def make_test_ca(directory, prefix, cn):
     return paths + (ca_key, ca)
 
 
+class BodyRefused(Exception):
+    """A request body over the peer's limit: answered with a bare 400 and the connection closed."""
+
+
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -118,7 +122,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     def handle_error(self, request, client_address):
         exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, ssl.SSLError, TimeoutError, OSError)):
+        if isinstance(exc, (ConnectionError, ssl.SSLError, TimeoutError, OSError, BodyRefused)):
             return
         super().handle_error(request, client_address)
 
@@ -134,10 +138,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         log(self.prog, "%s %s" % (self.address_string(), fmt % args))
 
     # -- request side
+    def max_body(self):
+        """Largest request body taken, in bytes (Keylime's default max_upload_size, 100 MiB)."""
+        return 100 * 1024 * 1024
+
     def body(self):
         n = int(self.headers.get("Content-Length") or 0)
-        if n > 100 * 1024 * 1024:
-            raise ValueError("body too large")
+        if n > self.max_body():
+            # like Keylime's web server (tornado): a bare 400 without a body, then the
+            # connection is closed without reading the body
+            log(self.prog, f"{self.command} {self.path}: body of {n} bytes over {self.max_body()}: 400")
+            self.close_connection = True
+            self.wfile.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            self.wfile.flush()
+            raise BodyRefused(n)
         return self.rfile.read(n) if n else b""
 
     def json_body(self):

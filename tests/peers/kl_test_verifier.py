@@ -18,10 +18,13 @@ Control API on the same server (no authentication, tests only):
                        phase1 also takes "extra_type": a normal 201 that also requests an
                        evidence type no agent plugin provides (kl_unknown_log)
   POST /_test/expire_token {agent_id}
-  POST /_test/settings {"phase1_delay": secs, "echo_mb": n}   (persistent until changed)
+  POST /_test/settings {"phase1_delay": secs, "echo_mb": n, "max_upload_mb": n}   (persistent
+                       until changed)
                        phase1_delay: every phase 1 is answered this late (a verifier evaluating a
                        large policy); echo_mb: the 202 to the evidence echoes it padded to n MiB
-                       (Keylime echoes the evidence, `meta` last)
+                       (Keylime echoes the evidence, `meta` last); max_upload_mb: larger request
+                       bodies get a bare 400 and the connection is closed, like Keylime's
+                       max_upload_size (default 100 MiB)
 
 Sessions follow Keylime 7.14: a token lives --session-lifetime seconds from its creation
 (attestations do not extend it), and session creation is rate limited per agent
@@ -574,6 +577,9 @@ def verify_evidence(a, at, evidence):
 class VerifierHandler(kl_peer.Handler):
     prog = PROG
 
+    def max_body(self):
+        return int(SETTINGS["max_upload_mb"] * 1024 * 1024)
+
     def api_reply(self, status, doc, headers=None):
         body = json.dumps(doc, separators=(",", ":")).encode()
         self.send(status, body, "application/json; charset=UTF-8", headers)
@@ -691,7 +697,7 @@ class VerifierHandler(kl_peer.Handler):
                 self.send(200, doc)
             elif p == ["_test", "settings"]:
                 with LOCK:
-                    for k in ("phase1_delay", "echo_mb"):
+                    for k in ("phase1_delay", "echo_mb", "max_upload_mb"):
                         if k in body:
                             SETTINGS[k] = float(body[k])
                     doc = dict(SETTINGS)
@@ -1024,7 +1030,7 @@ def enroll(body):
 
 
 RATE = {}  # rate limit key -> {"requests": [times], "block_count": n, "blocked_until": t}
-SETTINGS = {"phase1_delay": 0.0, "echo_mb": 0.0}
+SETTINGS = {"phase1_delay": 0.0, "echo_mb": 0.0, "max_upload_mb": 100.0}
 
 
 def rate_limit(key, max_requests, window, now):
