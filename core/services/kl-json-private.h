@@ -33,6 +33,13 @@ kl_json_escape_span(const gchar *str, gsize len);
 void
 kl_json_append_escaped(GString *out, const gchar *str, gsize len);
 
+/*
+ * the scans use AVX2 when the CPU has it and @enable (tests: both ways);
+ * returns whether they do
+ */
+gboolean
+kl_json_escape_use_avx2(gboolean enable);
+
 /* writes byte @c as it goes inside a JSON string to @out (room for 6); returns its length */
 guint
 kl_json_escape_byte(guchar c, gchar *out);

@@ -6,6 +6,11 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+/* AVX2 where the CPU has it (chosen at run time), SSE2 (x86-64's baseline) otherwise */
+#define KL_JSON_AVX2 1
+#include <immintrin.h>
+#endif
 
 #include "keylime-agent/kl-error.h"
 #include "keylime-agent/kl-json.h"
@@ -458,10 +463,82 @@ kl_json_escape_mask16(const gchar *str)
 }
 #endif
 
+#if defined(KL_JSON_AVX2)
+static gint kl_json_avx2_state = -1; /* -1: the CPU not asked yet */
+
+static inline gboolean
+kl_json_avx2(void)
+{
+	gint state = g_atomic_int_get(&kl_json_avx2_state);
+
+	if (G_UNLIKELY(state < 0)) {
+		__builtin_cpu_init();
+		state = __builtin_cpu_supports("avx2") ? 1 : 0;
+		g_atomic_int_set(&kl_json_avx2_state, state);
+	}
+	return state == 1;
+}
+
+/* one bit per byte of the 32 in @x that needs an escape */
+__attribute__((target("avx2"))) static inline guint
+kl_json_escape_mask32(__m256i x)
+{
+	const __m256i ctl = _mm256_cmpeq_epi8(_mm256_min_epu8(x, _mm256_set1_epi8(0x1f)), x);
+	const __m256i quote = _mm256_cmpeq_epi8(x, _mm256_set1_epi8('"'));
+	const __m256i backslash = _mm256_cmpeq_epi8(x, _mm256_set1_epi8('\\'));
+	const __m256i del = _mm256_cmpeq_epi8(x, _mm256_set1_epi8(0x7f));
+
+	return (guint)_mm256_movemask_epi8(
+	    _mm256_or_si256(_mm256_or_si256(ctl, quote), _mm256_or_si256(backslash, del)));
+}
+
+/* kl_json_escape_span() for @len >= 32 */
+__attribute__((target("avx2"))) static gsize
+kl_json_escape_span_avx2(const gchar *str, gsize len)
+{
+	gsize i = 0;
+	guint mask;
+
+	for (; i + 32 <= len; i += 32) {
+		mask = kl_json_escape_mask32(
+		    _mm256_loadu_si256((const __m256i *)(const void *)(str + i)));
+		if (mask != 0)
+			return i + (gsize)__builtin_ctz(mask);
+	}
+	if (i == len)
+		return len;
+	/* the last block overlaps the one before */
+	mask = kl_json_escape_mask32(
+		   _mm256_loadu_si256((const __m256i *)(const void *)(str + len - 32))) >>
+	       (32 - (len - i));
+	return mask != 0 ? i + (gsize)__builtin_ctz(mask) : len;
+}
+#endif
+
+gboolean
+kl_json_escape_use_avx2(gboolean enable)
+{
+#if defined(KL_JSON_AVX2)
+	gint state;
+
+	__builtin_cpu_init();
+	state = enable && __builtin_cpu_supports("avx2") ? 1 : 0;
+	g_atomic_int_set(&kl_json_avx2_state, state);
+	return state == 1;
+#else
+	return FALSE;
+#endif
+}
+
 gsize
 kl_json_escape_span(const gchar *str, gsize len)
 {
 	gsize i = 0;
+
+#if defined(KL_JSON_AVX2)
+	if (len >= 64 && kl_json_avx2())
+		return kl_json_escape_span_avx2(str, len);
+#endif
 
 #if defined(__SSE2__)
 	/* 32 then 16 bytes at a time; the last (partial) block overlaps the one before */
@@ -514,17 +591,54 @@ kl_json_reserve(GString *out, gsize need)
 	return out->str + out->len;
 }
 
-/* appends @n bytes (no escapes) */
-static inline void
-kl_json_append_len(GString *out, const gchar *str, gsize n)
-{
-	memcpy(kl_json_reserve(out, n), str, n);
-	out->len += n;
-	out->str[out->len] = '\0';
-}
-
 /* what may be written past the bytes left: a 32-byte block, an escape */
 #define KL_JSON_ESCAPE_SLACK 48
+
+#if defined(KL_JSON_AVX2)
+/* kl_json_append_escaped() 32 bytes at a time */
+__attribute__((target("avx2"))) static void
+kl_json_append_escaped_avx2(GString *out, const gchar *str, gsize len)
+{
+	gsize i = 0;
+	gchar *p = kl_json_reserve(out, len + KL_JSON_ESCAPE_SLACK);
+	gchar *end = out->str + out->allocated_len - 1;
+
+	for (;;) {
+		gsize n;
+
+		while (i + 32 <= len) {
+			const __m256i x =
+			    _mm256_loadu_si256((const __m256i *)(const void *)(str + i));
+			guint mask = kl_json_escape_mask32(x);
+
+			_mm256_storeu_si256((__m256i *)(void *)p, x);
+			if (mask != 0) {
+				n = (gsize)__builtin_ctz(mask);
+				p += n;
+				i += n;
+				goto escape;
+			}
+			p += 32;
+			i += 32;
+		}
+		n = kl_json_escape_span(str + i, len - i);
+		memcpy(p, str + i, n);
+		p += n;
+		i += n;
+		if (i >= len)
+			break;
+	escape:
+		if ((gsize)(end - p) < len - i + KL_JSON_ESCAPE_SLACK) {
+			out->len = (gsize)(p - out->str);
+			p = kl_json_reserve(out, len - i + KL_JSON_ESCAPE_SLACK + (len - i) / 8);
+			end = out->str + out->allocated_len - 1;
+		}
+		p += kl_json_escape_byte_inline((guchar)str[i++], p);
+	}
+	out->len = (gsize)(p - out->str);
+	*p = '\0';
+}
+#endif
 
 void
 kl_json_append_escaped(GString *out, const gchar *str, gsize len)
@@ -532,6 +646,13 @@ kl_json_append_escaped(GString *out, const gchar *str, gsize len)
 	gsize i = 0;
 	gchar *p = kl_json_reserve(out, len + KL_JSON_ESCAPE_SLACK);
 	gchar *end = out->str + out->allocated_len - 1;
+
+#if defined(KL_JSON_AVX2)
+	if (len >= 64 && kl_json_avx2()) {
+		kl_json_append_escaped_avx2(out, str, len);
+		return;
+	}
+#endif
 
 	/*
 	 * one pass: blocks without escapes are copied as they are scanned (a

@@ -13,6 +13,7 @@
 #include <keylime-agent/keylime-agent-plugin.h>
 
 #include "kl-json-body.h"
+#include "kl-json-private.h"
 #include "kl-test-json-strings.h"
 
 /* reads the whole body in pieces of @chunk bytes */
@@ -303,6 +304,19 @@ test_escape_positions(void)
 	}
 }
 
+/* the same with the scans of x86-64's baseline (SSE2), where the CPU has AVX2 */
+static void
+test_escape_baseline(void)
+{
+	gboolean avx2 = kl_json_escape_use_avx2(TRUE);
+
+	g_test_message("AVX2 %s", avx2 ? "used" : "not available");
+	kl_json_escape_use_avx2(FALSE);
+	test_escape_positions();
+	test_large_strings();
+	kl_json_escape_use_avx2(TRUE);
+}
+
 static guint texts_freed;
 
 static void
@@ -529,6 +543,7 @@ main(int argc, char **argv)
 	g_test_add_func("/json-body/large-strings", test_large_strings);
 	g_test_add_func("/json-body/attached-edge-cases", test_attached_edge_cases);
 	g_test_add_func("/json-body/escape-positions", test_escape_positions);
+	g_test_add_func("/json-body/escape-baseline", test_escape_baseline);
 	g_test_add_func("/json-body/pieces", test_pieces);
 	g_test_add_func("/json-body/cache", test_cache);
 	g_test_add_func("/json-body/cache-small-and-new-texts", test_cache_small_and_new_texts);
