@@ -291,7 +291,7 @@ kl_bench_be32(const guint8 *p)
  * order of first use. -1 when the file cannot be read.
  */
 static gint
-kl_bench_pcap_commands(const gchar *path, gchar **list)
+kl_bench_pcap_commands(const gchar *path, gsize from, gchar **list)
 {
 	g_autofree guint8 *data = NULL;
 	g_autoptr(GArray) codes = g_array_new(FALSE, FALSE, sizeof(guint32));
@@ -311,7 +311,7 @@ kl_bench_pcap_commands(const gchar *path, gchar **list)
 
 		if (blen < 12 || off + blen > len)
 			break;
-		if (type == 6 && blen >= 28) {
+		if (type == 6 && blen >= 28 && off >= from) {
 			const guint8 *pkt = data + off + 28;
 			guint32 caplen = GUINT32_FROM_LE(*(guint32 *)(data + off + 20));
 			guint ip = (pkt[0] >> 4) == 6 ? 40 : (guint)(pkt[0] & 0x0f) * 4;
@@ -529,7 +529,7 @@ kl_bench_count_startup(
 		g_printerr("the agent did not register\n");
 		return -1;
 	}
-	return kl_bench_pcap_commands(pcap, list);
+	return kl_bench_pcap_commands(pcap, 0, list);
 }
 
 /* GLib's own debug notes (setenv after threads: the bench is single-threaded there) */
@@ -602,7 +602,17 @@ main(int argc, char **argv)
 	guint64 last_ticks = 0;
 	guint64 last_cycle = 0;
 	guint64 first_ticks = 0;
+	/* TPM commands of the steady cycles: the main run's pcap file, from cycle 1 on */
+	g_autofree gchar *steady_pcap = NULL;
+	gsize steady_mark = 0;
+	gboolean ok;
 	gint64 passes = 0;
+	gint64 steady_instr = -1; /* per cycle, at the last checkpoint after cycle 10 */
+	guint64 steady_from = 0;
+	glong pd_max = -1; /* Private_Dirty, checkpoints from cycle 10 */
+	glong pd_10 = -1;
+	glong pd_last = -1;
+	guint64 entries_10 = 0;
 	gint64 t0;
 	glong hz = sysconf(_SC_CLK_TCK);
 	gint pid = -1;
@@ -735,7 +745,20 @@ main(int argc, char **argv)
 		g_assert_cmpint(g_chmod(wrapper, 0755), ==, 0);
 		g_setenv("KL_TEST_AGENT", wrapper, TRUE);
 	}
-	if (!kl_test_agent_start(agent, &error, avoid_tpm ? "--avoid-tpm" : NULL, NULL)) {
+	if (!avoid_tpm && !callgrind) {
+		/* (not under callgrind: writing the pcap file would count as the agent's) */
+		g_autofree gchar *pcap_tcti = g_strconcat("pcap:", tcti, NULL);
+		steady_pcap = g_build_filename(kl_test_peers_get_dir(peers), "steady.pcap", NULL);
+		g_setenv("TCTI_PCAP_FILE", steady_pcap, TRUE);
+		g_setenv("KL_TEST_TCTI", pcap_tcti, TRUE);
+		kl_test_agent_set_string(agent, "tcti", pcap_tcti);
+	}
+	ok = kl_test_agent_start(agent, &error, avoid_tpm ? "--avoid-tpm" : NULL, NULL);
+	if (steady_pcap != NULL) {
+		g_unsetenv("TCTI_PCAP_FILE");
+		g_setenv("KL_TEST_TCTI", tcti, TRUE);
+	}
+	if (!ok) {
 		g_printerr("cannot start the agent: %s\n", error->message);
 		ret = 1;
 		goto out;
@@ -822,6 +845,7 @@ main(int argc, char **argv)
 			gint64 instr = -1;
 			g_autofree gchar *cpu = NULL;
 			g_autofree gchar *ir = NULL;
+			glong pd;
 
 			if (!kl_bench_is_checkpoint((guint64)c, (guint64)cycles))
 				continue;
@@ -840,6 +864,11 @@ main(int argc, char **argv)
 				ir = instr >= 0 ? g_strdup_printf("(%" G_GINT64_FORMAT ")", instr)
 						: g_strdup("-");
 				first_ticks = ticks;
+				if (steady_pcap != NULL) {
+					GStatBuf st;
+					if (g_stat(steady_pcap, &st) == 0)
+						steady_mark = (gsize)st.st_size;
+				}
 			} else {
 				cpu = g_strdup_printf("%.2f",
 						      (gdouble)(ticks - last_ticks) * 1000.0 /
@@ -853,6 +882,20 @@ main(int argc, char **argv)
 				g_clear_pointer(&cpu, g_free);
 				cpu = g_strdup("-");
 			}
+			pd =
+			    callgrind ? -1 : kl_bench_proc_kb(pid, "smaps_rollup", "Private_Dirty");
+			if (c >= 10 && pd >= 0) {
+				if (pd_10 < 0) {
+					pd_10 = pd;
+					entries_10 = log.entries;
+				}
+				pd_max = MAX(pd_max, pd);
+				pd_last = pd;
+			}
+			if (c > 10 && instr >= 0) {
+				steady_instr = instr / (c - (gint64)last_cycle);
+				steady_from = last_cycle + 1;
+			}
 			printf("%7" G_GINT64_FORMAT " %10" G_GUINT64_FORMAT " %10" G_GINT64_FORMAT
 			       " %13s %11s %14ld %10ld %10ld %7" G_GINT64_FORMAT
 			       " %5" G_GINT64_FORMAT "\n",
@@ -861,8 +904,7 @@ main(int argc, char **argv)
 			       kl_bench_next_offset(peers),
 			       cpu,
 			       ir,
-			       callgrind ? -1
-					 : kl_bench_proc_kb(pid, "smaps_rollup", "Private_Dirty"),
+			       pd,
 			       callgrind ? -1 : kl_bench_proc_kb(pid, "status", "VmRSS"),
 			       callgrind ? -1 : kl_bench_proc_kb(pid, "status", "VmHWM"),
 			       c,
@@ -885,6 +927,48 @@ main(int argc, char **argv)
 		       last_cycle,
 		       (gdouble)(last_ticks - first_ticks) * 1000.0 / (gdouble)hz /
 			   (gdouble)(last_cycle - 1));
+	if (steady_pcap != NULL && steady_mark > 0 && last_cycle > 1) {
+		g_autofree gchar *list = NULL;
+		gint n = kl_bench_pcap_commands(steady_pcap, steady_mark, &list);
+		printf("TPM commands per steady cycle (cycles 2..%" G_GUINT64_FORMAT
+		       "): %.2f (%s in %" G_GUINT64_FORMAT " cycles)\n",
+		       last_cycle,
+		       (gdouble)n / (gdouble)(last_cycle - 1),
+		       list,
+		       last_cycle - 1);
+	}
+	/* the lean-cycle goals, against what this run measured */
+	printf("goals:\n");
+	if (steady_instr >= 0)
+		printf("  instructions per steady cycle (cycles %" G_GUINT64_FORMAT
+		       "..%" G_GUINT64_FORMAT "): %.2f M; goal <= 0.45 M: %s\n",
+		       steady_from,
+		       last_cycle,
+		       (gdouble)steady_instr / 1e6,
+		       steady_instr <= 450000 ? "met" : "NOT met");
+	if (pd_max >= 0) {
+		/* after a first send of a large log, 3 MB; else 2.5 MB */
+		glong goal = initial >= 100000 ? 3000 : 2500;
+		gint64 body = kl_test_peers_verifier_int(peers, AGENT_ID, "evidence_bytes_max");
+		glong hwm = kl_bench_proc_kb(pid, "status", "VmHWM");
+
+		printf("  Private_Dirty from cycle 10: at most %ld kB; goal <= %ld kB: %s\n",
+		       pd_max,
+		       goal,
+		       pd_max <= goal ? "met" : "NOT met");
+		if (last_cycle > 10)
+			printf("  Private_Dirty, cycle 10 -> %" G_GUINT64_FORMAT
+			       ": %+ld kB while the IMA log grew by %" G_GUINT64_FORMAT " lines\n",
+			       last_cycle,
+			       pd_last - pd_10,
+			       log.entries - entries_10);
+		if (body > 0 && hwm > 0)
+			printf("  peak RSS (VmHWM) %ld kB, largest evidence body %" G_GINT64_FORMAT
+			       " kB; goal <= body + 20 MB: %s\n",
+			       hwm,
+			       body / 1024,
+			       (gint64)hwm * 1024 <= body + 20 * 1024 * 1024 ? "met" : "NOT met");
+	}
 	if (kl_test_peers_verifier_int(peers, AGENT_ID, "fails") != 0)
 		ret = 1;
 

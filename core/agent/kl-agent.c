@@ -902,12 +902,8 @@ kl_agent_format_delay(guint64 ms)
 }
 
 static void
-kl_agent_schedule(KlAgent *agent, guint64 delay_ms)
+kl_agent_schedule_source(KlAgent *agent, guint64 delay_ms)
 {
-	if (agent->delay_func != NULL)
-		delay_ms = agent->delay_func(agent, delay_ms, agent->delay_data);
-	if (agent->finished)
-		return;
 	if (agent->timer != NULL) {
 		g_source_destroy(agent->timer);
 		g_clear_pointer(&agent->timer, g_source_unref);
@@ -915,6 +911,36 @@ kl_agent_schedule(KlAgent *agent, guint64 delay_ms)
 	agent->timer = delay_ms == 0 ? g_idle_source_new() : g_timeout_source_new(delay_ms);
 	g_source_set_callback(agent->timer, kl_agent_timer_cb, agent, NULL);
 	g_source_attach(agent->timer, agent->context);
+}
+
+static void
+kl_agent_schedule(KlAgent *agent, guint64 delay_ms)
+{
+	if (agent->delay_func != NULL)
+		delay_ms = agent->delay_func(agent, delay_ms, agent->delay_data);
+	if (agent->finished)
+		return;
+	kl_agent_schedule_source(agent, delay_ms);
+}
+
+/*
+ * The next step at once (phase 2 after phase 1): started from here rather
+ * than from an idle source one main-loop iteration later
+ */
+static void
+kl_agent_continue(KlAgent *agent)
+{
+	guint64 delay_ms = 0;
+
+	if (agent->delay_func != NULL)
+		delay_ms = agent->delay_func(agent, 0, agent->delay_data);
+	if (agent->finished)
+		return;
+	if (delay_ms > 0 || agent->timer != NULL) {
+		kl_agent_schedule_source(agent, delay_ms);
+		return;
+	}
+	kl_agent_run_state(agent);
 }
 
 /*
@@ -1027,7 +1053,7 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 			agent->state = KL_AGENT_STATE_ATTESTING;
 			kl_status_set_evidence_types(agent->status,
 						     (const gchar *const *)agent->offered);
-			kl_agent_schedule(agent, 0);
+			kl_agent_continue(agent);
 			return;
 		case KL_AGENT_STATE_ATTESTING: {
 			KlStatusCycle cycle = { 0 };
@@ -1213,7 +1239,8 @@ kl_agent_run_state(KlAgent *agent)
 {
 	if (agent->stopping || agent->finished)
 		return;
-	g_debug("state %s", kl_agent_state_to_string(agent->state));
+	if (kl_log_is_enabled(G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN))
+		g_debug("state %s", kl_agent_state_to_string(agent->state));
 	switch (agent->state) {
 	case KL_AGENT_STATE_UNREGISTERED:
 		kl_agent_run_step(agent, kl_agent_step_register);

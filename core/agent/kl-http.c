@@ -20,8 +20,37 @@
 #define KL_HTTP_MAX_BODY_MIB 16
 #define KL_HTTP_MAX_BODY     (KL_HTTP_MAX_BODY_MIB * 1024 * 1024)
 #define KL_HTTP_MAX_HEADERS  (64 * 1024)
+/* X-Request-ID, Accept, Content-Type, Authorization */
+#define KL_HTTP_MAX_REQUEST_HEADERS 4
 /* a flowing tail_only answer (an echo of the evidence) may take this long in all */
 #define KL_HTTP_TAIL_MAX_MS (10 * 60 * 1000)
+
+typedef struct {
+	const KlHttpBodyReader *reader; /* (nullable) the request body */
+	GByteArray *body;
+	/* the headers the agent reads, of the last response (after 1xx): the first of each */
+	gchar *content_type;
+	gchar *location;
+	gchar *retry_after;
+	gsize header_bytes;
+	GCancellable *cancellable;
+	gboolean too_large;
+	gboolean tail_only; /* keep the last KL_HTTP_TAIL_BYTES of any answer */
+	gboolean truncated;
+	guint64 total;
+	/*
+	 * tail_only answers may be long (the verifier echoes the evidence): the
+	 * answer must start within answer_us of the request, then keep flowing
+	 * (no pause longer than stall_us, the same: a busy verifier may pause mid-answer), however
+	 * long it takes in all
+	 */
+	gint64 started_us;
+	gint64 answer_us;
+	gint64 stall_us;
+	gint64 progress_us;
+	curl_off_t received;
+	gboolean stalled;
+} KlHttpTransfer;
 
 struct _KlHttp {
 	gchar *name;
@@ -37,6 +66,19 @@ struct _KlHttp {
 	gboolean closed_by_peer; /* the last request: sent, then the connection was cut */
 	CURL *curl;
 	GMutex mutex; /* the easy handle is used by one request at a time */
+	/*
+	 * libcurl state kept between requests (under the mutex): the options that
+	 * hold for every request are set once, the callbacks' data is @transfer
+	 */
+	gboolean curl_ready;
+	KlHttpTransfer transfer;
+	char errbuf[CURL_ERROR_SIZE];
+	CURLU *url_base;      /* the last URL's scheme and authority, parsed once... */
+	gchar *url_base_text; /* ...from this "scheme://authority" */
+	/* the proxy environment as libcurl reads it, read once: http, https, no_proxy */
+	gchar *proxy[2];
+	gchar *no_proxy;
+	gint proxy_scheme; /* the scheme whose proxy is set: 0 http, 1 https, -1 libcurl's own */
 	gchar *token_origin;
 	gchar *token;
 	gchar *origin_prefix; /* "scheme://authority" of the last URL... */
@@ -82,6 +124,28 @@ kl_http_response_get_body(KlHttpResponse *response, gsize *len)
 	return data != NULL ? data : "";
 }
 
+/*
+ * The proxy libcurl would take from the environment for a URL of @scheme
+ * ("http", "https"): <scheme>_proxy, its upper-case form except HTTP_PROXY,
+ * then all_proxy and ALL_PROXY; "" for none (transfer full)
+ */
+static gchar *
+kl_http_env_proxy(const gchar *scheme)
+{
+	g_autofree gchar *name = g_strconcat(scheme, "_proxy", NULL);
+	const gchar *value = g_getenv(name);
+
+	if (value == NULL && g_strcmp0(name, "http_proxy") != 0) {
+		g_autofree gchar *upper = g_ascii_strup(name, -1);
+		value = g_getenv(upper);
+	}
+	if (value == NULL)
+		value = g_getenv("all_proxy");
+	if (value == NULL)
+		value = g_getenv("ALL_PROXY");
+	return g_strdup(value != NULL ? value : "");
+}
+
 static gpointer
 kl_http_global_init_cb(gpointer data)
 {
@@ -104,6 +168,16 @@ kl_http_new(const KlHttpOptions *options, GError **error)
 	http->wait_ms = options->timeout_ms;
 	http->ca_option = g_strdup(options->ca_option);
 	http->address_option = g_strdup(options->address_option);
+	/*
+	 * the proxy environment is read once, as libcurl reads it: the same
+	 * proxy for the process's life, without looking it up at every request
+	 */
+	http->proxy[0] = kl_http_env_proxy("http");
+	http->proxy[1] = kl_http_env_proxy("https");
+	http->no_proxy = g_strdup(g_getenv("no_proxy") != NULL	 ? g_getenv("no_proxy")
+				  : g_getenv("NO_PROXY") != NULL ? g_getenv("NO_PROXY")
+								 : "");
+	http->proxy_scheme = -1;
 
 	if (GPOINTER_TO_INT(g_once(&once, kl_http_global_init_cb, NULL)) != 1) {
 		g_set_error_literal(
@@ -131,6 +205,12 @@ kl_http_free(KlHttp *http)
 		return;
 	if (http->curl != NULL)
 		curl_easy_cleanup(http->curl);
+	if (http->url_base != NULL)
+		curl_url_cleanup(http->url_base);
+	g_free(http->url_base_text);
+	g_free(http->proxy[0]);
+	g_free(http->proxy[1]);
+	g_free(http->no_proxy);
 	g_free(http->name);
 	g_free(http->ca_file);
 	g_free(http->ca_option);
@@ -296,30 +376,6 @@ kl_http_parse_retry_after(const gchar *value, gint64 now_s)
 
 /* ---- libcurl transport ---- */
 
-typedef struct {
-	const KlHttpBodyReader *reader; /* (nullable) the request body */
-	GByteArray *body;
-	GPtrArray *headers; /* of the last response (after 1xx) */
-	gsize header_bytes;
-	GCancellable *cancellable;
-	gboolean too_large;
-	gboolean tail_only; /* keep the last KL_HTTP_TAIL_BYTES of any answer */
-	gboolean truncated;
-	guint64 total;
-	/*
-	 * tail_only answers may be long (the verifier echoes the evidence): the
-	 * answer must start within answer_us of the request, then keep flowing
-	 * (no pause longer than stall_us, the same: a busy verifier may pause mid-answer), however
-	 * long it takes in all
-	 */
-	gint64 started_us;
-	gint64 answer_us;
-	gint64 stall_us;
-	gint64 progress_us;
-	curl_off_t received;
-	gboolean stalled;
-} KlHttpTransfer;
-
 static size_t
 kl_http_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -367,11 +423,30 @@ kl_http_seek_cb(void *userdata, curl_off_t offset, int origin)
 									       : CURL_SEEKFUNC_FAIL;
 }
 
+/* the value of header @name in the line @p..@end if it is that header, else NULL */
+static gchar *
+kl_http_header_value(const gchar *p, const gchar *end, const gchar *name, gsize name_len)
+{
+	if ((gsize)(end - p) <= name_len || g_ascii_strncasecmp(p, name, name_len) != 0 ||
+	    p[name_len] != ':')
+		return NULL;
+	p += name_len + 1;
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	while (end > p && g_ascii_isspace(end[-1]))
+		end--;
+	return g_strndup(p, (gsize)(end - p));
+}
+
 static size_t
 kl_http_header_cb(char *buffer, size_t size, size_t nitems, void *userdata)
 {
 	KlHttpTransfer *transfer = userdata;
 	gsize len = size * nitems;
+	const gchar *p = buffer;
+	const gchar *end = buffer + strnlen(buffer, len);
+	gchar **slot = NULL;
+	gchar *value = NULL;
 
 	transfer->header_bytes += len;
 	if (transfer->header_bytes > KL_HTTP_MAX_HEADERS) {
@@ -379,10 +454,36 @@ kl_http_header_cb(char *buffer, size_t size, size_t nitems, void *userdata)
 		return 0;
 	}
 	/* a new status line: headers of an interim (1xx) response are dropped */
-	if (len >= 5 && g_ascii_strncasecmp(buffer, "HTTP/", 5) == 0)
-		g_ptr_array_set_size(transfer->headers, 0);
-	else
-		g_ptr_array_add(transfer->headers, g_strstrip(g_strndup(buffer, len)));
+	if (len >= 5 && g_ascii_strncasecmp(buffer, "HTTP/", 5) == 0) {
+		g_clear_pointer(&transfer->content_type, g_free);
+		g_clear_pointer(&transfer->location, g_free);
+		g_clear_pointer(&transfer->retry_after, g_free);
+		return len;
+	}
+	/* only the headers the agent reads are kept, the first of each */
+	while (p < end && g_ascii_isspace(*p))
+		p++;
+	switch (p < end ? g_ascii_tolower(*p) : 0) {
+	case 'c':
+		slot = &transfer->content_type;
+		if (*slot == NULL)
+			value = kl_http_header_value(p, end, "Content-Type", 12);
+		break;
+	case 'l':
+		slot = &transfer->location;
+		if (*slot == NULL)
+			value = kl_http_header_value(p, end, "Location", 8);
+		break;
+	case 'r':
+		slot = &transfer->retry_after;
+		if (*slot == NULL)
+			value = kl_http_header_value(p, end, "Retry-After", 11);
+		break;
+	default:
+		break;
+	}
+	if (value != NULL)
+		*slot = value;
 	return len;
 }
 
@@ -408,23 +509,6 @@ kl_http_xferinfo_cb(
 		return 1;
 	}
 	return 0;
-}
-
-static const gchar *
-kl_http_find_header(GPtrArray *headers, const gchar *name)
-{
-	gsize name_len = strlen(name);
-
-	for (guint i = 0; i < headers->len; i++) {
-		const gchar *line = g_ptr_array_index(headers, i);
-		if (g_ascii_strncasecmp(line, name, name_len) == 0 && line[name_len] == ':') {
-			const gchar *value = line + name_len + 1;
-			while (*value == ' ' || *value == '\t')
-				value++;
-			return value;
-		}
-	}
-	return NULL;
 }
 
 gboolean
@@ -745,6 +829,124 @@ kl_http_failure_to_error(const KlHttpFailure *f)
 	}
 }
 
+/* the options that hold for every request of this handle: set once */
+static void
+kl_http_curl_setup(KlHttp *http)
+{
+	CURL *curl = http->curl;
+	KlHttpTransfer *transfer = &http->transfer;
+
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, http->errbuf);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, kl_http_write_cb);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, transfer);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, kl_http_header_cb);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, transfer);
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, kl_http_xferinfo_cb);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, transfer);
+	/* used only by requests with a body reader (CURLOPT_POSTFIELDS NULL) */
+	curl_easy_setopt(curl, CURLOPT_READFUNCTION, kl_http_read_cb);
+	curl_easy_setopt(curl, CURLOPT_READDATA, transfer);
+	curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, kl_http_seek_cb);
+	curl_easy_setopt(curl, CURLOPT_SEEKDATA, transfer);
+	if (http->timeout_ms > 0)
+		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)http->timeout_ms);
+	/* server-only TLS: the CA file is the only trust anchor, never a client cert */
+	if (http->ca_file != NULL && http->ca_file[0] != '\0') {
+		curl_easy_setopt(curl, CURLOPT_CAINFO, http->ca_file);
+		curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
+	}
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, http->accept_invalid_certs ? 0L : 1L);
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, http->accept_invalid_hostnames ? 0L : 2L);
+	http->curl_ready = TRUE;
+}
+
+/*
+ * A path libcurl's URL parser keeps as it is: no dot segments, no percent
+ * escapes, no query or fragment, nothing to encode
+ */
+static gboolean
+kl_http_plain_path(const gchar *path)
+{
+	if (path[0] != '/' || strstr(path, "/.") != NULL)
+		return FALSE;
+	for (const gchar *p = path; *p != '\0'; p++)
+		if (!g_ascii_isalnum(*p) && strchr("/-._~!$&'()*+,;=:@", *p) == NULL)
+			return FALSE;
+	return TRUE;
+}
+
+/*
+ * The URL of the request. libcurl parses a URL set with CURLOPT_URL at every
+ * request and prints it back; requests go to one peer, so its scheme and
+ * authority are parsed once (CURLOPT_CURLU) and only a plain path is set per
+ * request. Anything else is left to libcurl's parser, as before.
+ */
+static void
+kl_http_curl_set_url(KlHttp *http, const gchar *url)
+{
+	const gchar *sep = strstr(url, "://");
+	CURLU *uh = NULL;
+
+	/* the URL text libcurl reports and uses in its messages */
+	curl_easy_setopt(http->curl, CURLOPT_URL, url);
+	if (sep != NULL) {
+		gsize n = strcspn(sep + 3, "/?#") + (gsize)(sep + 3 - url);
+		const gchar *path = url + n;
+
+		if (kl_http_plain_path(path)) {
+			if (http->url_base_text == NULL || strlen(http->url_base_text) != n ||
+			    strncmp(http->url_base_text, url, n) != 0) {
+				g_clear_pointer(&http->url_base_text, g_free);
+				if (http->url_base == NULL)
+					http->url_base = curl_url();
+				/* as libcurl parses CURLOPT_URL (the path is plain: no query) */
+				if (http->url_base != NULL &&
+				    curl_url_set(http->url_base,
+						 CURLUPART_URL,
+						 url,
+						 CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) ==
+					CURLUE_OK)
+					http->url_base_text = g_strndup(url, n);
+			}
+			if (http->url_base_text != NULL &&
+			    curl_url_set(http->url_base, CURLUPART_PATH, path, 0) == CURLUE_OK)
+				uh = http->url_base;
+		}
+	}
+	curl_easy_setopt(http->curl, CURLOPT_CURLU, uh);
+}
+
+/* the proxy of the environment for the URL's scheme (read once, see kl_http_new) */
+static void
+kl_http_curl_set_proxy(KlHttp *http, const gchar *url)
+{
+	gint scheme = g_ascii_strncasecmp(url, "https://", 8) == 0  ? 1
+		      : g_ascii_strncasecmp(url, "http://", 7) == 0 ? 0
+								    : -1;
+
+	if (scheme == http->proxy_scheme)
+		return;
+	http->proxy_scheme = scheme;
+	/* NULL: libcurl reads the environment itself */
+	curl_easy_setopt(http->curl, CURLOPT_PROXY, scheme >= 0 ? http->proxy[scheme] : NULL);
+	curl_easy_setopt(http->curl, CURLOPT_NOPROXY, scheme >= 0 ? http->no_proxy : NULL);
+}
+
+static void
+kl_http_transfer_clear(KlHttpTransfer *transfer)
+{
+	if (transfer->body != NULL)
+		g_byte_array_unref(transfer->body);
+	g_free(transfer->content_type);
+	g_free(transfer->location);
+	g_free(transfer->retry_after);
+	memset(transfer, 0, sizeof *transfer);
+}
+
 static KlHttpResponse *
 kl_http_curl_send(KlHttp *http,
 		  const gchar *method,
@@ -762,96 +964,90 @@ kl_http_curl_send(KlHttp *http,
 	guint wait_ms = MAX(http->wait_ms, http->timeout_ms);
 	guint timeout_ms = http->timeout_ms > 0 ? wait_ms + extra_timeout_ms : 0;
 	gint64 started = g_get_monotonic_time();
+	/* the header lines, linked in place (libcurl only reads the list) */
+	struct curl_slist nodes[KL_HTTP_MAX_REQUEST_HEADERS + 1];
 	struct curl_slist *list = NULL;
-	char errbuf[CURL_ERROR_SIZE] = "";
-	KlHttpTransfer transfer = { 0 };
+	const char *errbuf = http->errbuf;
+	KlHttpTransfer *t = &http->transfer;
 	g_autoptr(KlHttpResponse) response = NULL;
 	CURLcode rc;
 	long status = 0;
-	const gchar *value;
 
-	curl_easy_reset(curl); /* keeps the connection cache (keep-alive) */
+	/* the handle keeps its options and its connection (keep-alive) */
+	if (!http->curl_ready)
+		kl_http_curl_setup(http);
+	kl_http_transfer_clear(t);
 	http->closed_by_peer = FALSE;
-	transfer.body = g_byte_array_new();
-	transfer.headers = g_ptr_array_new_with_free_func(g_free);
-	transfer.cancellable = cancellable;
-	transfer.tail_only = tail_only;
-	transfer.reader = reader;
+	http->errbuf[0] = '\0';
+	t->body = g_byte_array_new();
+	t->cancellable = cancellable;
+	t->tail_only = tail_only;
+	t->reader = reader;
 
+	g_assert(headers->len <= KL_HTTP_MAX_REQUEST_HEADERS);
 	for (guint i = 0; i < headers->len; i++)
-		list = curl_slist_append(list, g_ptr_array_index(headers, i));
-	list = curl_slist_append(list, "Expect:");
+		nodes[i] = (struct curl_slist){ g_ptr_array_index(headers, i), &nodes[i + 1] };
+	/* no "Expect: 100-continue" before a large body: one round trip less */
+	nodes[headers->len] = (struct curl_slist){ (char *)"Expect:", NULL };
+	list = nodes;
 
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	kl_http_curl_set_url(http, url);
+	kl_http_curl_set_proxy(http, url);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, kl_http_write_cb);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &transfer);
-	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, kl_http_header_cb);
-	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &transfer);
-	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, kl_http_xferinfo_cb);
-	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer);
-	if (!tail_only)
-		curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)KL_HTTP_MAX_BODY);
+	curl_easy_setopt(curl,
+			 CURLOPT_MAXFILESIZE_LARGE,
+			 tail_only ? (curl_off_t)0 : (curl_off_t)KL_HTTP_MAX_BODY);
 	if (timeout_ms > 0 && tail_only) {
 		/* the wait applies to the start of the answer and to pauses in it */
-		transfer.started_us = started;
-		transfer.answer_us = (gint64)timeout_ms * 1000;
-		transfer.stall_us = transfer.answer_us;
+		t->started_us = started;
+		t->answer_us = (gint64)timeout_ms * 1000;
+		t->stall_us = t->answer_us;
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)KL_HTTP_TAIL_MAX_MS);
-		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)http->timeout_ms);
-	} else if (timeout_ms > 0) {
+	} else {
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)http->timeout_ms);
 	}
-	/* server-only TLS: the CA file is the only trust anchor, never a client cert */
-	if (http->ca_file != NULL && http->ca_file[0] != '\0') {
-		curl_easy_setopt(curl, CURLOPT_CAINFO, http->ca_file);
-		curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
-	}
-	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, http->accept_invalid_certs ? 0L : 1L);
-	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, http->accept_invalid_hostnames ? 0L : 2L);
 
 	if (g_strcmp0(method, "GET") == 0) {
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, NULL);
 		curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, NULL);
 	} else if (reader != NULL) {
 		/* read while it is sent, with a Content-Length (no chunked upload) */
 		if (reader->seek != NULL)
 			reader->seek(reader->data, 0);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, NULL);
 		curl_easy_setopt(curl, CURLOPT_POST, 1L);
-		curl_easy_setopt(curl, CURLOPT_READFUNCTION, kl_http_read_cb);
-		curl_easy_setopt(curl, CURLOPT_READDATA, &transfer);
-		curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, kl_http_seek_cb);
-		curl_easy_setopt(curl, CURLOPT_SEEKDATA, &transfer);
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-		if (g_strcmp0(method, "POST") != 0)
-			curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+		curl_easy_setopt(
+		    curl, CURLOPT_CUSTOMREQUEST, g_strcmp0(method, "POST") != 0 ? method : NULL);
 	} else {
 		/* not copied by libcurl: the body is built once by the caller */
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body != NULL ? body : "");
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-		if (g_strcmp0(method, "POST") != 0)
-			curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+		curl_easy_setopt(
+		    curl, CURLOPT_CUSTOMREQUEST, g_strcmp0(method, "POST") != 0 ? method : NULL);
 	}
 
 	rc = curl_easy_perform(curl);
-	curl_slist_free_all(list);
-	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
+	/* nothing of this request stays with the handle */
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, NULL);
+	t->reader = NULL;
+	t->cancellable = NULL;
 	if (rc != CURLE_OK) {
 		const gchar *detail = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
-		g_byte_array_unref(transfer.body);
-		g_ptr_array_unref(transfer.headers);
-		if (g_cancellable_set_error_if_cancelled(cancellable, error))
+		gboolean too_large = t->too_large;
+
+		if (g_cancellable_set_error_if_cancelled(cancellable, error)) {
+			kl_http_transfer_clear(t);
 			return NULL;
-		if (transfer.stalled) {
-			rc = CURLE_OPERATION_TIMEDOUT;
-			detail = transfer.received == 0 ? "no answer" : "the answer stalled";
 		}
-		if (transfer.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+		if (t->stalled) {
+			rc = CURLE_OPERATION_TIMEDOUT;
+			detail = t->received == 0 ? "no answer" : "the answer stalled";
+		}
+		if (too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+			kl_http_transfer_clear(t);
 			g_set_error(error,
 				    KL_ERROR,
 				    KL_ERROR_INVALID_DATA,
@@ -905,6 +1101,7 @@ kl_http_curl_send(KlHttp *http,
 			failure.next_wait_ms = MAX(http->wait_ms, http->timeout_ms);
 			g_propagate_error(error, kl_http_failure_to_error(&failure));
 		}
+		kl_http_transfer_clear(t);
 		return NULL;
 	}
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
@@ -914,28 +1111,24 @@ kl_http_curl_send(KlHttp *http,
 	response = g_new0(KlHttpResponse, 1);
 	response->status = (guint)status;
 	response->retry_after_s = -1;
-	value = kl_http_find_header(transfer.headers, "Content-Type");
-	response->content_type = g_strdup(value);
-	value = kl_http_find_header(transfer.headers, "Location");
-	response->location = g_strdup(value);
-	value = kl_http_find_header(transfer.headers, "Retry-After");
-	if (value != NULL)
+	response->content_type = g_steal_pointer(&t->content_type);
+	response->location = g_steal_pointer(&t->location);
+	if (t->retry_after != NULL)
 		response->retry_after_s =
-		    kl_http_parse_retry_after(value, g_get_real_time() / G_USEC_PER_SEC);
-	g_ptr_array_unref(transfer.headers);
+		    kl_http_parse_retry_after(t->retry_after, g_get_real_time() / G_USEC_PER_SEC);
 	{
 		gsize size = 0;
 		guint8 nul = 0;
 		guint8 *data;
 
 		/* NUL-terminated outside the GBytes size, for kl_http_response_get_body() */
-		g_byte_array_append(transfer.body, &nul, 1);
-		data = g_byte_array_steal(transfer.body, &size);
-		g_byte_array_unref(transfer.body);
+		g_byte_array_append(t->body, &nul, 1);
+		data = g_byte_array_steal(t->body, &size);
 		response->body = g_bytes_new_take(data, size - 1);
 	}
-	response->truncated = transfer.truncated;
-	response->body_total = transfer.total;
+	response->truncated = t->truncated;
+	response->body_total = t->total;
+	kl_http_transfer_clear(t);
 	return g_steal_pointer(&response);
 }
 

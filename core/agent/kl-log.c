@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "keylime-agent/kl-error.h"
@@ -47,15 +48,20 @@ static gboolean
 kl_log_debug_env_allows(const gchar *domain)
 {
 	const gchar *env = g_getenv("G_MESSAGES_DEBUG");
-	g_auto(GStrv) parts = NULL;
+	gsize domain_len = domain != NULL ? strlen(domain) : 0;
 
 	if (env == NULL || env[0] == '\0')
 		return FALSE;
-	parts = g_strsplit_set(env, " ,", -1);
-	for (guint i = 0; parts[i] != NULL; i++) {
-		if (g_strcmp0(parts[i], "all") == 0 ||
-		    (domain != NULL && g_strcmp0(parts[i], domain) == 0))
+	/* the words between spaces and commas, without copying them */
+	for (const gchar *p = env; *p != '\0';) {
+		gsize n = strcspn(p, " ,");
+
+		if ((n == 3 && strncmp(p, "all", 3) == 0) ||
+		    (domain != NULL && n == domain_len && strncmp(p, domain, n) == 0))
 			return TRUE;
+		p += n;
+		if (*p != '\0')
+			p++;
 	}
 	return FALSE;
 }
@@ -101,36 +107,104 @@ kl_log_level_to_string(GLogLevelFlags level)
 	}
 }
 
+/* @value as @width decimal digits, leading zeros */
+static gchar *
+kl_log_put_digits(gchar *p, guint value, guint width)
+{
+	for (guint i = width; i > 0; i--) {
+		p[i - 1] = (gchar)('0' + value % 10);
+		value /= 10;
+	}
+	return p + width;
+}
+
+/* "2024-05-01T12:34:56.789Z " (UTC, milliseconds) */
+static void
+kl_log_append_timestamp(GString *line)
+{
+	gint64 now = g_get_real_time();
+	time_t seconds = (time_t)(now / G_USEC_PER_SEC);
+	guint ms = (guint)(now % G_USEC_PER_SEC) / 1000;
+	struct tm tm;
+	gchar buf[32];
+	gchar *p = buf;
+
+	if (now < 0 || gmtime_r(&seconds, &tm) == NULL || tm.tm_year + 1900 > 9999) {
+		g_string_append(line, "1970-01-01T00:00:00.000Z ");
+		return;
+	}
+	p = kl_log_put_digits(p, (guint)(tm.tm_year + 1900), 4);
+	*p++ = '-';
+	p = kl_log_put_digits(p, (guint)tm.tm_mon + 1, 2);
+	*p++ = '-';
+	p = kl_log_put_digits(p, (guint)tm.tm_mday, 2);
+	*p++ = 'T';
+	p = kl_log_put_digits(p, (guint)tm.tm_hour, 2);
+	*p++ = ':';
+	p = kl_log_put_digits(p, (guint)tm.tm_min, 2);
+	*p++ = ':';
+	p = kl_log_put_digits(p, (guint)tm.tm_sec, 2);
+	*p++ = '.';
+	p = kl_log_put_digits(p, ms, 3);
+	*p++ = 'Z';
+	*p++ = ' ';
+	g_string_append_len(line, buf, p - buf);
+}
+
+/* @message (@len bytes, -1: NUL-terminated) on one line: peers' data cannot forge log lines */
+static void
+kl_log_append_message(GString *line, const gchar *message, gssize len)
+{
+	const gchar *p = message != NULL ? message : "";
+	const gchar *end = len >= 0 && message != NULL ? p + len : p + strlen(p);
+
+	while (p < end) {
+		const gchar *run = p;
+
+		while (p < end && ((guchar)*p >= 0x20 || *p == '\t'))
+			p++;
+		g_string_append_len(line, run, p - run);
+		if (p >= end)
+			break;
+		if (*p == '\0')
+			break;
+		if (*p == '\n')
+			g_string_append(line, "\\n");
+		else if (*p == '\r')
+			g_string_append(line, "\\r");
+		else
+			g_string_append_printf(line, "\\x%02x", (guint)(guchar)*p);
+		p++;
+	}
+}
+
+static void
+kl_log_append_line(GString *line,
+		   GLogLevelFlags level,
+		   const gchar *domain,
+		   const gchar *message,
+		   gssize message_len,
+		   gboolean timestamp)
+{
+	if (timestamp)
+		kl_log_append_timestamp(line);
+	g_string_append(line, kl_log_level_to_string(level));
+	g_string_append_c(line, ' ');
+	g_string_append(line, domain != NULL ? domain : "default");
+	g_string_append(line, ": ");
+	kl_log_append_message(line, message, message_len);
+	g_string_append_c(line, '\n');
+}
+
 gchar *
 kl_log_format_line(GLogLevelFlags level,
 		   const gchar *domain,
 		   const gchar *message,
 		   gboolean timestamp)
 {
-	GString *line = g_string_new(NULL);
+	GString *line = g_string_sized_new(128);
 
-	if (timestamp) {
-		g_autoptr(GDateTime) now = g_date_time_new_now_utc();
-		g_autofree gchar *ts = g_date_time_format(now, "%Y-%m-%dT%H:%M:%S");
-		g_string_append_printf(
-		    line, "%s.%03dZ ", ts, g_date_time_get_microsecond(now) / 1000);
-	}
-	g_string_append(line, kl_log_level_to_string(level));
-	g_string_append_c(line, ' ');
-	g_string_append(line, domain != NULL ? domain : "default");
-	g_string_append(line, ": ");
-	/* one message, one line: peers' data in a message cannot forge log lines */
-	for (const gchar *p = message != NULL ? message : ""; *p != '\0'; p++) {
-		if (*p == '\n')
-			g_string_append(line, "\\n");
-		else if (*p == '\r')
-			g_string_append(line, "\\r");
-		else if ((guchar)*p < 0x20 && *p != '\t')
-			g_string_append_printf(line, "\\x%02x", (guint)(guchar)*p);
-		else
-			g_string_append_c(line, *p);
-	}
-	g_string_append_c(line, '\n');
+	kl_log_append_line(line, level, domain, message, -1, timestamp);
 	return g_string_free(line, FALSE);
 }
 
@@ -141,16 +215,17 @@ kl_log_writer_cb(GLogLevelFlags log_level,
 		 gpointer user_data)
 {
 	const gchar *domain = NULL;
-	g_autofree gchar *message = NULL;
-	g_autofree gchar *line = NULL;
+	const gchar *message = NULL;
+	gssize message_len = -1;
+	GString *line;
 
 	for (gsize i = 0; i < n_fields; i++) {
-		if (g_strcmp0(fields[i].key, "GLIB_DOMAIN") == 0)
+		if (g_strcmp0(fields[i].key, "GLIB_DOMAIN") == 0) {
 			domain = fields[i].value;
-		else if (g_strcmp0(fields[i].key, "MESSAGE") == 0 && message == NULL)
-			message = fields[i].length < 0
-				      ? g_strdup(fields[i].value)
-				      : g_strndup(fields[i].value, fields[i].length);
+		} else if (g_strcmp0(fields[i].key, "MESSAGE") == 0 && message == NULL) {
+			message = fields[i].value;
+			message_len = fields[i].length;
+		}
 	}
 	if (!kl_log_is_enabled(log_level, domain))
 		return G_LOG_WRITER_HANDLED;
@@ -167,8 +242,10 @@ kl_log_writer_cb(GLogLevelFlags log_level,
 		    G_LOG_WRITER_HANDLED)
 			return G_LOG_WRITER_HANDLED;
 	}
-	line = kl_log_format_line(log_level, domain, message, TRUE);
-	fputs(line, stderr);
+	line = g_string_sized_new(256);
+	kl_log_append_line(line, log_level, domain, message, message_len, TRUE);
+	fwrite(line->str, 1, line->len, stderr);
+	g_string_free(line, TRUE);
 	fflush(stderr);
 	return G_LOG_WRITER_HANDLED;
 }

@@ -40,6 +40,7 @@ struct _KlStatus {
 	gpointer clock_data;
 	GArray *listeners; /* KlStatusListenerEntry */
 	gint64 configured_interval_s;
+	GString *json; /* the status file's text, its buffer kept between writes */
 };
 
 /* ---- names ---- */
@@ -192,6 +193,8 @@ kl_status_free(KlStatus *status)
 	g_free(status->status_file.path);
 	g_free(status->metrics_file.path);
 	g_array_unref(status->listeners);
+	if (status->json != NULL)
+		g_string_free(status->json, TRUE);
 	g_free(status);
 }
 
@@ -343,14 +346,20 @@ kl_status_output(KlStatusOutput *out, const gchar *contents)
 	out->failing = FALSE;
 }
 
+static void
+kl_status_json_build(KlStatus *status, GString *out);
+
 void
 kl_status_write(KlStatus *status)
 {
 	if (status == NULL)
 		return;
 	if (status->status_file.path != NULL) {
-		g_autofree gchar *json = kl_status_to_json(status);
-		kl_status_output(&status->status_file, json);
+		if (status->json == NULL)
+			status->json = g_string_sized_new(1024);
+		g_string_truncate(status->json, 0);
+		kl_status_json_build(status, status->json);
+		kl_status_output(&status->status_file, status->json->str);
 	}
 	if (status->metrics_file.path != NULL) {
 		g_autofree gchar *metrics = kl_status_to_metrics(status);
@@ -584,16 +593,43 @@ typedef struct {
 	gboolean first[8]; /* nothing written yet at that level */
 } KlStatusJson;
 
+/* g_string_append_len() without its checks for the short pieces written here */
+static inline void
+kl_status_json_put(KlStatusJson *w, const gchar *text, gsize len)
+{
+	GString *out = w->out;
+
+	if (out->len + len >= out->allocated_len) {
+		g_string_append_len(out, text, (gssize)len);
+		return;
+	}
+	memcpy(out->str + out->len, text, len);
+	out->len += len;
+	out->str[out->len] = '\0';
+}
+
+static void
+kl_status_json_indent(KlStatusJson *w)
+{
+	static const gchar spaces[] = "                ";
+
+	kl_status_json_put(w, spaces, MIN(2 * w->level, sizeof spaces - 1));
+}
+
+/* @name is one of this file's member names: plain ASCII, nothing to escape */
 static void
 kl_status_json_next(KlStatusJson *w, const gchar *name)
 {
-	g_string_append(w->out, w->first[w->level] ? "\n" : ",\n");
+	if (w->first[w->level])
+		kl_status_json_put(w, "\n", 1);
+	else
+		kl_status_json_put(w, ",\n", 2);
 	w->first[w->level] = FALSE;
-	for (guint i = 0; i < w->level; i++)
-		g_string_append(w->out, "  ");
+	kl_status_json_indent(w);
 	if (name != NULL) {
-		kl_json_append_string(w->out, name);
-		g_string_append(w->out, " : ");
+		kl_status_json_put(w, "\"", 1);
+		kl_status_json_put(w, name, strlen(name));
+		kl_status_json_put(w, "\" : ", 4);
 	}
 }
 
@@ -613,8 +649,7 @@ kl_status_json_close(KlStatusJson *w, gchar bracket)
 	w->level--;
 	if (!empty) {
 		g_string_append_c(w->out, '\n');
-		for (guint i = 0; i < w->level; i++)
-			g_string_append(w->out, "  ");
+		kl_status_json_indent(w);
 	}
 	g_string_append_c(w->out, bracket);
 }
@@ -637,7 +672,7 @@ static void
 kl_status_json_literal(KlStatusJson *w, const gchar *name, const gchar *literal)
 {
 	kl_status_json_next(w, name);
-	g_string_append(w->out, literal);
+	kl_status_json_put(w, literal, strlen(literal));
 }
 
 static void
@@ -649,12 +684,13 @@ kl_status_add_time(KlStatusJson *w, const gchar *name, gint64 t)
 		kl_status_json_literal(w, name, "null");
 }
 
-gchar *
-kl_status_to_json(KlStatus *status)
+/* the status file's text, appended to @out */
+static void
+kl_status_json_build(KlStatus *status, GString *out)
 {
 	const KlStatusSnapshot *s = &status->snap;
 	g_autofree gchar *line = kl_status_format_line(status);
-	KlStatusJson w = { .out = g_string_sized_new(1024) };
+	KlStatusJson w = { .out = out };
 
 	kl_status_json_open(&w, '{');
 	kl_status_json_int(&w, "format", KL_STATUS_FORMAT);
@@ -706,7 +742,15 @@ kl_status_to_json(KlStatus *status)
 	}
 	kl_status_json_close(&w, '}');
 	g_string_append_c(w.out, '\n');
-	return g_string_free(w.out, FALSE);
+}
+
+gchar *
+kl_status_to_json(KlStatus *status)
+{
+	GString *out = g_string_sized_new(1024);
+
+	kl_status_json_build(status, out);
+	return g_string_free(out, FALSE);
 }
 
 static void

@@ -99,7 +99,7 @@ def new_agent(agent_id, ak_tpm, ak):
         "attestations": [], "sessions_created": 0, "pop_pass": 0, "pop_fail": 0,
         "phase1_requests": 0, "phase1_created": 0, "phase2_requests": 0, "phase2_accepted": 0,
         "rate_limited": 0, "unauthorized": 0, "faults_served": 0, "errors": [],
-        "sessions_rate_limited": 0,
+        "sessions_rate_limited": 0, "evidence_bytes_max": 0,
         "last_evidence_received_at": None, "last_clock": None,
         "ima_state": None,  # {"boot_time", "next_offset", "pcr": {bank: bytes}} of the last pass
         "ima_offsets": [], "warnings": [], "fault_times": [],
@@ -956,6 +956,8 @@ class VerifierHandler(kl_peer.Handler):
                 if a is None:
                     raise ApiError(404, "not_found", f"No enrolled agent with ID '{agent_id}'")
                 a["phase2_requests"] += 1
+                a["evidence_bytes_max"] = max(a["evidence_bytes_max"],
+                                              int(self.headers.get("Content-Length") or 0))
                 if not a["attestations"]:
                     raise ApiError(404, "not_found", "No attestation found")
                 latest = a["attestations"][-1]

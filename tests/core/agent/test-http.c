@@ -1169,6 +1169,177 @@ test_curl_streamed_body(void)
 	server_stop(server);
 }
 
+/* the last request @server received: its request line and headers, then its body */
+static gchar *
+server_last_request(Server *server)
+{
+	gchar *last;
+
+	g_mutex_lock(&server->lock);
+	g_assert_cmpuint(server->requests->len, >, 0);
+	last = g_strdup(g_ptr_array_index(server->requests, server->requests->len - 1));
+	g_mutex_unlock(&server->lock);
+	return last;
+}
+
+/*
+ * The handle keeps its options and the parsed scheme and authority of the
+ * last URL between requests: every request still goes where its own URL
+ * says, with its own method, query and body, nothing left from the last one
+ */
+static void
+test_curl_handle_state(void)
+{
+	Server *a = server_start(FALSE);
+	Server *b = server_start(FALSE);
+	KlHttpOptions options = { .name = "verifier", .timeout_ms = 5000 };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttp) http = kl_http_new(&options, &error);
+	PatternBody streamed = { .len = 3000 };
+	KlHttpBodyReader reader = { pattern_read, pattern_seek, &streamed };
+	const struct {
+		Server *server;
+		const gchar *method;
+		const gchar *path;
+		const gchar *body; /* NULL: none; "stream": the body reader */
+		const gchar *line; /* what the server received */
+	} steps[] = {
+		{ a,
+		  "PATCH",
+		  "/v3/agents/x/attestations/1",
+		  "{\"p\":1}",
+		  "PATCH /v3/agents/x/attestations/1" },
+		{ a,
+		  "POST",
+		  "/v3/agents/x/attestations?from=2",
+		  "{\"q\":2}",
+		  "POST /v3/agents/x/attestations?from=2" },
+		/* the query of the last URL does not stay */
+		{ a, "POST", "/v3/agents/x/attestations", "{}", "POST /v3/agents/x/attestations" },
+		/* another authority: parsed again */
+		{ b, "GET", "/v3/agents/x", NULL, "GET /v3/agents/x" },
+		{ b,
+		  "PATCH",
+		  "/v3/agents/x/attestations/3",
+		  "stream",
+		  "PATCH /v3/agents/x/attestations/3" },
+		/* and back */
+		{ a, "POST", "/v3/sessions", "{\"s\":1}", "POST /v3/sessions" },
+		/* dot segments and escapes: libcurl's own parser, as for any URL */
+		{ a, "GET", "/v3/a/./b/../c%2Fd", NULL, "GET /v3/a/c%2Fd" },
+		{ a, "GET", "/v3/agents/x", NULL, "GET /v3/agents/x" },
+	};
+
+	g_assert_no_error(error);
+	for (guint i = 0; i < G_N_ELEMENTS(steps); i++) {
+		g_autofree gchar *url =
+		    g_strdup_printf("http://127.0.0.1:%u%s", steps[i].server->port, steps[i].path);
+		gboolean stream = g_strcmp0(steps[i].body, "stream") == 0;
+		KlHttpRequest request = {
+			.method = steps[i].method,
+			.url = url,
+			.body = stream ? NULL : steps[i].body,
+			.body_len = stream		    ? streamed.len
+				    : steps[i].body != NULL ? strlen(steps[i].body)
+							    : 0,
+			.body_reader = stream ? &reader : NULL,
+		};
+		g_autoptr(KlHttpResponse) response = kl_http_send(http, &request, NULL, &error);
+		g_autofree gchar *received = NULL;
+		g_autofree gchar *line = g_strconcat(steps[i].line, " HTTP/1.1\n", NULL);
+		const gchar *body;
+
+		g_assert_no_error(error);
+		g_assert_cmpuint(response->status, ==, 429);
+		received = server_last_request(steps[i].server);
+		g_assert_true(g_str_has_prefix(received, line));
+		body = strstr(received, "\n\n") + 2;
+		if (stream)
+			g_assert_cmpuint(strlen(body), ==, streamed.len);
+		else
+			g_assert_cmpstr(body, ==, steps[i].body != NULL ? steps[i].body : "");
+		if (steps[i].body == NULL)
+			g_assert_null(strstr(received, "Content-Length"));
+	}
+	/* one connection to each server: kept alive across the changes */
+	g_assert_cmpint(g_atomic_int_get(&a->connections), <=, 2);
+	server_stop(a);
+	server_stop(b);
+}
+
+/*
+ * The proxy environment is read once, when the handle is made, as libcurl
+ * reads it (http_proxy, no_proxy): later changes do not apply
+ */
+static void
+test_curl_proxy_environment(void)
+{
+	Server *proxy = server_start(FALSE);
+	Server *direct = server_start(FALSE);
+	KlHttpOptions options = { .name = "registrar", .timeout_ms = 5000 };
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *proxy_url = g_strdup_printf("http://127.0.0.1:%u", proxy->port);
+	g_autofree gchar *direct_url =
+	    g_strdup_printf("http://127.0.0.1:%u/v3/agents/x", direct->port);
+	g_autoptr(KlHttp) http = NULL;
+	g_autoptr(KlHttp) excluded = NULL;
+	g_autoptr(KlHttp) plain = NULL;
+	g_autofree gchar *received = NULL;
+
+	g_setenv("http_proxy", proxy_url, TRUE);
+	g_unsetenv("no_proxy");
+	g_unsetenv("NO_PROXY");
+	http = kl_http_new(&options, &error);
+	g_assert_no_error(error);
+	g_setenv("no_proxy", "127.0.0.1", TRUE);
+	excluded = kl_http_new(&options, &error);
+	g_assert_no_error(error);
+	g_unsetenv("http_proxy");
+	g_unsetenv("no_proxy");
+	plain = kl_http_new(&options, &error);
+	g_assert_no_error(error);
+
+	/* through the proxy, though the environment has changed since */
+	for (guint i = 0; i < 2; i++) {
+		KlHttpRequest request = { .method = "GET",
+					  .url = "http://kl-test.invalid/v3/agents/x" };
+		g_autoptr(KlHttpResponse) response = kl_http_send(http, &request, NULL, &error);
+
+		g_assert_no_error(error);
+		g_assert_cmpuint(response->status, ==, 429);
+		g_clear_pointer(&received, g_free);
+		received = server_last_request(proxy);
+		g_assert_true(g_str_has_prefix(
+		    received, "GET http://kl-test.invalid/v3/agents/x HTTP/1.1\n"));
+	}
+	/* no_proxy names the host: direct */
+	{
+		KlHttpRequest request = { .method = "GET", .url = direct_url };
+		g_autoptr(KlHttpResponse) response = kl_http_send(excluded, &request, NULL, &error);
+
+		g_assert_no_error(error);
+		g_clear_pointer(&received, g_free);
+		received = server_last_request(direct);
+		g_assert_true(g_str_has_prefix(received, "GET /v3/agents/x HTTP/1.1\n"));
+	}
+	/* no proxy in the environment: direct (the server serves one connection at a time) */
+	g_clear_pointer(&excluded, kl_http_free);
+	{
+		KlHttpRequest request = { .method = "GET", .url = direct_url };
+		g_autoptr(KlHttpResponse) response = kl_http_send(plain, &request, NULL, &error);
+
+		g_assert_no_error(error);
+		g_mutex_lock(&direct->lock);
+		g_assert_cmpuint(direct->requests->len, ==, 2);
+		g_mutex_unlock(&direct->lock);
+	}
+	g_mutex_lock(&proxy->lock);
+	g_assert_cmpuint(proxy->requests->len, ==, 2);
+	g_mutex_unlock(&proxy->lock);
+	server_stop(proxy);
+	server_stop(direct);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1189,5 +1360,7 @@ main(int argc, char **argv)
 	g_test_add_func("/http/curl-tls", test_curl_tls);
 	g_test_add_func("/http/curl-body-limit", test_curl_body_limit);
 	g_test_add_func("/http/curl-streamed-body", test_curl_streamed_body);
+	g_test_add_func("/http/curl-handle-state", test_curl_handle_state);
+	g_test_add_func("/http/curl-proxy-environment", test_curl_proxy_environment);
 	return g_test_run();
 }
