@@ -22,6 +22,8 @@ struct _KlVerifierClient {
 	gchar *api_version;		       /* "v3.0" */
 	gchar *agent_id;
 	gchar *agent_id_escaped;
+	/* KlJsonObjectMemo per item of evidence_requested: chosen_parameters, round to round */
+	GPtrArray *params_memos;
 	guint large_cut; /* large evidence uploads cut by the verifier in a row */
 };
 
@@ -102,6 +104,7 @@ kl_verifier_client_free(KlVerifierClient *client)
 	g_free(client->agent_id);
 	g_free(client->agent_id_escaped);
 	kl_capabilities_body_free(client->capabilities_body);
+	g_clear_pointer(&client->params_memos, g_ptr_array_unref);
 	g_free(client);
 }
 
@@ -529,7 +532,11 @@ kl_verifier_client_offer_capabilities(KlVerifierClient *client,
 		    answer, KL_VERIFIER_FAILED, kl_verifier_status_error(response, what));
 	}
 	text = kl_http_response_get_body(response, &len);
-	answer->requested = kl_verifier_parse_evidence_requested(text, len, &error);
+	if (client->params_memos == NULL)
+		client->params_memos =
+		    g_ptr_array_new_with_free_func((GDestroyNotify)kl_json_object_memo_free);
+	answer->requested =
+	    kl_verifier_parse_evidence_requested_memo(text, len, client->params_memos, &error);
 	if (answer->requested == NULL)
 		return kl_verifier_answer_set(answer, KL_VERIFIER_FAILED, g_steal_pointer(&error));
 	if (answer->requested->len == 0)
@@ -951,7 +958,8 @@ kl_verifier_parse_session_result(const gchar *body,
 }
 
 static KlEvidenceRequest *
-kl_verifier_parse_requested_item(KlJsonDoc *doc, guint request, GError **error)
+kl_verifier_parse_requested_item(
+    KlJsonDoc *doc, guint request, const gchar *body, KlJsonObjectMemo *memo, GError **error)
 {
 	g_autoptr(JsonObject) params = NULL;
 	const gchar *evidence_class;
@@ -970,20 +978,27 @@ kl_verifier_parse_requested_item(KlJsonDoc *doc, guint request, GError **error)
 		return NULL;
 	member = kl_json_doc_get_member(doc, request, "chosen_parameters");
 	if (member != KL_JSON_DOC_ABSENT && kl_json_doc_get_type(doc, member) != KL_JSON_DOC_NULL) {
-		g_autoptr(JsonNode) node = NULL;
-
 		if (kl_json_doc_get_object_member(doc, request, "chosen_parameters", error) ==
 		    KL_JSON_DOC_ABSENT)
 			return NULL;
-		node = kl_json_doc_to_node(doc, member);
-		params = json_object_ref(json_node_get_object(node));
+		/* sealed; what is byte-identical to the previous answer is not built again */
+		params = kl_json_object_memo_build(memo, doc, member, body);
 	}
-	/* plugins get read-only parameters (sealed there) */
+	/* plugins get read-only parameters (sealed) */
 	return kl_evidence_request_new(evidence_class, evidence_type, params);
 }
 
 GPtrArray *
 kl_verifier_parse_evidence_requested(const gchar *body, gsize len, GError **error)
+{
+	return kl_verifier_parse_evidence_requested_memo(body, len, NULL, error);
+}
+
+GPtrArray *
+kl_verifier_parse_evidence_requested_memo(const gchar *body,
+					  gsize len,
+					  GPtrArray *memos,
+					  GError **error)
 {
 	g_autoptr(KlJsonDoc) doc = NULL;
 	g_autoptr(GPtrArray) items =
@@ -1017,7 +1032,15 @@ kl_verifier_parse_evidence_requested(const gchar *body, gsize len, GError **erro
 	for (item = kl_json_doc_first(doc, requested);
 	     item != KL_JSON_DOC_ABSENT && i < kl_json_doc_get_length(doc, requested);
 	     item = kl_json_doc_next(doc, item), i++) {
-		KlEvidenceRequest *request = kl_verifier_parse_requested_item(doc, item, error);
+		KlJsonObjectMemo *memo = NULL;
+		KlEvidenceRequest *request;
+
+		if (memos != NULL) {
+			while (memos->len <= i)
+				g_ptr_array_add(memos, kl_json_object_memo_new());
+			memo = g_ptr_array_index(memos, i);
+		}
+		request = kl_verifier_parse_requested_item(doc, item, body, memo, error);
 		if (request == NULL) {
 			g_prefix_error(error, "attestation answer: evidence_requested[%u]: ", i);
 			return NULL;

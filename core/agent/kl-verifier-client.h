@@ -237,6 +237,17 @@ GPtrArray *
 kl_verifier_parse_evidence_requested(const gchar *body,
 				     gsize len,
 				     GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/*
+ * The same with @memos (element-type KlJsonObjectMemo, owned by the caller
+ * and kept from one answer to the next; grown to one per item): an item's
+ * chosen_parameters that are byte-identical to the previous answer's at the
+ * same place are the same sealed object, and only changed members are built.
+ */
+GPtrArray *
+kl_verifier_parse_evidence_requested_memo(const gchar *body,
+					  gsize len,
+					  GPtrArray *memos,
+					  GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 /* phase-2 202: meta.seconds_to_next_attestation; FALSE when absent or not a number */
 /*

@@ -17,10 +17,11 @@
 #define KL_JSON_DOC_MAX_DEPTH 128
 
 typedef struct {
-	guint8 type;	/* KlJsonDocType */
-	guint32 offset; /* string: its decoded, NUL-terminated text in doc->text */
-	guint32 count;	/* array: elements; object: members */
-	guint32 end;	/* the index after this value's tokens */
+	guint8 type;	 /* KlJsonDocType */
+	guint32 offset;	 /* string: its decoded text in doc->text (raw start + 1); else raw start */
+	guint32 raw_end; /* the byte after the value's raw text in the input */
+	guint32 count;	 /* array: elements; object: members */
+	guint32 end;	 /* the index after this value's tokens */
 	union {
 		gint64 i;
 		gdouble d;
@@ -60,8 +61,8 @@ kl_json_doc_fail(KlJsonReader *r, const gchar *what, const gchar *at)
 	return FALSE;
 }
 
-static guint
-kl_json_doc_add(KlJsonReader *r, KlJsonDocType type)
+static inline __attribute__((always_inline)) guint
+kl_json_doc_add(KlJsonReader *r, KlJsonDocType type, const gchar *raw_start, const gchar *raw_end)
 {
 	KlJsonDoc *doc = r->doc;
 	KlJsonToken *token;
@@ -72,7 +73,8 @@ kl_json_doc_add(KlJsonReader *r, KlJsonDocType type)
 	}
 	token = &doc->tokens[doc->n_tokens];
 	token->type = (guint8)type;
-	token->offset = 0;
+	token->offset = (guint32)(raw_start - doc->text);
+	token->raw_end = (guint32)(raw_end - doc->text);
 	token->count = 0;
 	token->end = doc->n_tokens + 1;
 	token->v.i = 0;
@@ -82,7 +84,9 @@ kl_json_doc_add(KlJsonReader *r, KlJsonDocType type)
 static inline void
 kl_json_doc_skip_space(KlJsonReader *r)
 {
-	while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
+	/* one comparison for the common case: a byte above ' ' */
+	while (r->p < r->end && (guchar)*r->p <= ' ' &&
+	       (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
 		r->p++;
 }
 
@@ -105,25 +109,34 @@ kl_json_doc_unicode_escape(KlJsonReader *r, const gchar *p)
 }
 
 /* a string at r->p ('"'): decoded in place, NUL-terminated */
-static gboolean
+static inline __attribute__((always_inline)) gboolean
 kl_json_doc_read_string(KlJsonReader *r)
 {
 	gchar *start = ++r->p;
 	gchar *out;
 	gchar *p = start;
 	gboolean high = FALSE;
-	guint index;
 
 	/* the common case, eight bytes at a time: no quote, escape, control or high byte */
 	while (r->end - p >= 8) {
 		guint64 x;
+		guint64 special;
 
 		memcpy(&x, p, 8);
-		if ((KL_JSON_DOC_HAS_LESS(x, 0x20) |
-		     KL_JSON_DOC_HAS_ZERO(x ^ (KL_JSON_DOC_ONES * '"')) |
-		     KL_JSON_DOC_HAS_ZERO(x ^ (KL_JSON_DOC_ONES * '\\')) |
-		     (x & KL_JSON_DOC_HIGHS)) != 0)
+		special = KL_JSON_DOC_HAS_LESS(x, 0x20) |
+			  KL_JSON_DOC_HAS_ZERO(x ^ (KL_JSON_DOC_ONES * '"')) |
+			  KL_JSON_DOC_HAS_ZERO(x ^ (KL_JSON_DOC_ONES * '\\')) |
+			  (x & KL_JSON_DOC_HIGHS);
+		if (special != 0) {
+#if G_BYTE_ORDER == G_LITTLE_ENDIAN
+			/*
+			 * the lowest flagged byte is a special one (a false positive
+			 * can only sit above a true one): go straight to it
+			 */
+			p += __builtin_ctzll(special) / 8;
+#endif
 			break;
+		}
 		p += 8;
 	}
 	while (p < r->end && *p != '"' && *p != '\\' && (guchar)*p >= 0x20) {
@@ -212,9 +225,8 @@ kl_json_doc_read_string(KlJsonReader *r)
 		return FALSE;
 	}
 	*out = '\0'; /* over the closing quote at the latest */
-	index = kl_json_doc_add(r, KL_JSON_DOC_STRING);
-	r->doc->tokens[index].offset = (guint32)(start - r->doc->text);
 	r->p = p + 1;
+	kl_json_doc_add(r, KL_JSON_DOC_STRING, start, r->p);
 	return TRUE;
 }
 
@@ -279,7 +291,7 @@ kl_json_doc_read_number(KlJsonReader *r)
 				return kl_json_doc_fail(r, "integer out of range", start);
 			u = u * 10 + d;
 		}
-		index = kl_json_doc_add(r, KL_JSON_DOC_INT);
+		index = kl_json_doc_add(r, KL_JSON_DOC_INT, start, p);
 		r->doc->tokens[index].v.i = negative ? (gint64)(0 - u) : (gint64)u;
 	} else {
 		gchar buf[64];
@@ -298,7 +310,7 @@ kl_json_doc_read_number(KlJsonReader *r)
 		d = g_ascii_strtod(text, NULL);
 		if (!isfinite(d))
 			return kl_json_doc_fail(r, "number out of range", start);
-		index = kl_json_doc_add(r, KL_JSON_DOC_DOUBLE);
+		index = kl_json_doc_add(r, KL_JSON_DOC_DOUBLE, start, p);
 		r->doc->tokens[index].v.d = d;
 	}
 	r->p = p;
@@ -314,7 +326,7 @@ kl_json_doc_read_word(KlJsonReader *r, const gchar *word, KlJsonDocType type, gb
 	if ((gsize)(r->end - r->p) < n || memcmp(r->p, word, n) != 0 ||
 	    !kl_json_doc_is_delimiter(r, r->p + n))
 		return kl_json_doc_fail(r, "unexpected word", r->p);
-	index = kl_json_doc_add(r, type);
+	index = kl_json_doc_add(r, type, r->p, r->p + n);
 	r->doc->tokens[index].v.b = value;
 	r->p += n;
 	return TRUE;
@@ -338,7 +350,7 @@ kl_json_doc_read_container(KlJsonReader *r, gboolean object)
 			    KL_JSON_DOC_MAX_DEPTH);
 		return FALSE;
 	}
-	index = kl_json_doc_add(r, object ? KL_JSON_DOC_OBJECT : KL_JSON_DOC_ARRAY);
+	index = kl_json_doc_add(r, object ? KL_JSON_DOC_OBJECT : KL_JSON_DOC_ARRAY, r->p, r->p);
 	r->p++;
 	kl_json_doc_skip_space(r);
 	if (r->p < r->end && *r->p == close) {
@@ -376,6 +388,7 @@ kl_json_doc_read_container(KlJsonReader *r, gboolean object)
 	r->depth--;
 	r->doc->tokens[index].count = count;
 	r->doc->tokens[index].end = r->doc->n_tokens;
+	r->doc->tokens[index].raw_end = (guint32)(r->p - r->doc->text);
 	return TRUE;
 }
 
@@ -635,6 +648,128 @@ kl_json_doc_to_node(KlJsonDoc *doc, guint index)
 	default:
 		return json_node_new(JSON_NODE_NULL);
 	}
+}
+
+gboolean
+kl_json_doc_get_raw(KlJsonDoc *doc, guint index, gsize *start, gsize *len)
+{
+	KlJsonToken *token = kl_json_doc_token(doc, index);
+	gsize first;
+
+	if (token == NULL)
+		return FALSE;
+	/* a string's offset is its decoded text, just after the opening quote */
+	first = token->offset - (token->type == KL_JSON_DOC_STRING ? 1 : 0);
+	*start = first;
+	*len = token->raw_end - first;
+	return TRUE;
+}
+
+/* ---- object memo ---- */
+
+typedef struct {
+	gsize raw_offset; /* of the member's value in memo->raw */
+	gsize raw_len;
+	JsonNode *node; /* sealed */
+} KlJsonMemoMember;
+
+struct _KlJsonObjectMemo {
+	gchar *raw; /* the object's raw text */
+	gsize raw_len;
+	JsonObject *object; /* sealed */
+	GArray *members;    /* KlJsonMemoMember, in the order of the text */
+};
+
+static void
+kl_json_memo_member_clear(KlJsonMemoMember *member)
+{
+	g_clear_pointer(&member->node, json_node_unref);
+}
+
+KlJsonObjectMemo *
+kl_json_object_memo_new(void)
+{
+	KlJsonObjectMemo *memo = g_new0(KlJsonObjectMemo, 1);
+
+	memo->members = g_array_new(FALSE, FALSE, sizeof(KlJsonMemoMember));
+	g_array_set_clear_func(memo->members, (GDestroyNotify)kl_json_memo_member_clear);
+	return memo;
+}
+
+void
+kl_json_object_memo_free(KlJsonObjectMemo *memo)
+{
+	if (memo == NULL)
+		return;
+	g_free(memo->raw);
+	g_clear_pointer(&memo->object, json_object_unref);
+	g_array_unref(memo->members);
+	g_free(memo);
+}
+
+JsonObject *
+kl_json_object_memo_build(KlJsonObjectMemo *memo, KlJsonDoc *doc, guint index, const gchar *input)
+{
+	KlJsonToken *token = kl_json_doc_token(doc, index);
+	g_autoptr(GArray) members = NULL;
+	JsonObject *object;
+	gsize start = 0;
+	gsize len = 0;
+	guint k;
+
+	g_return_val_if_fail(token != NULL && token->type == KL_JSON_DOC_OBJECT, NULL);
+	g_return_val_if_fail(input != NULL, NULL);
+
+	if (memo == NULL) {
+		g_autoptr(JsonNode) node = kl_json_doc_to_node(doc, index);
+
+		object = json_object_ref(json_node_get_object(node));
+		json_object_seal(object);
+		return object;
+	}
+	kl_json_doc_get_raw(doc, index, &start, &len);
+	if (memo->object != NULL && len == memo->raw_len &&
+	    memcmp(input + start, memo->raw, len) == 0)
+		return json_object_ref(memo->object);
+
+	/* a member whose text is the one at the same place last time keeps its node */
+	object = json_object_new();
+	members = g_array_sized_new(FALSE, FALSE, sizeof(KlJsonMemoMember), token->count);
+	g_array_set_clear_func(members, (GDestroyNotify)kl_json_memo_member_clear);
+	k = index + 1;
+	for (guint n = 0; n < token->count; n++) {
+		KlJsonMemoMember member = { 0 };
+		gsize value_start = 0;
+
+		kl_json_doc_get_raw(doc, k + 1, &value_start, &member.raw_len);
+		member.raw_offset = value_start - start;
+		if (n < memo->members->len) {
+			KlJsonMemoMember *old = &g_array_index(memo->members, KlJsonMemoMember, n);
+
+			if (old->raw_len == member.raw_len && memcmp(memo->raw + old->raw_offset,
+								     input + value_start,
+								     member.raw_len) == 0)
+				member.node = json_node_ref(old->node);
+		}
+		if (member.node == NULL) {
+			member.node = kl_json_doc_to_node(doc, k + 1);
+			json_node_seal(member.node);
+		}
+		json_object_set_member(
+		    object, doc->text + doc->tokens[k].offset, json_node_ref(member.node));
+		g_array_append_val(members, member);
+		k = doc->tokens[k + 1].end;
+	}
+	json_object_seal(object);
+
+	g_free(memo->raw);
+	memo->raw = g_memdup2(input + start, len);
+	memo->raw_len = len;
+	g_clear_pointer(&memo->object, json_object_unref);
+	memo->object = json_object_ref(object);
+	g_array_unref(memo->members);
+	memo->members = g_steal_pointer(&members);
+	return object;
 }
 
 /* ---- checked getters ---- */

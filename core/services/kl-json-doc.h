@@ -75,6 +75,40 @@ JsonNode *
 kl_json_doc_to_node(KlJsonDoc *doc, guint index);
 
 /*
+ * Where the value @index was in the input given to kl_json_doc_parse(): its
+ * raw text is input[*start, *start + *len) (strings with their quotes). FALSE
+ * for an absent index.
+ */
+gboolean
+kl_json_doc_get_raw(KlJsonDoc *doc, guint index, gsize *start, gsize *len);
+
+/*
+ * Remembers the sealed JsonObject built for one object of a document, with
+ * the raw text it was built from, so that the same object in the next
+ * document costs no building when its text is byte-identical (the verifier
+ * asks for the same chosen_parameters cycle after cycle), and only its
+ * changed members are built when it is not (a new challenge in a quote's
+ * parameters). Raw text fully determines a value, and the objects and the
+ * nodes they share are sealed, so what is reused is what would be built.
+ */
+typedef struct _KlJsonObjectMemo KlJsonObjectMemo;
+
+KlJsonObjectMemo *
+kl_json_object_memo_new(void);
+void
+kl_json_object_memo_free(KlJsonObjectMemo *memo);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlJsonObjectMemo, kl_json_object_memo_free)
+
+/*
+ * The sealed JsonObject of the object @index of @doc, which was parsed from
+ * @input; @memo then remembers it. With @memo NULL the object is built.
+ * (transfer full)
+ */
+JsonObject *
+kl_json_object_memo_build(KlJsonObjectMemo *memo, KlJsonDoc *doc, guint index, const gchar *input)
+    G_GNUC_WARN_UNUSED_RESULT;
+
+/*
  * Checked member getters with the messages of kl_json_object_get_*():
  * KL_ERROR_INVALID_DATA naming @key when the member is missing or of the
  * wrong type. They return the member's index (KL_JSON_DOC_ABSENT on error).

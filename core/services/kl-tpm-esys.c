@@ -1694,24 +1694,11 @@ kl_tpm_esys_attest_out(TPM2B_ATTEST *attest_in,
 	return TRUE;
 }
 
-static void
-kl_tpm_esys_pcr_selection(TPML_PCR_SELECTION *sel, TPMI_ALG_HASH bank, guint32 mask)
-{
-	memset(sel, 0, sizeof(*sel));
-	sel->count = 1;
-	sel->pcrSelections[0].hash = bank;
-	sel->pcrSelections[0].sizeofSelect = 3;
-	sel->pcrSelections[0].pcrSelect[0] = mask & 0xff;
-	sel->pcrSelections[0].pcrSelect[1] = (mask >> 8) & 0xff;
-	sel->pcrSelections[0].pcrSelect[2] = (mask >> 16) & 0xff;
-}
-
-/* the arguments and results of a signing command: Quote (@pcrs set), else Certify of the AK */
+/* the arguments and results of TPM2_Certify of the AK (quotes: kl_tpm_raw_quote_attempt) */
 typedef struct {
 	const TPM2B_DATA *qualifying_data;
 	const TPMT_SIG_SCHEME *scheme;
-	const TPML_PCR_SELECTION *pcrs; /* Quote */
-	ESYS_TR signer;			/* Certify: the signing key, ESYS_TR_NONE = the AK */
+	ESYS_TR signer; /* Certify: the signing key, ESYS_TR_NONE = the AK */
 	TPM2B_ATTEST **attest;
 	TPMT_SIGNATURE **signature;
 } KlTpmEsysSigning;
@@ -1723,28 +1710,283 @@ kl_tpm_esys_sign_attempt(
 {
 	KlTpmEsysSigning *args = data;
 
-	if (args->pcrs != NULL)
-		*rc = Esys_Quote(self->esys,
-				 tpm->ak_handle,
-				 ESYS_TR_PASSWORD,
-				 ESYS_TR_NONE,
-				 ESYS_TR_NONE,
-				 args->qualifying_data,
-				 args->scheme,
-				 args->pcrs,
-				 args->attest,
-				 args->signature);
-	else
-		*rc = Esys_Certify(self->esys,
-				   tpm->ak_handle,
-				   args->signer != ESYS_TR_NONE ? args->signer : tpm->ak_handle,
-				   ESYS_TR_PASSWORD,
-				   ESYS_TR_PASSWORD,
-				   ESYS_TR_NONE,
-				   args->qualifying_data,
-				   args->scheme,
-				   args->attest,
-				   args->signature);
+	*rc = Esys_Certify(self->esys,
+			   tpm->ak_handle,
+			   args->signer != ESYS_TR_NONE ? args->signer : tpm->ak_handle,
+			   ESYS_TR_PASSWORD,
+			   ESYS_TR_PASSWORD,
+			   ESYS_TR_NONE,
+			   args->qualifying_data,
+			   args->scheme,
+			   args->attest,
+			   args->signature);
+	return TRUE;
+}
+
+/*
+ * Quote and PCR_Read, the commands of every cycle, are marshalled here and
+ * sent through the TCTI without ESYS (neither uses an HMAC or policy session,
+ * so ESYS keeps no state about them): about half the instructions of
+ * Esys_Quote / Esys_PCR_Read, whose generic marshalling, copies and
+ * allocations dominated a steady cycle. Responses are checked field by field.
+ * Response codes are those ESYS would return: the TCTI's, or the TPM's (with
+ * TPM_RC_RETRY, _YIELDED and _TESTING sent again, as ESYS does).
+ */
+#define KL_TPM_RAW_MAX	       4096
+#define KL_TPM_RAW_SUBMISSIONS 5
+
+typedef struct {
+	guint8 *buf;
+	gsize len;
+} KlTpmRawOut;
+
+static void
+kl_tpm_raw_u8(KlTpmRawOut *o, guint8 v)
+{
+	o->buf[o->len++] = v;
+}
+
+static void
+kl_tpm_raw_u16(KlTpmRawOut *o, guint16 v)
+{
+	o->buf[o->len++] = v >> 8;
+	o->buf[o->len++] = v & 0xff;
+}
+
+static void
+kl_tpm_raw_u32(KlTpmRawOut *o, guint32 v)
+{
+	kl_tpm_raw_u16(o, v >> 16);
+	kl_tpm_raw_u16(o, v & 0xffff);
+}
+
+static guint16
+kl_tpm_raw_get16(const guint8 *p)
+{
+	return (guint16)((p[0] << 8) | p[1]);
+}
+
+static guint32
+kl_tpm_raw_get32(const guint8 *p)
+{
+	return ((guint32)p[0] << 24) | ((guint32)p[1] << 16) | ((guint32)p[2] << 8) | p[3];
+}
+
+/* one selection of @bank with @mask (PCRs 0..23) */
+static void
+kl_tpm_raw_pcr_selection(KlTpmRawOut *o, TPMI_ALG_HASH bank, guint32 mask)
+{
+	kl_tpm_raw_u32(o, 1);
+	kl_tpm_raw_u16(o, bank);
+	kl_tpm_raw_u8(o, 3);
+	kl_tpm_raw_u8(o, mask & 0xff);
+	kl_tpm_raw_u8(o, (mask >> 8) & 0xff);
+	kl_tpm_raw_u8(o, (mask >> 16) & 0xff);
+}
+
+/*
+ * Sends the command in @cmd (its size field is set here) and receives the
+ * response into @rsp (KL_TPM_RAW_MAX bytes). @rc: the TCTI's error, the TPM's
+ * response code, or TSS2_SYS_RC_MALFORMED_RESPONSE for a response whose
+ * header does not hold together.
+ */
+static void
+kl_tpm_raw_exchange(KlTpmEsys *self, KlTpmRawOut *cmd, guint8 *rsp, gsize *rsp_size, TSS2_RC *rc)
+{
+	cmd->buf[2] = (cmd->len >> 24) & 0xff;
+	cmd->buf[3] = (cmd->len >> 16) & 0xff;
+	cmd->buf[4] = (cmd->len >> 8) & 0xff;
+	cmd->buf[5] = cmd->len & 0xff;
+	for (guint submission = 1;; submission++) {
+		size_t size = KL_TPM_RAW_MAX;
+
+		*rc = Tss2_Tcti_Transmit(self->tcti, cmd->len, cmd->buf);
+		if (*rc != TSS2_RC_SUCCESS)
+			return;
+		*rc = Tss2_Tcti_Receive(self->tcti, &size, rsp, TSS2_TCTI_TIMEOUT_BLOCK);
+		if (*rc != TSS2_RC_SUCCESS)
+			return;
+		if (size < 10 || size > KL_TPM_RAW_MAX || kl_tpm_raw_get32(rsp + 2) != size) {
+			*rc = TSS2_SYS_RC_MALFORMED_RESPONSE;
+			return;
+		}
+		*rc = kl_tpm_raw_get32(rsp + 6);
+		*rsp_size = size;
+		if ((*rc == TPM2_RC_RETRY || *rc == TPM2_RC_YIELDED || *rc == TPM2_RC_TESTING) &&
+		    submission < KL_TPM_RAW_SUBMISSIONS)
+			continue;
+		return;
+	}
+}
+
+typedef struct {
+	TPMI_ALG_HASH bank;
+	guint32 mask;
+	TPMI_ALG_SIG_SCHEME scheme;
+	TPMI_ALG_HASH hash;
+	GBytes *qualifying_data;
+	GBytes *attest;	   /* out */
+	GBytes *signature; /* out */
+} KlTpmRawQuote;
+
+static gboolean
+kl_tpm_raw_quote_attempt(
+    KlTpm *tpm, KlTpmEsys *self, guint attempt, gpointer data, TSS2_RC *rc, GError **error)
+{
+	KlTpmRawQuote *q = data;
+	guint8 cmd_buf[256];
+	KlTpmRawOut cmd = { cmd_buf, 0 };
+	guint8 rsp[KL_TPM_RAW_MAX];
+	gsize rsp_size = 0;
+	gsize qsize = 0;
+	const guint8 *qdata =
+	    q->qualifying_data != NULL ? g_bytes_get_data(q->qualifying_data, &qsize) : NULL;
+	TPM2_HANDLE ak = 0;
+	TPMT_SIGNATURE sig;
+	size_t sig_off = 0;
+	guint32 params;
+	guint16 attest_size;
+	const guint8 *p;
+	gsize sig_size;
+
+	/* the AK's handle is read at every attempt: a recovery may have loaded it again */
+	*rc = Esys_TR_GetTpmHandle(self->esys, tpm->ak_handle, &ak);
+	if (*rc != TSS2_RC_SUCCESS)
+		return TRUE;
+	qsize = MIN(qsize, sizeof(TPMU_HA));
+	kl_tpm_raw_u16(&cmd, TPM2_ST_SESSIONS);
+	kl_tpm_raw_u32(&cmd, 0); /* size, set when sent */
+	kl_tpm_raw_u32(&cmd, TPM2_CC_Quote);
+	kl_tpm_raw_u32(&cmd, ak);
+	/* authorization: the AK's empty password */
+	kl_tpm_raw_u32(&cmd, 4 + 2 + 1 + 2);
+	kl_tpm_raw_u32(&cmd, TPM2_RS_PW);
+	kl_tpm_raw_u16(&cmd, 0);
+	kl_tpm_raw_u8(&cmd, 0);
+	kl_tpm_raw_u16(&cmd, 0);
+	/* qualifyingData, inScheme, PCRselect */
+	kl_tpm_raw_u16(&cmd, (guint16)qsize);
+	if (qsize > 0)
+		memcpy(cmd.buf + cmd.len, qdata, qsize);
+	cmd.len += qsize;
+	kl_tpm_raw_u16(&cmd, q->scheme);
+	if (q->scheme != TPM2_ALG_NULL)
+		kl_tpm_raw_u16(&cmd, q->hash);
+	if (q->scheme == TPM2_ALG_ECDAA)
+		kl_tpm_raw_u16(&cmd, 0);
+	kl_tpm_raw_pcr_selection(&cmd, q->bank, q->mask);
+
+	kl_tpm_raw_exchange(self, &cmd, rsp, &rsp_size, rc);
+	if (*rc != TSS2_RC_SUCCESS)
+		return TRUE;
+	/* tag, size, rc | parameterSize | TPM2B_ATTEST, TPMT_SIGNATURE | auth area */
+	if (rsp_size < 10 + 4 + 2 || kl_tpm_raw_get16(rsp) != TPM2_ST_SESSIONS)
+		goto malformed;
+	params = kl_tpm_raw_get32(rsp + 10);
+	if (params > rsp_size - 14 || params < 2)
+		goto malformed;
+	p = rsp + 14;
+	attest_size = kl_tpm_raw_get16(p);
+	if (attest_size < 6 || attest_size > sizeof(TPMS_ATTEST) || attest_size > params - 2)
+		goto malformed;
+	/* the rest of the parameters is the signature, checked by unmarshalling it */
+	sig_size = params - 2 - attest_size;
+	if (Tss2_MU_TPMT_SIGNATURE_Unmarshal(p + 2 + attest_size, sig_size, &sig_off, &sig) !=
+		TSS2_RC_SUCCESS ||
+	    sig_off != sig_size)
+		goto malformed;
+	/* a quote: the plugin reads the rest of the TPMS_ATTEST */
+	if (kl_tpm_raw_get32(p + 2) != TPM2_GENERATED_VALUE ||
+	    kl_tpm_raw_get16(p + 6) != TPM2_ST_ATTEST_QUOTE) {
+		g_set_error(
+		    error, KL_ERROR, KL_ERROR_TPM, "the TPM returned a malformed TPMS_ATTEST");
+		return FALSE;
+	}
+	g_clear_pointer(&q->attest, g_bytes_unref);
+	g_clear_pointer(&q->signature, g_bytes_unref);
+	q->attest = g_bytes_new(p + 2, attest_size);
+	q->signature = g_bytes_new(p + 2 + attest_size, sig_size);
+	return TRUE;
+
+malformed:
+	*rc = TSS2_SYS_RC_MALFORMED_RESPONSE;
+	return TRUE;
+}
+
+typedef struct {
+	TPMI_ALG_HASH bank;
+	guint32 mask; /* asked for */
+	guint32 got;  /* read: the PCRs of @bank in the answer's selection */
+	guint count;  /* digests */
+	const guint8 *digests[8];
+	guint16 sizes[8];
+	guint8 rsp[KL_TPM_RAW_MAX];
+} KlTpmRawPcrRead;
+
+static gboolean
+kl_tpm_raw_pcr_read_attempt(
+    KlTpm *tpm, KlTpmEsys *self, guint attempt, gpointer data, TSS2_RC *rc, GError **error)
+{
+	KlTpmRawPcrRead *r = data;
+	guint8 cmd_buf[32];
+	KlTpmRawOut cmd = { cmd_buf, 0 };
+	gsize size = 0;
+	gsize off;
+	guint32 count;
+
+	kl_tpm_raw_u16(&cmd, TPM2_ST_NO_SESSIONS);
+	kl_tpm_raw_u32(&cmd, 0);
+	kl_tpm_raw_u32(&cmd, TPM2_CC_PCR_Read);
+	kl_tpm_raw_pcr_selection(&cmd, r->bank, r->mask);
+	kl_tpm_raw_exchange(self, &cmd, r->rsp, &size, rc);
+	if (*rc != TSS2_RC_SUCCESS)
+		return TRUE;
+	/* tag, size, rc | pcrUpdateCounter | TPML_PCR_SELECTION | TPML_DIGEST */
+	off = 14;
+	if (size < off + 4 || kl_tpm_raw_get16(r->rsp) != TPM2_ST_NO_SESSIONS)
+		goto malformed;
+	count = kl_tpm_raw_get32(r->rsp + off);
+	off += 4;
+	if (count > TPM2_NUM_PCR_BANKS)
+		goto malformed;
+	r->got = 0;
+	for (guint32 i = 0; i < count; i++) {
+		guint8 n;
+		TPMI_ALG_HASH h;
+		if (size < off + 3)
+			goto malformed;
+		h = kl_tpm_raw_get16(r->rsp + off);
+		n = r->rsp[off + 2];
+		off += 3;
+		if (n > TPM2_PCR_SELECT_MAX || size < off + n)
+			goto malformed;
+		for (guint j = 0; j < n && j < 3 && h == r->bank; j++)
+			r->got |= (guint32)r->rsp[off + j] << (8 * j);
+		off += n;
+	}
+	if (size < off + 4)
+		goto malformed;
+	count = kl_tpm_raw_get32(r->rsp + off);
+	off += 4;
+	if (count > G_N_ELEMENTS(r->digests))
+		goto malformed;
+	r->count = count;
+	for (guint32 i = 0; i < count; i++) {
+		if (size < off + 2)
+			goto malformed;
+		r->sizes[i] = kl_tpm_raw_get16(r->rsp + off);
+		off += 2;
+		if (r->sizes[i] > sizeof(TPMU_HA) || size < off + r->sizes[i])
+			goto malformed;
+		r->digests[i] = r->rsp + off;
+		off += r->sizes[i];
+	}
+	if (off != size)
+		goto malformed;
+	return TRUE;
+
+malformed:
+	*rc = TSS2_SYS_RC_MALFORMED_RESPONSE;
 	return TRUE;
 }
 
@@ -1760,49 +2002,17 @@ kl_tpm_esys_quote(KlTpm *tpm,
 		  GError **error)
 {
 	KlTpmEsys *self = kl_tpm_esys_get(tpm);
-	TPM2B_DATA qdata;
-	TPMT_SIG_SCHEME in_scheme = { .scheme = scheme };
-	TPML_PCR_SELECTION sel;
-	g_autoptr(TPM2B_ATTEST) quoted = NULL;
-	g_autoptr(TPMT_SIGNATURE) sig = NULL;
-	KlTpmEsysSigning args = {
-		.qualifying_data = &qdata,
-		.scheme = &in_scheme,
-		.pcrs = &sel,
-		.attest = &quoted,
-		.signature = &sig,
-	};
+	KlTpmRawQuote args = { bank, pcr_mask, scheme, hash, qualifying_data, NULL, NULL };
 
-	in_scheme.details.any.hashAlg = hash;
-	kl_tpm_esys_fill_data(&qdata, qualifying_data);
-	kl_tpm_esys_pcr_selection(&sel, bank, pcr_mask);
 	if (!kl_tpm_esys_ready(tpm, self, error) ||
 	    !kl_tpm_esys_run(
-		tpm, self, "Esys_Quote", TRUE, kl_tpm_esys_sign_attempt, &args, NULL, error))
+		tpm, self, "TPM2_Quote", TRUE, kl_tpm_raw_quote_attempt, &args, NULL, error)) {
+		g_clear_pointer(&args.attest, g_bytes_unref);
+		g_clear_pointer(&args.signature, g_bytes_unref);
 		return FALSE;
-	return kl_tpm_esys_attest_out(quoted, sig, attest, signature, error);
-}
-
-typedef struct {
-	const TPML_PCR_SELECTION *pcrs;
-	TPML_PCR_SELECTION **pcrs_out;
-	TPML_DIGEST **digests;
-} KlTpmEsysPcrRead;
-
-static gboolean
-kl_tpm_esys_pcr_read_attempt(
-    KlTpm *tpm, KlTpmEsys *self, guint attempt, gpointer data, TSS2_RC *rc, GError **error)
-{
-	KlTpmEsysPcrRead *args = data;
-
-	*rc = Esys_PCR_Read(self->esys,
-			    ESYS_TR_NONE,
-			    ESYS_TR_NONE,
-			    ESYS_TR_NONE,
-			    args->pcrs,
-			    NULL,
-			    args->pcrs_out,
-			    args->digests);
+	}
+	*attest = args.attest;
+	*signature = args.signature;
 	return TRUE;
 }
 
@@ -1815,40 +2025,35 @@ kl_tpm_esys_pcr_read(
 	guint32 remaining = pcr_mask;
 	gsize hsize = kl_tpm_hash_size(bank);
 	g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+	KlTpmRawPcrRead read; /* 4 kB on the worker thread's stack: no malloc per cycle */
+	KlTpmRawPcrRead *args = &read;
 	gboolean ok = kl_tpm_esys_ready(tpm, self, error);
 
 	/* the TPM returns at most 8 digests per call: loop until all are read */
 	for (guint round = 0; remaining != 0 && ok; round++) {
-		TPML_PCR_SELECTION sel;
-		g_autoptr(TPML_PCR_SELECTION) sel_out = NULL;
-		g_autoptr(TPML_DIGEST) digests = NULL;
-		KlTpmEsysPcrRead args = { &sel, &sel_out, &digests };
-		guint32 got = 0;
+		guint32 got;
 		guint d = 0;
 
-		kl_tpm_esys_pcr_selection(&sel, bank, remaining);
+		args->bank = bank;
+		args->mask = remaining;
+		args->got = 0;
+		args->count = 0;
 		if (!kl_tpm_esys_run(tpm,
 				     self,
-				     "Esys_PCR_Read",
+				     "TPM2_PCR_Read",
 				     TRUE,
-				     kl_tpm_esys_pcr_read_attempt,
-				     &args,
+				     kl_tpm_raw_pcr_read_attempt,
+				     args,
 				     NULL,
 				     error)) {
 			ok = FALSE;
 			break;
 		}
-		for (guint32 i = 0; i < sel_out->count; i++) {
-			if (sel_out->pcrSelections[i].hash != bank)
-				continue;
-			for (guint j = 0; j < sel_out->pcrSelections[i].sizeofSelect && j < 3; j++)
-				got |= (guint32)sel_out->pcrSelections[i].pcrSelect[j] << (8 * j);
-		}
-		got &= remaining;
+		got = args->got & remaining;
 		for (guint pcr = 0; pcr < 24 && ok; pcr++) {
 			if ((got & (1u << pcr)) == 0)
 				continue;
-			if (d >= digests->count || digests->digests[d].size != hsize) {
+			if (d >= args->count || args->sizes[d] != hsize) {
 				g_set_error(error,
 					    KL_ERROR,
 					    KL_ERROR_TPM,
@@ -1856,7 +2061,7 @@ kl_tpm_esys_pcr_read(
 				ok = FALSE;
 				break;
 			}
-			by_pcr[pcr] = g_bytes_new(digests->digests[d].buffer, hsize);
+			by_pcr[pcr] = g_bytes_new(args->digests[d], hsize);
 			d++;
 		}
 		if (ok && got == 0) {

@@ -25,7 +25,9 @@
 #include "keylime-agent/kl-error.h"
 #include "kl-ima-log-parser.h"
 
-#define KL_IMA_LOG_CHUNK    (128 * 1024)
+#define KL_IMA_LOG_CHUNK (128 * 1024)
+/* a read goes into the room the buffer has when there is at least this much */
+#define KL_IMA_LOG_MIN_READ (16 * 1024)
 #define KL_IMA_LOG_TAIL_MAX 64
 /* a collect leaves an empty cache; give back a large allocation at that point */
 #define KL_IMA_LOG_CACHE_KEEP_ALLOC (256 * 1024)
@@ -68,7 +70,7 @@ kl_ima_log_new(const gchar *path)
 	self->fd = -1;
 	self->pos = G_MAXUINT64;
 	self->index = g_array_new(FALSE, FALSE, sizeof(guint64));
-	self->cache = g_string_sized_new(4096);
+	self->cache = g_string_sized_new(KL_IMA_LOG_MIN_READ);
 	self->cache_max = KL_IMA_LOG_CACHE_MAX_DEFAULT;
 	return self;
 }
@@ -111,6 +113,9 @@ kl_ima_log_set_cache_limit(KlImaLog *self, gsize limit)
 	self->cache_max = limit;
 }
 
+#define KL_IMA_LOG_ONES	 G_GUINT64_CONSTANT(0x0101010101010101)
+#define KL_IMA_LOG_HIGHS G_GUINT64_CONSTANT(0x8080808080808080)
+
 static inline gboolean
 kl_ima_log_is_hex(gchar c)
 {
@@ -118,47 +123,119 @@ kl_ima_log_is_hex(gchar c)
 }
 
 /*
+ * Sixteen bytes as two 64-bit lanes (a GCC/clang vector extension: SIMD where
+ * there is a unit, plain 64-bit operations elsewhere).
+ */
+typedef guint64 KlImaLogVec __attribute__((vector_size(16)));
+
+/*
+ * The high bit of each byte of @w that is not a hexadecimal digit: @w is
+ * masked to 7 bits so that the sums never carry between bytes, a byte with
+ * its high bit set is not a digit. For a guint64 or a KlImaLogVec.
+ */
+#define KL_IMA_LOG_NONHEX(T, w)                                                                    \
+	({                                                                                         \
+		const T x_ = (w) & ~KL_IMA_LOG_HIGHS;                                              \
+		const T l_ = x_ | (KL_IMA_LOG_ONES * 0x20);                                        \
+		const T digit_ = (x_ + KL_IMA_LOG_ONES * (0x80 - '0')) &                           \
+				 ~(x_ + KL_IMA_LOG_ONES * (0x80 - '9' - 1));                       \
+		const T alpha_ = (l_ + KL_IMA_LOG_ONES * (0x80 - 'a')) &                           \
+				 ~(l_ + KL_IMA_LOG_ONES * (0x80 - 'f' - 1));                       \
+		(~(digit_ | alpha_) | (w)) & KL_IMA_LOG_HIGHS;                                     \
+	})
+
+static inline guint64
+kl_ima_log_nonhex(guint64 w)
+{
+	return KL_IMA_LOG_NONHEX(guint64, w);
+}
+
+/* the end of the run of hexadecimal digits from @p */
+static inline const gchar *
+kl_ima_log_skip_hex(const gchar *p, const gchar *e)
+{
+	while (e - p >= 16) {
+		KlImaLogVec v;
+		KlImaLogVec bad;
+
+		memcpy(&v, p, 16);
+		bad = KL_IMA_LOG_NONHEX(KlImaLogVec, v);
+		if ((bad[0] | bad[1]) != 0)
+			break;
+		p += 16;
+	}
+	while (e - p >= 8) {
+		guint64 w;
+
+		memcpy(&w, p, 8);
+		if (kl_ima_log_nonhex(w) != 0)
+			break;
+		p += 8;
+	}
+	while (p < e && kl_ima_log_is_hex(*p))
+		p++;
+	return p;
+}
+
+/*
+ * TRUE when @len bytes hold neither a NUL nor a byte >= 0x80: sixteen bytes
+ * at a time over a whole read, so that the lines of the common all-ASCII log
+ * need no check of their own (the vector type is a GCC/clang extension that
+ * compiles to plain 64-bit operations where there is no SIMD unit).
+ */
+static gboolean
+kl_ima_log_is_plain_ascii(const gchar *text, gsize len)
+{
+	const KlImaLogVec ones = { KL_IMA_LOG_ONES, KL_IMA_LOG_ONES };
+	KlImaLogVec acc = { 0, 0 };
+	guint64 tail = 0;
+	gsize i = 0;
+
+	for (; i + 32 <= len; i += 32) {
+		KlImaLogVec a;
+		KlImaLogVec b;
+
+		memcpy(&a, text + i, 16);
+		memcpy(&b, text + i + 16, 16);
+		/* a zero byte borrows into its high bit; a high byte has it anyway */
+		acc |= a | ((a - ones) & ~a) | b | ((b - ones) & ~b);
+	}
+	for (; i + 8 <= len; i += 8) {
+		guint64 w;
+
+		memcpy(&w, text + i, 8);
+		tail |= w | ((w - KL_IMA_LOG_ONES) & ~w);
+	}
+	for (; i < len; i++) {
+		guint8 c = (guint8)text[i];
+		tail |= c == 0 ? 0x80 : c;
+	}
+	return ((acc[0] | acc[1] | tail) & KL_IMA_LOG_HIGHS) == 0;
+}
+
+/*
  * The lines travel in a JSON string: a NUL byte would cut it, and bytes that
  * are not UTF-8 (a file name is printed as the kernel got it) would make the
- * request body invalid JSON. Most lines are ASCII: one vectorizable pass, and
- * the UTF-8 validation only for lines with high bytes.
+ * request body invalid JSON.
  */
 static gboolean
 kl_ima_log_line_is_text(const gchar *line, gsize len)
 {
-	const guint8 *u = (const guint8 *)line;
-	const guint64 ones = 0x0101010101010101ULL;
-	const guint64 highs = 0x8080808080808080ULL;
-	guint64 high = 0;
-	gsize i = 0;
-
 	if (len == 0)
 		return FALSE;
-	/* eight bytes at a time: any high bit, any zero byte */
-	for (; i + 8 <= len; i += 8) {
-		guint64 w;
-		memcpy(&w, u + i, 8);
-		if (((w - ones) & ~w & highs) != 0)
-			return FALSE;
-		high |= w;
-	}
-	for (; i < len; i++) {
-		if (u[i] == 0)
-			return FALSE;
-		high |= u[i];
-	}
-	return (high & highs) == 0 || g_utf8_validate_len(line, len, NULL);
+	if (kl_ima_log_is_plain_ascii(line, len))
+		return TRUE;
+	return memchr(line, '\0', len) == NULL && g_utf8_validate_len(line, len, NULL);
 }
 
-gboolean
-kl_ima_log_line_is_valid(const gchar *line, gsize len)
+/* the fields of a line known to be text: "PCR template-hash template-name data..." */
+static gboolean
+kl_ima_log_line_has_fields(const gchar *line, gsize len)
 {
 	const gchar *p = line;
 	const gchar *e = line + len;
 	const gchar *sp;
 
-	if (!kl_ima_log_line_is_text(line, len))
-		return FALSE;
 	/* PCR */
 	while (p < e && g_ascii_isdigit(*p))
 		p++;
@@ -166,18 +243,24 @@ kl_ima_log_line_is_valid(const gchar *line, gsize len)
 		return FALSE;
 	/* template hash */
 	sp = ++p;
-	while (p < e && kl_ima_log_is_hex(*p))
-		p++;
+	p = kl_ima_log_skip_hex(p, e);
 	if (p == sp || p == e || *p != ' ')
 		return FALSE;
-	/* template name, then the template data: at least two more fields */
+	/* template name (short: no call), then the template data: at least two more fields */
 	sp = ++p;
-	p = memchr(p, ' ', e - p);
-	if (p == NULL || p == sp)
+	while (p < e && *p != ' ')
+		p++;
+	if (p == e || p == sp)
 		return FALSE;
 	if (memchr(p + 1, ' ', e - (p + 1)) == NULL)
 		return FALSE;
 	return TRUE;
+}
+
+gboolean
+kl_ima_log_line_is_valid(const gchar *line, gsize len)
+{
+	return kl_ima_log_line_is_text(line, len) && kl_ima_log_line_has_fields(line, len);
 }
 
 /* forget everything learned from the file; keep the fd */
@@ -189,7 +272,7 @@ kl_ima_log_reset_index(KlImaLog *self)
 	g_array_set_size(self->index, 0);
 	self->tail_len = 0;
 	if (self->cache == NULL)
-		self->cache = g_string_sized_new(4096);
+		self->cache = g_string_sized_new(KL_IMA_LOG_MIN_READ);
 	g_string_truncate(self->cache, 0);
 	self->cache_first = 0;
 	self->cache_start = 0;
@@ -363,6 +446,17 @@ kl_ima_log_set_tail(KlImaLog *self, const gchar *text, gsize text_len)
 	self->tail_len = n;
 }
 
+/* the last "\n" of @len bytes at @text, or NULL */
+static const gchar *
+kl_ima_log_last_newline(const gchar *text, gsize len)
+{
+	for (const gchar *p = text + len; p > text; p--) {
+		if (p[-1] == '\n')
+			return p - 1;
+	}
+	return NULL;
+}
+
 /* the state of one refresh: text read from the fd and not yet dropped */
 typedef struct {
 	GString *buf;	   /* the cache, or a scratch buffer */
@@ -383,24 +477,41 @@ kl_ima_log_read_tail(KlImaLog *self,
 
 	for (;;) {
 		gsize old_len = buf->len;
+		gsize want;
 		gssize n;
 		const gchar *nl;
+		const gchar *last_nl;
+		gboolean plain;
 
 		if (g_cancellable_set_error_if_cancelled(cancellable, error))
 			return FALSE;
-		g_string_set_size(buf, old_len + KL_IMA_LOG_CHUNK);
-		n = kl_ima_log_read(self, buf->str + old_len, KL_IMA_LOG_CHUNK, error);
+		/* the room there is (no realloc), or a chunk more */
+		want = buf->allocated_len - old_len - 1;
+		if (want < KL_IMA_LOG_MIN_READ)
+			want = KL_IMA_LOG_CHUNK;
+		g_string_set_size(buf, old_len + want);
+		n = kl_ima_log_read(self, buf->str + old_len, want, error);
 		g_string_truncate(buf, old_len + (gsize)MAX(n, 0));
 		if (n < 0)
 			return FALSE;
 		if (n == 0)
 			return TRUE;
 
-		/* complete lines in the new bytes */
+		/*
+		 * complete lines in the new bytes: one pass over all of them for NUL
+		 * and non-ASCII bytes (an ASCII line is text), then each line's fields
+		 */
+		last_nl = kl_ima_log_last_newline(buf->str + old_len, (gsize)n);
+		plain = last_nl != NULL &&
+			kl_ima_log_is_plain_ascii(buf->str + st->scan,
+						  (gsize)(last_nl - (buf->str + st->scan)));
 		while ((nl = memchr(buf->str + searched, '\n', buf->len - searched)) != NULL) {
 			gsize line_end = (gsize)(nl - buf->str);
+			const gchar *line = buf->str + st->scan;
+			gsize line_len = line_end - st->scan;
 
-			if (!kl_ima_log_line_is_valid(buf->str + st->scan, line_end - st->scan)) {
+			if (line_len == 0 || (!plain && !kl_ima_log_line_is_text(line, line_len)) ||
+			    !kl_ima_log_line_has_fields(line, line_len)) {
 				g_set_error(
 				    error,
 				    KL_ERROR,
@@ -516,7 +627,7 @@ kl_ima_log_refresh(KlImaLog *self, gint64 boot_time, GCancellable *cancellable, 
 	if (!st.caching) {
 		g_string_free(st.buf, TRUE);
 		if (self->cache == NULL)
-			self->cache = g_string_sized_new(4096);
+			self->cache = g_string_sized_new(KL_IMA_LOG_MIN_READ);
 		g_string_truncate(self->cache, 0);
 		self->cache_first = self->count;
 		self->cache_start = self->end;
@@ -544,7 +655,7 @@ kl_ima_log_cache_restart(KlImaLog *self)
 {
 	if (self->cache->allocated_len > KL_IMA_LOG_CACHE_KEEP_ALLOC) {
 		g_string_free(self->cache, TRUE);
-		self->cache = g_string_sized_new(4096);
+		self->cache = g_string_sized_new(KL_IMA_LOG_MIN_READ);
 	}
 	g_string_truncate(self->cache, 0);
 	self->cache_first = self->count;
@@ -626,7 +737,7 @@ kl_ima_log_collect_text(KlImaLog *self,
 		}
 		off = (guint64)(start - self->cache->str);
 		whole = g_string_free_to_bytes(self->cache);
-		self->cache = g_string_sized_new(4096);
+		self->cache = g_string_sized_new(KL_IMA_LOG_MIN_READ);
 		kl_ima_log_cache_restart(self);
 		return kl_ima_log_slice(
 		    whole, (gsize)off, max_entries, self->count - starting_offset, entry_count);

@@ -12,11 +12,32 @@
 
 #define KL_IMA_LOG_FORMAT "text/plain"
 
+typedef struct {
+	KlImaLog *log;
+	/* the last capabilities (sealed) and the entry count they announce */
+	JsonObject *caps;
+	guint64 caps_count;
+	/* the members that never change, sealed: shared by every capabilities object */
+	JsonNode *yes;
+	JsonNode *formats;
+} KlImaLogPlugin;
+
+static void
+kl_ima_log_plugin_free(KlImaLogPlugin *self)
+{
+	kl_ima_log_free(self->log);
+	g_clear_pointer(&self->caps, json_object_unref);
+	g_clear_pointer(&self->yes, json_node_unref);
+	g_clear_pointer(&self->formats, json_node_unref);
+	g_free(self);
+}
+
 gboolean
 kl_ima_log_plugin_startup(KlPluginContext *ctx, GError **error)
 {
 	const gchar *path = kl_plugin_context_get_config(ctx, "ima_ml_path");
 	g_autoptr(KlImaLog) log = NULL;
+	KlImaLogPlugin *self;
 
 	/* the agent's option table gives the default (an empty value means it too) */
 	if (path == NULL || path[0] == '\0') {
@@ -31,7 +52,18 @@ kl_ima_log_plugin_startup(KlPluginContext *ctx, GError **error)
 	g_debug("IMA measurement list %s: %" G_GUINT64_FORMAT " entries",
 		path,
 		kl_ima_log_get_entry_count(log));
-	kl_plugin_context_set_data(ctx, g_steal_pointer(&log), (GDestroyNotify)kl_ima_log_free);
+	self = g_new0(KlImaLogPlugin, 1);
+	self->log = g_steal_pointer(&log);
+	self->yes = json_node_init_boolean(json_node_alloc(), TRUE);
+	json_node_seal(self->yes);
+	{
+		g_autoptr(JsonArray) formats = json_array_new();
+
+		json_array_add_string_element(formats, KL_IMA_LOG_FORMAT);
+		self->formats = json_node_init_array(json_node_alloc(), formats);
+		json_node_seal(self->formats);
+	}
+	kl_plugin_context_set_data(ctx, self, (GDestroyNotify)kl_ima_log_plugin_free);
 	return TRUE;
 }
 
@@ -41,36 +73,42 @@ kl_ima_log_plugin_shutdown(KlPluginContext *ctx)
 	/* the reader is freed by the context's destroy notify */
 }
 
-static KlImaLog *
-kl_ima_log_plugin_get_log(KlPluginContext *ctx, GError **error)
+static KlImaLogPlugin *
+kl_ima_log_plugin_get(KlPluginContext *ctx, GError **error)
 {
-	KlImaLog *log = kl_plugin_context_get_data(ctx);
+	KlImaLogPlugin *self = kl_plugin_context_get_data(ctx);
 
-	if (log == NULL) {
+	if (self == NULL) {
 		g_set_error_literal(
 		    error, KL_ERROR, KL_ERROR_INTERNAL, "the ima_log plugin was not started");
 	}
-	return log;
+	return self;
 }
 
 JsonObject *
 kl_ima_log_plugin_get_capabilities(KlPluginContext *ctx, GError **error)
 {
-	KlImaLog *log = kl_ima_log_plugin_get_log(ctx, error);
+	KlImaLogPlugin *self = kl_ima_log_plugin_get(ctx, error);
 	g_autoptr(JsonObject) caps = NULL;
-	g_autoptr(JsonArray) formats = NULL;
+	guint64 count;
 
-	if (log == NULL)
+	if (self == NULL)
 		return NULL;
-	if (!kl_ima_log_refresh(log, kl_plugin_context_get_boot_time(ctx), NULL, error))
+	if (!kl_ima_log_refresh(self->log, kl_plugin_context_get_boot_time(ctx), NULL, error))
 		return NULL;
+	/* no new entries: the same sealed object (the core then reuses its entry's text) */
+	count = kl_ima_log_get_entry_count(self->log);
+	if (self->caps != NULL && self->caps_count == count)
+		return json_object_ref(self->caps);
 	caps = json_object_new();
-	json_object_set_int_member(caps, "entry_count", (gint64)kl_ima_log_get_entry_count(log));
-	json_object_set_boolean_member(caps, "supports_partial_access", TRUE);
-	json_object_set_boolean_member(caps, "appendable", TRUE);
-	formats = json_array_new();
-	json_array_add_string_element(formats, KL_IMA_LOG_FORMAT);
-	json_object_set_array_member(caps, "formats", g_steal_pointer(&formats));
+	json_object_set_int_member(caps, "entry_count", (gint64)count);
+	json_object_set_member(caps, "supports_partial_access", json_node_ref(self->yes));
+	json_object_set_member(caps, "appendable", json_node_ref(self->yes));
+	json_object_set_member(caps, "formats", json_node_ref(self->formats));
+	json_object_seal(caps);
+	g_clear_pointer(&self->caps, json_object_unref);
+	self->caps = json_object_ref(caps);
+	self->caps_count = count;
 	return g_steal_pointer(&caps);
 }
 
@@ -133,7 +171,8 @@ kl_ima_log_plugin_collect(KlPluginContext *ctx,
 			  GCancellable *cancellable,
 			  GError **error)
 {
-	KlImaLog *log = kl_ima_log_plugin_get_log(ctx, error);
+	KlImaLogPlugin *self = kl_ima_log_plugin_get(ctx, error);
+	KlImaLog *log = self != NULL ? self->log : NULL;
 	guint64 starting_offset = 0;
 	guint64 max_entries = 0;
 	guint64 n = 0;

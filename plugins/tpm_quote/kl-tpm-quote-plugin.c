@@ -16,6 +16,7 @@
 typedef struct {
 	JsonObject *caps; /* sealed */
 	GBytes *ak_public;
+	KlTpmQuoteCache *pcrs; /* the PCR values of the last cycles (collect only) */
 } KlTpmQuotePlugin;
 
 static void
@@ -25,6 +26,7 @@ kl_tpm_quote_plugin_free(gpointer data)
 
 	g_clear_pointer(&self->caps, json_object_unref);
 	g_clear_pointer(&self->ak_public, g_bytes_unref);
+	g_clear_pointer(&self->pcrs, kl_tpm_quote_cache_free);
 	g_free(self);
 }
 
@@ -91,12 +93,20 @@ kl_tpm_quote_collect(KlPluginContext *ctx,
 		     GError **error)
 {
 	KlTpm *tpm = kl_plugin_context_get_tpm(ctx);
+	KlTpmQuotePlugin *self = kl_plugin_context_get_data(ctx);
 
 	if (tpm == NULL) {
 		g_set_error(error, KL_ERROR, KL_ERROR_NOT_SUPPORTED, "no TPM");
 		return NULL;
 	}
-	return kl_tpm_quote_collect_with_tpm(tpm, chosen_parameters, cancellable, error);
+	if (self == NULL) {
+		self = g_new0(KlTpmQuotePlugin, 1);
+		kl_plugin_context_set_data(ctx, self, kl_tpm_quote_plugin_free);
+	}
+	if (self->pcrs == NULL)
+		self->pcrs = kl_tpm_quote_cache_new();
+	return kl_tpm_quote_collect_with_tpm(
+	    tpm, self->pcrs, chosen_parameters, cancellable, error);
 }
 
 static const KlPluginConfigKey kl_tpm_quote_config_keys[] = {

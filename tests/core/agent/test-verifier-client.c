@@ -12,6 +12,7 @@
 
 #include "keylime-agent/kl-error.h"
 #include "keylime-agent/kl-json.h"
+#include "kl-json-doc.h"
 #include "kl-verifier-client.h"
 
 static gchar *
@@ -144,6 +145,100 @@ test_parse_evidence_requested(void)
 	g_assert_true(json_object_is_immutable(REQ(items, 0)->chosen_parameters));
 	/* parsed, not yet resolved to a plugin */
 	g_assert_null(REQ(items, 0)->plugin);
+}
+
+/* replaces the first @from in @text by @to */
+G_GNUC_NO_INLINE static gchar *
+replace_once(const gchar *text, const gchar *from, const gchar *to)
+{
+	GString *out = g_string_new(text);
+	const gchar *at = strstr(text, from);
+	gsize pos;
+
+	g_assert_nonnull(at);
+	pos = (gsize)(at - text);
+	g_string_erase(out, (gssize)pos, (gssize)strlen(from));
+	g_string_insert(out, (gssize)pos, to);
+	return g_string_free(out, FALSE);
+}
+
+/*
+ * The agent keeps the parameters of the previous answer: byte-identical
+ * chosen_parameters are the same sealed object, a new challenge rebuilds only
+ * that member, a new starting_offset is never served from the memo.
+ */
+static void
+test_parse_evidence_requested_memo(void)
+{
+	gsize len = 0;
+	g_autofree gchar *body = fixture("attestation-201.json", &len);
+	g_autofree gchar *next = NULL;
+	g_autofree gchar *later = NULL;
+	g_autoptr(GPtrArray) memos =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)kl_json_object_memo_free);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) a = NULL;
+	g_autoptr(GPtrArray) b = NULL;
+	g_autoptr(GPtrArray) c = NULL;
+	JsonObject *pa;
+	JsonObject *pb;
+
+	a = kl_verifier_parse_evidence_requested_memo(body, len, memos, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(memos->len, ==, 3);
+
+	/* the next cycle: another challenge and starting_offset, the rest as it was */
+	next = replace_once(body, "DWeAjqPTWOsZNYDrrn28bQ==", "AAAAAAAAAAAAAAAAAAAAAA==");
+	later = replace_once(next, "\"starting_offset\": 0", "\"starting_offset\": 7");
+	b = kl_verifier_parse_evidence_requested_memo(later, strlen(later), memos, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(b->len, ==, 3);
+
+	/* uefi_log: the same object */
+	g_assert_true(REQ(a, 1)->chosen_parameters == REQ(b, 1)->chosen_parameters);
+	/* tpm_quote: the new challenge, the key's node shared */
+	pa = REQ(a, 0)->chosen_parameters;
+	pb = REQ(b, 0)->chosen_parameters;
+	g_assert_true(pa != pb);
+	g_assert_true(json_object_is_immutable(pb));
+	g_assert_cmpstr(
+	    json_object_get_string_member(pa, "challenge"), ==, "DWeAjqPTWOsZNYDrrn28bQ==");
+	g_assert_cmpstr(
+	    json_object_get_string_member(pb, "challenge"), ==, "AAAAAAAAAAAAAAAAAAAAAA==");
+	g_assert_true(json_object_get_member(pa, "certification_key") ==
+		      json_object_get_member(pb, "certification_key"));
+	/* ima_log: the new offset */
+	g_assert_true(REQ(a, 2)->chosen_parameters != REQ(b, 2)->chosen_parameters);
+	g_assert_cmpint(
+	    json_object_get_int_member(REQ(b, 2)->chosen_parameters, "starting_offset"), ==, 7);
+	g_assert_cmpint(
+	    json_object_get_int_member(REQ(a, 2)->chosen_parameters, "starting_offset"), ==, 0);
+
+	/* items in another order: each gets its own parameters, never another's */
+	{
+		const gchar *swapped =
+		    "{\"data\":{\"attributes\":{\"evidence_requested\":["
+		    "{\"evidence_class\":\"log\",\"evidence_type\":\"ima_log\","
+		    "\"chosen_parameters\":{\"starting_offset\":9,\"format\":\"text/plain\"}},"
+		    "{\"evidence_class\":\"log\",\"evidence_type\":\"uefi_log\","
+		    "\"chosen_parameters\":{\"format\":\"application/octet-stream\"}}]}}}";
+
+		c = kl_verifier_parse_evidence_requested_memo(
+		    swapped, strlen(swapped), memos, &error);
+		g_assert_no_error(error);
+		g_assert_cmpstr(REQ(c, 0)->evidence_type, ==, "ima_log");
+		g_assert_cmpint(
+		    json_object_get_int_member(REQ(c, 0)->chosen_parameters, "starting_offset"),
+		    ==,
+		    9);
+		g_assert_false(json_object_has_member(REQ(c, 0)->chosen_parameters, "challenge"));
+		g_assert_cmpstr(
+		    json_object_get_string_member(REQ(c, 1)->chosen_parameters, "format"),
+		    ==,
+		    "application/octet-stream");
+		g_assert_false(
+		    json_object_has_member(REQ(c, 1)->chosen_parameters, "starting_offset"));
+	}
 }
 
 static void
@@ -719,6 +814,7 @@ main(int argc, char **argv)
 	g_test_add_func("/verifier/session-challenge-bad", test_parse_session_challenge_bad);
 	g_test_add_func("/verifier/session-result", test_parse_session_result);
 	g_test_add_func("/verifier/evidence-requested", test_parse_evidence_requested);
+	g_test_add_func("/verifier/evidence-requested-memo", test_parse_evidence_requested_memo);
 	g_test_add_func("/verifier/evidence-requested-bad", test_parse_evidence_requested_bad);
 	g_test_add_func("/verifier/evidence-requested-many", test_parse_evidence_requested_many);
 	g_test_add_func("/verifier/seconds-to-next", test_parse_seconds_to_next);

@@ -156,6 +156,53 @@ test_line_validation(void)
 	g_assert_true(kl_ima_log_line_is_valid("10 0a ima-ng sha256:00 /tmp/caf\xc3\xa9", 33));
 }
 
+/*
+ * The template hash is checked eight bytes at a time: a byte that is not a
+ * hexadecimal digit is found at any position of a word, whatever its value.
+ */
+static void
+test_line_validation_hash(void)
+{
+	const gchar hex[] = "0123456789abcdefABCDEF0123456789abcdef0123456789ABCDEFabcdef0123";
+	const guint8 bad[] = { '/', ':', '@', 'G', '`', 'g', 'x', ' ' - 1, 0x7f, 0x80, 0xc3, 0xff };
+
+	for (gsize n = 1; n <= 64; n++) {
+		g_autofree gchar *line =
+		    g_strdup_printf("10 %.*s ima-ng sha256:00 /a", (int)n, hex);
+
+		g_assert_true(kl_ima_log_line_is_valid(line, strlen(line)));
+		/* every position of the hash, every kind of wrong byte */
+		for (gsize i = 0; i < n; i++) {
+			for (gsize b = 0; b < G_N_ELEMENTS(bad); b++) {
+				g_autofree gchar *broken = g_strdup(line);
+
+				broken[3 + i] = (gchar)bad[b];
+				g_assert_false(kl_ima_log_line_is_valid(broken, strlen(broken)));
+			}
+		}
+	}
+	/* a NUL or a high byte anywhere in a long line, at every offset of a word */
+	for (gsize i = 40; i < 200; i++) {
+		g_autoptr(GString) line = g_string_new("10 ");
+
+		g_string_append_len(line, hex, 40);
+		g_string_append(line, " ima-ng sha256:");
+		g_string_append_len(line, hex, 64);
+		g_string_append(line, " /usr/lib/");
+		while (line->len < 220)
+			g_string_append_c(line, 'x');
+		line->str[i] = '\0';
+		g_assert_false(kl_ima_log_line_is_valid(line->str, line->len));
+		line->str[i] = (gchar)0xff;
+		g_assert_false(kl_ima_log_line_is_valid(line->str, line->len));
+		if (i > 140) {
+			line->str[i] = (gchar)0xc3;
+			line->str[i + 1] = (gchar)0xa9;
+			g_assert_true(kl_ima_log_line_is_valid(line->str, line->len));
+		}
+	}
+}
+
 /* the generated fixture with real template hashes */
 static void
 test_fixture(void)
@@ -437,6 +484,48 @@ test_malformed(Fixture *fx, gconstpointer user_data)
 	g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_DATA);
 }
 
+/*
+ * A read with one non-ASCII line is checked line by line: the UTF-8 line
+ * passes, a NUL or a byte that is not UTF-8 is named by its line number,
+ * wherever it sits in the read.
+ */
+static void
+test_malformed_text(Fixture *fx, gconstpointer user_data)
+{
+	const gchar *const inserts[] = { "\xc3\xa9", "\xff", "" };
+
+	for (guint k = 0; k < G_N_ELEMENTS(inserts); k++) {
+		for (guint bad = 0; bad < 70; bad += 23) {
+			g_autoptr(GString) text = synth(0, bad);
+			g_autoptr(GString) more = synth(bad + 1, 69 - bad);
+			g_autoptr(KlImaLog) log = kl_ima_log_new(fx->path);
+			g_autoptr(GError) error = NULL;
+			g_autofree gchar *where = NULL;
+			gboolean nul = inserts[k][0] == '\0';
+
+			g_string_append(text, "10 0adefe76 ima-ng sha256:00 /caf");
+			if (nul)
+				g_string_append_c(text, '\0');
+			else
+				g_string_append(text, inserts[k]);
+			g_string_append(text, "e\n");
+			g_string_append_len(text, more->str, (gssize)more->len);
+			write_file(fx->path, text->str, (gssize)text->len);
+			if (k == 0) {
+				g_assert_true(kl_ima_log_refresh(log, 1000, NULL, &error));
+				g_assert_no_error(error);
+				g_assert_cmpuint(kl_ima_log_get_entry_count(log), ==, 70);
+				continue;
+			}
+			g_assert_false(kl_ima_log_refresh(log, 1000, NULL, &error));
+			g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_DATA);
+			where = g_strdup_printf("line %u ", bad + 1);
+			g_assert_nonnull(strstr(error->message, where));
+			g_assert_cmpuint(kl_ima_log_get_entry_count(log), ==, bad);
+		}
+	}
+}
+
 static void
 test_missing(Fixture *fx, gconstpointer user_data)
 {
@@ -575,6 +664,32 @@ test_plugin(Fixture *fx, gconstpointer user_data)
 			"{\"entry_count\":21,\"supports_partial_access\":true,\"appendable\":true,"
 			"\"formats\":[\"text/plain\"]}");
 
+	/* no new entry: the same sealed object; a new entry: a new object */
+	{
+		g_autoptr(JsonObject) again = kl_ima_log_plugin_get_capabilities(ctx, &error);
+		g_autoptr(JsonObject) grown = NULL;
+		g_autoptr(GString) t2 = synth(21, 1);
+		g_autofree gchar *grown_json = NULL;
+
+		g_assert_no_error(error);
+		g_assert_true(again == caps);
+		g_assert_true(json_object_is_immutable(caps));
+		append_file(fx->path, t2->str, t2->len);
+		grown = kl_ima_log_plugin_get_capabilities(ctx, &error);
+		g_assert_no_error(error);
+		g_assert_true(grown != caps);
+		grown_json = kl_json_object_to_string(grown, NULL);
+		g_assert_nonnull(strstr(grown_json, "\"entry_count\":22,"));
+		/* the file is written again from the start: 21 lines once more */
+		write_file(fx->path, t0->str, (gssize)t0->len);
+		g_clear_pointer(&grown, json_object_unref);
+		grown = kl_ima_log_plugin_get_capabilities(ctx, &error);
+		g_assert_no_error(error);
+		g_clear_pointer(&grown_json, g_free);
+		grown_json = kl_json_object_to_string(grown, NULL);
+		g_assert_cmpstr(grown_json, ==, caps_json);
+	}
+
 	/* lines appended after phase 1 are sent too */
 	append_file(fx->path, t1->str, t1->len);
 	p = params("{\"starting_offset\":5,\"format\":\"text/plain\"}");
@@ -678,6 +793,7 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 
 	g_test_add_func("/ima-log/line-validation", test_line_validation);
+	g_test_add_func("/ima-log/line-validation-hash", test_line_validation_hash);
 	g_test_add_func("/ima-log/fixture", test_fixture);
 #define ADD(name, fn)                                                                              \
 	g_test_add("/ima-log/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
@@ -691,6 +807,7 @@ main(int argc, char **argv)
 	ADD("replace", test_replace);
 	ADD("boot-time", test_boot_time);
 	ADD("malformed", test_malformed);
+	ADD("malformed-text", test_malformed_text);
 	ADD("missing", test_missing);
 	ADD("empty", test_empty);
 	ADD("cost", test_cost);

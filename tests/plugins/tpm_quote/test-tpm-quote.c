@@ -28,6 +28,7 @@
 typedef struct {
 	gchar *dir;
 	KlTpm *tpm;
+	KlTpmQuoteCache *cache; /* as the plugin keeps it between cycles */
 } KlTestFixture;
 
 static void
@@ -63,11 +64,13 @@ fixture_setup(KlTestFixture *fx, gconstpointer data)
 	}
 	fx->tpm = kl_tpm_new(&o, &error);
 	g_assert_no_error(error);
+	fx->cache = kl_tpm_quote_cache_new();
 }
 
 static void
 fixture_teardown(KlTestFixture *fx, gconstpointer data)
 {
+	kl_tpm_quote_cache_free(fx->cache);
 	kl_tpm_free(fx->tpm);
 	kl_test_rmtree(fx->dir);
 	g_free(fx->dir);
@@ -217,7 +220,7 @@ kl_test_collect_ok(KlTestFixture *fx, const gchar *scheme, const gchar *pcrs, gu
 	    pcrs);
 	g_autoptr(JsonObject) params = kl_test_params(json);
 	g_autoptr(GError) error = NULL;
-	JsonObject *data = kl_tpm_quote_collect_with_tpm(fx->tpm, params, NULL, &error);
+	JsonObject *data = kl_tpm_quote_collect_with_tpm(fx->tpm, fx->cache, params, NULL, &error);
 	g_assert_no_error(error);
 	g_assert_nonnull(data);
 	return data;
@@ -316,25 +319,23 @@ test_capabilities_ecc(KlTestFixture *fx, gconstpointer user_data)
 }
 
 /* gives PCR 10 a non-zero value */
+/*
+ * PCR @pcr changes: extended with @seed (swtpm), or set to a value made of
+ * @seed (the software TPM, where every PCR not set is zero)
+ */
 static void
-kl_test_extend_pcr10(KlTestFixture *fx)
+kl_test_extend_pcr(KlTestFixture *fx, guint pcr, guint seed)
 {
-	const gchar *extend[] = {
-		"tpm2_pcrextend",
-		"10:sha256=0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20",
-		NULL
-	};
+	g_autofree gchar *arg = g_strdup_printf("%u:sha256=%064x", pcr, seed);
+	const gchar *extend[] = { "tpm2_pcrextend", arg, NULL };
 	g_autoptr(GError) error = NULL;
 	gint status = 0;
 
 	if (kl_tpm_is_software(fx->tpm)) {
 		g_autofree gchar *path = g_build_filename(fx->dir, "software_pcrs.json", NULL);
-		g_assert_true(g_file_set_contents(
-		    path,
-		    "{\"sha256\": {\"10\": "
-		    "\"0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20\"}}",
-		    -1,
-		    &error));
+		g_autofree gchar *json =
+		    g_strdup_printf("{\"sha256\": {\"%u\": \"%064x\"}}", pcr, seed);
+		g_assert_true(g_file_set_contents(path, json, -1, &error));
 		return;
 	}
 	g_assert_true(g_spawn_sync(NULL,
@@ -347,7 +348,14 @@ kl_test_extend_pcr10(KlTestFixture *fx)
 				   NULL,
 				   &status,
 				   &error));
+	g_assert_no_error(error);
 	g_assert_true(g_spawn_check_wait_status(status, NULL));
+}
+
+static void
+kl_test_extend_pcr10(KlTestFixture *fx)
+{
+	kl_test_extend_pcr(fx, 10, 0x1234);
 }
 
 static void
@@ -410,7 +418,7 @@ kl_test_race_hook(guint attempt, gpointer user_data)
 		g_assert_true(g_file_set_contents(path, json, -1, &error));
 		return;
 	}
-	kl_test_extend_pcr10(race->fx);
+	kl_test_extend_pcr(race->fx, 10, race->calls);
 }
 
 static void
@@ -426,6 +434,8 @@ test_collect_pcrs_changed_retried(KlTestFixture *fx, gconstpointer user_data)
 	guint32 mask;
 	guint8 nonce[16];
 
+	/* without a cache: every quote is followed by a read of all its PCRs */
+	g_clear_pointer(&fx->cache, kl_tpm_quote_cache_free);
 	kl_tpm_quote_set_test_hook(kl_test_race_hook, &race);
 	data = kl_test_collect_ok(fx, "rsassa", "[10]", nonce);
 	kl_tpm_quote_set_test_hook(NULL, NULL);
@@ -457,8 +467,12 @@ test_collect_pcrs_keep_changing(KlTestFixture *fx, gconstpointer user_data)
 			       "\"asymmetric\", \"server_identifier\": \"ak\"}}",
 			       challenge);
 	params = kl_test_params(json);
+	/*
+	 * without a cache (with one, the values read after a quote are those the
+	 * next quote sees: the hook would have to change them twice per attempt)
+	 */
 	kl_tpm_quote_set_test_hook(kl_test_race_hook, &race);
-	data = kl_tpm_quote_collect_with_tpm(fx->tpm, params, NULL, &error);
+	data = kl_tpm_quote_collect_with_tpm(fx->tpm, NULL, params, NULL, &error);
 	kl_tpm_quote_set_test_hook(NULL, NULL);
 	g_assert_null(data);
 	g_assert_error(error, KL_ERROR, KL_ERROR_TPM);
@@ -466,6 +480,107 @@ test_collect_pcrs_keep_changing(KlTestFixture *fx, gconstpointer user_data)
 	    strstr(error->message, "kept changing between TPM2_Quote and TPM2_PCR_Read"));
 	g_assert_nonnull(strstr(error->message, "the next attestation will try again"));
 	g_assert_cmpuint(race.calls, ==, KL_TPM_QUOTE_MAX_ATTEMPTS);
+}
+
+/* the PCR values the quote covers, read now, against those in the evidence's blob */
+static void
+kl_test_blob_is_current(KlTestFixture *fx, JsonObject *data, guint32 mask)
+{
+	g_autoptr(GBytes) subject = kl_test_b64_member(data, "subject_data");
+	g_autoptr(GPtrArray) values = NULL;
+	g_autoptr(GPtrArray) now = NULL;
+	g_autoptr(GError) error = NULL;
+	TPMI_ALG_HASH bank;
+	guint32 blob_mask;
+
+	g_assert_true(kl_tpm_quote_pcr_blob_decode(subject, &bank, &blob_mask, &values, &error));
+	g_assert_cmphex(blob_mask, ==, mask);
+	g_assert_true(kl_tpm_pcr_read(fx->tpm, TPM2_ALG_SHA256, mask, &now, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(values->len, ==, now->len);
+	for (guint i = 0; i < values->len; i++)
+		g_assert_true(
+		    g_bytes_equal(g_ptr_array_index(values, i), g_ptr_array_index(now, i)));
+}
+
+#define KL_TEST_16 "[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]"
+
+/*
+ * The cache kept between cycles follows the PCRs: a PCR extended between two
+ * cycles (in the group read first, then in the other group, then in both) is
+ * sent with its new value, and the evidence passes the verifier's checks
+ */
+static void
+test_collect_cache_follows_pcrs(KlTestFixture *fx, gconstpointer user_data)
+{
+	static const guint changes[][2] = {
+		{ G_MAXUINT, G_MAXUINT }, /* the first cycle reads everything */
+		{ G_MAXUINT, G_MAXUINT }, /* nothing changed */
+		{ 10, G_MAXUINT },	  /* the IMA PCR */
+		{ 10, G_MAXUINT },	  /* again */
+		{ 2, G_MAXUINT },	  /* the other group: read after 8..15 did not match */
+		{ G_MAXUINT, G_MAXUINT }, { 15, 3 }, /* both groups */
+		{ 0, G_MAXUINT },		     /* the first PCR of the selection */
+	};
+	g_autoptr(GBytes) previous = NULL;
+
+	for (guint cycle = 0; cycle < G_N_ELEMENTS(changes); cycle++) {
+		g_autoptr(JsonObject) data = NULL;
+		g_autoptr(GBytes) subject = NULL;
+		guint8 nonce[16];
+
+		g_test_message("cycle %u", cycle);
+		for (guint i = 0; i < 2; i++) {
+			if (changes[cycle][i] != G_MAXUINT)
+				kl_test_extend_pcr(fx, changes[cycle][i], 0x100 * cycle + i + 1);
+		}
+		data = kl_test_collect_ok(fx, "rsassa", KL_TEST_16, nonce);
+		kl_test_check_evidence(fx->tpm, data, nonce, 0xffff, 1200);
+		kl_test_blob_is_current(fx, data, 0xffff);
+		subject = kl_test_b64_member(data, "subject_data");
+		if (previous != NULL) {
+			gboolean changed = changes[cycle][0] != G_MAXUINT;
+			g_assert_cmpint(!g_bytes_equal(previous, subject), ==, changed);
+		}
+		g_clear_pointer(&previous, g_bytes_unref);
+		previous = g_steal_pointer(&subject);
+	}
+	/* another selection, a subset, then the whole again: still the current values */
+	for (guint round = 0; round < 3; round++) {
+		guint32 mask = round == 1 ? (1u << 10) | (1u << 2) : 0xffff;
+		g_autoptr(JsonObject) data = NULL;
+		guint8 nonce[16];
+
+		if (round > 0)
+			kl_test_extend_pcr(fx, 10, 0x9000 + round);
+		data = kl_test_collect_ok(fx, "rsassa", round == 1 ? "[2, 10]" : KL_TEST_16, nonce);
+		kl_test_check_evidence(fx->tpm, data, nonce, mask, round == 1 ? 668 : 1200);
+		kl_test_blob_is_current(fx, data, mask);
+	}
+}
+
+/*
+ * With a cache: PCR 10 extended between two cycles and again right after the
+ * next quote. The values read after that quote do not hash to its digest; the
+ * quote is taken again and matches them without another read.
+ */
+static void
+test_collect_cache_pcrs_changed_retried(KlTestFixture *fx, gconstpointer user_data)
+{
+	KlTestRace race = { fx, 0, 1 };
+	g_autoptr(JsonObject) first = NULL;
+	g_autoptr(JsonObject) data = NULL;
+	guint8 nonce[16];
+
+	first = kl_test_collect_ok(fx, "rsassa", KL_TEST_16, nonce);
+	kl_test_check_evidence(fx->tpm, first, nonce, 0xffff, 1200);
+	kl_test_extend_pcr(fx, 10, 0x4242);
+	kl_tpm_quote_set_test_hook(kl_test_race_hook, &race);
+	data = kl_test_collect_ok(fx, "rsassa", KL_TEST_16, nonce);
+	kl_tpm_quote_set_test_hook(NULL, NULL);
+	g_assert_cmpuint(race.calls, ==, 2);
+	kl_test_check_evidence(fx->tpm, data, nonce, 0xffff, 1200);
+	kl_test_blob_is_current(fx, data, 0xffff);
 }
 
 static void
@@ -502,7 +617,7 @@ kl_test_collect_rejected(KlTestFixture *fx, const gchar *json, const gchar *what
 	g_autoptr(JsonObject) data = NULL;
 
 	g_test_message("rejecting: %s", what);
-	data = kl_tpm_quote_collect_with_tpm(fx->tpm, params, NULL, &error);
+	data = kl_tpm_quote_collect_with_tpm(fx->tpm, fx->cache, params, NULL, &error);
 	g_assert_null(data);
 	g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_PARAMETERS);
 	g_test_message("  %s", error->message);
@@ -614,7 +729,7 @@ test_collect_cancelled(KlTestFixture *fx, gconstpointer user_data)
 	g_autoptr(JsonObject) data = NULL;
 
 	g_cancellable_cancel(cancellable);
-	data = kl_tpm_quote_collect_with_tpm(fx->tpm, params, cancellable, &error);
+	data = kl_tpm_quote_collect_with_tpm(fx->tpm, fx->cache, params, cancellable, &error);
 	g_assert_null(data);
 	g_assert_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
 }
@@ -666,66 +781,89 @@ kl_test_file_size(const gchar *path)
 	return (gsize)st.st_size;
 }
 
-/* a steady-state cycle is TPM2_Quote + TPM2_PCR_Read, nothing else */
+/*
+ * A steady-state cycle is one TPM2_Quote when the PCRs did not change, and
+ * one TPM2_PCR_Read more per group of 8 PCRs that has to be read, the group
+ * that changed last first; nothing else
+ */
 static void
 test_steady_state_commands(void)
 {
+	static const struct {
+		guint extend; /* G_MAXUINT: none */
+		guint reads;
+	} cycles[] = {
+		{ G_MAXUINT, 2 }, /* nothing cached: PCRs 0..7 and 8..15 */
+		{ G_MAXUINT, 0 }, /* the cached values hash to the quote's digest */
+		{ 10, 1 },	  /* 8..15 */
+		{ 10, 1 },	  /* 8..15 again */
+		{ 2, 2 },	  /* 8..15 first (changed last), no match, then 0..7 */
+		{ 3, 1 },	  /* 0..7 is now the one that changed last */
+		{ G_MAXUINT, 0 },
+	};
 	g_autofree gchar *dir = g_dir_make_tmp("kl-tpm-quote-pcap-XXXXXX", NULL);
 	g_autofree gchar *pcap = g_build_filename(dir, "tpm.pcap", NULL);
 	g_autofree gchar *agent_data = g_build_filename(dir, "agent_data.json", NULL);
 	g_autofree gchar *tcti = g_strdup_printf("pcap:%s", g_getenv("KL_TEST_TCTI"));
 	g_autoptr(GError) error = NULL;
-	g_autoptr(KlTpm) tpm = NULL;
+	KlTestFixture fx = { dir, NULL, kl_tpm_quote_cache_new() };
 	KlTpmOptions o = { 0 };
 	gsize mark;
-	guint quotes = 0;
-	guint reads = 0;
 
 	g_setenv("TCTI_PCAP_FILE", pcap, TRUE);
 	o.tcti = tcti;
 	o.agent_data_path = agent_data;
 	o.state_dir = dir;
-	tpm = kl_tpm_new(&o, &error);
+	fx.tpm = kl_tpm_new(&o, &error);
 	g_assert_no_error(error);
 	mark = kl_test_file_size(pcap);
 	g_assert_cmpuint(mark, >, 0);
 
-	for (guint cycle = 0; cycle < 3; cycle++) {
-		g_autoptr(JsonObject) caps = kl_tpm_quote_build_capabilities(tpm, NULL, &error);
+	for (guint cycle = 0; cycle < G_N_ELEMENTS(cycles); cycle++) {
+		g_autoptr(JsonObject) caps = kl_tpm_quote_build_capabilities(fx.tpm, NULL, &error);
 		g_autofree gchar *challenge = NULL;
 		g_autofree gchar *json = NULL;
 		g_autoptr(JsonObject) params = NULL;
 		g_autoptr(JsonObject) data = NULL;
+		g_autoptr(GArray) codes = NULL;
 		guint8 nonce[16];
+		guint quotes = 0;
+		guint reads = 0;
 
 		g_assert_no_error(error);
 		g_assert_nonnull(caps);
+		if (cycles[cycle].extend != G_MAXUINT)
+			kl_test_extend_pcr(&fx, cycles[cycle].extend, cycle + 1);
 		challenge = kl_test_challenge(nonce);
 		json = g_strdup_printf("{\"challenge\": \"%s\", \"signature_scheme\": \"rsassa\","
 				       " \"hash_algorithm\": \"sha256\","
-				       " \"selected_subjects\": {\"sha256\": [0, 1, 2, 10]}}",
+				       " \"selected_subjects\": {\"sha256\": " KL_TEST_16 "}}",
 				       challenge);
 		params = kl_test_params(json);
-		data = kl_tpm_quote_collect_with_tpm(tpm, params, NULL, &error);
+		data = kl_tpm_quote_collect_with_tpm(fx.tpm, fx.cache, params, NULL, &error);
 		g_assert_no_error(error);
-		kl_test_check_evidence(tpm, data, nonce, 0x407, 668);
-	}
-	g_clear_pointer(&tpm, kl_tpm_free);
-	{
-		g_autoptr(GArray) codes = kl_test_pcap_commands(pcap, mark);
+		kl_test_check_evidence(fx.tpm, data, nonce, 0xffff, 1200);
+
+		codes = kl_test_pcap_commands(pcap, mark);
+		mark = kl_test_file_size(pcap);
 		for (guint i = 0; i < codes->len; i++) {
 			guint32 cc = g_array_index(codes, guint32, i);
 			if (cc == TPM2_CC_Quote)
 				quotes++;
 			else if (cc == TPM2_CC_PCR_Read)
 				reads++;
-			else if (cc != TPM2_CC_FlushContext)
+			else
 				g_error("unexpected TPM command 0x%x in a steady-state cycle", cc);
 		}
+		g_test_message("cycle %u: %u quote, %u PCR reads", cycle, quotes, reads);
+		g_assert_cmpuint(quotes, ==, 1);
+		g_assert_cmpuint(reads, ==, cycles[cycle].reads);
+		/* the check reads the PCRs itself, after the mark */
+		kl_test_blob_is_current(&fx, data, 0xffff);
+		mark = kl_test_file_size(pcap);
 	}
-	/* 4 PCRs: one read each cycle (the FlushContext is the AK at kl_tpm_free) */
-	g_assert_cmpuint(quotes, ==, 3);
-	g_assert_cmpuint(reads, ==, 3);
+	g_clear_pointer(&fx.tpm, kl_tpm_free);
+	kl_tpm_quote_cache_free(fx.cache);
 	g_unsetenv("TCTI_PCAP_FILE");
 	g_unlink(pcap);
 	g_unlink(agent_data);
@@ -827,6 +965,10 @@ main(int argc, char **argv)
 		ADD("/tpm-quote/collect/ecc", test_collect_ecc, kl_test_ecc);
 	ADD("/tpm-quote/collect/pcrs-changed-retried", test_collect_pcrs_changed_retried, NULL);
 	ADD("/tpm-quote/collect/pcrs-keep-changing", test_collect_pcrs_keep_changing, NULL);
+	ADD("/tpm-quote/collect/cache-follows-pcrs", test_collect_cache_follows_pcrs, NULL);
+	ADD("/tpm-quote/collect/cache-pcrs-changed-retried",
+	    test_collect_cache_pcrs_changed_retried,
+	    NULL);
 	ADD("/tpm-quote/collect/bad-params", test_collect_bad_params, NULL);
 	if (!software)
 		ADD("/tpm-quote/collect/bad-params-ecc", test_collect_bad_params_ecc, kl_test_ecc);

@@ -1,0 +1,232 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * The strict reader's raw spans, and the object memo that reuses what the
+ * previous document held byte for byte (and builds everything else).
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include <keylime-agent/keylime-agent-plugin.h>
+
+#include "kl-json-doc.h"
+
+static KlJsonDoc *
+kl_test_doc(const gchar *text)
+{
+	g_autoptr(GError) error = NULL;
+	KlJsonDoc *doc = kl_json_doc_parse(text, strlen(text), &error);
+
+	g_assert_no_error(error);
+	g_assert_nonnull(doc);
+	return doc;
+}
+
+static gchar *
+kl_test_raw(KlJsonDoc *doc, guint index, const gchar *input)
+{
+	gsize start = 0;
+	gsize len = 0;
+
+	g_assert_true(kl_json_doc_get_raw(doc, index, &start, &len));
+	return g_strndup(input + start, len);
+}
+
+/* the raw text of every kind of value, escapes and spaces as they were */
+static void
+kl_test_raw_spans(void)
+{
+	const gchar *text = " { \"s\" : \"a\\u0062\\n\" , \"i\":-17, \"d\" :1.5e3,\"t\":true,"
+			    "\"f\":false ,\"n\":null,\"a\":[ 1, {\"x\":[]} ],\"o\":{ } } ";
+	g_autoptr(KlJsonDoc) doc = kl_test_doc(text);
+	const struct {
+		const gchar *key;
+		const gchar *raw;
+	} cases[] = {
+		{ "s", "\"a\\u0062\\n\"" },
+		{ "i", "-17" },
+		{ "d", "1.5e3" },
+		{ "t", "true" },
+		{ "f", "false" },
+		{ "n", "null" },
+		{ "a", "[ 1, {\"x\":[]} ]" },
+		{ "o", "{ }" },
+	};
+	g_autofree gchar *root = kl_test_raw(doc, 0, text);
+	g_autofree gchar *trimmed = g_strstrip(g_strdup(text));
+	gsize start = 0;
+	gsize len = 0;
+
+	g_assert_cmpstr(root, ==, trimmed);
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		guint member = kl_json_doc_get_member(doc, 0, cases[i].key);
+		g_autofree gchar *raw = kl_test_raw(doc, member, text);
+
+		g_assert_cmpstr(raw, ==, cases[i].raw);
+	}
+	/* the decoded string is unchanged by it */
+	g_assert_cmpstr(
+	    kl_json_doc_get_string(doc, kl_json_doc_get_member(doc, 0, "s")), ==, "ab\n");
+	g_assert_false(kl_json_doc_get_raw(doc, KL_JSON_DOC_ABSENT, &start, &len));
+}
+
+static gchar *
+kl_test_text(JsonObject *obj)
+{
+	return kl_json_object_to_string(obj, NULL);
+}
+
+/* builds the object at member "p" of @text with @memo */
+static JsonObject *
+kl_test_build(KlJsonObjectMemo *memo, const gchar *text)
+{
+	g_autoptr(KlJsonDoc) doc = kl_test_doc(text);
+	guint p = kl_json_doc_get_member(doc, 0, "p");
+	JsonObject *obj;
+
+	g_assert_cmpint(kl_json_doc_get_type(doc, p), ==, KL_JSON_DOC_OBJECT);
+	obj = kl_json_object_memo_build(memo, doc, p, text);
+	g_assert_nonnull(obj);
+	g_assert_true(json_object_is_immutable(obj));
+	/* whatever was reused, it is what a fresh build gives */
+	{
+		g_autoptr(JsonObject) fresh = kl_json_object_memo_build(NULL, doc, p, text);
+		g_autofree gchar *a = kl_test_text(obj);
+		g_autofree gchar *b = kl_test_text(fresh);
+
+		g_assert_cmpstr(a, ==, b);
+		g_assert_true(json_object_equal(obj, fresh));
+	}
+	return obj;
+}
+
+static void
+kl_test_memo_same_text(void)
+{
+	g_autoptr(KlJsonObjectMemo) memo = kl_json_object_memo_new();
+	g_autoptr(JsonObject) a = kl_test_build(
+	    memo, "{\"x\":1,\"p\":{\"format\":\"application/octet-stream\",\"k\":{\"a\":[1,2]}}}");
+	/* the same text elsewhere in another document: the same sealed object */
+	g_autoptr(JsonObject) b = kl_test_build(
+	    memo,
+	    "{\"other\":[true,false],\"p\":{\"format\":\"application/octet-stream\",\"k\":{\"a\":"
+	    "[1,2]}}}");
+
+	g_assert_true(a == b);
+}
+
+static void
+kl_test_memo_changed_member(void)
+{
+	g_autoptr(KlJsonObjectMemo) memo = kl_json_object_memo_new();
+	g_autoptr(JsonObject) a =
+	    kl_test_build(memo,
+			  "{\"p\":{\"challenge\":\"AAAA\",\"subjects\":{\"sha256\":[0,1,2]},"
+			  "\"key\":{\"public\":\"ARgAAQ\"}}}");
+	g_autoptr(JsonObject) b =
+	    kl_test_build(memo,
+			  "{\"p\":{\"challenge\":\"BBBB\",\"subjects\":{\"sha256\":[0,1,2]},"
+			  "\"key\":{\"public\":\"ARgAAQ\"}}}");
+	g_autoptr(JsonObject) c = NULL;
+
+	/* a new object with the new challenge; the unchanged members are the same nodes */
+	g_assert_true(a != b);
+	g_assert_cmpstr(json_object_get_string_member(a, "challenge"), ==, "AAAA");
+	g_assert_cmpstr(json_object_get_string_member(b, "challenge"), ==, "BBBB");
+	g_assert_true(json_object_get_member(a, "subjects") ==
+		      json_object_get_member(b, "subjects"));
+	g_assert_true(json_object_get_member(a, "key") == json_object_get_member(b, "key"));
+
+	/* a change deep inside a member: that member is built again */
+	c = kl_test_build(memo,
+			  "{\"p\":{\"challenge\":\"BBBB\",\"subjects\":{\"sha256\":[0,1,3]},"
+			  "\"key\":{\"public\":\"ARgAAQ\"}}}");
+	g_assert_true(json_object_get_member(b, "subjects") !=
+		      json_object_get_member(c, "subjects"));
+	g_assert_true(json_object_get_member(b, "key") == json_object_get_member(c, "key"));
+	g_assert_true(json_object_get_member(b, "challenge") ==
+		      json_object_get_member(c, "challenge"));
+	g_assert_cmpint(
+	    json_array_get_int_element(json_object_get_array_member(
+					   json_object_get_object_member(c, "subjects"), "sha256"),
+				       2),
+	    ==,
+	    3);
+}
+
+/* what must not be reused: every difference in the text is honoured */
+static void
+kl_test_memo_not_reused(void)
+{
+	const gchar *seq[] = {
+		"{\"p\":{\"starting_offset\":100,\"format\":\"text/plain\"}}",
+		/* same length, other value */
+		"{\"p\":{\"starting_offset\":200,\"format\":\"text/plain\"}}",
+		/* members in the other order: positions hold other values */
+		"{\"p\":{\"format\":\"text/plain\",\"starting_offset\":200}}",
+		/* a member less, a member more */
+		"{\"p\":{\"format\":\"text/plain\"}}",
+		"{\"p\":{\"format\":\"text/plain\",\"starting_offset\":300,\"entry_count\":5}}",
+		/* the same value spelled otherwise: an escape, a space */
+		"{\"p\":{\"format\":\"text\\/plain\",\"starting_offset\":300,\"entry_count\":5}}",
+		"{\"p\":{\"format\":\"text/plain\", \"starting_offset\":300,\"entry_count\":5}}",
+		/* a member twice: the last one counts */
+		"{\"p\":{\"format\":\"text/plain\",\"format\":\"x\",\"starting_offset\":300}}",
+		/* types change */
+		"{\"p\":{\"format\":null,\"format\":\"x\",\"starting_offset\":\"300\"}}",
+		"{\"p\":{\"format\":null,\"format\":[\"x\"],\"starting_offset\":3.0e2}}",
+		"{\"p\":{}}",
+		"{\"p\":{\"starting_offset\":100,\"format\":\"text/plain\"}}",
+	};
+	g_autoptr(KlJsonObjectMemo) memo = kl_json_object_memo_new();
+	g_autoptr(JsonObject) first = NULL;
+	g_autoptr(JsonObject) previous = NULL;
+
+	for (guint i = 0; i < G_N_ELEMENTS(seq); i++) {
+		JsonObject *obj = kl_test_build(memo, seq[i]);
+
+		/* each text differs from the one before: never the previous object */
+		g_assert_true(obj != previous);
+		if (first == NULL)
+			first = json_object_ref(obj);
+		g_clear_pointer(&previous, json_object_unref);
+		previous = obj;
+	}
+	/* the first text again after others: equal, built anew (the memo holds the last) */
+	g_assert_true(previous != first);
+	g_assert_true(json_object_equal(previous, first));
+	g_assert_cmpint(json_object_get_int_member(previous, "starting_offset"), ==, 100);
+}
+
+/* the objects handed out stay valid and unchanged when the memo moves on or goes */
+static void
+kl_test_memo_lifetime(void)
+{
+	KlJsonObjectMemo *memo = kl_json_object_memo_new();
+	g_autoptr(JsonObject) a = kl_test_build(memo, "{\"p\":{\"k\":{\"v\":[1]},\"c\":\"a\"}}");
+	g_autoptr(JsonObject) b = kl_test_build(memo, "{\"p\":{\"k\":{\"v\":[1]},\"c\":\"b\"}}");
+	g_autoptr(JsonObject) c = kl_test_build(memo, "{\"p\":{\"k\":{\"v\":[2]},\"c\":\"b\"}}");
+	g_autofree gchar *ta = NULL;
+	g_autofree gchar *tb = NULL;
+
+	kl_json_object_memo_free(memo);
+	ta = kl_test_text(a);
+	tb = kl_test_text(b);
+	g_assert_cmpstr(ta, ==, "{\"k\":{\"v\":[1]},\"c\":\"a\"}");
+	g_assert_cmpstr(tb, ==, "{\"k\":{\"v\":[1]},\"c\":\"b\"}");
+	g_assert_cmpint(json_object_get_size(c), ==, 2);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+
+	g_test_add_func("/json-doc/raw-spans", kl_test_raw_spans);
+	g_test_add_func("/json-doc/memo/same-text", kl_test_memo_same_text);
+	g_test_add_func("/json-doc/memo/changed-member", kl_test_memo_changed_member);
+	g_test_add_func("/json-doc/memo/not-reused", kl_test_memo_not_reused);
+	g_test_add_func("/json-doc/memo/lifetime", kl_test_memo_lifetime);
+	return g_test_run();
+}
