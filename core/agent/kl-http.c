@@ -22,6 +22,9 @@
 #define KL_HTTP_MAX_HEADERS  (64 * 1024)
 /* X-Request-ID, Accept, Content-Type, Authorization */
 #define KL_HTTP_MAX_REQUEST_HEADERS 4
+#define KL_HTTP_AUTH_PREFIX	    "Authorization: Bearer "
+#define KL_HTTP_REQUEST_ID_PREFIX   "X-Request-ID: "
+#define KL_HTTP_CONTENT_TYPE_PREFIX "Content-Type: "
 /* a flowing tail_only answer (an echo of the evidence) may take this long in all */
 #define KL_HTTP_TAIL_MAX_MS (10 * 60 * 1000)
 
@@ -80,9 +83,13 @@ struct _KlHttp {
 	gchar *no_proxy;
 	gint proxy_scheme; /* the scheme whose proxy is set: 0 http, 1 https, -1 libcurl's own */
 	gchar *token_origin;
-	gchar *token;
-	gchar *origin_prefix; /* "scheme://authority" of the last URL... */
-	gchar *origin;	      /* ...and its origin (kl_http_url_origin()) */
+	/* "Authorization: Bearer <token>", built once; @token points into it */
+	gchar *auth_line;
+	const gchar *token;
+	gchar *accept_line;	  /* "Accept: ...", built once */
+	gchar *content_type_line; /* "Content-Type: ..." of the last request that had a body */
+	gchar *origin_prefix;	  /* "scheme://authority" of the last URL... */
+	gchar *origin;		  /* ...and its origin (kl_http_url_origin()) */
 	KlHttpTransportFunc transport;
 	gpointer transport_data;
 };
@@ -168,6 +175,8 @@ kl_http_new(const KlHttpOptions *options, GError **error)
 	http->wait_ms = options->timeout_ms;
 	http->ca_option = g_strdup(options->ca_option);
 	http->address_option = g_strdup(options->address_option);
+	http->accept_line = g_strconcat(
+	    "Accept: ", options->accept != NULL ? options->accept : KL_HTTP_ACCEPT_ANY, NULL);
 	/*
 	 * the proxy environment is read once, as libcurl reads it: the same
 	 * proxy for the process's life, without looking it up at every request
@@ -218,9 +227,11 @@ kl_http_free(KlHttp *http)
 	g_free(http->token_origin);
 	g_free(http->origin_prefix);
 	g_free(http->origin);
-	if (http->token != NULL) {
-		memset(http->token, 0, strlen(http->token));
-		g_free(http->token);
+	g_free(http->accept_line);
+	g_free(http->content_type_line);
+	if (http->auth_line != NULL) {
+		memset(http->auth_line, 0, strlen(http->auth_line));
+		g_free(http->auth_line);
 	}
 	g_mutex_clear(&http->mutex);
 	g_free(http);
@@ -237,15 +248,19 @@ void
 kl_http_set_bearer_token(KlHttp *http, const gchar *origin_url, const gchar *token)
 {
 	g_mutex_lock(&http->mutex);
-	if (http->token != NULL) {
-		memset(http->token, 0, strlen(http->token));
-		g_clear_pointer(&http->token, g_free);
+	if (http->auth_line != NULL) {
+		memset(http->auth_line, 0, strlen(http->auth_line));
+		g_clear_pointer(&http->auth_line, g_free);
 	}
+	http->token = NULL;
 	g_clear_pointer(&http->token_origin, g_free);
 	if (token != NULL && origin_url != NULL) {
 		http->token_origin = kl_http_url_origin(origin_url);
-		if (http->token_origin != NULL)
-			http->token = g_strdup(token);
+		if (http->token_origin != NULL) {
+			/* the header line is built once, wiped when the token goes */
+			http->auth_line = g_strconcat(KL_HTTP_AUTH_PREFIX, token, NULL);
+			http->token = http->auth_line + strlen(KL_HTTP_AUTH_PREFIX);
+		}
 	}
 	g_mutex_unlock(&http->mutex);
 }
@@ -951,7 +966,8 @@ static KlHttpResponse *
 kl_http_curl_send(KlHttp *http,
 		  const gchar *method,
 		  const gchar *url,
-		  GPtrArray *headers,
+		  const gchar *const *headers,
+		  guint n_headers,
 		  const gchar *body,
 		  gsize body_len,
 		  const KlHttpBodyReader *reader,
@@ -984,11 +1000,11 @@ kl_http_curl_send(KlHttp *http,
 	t->tail_only = tail_only;
 	t->reader = reader;
 
-	g_assert(headers->len <= KL_HTTP_MAX_REQUEST_HEADERS);
-	for (guint i = 0; i < headers->len; i++)
-		nodes[i] = (struct curl_slist){ g_ptr_array_index(headers, i), &nodes[i + 1] };
+	g_assert(n_headers <= KL_HTTP_MAX_REQUEST_HEADERS);
+	for (guint i = 0; i < n_headers; i++)
+		nodes[i] = (struct curl_slist){ (char *)headers[i], &nodes[i + 1] };
 	/* no "Expect: 100-continue" before a large body: one round trip less */
-	nodes[headers->len] = (struct curl_slist){ (char *)"Expect:", NULL };
+	nodes[n_headers] = (struct curl_slist){ (char *)"Expect:", NULL };
 	list = nodes;
 
 	kl_http_curl_set_url(http, url);
@@ -1155,34 +1171,34 @@ kl_http_origin_of(KlHttp *http, const gchar *url)
 	return http->origin;
 }
 
-/* 32 hex digits: the server keeps only \w characters, at most 36 */
-static gchar *
-kl_http_request_id(void)
+/*
+ * KL_HTTP_REQUEST_ID_LEN hex digits (48 random bits) to @out, NUL-terminated:
+ * enough to find one request in the peer's log (the peer keeps only \w
+ * characters, at most 36), short because libcurl formats every header byte
+ */
+static void
+kl_http_request_id(gchar *out)
 {
 	static const gchar hex[] = "0123456789abcdef";
-	gchar *id = g_malloc(33);
+	guint64 r = ((guint64)g_random_int() << 32) | g_random_int();
 
-	for (guint i = 0; i < 4; i++) {
-		guint32 r = g_random_int();
-
-		for (guint j = 0; j < 8; j++) {
-			id[i * 8 + j] = hex[r & 0xf];
-			r >>= 4;
-		}
+	for (guint i = 0; i < KL_HTTP_REQUEST_ID_LEN; i++) {
+		out[i] = hex[r & 0xf];
+		r >>= 4;
 	}
-	id[32] = '\0';
-	return id;
+	out[KL_HTTP_REQUEST_ID_LEN] = '\0';
 }
 
 KlHttpResponse *
 kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellable, GError **error)
 {
-	g_autoptr(GPtrArray) headers = g_ptr_array_new_with_free_func(g_free);
-	g_autofree gchar *request_id = NULL;
+	/* the header lines: the request id is new, the others are built once and kept */
+	gchar id_line[sizeof KL_HTTP_REQUEST_ID_PREFIX + KL_HTTP_REQUEST_ID_LEN];
+	const gchar *headers[KL_HTTP_MAX_REQUEST_HEADERS + 1];
+	guint n_headers = 0;
 	const gchar *origin;
 	KlHttpResponse *response;
 	gint64 started = g_get_monotonic_time();
-	gboolean with_token = FALSE;
 	gboolean debug = kl_log_is_enabled(G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN);
 
 	g_return_val_if_fail(request->method != NULL && request->url != NULL, NULL);
@@ -1191,20 +1207,26 @@ kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellab
 	if (g_cancellable_set_error_if_cancelled(cancellable, error))
 		return NULL;
 
-	request_id = kl_http_request_id();
-	g_ptr_array_add(headers, g_strconcat("X-Request-ID: ", request_id, NULL));
-	g_ptr_array_add(headers, g_strdup("Accept: application/json, application/vnd.api+json"));
-	if (request->content_type != NULL)
-		g_ptr_array_add(headers,
-				g_strconcat("Content-Type: ", request->content_type, NULL));
+	memcpy(id_line, KL_HTTP_REQUEST_ID_PREFIX, sizeof KL_HTTP_REQUEST_ID_PREFIX - 1);
+	kl_http_request_id(id_line + sizeof KL_HTTP_REQUEST_ID_PREFIX - 1);
+	headers[n_headers++] = id_line;
 
 	g_mutex_lock(&http->mutex);
+	headers[n_headers++] = http->accept_line;
+	if (request->content_type != NULL) {
+		if (http->content_type_line == NULL ||
+		    strcmp(http->content_type_line + strlen(KL_HTTP_CONTENT_TYPE_PREFIX),
+			   request->content_type) != 0) {
+			g_free(http->content_type_line);
+			http->content_type_line =
+			    g_strconcat(KL_HTTP_CONTENT_TYPE_PREFIX, request->content_type, NULL);
+		}
+		headers[n_headers++] = http->content_type_line;
+	}
 	if (request->authorize && http->token != NULL) {
 		origin = kl_http_origin_of(http, request->url);
 		if (origin != NULL && g_strcmp0(origin, http->token_origin) == 0) {
-			g_ptr_array_add(headers,
-					g_strconcat("Authorization: Bearer ", http->token, NULL));
-			with_token = TRUE;
+			headers[n_headers++] = http->auth_line;
 			if (debug) {
 				g_autofree gchar *fp = kl_http_fingerprint(http->token);
 				g_debug(
@@ -1216,7 +1238,7 @@ kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellab
 				request->url);
 		}
 	}
-	g_ptr_array_add(headers, NULL);
+	headers[n_headers] = NULL;
 
 	if (http->transport != NULL) {
 		const gchar *body = request->body;
@@ -1245,18 +1267,18 @@ kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellab
 		}
 		response = http->transport(request->method,
 					   request->url,
-					   (const gchar *const *)headers->pdata,
+					   headers,
 					   body,
 					   body_len,
 					   http->transport_data,
 					   cancellable,
 					   error);
 	} else {
-		g_ptr_array_set_size(headers, headers->len - 1);
 		response = kl_http_curl_send(http,
 					     request->method,
 					     request->url,
 					     headers,
+					     n_headers,
 					     request->body,
 					     request->body_len,
 					     request->body_reader,
@@ -1264,14 +1286,6 @@ kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellab
 					     request->extra_timeout_ms,
 					     cancellable,
 					     error);
-	}
-	/* wipe the header that carried the token */
-	if (with_token) {
-		for (guint i = 0; i < headers->len; i++) {
-			gchar *line = g_ptr_array_index(headers, i);
-			if (line != NULL && g_str_has_prefix(line, "Authorization:"))
-				memset(line, 0, strlen(line));
-		}
 	}
 	g_mutex_unlock(&http->mutex);
 
@@ -1293,7 +1307,7 @@ kl_http_send(KlHttp *http, const KlHttpRequest *request, GCancellable *cancellab
 		response->truncated = TRUE;
 	}
 	g_free(response->request_id);
-	response->request_id = g_steal_pointer(&request_id);
+	response->request_id = g_strdup(id_line + sizeof KL_HTTP_REQUEST_ID_PREFIX - 1);
 	if (debug)
 		g_debug("%s %s -> %u (%" G_GSIZE_FORMAT " bytes, %" G_GINT64_FORMAT
 			" ms, request %s)",

@@ -25,7 +25,14 @@ typedef struct {
 	/* for the hints in error messages: the options naming the CA file and the address */
 	const gchar *ca_option;	     /* (nullable) "verifier_tls_ca_cert" */
 	const gchar *address_option; /* (nullable) "verifier_url" */
+	/* (nullable) the Accept header's value; NULL: KL_HTTP_ACCEPT_ANY */
+	const gchar *accept;
 } KlHttpOptions;
+
+/* the answers the agent reads: the registrar's JSON and the verifier's JSON:API */
+#define KL_HTTP_ACCEPT_ANY "application/json, application/vnd.api+json"
+/* the length of the X-Request-ID sent with every request (hex digits) */
+#define KL_HTTP_REQUEST_ID_LEN 12
 
 /* a request body read while it is sent */
 typedef struct {

@@ -51,6 +51,13 @@ kl_main_http_new(KlConfig *cfg, const gchar *name, const gchar *ca_file, GError 
 		.address_option = g_strcmp0(name, "registrar") == 0
 				      ? "registrar_ip and registrar_port"
 				      : "verifier_url",
+		/*
+		 * what each peer answers: the registrar JSON, the verifier JSON:API
+		 * (as the Rust agent asks); one value, short (libcurl formats every
+		 * header byte)
+		 */
+		.accept = g_strcmp0(name, "registrar") == 0 ? "application/json"
+							    : "application/vnd.api+json",
 	};
 	return kl_http_new(&options, error);
 }

@@ -18,6 +18,7 @@
 struct _KlVerifierClient {
 	KlHttp *http;
 	KlCapabilitiesBody *capabilities_body; /* the phase-1 body's parts, round to round */
+	KlJsonBodyCache *evidence_cache;       /* the evidence bodies' attached texts */
 	gchar *url;			       /* no trailing slash */
 	gchar *api_version;		       /* "v3.0" */
 	gchar *agent_id;
@@ -104,6 +105,7 @@ kl_verifier_client_free(KlVerifierClient *client)
 	g_free(client->agent_id);
 	g_free(client->agent_id_escaped);
 	kl_capabilities_body_free(client->capabilities_body);
+	kl_json_body_cache_free(client->evidence_cache);
 	g_clear_pointer(&client->params_memos, g_ptr_array_unref);
 	g_free(client);
 }
@@ -573,11 +575,16 @@ kl_verifier_client_submit_evidence(KlVerifierClient *client,
 	 * the body is written while it is sent: its large strings are escaped
 	 * from the plugins' buffers, never copied into a tree or a text first
 	 */
+	if (client->evidence_cache == NULL)
+		client->evidence_cache = kl_json_body_cache_new();
+	kl_json_body_set_cache(body, client->evidence_cache);
 	kl_verifier_build_evidence(evidence_collected, body);
 	g_ptr_array_set_size(evidence_collected, 0);
 	answer->sent_bytes = (gsize)kl_json_body_get_size(body);
 	url = kl_verifier_client_evidence_url(client, location);
 	response = kl_verifier_client_patch_evidence(client, url, body, cancellable, &error);
+	/* sent (or not): the body's buffer serves the next one */
+	kl_json_body_release(body);
 	if (response == NULL && answer->sent_bytes >= KL_VERIFIER_UPLOAD_SUSPECT &&
 	    kl_http_get_closed_by_peer(client->http)) {
 		/*
@@ -760,19 +767,19 @@ kl_verifier_build_capabilities(GPtrArray *evidence_supported, const gchar *boot_
 void
 kl_verifier_build_evidence(GPtrArray *evidence_collected, KlJsonBody *body)
 {
-	g_autoptr(JsonObject) root = json_object_new();
-	JsonObject *data = json_object_new();
-	JsonObject *attributes = json_object_new();
-	JsonArray *collected = json_array_new();
-
-	for (guint i = 0; i < evidence_collected->len; i++)
-		json_array_add_object_element(
-		    collected, json_object_ref(g_ptr_array_index(evidence_collected, i)));
-	json_object_set_array_member(attributes, "evidence_collected", collected);
-	json_object_set_string_member(data, "type", "attestation");
-	json_object_set_object_member(data, "attributes", attributes);
-	json_object_set_object_member(root, "data", data);
-	kl_json_body_set_root(body, root);
+	/*
+	 * {"data":{"type":"attestation","attributes":{"evidence_collected":[...]}}}:
+	 * the envelope is written as text, only the entries are trees
+	 */
+	kl_json_body_append_raw(
+	    body, "{\"data\":{\"type\":\"attestation\",\"attributes\":{\"evidence_collected\":[");
+	for (guint i = 0; i < evidence_collected->len; i++) {
+		if (i > 0)
+			kl_json_body_append_raw(body, ",");
+		kl_json_body_append_object(body, g_ptr_array_index(evidence_collected, i));
+	}
+	kl_json_body_append_raw(body, "]}}}");
+	kl_json_body_finish(body);
 }
 
 /* ---- answers ---- */

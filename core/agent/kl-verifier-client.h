@@ -181,7 +181,9 @@ kl_verifier_client_offer_capabilities(KlVerifierClient *client,
  * kl_verifier_client_evidence_url()). @body is the (new) body the entries were
  * collected into (their attached strings, kl_json_body_attach()); it is laid
  * out once (kl_verifier_build_evidence()) and read while it is sent, so the
- * large strings are never copied; @evidence_collected is emptied. The answer
+ * large strings are never copied (an attached text that comes back cycle after
+ * cycle, like the UEFI log, is not even scanned again: the client's
+ * KlJsonBodyCache); @evidence_collected is emptied. The answer
  * may be of any size (the verifier echoes the evidence back); only its end is
  * read. sent_bytes, seconds_to_next.
  */
@@ -206,7 +208,9 @@ kl_verifier_build_capabilities(GPtrArray *evidence_supported, const gchar *boot_
 /*
  * @evidence_collected: JsonObject* entries {evidence_class, evidence_type,
  * data}, collected into @body (their attached strings, kl_json_body_attach());
- * lays out @body (kl_json_body_set_root())
+ * lays out @body (kl_json_body_finish()); the same text as
+ * kl_json_object_to_string() of {"data":{"type":"attestation","attributes":
+ * {"evidence_collected":[...]}}}
  */
 void
 kl_verifier_build_evidence(GPtrArray *evidence_collected, KlJsonBody *body);

@@ -8,25 +8,67 @@
 
 /*
  * The body is a list of segments: the document's small parts, written once
- * into @text by the compact writer, and between them the contents of the
- * large strings, escaped while they are read. The quotes around a large
- * string belong to the small parts.
+ * into @text by the compact writer (small strings escaped into it as they are
+ * written), and between them the contents of the large strings: sent as they
+ * are when they need no escape, escaped while they are read otherwise. The
+ * quotes around a large string belong to the small parts. Every byte of a
+ * string is scanned once per body (twice only for a large string with
+ * escapes: once to size the body, once while it is read), and not at all for
+ * an attached text the cache knows from the previous body.
  */
+typedef enum {
+	KL_JSON_SEGMENT_TEXT,	/* a small part, in body->text */
+	KL_JSON_SEGMENT_RAW,	/* the contents of a string that needs no escape: sent as it is */
+	KL_JSON_SEGMENT_ESCAPE, /* the contents of a string: escaped as they are read */
+} KlJsonSegmentKind;
+
 typedef struct {
 	const gchar *data; /* the source bytes (set when the layout is done) */
 	gsize text_offset; /* a small part: where it starts in body->text */
 	gsize len;	   /* source bytes */
 	guint64 size;	   /* bytes written: len, or len plus the escapes */
-	gboolean escape;   /* the contents of a string: escaped as they are read */
+	KlJsonSegmentKind kind;
 } KlJsonSegment;
 
-struct _KlJsonBody {
-	JsonObject *root;
-	GHashTable *attached; /* JsonNode * -> GBytes * */
-	GString *text;	      /* the small parts */
-	gsize text_flushed;   /* the end of the last small part in @text */
-	GArray *segments;     /* KlJsonSegment */
+typedef struct {
+	JsonNode *node;
+	GBytes *text;
+} KlJsonAttachment;
+
+/*
+ * What the cache knows of an attached text: pinned (a reference is held, so
+ * it is the same object, whose bytes never change: its escaped size holds), or
+ * only seen (no reference: its address may be another object's by now, so it
+ * proves nothing; seen again at the same place with the same bytes' address
+ * and length, it is pinned). A text seen once is not kept alive: most are a
+ * log's new lines, sent once.
+ */
+typedef struct {
+	GBytes *pinned;
+	gconstpointer bytes;
+	gconstpointer data;
+	gsize len;
 	guint64 size;
+} KlJsonCacheEntry;
+
+struct _KlJsonBodyCache {
+	GArray *entries; /* KlJsonCacheEntry: the attached texts of the last body */
+	GArray *next;	 /* those of the body being laid out */
+	guint64 hits;
+	guint64 pins;
+	gsize text_size; /* the small parts of the last body: the next one's first allocation */
+	GString *spare;	 /* the text of the last body sent, for the next one */
+};
+
+struct _KlJsonBody {
+	GPtrArray *objects;	/* the documents written (references) */
+	GArray *attached;	/* KlJsonAttachment */
+	KlJsonBodyCache *cache; /* not owned */
+	GString *text;		/* the small parts */
+	gsize text_flushed;	/* the end of the last small part in @text */
+	GArray *segments;	/* KlJsonSegment */
+	guint64 size;
+	gboolean laid_out;
 
 	/* the read position */
 	guint seg;
@@ -36,13 +78,134 @@ struct _KlJsonBody {
 	guint carry_pos;
 };
 
+static void
+kl_json_cache_entry_clear(KlJsonCacheEntry *entry)
+{
+	g_clear_pointer(&entry->pinned, g_bytes_unref);
+}
+
+KlJsonBodyCache *
+kl_json_body_cache_new(void)
+{
+	KlJsonBodyCache *cache = g_new0(KlJsonBodyCache, 1);
+
+	cache->entries = g_array_new(FALSE, TRUE, sizeof(KlJsonCacheEntry));
+	g_array_set_clear_func(cache->entries, (GDestroyNotify)kl_json_cache_entry_clear);
+	cache->next = g_array_new(FALSE, TRUE, sizeof(KlJsonCacheEntry));
+	g_array_set_clear_func(cache->next, (GDestroyNotify)kl_json_cache_entry_clear);
+	return cache;
+}
+
+void
+kl_json_body_cache_free(KlJsonBodyCache *cache)
+{
+	if (cache == NULL)
+		return;
+	g_array_unref(cache->entries);
+	g_array_unref(cache->next);
+	if (cache->spare != NULL)
+		g_string_free(cache->spare, TRUE);
+	g_free(cache);
+}
+
+guint64
+kl_json_body_cache_get_hits(KlJsonBodyCache *cache)
+{
+	g_return_val_if_fail(cache != NULL, 0);
+	return cache->hits;
+}
+
+guint
+kl_json_body_cache_get_pinned(KlJsonBodyCache *cache)
+{
+	guint n = 0;
+
+	g_return_val_if_fail(cache != NULL, 0);
+	for (guint i = 0; i < cache->entries->len; i++)
+		n += g_array_index(cache->entries, KlJsonCacheEntry, i).pinned != NULL;
+	return n;
+}
+
+/* the escaped size of @text when the cache holds it (pinned), else -1 */
+static gint64
+kl_json_cache_lookup(KlJsonBodyCache *cache, GBytes *text)
+{
+	for (guint i = 0; i < cache->next->len; i++) {
+		const KlJsonCacheEntry *entry = &g_array_index(cache->next, KlJsonCacheEntry, i);
+
+		/* attached twice to this body */
+		if (entry->pinned == text) {
+			cache->hits++;
+			return (gint64)entry->size;
+		}
+	}
+	for (guint i = 0; i < cache->entries->len; i++) {
+		KlJsonCacheEntry *entry = &g_array_index(cache->entries, KlJsonCacheEntry, i);
+
+		if (entry->pinned == text) {
+			KlJsonCacheEntry keep = *entry;
+
+			/* carried over to the next generation: the reference moves */
+			entry->pinned = NULL;
+			entry->bytes = NULL;
+			g_array_append_val(cache->next, keep);
+			cache->hits++;
+			return (gint64)keep.size;
+		}
+	}
+	return -1;
+}
+
+/* @text was laid out with @size bytes: seen, or pinned when it was seen like this before */
+static void
+kl_json_cache_record(
+    KlJsonBodyCache *cache, GBytes *text, const gchar *data, gsize len, guint64 size)
+{
+	KlJsonCacheEntry entry = {
+		.bytes = text,
+		.data = data,
+		.len = len,
+		.size = size,
+	};
+
+	if (len < KL_JSON_BODY_CACHE_MIN)
+		return;
+	for (guint i = 0; i < cache->next->len; i++) {
+		/* attached twice to this body: recorded once */
+		if (g_array_index(cache->next, KlJsonCacheEntry, i).bytes == text)
+			return;
+	}
+	for (guint i = 0; i < cache->entries->len; i++) {
+		const KlJsonCacheEntry *seen = &g_array_index(cache->entries, KlJsonCacheEntry, i);
+
+		if (seen->pinned == NULL && seen->bytes == text && seen->data == data &&
+		    seen->len == len) {
+			entry.pinned = g_bytes_ref(text);
+			cache->pins++;
+			break;
+		}
+	}
+	g_array_append_val(cache->next, entry);
+}
+
+/* the layout is done: what this body attached is what the cache knows */
+static void
+kl_json_cache_rotate(KlJsonBodyCache *cache)
+{
+	GArray *old = cache->entries;
+
+	cache->entries = cache->next;
+	g_array_set_size(old, 0);
+	cache->next = old;
+}
+
 KlJsonBody *
 kl_json_body_new(void)
 {
 	KlJsonBody *body = g_new0(KlJsonBody, 1);
 
-	body->attached = g_hash_table_new_full(
-	    g_direct_hash, g_direct_equal, NULL, (GDestroyNotify)g_bytes_unref);
+	body->objects = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+	body->attached = g_array_new(FALSE, FALSE, sizeof(KlJsonAttachment));
 	body->segments = g_array_new(FALSE, TRUE, sizeof(KlJsonSegment));
 	return body;
 }
@@ -52,9 +215,10 @@ kl_json_body_free(KlJsonBody *body)
 {
 	if (body == NULL)
 		return;
-	if (body->root != NULL)
-		json_object_unref(body->root);
-	g_hash_table_unref(body->attached);
+	g_ptr_array_unref(body->objects);
+	for (guint i = 0; i < body->attached->len; i++)
+		g_bytes_unref(g_array_index(body->attached, KlJsonAttachment, i).text);
+	g_array_unref(body->attached);
 	if (body->text != NULL)
 		g_string_free(body->text, TRUE);
 	g_array_unref(body->segments);
@@ -62,19 +226,77 @@ kl_json_body_free(KlJsonBody *body)
 }
 
 void
+kl_json_body_set_cache(KlJsonBody *body, KlJsonBodyCache *cache)
+{
+	g_return_if_fail(body != NULL);
+	g_return_if_fail(!body->laid_out && body->text == NULL);
+
+	body->cache = cache;
+	if (cache == NULL)
+		return;
+	/* what an unfinished layout left */
+	g_array_set_size(cache->next, 0);
+	/* the last body's text, or one as large */
+	if (cache->spare != NULL) {
+		body->text = g_steal_pointer(&cache->spare);
+		g_string_truncate(body->text, 0);
+	} else if (cache->text_size > 0) {
+		body->text = g_string_sized_new(cache->text_size);
+	}
+}
+
+/* the small parts, allocated when the first is written */
+static GString *
+kl_json_body_get_text(KlJsonBody *body)
+{
+	if (body->text == NULL)
+		body->text = g_string_sized_new(4096);
+	return body->text;
+}
+
+void
+kl_json_body_release(KlJsonBody *body)
+{
+	g_return_if_fail(body != NULL);
+
+	/* nothing is read any more */
+	g_array_set_size(body->segments, 0);
+	body->size = 0;
+	kl_json_body_seek(body, 0);
+	if (body->cache == NULL || body->text == NULL || body->cache->spare != NULL)
+		return;
+	/* a large one goes: the next body is likely smaller */
+	if (body->text->allocated_len > KL_JSON_BODY_IN_PLACE_MIN * 4)
+		return;
+	body->cache->spare = g_steal_pointer(&body->text);
+}
+
+void
 kl_json_body_attach(KlJsonBody *body, JsonNode *node, GBytes *text)
 {
-	g_return_if_fail(body != NULL && node != NULL && text != NULL);
-	g_return_if_fail(body->root == NULL);
+	KlJsonAttachment attachment = { node, NULL };
 
-	g_hash_table_replace(body->attached, node, g_bytes_ref(text));
+	g_return_if_fail(body != NULL && node != NULL && text != NULL);
+	g_return_if_fail(!body->laid_out && body->objects->len == 0);
+
+	for (guint i = 0; i < body->attached->len; i++) {
+		KlJsonAttachment *old = &g_array_index(body->attached, KlJsonAttachment, i);
+
+		if (old->node == node) {
+			g_bytes_unref(old->text);
+			old->text = g_bytes_ref(text);
+			return;
+		}
+	}
+	attachment.text = g_bytes_ref(text);
+	g_array_append_val(body->attached, attachment);
 }
 
 /* the small part written since the previous one */
 static void
 kl_json_body_flush_text(KlJsonBody *body, GString *out)
 {
-	KlJsonSegment seg = { 0 };
+	KlJsonSegment seg = { .kind = KL_JSON_SEGMENT_TEXT };
 
 	if (out->len == body->text_flushed)
 		return;
@@ -85,67 +307,152 @@ kl_json_body_flush_text(KlJsonBody *body, GString *out)
 	body->text_flushed = out->len;
 }
 
+/* the escaped size of @data[0..@len), whose first @clean bytes need no escape */
 static guint64
-kl_json_body_escaped_size(const gchar *data, gsize len)
+kl_json_body_escaped_size(const gchar *data, gsize len, gsize clean)
 {
 	guint64 size = len;
-	gsize i = 0;
+	gsize i = clean;
 
 	for (;;) {
-		i += kl_json_escape_span(data + i, len - i);
 		if (i >= len)
 			return size;
 		size += kl_json_escaped_len[(guchar)data[i]] - 1u;
 		i++;
+		i += kl_json_escape_span(data + i, len - i);
 	}
+}
+
+static GBytes *
+kl_json_body_lookup_attached(KlJsonBody *body, JsonNode *node)
+{
+	for (guint i = 0; i < body->attached->len; i++) {
+		const KlJsonAttachment *attachment =
+		    &g_array_index(body->attached, KlJsonAttachment, i);
+
+		if (attachment->node == node)
+			return attachment->text;
+	}
+	return NULL;
+}
+
+/*
+ * writes the string @data[0..@len) (the quotes around it are already in or go
+ * into @out): a small one with escapes into the text, else a segment of its
+ * own; returns the escaped size (@known: the cache's, or -1)
+ */
+static guint64
+kl_json_body_add_string(KlJsonBody *body, GString *out, const gchar *data, gsize len, gint64 known)
+{
+	KlJsonSegment seg = { .data = data, .len = len };
+	gsize clean;
+
+	if (len == 0)
+		return 0;
+	if (known >= 0) {
+		seg.size = (guint64)known;
+	} else {
+		clean = kl_json_escape_span(data, len);
+		if (clean == len) {
+			seg.size = len;
+		} else if (len < KL_JSON_BODY_IN_PLACE_MIN) {
+			gsize before = out->len;
+
+			/* escaped into the small parts as it is scanned */
+			kl_json_append_escaped(out, data, len);
+			return out->len - before;
+		} else {
+			seg.size = kl_json_body_escaped_size(data, len, clean);
+		}
+	}
+	seg.kind = seg.size == len ? KL_JSON_SEGMENT_RAW : KL_JSON_SEGMENT_ESCAPE;
+	kl_json_body_flush_text(body, out);
+	g_array_append_val(body->segments, seg);
+	return seg.size;
 }
 
 static gboolean
 kl_json_body_write_hook(GString *out, JsonNode *node, gpointer user_data)
 {
 	KlJsonBody *body = user_data;
-	GBytes *text = g_hash_table_lookup(body->attached, node);
-	KlJsonSegment seg = { .escape = TRUE };
+	GBytes *text = body->attached->len > 0 ? kl_json_body_lookup_attached(body, node) : NULL;
+	const gchar *data;
+	gsize len = 0;
+	gint64 known = -1;
+	guint64 size;
 
 	if (text != NULL) {
-		seg.data = g_bytes_get_data(text, &seg.len);
+		data = g_bytes_get_data(text, &len);
+		if (body->cache != NULL)
+			known = kl_json_cache_lookup(body->cache, text);
 	} else if (JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_STRING) {
-		seg.data = json_node_get_string(node);
-		seg.len = seg.data != NULL ? strlen(seg.data) : 0;
-		if (seg.len < KL_JSON_BODY_IN_PLACE_MIN)
+		data = json_node_get_string(node);
+		len = data != NULL ? strlen(data) : 0;
+		if (len < KL_JSON_BODY_IN_PLACE_MIN)
 			return FALSE;
 	} else {
 		return FALSE;
 	}
 	g_string_append_c(out, '"');
-	kl_json_body_flush_text(body, out);
-	if (seg.len > 0) {
-		seg.size = kl_json_body_escaped_size(seg.data, seg.len);
-		g_array_append_val(body->segments, seg);
-	}
+	size = kl_json_body_add_string(body, out, data, len, known);
 	g_string_append_c(out, '"');
+	if (text != NULL && body->cache != NULL && known < 0)
+		kl_json_cache_record(body->cache, text, data, len, size);
 	return TRUE;
+}
+
+void
+kl_json_body_append_raw(KlJsonBody *body, const gchar *json)
+{
+	g_return_if_fail(body != NULL && json != NULL);
+	g_return_if_fail(!body->laid_out);
+
+	g_string_append(kl_json_body_get_text(body), json);
+}
+
+void
+kl_json_body_append_object(KlJsonBody *body, JsonObject *obj)
+{
+	g_return_if_fail(body != NULL && obj != NULL);
+	g_return_if_fail(!body->laid_out);
+
+	g_ptr_array_add(body->objects, json_object_ref(obj));
+	kl_json_write_object_hooked(
+	    kl_json_body_get_text(body), obj, kl_json_body_write_hook, body);
+}
+
+void
+kl_json_body_finish(KlJsonBody *body)
+{
+	g_return_if_fail(body != NULL);
+	g_return_if_fail(!body->laid_out);
+
+	body->laid_out = TRUE;
+	kl_json_body_flush_text(body, kl_json_body_get_text(body));
+	if (body->cache != NULL) {
+		kl_json_cache_rotate(body->cache);
+		body->cache->text_size =
+		    MIN(body->text->len + 1024, (gsize)KL_JSON_BODY_IN_PLACE_MIN * 4);
+	}
+	/* @text no longer moves: point the small parts at it */
+	for (guint i = 0; i < body->segments->len; i++) {
+		KlJsonSegment *seg = &g_array_index(body->segments, KlJsonSegment, i);
+
+		if (seg->kind == KL_JSON_SEGMENT_TEXT)
+			seg->data = body->text->str + seg->text_offset;
+		body->size += seg->size;
+	}
+	kl_json_body_seek(body, 0);
 }
 
 void
 kl_json_body_set_root(KlJsonBody *body, JsonObject *root)
 {
 	g_return_if_fail(body != NULL && root != NULL);
-	g_return_if_fail(body->root == NULL);
+	g_return_if_fail(!body->laid_out && body->objects->len == 0);
 
-	body->root = json_object_ref(root);
-	body->text = g_string_sized_new(4096);
-	kl_json_write_object_hooked(body->text, root, kl_json_body_write_hook, body);
-	kl_json_body_flush_text(body, body->text);
-	/* @text no longer moves: point the small parts at it */
-	for (guint i = 0; i < body->segments->len; i++) {
-		KlJsonSegment *seg = &g_array_index(body->segments, KlJsonSegment, i);
-
-		if (!seg->escape)
-			seg->data = body->text->str + seg->text_offset;
-		body->size += seg->size;
-	}
-	kl_json_body_seek(body, 0);
+	kl_json_body_append_object(body, root);
+	kl_json_body_finish(body);
 }
 
 guint64
@@ -209,7 +516,7 @@ kl_json_body_read(KlJsonBody *body, gchar *buf, gsize len)
 		if (body->seg >= body->segments->len)
 			break;
 		seg = &g_array_index(body->segments, KlJsonSegment, body->seg);
-		if (seg->escape) {
+		if (seg->kind == KL_JSON_SEGMENT_ESCAPE) {
 			n += kl_json_body_read_escaped(body, seg, buf + n, len - n);
 		} else {
 			gsize k = MIN(seg->len - body->pos, len - n);
@@ -247,6 +554,15 @@ kl_json_body_seek(KlJsonBody *body, guint64 offset)
 			break;
 		skipped += seg->size;
 		body->seg++;
+	}
+	if (skipped < offset && body->seg < body->segments->len) {
+		const KlJsonSegment *seg = &g_array_index(body->segments, KlJsonSegment, body->seg);
+
+		/* in a segment written as it is: straight there */
+		if (seg->kind != KL_JSON_SEGMENT_ESCAPE) {
+			body->pos = (gsize)(offset - skipped);
+			return TRUE;
+		}
 	}
 	while (skipped < offset) {
 		gchar scratch[4096];

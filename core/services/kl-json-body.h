@@ -15,10 +15,40 @@
 
 G_BEGIN_DECLS
 
-/* strings of the tree at least this long are written from the tree's node */
-#define KL_JSON_BODY_IN_PLACE_MIN (16 * 1024)
+/*
+ * strings of the tree at least this long are written from the tree's node;
+ * shorter attached texts with escapes are escaped into the body's own text
+ */
+#define KL_JSON_BODY_IN_PLACE_MIN (64 * 1024)
+
+/* attached texts at least this long are remembered by a KlJsonBodyCache */
+#define KL_JSON_BODY_CACHE_MIN 1024
 
 typedef struct _KlJsonBody KlJsonBody;
+
+/*
+ * What the bodies laid out one after the other (one at a time) learned of
+ * their attached texts: an attached GBytes that comes back body after body
+ * (a plugin's cached log, e.g. the UEFI log's base64) is not scanned again.
+ * It keeps a reference to such a text, taken the second time it comes back
+ * (until then it only remembers where it was: a log's new lines, sent once,
+ * are never kept alive) and dropped by the first body without it.
+ */
+typedef struct _KlJsonBodyCache KlJsonBodyCache;
+
+KlJsonBodyCache *
+kl_json_body_cache_new(void);
+void
+kl_json_body_cache_free(KlJsonBodyCache *cache);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlJsonBodyCache, kl_json_body_cache_free)
+
+/* how many attached texts were not scanned because the cache knew them (tests) */
+guint64
+kl_json_body_cache_get_hits(KlJsonBodyCache *cache);
+
+/* how many attached texts the cache holds a reference to (tests) */
+guint
+kl_json_body_cache_get_pinned(KlJsonBodyCache *cache);
 
 KlJsonBody *
 kl_json_body_new(void);
@@ -35,9 +65,25 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlJsonBody, kl_json_body_free)
 void
 kl_json_body_attach(KlJsonBody *body, JsonNode *node, GBytes *text);
 
+/* @body's layout uses and updates @cache (not owned; NULL: none); before anything is written */
+void
+kl_json_body_set_cache(KlJsonBody *body, KlJsonBodyCache *cache);
+
 /* the document (a reference is kept): lays out the body once; then it can be read */
 void
 kl_json_body_set_root(KlJsonBody *body, JsonObject *root);
+
+/*
+ * Or the document in pieces: JSON text written as it is (@json: valid JSON
+ * once all pieces are there), objects written as kl_json_body_set_root() does
+ * (a reference is kept), then kl_json_body_finish() lays out the body.
+ */
+void
+kl_json_body_append_raw(KlJsonBody *body, const gchar *json);
+void
+kl_json_body_append_object(KlJsonBody *body, JsonObject *obj);
+void
+kl_json_body_finish(KlJsonBody *body);
 
 /* the body's length in bytes (0 before kl_json_body_set_root()) */
 guint64
@@ -50,6 +96,13 @@ kl_json_body_read(KlJsonBody *body, gchar *buf, gsize len);
 /* the next read starts at byte @offset; FALSE when @offset is beyond the end */
 gboolean
 kl_json_body_seek(KlJsonBody *body, guint64 offset);
+
+/*
+ * @body was sent and is not read again (it reads as empty): its text goes back
+ * to its cache for the next body (no new allocation cycle after cycle)
+ */
+void
+kl_json_body_release(KlJsonBody *body);
 
 /* the whole body as one NUL-terminated string (tests and test transports; transfer full) */
 gchar *

@@ -23,10 +23,22 @@ kl_json_write_object_hooked(GString *out,
 /* the length of each byte inside a JSON string as the writer writes it: 1, 2 or 6 */
 extern const guint8 kl_json_escaped_len[256];
 
-/* the offset of the first byte of @str[0..@len) that JSON must escape, or @len (8 bytes at a time)
+/* the offset of the first byte of @str[0..@len) that JSON must escape, or @len (16 bytes at a time)
  */
 gsize
 kl_json_escape_span(const gchar *str, gsize len);
+
+/* appends @str[0..@len) to @out as it goes inside a JSON string (no quotes; a NUL byte is "\u0000")
+ */
+void
+kl_json_append_escaped(GString *out, const gchar *str, gsize len);
+
+/*
+ * the scans use AVX2 when the CPU has it and @enable (tests: both ways);
+ * returns whether they do
+ */
+gboolean
+kl_json_escape_use_avx2(gboolean enable);
 
 /* writes byte @c as it goes inside a JSON string to @out (room for 6); returns its length */
 guint

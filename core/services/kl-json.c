@@ -3,6 +3,14 @@
 
 #include <math.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+/* AVX2 where the CPU has it (chosen at run time), SSE2 (x86-64's baseline) otherwise */
+#define KL_JSON_AVX2 1
+#include <immintrin.h>
+#endif
 
 #include "keylime-agent/kl-error.h"
 #include "keylime-agent/kl-json.h"
@@ -357,8 +365,8 @@ const guint8 kl_json_escaped_len[256] = {
 	[0x5d ... 0x7e] = 1, [0x7f] = 6, [0x80 ... 0xff] = 1,
 };
 
-guint
-kl_json_escape_byte(guchar c, gchar *out)
+static inline guint
+kl_json_escape_byte_inline(guchar c, gchar *out)
 {
 	static const gchar hex[] = "0123456789abcdef";
 	gchar named = 0;
@@ -405,6 +413,12 @@ kl_json_escape_byte(guchar c, gchar *out)
 	return 6;
 }
 
+guint
+kl_json_escape_byte(guchar c, gchar *out)
+{
+	return kl_json_escape_byte_inline(c, out);
+}
+
 static void
 kl_json_write_node(KlJsonWriter *w, JsonNode *node);
 
@@ -415,48 +429,299 @@ kl_json_write_node(KlJsonWriter *w, JsonNode *node);
 #define KL_JSON_HAS_LESS(x, n) (((x)-KL_JSON_ONES * (n)) & ~(x)&KL_JSON_HIGHS)
 #define KL_JSON_HAS_ZERO(x)    KL_JSON_HAS_LESS(x, 1)
 
+/* the first byte of @x (little-endian order of @str) that needs an escape, or 8 */
+static inline guint
+kl_json_escape_span8(const gchar *str)
+{
+	guint64 x;
+
+	memcpy(&x, str, 8);
+	if ((KL_JSON_HAS_LESS(x, 0x20) | KL_JSON_HAS_ZERO(x ^ (KL_JSON_ONES * '"')) |
+	     KL_JSON_HAS_ZERO(x ^ (KL_JSON_ONES * '\\')) |
+	     KL_JSON_HAS_ZERO(x ^ (KL_JSON_ONES * 0x7f))) == 0)
+		return 8;
+	for (guint i = 0; i < 8; i++) {
+		if (kl_json_escaped_len[(guchar)str[i]] != 1)
+			return i;
+	}
+	return 8;
+}
+
+#if defined(__SSE2__)
+/* one bit per byte of the 16 at @str that needs an escape: a control character, '"', '\\', DEL */
+static inline guint
+kl_json_escape_mask16(const gchar *str)
+{
+	const __m128i x = _mm_loadu_si128((const __m128i *)(const void *)str);
+	const __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1f)), x);
+	const __m128i quote = _mm_cmpeq_epi8(x, _mm_set1_epi8('"'));
+	const __m128i backslash = _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'));
+	const __m128i del = _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f));
+
+	return (guint)_mm_movemask_epi8(
+	    _mm_or_si128(_mm_or_si128(ctl, quote), _mm_or_si128(backslash, del)));
+}
+#endif
+
+#if defined(KL_JSON_AVX2)
+static gint kl_json_avx2_state = -1; /* -1: the CPU not asked yet */
+
+static inline gboolean
+kl_json_avx2(void)
+{
+	gint state = g_atomic_int_get(&kl_json_avx2_state);
+
+	if (G_UNLIKELY(state < 0)) {
+		__builtin_cpu_init();
+		state = __builtin_cpu_supports("avx2") ? 1 : 0;
+		g_atomic_int_set(&kl_json_avx2_state, state);
+	}
+	return state == 1;
+}
+
+/* one bit per byte of the 32 in @x that needs an escape */
+__attribute__((target("avx2"))) static inline guint
+kl_json_escape_mask32(__m256i x)
+{
+	const __m256i ctl = _mm256_cmpeq_epi8(_mm256_min_epu8(x, _mm256_set1_epi8(0x1f)), x);
+	const __m256i quote = _mm256_cmpeq_epi8(x, _mm256_set1_epi8('"'));
+	const __m256i backslash = _mm256_cmpeq_epi8(x, _mm256_set1_epi8('\\'));
+	const __m256i del = _mm256_cmpeq_epi8(x, _mm256_set1_epi8(0x7f));
+
+	return (guint)_mm256_movemask_epi8(
+	    _mm256_or_si256(_mm256_or_si256(ctl, quote), _mm256_or_si256(backslash, del)));
+}
+
+/* kl_json_escape_span() for @len >= 32 */
+__attribute__((target("avx2"))) static gsize
+kl_json_escape_span_avx2(const gchar *str, gsize len)
+{
+	gsize i = 0;
+	guint mask;
+
+	for (; i + 32 <= len; i += 32) {
+		mask = kl_json_escape_mask32(
+		    _mm256_loadu_si256((const __m256i *)(const void *)(str + i)));
+		if (mask != 0)
+			return i + (gsize)__builtin_ctz(mask);
+	}
+	if (i == len)
+		return len;
+	/* the last block overlaps the one before */
+	mask = kl_json_escape_mask32(
+		   _mm256_loadu_si256((const __m256i *)(const void *)(str + len - 32))) >>
+	       (32 - (len - i));
+	return mask != 0 ? i + (gsize)__builtin_ctz(mask) : len;
+}
+#endif
+
+gboolean
+kl_json_escape_use_avx2(gboolean enable)
+{
+#if defined(KL_JSON_AVX2)
+	gint state;
+
+	__builtin_cpu_init();
+	state = enable && __builtin_cpu_supports("avx2") ? 1 : 0;
+	g_atomic_int_set(&kl_json_avx2_state, state);
+	return state == 1;
+#else
+	return FALSE;
+#endif
+}
+
 gsize
 kl_json_escape_span(const gchar *str, gsize len)
 {
 	gsize i = 0;
 
+#if defined(KL_JSON_AVX2)
+	if (len >= 64 && kl_json_avx2())
+		return kl_json_escape_span_avx2(str, len);
+#endif
+
+#if defined(__SSE2__)
+	/* 32 then 16 bytes at a time; the last (partial) block overlaps the one before */
+	if (len >= 16) {
+		guint mask;
+
+		for (; i + 32 <= len; i += 32) {
+			guint lo = kl_json_escape_mask16(str + i);
+			guint hi = kl_json_escape_mask16(str + i + 16);
+
+			if ((lo | hi) != 0)
+				return i + (gsize)__builtin_ctz(lo | (hi << 16));
+		}
+		if (i + 16 <= len) {
+			mask = kl_json_escape_mask16(str + i);
+			if (mask != 0)
+				return i + (gsize)__builtin_ctz(mask);
+			i += 16;
+		}
+		if (i == len)
+			return len;
+		mask = kl_json_escape_mask16(str + len - 16) >> (16 - (len - i));
+		return mask != 0 ? i + (gsize)__builtin_ctz(mask) : len;
+	}
+#endif
 	/* eight bytes at a time: any control character, '"', '\\' or DEL */
 	for (; i + 8 <= len; i += 8) {
-		guint64 x;
+		guint n = kl_json_escape_span8(str + i);
 
-		memcpy(&x, str + i, 8);
-		if ((KL_JSON_HAS_LESS(x, 0x20) | KL_JSON_HAS_ZERO(x ^ (KL_JSON_ONES * '"')) |
-		     KL_JSON_HAS_ZERO(x ^ (KL_JSON_ONES * '\\')) |
-		     KL_JSON_HAS_ZERO(x ^ (KL_JSON_ONES * 0x7f))) != 0)
-			break;
+		if (n < 8)
+			return i + n;
 	}
 	for (; i < len; i++) {
-		guchar c = (guchar)str[i];
-
-		if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
+		if (kl_json_escaped_len[(guchar)str[i]] != 1)
 			return i;
 	}
 	return len;
 }
 
-static void
-kl_json_write_string(GString *out, const gchar *str)
+/* room in @out's buffer past its end for at least @need bytes and the NUL; the end */
+static inline gchar *
+kl_json_reserve(GString *out, gsize need)
 {
-	gsize len = strlen(str);
+	if (out->allocated_len - out->len <= need) {
+		gsize len = out->len;
+
+		g_string_set_size(out, len + need);
+		g_string_truncate(out, len);
+	}
+	return out->str + out->len;
+}
+
+/* what may be written past the bytes left: a 32-byte block, an escape */
+#define KL_JSON_ESCAPE_SLACK 48
+
+#if defined(KL_JSON_AVX2)
+/* kl_json_append_escaped() 32 bytes at a time */
+__attribute__((target("avx2"))) static void
+kl_json_append_escaped_avx2(GString *out, const gchar *str, gsize len)
+{
 	gsize i = 0;
+	gchar *p = kl_json_reserve(out, len + KL_JSON_ESCAPE_SLACK);
+	gchar *end = out->str + out->allocated_len - 1;
 
-	g_string_append_c(out, '"');
-	while (i < len) {
-		gsize n = kl_json_escape_span(str + i, len - i);
-		gchar esc[6];
+	for (;;) {
+		gsize n;
 
-		g_string_append_len(out, str + i, (gssize)n);
+		while (i + 32 <= len) {
+			const __m256i x =
+			    _mm256_loadu_si256((const __m256i *)(const void *)(str + i));
+			guint mask = kl_json_escape_mask32(x);
+
+			_mm256_storeu_si256((__m256i *)(void *)p, x);
+			if (mask != 0) {
+				n = (gsize)__builtin_ctz(mask);
+				p += n;
+				i += n;
+				goto escape;
+			}
+			p += 32;
+			i += 32;
+		}
+		n = kl_json_escape_span(str + i, len - i);
+		memcpy(p, str + i, n);
+		p += n;
 		i += n;
 		if (i >= len)
 			break;
-		n = kl_json_escape_byte((guchar)str[i++], esc);
-		g_string_append_len(out, esc, (gssize)n);
+	escape:
+		if ((gsize)(end - p) < len - i + KL_JSON_ESCAPE_SLACK) {
+			out->len = (gsize)(p - out->str);
+			p = kl_json_reserve(out, len - i + KL_JSON_ESCAPE_SLACK + (len - i) / 8);
+			end = out->str + out->allocated_len - 1;
+		}
+		p += kl_json_escape_byte_inline((guchar)str[i++], p);
 	}
+	out->len = (gsize)(p - out->str);
+	*p = '\0';
+}
+#endif
+
+void
+kl_json_append_escaped(GString *out, const gchar *str, gsize len)
+{
+	gsize i = 0;
+	gchar *p = kl_json_reserve(out, len + KL_JSON_ESCAPE_SLACK);
+	gchar *end = out->str + out->allocated_len - 1;
+
+#if defined(KL_JSON_AVX2)
+	if (len >= 64 && kl_json_avx2()) {
+		kl_json_append_escaped_avx2(out, str, len);
+		return;
+	}
+#endif
+
+	/*
+	 * one pass: blocks without escapes are copied as they are scanned (a
+	 * block is stored whole, only its clean bytes count), escapes written in
+	 * between; the buffer always has room for the rest as it is plus the slack
+	 */
+	for (;;) {
+		gsize n;
+
+#if defined(__SSE2__)
+		while (i + 32 <= len) {
+			const __m128i lo =
+			    _mm_loadu_si128((const __m128i *)(const void *)(str + i));
+			const __m128i hi =
+			    _mm_loadu_si128((const __m128i *)(const void *)(str + i + 16));
+			guint mask = kl_json_escape_mask16(str + i) |
+				     (kl_json_escape_mask16(str + i + 16) << 16);
+
+			_mm_storeu_si128((__m128i *)(void *)p, lo);
+			_mm_storeu_si128((__m128i *)(void *)(p + 16), hi);
+			if (mask != 0) {
+				n = (gsize)__builtin_ctz(mask);
+				p += n;
+				i += n;
+				goto escape;
+			}
+			p += 32;
+			i += 32;
+		}
+		if (i + 16 <= len) {
+			const __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(str + i));
+			guint mask = kl_json_escape_mask16(str + i);
+
+			_mm_storeu_si128((__m128i *)(void *)p, x);
+			if (mask != 0) {
+				n = (gsize)__builtin_ctz(mask);
+				p += n;
+				i += n;
+				goto escape;
+			}
+			p += 16;
+			i += 16;
+		}
+#endif
+		n = kl_json_escape_span(str + i, len - i);
+		memcpy(p, str + i, n);
+		p += n;
+		i += n;
+		if (i >= len)
+			break;
+#if defined(__SSE2__)
+	escape:
+#endif
+		if ((gsize)(end - p) < len - i + KL_JSON_ESCAPE_SLACK) {
+			out->len = (gsize)(p - out->str);
+			p = kl_json_reserve(out, len - i + KL_JSON_ESCAPE_SLACK + (len - i) / 8);
+			end = out->str + out->allocated_len - 1;
+		}
+		p += kl_json_escape_byte_inline((guchar)str[i++], p);
+	}
+	out->len = (gsize)(p - out->str);
+	*p = '\0';
+}
+
+static void
+kl_json_write_string(GString *out, const gchar *str)
+{
+	g_string_append_c(out, '"');
+	kl_json_append_escaped(out, str, strlen(str));
 	g_string_append_c(out, '"');
 }
 

@@ -13,6 +13,7 @@
 #include "keylime-agent/kl-error.h"
 #include "keylime-agent/kl-json.h"
 #include "kl-agent.h"
+#include "kl-http.h"
 #include "kl-log.h"
 
 #define AGENT_ID   "d432fbb3-d2f1-4a97-9ef7-75bd81c00002"
@@ -802,7 +803,7 @@ test_once_happy_path(Fixture *f, gconstpointer data)
 		g_assert_cmpstr(g_ptr_array_index(f->requests, i), ==, expected[i]);
 		/* a fresh request id every time */
 		g_assert_nonnull(id);
-		g_assert_cmpuint(strlen(id), ==, 32);
+		g_assert_cmpuint(strlen(id), ==, KL_HTTP_REQUEST_ID_LEN);
 		g_assert_false(g_hash_table_contains(ids, id));
 		g_hash_table_add(ids, (gpointer)id);
 	}

@@ -108,6 +108,7 @@ typedef struct {
 	gchar *authorization;
 	gchar *request_id;
 	gchar *content_type;
+	gchar *accept;
 } Seen;
 
 static KlHttpResponse *
@@ -125,7 +126,10 @@ record_transport(const gchar *method,
 	g_clear_pointer(&seen->authorization, g_free);
 	g_clear_pointer(&seen->request_id, g_free);
 	g_clear_pointer(&seen->content_type, g_free);
+	g_clear_pointer(&seen->accept, g_free);
 	for (guint i = 0; headers[i] != NULL; i++) {
+		if (g_str_has_prefix(headers[i], "Accept: "))
+			seen->accept = g_strdup(headers[i] + 8);
 		if (g_str_has_prefix(headers[i], "Authorization: "))
 			seen->authorization = g_strdup(headers[i] + 15);
 		if (g_str_has_prefix(headers[i], "X-Request-ID: "))
@@ -153,7 +157,92 @@ send_to(KlHttp *http, const gchar *url, gboolean authorize)
 	response = kl_http_send(http, &request, NULL, &error);
 	g_assert_no_error(error);
 	g_assert_cmpuint(response->status, ==, 200);
-	g_assert_cmpuint(strlen(response->request_id), ==, 32);
+	g_assert_cmpuint(strlen(response->request_id), ==, KL_HTTP_REQUEST_ID_LEN);
+	g_assert_cmpuint(
+	    strspn(response->request_id, "0123456789abcdef"), ==, KL_HTTP_REQUEST_ID_LEN);
+}
+
+static void
+seen_clear(Seen *seen)
+{
+	g_free(seen->authorization);
+	g_free(seen->request_id);
+	g_free(seen->content_type);
+	g_free(seen->accept);
+	memset(seen, 0, sizeof *seen);
+}
+
+/* the header lines kept between requests follow what changes: Accept, Content-Type, token */
+static void
+test_request_headers(void)
+{
+	KlHttpOptions options = { .name = "registrar" };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttp) http = kl_http_new(&options, &error);
+	g_autoptr(KlHttp) verifier = NULL;
+	g_autoptr(GHashTable) ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	Seen seen = { 0 };
+	KlHttpRequest request = {
+		.method = "POST",
+		.url = "https://registrar.example:8891/v2.1/agents/a",
+		.content_type = "application/json",
+		.body = "{}",
+		.body_len = 2,
+	};
+	KlHttpResponse *response;
+
+	g_assert_no_error(error);
+	kl_http_set_transport(http, record_transport, &seen);
+	response = kl_http_send(http, &request, NULL, &error);
+	g_assert_no_error(error);
+	kl_http_response_free(response);
+	/* no Accept asked for: both answer types */
+	g_assert_cmpstr(seen.accept, ==, "application/json, application/vnd.api+json");
+	g_assert_cmpstr(seen.content_type, ==, "application/json");
+
+	/* another content type: the kept line follows */
+	request.content_type = "text/plain";
+	response = kl_http_send(http, &request, NULL, &error);
+	g_assert_no_error(error);
+	kl_http_response_free(response);
+	g_assert_cmpstr(seen.content_type, ==, "text/plain");
+	/* no body, no Content-Type */
+	request.method = "GET";
+	request.content_type = NULL;
+	request.body = NULL;
+	request.body_len = 0;
+	response = kl_http_send(http, &request, NULL, &error);
+	g_assert_no_error(error);
+	kl_http_response_free(response);
+	g_assert_null(seen.content_type);
+
+	/* a new token replaces the old one in the header */
+	request.authorize = TRUE;
+	kl_http_set_bearer_token(http, "https://registrar.example:8891", "first");
+	response = kl_http_send(http, &request, NULL, &error);
+	g_assert_no_error(error);
+	kl_http_response_free(response);
+	g_assert_cmpstr(seen.authorization, ==, "Bearer first");
+	kl_http_set_bearer_token(http, "https://registrar.example:8891", "second");
+	response = kl_http_send(http, &request, NULL, &error);
+	g_assert_no_error(error);
+	kl_http_response_free(response);
+	g_assert_cmpstr(seen.authorization, ==, "Bearer second");
+
+	/* the Accept asked for, and request ids that do not repeat */
+	options.accept = "application/vnd.api+json";
+	verifier = kl_http_new(&options, &error);
+	g_assert_no_error(error);
+	kl_http_set_transport(verifier, record_transport, &seen);
+	for (guint i = 0; i < 200; i++) {
+		response = kl_http_send(verifier, &request, NULL, &error);
+		g_assert_no_error(error);
+		g_assert_cmpstr(seen.accept, ==, "application/vnd.api+json");
+		g_assert_cmpstr(seen.request_id, ==, response->request_id);
+		g_assert_true(g_hash_table_add(ids, g_strdup(seen.request_id)));
+		kl_http_response_free(response);
+	}
+	seen_clear(&seen);
 }
 
 static void
@@ -193,9 +282,7 @@ test_token_scope(void)
 	send_to(http, "https://verifier.example:8881/v3.0/agents/a/attestations", TRUE);
 	g_assert_null(seen.authorization);
 
-	g_free(seen.authorization);
-	g_free(seen.request_id);
-	g_free(seen.content_type);
+	seen_clear(&seen);
 }
 
 /* ---- libcurl against a local server ---- */
@@ -1349,6 +1436,7 @@ main(int argc, char **argv)
 	g_test_add_func("/http/retry-after", test_retry_after);
 	g_test_add_func("/http/fingerprint", test_fingerprint);
 	g_test_add_func("/http/token-scope", test_token_scope);
+	g_test_add_func("/http/request-headers", test_request_headers);
 	g_test_add_func("/http/curl-keepalive-headers", test_curl_keepalive_and_headers);
 	g_test_add_func("/http/curl-timeout", test_curl_timeout);
 	g_test_add_func("/http/curl-cancel", test_curl_cancel);

@@ -100,30 +100,38 @@ kl_fuzz_json_walk(JsonObject *obj, guint depth)
 	kl_fuzz_json_member(obj, "kl-fuzz-absent-member", depth);
 }
 
-/* read in pieces of @chunk bytes, the body is @text */
+/* read in pieces of @chunk bytes, the body is @text: three bodies in a row, one cache */
 static void
 kl_fuzz_json_check_body(JsonObject *obj, const gchar *text, gsize chunk)
 {
-	g_autoptr(KlJsonBody) body = kl_json_body_new();
 	g_autoptr(JsonNode) root = json_node_init_object(json_node_alloc(), obj);
-	g_autoptr(GString) out = g_string_new(NULL);
+	g_autoptr(KlJsonBodyCache) cache = kl_json_body_cache_new();
 	g_autofree gchar *buf = g_malloc(chunk);
 	g_autoptr(GPtrArray) strings = g_ptr_array_new();
-	gsize n;
+	g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
 
-	/* every string attached from a buffer of its own */
+	/* every string attached from a buffer of its own, the same buffers body after body */
 	kl_test_json_string_nodes(root, strings);
 	for (guint i = 0; i < strings->len; i++) {
 		const gchar *s = json_node_get_string(g_ptr_array_index(strings, i));
-		g_autoptr(GBytes) bytes = g_bytes_new(s, strlen(s));
 
-		kl_json_body_attach(body, g_ptr_array_index(strings, i), bytes);
+		g_ptr_array_add(texts, g_bytes_new(s, strlen(s)));
 	}
-	kl_json_body_set_root(body, obj);
-	g_assert_cmpuint(kl_json_body_get_size(body), ==, strlen(text));
-	while ((n = kl_json_body_read(body, buf, chunk)) > 0)
-		g_string_append_len(out, buf, n);
-	g_assert_cmpstr(out->str, ==, text);
+	for (guint round = 0; round < 3; round++) {
+		g_autoptr(KlJsonBody) body = kl_json_body_new();
+		g_autoptr(GString) out = g_string_new(NULL);
+		gsize n;
+
+		kl_json_body_set_cache(body, cache);
+		for (guint i = 0; i < strings->len; i++)
+			kl_json_body_attach(
+			    body, g_ptr_array_index(strings, i), g_ptr_array_index(texts, i));
+		kl_json_body_set_root(body, obj);
+		g_assert_cmpuint(kl_json_body_get_size(body), ==, strlen(text));
+		while ((n = kl_json_body_read(body, buf, chunk)) > 0)
+			g_string_append_len(out, buf, n);
+		g_assert_cmpstr(out->str, ==, text);
+	}
 }
 
 /*

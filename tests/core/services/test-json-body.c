@@ -13,6 +13,7 @@
 #include <keylime-agent/keylime-agent-plugin.h>
 
 #include "kl-json-body.h"
+#include "kl-json-private.h"
 #include "kl-test-json-strings.h"
 
 /* reads the whole body in pieces of @chunk bytes */
@@ -204,6 +205,335 @@ test_attached_edge_cases(void)
 	assert_body(body, "{\"empty\":\"\",\"nul\":\"a\\u0000b\",\"list\":[\"a\\u0000b\",5]}");
 }
 
+/* the writer's escapes, byte by byte (the reference for the 8/16/32-byte scans) */
+static void
+reference_escape(GString *out, const guchar *s, gsize len)
+{
+	for (gsize i = 0; i < len; i++) {
+		switch (s[i]) {
+		case '"':
+			g_string_append(out, "\\\"");
+			break;
+		case '\\':
+			g_string_append(out, "\\\\");
+			break;
+		case '\b':
+			g_string_append(out, "\\b");
+			break;
+		case '\f':
+			g_string_append(out, "\\f");
+			break;
+		case '\n':
+			g_string_append(out, "\\n");
+			break;
+		case '\r':
+			g_string_append(out, "\\r");
+			break;
+		case '\t':
+			g_string_append(out, "\\t");
+			break;
+		default:
+			if (s[i] < 0x20 || s[i] == 0x7f)
+				g_string_append_printf(out, "\\u%04x", s[i]);
+			else
+				g_string_append_c(out, (gchar)s[i]);
+		}
+	}
+}
+
+/* {"s":"<@s>"} as the body writes it, attached, against the reference */
+static void
+check_escaped(const guchar *s, gsize len)
+{
+	g_autoptr(JsonObject) doc = json_object_new();
+	g_autoptr(KlJsonBody) body = kl_json_body_new();
+	g_autoptr(GBytes) text = g_bytes_new(s, len);
+	g_autoptr(GString) want = g_string_new("{\"s\":\"");
+	g_autofree gchar *got = NULL;
+	JsonNode *node = json_node_new(JSON_NODE_NULL);
+
+	reference_escape(want, s, len);
+	g_string_append(want, "\"}");
+	json_object_set_member(doc, "s", node);
+	kl_json_body_attach(body, node, text);
+	kl_json_body_set_root(body, doc);
+	got = kl_json_body_to_string(body, NULL);
+	g_assert_cmpstr(got, ==, want->str);
+	/* and from a tree, where the string is a C string */
+	if (memchr(s, 0, len) == NULL) {
+		g_autoptr(JsonObject) tree = json_object_new();
+		g_autofree gchar *c = g_strndup((const gchar *)s, len);
+		g_autofree gchar *written = NULL;
+
+		json_object_set_string_member(tree, "s", c);
+		written = kl_json_object_to_string(tree, NULL);
+		g_assert_cmpstr(written, ==, want->str);
+	}
+}
+
+static void
+test_escape_positions(void)
+{
+	/* every byte that needs an escape, and the bytes next to them that do not */
+	const guchar special[] = { '"', '\\', 0x00, 0x01, '\b', '\n', 0x1f, 0x7f };
+	const guchar plain[] = { 0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7e, 0x80, 0xc3, 0xff };
+	guchar s[100] = { 0 };
+
+	/* lengths across the 8-, 16- and 32-byte blocks, the byte at every place */
+	for (gsize len = 0; len <= sizeof(s); len++) {
+		for (gsize i = 0; i < len; i++)
+			s[i] = plain[i % G_N_ELEMENTS(plain)];
+		check_escaped(s, len);
+		for (gsize at = 0; at < len; at++) {
+			for (guint k = 0; k < G_N_ELEMENTS(special); k++) {
+				guchar keep = s[at];
+
+				s[at] = special[k];
+				check_escaped(s, len);
+				/* and a second one further on */
+				if (at + 17 < len) {
+					guchar keep2 = s[at + 17];
+
+					s[at + 17] = special[(k + 3) % G_N_ELEMENTS(special)];
+					check_escaped(s, len);
+					s[at + 17] = keep2;
+				}
+				s[at] = keep;
+			}
+		}
+	}
+}
+
+/* the same with the scans of x86-64's baseline (SSE2), where the CPU has AVX2 */
+static void
+test_escape_baseline(void)
+{
+	gboolean avx2 = kl_json_escape_use_avx2(TRUE);
+
+	g_test_message("AVX2 %s", avx2 ? "used" : "not available");
+	kl_json_escape_use_avx2(FALSE);
+	test_escape_positions();
+	test_large_strings();
+	kl_json_escape_use_avx2(TRUE);
+}
+
+static guint texts_freed;
+
+static void
+count_free(gpointer data)
+{
+	texts_freed++;
+	g_free(data);
+}
+
+/* a text of @len bytes in a buffer of its own whose release is counted */
+static GBytes *
+counted_text(gsize len, gboolean escapes, gchar fill)
+{
+	gchar *buf = g_malloc(len);
+
+	memset(buf, fill, len);
+	if (escapes) {
+		for (gsize i = 37; i < len; i += 101)
+			buf[i] = (i / 101) % 2 == 0 ? '\n' : '"';
+	}
+	return g_bytes_new_with_free_func(buf, len, count_free, buf);
+}
+
+/* {"a":<text>,"n":1} laid out with @cache; checked against the same tree written plainly */
+static void
+check_cached_body(KlJsonBodyCache *cache, GBytes *text)
+{
+	g_autoptr(JsonObject) doc = json_object_new();
+	g_autoptr(JsonObject) plain = json_object_new();
+	g_autoptr(KlJsonBody) body = kl_json_body_new();
+	g_autofree gchar *copy = NULL;
+	g_autofree gchar *want = NULL;
+	JsonNode *node = json_node_new(JSON_NODE_NULL);
+	gsize len = 0;
+	const gchar *data = g_bytes_get_data(text, &len);
+
+	copy = g_strndup(data, len);
+	json_object_set_string_member(plain, "a", copy);
+	json_object_set_int_member(plain, "n", 1);
+	want = kl_json_object_to_string(plain, NULL);
+
+	json_object_set_member(doc, "a", node);
+	json_object_set_int_member(doc, "n", 1);
+	kl_json_body_set_cache(body, cache);
+	kl_json_body_attach(body, node, text);
+	kl_json_body_set_root(body, doc);
+	assert_body(body, want);
+	/* sent: it reads as empty, its buffer serves the next body */
+	kl_json_body_release(body);
+	g_assert_cmpuint(kl_json_body_get_size(body), ==, 0);
+	{
+		gchar buf[8];
+
+		g_assert_cmpuint(kl_json_body_read(body, buf, sizeof(buf)), ==, 0);
+	}
+}
+
+static void
+test_cache(void)
+{
+	const gsize sizes[] = { KL_JSON_BODY_CACHE_MIN, 5000, KL_JSON_BODY_IN_PLACE_MIN + 1 };
+
+	for (guint s = 0; s < G_N_ELEMENTS(sizes); s++) {
+		for (guint escapes = 0; escapes < 2; escapes++) {
+			g_autoptr(KlJsonBodyCache) cache = kl_json_body_cache_new();
+			GBytes *log = counted_text(sizes[s], escapes, 'Q');
+			GBytes *other = NULL;
+			GBytes *alias = NULL;
+
+			texts_freed = 0;
+			/* seen once: remembered, not kept */
+			check_cached_body(cache, log);
+			g_assert_cmpuint(kl_json_body_cache_get_pinned(cache), ==, 0);
+			g_assert_cmpuint(kl_json_body_cache_get_hits(cache), ==, 0);
+			/* back at the same place: kept (a reference), still scanned */
+			check_cached_body(cache, log);
+			g_assert_cmpuint(kl_json_body_cache_get_pinned(cache), ==, 1);
+			g_assert_cmpuint(kl_json_body_cache_get_hits(cache), ==, 0);
+			/* from now on not scanned: the body is the same */
+			check_cached_body(cache, log);
+			check_cached_body(cache, log);
+			g_assert_cmpuint(kl_json_body_cache_get_hits(cache), ==, 2);
+			/*
+			 * the same bytes in another GBytes is another text for the
+			 * cache (it only knows the objects it holds)
+			 */
+			alias = g_bytes_new_with_free_func(g_bytes_get_data(log, NULL),
+							   sizes[s],
+							   (GDestroyNotify)g_bytes_unref,
+							   g_bytes_ref(log));
+			check_cached_body(cache, alias);
+			g_assert_cmpuint(kl_json_body_cache_get_hits(cache), ==, 2);
+			g_bytes_unref(alias);
+			/* it dropped the one it held: seen, kept, then not scanned again */
+			g_assert_cmpuint(kl_json_body_cache_get_pinned(cache), ==, 0);
+			check_cached_body(cache, log);
+			check_cached_body(cache, log);
+			check_cached_body(cache, log);
+			g_assert_cmpuint(kl_json_body_cache_get_pinned(cache), ==, 1);
+			g_assert_cmpuint(kl_json_body_cache_get_hits(cache), ==, 3);
+			/* the plugin lets go of it: the cache keeps it while it may come back */
+			g_bytes_unref(log);
+			g_assert_cmpuint(texts_freed, ==, 0);
+
+			/*
+			 * another text of the same length with the other escapes: its own
+			 * size, whatever the cache knew (a stale size would cut or pad it)
+			 */
+			other = counted_text(sizes[s], !escapes, 'Z');
+			check_cached_body(cache, other);
+			/* the first body without it drops it */
+			g_assert_cmpuint(texts_freed, ==, 1);
+			check_cached_body(cache, other);
+			check_cached_body(cache, other);
+			g_assert_cmpuint(kl_json_body_cache_get_hits(cache), ==, 4);
+			g_bytes_unref(other);
+			g_assert_cmpuint(texts_freed, ==, 1);
+			g_clear_pointer(&cache, kl_json_body_cache_free);
+			g_assert_cmpuint(texts_freed, ==, 2);
+		}
+	}
+}
+
+static void
+test_cache_small_and_new_texts(void)
+{
+	g_autoptr(KlJsonBodyCache) cache = kl_json_body_cache_new();
+
+	texts_freed = 0;
+	/* a new text every body (a log's new lines): never kept alive */
+	for (guint i = 0; i < 5; i++) {
+		GBytes *lines = counted_text(4000 + i, TRUE, 'L');
+
+		check_cached_body(cache, lines);
+		g_bytes_unref(lines);
+		g_assert_cmpuint(texts_freed, ==, i + 1);
+	}
+	/* below the minimum: not remembered */
+	{
+		GBytes *small = counted_text(KL_JSON_BODY_CACHE_MIN - 1, TRUE, 's');
+
+		for (guint i = 0; i < 3; i++)
+			check_cached_body(cache, small);
+		g_assert_cmpuint(kl_json_body_cache_get_pinned(cache), ==, 0);
+		g_bytes_unref(small);
+		g_assert_cmpuint(texts_freed, ==, 6);
+	}
+	g_assert_cmpuint(kl_json_body_cache_get_hits(cache), ==, 0);
+}
+
+/* one text attached to two members of a body, body after body */
+static void
+test_cache_twice_in_one_body(void)
+{
+	g_autoptr(KlJsonBodyCache) cache = kl_json_body_cache_new();
+	g_autoptr(GBytes) text = counted_text(3000, TRUE, 'T');
+	gsize len = 0;
+	const gchar *data = g_bytes_get_data(text, &len);
+	g_autofree gchar *copy = g_strndup(data, len);
+	g_autoptr(JsonObject) plain = json_object_new();
+	g_autofree gchar *want = NULL;
+
+	json_object_set_string_member(plain, "a", copy);
+	json_object_set_string_member(plain, "b", copy);
+	want = kl_json_object_to_string(plain, NULL);
+	for (guint round = 0; round < 4; round++) {
+		g_autoptr(JsonObject) doc = json_object_new();
+		g_autoptr(KlJsonBody) body = kl_json_body_new();
+		JsonNode *a = json_node_new(JSON_NODE_NULL);
+		JsonNode *b = json_node_new(JSON_NODE_NULL);
+
+		json_object_set_member(doc, "a", a);
+		json_object_set_member(doc, "b", b);
+		kl_json_body_set_cache(body, cache);
+		kl_json_body_attach(body, a, text);
+		kl_json_body_attach(body, b, text);
+		kl_json_body_set_root(body, doc);
+		assert_body(body, want);
+	}
+	g_assert_cmpuint(kl_json_body_cache_get_pinned(cache), ==, 1);
+	/* round 2 (kept at its first member, known at its second), rounds 3 and 4 (both) */
+	g_assert_cmpuint(kl_json_body_cache_get_hits(cache), ==, 5);
+}
+
+/* the document in pieces is the document whole */
+static void
+test_pieces(void)
+{
+	g_autoptr(JsonObject) a = json_object_new();
+	g_autoptr(JsonObject) b = json_object_new();
+	g_autoptr(JsonObject) whole = json_object_new();
+	g_autoptr(JsonArray) list = json_array_new();
+	g_autoptr(KlJsonBody) body = kl_json_body_new();
+	g_autoptr(GString) log = synthetic_log(3000);
+	g_autoptr(GBytes) text = g_bytes_new(log->str, log->len);
+	g_autofree gchar *want = NULL;
+	JsonNode *node = json_node_new(JSON_NODE_NULL);
+
+	json_object_set_string_member(a, "evidence_type", "x\"y");
+	json_object_set_member(a, "entries", node);
+	json_object_set_int_member(b, "n", -7);
+	kl_json_body_attach(body, node, text);
+	kl_json_body_append_raw(body, "{\"data\":[");
+	kl_json_body_append_object(body, a);
+	kl_json_body_append_raw(body, ",");
+	kl_json_body_append_object(body, b);
+	kl_json_body_append_raw(body, "]}");
+	kl_json_body_finish(body);
+
+	json_object_set_string_member(a, "entries", log->str);
+	json_array_add_object_element(list, json_object_ref(a));
+	json_array_add_object_element(list, json_object_ref(b));
+	json_object_set_array_member(whole, "data", json_array_ref(list));
+	want = kl_json_object_to_string(whole, NULL);
+	assert_body(body, want);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -212,5 +542,11 @@ main(int argc, char **argv)
 	g_test_add_func("/json-body/corpus", test_corpus);
 	g_test_add_func("/json-body/large-strings", test_large_strings);
 	g_test_add_func("/json-body/attached-edge-cases", test_attached_edge_cases);
+	g_test_add_func("/json-body/escape-positions", test_escape_positions);
+	g_test_add_func("/json-body/escape-baseline", test_escape_baseline);
+	g_test_add_func("/json-body/pieces", test_pieces);
+	g_test_add_func("/json-body/cache", test_cache);
+	g_test_add_func("/json-body/cache-small-and-new-texts", test_cache_small_and_new_texts);
+	g_test_add_func("/json-body/cache-twice-in-one-body", test_cache_twice_in_one_body);
 	return g_test_run();
 }
