@@ -555,6 +555,7 @@ main(int argc, char **argv)
 	gint timeout_s = 60;
 	gdouble interval = 1;
 	gint max_upload_mb = 100;
+	gint echo_kb = 0;
 	gboolean avoid_tpm = FALSE;
 	gboolean callgrind = FALSE;
 	gboolean tpm_commands = FALSE;
@@ -564,6 +565,14 @@ main(int argc, char **argv)
 		{ "initial", 'i', 0, G_OPTION_ARG_INT, &initial, "IMA lines at start", "N" },
 		{ "interval", 0, 0, G_OPTION_ARG_DOUBLE, &interval, "quote interval (s)", "S" },
 		{ "timeout", 0, 0, G_OPTION_ARG_INT, &timeout_s, "max seconds per cycle", "S" },
+		{ "echo-kb",
+		  0,
+		  0,
+		  G_OPTION_ARG_INT,
+		  &echo_kb,
+		  "the verifier's 202 echoes this much evidence, as Keylime's echoes all of it "
+		  "(default 0: no echo)",
+		  "KB" },
 		{ "max-upload-mb",
 		  0,
 		  0,
@@ -634,7 +643,8 @@ main(int argc, char **argv)
 		g_printerr("%s\n", error->message);
 		return 2;
 	}
-	if (cycles < 1 || lines < 0 || initial < 0 || interval <= 0 || max_upload_mb < 1) {
+	if (cycles < 1 || lines < 0 || initial < 0 || interval <= 0 || max_upload_mb < 1 ||
+	    echo_kb < 0) {
 		g_printerr("--cycles and --max-upload-mb must be >= 1, --lines and --initial >= 0, "
 			   "--interval > 0\n");
 		return 2;
@@ -669,16 +679,16 @@ main(int argc, char **argv)
 		kl_test_peers_free(peers);
 		return 1;
 	}
-	if (max_upload_mb != 100) {
-		g_autofree gchar *settings =
-		    g_strdup_printf("{\"max_upload_mb\":%d}", max_upload_mb);
+	if (max_upload_mb != 100 || echo_kb > 0) {
+		g_autofree gchar *settings = g_strdup_printf(
+		    "{\"max_upload_mb\":%d,\"echo_mb\":%g}", max_upload_mb, echo_kb / 1024.0);
 		g_autoptr(JsonNode) reply = NULL;
 		glong code = 0;
 
 		reply = kl_test_peers_verifier_call(
 		    peers, "POST", "/_test/settings", settings, &code, &error);
 		if (reply == NULL || code != 200) {
-			g_printerr("cannot set the verifier's max_upload_mb: %s\n",
+			g_printerr("cannot set the verifier's max_upload_mb and echo_mb: %s\n",
 				   error != NULL ? error->message : "unexpected answer");
 			kl_test_peers_free(peers);
 			return 1;

@@ -14,6 +14,8 @@
 #define KL_VERIFIER_MAX_REQUESTED 32
 /* a 400 without a body to an upload this large is the verifier's size limit */
 #define KL_VERIFIER_UPLOAD_SUSPECT (1024 * 1024)
+/* a phase-2 answer longer than this echoes the evidence: only its end is read */
+#define KL_VERIFIER_ECHO_BYTES (16 * 1024)
 
 struct _KlVerifierClient {
 	KlHttp *http;
@@ -665,8 +667,11 @@ kl_verifier_client_submit_evidence(KlVerifierClient *client,
 		    answer, KL_VERIFIER_FAILED, kl_verifier_status_error(response, what));
 	}
 	text = kl_http_response_get_body(response, &len);
-	if (response->truncated) {
-		/* the evidence echoed back: only meta, at the end, is of use */
+	if (response->truncated || len > KL_VERIFIER_ECHO_BYTES) {
+		/*
+		 * the evidence echoed back (Keylime does): only meta, at the end, is
+		 * of use; reading the whole answer for it cost more than the request
+		 */
 		g_debug("the verifier's answer to the evidence has %" G_GUINT64_FORMAT
 			" bytes; read its end only",
 			response->body_total);
@@ -1069,11 +1074,11 @@ kl_verifier_scan_seconds_to_next(const gchar *tail, gsize len, gint64 *seconds)
 	gdouble d;
 	gchar *stop = NULL;
 
-	for (p = tail; p + sizeof(key) - 1 <= end; p++) {
-		p = memchr(p, '"', (gsize)(end - p));
-		if (p == NULL)
-			break;
-		if ((gsize)(end - p) >= sizeof(key) - 1 && memcmp(p, key, sizeof(key) - 1) == 0)
+	/* the last occurrence: meta comes last, so search from the end */
+	for (p = end; p > tail && found == NULL;) {
+		p--;
+		if (*p == '"' && (gsize)(end - p) >= sizeof(key) - 1 &&
+		    memcmp(p, key, sizeof(key) - 1) == 0)
 			found = p;
 	}
 	if (found == NULL)

@@ -1172,6 +1172,29 @@ test_evidence_echo_50mb(Fixture *f, gconstpointer data)
 }
 
 /*
+ * A 202 that echoes a small evidence (40 kB, as Keylime does at every cycle):
+ * only its end is read for meta, and a key of the same name inside the echoed
+ * evidence (an IMA file name, escaped in the JSON) is not taken for it.
+ */
+static void
+test_evidence_echo_small(Fixture *f, gconstpointer data)
+{
+	GString *echo = g_string_new("{\"data\":{\"type\":\"attestation\",\"attributes\":{"
+				     "\"evidence\":\"10 abc ima-ng /usr/bin/\\\"seconds_to_next_"
+				     "attestation\\\": 99 ");
+
+	while (echo->len < 40 * 1024)
+		g_string_append(echo, "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=");
+	g_string_append(echo, "\"}},\"meta\":{\"seconds_to_next_attestation\": 7}}");
+	fixture_script(f, "PATCH", ATT_PATH "/", 202, echo->str, NULL, -1);
+	g_string_free(echo, TRUE);
+	f->stop_after = 1;
+	run_agent(f, FALSE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(count_logged("INFO", "attestation 1 submitted: *; next in 7 s"), ==, 1);
+}
+
+/*
  * Evidence above the verifier's max_upload_size: one ERROR line naming the
  * size and the option, then the longest backoff (not a retry every few
  * seconds); a second refusal is not logged at ERROR again.
@@ -2059,6 +2082,7 @@ main(int argc, char **argv)
 	ADD("/agent/phase1-409-backs-off", test_phase1_409_backs_off);
 	ADD("/agent/phase2-422-restarts-phase1", test_phase2_422_restarts_phase1);
 	ADD("/agent/evidence-echo-50mb", test_evidence_echo_50mb);
+	ADD("/agent/evidence-echo-40kb", test_evidence_echo_small);
 	ADD("/agent/evidence-too-large", test_evidence_too_large);
 	ADD("/agent/old-attestation-restarts-at-once", test_old_attestation_restarts_at_once);
 	ADD("/agent/collect-failure-sends-nothing", test_collect_failure_sends_nothing);
