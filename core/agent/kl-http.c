@@ -993,7 +993,6 @@ kl_http_curl_send(KlHttp *http,
 	if (!http->curl_ready)
 		kl_http_curl_setup(http);
 	kl_http_transfer_clear(t);
-	http->closed_by_peer = FALSE;
 	http->errbuf[0] = '\0';
 	t->body = g_byte_array_new();
 	t->cancellable = cancellable;
