@@ -1146,6 +1146,20 @@ test_phase2_422_restarts_phase1(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(delay_at(f, 3), ==, 1000);
 }
 
+/* scripts a 202 to the evidence: @head, base64 filler up to @size bytes, @tail */
+static void
+script_echo(Fixture *f, const gchar *head, gsize size, const gchar *tail)
+{
+	GString *echo = g_string_sized_new(size + strlen(tail) + 64);
+
+	g_string_append(echo, head);
+	while (echo->len < size)
+		g_string_append(echo, "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=");
+	g_string_append(echo, tail);
+	fixture_script(f, "PATCH", ATT_PATH "/", 202, echo->str, NULL, -1);
+	g_string_free(echo, TRUE);
+}
+
 /*
  * The verifier's 202 echoes the evidence back (14.5 MB for 100k IMA entries):
  * an answer of 50 MB, far above the 16 MiB cap of other answers, is an
@@ -1154,16 +1168,10 @@ test_phase2_422_restarts_phase1(Fixture *f, gconstpointer data)
 static void
 test_evidence_echo_50mb(Fixture *f, gconstpointer data)
 {
-	const gsize size = 50 * 1024 * 1024;
-	GString *echo = g_string_sized_new(size + 128);
-
-	g_string_append(echo,
-			"{\"data\":{\"type\":\"attestation\",\"attributes\":{\"evidence\":\"");
-	while (echo->len < size)
-		g_string_append(echo, "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=");
-	g_string_append(echo, "\"}},\"meta\":{\"seconds_to_next_attestation\":7}}");
-	fixture_script(f, "PATCH", ATT_PATH "/", 202, echo->str, NULL, -1);
-	g_string_free(echo, TRUE);
+	script_echo(f,
+		    "{\"data\":{\"type\":\"attestation\",\"attributes\":{\"evidence\":\"",
+		    50 * 1024 * 1024,
+		    "\"}},\"meta\":{\"seconds_to_next_attestation\":7}}");
 	f->stop_after = 1;
 	run_agent(f, FALSE, 5);
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
@@ -1179,15 +1187,12 @@ test_evidence_echo_50mb(Fixture *f, gconstpointer data)
 static void
 test_evidence_echo_small(Fixture *f, gconstpointer data)
 {
-	GString *echo = g_string_new("{\"data\":{\"type\":\"attestation\",\"attributes\":{"
-				     "\"evidence\":\"10 abc ima-ng /usr/bin/\\\"seconds_to_next_"
-				     "attestation\\\": 99 ");
-
-	while (echo->len < 40 * 1024)
-		g_string_append(echo, "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=");
-	g_string_append(echo, "\"}},\"meta\":{\"seconds_to_next_attestation\": 7}}");
-	fixture_script(f, "PATCH", ATT_PATH "/", 202, echo->str, NULL, -1);
-	g_string_free(echo, TRUE);
+	script_echo(f,
+		    "{\"data\":{\"type\":\"attestation\",\"attributes\":{"
+		    "\"evidence\":\"10 abc ima-ng /usr/bin/\\\"seconds_to_next_"
+		    "attestation\\\": 99 ",
+		    40 * 1024,
+		    "\"}},\"meta\":{\"seconds_to_next_attestation\": 7}}");
 	f->stop_after = 1;
 	run_agent(f, FALSE, 5);
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
