@@ -62,6 +62,7 @@ typedef struct {
 	gboolean not_enrolled;
 	gboolean permanent;   /* retried, but only a person can fix it: ERROR once per cause */
 	gboolean restart_now; /* the round is over at the verifier: a new phase 1 at once */
+	gboolean negotiated;  /* phase 1 succeeded first: this is the outcome of phase 2 */
 } KlStepResult;
 
 typedef KlStepResult *(*KlStepFunc)(KlAgent *agent, GCancellable *cancellable);
@@ -115,6 +116,7 @@ struct _KlAgent {
 	KlStatus *status;	 /* nullable */
 	GRand *rand;		 /* splay and jitter */
 	gint64 outage_anchor_us; /* clock time of the first failure of this outage, 0 = none */
+	GMutex step_lock;	 /* step_started_us: the worker restarts it for phase 2 */
 	gint64 step_started_us;	 /* monotonic µs of the step in flight (watchdog), 0 = none */
 
 	struct _KlAgentLink *link; /* g_rc_box */
@@ -556,7 +558,7 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 		/* a 403 keeps the token: only a 401 says it is no longer valid */
 		return kl_agent_answer_retry(&answer);
 	}
-	{
+	if (kl_log_is_enabled(G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN)) {
 		g_autofree gchar *types = kl_evidence_requests_describe(answer.requested);
 
 		g_debug("the verifier requests %s (Location %s)",
@@ -679,6 +681,39 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 			    summary->str,
 			    (g_get_monotonic_time() - agent->cycle_started) / 1000,
 			    seconds);
+	return result;
+}
+
+/* the start of the step in flight for the watchdog (0: none); any thread */
+static void
+kl_agent_set_step_started(KlAgent *agent, gint64 started_us)
+{
+	g_mutex_lock(&agent->step_lock);
+	agent->step_started_us = started_us;
+	g_mutex_unlock(&agent->step_lock);
+}
+
+/*
+ * One attestation cycle: phase 1 (capabilities, the verifier's request), then
+ * at once phase 2 (evidence) on the same worker turn, unless phase 1 failed or
+ * the agent is stopping (no quote is taken and nothing is sent after a stop).
+ * Nothing the main thread does between the phases has to happen before phase
+ * 2: it catches up when the cycle is done (kl_agent_step_done_cb).
+ */
+static KlStepResult *
+kl_agent_step_cycle(KlAgent *agent, GCancellable *cancellable)
+{
+	KlStepResult *result = kl_agent_step_negotiate(agent, cancellable);
+
+	if (result->outcome != KL_STEP_OK || g_cancellable_is_cancelled(cancellable))
+		return result;
+	kl_step_result_free(result);
+	/* for the watchdog, each phase is a step of its own, as the limit assumes */
+	kl_agent_set_step_started(agent, g_get_monotonic_time());
+	if (kl_log_is_enabled(G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN))
+		g_debug("state %s", kl_agent_state_to_string(KL_AGENT_STATE_ATTESTING));
+	result = kl_agent_step_attest(agent, cancellable);
+	result->negotiated = TRUE;
 	return result;
 }
 
@@ -924,26 +959,6 @@ kl_agent_schedule(KlAgent *agent, guint64 delay_ms)
 }
 
 /*
- * The next step at once (phase 2 after phase 1): started from here rather
- * than from an idle source one main-loop iteration later
- */
-static void
-kl_agent_continue(KlAgent *agent)
-{
-	guint64 delay_ms = 0;
-
-	if (agent->delay_func != NULL)
-		delay_ms = agent->delay_func(agent, 0, agent->delay_data);
-	if (agent->finished)
-		return;
-	if (delay_ms > 0 || agent->timer != NULL) {
-		kl_agent_schedule_source(agent, delay_ms);
-		return;
-	}
-	kl_agent_run_state(agent);
-}
-
-/*
  * the cause of a fault: its error code and message without numbers (delays,
  * ids, sizes, ports), except HTTP statuses (a 500 and a 503 are two causes)
  */
@@ -993,6 +1008,14 @@ kl_agent_new_cause(KlAgent *agent, const GError *error)
 	return TRUE;
 }
 
+/* phase 1 succeeded: what the main thread keeps of it */
+static void
+kl_agent_negotiated(KlAgent *agent)
+{
+	agent->state = KL_AGENT_STATE_ATTESTING;
+	kl_status_set_evidence_types(agent->status, (const gchar *const *)agent->offered);
+}
+
 static void
 kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_data)
 {
@@ -1006,12 +1029,15 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 	g_rc_box_release(link);
 	if (agent == NULL)
 		return;
-	state = agent->state;
 
 	agent->step_running = FALSE;
-	agent->step_started_us = 0;
+	kl_agent_set_step_started(agent, 0);
 	for (; agent->sessions_established > 0; agent->sessions_established--)
 		kl_status_session_created(agent->status);
+	/* phase 1 of this cycle succeeded, and the worker went on with phase 2 */
+	if (result != NULL && result->negotiated)
+		kl_agent_negotiated(agent);
+	state = agent->state;
 	if (agent->stopping) {
 		kl_agent_finish(agent, agent->stop_status);
 		return;
@@ -1050,10 +1076,9 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 			kl_agent_schedule(agent, 0);
 			return;
 		case KL_AGENT_STATE_NEGOTIATING:
-			agent->state = KL_AGENT_STATE_ATTESTING;
-			kl_status_set_evidence_types(agent->status,
-						     (const gchar *const *)agent->offered);
-			kl_agent_continue(agent);
+			/* phase 1 alone (kl_agent_step_cycle stopped after it): phase 2 now */
+			kl_agent_negotiated(agent);
+			kl_agent_run_state(agent);
 			return;
 		case KL_AGENT_STATE_ATTESTING: {
 			KlStatusCycle cycle = { 0 };
@@ -1224,7 +1249,7 @@ kl_agent_run_step(KlAgent *agent, KlStepFunc func)
 	    NULL, agent->cancellable, kl_agent_step_done_cb, g_rc_box_acquire(agent->link));
 	g_task_set_task_data(task, job, g_free);
 	agent->step_running = TRUE;
-	agent->step_started_us = g_get_monotonic_time();
+	kl_agent_set_step_started(agent, g_get_monotonic_time());
 	if (!g_thread_pool_push(agent->worker, g_object_ref(task), &error)) {
 		kl_error("cannot run the worker thread: %s", error->message);
 		agent->step_running = FALSE;
@@ -1251,10 +1276,10 @@ kl_agent_run_state(KlAgent *agent)
 			break;
 		}
 		agent->state = KL_AGENT_STATE_NEGOTIATING;
-		kl_agent_run_step(agent, kl_agent_step_negotiate);
+		kl_agent_run_step(agent, kl_agent_step_cycle);
 		break;
 	case KL_AGENT_STATE_NEGOTIATING:
-		kl_agent_run_step(agent, kl_agent_step_negotiate);
+		kl_agent_run_step(agent, kl_agent_step_cycle);
 		break;
 	case KL_AGENT_STATE_ATTESTING:
 		kl_agent_run_step(agent, kl_agent_step_attest);
@@ -1301,6 +1326,7 @@ kl_agent_new(const KlAgentOptions *options,
 					options->backoff_max_retries,
 					options->backoff_seed);
 	agent->cancellable = g_cancellable_new();
+	g_mutex_init(&agent->step_lock);
 	agent->link = g_rc_box_new0(KlAgentLink);
 	agent->link->agent = agent;
 	agent->state = KL_AGENT_STATE_UNREGISTERED;
@@ -1341,6 +1367,7 @@ kl_agent_free(KlAgent *agent)
 	g_free(agent->method);
 	g_free(agent->attestation_index);
 	g_free(agent->session_index);
+	g_mutex_clear(&agent->step_lock);
 	g_free(agent);
 }
 
@@ -1432,7 +1459,14 @@ kl_agent_get_attestation_count(KlAgent *agent)
 gint64
 kl_agent_get_step_age_us(KlAgent *agent, gint64 now_us)
 {
-	if (!agent->step_running || agent->step_started_us == 0)
+	gint64 started;
+
+	if (!agent->step_running)
 		return 0;
-	return MAX(now_us - agent->step_started_us, 0);
+	g_mutex_lock(&agent->step_lock);
+	started = agent->step_started_us;
+	g_mutex_unlock(&agent->step_lock);
+	if (started == 0)
+		return 0;
+	return MAX(now_us - started, 0);
 }
