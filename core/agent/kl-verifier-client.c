@@ -774,14 +774,19 @@ kl_verifier_build_evidence(GPtrArray *evidence_collected, KlJsonBody *body)
 {
 	/*
 	 * {"data":{"type":"attestation","attributes":{"evidence_collected":[...]}}}:
-	 * the envelope is written as text, only the entries are trees
+	 * the envelopes are written as text (each entry's head is its plugin's,
+	 * written once), only the plugins' data are trees
 	 */
 	kl_json_body_append_raw(
 	    body, "{\"data\":{\"type\":\"attestation\",\"attributes\":{\"evidence_collected\":[");
 	for (guint i = 0; i < evidence_collected->len; i++) {
+		KlEvidenceEntry *entry = g_ptr_array_index(evidence_collected, i);
+
 		if (i > 0)
 			kl_json_body_append_raw(body, ",");
-		kl_json_body_append_object(body, g_ptr_array_index(evidence_collected, i));
+		kl_json_body_append_raw(body, entry->head);
+		kl_json_body_append_object(body, entry->data);
+		kl_json_body_append_raw(body, "}");
 	}
 	kl_json_body_append_raw(body, "]}}}");
 	kl_json_body_finish(body);
