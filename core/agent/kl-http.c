@@ -901,13 +901,21 @@ kl_http_curl_setup(KlHttp *http)
  * A path libcurl's URL parser keeps as it is: no dot segments, no percent
  * escapes, no query or fragment, nothing to encode
  */
+/* the characters of a plain path: letters, digits and "/-._~!$&'()*+,;=:@" */
+static const guint8 kl_http_path_chars[256] = {
+	['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1, ['/'] = 1, ['-'] = 1, ['.'] = 1,
+	['_'] = 1,	   ['~'] = 1,	      ['!'] = 1,	 ['$'] = 1, ['&'] = 1, ['\''] = 1,
+	['('] = 1,	   [')'] = 1,	      ['*'] = 1,	 ['+'] = 1, [','] = 1, [';'] = 1,
+	['='] = 1,	   [':'] = 1,	      ['@'] = 1,
+};
+
 static gboolean
 kl_http_plain_path(const gchar *path)
 {
 	if (path[0] != '/' || strstr(path, "/.") != NULL)
 		return FALSE;
 	for (const gchar *p = path; *p != '\0'; p++)
-		if (!g_ascii_isalnum(*p) && strchr("/-._~!$&'()*+,;=:@", *p) == NULL)
+		if (!kl_http_path_chars[(guchar)*p])
 			return FALSE;
 	return TRUE;
 }
