@@ -18,6 +18,24 @@
 static gint kl_log_threshold = G_LOG_LEVEL_INFO;
 static gboolean kl_log_installed = FALSE;
 static gboolean kl_log_use_journald = FALSE;
+/*
+ * G_MESSAGES_DEBUG, read when the level is set (or at the first message):
+ * the environment does not change while the agent runs, and scanning it at
+ * every message costs more than the message. Interned: never freed, so a
+ * thread that read the old value keeps a valid string.
+ */
+static const gchar *kl_log_debug_domains;
+static gint kl_log_debug_domains_read;
+
+static void
+kl_log_read_debug_env(void)
+{
+	const gchar *env = g_getenv("G_MESSAGES_DEBUG");
+
+	g_atomic_pointer_set(&kl_log_debug_domains,
+			     env != NULL && env[0] != '\0' ? g_intern_string(env) : NULL);
+	g_atomic_int_set(&kl_log_debug_domains_read, TRUE);
+}
 
 static gboolean
 kl_log_parse_level(const gchar *level, gint *threshold, GError **error)
@@ -47,11 +65,15 @@ kl_log_parse_level(const gchar *level, gint *threshold, GError **error)
 static gboolean
 kl_log_debug_env_allows(const gchar *domain)
 {
-	const gchar *env = g_getenv("G_MESSAGES_DEBUG");
-	gsize domain_len = domain != NULL ? strlen(domain) : 0;
+	const gchar *env;
+	gsize domain_len;
 
-	if (env == NULL || env[0] == '\0')
+	if (G_UNLIKELY(!g_atomic_int_get(&kl_log_debug_domains_read)))
+		kl_log_read_debug_env();
+	env = g_atomic_pointer_get(&kl_log_debug_domains);
+	if (env == NULL)
 		return FALSE;
+	domain_len = domain != NULL ? strlen(domain) : 0;
 	/* the words between spaces and commas, without copying them */
 	for (const gchar *p = env; *p != '\0';) {
 		gsize n = strcspn(p, " ,");
@@ -258,6 +280,7 @@ kl_log_set_level(const gchar *level, GError **error)
 	if (!kl_log_parse_level(level, &threshold, error))
 		return FALSE;
 	g_atomic_int_set(&kl_log_threshold, threshold);
+	kl_log_read_debug_env();
 	return TRUE;
 }
 
