@@ -97,7 +97,13 @@ struct _KlAgent {
 	GMainContext *context;
 	GThreadPool *worker;
 	GCancellable *cancellable;
-	GSource *timer;
+	/*
+	 * made once: ready when the next step is due (set by the main thread) or
+	 * when the step in flight is done (set by the worker); -1 otherwise
+	 */
+	GSource *gsource;
+	KlStepFunc step_func;
+	KlStepResult *step_result; /* atomic: the worker's, until the main thread takes it */
 	gboolean step_running;
 	gboolean stopping;
 	gint stop_status; /* the exit status of a requested stop */
@@ -119,8 +125,6 @@ struct _KlAgent {
 	GMutex step_lock;	 /* step_started_us: the worker restarts it for phase 2 */
 	gint64 step_started_us;	 /* monotonic µs of the step in flight (watchdog), 0 = none */
 
-	struct _KlAgentLink *link; /* g_rc_box */
-
 	/* protocol state: touched only by the step in flight (worker) or between steps */
 	gint64 token_expires_at;			    /* Unix seconds, 0 unknown */
 	gint64 token_obtained_at;			    /* Unix seconds */
@@ -137,16 +141,6 @@ struct _KlAgent {
 	guint64 cycle_ima_entries;  /* IMA entries sent this cycle */
 	guint sessions_established; /* since the main thread last looked */
 };
-
-typedef struct {
-	KlAgent *agent;
-	KlStepFunc func;
-} KlAgentJob;
-
-/* lets a step's completion find out that the agent was freed meanwhile */
-typedef struct _KlAgentLink {
-	KlAgent *agent; /* NULL once the agent is gone */
-} KlAgentLink;
 
 const gchar *
 kl_agent_state_to_string(KlAgentState state)
@@ -698,7 +692,7 @@ kl_agent_set_step_started(KlAgent *agent, gint64 started_us)
  * at once phase 2 (evidence) on the same worker turn, unless phase 1 failed or
  * the agent is stopping (no quote is taken and nothing is sent after a stop).
  * Nothing the main thread does between the phases has to happen before phase
- * 2: it catches up when the cycle is done (kl_agent_step_done_cb).
+ * 2: it catches up when the cycle is done (kl_agent_step_done).
  */
 static KlStepResult *
 kl_agent_step_cycle(KlAgent *agent, GCancellable *cancellable)
@@ -814,11 +808,10 @@ kl_agent_step_json_file(KlAgent *agent, GCancellable *cancellable)
 static void
 kl_agent_worker_cb(gpointer data, gpointer user_data)
 {
-	g_autoptr(GTask) task = data;
-	KlAgentJob *job = g_task_get_task_data(task);
+	KlAgent *agent = data;
 	KlStepResult *result;
 
-	result = job->func(job->agent, g_task_get_cancellable(task));
+	result = agent->step_func(agent, agent->cancellable);
 #if defined(__GLIBC__)
 	/*
 	 * the step's large buffers are freed now: give the memory back. The
@@ -826,19 +819,23 @@ kl_agent_worker_cb(gpointer data, gpointer user_data)
 	 * already (M_MMAP_THRESHOLD); trim the heap only when much of it is free,
 	 * not the few pages every cycle uses again (they would be faulted back in)
 	 */
-	if (job->agent->trim_pending) {
-		job->agent->trim_pending = FALSE;
+	if (agent->trim_pending) {
+		agent->trim_pending = FALSE;
 		if (mallinfo2().fordblks > KL_AGENT_TRIM_FREE_BYTES)
 			malloc_trim(0);
 	}
 #endif
-	g_task_return_pointer(task, result, (GDestroyNotify)kl_step_result_free);
+	/* handed to the main thread (kl_agent_source_dispatch) */
+	g_atomic_pointer_set(&agent->step_result, result);
+	g_source_set_ready_time(agent->gsource, 0);
 }
 
 /* ---- main-thread side ---- */
 
 static void
 kl_agent_run_state(KlAgent *agent);
+static void
+kl_agent_step_done(KlAgent *agent, KlStepResult *result_in);
 
 /*
  * A log line with journal fields besides the message: KEYLIME_AGENT_ID, and
@@ -904,26 +901,21 @@ kl_agent_finish(KlAgent *agent, gint exit_status)
 	agent->finished = TRUE;
 	agent->state = KL_AGENT_STATE_STOPPED;
 	kl_status_stopped(agent->status);
-	if (agent->timer != NULL) {
-		g_source_destroy(agent->timer);
-		g_clear_pointer(&agent->timer, g_source_unref);
-	}
+	if (agent->gsource != NULL)
+		g_source_set_ready_time(agent->gsource, -1);
 	if (agent->done != NULL)
 		agent->done(agent, exit_status, agent->done_data);
 }
 
-static gboolean
-kl_agent_timer_cb(gpointer user_data)
+/* the wait is over */
+static void
+kl_agent_timer(KlAgent *agent)
 {
-	KlAgent *agent = user_data;
-
-	g_clear_pointer(&agent->timer, g_source_unref);
 	if (agent->state == KL_AGENT_STATE_REGISTRATION_FAILED)
 		agent->state = KL_AGENT_STATE_UNREGISTERED;
 	else if (agent->state == KL_AGENT_STATE_ATTESTATION_FAILED)
 		agent->state = KL_AGENT_STATE_NEGOTIATING;
 	kl_agent_run_state(agent);
-	return G_SOURCE_REMOVE;
 }
 
 static gchar *
@@ -936,16 +928,53 @@ kl_agent_format_delay(guint64 ms)
 	return g_strdup_printf("%" G_GUINT64_FORMAT " min", ms / 60000);
 }
 
+/*
+ * The agent's one GSource, for its waits and for the worker's hand-back: no
+ * source is made per step or per wait. While a step runs there is no wait, so
+ * the two never meet; a result waiting for the main thread means the step is
+ * done, else the wait is over. The new ready time set during the dispatch
+ * (the next wait) costs no wake-up of the main loop.
+ */
+typedef struct {
+	GSource source;
+	KlAgent *agent;
+} KlAgentGSource;
+
+static gboolean
+kl_agent_source_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
+{
+	KlAgent *agent = ((KlAgentGSource *)source)->agent;
+	KlStepResult *result;
+
+	g_source_set_ready_time(source, -1);
+	result = g_atomic_pointer_get(&agent->step_result);
+	if (result != NULL) {
+		g_atomic_pointer_set(&agent->step_result, NULL);
+		kl_agent_step_done(agent, result); /* @agent may be gone after it */
+	} else {
+		kl_agent_timer(agent);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs kl_agent_source_funcs = {
+	.dispatch = kl_agent_source_dispatch,
+};
+
+static void
+kl_agent_set_priority(KlAgent *agent, gint priority)
+{
+	if (g_source_get_priority(agent->gsource) != priority)
+		g_source_set_priority(agent->gsource, priority);
+}
+
+/* the next step in @delay_ms; 0: once the main loop is idle */
 static void
 kl_agent_schedule_source(KlAgent *agent, guint64 delay_ms)
 {
-	if (agent->timer != NULL) {
-		g_source_destroy(agent->timer);
-		g_clear_pointer(&agent->timer, g_source_unref);
-	}
-	agent->timer = delay_ms == 0 ? g_idle_source_new() : g_timeout_source_new(delay_ms);
-	g_source_set_callback(agent->timer, kl_agent_timer_cb, agent, NULL);
-	g_source_attach(agent->timer, agent->context);
+	kl_agent_set_priority(agent, delay_ms == 0 ? G_PRIORITY_DEFAULT_IDLE : G_PRIORITY_DEFAULT);
+	g_source_set_ready_time(
+	    agent->gsource, delay_ms == 0 ? 0 : g_get_monotonic_time() + (gint64)delay_ms * 1000);
 }
 
 static void
@@ -1016,19 +1045,14 @@ kl_agent_negotiated(KlAgent *agent)
 	kl_status_set_evidence_types(agent->status, (const gchar *const *)agent->offered);
 }
 
+/* the step in flight is done: takes @result_in */
 static void
-kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_data)
+kl_agent_step_done(KlAgent *agent, KlStepResult *result_in)
 {
-	KlAgentLink *link = user_data;
-	KlAgent *agent = link->agent;
-	g_autoptr(KlStepResult) result = g_task_propagate_pointer(G_TASK(res), NULL);
+	g_autoptr(KlStepResult) result = result_in;
 	KlAgentState state;
 	KlStatusCause cause;
 	guint64 delay;
-
-	g_rc_box_release(link);
-	if (agent == NULL)
-		return;
 
 	agent->step_running = FALSE;
 	kl_agent_set_step_started(agent, 0);
@@ -1239,22 +1263,16 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 static void
 kl_agent_run_step(KlAgent *agent, KlStepFunc func)
 {
-	g_autoptr(GTask) task = NULL;
-	KlAgentJob *job = g_new0(KlAgentJob, 1);
 	g_autoptr(GError) error = NULL;
 
-	job->agent = agent;
-	job->func = func;
-	task = g_task_new(
-	    NULL, agent->cancellable, kl_agent_step_done_cb, g_rc_box_acquire(agent->link));
-	g_task_set_task_data(task, job, g_free);
+	agent->step_func = func;
 	agent->step_running = TRUE;
+	/* the step's completion comes at the default priority, whatever the wait's was */
+	kl_agent_set_priority(agent, G_PRIORITY_DEFAULT);
 	kl_agent_set_step_started(agent, g_get_monotonic_time());
-	if (!g_thread_pool_push(agent->worker, g_object_ref(task), &error)) {
+	if (!g_thread_pool_push(agent->worker, agent, &error)) {
 		kl_error("cannot run the worker thread: %s", error->message);
 		agent->step_running = FALSE;
-		g_object_unref(task);
-		g_rc_box_release(agent->link); /* the callback will never run */
 		kl_agent_finish(agent, KL_EXIT_FAILURE);
 	}
 }
@@ -1327,8 +1345,6 @@ kl_agent_new(const KlAgentOptions *options,
 					options->backoff_seed);
 	agent->cancellable = g_cancellable_new();
 	g_mutex_init(&agent->step_lock);
-	agent->link = g_rc_box_new0(KlAgentLink);
-	agent->link->agent = agent;
 	agent->state = KL_AGENT_STATE_UNREGISTERED;
 	/* one exclusive thread: TPM and plugin calls are never concurrent */
 	agent->worker = g_thread_pool_new(kl_agent_worker_cb, agent, 1, TRUE, NULL);
@@ -1343,13 +1359,12 @@ kl_agent_free(KlAgent *agent)
 	g_cancellable_cancel(agent->cancellable);
 	if (agent->worker != NULL)
 		g_thread_pool_free(agent->worker, FALSE, TRUE);
-	/* a finished step's callback may still be queued on the main context */
-	agent->link->agent = NULL;
-	g_rc_box_release(agent->link);
-	if (agent->timer != NULL) {
-		g_source_destroy(agent->timer);
-		g_source_unref(agent->timer);
+	/* the worker is done: a finished step's result may still wait for the main thread */
+	if (agent->gsource != NULL) {
+		g_source_destroy(agent->gsource);
+		g_source_unref(agent->gsource);
 	}
+	kl_step_result_free(agent->step_result);
 	if (agent->context != NULL)
 		g_main_context_unref(agent->context);
 	g_object_unref(agent->cancellable);
@@ -1399,6 +1414,10 @@ kl_agent_start(KlAgent *agent, KlAgentDoneFunc done, gpointer user_data)
 	agent->done = done;
 	agent->done_data = user_data;
 	agent->context = g_main_context_ref_thread_default();
+	agent->gsource = g_source_new(&kl_agent_source_funcs, sizeof(KlAgentGSource));
+	((KlAgentGSource *)agent->gsource)->agent = agent;
+	g_source_set_name(agent->gsource, "kl-agent");
+	g_source_attach(agent->gsource, agent->context);
 	agent->state = KL_AGENT_STATE_UNREGISTERED;
 	if (agent->status != NULL) {
 		if (agent->clock_func != NULL)
