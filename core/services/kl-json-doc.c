@@ -10,6 +10,21 @@
 #include "keylime-agent/kl-error.h"
 #include "kl-json-doc.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KL_JSON_DOC_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define KL_JSON_DOC_ASAN 1
+#endif
+#if defined(KL_JSON_DOC_ASAN)
+#include <sanitizer/asan_interface.h>
+#else
+#define ASAN_POISON_MEMORY_REGION(addr, size)	((void)(addr), (void)(size))
+#define ASAN_UNPOISON_MEMORY_REGION(addr, size) ((void)(addr), (void)(size))
+#endif
+
 #if !defined(__SSE2__)
 #define KL_JSON_DOC_ONES  G_GUINT64_CONSTANT(0x0101010101010101)
 #define KL_JSON_DOC_HIGHS G_GUINT64_CONSTANT(0x8080808080808080)
@@ -50,10 +65,45 @@ typedef struct {
 struct _KlJsonDoc {
 	gchar *text; /* a copy of the input, in the same allocation: strings are decoded in place */
 	gsize len;
+	gsize capacity; /* of the text's room */
 	KlJsonToken *tokens;
 	guint n_tokens;
 	guint allocated;
 };
+
+/*
+ * The agent reads its answers one after the other, each freed before the
+ * next: one freed document per thread serves the next parse, so that a
+ * steady cycle's answers cost no allocation. Only a small one is kept (the
+ * memory of a large answer returns), and every document gets room for
+ * KL_JSON_DOC_ROOM bytes at least, so that the one kept fits the next answer.
+ */
+#define KL_JSON_DOC_ROOM	(4096 - sizeof(KlJsonDoc))
+#define KL_JSON_DOC_KEPT_ROOM	(16 * 1024)
+#define KL_JSON_DOC_KEPT_TOKENS 1024
+
+/* a kept document's text and tokens are out of bounds (to AddressSanitizer) until reused */
+static void
+kl_json_doc_poison(KlJsonDoc *doc, gboolean poison)
+{
+	if (poison) {
+		ASAN_POISON_MEMORY_REGION(doc->text, doc->capacity);
+		ASAN_POISON_MEMORY_REGION(doc->tokens, doc->allocated * sizeof(KlJsonToken));
+	} else {
+		ASAN_UNPOISON_MEMORY_REGION(doc->text, doc->capacity);
+		ASAN_UNPOISON_MEMORY_REGION(doc->tokens, doc->allocated * sizeof(KlJsonToken));
+	}
+}
+
+static void
+kl_json_doc_release(KlJsonDoc *doc)
+{
+	kl_json_doc_poison(doc, FALSE);
+	g_free(doc->tokens);
+	g_free(doc); /* and the text */
+}
+
+static GPrivate kl_json_doc_kept = G_PRIVATE_INIT((GDestroyNotify)kl_json_doc_release);
 
 typedef struct {
 	KlJsonDoc *doc;
@@ -527,10 +577,19 @@ member:
 void
 kl_json_doc_free(KlJsonDoc *doc)
 {
+	KlJsonDoc *kept;
+
 	if (doc == NULL)
 		return;
-	g_free(doc->tokens);
-	g_free(doc); /* and the text */
+	kept = g_private_get(&kl_json_doc_kept);
+	if (doc->capacity <= KL_JSON_DOC_KEPT_ROOM && doc->allocated <= KL_JSON_DOC_KEPT_TOKENS &&
+	    (kept == NULL || kept->capacity < doc->capacity)) {
+		/* frees the smaller one kept before */
+		kl_json_doc_poison(doc, TRUE);
+		g_private_replace(&kl_json_doc_kept, doc);
+		return;
+	}
+	kl_json_doc_release(doc);
 }
 
 KlJsonDoc *
@@ -550,15 +609,29 @@ kl_json_doc_parse(const gchar *data, gsize len, GError **error)
 				    "invalid JSON: the document is too large");
 		return NULL;
 	}
-	doc = g_malloc(sizeof(KlJsonDoc) + len + 1 + KL_JSON_DOC_PAD);
-	doc->text = (gchar *)(doc + 1);
+	doc = g_private_get(&kl_json_doc_kept);
+	if (doc != NULL && doc->capacity >= len + 1 + KL_JSON_DOC_PAD) {
+		g_private_set(&kl_json_doc_kept, NULL);
+		kl_json_doc_poison(doc, FALSE);
+	} else {
+		gsize capacity = MAX(len + 1 + KL_JSON_DOC_PAD, KL_JSON_DOC_ROOM);
+
+		doc = g_malloc(sizeof(KlJsonDoc) + capacity);
+		doc->text = (gchar *)(doc + 1);
+		doc->capacity = capacity;
+		doc->tokens = NULL;
+		doc->allocated = 0;
+	}
 	doc->len = len;
 	if (len > 0)
 		memcpy(doc->text, data, len);
 	memset(doc->text + len, 0, 1 + KL_JSON_DOC_PAD);
 	doc->n_tokens = 0;
-	doc->allocated = (guint)MIN(len / 8 + 16, 4096);
-	doc->tokens = g_new(KlJsonToken, doc->allocated);
+	if (doc->allocated < MIN(len / 8 + 16, 4096)) {
+		g_free(doc->tokens);
+		doc->allocated = (guint)MIN(len / 8 + 16, 4096);
+		doc->tokens = g_new(KlJsonToken, doc->allocated);
+	}
 
 	r.doc = doc;
 	r.end = doc->text + len;
