@@ -860,8 +860,10 @@ typedef struct {
 struct _KlJsonObjectMemo {
 	gchar *raw; /* the object's raw text */
 	gsize raw_len;
+	gsize raw_room;
 	JsonObject *object; /* sealed */
 	GArray *members;    /* KlJsonMemoMember, in the order of the text */
+	GArray *next;	    /* empty: the members of the next object built */
 };
 
 static void
@@ -877,6 +879,8 @@ kl_json_object_memo_new(void)
 
 	memo->members = g_array_new(FALSE, FALSE, sizeof(KlJsonMemoMember));
 	g_array_set_clear_func(memo->members, (GDestroyNotify)kl_json_memo_member_clear);
+	memo->next = g_array_new(FALSE, FALSE, sizeof(KlJsonMemoMember));
+	g_array_set_clear_func(memo->next, (GDestroyNotify)kl_json_memo_member_clear);
 	return memo;
 }
 
@@ -888,6 +892,7 @@ kl_json_object_memo_free(KlJsonObjectMemo *memo)
 	g_free(memo->raw);
 	g_clear_pointer(&memo->object, json_object_unref);
 	g_array_unref(memo->members);
+	g_array_unref(memo->next);
 	g_free(memo);
 }
 
@@ -895,7 +900,7 @@ JsonObject *
 kl_json_object_memo_build(KlJsonObjectMemo *memo, KlJsonDoc *doc, guint index, const gchar *input)
 {
 	KlJsonToken *token = kl_json_doc_token(doc, index);
-	g_autoptr(GArray) members = NULL;
+	GArray *members;
 	JsonObject *object;
 	gsize start = 0;
 	gsize len = 0;
@@ -918,41 +923,47 @@ kl_json_object_memo_build(KlJsonObjectMemo *memo, KlJsonDoc *doc, guint index, c
 
 	/* a member whose text is the one at the same place last time keeps its node */
 	object = json_object_new();
-	members = g_array_sized_new(FALSE, FALSE, sizeof(KlJsonMemoMember), token->count);
-	g_array_set_clear_func(members, (GDestroyNotify)kl_json_memo_member_clear);
+	members = memo->next;
+	g_array_set_size(members, token->count); /* every element is set below */
 	k = index + 1;
 	for (guint n = 0; n < token->count; n++) {
-		KlJsonMemoMember member = { 0 };
+		KlJsonMemoMember *member = &g_array_index(members, KlJsonMemoMember, n);
 		gsize value_start = 0;
 
-		kl_json_doc_get_raw(doc, k + 1, &value_start, &member.raw_len);
-		member.raw_offset = value_start - start;
+		kl_json_doc_get_raw(doc, k + 1, &value_start, &member->raw_len);
+		member->raw_offset = value_start - start;
+		member->node = NULL;
 		if (n < memo->members->len) {
 			KlJsonMemoMember *old = &g_array_index(memo->members, KlJsonMemoMember, n);
 
-			if (old->raw_len == member.raw_len && memcmp(memo->raw + old->raw_offset,
-								     input + value_start,
-								     member.raw_len) == 0)
-				member.node = json_node_ref(old->node);
+			if (old->raw_len == member->raw_len && memcmp(memo->raw + old->raw_offset,
+								      input + value_start,
+								      member->raw_len) == 0)
+				member->node = json_node_ref(old->node);
 		}
-		if (member.node == NULL) {
-			member.node = kl_json_doc_to_node(doc, k + 1);
-			json_node_seal(member.node);
+		if (member->node == NULL) {
+			member->node = kl_json_doc_to_node(doc, k + 1);
+			json_node_seal(member->node);
 		}
 		json_object_set_member(
-		    object, doc->text + doc->tokens[k].offset, json_node_ref(member.node));
-		g_array_append_val(members, member);
+		    object, doc->text + doc->tokens[k].offset, json_node_ref(member->node));
 		k = doc->tokens[k + 1].end;
 	}
 	json_object_seal(object);
 
-	g_free(memo->raw);
-	memo->raw = g_memdup2(input + start, len);
+	/* the text and the arrays serve again */
+	if (len > memo->raw_room) {
+		g_free(memo->raw);
+		memo->raw = g_malloc(len);
+		memo->raw_room = len;
+	}
+	memcpy(memo->raw, input + start, len);
 	memo->raw_len = len;
 	g_clear_pointer(&memo->object, json_object_unref);
 	memo->object = json_object_ref(object);
-	g_array_unref(memo->members);
-	memo->members = g_steal_pointer(&members);
+	g_array_set_size(memo->members, 0);
+	memo->next = memo->members;
+	memo->members = members;
 	return object;
 }
 
