@@ -965,9 +965,10 @@ kl_http_curl_set_url(KlHttp *http, const gchar *url)
 static void
 kl_http_curl_set_proxy(KlHttp *http, const gchar *url)
 {
-	gint scheme = g_ascii_strncasecmp(url, "https://", 8) == 0  ? 1
-		      : g_ascii_strncasecmp(url, "http://", 7) == 0 ? 0
-								    : -1;
+	/* stops at the first byte that differs: never reads past the end of @url */
+	gint scheme = kl_http_ascii_caseeq(url, "https://", 8)	? 1
+		      : kl_http_ascii_caseeq(url, "http://", 7) ? 0
+								: -1;
 
 	if (scheme == http->proxy_scheme)
 		return;
