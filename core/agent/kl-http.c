@@ -460,6 +460,8 @@ kl_http_ascii_caseeq(const gchar *p, const gchar *lower, gsize len)
 static gchar *
 kl_http_header_value(const gchar *p, const gchar *end, const gchar *name, gsize name_len)
 {
+	/* the line ends at a NUL byte, if it has one */
+	end = p + strnlen(p, (gsize)(end - p));
 	if ((gsize)(end - p) <= name_len || p[name_len] != ':' ||
 	    !kl_http_ascii_caseeq(p, name, name_len))
 		return NULL;
@@ -477,7 +479,8 @@ kl_http_header_cb(char *buffer, size_t size, size_t nitems, void *userdata)
 	KlHttpTransfer *transfer = userdata;
 	gsize len = size * nitems;
 	const gchar *p = buffer;
-	const gchar *end = buffer + strnlen(buffer, len);
+	/* a NUL byte stops the scans below (and ends a value, kl_http_header_value()) */
+	const gchar *end = buffer + len;
 	gchar **slot = NULL;
 	gchar *value = NULL;
 
