@@ -113,7 +113,7 @@ kl_main_resolve(gpointer data, KlEvidenceRequest *request, GError **error)
 	return kl_plugin_loader_resolve(self->loader, request, error) != NULL;
 }
 
-static JsonObject *
+static KlEvidenceEntry *
 kl_main_collect(gpointer data,
 		KlEvidenceRequest *request,
 		GCancellable *cancellable,

@@ -583,7 +583,7 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) collected =
-	    g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+	    g_ptr_array_new_with_free_func((GDestroyNotify)kl_evidence_entry_free);
 	g_autoptr(GString) summary = g_string_new(NULL);
 	g_autoptr(GString) types = g_string_new(NULL);
 	g_auto(KlVerifierAnswer) answer = { 0 };
@@ -614,7 +614,7 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 		KlEvidenceRequest *item = g_ptr_array_index(agent->requested, i);
 		const gchar *evidence_type = item->evidence_type;
 		g_auto(KlEvidenceReport) report = { 0 };
-		JsonObject *entry;
+		KlEvidenceEntry *entry;
 		gint64 started = g_get_monotonic_time();
 
 		entry = agent->source.collect(

@@ -86,18 +86,19 @@ typedef struct {
 	 */
 	gboolean (*resolve)(gpointer data, KlEvidenceRequest *request, GError **error);
 	/*
-	 * the evidence_collected entry for one resolved request; @report
+	 * the evidence_collected entry for one resolved request (the
+	 * envelope's text and the data object); @report
 	 * (out, zeroed by the caller): what the plugin said it sent, for the
 	 * per-cycle info line and the figures; @body: the request body the
 	 * entry goes into (large strings may be attached to it instead of
 	 * copied into the entry, kl_json_body_attach())
 	 */
-	JsonObject *(*collect)(gpointer data,
-			       KlEvidenceRequest *request,
-			       GCancellable *cancellable,
-			       KlEvidenceReport *report,
-			       KlJsonBody *body,
-			       GError **error);
+	KlEvidenceEntry *(*collect)(gpointer data,
+				    KlEvidenceRequest *request,
+				    GCancellable *cancellable,
+				    KlEvidenceReport *report,
+				    KlJsonBody *body,
+				    GError **error);
 } KlAgentSource;
 
 typedef struct {

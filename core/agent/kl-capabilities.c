@@ -11,6 +11,9 @@ struct _KlCapabilitiesBody {
 	GPtrArray *texts;   /* gchar*, the text of each entry */
 	gchar *boot_time;
 	gchar *system_info; /* {"boot_time":"..."} */
+	gchar *body;	    /* the last body built */
+	gsize body_len;
+	guint64 reused; /* rounds that sent the last body again */
 };
 
 static void
@@ -39,7 +42,38 @@ kl_capabilities_body_free(KlCapabilitiesBody *self)
 	g_ptr_array_unref(self->texts);
 	g_free(self->boot_time);
 	g_free(self->system_info);
+	g_free(self->body);
 	g_free(self);
+}
+
+guint64
+kl_capabilities_body_get_reused(KlCapabilitiesBody *self)
+{
+	g_return_val_if_fail(self != NULL, 0);
+	return self->reused;
+}
+
+/*
+ * the last body is this round's: the same sealed entries (references are
+ * held, so no other object can be at their address) in the same order, and
+ * the same boot time
+ */
+static gboolean
+kl_capabilities_body_unchanged(KlCapabilitiesBody *self,
+			       GPtrArray *evidence_supported,
+			       const gchar *boot_time)
+{
+	if (self->body == NULL || evidence_supported->len != self->entries->len ||
+	    g_strcmp0(self->boot_time, boot_time) != 0)
+		return FALSE;
+	for (guint i = 0; i < evidence_supported->len; i++) {
+		JsonObject *entry = g_ptr_array_index(self->entries, i);
+
+		/* NULL: an entry that was not sealed, written again every round */
+		if (entry == NULL || entry != g_ptr_array_index(evidence_supported, i))
+			return FALSE;
+	}
+	return TRUE;
 }
 
 /* the text of @entry: the last round's when it is the same sealed object */
@@ -59,16 +93,25 @@ kl_capabilities_entry_text(KlCapabilitiesBody *self, JsonObject *entry)
 	return kl_json_object_to_string(entry, NULL);
 }
 
-gchar *
+const gchar *
 kl_capabilities_body_build(KlCapabilitiesBody *self,
 			   GPtrArray *evidence_supported,
 			   const gchar *boot_time,
 			   gsize *len)
 {
-	g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func(kl_capabilities_unref_entry);
-	g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GPtrArray) entries = NULL;
+	g_autoptr(GPtrArray) texts = NULL;
 	GString *body;
 	gsize size = 128;
+
+	if (kl_capabilities_body_unchanged(self, evidence_supported, boot_time)) {
+		self->reused++;
+		if (len != NULL)
+			*len = self->body_len;
+		return self->body;
+	}
+	entries = g_ptr_array_new_with_free_func(kl_capabilities_unref_entry);
+	texts = g_ptr_array_new_with_free_func(g_free);
 
 	if (self->system_info == NULL || g_strcmp0(self->boot_time, boot_time) != 0) {
 		g_autoptr(JsonObject) system_info = json_object_new();
@@ -106,7 +149,10 @@ kl_capabilities_body_build(KlCapabilitiesBody *self,
 	g_string_append(body, "],\"system_info\":");
 	g_string_append(body, self->system_info);
 	g_string_append(body, "}}}");
+	g_free(self->body);
+	self->body_len = body->len;
+	self->body = g_string_free(body, FALSE);
 	if (len != NULL)
-		*len = body->len;
-	return g_string_free(body, FALSE);
+		*len = self->body_len;
+	return self->body;
 }

@@ -438,12 +438,32 @@ kl_http_seek_cb(void *userdata, curl_off_t offset, int origin)
 									       : CURL_SEEKFUNC_FAIL;
 }
 
-/* the value of header @name in the line @p..@end if it is that header, else NULL */
+/*
+ * Whether the @len bytes at @p are @lower (lower case letters, digits, '-' or
+ * '/'), ASCII case-insensitively: inline, for every header line of every answer
+ */
+static inline gboolean
+kl_http_ascii_caseeq(const gchar *p, const gchar *lower, gsize len)
+{
+	for (gsize i = 0; i < len; i++) {
+		guchar c = (guchar)p[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c = (guchar)(c + ('a' - 'A'));
+		if (c != (guchar)lower[i])
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* the value of header @name (lower case) in the line @p..@end if it is that header, else NULL */
 static gchar *
 kl_http_header_value(const gchar *p, const gchar *end, const gchar *name, gsize name_len)
 {
-	if ((gsize)(end - p) <= name_len || g_ascii_strncasecmp(p, name, name_len) != 0 ||
-	    p[name_len] != ':')
+	/* the line ends at a NUL byte, if it has one */
+	end = p + strnlen(p, (gsize)(end - p));
+	if ((gsize)(end - p) <= name_len || p[name_len] != ':' ||
+	    !kl_http_ascii_caseeq(p, name, name_len))
 		return NULL;
 	p += name_len + 1;
 	while (p < end && (*p == ' ' || *p == '\t'))
@@ -459,7 +479,8 @@ kl_http_header_cb(char *buffer, size_t size, size_t nitems, void *userdata)
 	KlHttpTransfer *transfer = userdata;
 	gsize len = size * nitems;
 	const gchar *p = buffer;
-	const gchar *end = buffer + strnlen(buffer, len);
+	/* a NUL byte stops the scans below (and ends a value, kl_http_header_value()) */
+	const gchar *end = buffer + len;
 	gchar **slot = NULL;
 	gchar *value = NULL;
 
@@ -469,7 +490,7 @@ kl_http_header_cb(char *buffer, size_t size, size_t nitems, void *userdata)
 		return 0;
 	}
 	/* a new status line: headers of an interim (1xx) response are dropped */
-	if (len >= 5 && g_ascii_strncasecmp(buffer, "HTTP/", 5) == 0) {
+	if (len >= 5 && kl_http_ascii_caseeq(buffer, "http/", 5)) {
 		g_clear_pointer(&transfer->content_type, g_free);
 		g_clear_pointer(&transfer->location, g_free);
 		g_clear_pointer(&transfer->retry_after, g_free);
@@ -478,21 +499,21 @@ kl_http_header_cb(char *buffer, size_t size, size_t nitems, void *userdata)
 	/* only the headers the agent reads are kept, the first of each */
 	while (p < end && g_ascii_isspace(*p))
 		p++;
-	switch (p < end ? g_ascii_tolower(*p) : 0) {
+	switch (p < end ? *p | 0x20 : 0) {
 	case 'c':
 		slot = &transfer->content_type;
 		if (*slot == NULL)
-			value = kl_http_header_value(p, end, "Content-Type", 12);
+			value = kl_http_header_value(p, end, "content-type", 12);
 		break;
 	case 'l':
 		slot = &transfer->location;
 		if (*slot == NULL)
-			value = kl_http_header_value(p, end, "Location", 8);
+			value = kl_http_header_value(p, end, "location", 8);
 		break;
 	case 'r':
 		slot = &transfer->retry_after;
 		if (*slot == NULL)
-			value = kl_http_header_value(p, end, "Retry-After", 11);
+			value = kl_http_header_value(p, end, "retry-after", 11);
 		break;
 	default:
 		break;
@@ -883,13 +904,21 @@ kl_http_curl_setup(KlHttp *http)
  * A path libcurl's URL parser keeps as it is: no dot segments, no percent
  * escapes, no query or fragment, nothing to encode
  */
+/* the characters of a plain path: letters, digits and "/-._~!$&'()*+,;=:@" */
+static const guint8 kl_http_path_chars[256] = {
+	['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1, ['/'] = 1, ['-'] = 1, ['.'] = 1,
+	['_'] = 1,	   ['~'] = 1,	      ['!'] = 1,	 ['$'] = 1, ['&'] = 1, ['\''] = 1,
+	['('] = 1,	   [')'] = 1,	      ['*'] = 1,	 ['+'] = 1, [','] = 1, [';'] = 1,
+	['='] = 1,	   [':'] = 1,	      ['@'] = 1,
+};
+
 static gboolean
 kl_http_plain_path(const gchar *path)
 {
 	if (path[0] != '/' || strstr(path, "/.") != NULL)
 		return FALSE;
 	for (const gchar *p = path; *p != '\0'; p++)
-		if (!g_ascii_isalnum(*p) && strchr("/-._~!$&'()*+,;=:@", *p) == NULL)
+		if (!kl_http_path_chars[(guchar)*p])
 			return FALSE;
 	return TRUE;
 }
@@ -939,9 +968,10 @@ kl_http_curl_set_url(KlHttp *http, const gchar *url)
 static void
 kl_http_curl_set_proxy(KlHttp *http, const gchar *url)
 {
-	gint scheme = g_ascii_strncasecmp(url, "https://", 8) == 0  ? 1
-		      : g_ascii_strncasecmp(url, "http://", 7) == 0 ? 0
-								    : -1;
+	/* stops at the first byte that differs: never reads past the end of @url */
+	gint scheme = kl_http_ascii_caseeq(url, "https://", 8)	? 1
+		      : kl_http_ascii_caseeq(url, "http://", 7) ? 0
+								: -1;
 
 	if (scheme == http->proxy_scheme)
 		return;

@@ -18,6 +18,24 @@
 static gint kl_log_threshold = G_LOG_LEVEL_INFO;
 static gboolean kl_log_installed = FALSE;
 static gboolean kl_log_use_journald = FALSE;
+/*
+ * G_MESSAGES_DEBUG, read when the level is set (or at the first message):
+ * the environment does not change while the agent runs, and scanning it at
+ * every message costs more than the message. Interned: never freed, so a
+ * thread that read the old value keeps a valid string.
+ */
+static const gchar *kl_log_debug_domains;
+static gint kl_log_debug_domains_read;
+
+static void
+kl_log_read_debug_env(void)
+{
+	const gchar *env = g_getenv("G_MESSAGES_DEBUG");
+
+	g_atomic_pointer_set(&kl_log_debug_domains,
+			     env != NULL && env[0] != '\0' ? g_intern_string(env) : NULL);
+	g_atomic_int_set(&kl_log_debug_domains_read, TRUE);
+}
 
 static gboolean
 kl_log_parse_level(const gchar *level, gint *threshold, GError **error)
@@ -47,11 +65,15 @@ kl_log_parse_level(const gchar *level, gint *threshold, GError **error)
 static gboolean
 kl_log_debug_env_allows(const gchar *domain)
 {
-	const gchar *env = g_getenv("G_MESSAGES_DEBUG");
-	gsize domain_len = domain != NULL ? strlen(domain) : 0;
+	const gchar *env;
+	gsize domain_len;
 
-	if (env == NULL || env[0] == '\0')
+	if (G_UNLIKELY(!g_atomic_int_get(&kl_log_debug_domains_read)))
+		kl_log_read_debug_env();
+	env = g_atomic_pointer_get(&kl_log_debug_domains);
+	if (env == NULL)
 		return FALSE;
+	domain_len = domain != NULL ? strlen(domain) : 0;
 	/* the words between spaces and commas, without copying them */
 	for (const gchar *p = env; *p != '\0';) {
 		gsize n = strcspn(p, " ,");
@@ -107,6 +129,19 @@ kl_log_level_to_string(GLogLevelFlags level)
 	}
 }
 
+/* g_string_append_len() without its checks, for the short pieces of a line */
+static inline void
+kl_log_put(GString *line, const gchar *text, gsize len)
+{
+	if (line->len + len >= line->allocated_len) {
+		g_string_append_len(line, text, (gssize)len);
+		return;
+	}
+	memcpy(line->str + line->len, text, len);
+	line->len += len;
+	line->str[line->len] = '\0';
+}
+
 /* @value as @width decimal digits, leading zeros */
 static gchar *
 kl_log_put_digits(gchar *p, guint value, guint width)
@@ -148,7 +183,7 @@ kl_log_append_timestamp(GString *line)
 	p = kl_log_put_digits(p, ms, 3);
 	*p++ = 'Z';
 	*p++ = ' ';
-	g_string_append_len(line, buf, p - buf);
+	kl_log_put(line, buf, (gsize)(p - buf));
 }
 
 /* @message (@len bytes, -1: NUL-terminated) on one line: peers' data cannot forge log lines */
@@ -163,7 +198,7 @@ kl_log_append_message(GString *line, const gchar *message, gssize len)
 
 		while (p < end && ((guchar)*p >= 0x20 || *p == '\t'))
 			p++;
-		g_string_append_len(line, run, p - run);
+		kl_log_put(line, run, (gsize)(p - run));
 		if (p >= end)
 			break;
 		if (*p == '\0')
@@ -186,14 +221,18 @@ kl_log_append_line(GString *line,
 		   gssize message_len,
 		   gboolean timestamp)
 {
+	const gchar *level_name = kl_log_level_to_string(level);
+
+	if (domain == NULL)
+		domain = "default";
 	if (timestamp)
 		kl_log_append_timestamp(line);
-	g_string_append(line, kl_log_level_to_string(level));
-	g_string_append_c(line, ' ');
-	g_string_append(line, domain != NULL ? domain : "default");
-	g_string_append(line, ": ");
+	kl_log_put(line, level_name, strlen(level_name));
+	kl_log_put(line, " ", 1);
+	kl_log_put(line, domain, strlen(domain));
+	kl_log_put(line, ": ", 2);
 	kl_log_append_message(line, message, message_len);
-	g_string_append_c(line, '\n');
+	kl_log_put(line, "\n", 1);
 }
 
 gchar *
@@ -220,9 +259,14 @@ kl_log_writer_cb(GLogLevelFlags log_level,
 	GString *line;
 
 	for (gsize i = 0; i < n_fields; i++) {
-		if (g_strcmp0(fields[i].key, "GLIB_DOMAIN") == 0) {
+		const gchar *key = fields[i].key;
+
+		/* the first letter first: most fields are neither */
+		if (key == NULL)
+			continue;
+		if (key[0] == 'G' && strcmp(key, "GLIB_DOMAIN") == 0) {
 			domain = fields[i].value;
-		} else if (g_strcmp0(fields[i].key, "MESSAGE") == 0 && message == NULL) {
+		} else if (key[0] == 'M' && message == NULL && strcmp(key, "MESSAGE") == 0) {
 			message = fields[i].value;
 			message_len = fields[i].length;
 		}
@@ -258,6 +302,7 @@ kl_log_set_level(const gchar *level, GError **error)
 	if (!kl_log_parse_level(level, &threshold, error))
 		return FALSE;
 	g_atomic_int_set(&kl_log_threshold, threshold);
+	kl_log_read_debug_env();
 	return TRUE;
 }
 

@@ -19,11 +19,16 @@ G_BEGIN_DECLS
 #define KL_LOG_LEVEL_FATAL ((GLogLevelFlags)(1 << G_LOG_LEVEL_USER_SHIFT))
 #define kl_error(...)	   g_log(G_LOG_DOMAIN, KL_LOG_LEVEL_FATAL, __VA_ARGS__)
 
-/* installs the writer; @level: "error", "warning", "info" (default), "debug" */
+/*
+ * installs the writer; @level: "error", "warning", "info" (default), "debug".
+ * G_MESSAGES_DEBUG ("all" or a list of domains) shows the debug messages of
+ * those domains too; it is read here and by kl_log_set_level(), not at every
+ * message.
+ */
 gboolean
 kl_log_init(const gchar *level, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
-/* changes the level at run time */
+/* changes the level at run time (and reads G_MESSAGES_DEBUG again) */
 gboolean
 kl_log_set_level(const gchar *level, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 

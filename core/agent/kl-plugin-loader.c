@@ -22,6 +22,8 @@ struct _KlPlugin {
 	/* the last capabilities, when the plugin sealed them, and their sealed entry */
 	JsonObject *caps_last;
 	JsonObject *caps_entry;
+	/* the text of its evidence_collected entries before the data (a GRefString) */
+	gchar *entry_head;
 };
 
 struct _KlPluginLoader {
@@ -35,6 +37,7 @@ kl_plugin_free(KlPlugin *plugin)
 	kl_plugin_context_free(plugin->ctx);
 	g_clear_pointer(&plugin->caps_last, json_object_unref);
 	g_clear_pointer(&plugin->caps_entry, json_object_unref);
+	g_clear_pointer(&plugin->entry_head, g_ref_string_release);
 	g_free(plugin->name);
 	g_free(plugin->path);
 	g_free(plugin->reason);
@@ -700,7 +703,7 @@ kl_plugin_take_report(KlPlugin *plugin, KlEvidenceReport *report)
 	report->entry_count = entry_count;
 }
 
-/* @params: sealed, read by the plugin only */
+/* @params: sealed, read by the plugin only; returns the plugin's data object */
 static JsonObject *
 kl_plugin_collect(KlPlugin *plugin,
 		  JsonObject *params,
@@ -733,7 +736,7 @@ kl_plugin_collect(KlPlugin *plugin,
 	g_clear_error(&error_local);
 	kl_plugin_take_report(plugin, report);
 	kl_plugin_place_attachments(data, attachments, body);
-	return kl_plugin_wrap(plugin, "data", data);
+	return data;
 }
 
 JsonObject *
@@ -743,6 +746,7 @@ kl_plugin_run_collect(KlPlugin *plugin,
 		      GError **error)
 {
 	g_autoptr(JsonObject) params = NULL;
+	JsonObject *data;
 
 	g_return_val_if_fail(plugin != NULL, NULL);
 	g_return_val_if_fail(cancellable == NULL || G_IS_CANCELLABLE(cancellable), NULL);
@@ -755,7 +759,8 @@ kl_plugin_run_collect(KlPlugin *plugin,
 	params = chosen_parameters != NULL ? kl_plugin_json_copy_object(chosen_parameters)
 					   : json_object_new();
 	json_object_seal(params);
-	return kl_plugin_collect(plugin, params, cancellable, NULL, NULL, error);
+	data = kl_plugin_collect(plugin, params, cancellable, NULL, NULL, error);
+	return data != NULL ? kl_plugin_wrap(plugin, "data", data) : NULL;
 }
 
 KlPlugin *
@@ -792,19 +797,23 @@ kl_plugin_loader_resolve(KlPluginLoader *loader, KlEvidenceRequest *request, GEr
 	return plugin;
 }
 
-JsonObject *
+KlEvidenceEntry *
 kl_plugin_run_request(KlEvidenceRequest *request,
 		      GCancellable *cancellable,
 		      KlEvidenceReport *report,
 		      KlJsonBody *body,
 		      GError **error)
 {
+	KlPlugin *plugin;
+	JsonObject *data;
+
 	g_return_val_if_fail(request != NULL, NULL);
 	g_return_val_if_fail(cancellable == NULL || G_IS_CANCELLABLE(cancellable), NULL);
 
 	if (report != NULL)
 		kl_evidence_report_clear(report);
-	if (request->plugin == NULL) {
+	plugin = request->plugin;
+	if (plugin == NULL) {
 		g_set_error(error,
 			    KL_ERROR,
 			    KL_ERROR_INTERNAL,
@@ -813,8 +822,15 @@ kl_plugin_run_request(KlEvidenceRequest *request,
 		return NULL;
 	}
 	/* the request's parameters are sealed and nobody else reads them: no copy */
-	return kl_plugin_collect(
-	    request->plugin, request->chosen_parameters, cancellable, report, body, error);
+	data =
+	    kl_plugin_collect(plugin, request->chosen_parameters, cancellable, report, body, error);
+	if (data == NULL)
+		return NULL;
+	/* the envelope comes from the descriptor, never from the plugin's output */
+	if (plugin->entry_head == NULL)
+		plugin->entry_head =
+		    kl_evidence_entry_head_new(plugin->info->evidence_class, plugin->info->name);
+	return kl_evidence_entry_new(plugin->entry_head, data);
 }
 
 gboolean

@@ -12,6 +12,7 @@
 
 #include "keylime-agent/kl-plugin.h"
 #include "kl-config.h"
+#include "kl-evidence-entry.h"
 #include "kl-evidence-request.h"
 #include "kl-json-body.h"
 
@@ -113,16 +114,18 @@ kl_plugin_loader_resolve(KlPluginLoader *loader,
 			 GError **error) G_GNUC_WARN_UNUSED_RESULT;
 /*
  * Collects a resolved request through its plugin: the evidence_collected
- * entry {evidence_class, evidence_type, data}. The plugin reads the request's
+ * entry {evidence_class, evidence_type, data}, as the plugin's data and the
+ * plugin's head (made once: the envelope never changes, and no object is
+ * built for it cycle after cycle). The plugin reads the request's
  * sealed chosen_parameters directly. @report: (out) (optional): what the
  * plugin reported it sent (kl_plugin_context_set_summary(),
  * kl_plugin_context_set_entry_count()); cleared first. @body: (nullable): the
  * request body the entry goes into; the strings the plugin attached
- * (kl_plugin_context_attach_string()) are then placeholders in the entry,
+ * (kl_plugin_context_attach_string()) are then placeholders in the data,
  * written by @body from the plugin's buffer. Without a body they are copied
- * into the entry.
+ * into the data.
  */
-JsonObject *
+KlEvidenceEntry *
 kl_plugin_run_request(KlEvidenceRequest *request,
 		      GCancellable *cancellable,
 		      KlEvidenceReport *report,

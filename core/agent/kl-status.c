@@ -28,6 +28,7 @@ typedef struct {
 
 typedef struct {
 	gchar *path;
+	gchar *tmp;	   /* "<path>.tmp-XXXXXX": g_mkstemp_full() fills in the Xs */
 	const gchar *what; /* "status file", "metrics file" */
 	gboolean failing;  /* the last write failed (warned once) */
 } KlStatusOutput;
@@ -41,6 +42,22 @@ struct _KlStatus {
 	GArray *listeners; /* KlStatusListenerEntry */
 	gint64 configured_interval_s;
 	GString *json; /* the status file's text, its buffer kept between writes */
+	GString *line; /* the summary line of the status file, its buffer kept */
+	/*
+	 * The parts of the status file that change only with rare events, kept
+	 * rendered: the text from "{" to "pid" (fixed at kl_status_new()), the
+	 * "registered", "enrolled" and "evidence_types" members (kept with the
+	 * values they show), the "last_error" member (kept with failure_gen).
+	 */
+	GString *json_head;
+	GString *json_middle;
+	gboolean middle_registered;
+	gint middle_enrolled;
+	guint64 middle_types_gen;
+	GString *json_error;
+	guint64 error_gen;
+	guint64 types_gen;   /* bumped when evidence_types changes */
+	guint64 failure_gen; /* bumped by every kl_status_failure() */
 };
 
 /* ---- names ---- */
@@ -180,6 +197,13 @@ kl_status_new(const gchar *agent_id, const gchar *version)
 	return status;
 }
 
+static void
+kl_status_string_free(GString *str)
+{
+	if (str != NULL)
+		g_string_free(str, TRUE);
+}
+
 void
 kl_status_free(KlStatus *status)
 {
@@ -191,24 +215,33 @@ kl_status_free(KlStatus *status)
 	g_free(status->snap.last_summary);
 	g_free(status->snap.last_error_message);
 	g_free(status->status_file.path);
+	g_free(status->status_file.tmp);
 	g_free(status->metrics_file.path);
+	g_free(status->metrics_file.tmp);
 	g_array_unref(status->listeners);
-	if (status->json != NULL)
-		g_string_free(status->json, TRUE);
+	kl_status_string_free(status->json);
+	kl_status_string_free(status->line);
+	kl_status_string_free(status->json_head);
+	kl_status_string_free(status->json_middle);
+	kl_status_string_free(status->json_error);
 	g_free(status);
+}
+
+static void
+kl_status_output_set_path(KlStatusOutput *out, const gchar *path)
+{
+	g_free(out->path);
+	g_free(out->tmp);
+	out->path = path != NULL && path[0] != '\0' ? g_strdup(path) : NULL;
+	out->tmp = out->path != NULL ? g_strconcat(out->path, ".tmp-XXXXXX", NULL) : NULL;
+	out->failing = FALSE;
 }
 
 void
 kl_status_set_files(KlStatus *status, const gchar *status_file, const gchar *metrics_file)
 {
-	g_free(status->status_file.path);
-	g_free(status->metrics_file.path);
-	status->status_file.path =
-	    status_file != NULL && status_file[0] != '\0' ? g_strdup(status_file) : NULL;
-	status->metrics_file.path =
-	    metrics_file != NULL && metrics_file[0] != '\0' ? g_strdup(metrics_file) : NULL;
-	status->status_file.failing = FALSE;
-	status->metrics_file.failing = FALSE;
+	kl_status_output_set_path(&status->status_file, status_file);
+	kl_status_output_set_path(&status->metrics_file, metrics_file);
 }
 
 void
@@ -271,15 +304,18 @@ kl_status_deadline(KlStatus *status)
 
 /* ---- atomic file writing ---- */
 
+/* @out->tmp is the template, "<path>.tmp-XXXXXX", made again for every write */
 static gboolean
-kl_status_write_atomic(const gchar *path, const gchar *contents, GError **error)
+kl_status_write_atomic(KlStatusOutput *out, const gchar *contents, GError **error)
 {
-	g_autofree gchar *tmp = g_strdup_printf("%s.tmp-XXXXXX", path);
+	const gchar *path = out->path;
+	gchar *tmp = out->tmp;
 	gsize len = strlen(contents);
 	gsize done = 0;
 	int saved;
 	int fd;
 
+	memcpy(tmp + strlen(tmp) - 6, "XXXXXX", 6);
 	fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		saved = errno;
@@ -329,7 +365,7 @@ kl_status_output(KlStatusOutput *out, const gchar *contents)
 
 	if (out->path == NULL)
 		return;
-	if (!kl_status_write_atomic(out->path, contents, &error)) {
+	if (!kl_status_write_atomic(out, contents, &error)) {
 		if (!out->failing)
 			g_warning("%s; the %s is not updated until this is fixed (the agent "
 				  "goes on attesting): check that the directory exists and is "
@@ -415,6 +451,7 @@ kl_status_set_evidence_types(KlStatus *status, const gchar *const *types)
 		return;
 	g_strfreev(status->snap.evidence_types);
 	status->snap.evidence_types = g_strdupv((gchar **)types);
+	status->types_gen++;
 }
 
 void
@@ -475,6 +512,7 @@ kl_status_failure(KlStatus *status,
 	if ((guint)cause >= KL_STATUS_N_CAUSES)
 		cause = KL_STATUS_CAUSE_OTHER;
 	s->failures[stage][cause]++;
+	status->failure_gen++;
 	s->last_error_time = now_us / G_USEC_PER_SEC;
 	s->last_error_stage = stage;
 	s->last_error_cause = cause;
@@ -506,14 +544,74 @@ kl_status_stopped(KlStatus *status)
 
 /* ---- renderings ---- */
 
+/* g_string_append_len() without its checks, for the short pieces written here */
+static inline void
+kl_status_put(GString *out, const gchar *text, gsize len)
+{
+	if (out->len + len >= out->allocated_len) {
+		g_string_append_len(out, text, (gssize)len);
+		return;
+	}
+	memcpy(out->str + out->len, text, len);
+	out->len += len;
+	out->str[out->len] = '\0';
+}
+
+/* a string literal */
+#define kl_status_put_literal(out, literal) kl_status_put((out), "" literal, sizeof(literal) - 1)
+
+/* @value in decimal, two digits at a time */
+static void
+kl_status_append_uint(GString *out, guint64 value)
+{
+	static const gchar pairs[] = "00010203040506070809101112131415161718192021222324"
+				     "25262728293031323334353637383940414243444546474849"
+				     "50515253545556575859606162636465666768697071727374"
+				     "75767778798081828384858687888990919293949596979899";
+	gchar buf[24];
+	gchar *p = buf + sizeof buf;
+
+	while (value >= 100) {
+		guint i = (guint)(value % 100) * 2;
+
+		value /= 100;
+		p -= 2;
+		p[0] = pairs[i];
+		p[1] = pairs[i + 1];
+	}
+	if (value >= 10) {
+		p -= 2;
+		p[0] = pairs[value * 2];
+		p[1] = pairs[value * 2 + 1];
+	} else {
+		*--p = (gchar)('0' + value);
+	}
+	kl_status_put(out, p, (gsize)(buf + sizeof buf - p));
+}
+
+/* "12 s", "5 min", "3 h" */
+static void
+kl_status_append_span(GString *out, gint64 seconds)
+{
+	if (seconds < 120) {
+		kl_status_append_uint(out, (guint64)MAX(seconds, 0));
+		kl_status_put_literal(out, " s");
+	} else if (seconds < 7200) {
+		kl_status_append_uint(out, (guint64)(seconds / 60));
+		kl_status_put_literal(out, " min");
+	} else {
+		kl_status_append_uint(out, (guint64)(seconds / 3600));
+		kl_status_put_literal(out, " h");
+	}
+}
+
 static gchar *
 kl_status_format_span(gint64 seconds)
 {
-	if (seconds < 120)
-		return g_strdup_printf("%" G_GINT64_FORMAT " s", MAX(seconds, 0));
-	if (seconds < 7200)
-		return g_strdup_printf("%" G_GINT64_FORMAT " min", seconds / 60);
-	return g_strdup_printf("%" G_GINT64_FORMAT " h", seconds / 3600);
+	GString *out = g_string_sized_new(16);
+
+	kl_status_append_span(out, seconds);
+	return g_string_free(out, FALSE);
 }
 
 static const gchar *
@@ -539,48 +637,76 @@ kl_status_cause_phrase(KlStatusCause cause)
 	}
 }
 
-gchar *
-kl_status_format_line(KlStatus *status)
+/* kl_status_format_line(), appended to @out */
+static void
+kl_status_append_line(KlStatus *status, GString *out)
 {
 	const KlStatusSnapshot *s = &status->snap;
 	gint64 now = kl_status_now_us(status) / G_USEC_PER_SEC;
-	g_autofree gchar *next = kl_status_format_span(s->next_contact - now);
-	g_autofree gchar *ago = kl_status_format_span(now - s->last_success);
+	gint64 next = s->next_contact - now;
 	const gchar *peer =
 	    s->last_error_stage == KL_STATUS_STAGE_REGISTRATION ? "registrar" : "verifier";
 
 	switch (s->state) {
 	case KL_STATUS_STATE_STARTING:
-		return g_strdup_printf("starting, first contact in %s", next);
+		kl_status_put_literal(out, "starting, first contact in ");
+		kl_status_append_span(out, next);
+		return;
 	case KL_STATUS_STATE_REGISTERING:
-		if (s->consecutive_failures == 0)
-			return g_strdup("registering");
+		if (s->consecutive_failures == 0) {
+			kl_status_put_literal(out, "registering");
+			return;
+		}
 		if (s->last_error_cause == KL_STATUS_CAUSE_EVIDENCE ||
-		    s->last_error_cause == KL_STATUS_CAUSE_OTHER)
-			return g_strdup_printf("registration failed, retry in %s", next);
-		return g_strdup_printf(
-		    "registrar %s, retry in %s", kl_status_cause_phrase(s->last_error_cause), next);
+		    s->last_error_cause == KL_STATUS_CAUSE_OTHER) {
+			kl_status_put_literal(out, "registration failed");
+		} else {
+			kl_status_put_literal(out, "registrar ");
+			g_string_append(out, kl_status_cause_phrase(s->last_error_cause));
+		}
+		break;
 	case KL_STATUS_STATE_WAITING_FOR_ENROLLMENT:
-		return g_strdup_printf("waiting for enrollment, retry in %s", next);
+		kl_status_put_literal(out, "waiting for enrollment");
+		break;
 	case KL_STATUS_STATE_ATTESTING:
-		if (s->last_success == 0)
-			return g_strdup("registered, starting attestation");
-		return g_strdup_printf("attestation %" G_GUINT64_FORMAT
-				       " submitted %s ago, next in %s",
-				       s->attestations,
-				       ago,
-				       next);
+		if (s->last_success == 0) {
+			kl_status_put_literal(out, "registered, starting attestation");
+			return;
+		}
+		kl_status_put_literal(out, "attestation ");
+		kl_status_append_uint(out, s->attestations);
+		kl_status_put_literal(out, " submitted ");
+		kl_status_append_span(out, now - s->last_success);
+		kl_status_put_literal(out, " ago, next in ");
+		kl_status_append_span(out, next);
+		return;
 	case KL_STATUS_STATE_RETRYING:
-		if (s->last_error_cause == KL_STATUS_CAUSE_EVIDENCE)
-			return g_strdup_printf("collecting evidence failed, retry in %s", next);
-		if (s->last_error_cause == KL_STATUS_CAUSE_OTHER)
-			return g_strdup_printf("attestation failed, retry in %s", next);
-		return g_strdup_printf(
-		    "%s %s, retry in %s", peer, kl_status_cause_phrase(s->last_error_cause), next);
+		if (s->last_error_cause == KL_STATUS_CAUSE_EVIDENCE) {
+			kl_status_put_literal(out, "collecting evidence failed");
+		} else if (s->last_error_cause == KL_STATUS_CAUSE_OTHER) {
+			kl_status_put_literal(out, "attestation failed");
+		} else {
+			g_string_append(out, peer);
+			g_string_append_c(out, ' ');
+			g_string_append(out, kl_status_cause_phrase(s->last_error_cause));
+		}
+		break;
 	case KL_STATUS_STATE_STOPPED:
 	default:
-		return g_strdup("stopped");
+		kl_status_put_literal(out, "stopped");
+		return;
 	}
+	kl_status_put_literal(out, ", retry in ");
+	kl_status_append_span(out, next);
+}
+
+gchar *
+kl_status_format_line(KlStatus *status)
+{
+	GString *out = g_string_sized_new(64);
+
+	kl_status_append_line(status, out);
+	return g_string_free(out, FALSE);
 }
 
 /*
@@ -593,19 +719,10 @@ typedef struct {
 	gboolean first[8]; /* nothing written yet at that level */
 } KlStatusJson;
 
-/* g_string_append_len() without its checks for the short pieces written here */
 static inline void
 kl_status_json_put(KlStatusJson *w, const gchar *text, gsize len)
 {
-	GString *out = w->out;
-
-	if (out->len + len >= out->allocated_len) {
-		g_string_append_len(out, text, (gssize)len);
-		return;
-	}
-	memcpy(out->str + out->len, text, len);
-	out->len += len;
-	out->str[out->len] = '\0';
+	kl_status_put(w->out, text, len);
 }
 
 static void
@@ -675,32 +792,76 @@ kl_status_json_literal(KlStatusJson *w, const gchar *name, const gchar *literal)
 	kl_status_json_put(w, literal, strlen(literal));
 }
 
+/* @value in decimal */
 static void
-kl_status_add_time(KlStatusJson *w, const gchar *name, gint64 t)
+kl_status_put_int(GString *out, gint64 value)
 {
-	if (t > 0)
-		kl_status_json_int(w, name, t);
-	else
-		kl_status_json_literal(w, name, "null");
+	if (value < 0) {
+		kl_status_put_literal(out, "-");
+		kl_status_append_uint(out, (guint64)0 - (guint64)value);
+		return;
+	}
+	kl_status_append_uint(out, (guint64)value);
 }
 
-/* the status file's text, appended to @out */
 static void
-kl_status_json_build(KlStatus *status, GString *out)
+kl_status_put_time(GString *out, gint64 t)
+{
+	if (t > 0)
+		kl_status_put_int(out, t);
+	else
+		kl_status_put_literal(out, "null");
+}
+
+/* what comes before the value of a member of the top object after the first */
+#define KL_STATUS_MEMBER(name) ",\n  \"" name "\" : "
+
+/* a writer at the top object's level, after its first member, appending to @out */
+static KlStatusJson
+kl_status_json_segment(GString *out)
+{
+	KlStatusJson w = { .out = out, .level = 1 };
+
+	g_string_truncate(out, 0);
+	return w;
+}
+
+/* "{" to the "pid" member: the same for the life of @status */
+static const GString *
+kl_status_json_head(KlStatus *status)
 {
 	const KlStatusSnapshot *s = &status->snap;
-	g_autofree gchar *line = kl_status_format_line(status);
-	KlStatusJson w = { .out = out };
+	KlStatusJson w;
 
+	if (status->json_head != NULL)
+		return status->json_head;
+	status->json_head = g_string_sized_new(256);
+	w = kl_status_json_segment(status->json_head);
+	w.level = 0;
 	kl_status_json_open(&w, '{');
 	kl_status_json_int(&w, "format", KL_STATUS_FORMAT);
 	kl_status_json_string(&w, "agent_id", s->agent_id);
 	kl_status_json_string(&w, "version", s->version);
 	kl_status_json_int(&w, "pid", s->pid);
-	kl_status_add_time(&w, "started", s->started);
-	kl_status_add_time(&w, "updated", s->updated);
-	kl_status_json_string(&w, "state", kl_status_state_to_string(s->state));
-	kl_status_json_string(&w, "summary", line);
+	return status->json_head;
+}
+
+/* the "registered", "enrolled" and "evidence_types" members */
+static const GString *
+kl_status_json_middle(KlStatus *status)
+{
+	const KlStatusSnapshot *s = &status->snap;
+	KlStatusJson w;
+
+	if (status->json_middle != NULL && status->middle_registered == s->registered &&
+	    status->middle_enrolled == s->enrolled && status->middle_types_gen == status->types_gen)
+		return status->json_middle;
+	if (status->json_middle == NULL)
+		status->json_middle = g_string_sized_new(256);
+	status->middle_registered = s->registered;
+	status->middle_enrolled = s->enrolled;
+	status->middle_types_gen = status->types_gen;
+	w = kl_status_json_segment(status->json_middle);
 	kl_status_json_literal(&w, "registered", s->registered ? "true" : "false");
 	kl_status_json_literal(&w,
 			       "enrolled",
@@ -712,22 +873,22 @@ kl_status_json_build(KlStatus *status, GString *out)
 	for (guint i = 0; s->evidence_types != NULL && s->evidence_types[i] != NULL; i++)
 		kl_status_json_string(&w, NULL, s->evidence_types[i]);
 	kl_status_json_close(&w, ']');
-	kl_status_json_int(&w, "interval_seconds", s->interval_s);
-	kl_status_json_int(&w, "attestations", (gint64)s->attestations);
-	if (s->last_success > 0) {
-		kl_status_json_next(&w, "last_attestation");
-		kl_status_json_open(&w, '{');
-		kl_status_json_int(&w, "number", (gint64)s->attestations);
-		kl_status_json_int(&w, "time", s->last_success);
-		kl_status_json_string(
-		    &w, "summary", s->last_summary != NULL ? s->last_summary : "");
-		kl_status_json_close(&w, '}');
-	} else {
-		kl_status_json_literal(&w, "last_attestation", "null");
-	}
-	kl_status_add_time(&w, "next_contact", s->next_contact);
-	kl_status_add_time(&w, "on_schedule_until", kl_status_deadline(status));
-	kl_status_json_int(&w, "consecutive_failures", s->consecutive_failures);
+	return status->json_middle;
+}
+
+/* the "last_error" member: changes only with kl_status_failure() */
+static const GString *
+kl_status_json_error(KlStatus *status)
+{
+	const KlStatusSnapshot *s = &status->snap;
+	KlStatusJson w;
+
+	if (status->json_error != NULL && status->error_gen == status->failure_gen)
+		return status->json_error;
+	if (status->json_error == NULL)
+		status->json_error = g_string_sized_new(256);
+	status->error_gen = status->failure_gen;
+	w = kl_status_json_segment(status->json_error);
 	if (s->last_error_time > 0) {
 		kl_status_json_next(&w, "last_error");
 		kl_status_json_open(&w, '{');
@@ -740,8 +901,66 @@ kl_status_json_build(KlStatus *status, GString *out)
 	} else {
 		kl_status_json_literal(&w, "last_error", "null");
 	}
-	kl_status_json_close(&w, '}');
-	g_string_append_c(w.out, '\n');
+	return status->json_error;
+}
+
+static void
+kl_status_put_gstring(GString *out, const GString *str)
+{
+	kl_status_put(out, str->str, str->len);
+}
+
+/*
+ * The status file's text, appended to @out. It is written after every
+ * attestation: the members that change with each one are written here, the
+ * others are kept rendered (kl_status_json_head(), _middle(), _error()).
+ */
+static void
+kl_status_json_build(KlStatus *status, GString *out)
+{
+	const KlStatusSnapshot *s = &status->snap;
+
+	if (status->line == NULL)
+		status->line = g_string_sized_new(128);
+	g_string_truncate(status->line, 0);
+	kl_status_append_line(status, status->line);
+
+	kl_status_put_gstring(out, kl_status_json_head(status));
+	kl_status_put_literal(out, KL_STATUS_MEMBER("started"));
+	kl_status_put_time(out, s->started);
+	kl_status_put_literal(out, KL_STATUS_MEMBER("updated"));
+	kl_status_put_time(out, s->updated);
+	/* the names of states are plain ASCII: nothing to escape */
+	kl_status_put_literal(out, KL_STATUS_MEMBER("state") "\"");
+	kl_status_put(
+	    out, kl_status_state_to_string(s->state), strlen(kl_status_state_to_string(s->state)));
+	kl_status_put_literal(out, "\"" KL_STATUS_MEMBER("summary"));
+	kl_json_append_string(out, status->line->str);
+	kl_status_put_gstring(out, kl_status_json_middle(status));
+	kl_status_put_literal(out, KL_STATUS_MEMBER("interval_seconds"));
+	kl_status_put_int(out, s->interval_s);
+	kl_status_put_literal(out, KL_STATUS_MEMBER("attestations"));
+	kl_status_put_int(out, (gint64)s->attestations);
+	if (s->last_success > 0) {
+		kl_status_put_literal(out,
+				      KL_STATUS_MEMBER("last_attestation") "{\n    \"number\" : ");
+		kl_status_put_int(out, (gint64)s->attestations);
+		kl_status_put_literal(out, ",\n    \"time\" : ");
+		kl_status_put_int(out, s->last_success);
+		kl_status_put_literal(out, ",\n    \"summary\" : ");
+		kl_json_append_string(out, s->last_summary != NULL ? s->last_summary : "");
+		kl_status_put_literal(out, "\n  }");
+	} else {
+		kl_status_put_literal(out, KL_STATUS_MEMBER("last_attestation") "null");
+	}
+	kl_status_put_literal(out, KL_STATUS_MEMBER("next_contact"));
+	kl_status_put_time(out, s->next_contact);
+	kl_status_put_literal(out, KL_STATUS_MEMBER("on_schedule_until"));
+	kl_status_put_time(out, kl_status_deadline(status));
+	kl_status_put_literal(out, KL_STATUS_MEMBER("consecutive_failures"));
+	kl_status_put_int(out, s->consecutive_failures);
+	kl_status_put_gstring(out, kl_status_json_error(status));
+	kl_status_put_literal(out, "\n}\n");
 }
 
 gchar *

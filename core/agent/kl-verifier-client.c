@@ -25,6 +25,8 @@ struct _KlVerifierClient {
 	gchar *api_version;		       /* "v3.0" */
 	gchar *agent_id;
 	gchar *agent_id_escaped;
+	gchar *attestations_path; /* "/agents/<agent_id_escaped>/attestations/" */
+	gchar *attestations_url;  /* the phase-1 URL */
 	/* KlJsonObjectMemo per item of evidence_requested: chosen_parameters, round to round */
 	GPtrArray *params_memos;
 	guint large_cut; /* large evidence uploads cut by the verifier in a row */
@@ -94,6 +96,9 @@ kl_verifier_client_new(KlHttp *http,
 	    api_version[0] == 'v' ? g_strdup(api_version) : g_strdup_printf("v%s", api_version);
 	client->agent_id = g_strdup(agent_id);
 	client->agent_id_escaped = g_uri_escape_string(agent_id, NULL, FALSE);
+	client->attestations_path =
+	    g_strconcat("/agents/", client->agent_id_escaped, "/attestations/", NULL);
+	client->attestations_url = kl_verifier_client_attestations_url(client, NULL);
 	return g_steal_pointer(&client);
 }
 
@@ -106,6 +111,8 @@ kl_verifier_client_free(KlVerifierClient *client)
 	g_free(client->api_version);
 	g_free(client->agent_id);
 	g_free(client->agent_id_escaped);
+	g_free(client->attestations_path);
+	g_free(client->attestations_url);
 	kl_capabilities_body_free(client->capabilities_body);
 	kl_json_body_cache_free(client->evidence_cache);
 	g_clear_pointer(&client->params_memos, g_ptr_array_unref);
@@ -169,8 +176,9 @@ kl_verifier_client_location_url(KlVerifierClient *client,
 				const gchar *path,
 				gboolean has_query)
 {
-	g_autofree gchar *needle = NULL;
-	g_autofree gchar *fixed_path = NULL;
+	const gchar *needle = client->attestations_path;
+	gsize needle_len = strlen(needle);
+	gboolean add_v = FALSE;
 	const gchar *p;
 	const gchar *rest;
 
@@ -179,27 +187,32 @@ kl_verifier_client_location_url(KlVerifierClient *client,
 	if (g_ascii_isdigit(*p)) {
 		while (g_ascii_isdigit(*p) || *p == '.')
 			p++;
-		if (*p == '/')
-			fixed_path = g_strdup_printf("/v%s", path + 1);
+		add_v = *p == '/';
 	}
-	if (fixed_path == NULL)
-		fixed_path = g_strdup(path);
 
-	/* must be /v<api>/agents/<this agent>/attestations/<index> */
-	needle = g_strdup_printf("/agents/%s/attestations/", client->agent_id_escaped);
-	rest = strstr(fixed_path, needle);
-	if (fixed_path[1] != 'v' || rest == NULL || rest[strlen(needle)] == '\0' ||
-	    strspn(rest + strlen(needle),
-		   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
-		strlen(rest + strlen(needle)) ||
-	    has_query) {
+	/*
+	 * must be /v<api>/agents/<this agent>/attestations/<index> (the "v" put
+	 * back changes nothing after the first "/": @needle starts with "/a")
+	 */
+	rest = strstr(path, needle);
+	if (!(add_v || path[1] == 'v') || rest == NULL || rest[needle_len] == '\0' || has_query) {
+		rest = NULL;
+	} else {
+		for (p = rest + needle_len; *p != '\0'; p++) {
+			if (!g_ascii_isalnum(*p) && *p != '_' && *p != '.' && *p != '-') {
+				rest = NULL;
+				break;
+			}
+		}
+	}
+	if (rest == NULL) {
 		g_message("phase-1 Location '%s' does not name this agent's attestation; using "
 			  ".../attestations/latest",
 			  location);
 		return kl_verifier_client_attestations_url(client, "latest");
 	}
 	/* rebuild from the configured base URL: same origin, verified above */
-	return g_strdup_printf("%s%s", client->url, fixed_path);
+	return g_strconcat(client->url, add_v ? "/v" : "", path + (add_v ? 1 : 0), NULL);
 }
 
 gchar *
@@ -503,8 +516,8 @@ kl_verifier_client_offer_capabilities(KlVerifierClient *client,
 	static const gchar what[] = "offering capabilities";
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KlHttpResponse) response = NULL;
-	g_autofree gchar *url = kl_verifier_client_attestations_url(client, NULL);
-	g_autofree gchar *body = NULL;
+	const gchar *url = client->attestations_url;
+	const gchar *body;
 	const gchar *text;
 	gsize len = 0;
 
@@ -774,14 +787,19 @@ kl_verifier_build_evidence(GPtrArray *evidence_collected, KlJsonBody *body)
 {
 	/*
 	 * {"data":{"type":"attestation","attributes":{"evidence_collected":[...]}}}:
-	 * the envelope is written as text, only the entries are trees
+	 * the envelopes are written as text (each entry's head is its plugin's,
+	 * written once), only the plugins' data are trees
 	 */
 	kl_json_body_append_raw(
 	    body, "{\"data\":{\"type\":\"attestation\",\"attributes\":{\"evidence_collected\":[");
 	for (guint i = 0; i < evidence_collected->len; i++) {
+		KlEvidenceEntry *entry = g_ptr_array_index(evidence_collected, i);
+
 		if (i > 0)
 			kl_json_body_append_raw(body, ",");
-		kl_json_body_append_object(body, g_ptr_array_index(evidence_collected, i));
+		kl_json_body_append_raw(body, entry->head);
+		kl_json_body_append_object(body, entry->data);
+		kl_json_body_append_raw(body, "}");
 	}
 	kl_json_body_append_raw(body, "]}}}");
 	kl_json_body_finish(body);

@@ -13,6 +13,7 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include "kl-evidence-entry.h"
 #include "kl-evidence-request.h"
 #include "kl-http.h"
 #include "kl-json-body.h"
@@ -176,7 +177,7 @@ kl_verifier_client_offer_capabilities(KlVerifierClient *client,
 				      KlVerifierAnswer *answer);
 
 /*
- * Phase 2, PATCH of @evidence_collected (JsonObject* entries {evidence_class,
+ * Phase 2, PATCH of @evidence_collected (KlEvidenceEntry*: {evidence_class,
  * evidence_type, data}) to the phase-1 @location (see
  * kl_verifier_client_evidence_url()). @body is the (new) body the entries were
  * collected into (their attached strings, kl_json_body_attach()); it is laid
@@ -206,11 +207,12 @@ kl_verifier_build_session_proof(
 gchar *
 kl_verifier_build_capabilities(GPtrArray *evidence_supported, const gchar *boot_time, gsize *len);
 /*
- * @evidence_collected: JsonObject* entries {evidence_class, evidence_type,
- * data}, collected into @body (their attached strings, kl_json_body_attach());
- * lays out @body (kl_json_body_finish()); the same text as
- * kl_json_object_to_string() of {"data":{"type":"attestation","attributes":
- * {"evidence_collected":[...]}}}
+ * @evidence_collected: KlEvidenceEntry* entries {evidence_class,
+ * evidence_type, data}, collected into @body (their attached strings,
+ * kl_json_body_attach()); lays out @body (kl_json_body_finish()); the same
+ * text as kl_json_object_to_string() of {"data":{"type":"attestation",
+ * "attributes":{"evidence_collected":[...]}}} with each entry an object
+ * {"evidence_class","evidence_type","data"}
  */
 void
 kl_verifier_build_evidence(GPtrArray *evidence_collected, KlJsonBody *body);

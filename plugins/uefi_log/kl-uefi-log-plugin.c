@@ -22,9 +22,9 @@ typedef struct {
 	gchar *path;
 	gint64 boot_time;
 	guint event_count;
-	GBytes *base64;	     /* only the encoded log is kept: every collect sends it, uncopied */
-	JsonObject *caps;    /* sealed: the same while the log and the version are */
-	gchar *caps_version; /* the uefi_logs_evidence_version of @caps */
+	GBytes *base64;	  /* only the encoded log is kept: every collect sends it, uncopied */
+	gchar *version;	  /* uefi_logs_evidence_version, read at start-up (NULL: not set) */
+	JsonObject *caps; /* sealed: the same while the log is */
 } KlUefiLogState;
 
 static void
@@ -35,8 +35,8 @@ kl_uefi_log_state_free(KlUefiLogState *st)
 	g_free(st->path);
 	if (st->base64 != NULL)
 		g_bytes_unref(st->base64);
+	g_free(st->version);
 	g_clear_pointer(&st->caps, json_object_unref);
-	g_free(st->caps_version);
 	g_free(st);
 }
 
@@ -167,6 +167,8 @@ kl_uefi_log_plugin_startup(KlPluginContext *ctx, GError **error)
 	st = kl_uefi_log_load(path, kl_plugin_context_get_boot_time(ctx), error);
 	if (st == NULL)
 		return FALSE;
+	/* the configuration does not change while the agent runs: read once */
+	st->version = g_strdup(kl_plugin_context_get_config(ctx, "uefi_logs_evidence_version"));
 	kl_plugin_context_set_data(ctx, st, (GDestroyNotify)kl_uefi_log_state_free);
 	return TRUE;
 }
@@ -191,11 +193,13 @@ kl_uefi_log_plugin_get_state(KlPluginContext *ctx, GError **error)
 	}
 	if (st->boot_time != boot_time) {
 		g_autofree gchar *path = g_strdup(st->path);
+		g_autofree gchar *version = g_strdup(st->version);
 
 		g_info("the boot time changed: reading the measured boot log %s again", path);
 		st = kl_uefi_log_load(path, boot_time, error);
 		if (st == NULL)
 			return NULL;
+		st->version = g_steal_pointer(&version);
 		kl_plugin_context_set_data(ctx, st, (GDestroyNotify)kl_uefi_log_state_free);
 	}
 	return st;
@@ -205,12 +209,13 @@ JsonObject *
 kl_uefi_log_plugin_get_capabilities(KlPluginContext *ctx, GError **error)
 {
 	KlUefiLogState *st = kl_uefi_log_plugin_get_state(ctx, error);
-	const gchar *version = kl_plugin_context_get_config(ctx, "uefi_logs_evidence_version");
+	const gchar *version;
 	g_autoptr(JsonObject) caps = NULL;
 	g_autoptr(JsonArray) formats = NULL;
 
 	if (st == NULL)
 		return NULL;
+	version = st->version;
 	if (version == NULL || version[0] == '\0') {
 		g_set_error_literal(error,
 				    KL_ERROR,
@@ -218,7 +223,7 @@ kl_uefi_log_plugin_get_capabilities(KlPluginContext *ctx, GError **error)
 				    "uefi_log: uefi_logs_evidence_version is not set");
 		return NULL;
 	}
-	if (st->caps != NULL && g_strcmp0(st->caps_version, version) == 0)
+	if (st->caps != NULL)
 		return json_object_ref(st->caps);
 	caps = json_object_new();
 	json_object_set_string_member(caps, "evidence_version", version);
@@ -229,10 +234,7 @@ kl_uefi_log_plugin_get_capabilities(KlPluginContext *ctx, GError **error)
 	json_array_add_string_element(formats, KL_UEFI_LOG_FORMAT);
 	json_object_set_array_member(caps, "formats", g_steal_pointer(&formats));
 	json_object_seal(caps);
-	g_clear_pointer(&st->caps, json_object_unref);
-	g_free(st->caps_version);
 	st->caps = json_object_ref(caps);
-	st->caps_version = g_strdup(version);
 	return g_steal_pointer(&caps);
 }
 

@@ -540,7 +540,7 @@ fake_resolve(gpointer data, KlEvidenceRequest *item, GError **error)
 	return FALSE;
 }
 
-static JsonObject *
+static KlEvidenceEntry *
 fake_collect(gpointer data,
 	     KlEvidenceRequest *item,
 	     GCancellable *cancellable,
@@ -550,7 +550,7 @@ fake_collect(gpointer data,
 {
 	Fixture *f = data;
 	const gchar *type = item->evidence_type;
-	JsonObject *entry;
+	KlEvidenceEntry *entry;
 
 	g_assert_true(json_object_is_immutable(item->chosen_parameters));
 	g_atomic_int_inc(&f->collects);
@@ -560,7 +560,7 @@ fake_collect(gpointer data,
 		g_set_error_literal(error, KL_ERROR, KL_ERROR_IO, "uefi_log: log vanished");
 		return NULL;
 	}
-	entry = fake_entry(item->evidence_class, type, "data");
+	entry = kl_evidence_entry_new_for(item->evidence_class, type, json_object_new());
 	if (g_strcmp0(type, "ima_log") == 0) {
 		g_assert_cmpint(
 		    json_object_get_int_member(item->chosen_parameters, "starting_offset"), ==, 0);

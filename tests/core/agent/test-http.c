@@ -297,6 +297,7 @@ typedef struct {
 	GPtrArray *requests; /* request line + body */
 	gboolean silent;     /* accept but never answer */
 	gint delay_ms;	     /* answer this late (atomic) */
+	const gchar *head;   /* status line and headers of the answer, NULL: a 429 (atomic) */
 } Server;
 
 static gchar *
@@ -363,14 +364,22 @@ server_thread(gpointer data)
 					g_usleep(10000);
 				return NULL;
 			}
-			reply = g_strdup_printf("HTTP/1.1 429 Too Many Requests\r\n"
-						"Content-Type: application/json; charset=UTF-8\r\n"
-						"Location: /v3.0/agents/a/attestations/7\r\n"
-						"Retry-After: 12\r\n"
-						"Content-Length: %zu\r\n"
-						"\r\n%s",
-						strlen(answer),
-						answer);
+			if (g_atomic_pointer_get(&server->head) != NULL)
+				reply = g_strdup_printf(
+				    "%sContent-Length: %zu\r\n\r\n%s",
+				    (const gchar *)g_atomic_pointer_get(&server->head),
+				    strlen(answer),
+				    answer);
+			else
+				reply = g_strdup_printf(
+				    "HTTP/1.1 429 Too Many Requests\r\n"
+				    "Content-Type: application/json; charset=UTF-8\r\n"
+				    "Location: /v3.0/agents/a/attestations/7\r\n"
+				    "Retry-After: 12\r\n"
+				    "Content-Length: %zu\r\n"
+				    "\r\n%s",
+				    strlen(answer),
+				    answer);
 			if (!g_output_stream_write_all(
 				out, reply, strlen(reply), NULL, server->cancellable, NULL))
 				break;
@@ -467,6 +476,77 @@ test_curl_keepalive_and_headers(void)
 				"Content-Type: application/vnd.api+json\n"));
 	g_assert_nonnull(strstr(g_ptr_array_index(server->requests, 1), "X-Request-ID: "));
 	g_mutex_unlock(&server->lock);
+	server_stop(server);
+}
+
+/* the answer headers the agent reads, however the peer writes them */
+static void
+test_curl_answer_headers(void)
+{
+	static const struct {
+		const gchar *head;
+		guint status;
+		const gchar *content_type;
+		const gchar *location;
+		gint64 retry_after_s;
+	} cases[] = {
+		/* names in any case, no space or tabs after the colon, trailing spaces */
+		{ "HTTP/1.1 429 Too Many Requests\r\ncontent-type:application/json\r\n"
+		  "LOCATION: \t/v3.0/x/1  \r\nretry-AFTER: 7\r\n",
+		  429,
+		  "application/json",
+		  "/v3.0/x/1",
+		  7 },
+		/* the first of each is kept */
+		{ "HTTP/1.1 201 Created\r\nLocation: /first\r\nLocation: /second\r\n"
+		  "Content-Type: a/b\r\nContent-Type: c/d\r\nRetry-After: 3\r\nRetry-After: 4\r\n",
+		  201,
+		  "a/b",
+		  "/first",
+		  3 },
+		/* look-alike names are not these headers */
+		{ "HTTP/1.1 200 OK\r\nContent-Typo: x/y\r\nLocations: /no\r\nRetry-After-Ms: 5\r\n"
+		  "Content-Length-X: 1\r\nContent-Type: text/plain\r\nLocation:\r\n",
+		  200,
+		  "text/plain",
+		  "",
+		  -1 },
+		/* an interim answer's headers are dropped */
+		{ "HTTP/1.1 100 Continue\r\nLocation: /interim\r\nRetry-After: 9\r\n\r\n"
+		  "HTTP/1.1 202 Accepted\r\nLocation: /final\r\n",
+		  202,
+		  NULL,
+		  "/final",
+		  -1 },
+		/* none of them */
+		{ "HTTP/1.1 200 OK\r\nServer: test\r\nconnection: keep-alive\r\n",
+		  200,
+		  NULL,
+		  NULL,
+		  -1 },
+	};
+	Server *server = server_start(FALSE);
+	KlHttpOptions options = { .name = "verifier", .timeout_ms = 5000 };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlHttp) http = kl_http_new(&options, &error);
+	g_autofree gchar *url =
+	    g_strdup_printf("http://127.0.0.1:%u/v3.0/agents/a/attestations", server->port);
+
+	g_assert_no_error(error);
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(KlHttpResponse) response = NULL;
+		KlHttpRequest request = { .method = "GET", .url = url };
+		gsize len = 0;
+
+		g_atomic_pointer_set(&server->head, cases[i].head);
+		response = kl_http_send(http, &request, NULL, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(response->status, ==, cases[i].status);
+		g_assert_cmpstr(response->content_type, ==, cases[i].content_type);
+		g_assert_cmpstr(response->location, ==, cases[i].location);
+		g_assert_cmpint(response->retry_after_s, ==, cases[i].retry_after_s);
+		g_assert_cmpstr(kl_http_response_get_body(response, &len), ==, "{\"ok\":true}");
+	}
 	server_stop(server);
 }
 
@@ -1434,6 +1514,7 @@ main(int argc, char **argv)
 	g_test_add_func("/http/origin", test_origin);
 	g_test_add_func("/http/resolve-location", test_resolve_location);
 	g_test_add_func("/http/retry-after", test_retry_after);
+	g_test_add_func("/http/curl-answer-headers", test_curl_answer_headers);
 	g_test_add_func("/http/fingerprint", test_fingerprint);
 	g_test_add_func("/http/token-scope", test_token_scope);
 	g_test_add_func("/http/request-headers", test_request_headers);

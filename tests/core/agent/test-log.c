@@ -60,12 +60,35 @@ kl_log_levels_test(void)
 	g_assert_false(kl_log_is_enabled(G_LOG_LEVEL_DEBUG, NULL));
 	g_assert_true(kl_log_is_enabled(G_LOG_LEVEL_INFO, "GLib-GIO"));
 
-	/* G_MESSAGES_DEBUG still works for single domains */
-	g_assert_true(kl_log_set_level("info", &error));
+	/* G_MESSAGES_DEBUG still works for single domains; it is read with the level */
 	g_setenv("G_MESSAGES_DEBUG", "kl-ima_log", TRUE);
+	g_assert_true(kl_log_set_level("info", &error));
 	g_assert_true(kl_log_is_enabled(G_LOG_LEVEL_DEBUG, "kl-ima_log"));
 	g_assert_false(kl_log_is_enabled(G_LOG_LEVEL_DEBUG, "kl-core"));
+	g_assert_false(kl_log_is_enabled(G_LOG_LEVEL_DEBUG, "kl-ima"));
+	g_assert_false(kl_log_is_enabled(G_LOG_LEVEL_DEBUG, NULL));
+	/* a list of domains, spaces or commas between them */
+	g_setenv("G_MESSAGES_DEBUG", "GLib-GIO, kl-core", TRUE);
+	g_assert_true(kl_log_set_level("info", &error));
+	g_assert_true(kl_log_is_enabled(G_LOG_LEVEL_DEBUG, "kl-core"));
+	g_assert_true(kl_log_is_enabled(G_LOG_LEVEL_DEBUG, "GLib-GIO"));
+	g_assert_false(kl_log_is_enabled(G_LOG_LEVEL_DEBUG, "kl-ima_log"));
+	/* all: every domain, also below a warning level */
+	g_setenv("G_MESSAGES_DEBUG", "all", TRUE);
+	g_assert_true(kl_log_set_level("warning", &error));
+	g_assert_true(kl_log_is_enabled(G_LOG_LEVEL_DEBUG, "GLib-GIO"));
+	g_assert_true(kl_log_is_enabled(G_LOG_LEVEL_INFO, "kl-core"));
+	g_assert_true(kl_log_is_enabled(G_LOG_LEVEL_DEBUG, NULL));
+	/* unset: read again with the level, nothing extra shown */
 	g_unsetenv("G_MESSAGES_DEBUG");
+	g_assert_true(kl_log_set_level("info", &error));
+	g_assert_false(kl_log_is_enabled(G_LOG_LEVEL_DEBUG, "GLib-GIO"));
+	g_assert_false(kl_log_is_enabled(G_LOG_LEVEL_DEBUG, "kl-core"));
+	g_setenv("G_MESSAGES_DEBUG", "", TRUE);
+	g_assert_true(kl_log_set_level("info", &error));
+	g_assert_false(kl_log_is_enabled(G_LOG_LEVEL_DEBUG, "kl-core"));
+	g_unsetenv("G_MESSAGES_DEBUG");
+	g_assert_true(kl_log_set_level("info", &error));
 
 	g_assert_false(kl_log_set_level("verbose", &error));
 	g_assert_error(error, KL_ERROR, KL_ERROR_CONFIG);

@@ -254,7 +254,7 @@ kl_test_older_minor(KlLoaderFixture *fx, gconstpointer user_data)
 {
 	g_autoptr(KlEvidenceRequest) request = kl_evidence_request_new("log", "older_minor", NULL);
 	g_auto(KlEvidenceReport) report = { 0 };
-	g_autoptr(JsonObject) entry = NULL;
+	g_autoptr(KlEvidenceEntry) entry = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *text = NULL;
 
@@ -266,7 +266,7 @@ kl_test_older_minor(KlLoaderFixture *fx, gconstpointer user_data)
 	g_assert_no_error(error);
 	entry = kl_plugin_run_request(request, NULL, &report, NULL, &error);
 	g_assert_no_error(error);
-	text = kl_json_object_to_string(entry, NULL);
+	text = kl_evidence_entry_to_string(entry);
 	g_assert_cmpstr(text,
 			==,
 			"{\"evidence_class\":\"log\",\"evidence_type\":\"older_minor\",\"data\":"
@@ -732,7 +732,7 @@ kl_test_dispatch(KlLoaderFixture *fx, gconstpointer user_data)
 	    "{\"evidence_class\":\"log\",\"evidence_type\":\"nobody\"}]}}}";
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) requests = NULL;
-	g_autoptr(JsonObject) entry = NULL;
+	g_autoptr(KlEvidenceEntry) entry = NULL;
 	g_auto(KlEvidenceReport) report = { 0 };
 	g_autofree gchar *text = NULL;
 	KlEvidenceRequest *request;
@@ -752,7 +752,7 @@ kl_test_dispatch(KlLoaderFixture *fx, gconstpointer user_data)
 	g_assert_true(request->plugin == plugin);
 	entry = kl_plugin_run_request(request, NULL, &report, NULL, &error);
 	g_assert_no_error(error);
-	text = kl_json_object_to_string(entry, NULL);
+	text = kl_evidence_entry_to_string(entry);
 	g_assert_cmpstr(text,
 			==,
 			"{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\",\"data\":"
@@ -760,7 +760,7 @@ kl_test_dispatch(KlLoaderFixture *fx, gconstpointer user_data)
 	/* what the plugin reported, typed: the core does not read the plugin's data */
 	g_assert_cmpstr(report.summary, ==, "3 new lines");
 	g_assert_cmpuint(report.entry_count, ==, 3);
-	g_clear_pointer(&entry, json_object_unref);
+	g_clear_pointer(&entry, kl_evidence_entry_free);
 
 	/* no chosen_parameters; a plugin that reports nothing leaves no stale report */
 	request = g_ptr_array_index(requests, 1);
@@ -769,7 +769,7 @@ kl_test_dispatch(KlLoaderFixture *fx, gconstpointer user_data)
 	g_assert_no_error(error);
 	g_assert_null(report.summary);
 	g_assert_cmpuint(report.entry_count, ==, 0);
-	g_clear_pointer(&entry, json_object_unref);
+	g_clear_pointer(&entry, kl_evidence_entry_free);
 
 	/* the plugin's type in another class */
 	request = g_ptr_array_index(requests, 2);
@@ -792,12 +792,13 @@ kl_test_dispatch(KlLoaderFixture *fx, gconstpointer user_data)
 
 /* the evidence body of one collected entry, as the agent sends it */
 static gchar *
-kl_test_evidence_body(JsonObject *entry, KlJsonBody *body)
+kl_test_evidence_body(KlEvidenceEntry *entry, KlJsonBody *body)
 {
 	g_autoptr(GPtrArray) collected =
-	    g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+	    g_ptr_array_new_with_free_func((GDestroyNotify)kl_evidence_entry_free);
 
-	g_ptr_array_add(collected, json_object_ref(entry));
+	g_ptr_array_add(collected,
+			kl_evidence_entry_new(entry->head, json_object_ref(entry->data)));
 	kl_verifier_build_evidence(collected, body);
 	return kl_json_body_to_string(body, NULL);
 }
@@ -819,7 +820,7 @@ kl_test_attached_strings(KlLoaderFixture *fx, gconstpointer user_data)
 	const gchar *tail = "}]}}}";
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) requests = NULL;
-	g_autoptr(JsonObject) entry = NULL;
+	g_autoptr(KlEvidenceEntry) entry = NULL;
 	g_autoptr(KlJsonBody) body = NULL;
 	g_autofree gchar *streamed = NULL;
 	g_autofree gchar *copied = NULL;
@@ -839,8 +840,7 @@ kl_test_attached_strings(KlLoaderFixture *fx, gconstpointer user_data)
 	body = kl_json_body_new();
 	entry = kl_plugin_run_request(request, NULL, NULL, body, &error);
 	g_assert_no_error(error);
-	g_assert_true(JSON_NODE_HOLDS_NULL(
-	    json_object_get_member(json_object_get_object_member(entry, "data"), "text")));
+	g_assert_true(JSON_NODE_HOLDS_NULL(json_object_get_member(entry->data, "text")));
 	streamed = kl_test_evidence_body(entry, body);
 	want = g_strconcat(head,
 			   "{\"text\":\"1 \\\"q\\\" \\\\ \\u0001 \xc3\xa9\\n\",\"echo\":\"e\","
@@ -849,7 +849,7 @@ kl_test_attached_strings(KlLoaderFixture *fx, gconstpointer user_data)
 			   tail,
 			   NULL);
 	g_assert_cmpstr(streamed, ==, want);
-	g_clear_pointer(&entry, json_object_unref);
+	g_clear_pointer(&entry, kl_evidence_entry_free);
 	g_clear_pointer(&body, kl_json_body_free);
 
 	/* without a body (tools, tests): copied into the entry, the same text */
@@ -865,7 +865,7 @@ kl_test_attached_strings(KlLoaderFixture *fx, gconstpointer user_data)
 		count[11] = '1';
 		g_assert_cmpstr(copied, ==, want);
 	}
-	g_clear_pointer(&entry, json_object_unref);
+	g_clear_pointer(&entry, kl_evidence_entry_free);
 	g_clear_pointer(&body, kl_json_body_free);
 
 	/* a failed collect's attachments are not sent with the next one */

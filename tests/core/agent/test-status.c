@@ -237,6 +237,188 @@ test_lines(StatusFixture *sf, gconstpointer data)
 	g_assert_cmpstr(line, ==, "stopped");
 }
 
+/* the status file as json-glib renders the snapshot (pretty), built here independently */
+static gchar *
+reference_json(KlStatus *status)
+{
+	const KlStatusSnapshot *s = kl_status_get_snapshot(status);
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	g_autoptr(JsonGenerator) generator = json_generator_new();
+	g_autoptr(JsonNode) root = NULL;
+	g_autofree gchar *line = kl_status_format_line(status);
+	g_autofree gchar *text = NULL;
+	gboolean on_schedule = s->last_success != 0 && s->state != KL_STATUS_STATE_STOPPED &&
+			       s->state != KL_STATUS_STATE_WAITING_FOR_ENROLLMENT;
+
+#define TIME(name, t)                                                                              \
+	do {                                                                                       \
+		json_builder_set_member_name(b, name);                                             \
+		if ((t) > 0)                                                                       \
+			json_builder_add_int_value(b, (t));                                        \
+		else                                                                               \
+			json_builder_add_null_value(b);                                            \
+	} while (0)
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "format");
+	json_builder_add_int_value(b, KL_STATUS_FORMAT);
+	json_builder_set_member_name(b, "agent_id");
+	json_builder_add_string_value(b, s->agent_id);
+	json_builder_set_member_name(b, "version");
+	json_builder_add_string_value(b, s->version);
+	json_builder_set_member_name(b, "pid");
+	json_builder_add_int_value(b, s->pid);
+	TIME("started", s->started);
+	TIME("updated", s->updated);
+	json_builder_set_member_name(b, "state");
+	json_builder_add_string_value(b, kl_status_state_to_string(s->state));
+	json_builder_set_member_name(b, "summary");
+	json_builder_add_string_value(b, line);
+	json_builder_set_member_name(b, "registered");
+	json_builder_add_boolean_value(b, s->registered);
+	json_builder_set_member_name(b, "enrolled");
+	if (s->enrolled < 0)
+		json_builder_add_null_value(b);
+	else
+		json_builder_add_boolean_value(b, s->enrolled > 0);
+	json_builder_set_member_name(b, "evidence_types");
+	json_builder_begin_array(b);
+	for (guint i = 0; s->evidence_types[i] != NULL; i++)
+		json_builder_add_string_value(b, s->evidence_types[i]);
+	json_builder_end_array(b);
+	json_builder_set_member_name(b, "interval_seconds");
+	json_builder_add_int_value(b, s->interval_s);
+	json_builder_set_member_name(b, "attestations");
+	json_builder_add_int_value(b, (gint64)s->attestations);
+	json_builder_set_member_name(b, "last_attestation");
+	if (s->last_success > 0) {
+		json_builder_begin_object(b);
+		json_builder_set_member_name(b, "number");
+		json_builder_add_int_value(b, (gint64)s->attestations);
+		json_builder_set_member_name(b, "time");
+		json_builder_add_int_value(b, s->last_success);
+		json_builder_set_member_name(b, "summary");
+		json_builder_add_string_value(b, s->last_summary != NULL ? s->last_summary : "");
+		json_builder_end_object(b);
+	} else {
+		json_builder_add_null_value(b);
+	}
+	TIME("next_contact", s->next_contact);
+	TIME("on_schedule_until",
+	     on_schedule
+		 ? s->last_success + KL_STATUS_ON_SCHEDULE_INTERVALS * MAX(s->interval_s, 1) +
+		       KL_STATUS_GRACE_S
+		 : 0);
+	json_builder_set_member_name(b, "consecutive_failures");
+	json_builder_add_int_value(b, s->consecutive_failures);
+	json_builder_set_member_name(b, "last_error");
+	if (s->last_error_time > 0) {
+		json_builder_begin_object(b);
+		json_builder_set_member_name(b, "time");
+		json_builder_add_int_value(b, s->last_error_time);
+		json_builder_set_member_name(b, "stage");
+		json_builder_add_string_value(b, kl_status_stage_to_string(s->last_error_stage));
+		json_builder_set_member_name(b, "cause");
+		json_builder_add_string_value(b, kl_status_cause_to_string(s->last_error_cause));
+		json_builder_set_member_name(b, "message");
+		json_builder_add_string_value(b, s->last_error_message);
+		json_builder_end_object(b);
+	} else {
+		json_builder_add_null_value(b);
+	}
+	json_builder_end_object(b);
+#undef TIME
+	root = json_builder_get_root(b);
+	json_generator_set_root(generator, root);
+	json_generator_set_pretty(generator, TRUE);
+	text = json_generator_to_data(generator, NULL);
+	return g_strconcat(text, "\n", NULL);
+}
+
+/* the status file on disk is the snapshot, byte for byte */
+static void
+assert_file_is_snapshot(StatusFixture *sf)
+{
+	g_autofree gchar *want = reference_json(sf->status);
+	g_autofree gchar *text = NULL;
+	g_autofree gchar *again = NULL;
+
+	g_assert_true(g_file_get_contents(sf->path, &text, NULL, NULL));
+	g_assert_cmpstr(text, ==, want);
+	/* and what kl_status_to_json() renders */
+	again = kl_status_to_json(sf->status);
+	g_assert_cmpstr(again, ==, want);
+}
+
+/*
+ * The status file is rewritten at every event; the parts that change only
+ * with rare events (evidence types, registration, enrollment, the last
+ * error) follow every change
+ */
+static void
+test_file_follows_snapshot(StatusFixture *sf, gconstpointer data)
+{
+	const gchar *one_type[] = { "tpm_quote", NULL };
+	KlStatusCycle cycle = {
+		.number = 7,
+		.summary = "a \"quoted\" summary\nwith a newline \\ and \x01",
+		.interval_s = 30,
+	};
+
+	kl_status_starting(sf->status, fake_now_us + 23 * G_USEC_PER_SEC);
+	assert_file_is_snapshot(sf);
+	kl_status_failure(sf->status,
+			  KL_STATUS_STAGE_REGISTRATION,
+			  KL_STATUS_CAUSE_UNREACHABLE,
+			  "cannot connect: refused",
+			  1,
+			  fake_now_us + 10 * G_USEC_PER_SEC);
+	assert_file_is_snapshot(sf);
+	kl_status_registered(sf->status);
+	assert_file_is_snapshot(sf);
+	kl_status_failure(sf->status,
+			  KL_STATUS_STAGE_ATTESTATION,
+			  KL_STATUS_CAUSE_NOT_ENROLLED,
+			  "not enrolled",
+			  1,
+			  fake_now_us + 10 * G_USEC_PER_SEC);
+	assert_file_is_snapshot(sf);
+	fake_now_us += 2 * G_USEC_PER_SEC;
+	accept_one(sf->status, 1234, 60);
+	assert_file_is_snapshot(sf);
+	fake_now_us += 3 * G_USEC_PER_SEC;
+	accept_one(sf->status, 1235, 60);
+	assert_file_is_snapshot(sf);
+	/* fewer evidence types */
+	kl_status_set_evidence_types(sf->status, one_type);
+	cycle.next_us = fake_now_us + 30 * G_USEC_PER_SEC;
+	kl_status_attestation_accepted(sf->status, &cycle);
+	assert_file_is_snapshot(sf);
+	/* two failures in the same second: the second message is shown */
+	kl_status_failure(sf->status,
+			  KL_STATUS_STAGE_ATTESTATION,
+			  KL_STATUS_CAUSE_SERVER_ERROR,
+			  "the verifier answered HTTP 500: \"boom\"",
+			  1,
+			  fake_now_us + 10 * G_USEC_PER_SEC);
+	assert_file_is_snapshot(sf);
+	kl_status_failure(sf->status,
+			  KL_STATUS_STAGE_ATTESTATION,
+			  KL_STATUS_CAUSE_SERVER_ERROR,
+			  "the verifier answered HTTP 503",
+			  2,
+			  fake_now_us + 20 * G_USEC_PER_SEC);
+	assert_file_is_snapshot(sf);
+	/* an accepted attestation keeps the last error */
+	fake_now_us += 200 * G_USEC_PER_SEC;
+	cycle.number = 8;
+	cycle.interval_s = 90;
+	cycle.next_us = fake_now_us + G_GINT64_CONSTANT(7300) * G_USEC_PER_SEC;
+	kl_status_attestation_accepted(sf->status, &cycle);
+	assert_file_is_snapshot(sf);
+	kl_status_stopped(sf->status);
+	assert_file_is_snapshot(sf);
+}
+
 static void
 test_command_on_schedule(StatusFixture *sf, gconstpointer data)
 {
@@ -564,6 +746,7 @@ main(int argc, char **argv)
 	g_test_add_func("/status/classify", test_classify);
 #define ADD(path, func) g_test_add(path, StatusFixture, NULL, status_setup, func, status_teardown)
 	ADD("/status/lines", test_lines);
+	ADD("/status/file-follows-snapshot", test_file_follows_snapshot);
 	ADD("/status/command-on-schedule", test_command_on_schedule);
 	ADD("/status/command-outage", test_command_outage);
 	ADD("/status/command-not-attesting", test_command_not_attesting);

@@ -352,6 +352,8 @@ static void
 test_build_bodies(void)
 {
 	g_autoptr(GPtrArray) entries =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)kl_evidence_entry_free);
+	g_autoptr(GPtrArray) supported =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
 	g_autoptr(GBytes) attest = g_bytes_new_static("ATTEST", 6);
 	g_autoptr(GBytes) sig = g_bytes_new_static("SIG", 3);
@@ -376,12 +378,11 @@ test_build_bodies(void)
 	g_assert_nonnull(strstr(proof, "\"message\":\"QVRURVNU\""));
 	g_assert_nonnull(strstr(proof, "\"signature\":\"U0lH\""));
 
-	json_object_set_string_member(entry, "evidence_class", "log");
-	json_object_set_string_member(entry, "evidence_type", "ima_log");
 	json_object_set_string_member(data, "entries", "10 abc ima-ng sha256:00 /bin/x\n");
-	json_object_set_object_member(entry, "data", data);
-	g_ptr_array_add(entries, entry);
+	g_ptr_array_add(entries, kl_evidence_entry_new_for("log", "ima_log", data));
 	kl_verifier_build_evidence(entries, body);
+	/* the entries stay with the caller (kl_verifier_client_submit_evidence() drops them) */
+	g_assert_cmpuint(entries->len, ==, 1);
 	evidence = kl_json_body_to_string(body, &len);
 	g_assert_cmpuint(len, ==, strlen(evidence));
 	g_assert_cmpstr(
@@ -390,9 +391,116 @@ test_build_bodies(void)
 	    "{\"data\":{\"type\":\"attestation\",\"attributes\":{\"evidence_collected\":"
 	    "[{\"evidence_class\":\"log\",\"evidence_type\":\"ima_log\",\"data\":"
 	    "{\"entries\":\"10 abc ima-ng sha256:00 /bin/x\\n\"}}]}}}");
-	caps = kl_verifier_build_capabilities(entries, "2026-11-23T10:00:00Z", &len);
+	json_object_set_string_member(entry, "evidence_class", "log");
+	json_object_set_string_member(entry, "evidence_type", "ima_log");
+	json_object_set_object_member(entry, "capabilities", json_object_new());
+	g_ptr_array_add(supported, entry);
+	caps = kl_verifier_build_capabilities(supported, "2026-11-23T10:00:00Z", &len);
 	g_assert_nonnull(strstr(caps, "\"evidence_supported\":[{"));
 	g_assert_nonnull(strstr(caps, "\"system_info\":{\"boot_time\":\"2026-11-23T10:00:00Z\"}"));
+}
+
+/*
+ * json-glib's generator's text of @node, but for U+001F, which json-glib 1.6
+ * writes unescaped (invalid JSON; the agent writes "\u001f"): a raw 0x1f in
+ * its output can only be that character of a string
+ */
+static gchar *
+json_glib_text(JsonNode *node)
+{
+	g_autoptr(JsonGenerator) generator = json_generator_new();
+	g_autofree gchar *generated = NULL;
+	g_auto(GStrv) parts = NULL;
+
+	json_generator_set_root(generator, node);
+	generated = json_generator_to_data(generator, NULL);
+	parts = g_strsplit(generated, "\x1f", -1);
+	return g_strjoinv("\\u001f", parts);
+}
+
+/*
+ * The evidence body is written from each entry's head (its envelope's text,
+ * made once) and its data: the same bytes as json-glib's generator writes for
+ * the whole document as one tree, escapes in the class and type included.
+ */
+static void
+test_build_evidence_as_json_glib(void)
+{
+	static const struct {
+		const gchar *evidence_class;
+		const gchar *evidence_type;
+	} envelopes[] = {
+		{ "certification", "tpm_quote" },
+		{ "log", "ima_log" },
+		{ "log", "uefi_log" },
+		{ "lo\"g", "back\\slash/sl" },
+		{ "\x01\x1f\b\f\n\r\t", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91" },
+		{ "", "\x7f<>&'" },
+	};
+	g_autoptr(GPtrArray) entries =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)kl_evidence_entry_free);
+	g_autoptr(JsonArray) collected = json_array_new();
+	g_autoptr(JsonObject) root = json_object_new();
+	JsonObject *doc_data = json_object_new();
+	JsonObject *attributes = json_object_new();
+	g_autoptr(JsonNode) root_node = NULL;
+	g_autoptr(KlJsonBody) body = kl_json_body_new();
+	g_autofree gchar *theirs = NULL;
+	g_autofree gchar *ours = NULL;
+	gchar *head;
+
+	for (guint i = 0; i < G_N_ELEMENTS(envelopes); i++) {
+		JsonObject *data = json_object_new();
+		JsonObject *nested = json_object_new();
+		JsonArray *list = json_array_new();
+		JsonObject *tree_entry = json_object_new();
+		g_autoptr(JsonNode) one_node = NULL;
+		g_autofree gchar *one_text = NULL;
+		g_autofree gchar *text = NULL;
+
+		json_object_set_string_member(data, "message", "/1QYAC\"x\\\n");
+		json_object_set_int_member(data, "entry_count", -(gint64)i * 1000003);
+		json_object_set_boolean_member(nested, "partial", i % 2 == 0);
+		json_object_set_null_member(nested, "none");
+		json_array_add_string_element(list, envelopes[i].evidence_type);
+		json_array_add_int_element(list, (gint64)i);
+		json_object_set_array_member(nested, "list", list);
+		json_object_set_object_member(data, "nested", nested);
+		json_object_set_string_member(
+		    tree_entry, "evidence_class", envelopes[i].evidence_class);
+		json_object_set_string_member(
+		    tree_entry, "evidence_type", envelopes[i].evidence_type);
+		json_object_set_object_member(tree_entry, "data", json_object_ref(data));
+		json_array_add_object_element(collected, tree_entry);
+		/* one head shared by two entries (a plugin's), or one made for the entry */
+		if (i % 2 == 0) {
+			head = kl_evidence_entry_head_new(envelopes[i].evidence_class,
+							  envelopes[i].evidence_type);
+			g_ptr_array_add(entries, kl_evidence_entry_new(head, data));
+			g_ref_string_release(head);
+		} else {
+			g_ptr_array_add(entries,
+					kl_evidence_entry_new_for(envelopes[i].evidence_class,
+								  envelopes[i].evidence_type,
+								  data));
+		}
+		/* one entry alone: the same text as json-glib writes for its tree */
+		one_node = json_node_init_object(json_node_alloc(), tree_entry);
+		one_text = json_glib_text(one_node);
+		text = kl_evidence_entry_to_string(g_ptr_array_index(entries, i));
+		g_assert_cmpstr(text, ==, one_text);
+	}
+	json_object_set_string_member(doc_data, "type", "attestation");
+	json_object_set_array_member(attributes, "evidence_collected", json_array_ref(collected));
+	json_object_set_object_member(doc_data, "attributes", attributes);
+	json_object_set_object_member(root, "data", doc_data);
+	root_node = json_node_init_object(json_node_alloc(), root);
+	theirs = json_glib_text(root_node);
+
+	kl_verifier_build_evidence(entries, body);
+	ours = kl_json_body_to_string(body, NULL);
+	g_assert_cmpstr(ours, ==, theirs);
+	g_assert_cmpuint(kl_json_body_get_size(body), ==, strlen(theirs));
 }
 
 static void
@@ -433,6 +541,22 @@ test_evidence_url(void)
 		/* the verifier's missing "v" */
 		{ "/3/agents/agent-1/attestations/0",
 		  "https://v.example:8881/v3/agents/agent-1/attestations/0" },
+		{ "/3.0/agents/agent-1/attestations/17",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/17" },
+		{ "/3x/agents/agent-1/attestations/0",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		{ "/x3/agents/agent-1/attestations/0",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		{ "/3/agents/agent-1/attestations/",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		{ "/v3/agents/agent-1/attestations/a-Z_9.1",
+		  "https://v.example:8881/v3/agents/agent-1/attestations/a-Z_9.1" },
+		{ "/v3/agents/agent-1/attestations/2!",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		{ "/v3/agents/agent-1/attestations/2/x",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
+		{ "/v3/agents/agent-10/attestations/2",
+		  "https://v.example:8881/v3.0/agents/agent-1/attestations/latest" },
 		{ "https://v.example:8881/v3/agents/agent-1/attestations/2",
 		  "https://v.example:8881/v3/agents/agent-1/attestations/2" },
 		{ "https://v.example:443/v3/agents/agent-1/attestations/2",
@@ -593,7 +717,7 @@ exchange(Exchange which,
 	g_autoptr(GPtrArray) supported =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
 	g_autoptr(GPtrArray) collected =
-	    g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+	    g_ptr_array_new_with_free_func((GDestroyNotify)kl_evidence_entry_free);
 	g_autoptr(GBytes) attest = g_bytes_new_static("attest", 6);
 	g_autoptr(GBytes) signature = g_bytes_new_static("sig", 3);
 	g_autoptr(KlJsonBody) evidence_body = kl_json_body_new();
@@ -624,10 +748,9 @@ exchange(Exchange which,
 		break;
 	default:
 		entry = json_object_new();
-		json_object_set_string_member(entry, "evidence_class", "certification");
-		json_object_set_string_member(entry, "evidence_type", "tpm_quote");
-		json_object_set_string_member(entry, "data", data != NULL ? data : "x");
-		g_ptr_array_add(collected, entry);
+		json_object_set_string_member(entry, "message", data != NULL ? data : "x");
+		g_ptr_array_add(collected,
+				kl_evidence_entry_new_for("certification", "tpm_quote", entry));
 		result = kl_verifier_client_submit_evidence(
 		    client, NULL, collected, evidence_body, NULL, answer);
 		/* the entries are gone before the upload */
@@ -820,6 +943,7 @@ main(int argc, char **argv)
 	g_test_add_func("/verifier/seconds-to-next", test_parse_seconds_to_next);
 	g_test_add_func("/verifier/describe-errors", test_describe_errors);
 	g_test_add_func("/verifier/build-bodies", test_build_bodies);
+	g_test_add_func("/verifier/build-evidence-as-json-glib", test_build_evidence_as_json_glib);
 	g_test_add_func("/verifier/urls", test_urls);
 	g_test_add_func("/verifier/evidence-url", test_evidence_url);
 	g_test_add_func("/verifier/scheme-check", test_scheme_check);

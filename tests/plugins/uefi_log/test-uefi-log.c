@@ -280,11 +280,35 @@ test_plugin(void)
 			       json_object_get_int_member(expected, "event_count"));
 	g_assert_cmpstr(caps_json, ==, want);
 
-	/* the configured evidence version */
+	/* the configured evidence version, read at start-up */
 	g_hash_table_insert(cfg, (gpointer) "uefi_logs_evidence_version", (gpointer) "1.0");
-	g_clear_pointer(&caps, json_object_unref);
-	caps = kl_uefi_log_plugin_get_capabilities(ctx, &error);
-	g_assert_cmpstr(json_object_get_string_member(caps, "evidence_version"), ==, "1.0");
+	{
+		KlPluginContext *other = kl_plugin_context_new(
+		    "uefi_log", config_lookup_cb, cfg, "agent", "/nonexistent", 1000, NULL);
+		g_autoptr(JsonObject) other_caps = NULL;
+
+		g_assert_true(kl_uefi_log_plugin_startup(other, &error));
+		other_caps = kl_uefi_log_plugin_get_capabilities(other, &error);
+		g_assert_no_error(error);
+		g_assert_cmpstr(
+		    json_object_get_string_member(other_caps, "evidence_version"), ==, "1.0");
+		kl_uefi_log_plugin_shutdown(other);
+		kl_plugin_context_free(other);
+	}
+	/* an empty version: no capabilities, the cause named */
+	g_hash_table_insert(cfg, (gpointer) "uefi_logs_evidence_version", (gpointer) "");
+	{
+		KlPluginContext *other = kl_plugin_context_new(
+		    "uefi_log", config_lookup_cb, cfg, "agent", "/nonexistent", 1000, NULL);
+
+		g_assert_true(kl_uefi_log_plugin_startup(other, &error));
+		g_assert_null(kl_uefi_log_plugin_get_capabilities(other, &error));
+		g_assert_error(error, KL_ERROR, KL_ERROR_CONFIG);
+		g_assert_nonnull(strstr(error->message, "uefi_logs_evidence_version"));
+		g_clear_error(&error);
+		kl_uefi_log_plugin_shutdown(other);
+		kl_plugin_context_free(other);
+	}
 
 	p = params("{\"format\":\"application/octet-stream\"}");
 	data = kl_test_sent_data(ctx, kl_uefi_log_plugin_collect(ctx, p, NULL, &error));
