@@ -460,6 +460,8 @@ kl_http_ascii_caseeq(const gchar *p, const gchar *lower, gsize len)
 static gchar *
 kl_http_header_value(const gchar *p, const gchar *end, const gchar *name, gsize name_len)
 {
+	/* the line ends at a NUL byte, if it has one */
+	end = p + strnlen(p, (gsize)(end - p));
 	if ((gsize)(end - p) <= name_len || p[name_len] != ':' ||
 	    !kl_http_ascii_caseeq(p, name, name_len))
 		return NULL;
@@ -477,7 +479,8 @@ kl_http_header_cb(char *buffer, size_t size, size_t nitems, void *userdata)
 	KlHttpTransfer *transfer = userdata;
 	gsize len = size * nitems;
 	const gchar *p = buffer;
-	const gchar *end = buffer + strnlen(buffer, len);
+	/* a NUL byte stops the scans below (and ends a value, kl_http_header_value()) */
+	const gchar *end = buffer + len;
 	gchar **slot = NULL;
 	gchar *value = NULL;
 
@@ -965,9 +968,10 @@ kl_http_curl_set_url(KlHttp *http, const gchar *url)
 static void
 kl_http_curl_set_proxy(KlHttp *http, const gchar *url)
 {
-	gint scheme = g_ascii_strncasecmp(url, "https://", 8) == 0  ? 1
-		      : g_ascii_strncasecmp(url, "http://", 7) == 0 ? 0
-								    : -1;
+	/* stops at the first byte that differs: never reads past the end of @url */
+	gint scheme = kl_http_ascii_caseeq(url, "https://", 8)	? 1
+		      : kl_http_ascii_caseeq(url, "http://", 7) ? 0
+								: -1;
 
 	if (scheme == http->proxy_scheme)
 		return;
