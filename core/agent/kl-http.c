@@ -75,6 +75,7 @@ struct _KlHttp {
 	 */
 	gboolean curl_ready;
 	KlHttpTransfer transfer;
+	GByteArray *spare_body; /* the last answer's array, emptied (its data stolen): reused */
 	char errbuf[CURL_ERROR_SIZE];
 	CURLU *url_base;      /* the last URL's scheme and authority, parsed once... */
 	gchar *url_base_text; /* ...from this "scheme://authority" */
@@ -229,6 +230,8 @@ kl_http_free(KlHttp *http)
 	g_free(http->origin);
 	g_free(http->accept_line);
 	g_free(http->content_type_line);
+	if (http->spare_body != NULL)
+		g_byte_array_unref(http->spare_body);
 	if (http->auth_line != NULL) {
 		memset(http->auth_line, 0, strlen(http->auth_line));
 		g_free(http->auth_line);
@@ -1024,7 +1027,8 @@ kl_http_curl_send(KlHttp *http,
 		kl_http_curl_setup(http);
 	kl_http_transfer_clear(t);
 	http->errbuf[0] = '\0';
-	t->body = g_byte_array_new();
+	t->body =
+	    http->spare_body != NULL ? g_steal_pointer(&http->spare_body) : g_byte_array_new();
 	t->cancellable = cancellable;
 	t->tail_only = tail_only;
 	t->reader = reader;
@@ -1170,6 +1174,8 @@ kl_http_curl_send(KlHttp *http,
 		g_byte_array_append(t->body, &nul, 1);
 		data = g_byte_array_steal(t->body, &size);
 		response->body = g_bytes_new_take(data, size - 1);
+		/* empty now: the next request appends to it */
+		http->spare_body = g_steal_pointer(&t->body);
 	}
 	response->truncated = t->truncated;
 	response->body_total = t->total;
