@@ -20,11 +20,11 @@
  */
 #define KL_AGENT_TOKEN_MARGIN_S 10
 /*
- * after a request body this large, free memory goes back to the system
- * (malloc_trim), if the heap holds more than KL_AGENT_TRIM_FREE_BYTES of it
+ * after a request body this large, and after the first evidence since start-up
+ * (start-up's buffers are gone by then), free memory goes back to the system
+ * (malloc_trim)
  */
 #define KL_AGENT_TRIM_BODY_BYTES (1024 * 1024)
-#define KL_AGENT_TRIM_FREE_BYTES (1024 * 1024)
 /*
  * and every this many steps whatever was sent: a cycle's buffers are not the
  * same size every time (a growing IMA log, a longer answer), so free pages are
@@ -704,7 +704,8 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	verdict = kl_verifier_client_submit_evidence(
 	    agent->verifier, agent->location, collected, body, cancellable, &answer);
 	g_clear_pointer(&body, kl_json_body_free);
-	agent->trim_pending = answer.sent_bytes >= KL_AGENT_TRIM_BODY_BYTES;
+	agent->trim_pending =
+	    answer.sent_bytes >= KL_AGENT_TRIM_BODY_BYTES || agent->attestations == 0;
 	switch (verdict) {
 	case KL_VERIFIER_OK:
 		break;
@@ -883,20 +884,14 @@ kl_agent_worker_cb(gpointer data, gpointer user_data)
 	/*
 	 * the step's large buffers are freed now: give the memory back. The
 	 * large ones (a log's text) were mapped on their own and are unmapped
-	 * already (M_MMAP_THRESHOLD); trim the heap only when much of it is free,
-	 * not the few pages every cycle uses again (they would be faulted back in);
-	 * and now and then whatever the step did, for the pages left free between
-	 * chunks by buffers of changing sizes
+	 * already (M_MMAP_THRESHOLD). The heap is trimmed after a large body and
+	 * then only now and then, for the pages left free between chunks by
+	 * buffers of changing sizes: not at every step, whose pages the next one
+	 * would fault back in
 	 */
 	agent->steps_since_trim++;
-	if (agent->trim_pending) {
+	if (agent->trim_pending || agent->steps_since_trim >= KL_AGENT_TRIM_EVERY_STEPS) {
 		agent->trim_pending = FALSE;
-		if (mallinfo2().fordblks > KL_AGENT_TRIM_FREE_BYTES) {
-			malloc_trim(0);
-			agent->steps_since_trim = 0;
-		}
-	}
-	if (agent->steps_since_trim >= KL_AGENT_TRIM_EVERY_STEPS) {
 		malloc_trim(0);
 		agent->steps_since_trim = 0;
 	}
