@@ -796,9 +796,11 @@ kl_test_evidence_body(KlEvidenceEntry *entry, KlJsonBody *body)
 {
 	g_autoptr(GPtrArray) collected =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)kl_evidence_entry_free);
+	KlEvidenceEntry *copy = kl_evidence_entry_new(entry->head, json_object_ref(entry->data));
 
-	g_ptr_array_add(collected,
-			kl_evidence_entry_new(entry->head, json_object_ref(entry->data)));
+	if (entry->attachments != NULL)
+		copy->attachments = g_ptr_array_ref(entry->attachments);
+	g_ptr_array_add(collected, copy);
 	kl_verifier_build_evidence(collected, body);
 	return kl_json_body_to_string(body, NULL);
 }
@@ -836,11 +838,14 @@ kl_test_attached_strings(KlLoaderFixture *fx, gconstpointer user_data)
 		    kl_plugin_loader_resolve(fx->loader, g_ptr_array_index(requests, i), &error));
 	request = g_ptr_array_index(requests, 0);
 
-	/* into a body: placeholders in the entry, the text written by the body */
+	/* into a body: the data as the plugin made it, the texts written by the body */
 	body = kl_json_body_new();
 	entry = kl_plugin_run_request(request, NULL, NULL, body, &error);
 	g_assert_no_error(error);
 	g_assert_true(JSON_NODE_HOLDS_NULL(json_object_get_member(entry->data, "text")));
+	g_assert_false(json_object_has_member(entry->data, "tail"));
+	g_assert_nonnull(entry->attachments);
+	g_assert_cmpuint(entry->attachments->len, ==, 2);
 	streamed = kl_test_evidence_body(entry, body);
 	want = g_strconcat(head,
 			   "{\"text\":\"1 \\\"q\\\" \\\\ \\u0001 \xc3\xa9\\n\",\"echo\":\"e\","
