@@ -729,10 +729,18 @@ kl_plugin_collect(KlPlugin *plugin,
 	}
 	g_clear_error(&error_local);
 	kl_plugin_take_report(plugin, report);
-	if (attachments_out != NULL)
+	if (attachments_out != NULL) {
 		*attachments_out = g_steal_pointer(&attachments);
-	else
+	} else if (attachments != NULL && attachments->len > 0) {
+		/* a plugin's sealed object (the same as last time) is not changed: a copy is */
+		if (json_object_is_immutable(data)) {
+			JsonObject *copy = kl_plugin_json_copy_object(data);
+
+			json_object_unref(data);
+			data = copy;
+		}
 		kl_plugin_place_attachments(data, attachments);
+	}
 	return data;
 }
 

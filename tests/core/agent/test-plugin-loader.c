@@ -887,6 +887,74 @@ kl_test_attached_strings(KlLoaderFixture *fx, gconstpointer user_data)
 	g_assert_nonnull(strstr(streamed, "{\"echo\":\"\",\"sealed\":true,\"collects\":3}"));
 }
 
+/*
+ * a plugin may hand back its own sealed data object, collect after collect:
+ * the strings it attaches never go into it (without a body, into a copy)
+ */
+static void
+kl_test_kept_data(KlLoaderFixture *fx, gconstpointer user_data)
+{
+	const gchar *answer = "{\"data\":{\"attributes\":{\"evidence_requested\":["
+			      "{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\","
+			      "\"chosen_parameters\":{\"keep\":true,\"attach\":\"first\"}},"
+			      "{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\","
+			      "\"chosen_parameters\":{\"keep\":true}},"
+			      "{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\","
+			      "\"chosen_parameters\":{\"keep\":true,\"attach\":\"third\"}}]}}}";
+	const gchar *kept = "{\"text\":null,\"echo\":\"\",\"sealed\":true,\"collects\":1}";
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) requests = NULL;
+	g_autoptr(KlEvidenceEntry) first = NULL;
+	g_autoptr(KlEvidenceEntry) second = NULL;
+	g_autoptr(KlEvidenceEntry) third = NULL;
+	g_autoptr(KlJsonBody) body = kl_json_body_new();
+	g_autofree gchar *text = NULL;
+	g_autofree gchar *want = NULL;
+
+	g_free(kl_test_install(fx->dir, "dummy", NULL, 0644));
+	kl_test_load(fx, fx->dir, NULL);
+	requests = kl_verifier_parse_evidence_requested(answer, strlen(answer), &error);
+	g_assert_no_error(error);
+	for (guint i = 0; i < requests->len; i++)
+		g_assert_nonnull(
+		    kl_plugin_loader_resolve(fx->loader, g_ptr_array_index(requests, i), &error));
+
+	/* without a body: the attached strings in a copy */
+	first = kl_plugin_run_request(g_ptr_array_index(requests, 0), NULL, NULL, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_false(json_object_is_immutable(first->data));
+	text = kl_evidence_entry_to_string(first);
+	g_assert_cmpstr(text,
+			==,
+			"{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\",\"data\":"
+			"{\"text\":\"first\",\"echo\":\"\",\"sealed\":true,\"collects\":1,"
+			"\"tail\":\"first\"}}");
+	/* the plugin's object is as it made it */
+	second = kl_plugin_run_request(g_ptr_array_index(requests, 1), NULL, NULL, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_true(json_object_is_immutable(second->data));
+	g_clear_pointer(&text, g_free);
+	text = kl_json_object_to_string(second->data, NULL);
+	g_assert_cmpstr(text, ==, kept);
+
+	/* into a body: the plugin's object itself, the strings written by the body */
+	third = kl_plugin_run_request(g_ptr_array_index(requests, 2), NULL, NULL, body, &error);
+	g_assert_no_error(error);
+	g_assert_true(third->data == second->data);
+	g_clear_pointer(&text, g_free);
+	text = kl_test_evidence_body(third, body);
+	want =
+	    g_strconcat("{\"data\":{\"type\":\"attestation\",\"attributes\":{\"evidence_"
+			"collected\":[{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\","
+			"\"data\":{\"text\":\"third\",\"echo\":\"\",\"sealed\":true,\"collects\":1,"
+			"\"tail\":\"third\"}}]}}}",
+			NULL);
+	g_assert_cmpstr(text, ==, want);
+	g_clear_pointer(&text, g_free);
+	text = kl_json_object_to_string(third->data, NULL);
+	g_assert_cmpstr(text, ==, kept);
+}
+
 static void
 kl_test_shutdown_once(KlLoaderFixture *fx, gconstpointer user_data)
 {
@@ -983,6 +1051,7 @@ main(int argc, char **argv)
 	kl_test_add("/loader/runner/sealed-parameters", kl_test_runner_sealed);
 	kl_test_add("/loader/dispatch", kl_test_dispatch);
 	kl_test_add("/loader/attached-strings", kl_test_attached_strings);
+	kl_test_add("/loader/kept-data", kl_test_kept_data);
 	kl_test_add("/loader/shutdown-once", kl_test_shutdown_once);
 	kl_test_add("/loader/config-view", kl_test_config_view);
 	return g_test_run();
