@@ -62,6 +62,7 @@ typedef struct {
 	gboolean not_enrolled;
 	gboolean permanent;   /* retried, but only a person can fix it: ERROR once per cause */
 	gboolean restart_now; /* the round is over at the verifier: a new phase 1 at once */
+	gboolean negotiated;  /* phase 1 succeeded first: this is the outcome of phase 2 */
 } KlStepResult;
 
 typedef KlStepResult *(*KlStepFunc)(KlAgent *agent, GCancellable *cancellable);
@@ -96,7 +97,13 @@ struct _KlAgent {
 	GMainContext *context;
 	GThreadPool *worker;
 	GCancellable *cancellable;
-	GSource *timer;
+	/*
+	 * made once: ready when the next step is due (set by the main thread) or
+	 * when the step in flight is done (set by the worker); -1 otherwise
+	 */
+	GSource *gsource;
+	KlStepFunc step_func;
+	KlStepResult *step_result; /* atomic: the worker's, until the main thread takes it */
 	gboolean step_running;
 	gboolean stopping;
 	gint stop_status; /* the exit status of a requested stop */
@@ -115,9 +122,8 @@ struct _KlAgent {
 	KlStatus *status;	 /* nullable */
 	GRand *rand;		 /* splay and jitter */
 	gint64 outage_anchor_us; /* clock time of the first failure of this outage, 0 = none */
+	GMutex step_lock;	 /* step_started_us: the worker restarts it for phase 2 */
 	gint64 step_started_us;	 /* monotonic µs of the step in flight (watchdog), 0 = none */
-
-	struct _KlAgentLink *link; /* g_rc_box */
 
 	/* protocol state: touched only by the step in flight (worker) or between steps */
 	gint64 token_expires_at;			    /* Unix seconds, 0 unknown */
@@ -135,16 +141,6 @@ struct _KlAgent {
 	guint64 cycle_ima_entries;  /* IMA entries sent this cycle */
 	guint sessions_established; /* since the main thread last looked */
 };
-
-typedef struct {
-	KlAgent *agent;
-	KlStepFunc func;
-} KlAgentJob;
-
-/* lets a step's completion find out that the agent was freed meanwhile */
-typedef struct _KlAgentLink {
-	KlAgent *agent; /* NULL once the agent is gone */
-} KlAgentLink;
 
 const gchar *
 kl_agent_state_to_string(KlAgentState state)
@@ -556,7 +552,7 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 		/* a 403 keeps the token: only a 401 says it is no longer valid */
 		return kl_agent_answer_retry(&answer);
 	}
-	{
+	if (kl_log_is_enabled(G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN)) {
 		g_autofree gchar *types = kl_evidence_requests_describe(answer.requested);
 
 		g_debug("the verifier requests %s (Location %s)",
@@ -682,6 +678,39 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	return result;
 }
 
+/* the start of the step in flight for the watchdog (0: none); any thread */
+static void
+kl_agent_set_step_started(KlAgent *agent, gint64 started_us)
+{
+	g_mutex_lock(&agent->step_lock);
+	agent->step_started_us = started_us;
+	g_mutex_unlock(&agent->step_lock);
+}
+
+/*
+ * One attestation cycle: phase 1 (capabilities, the verifier's request), then
+ * at once phase 2 (evidence) on the same worker turn, unless phase 1 failed or
+ * the agent is stopping (no quote is taken and nothing is sent after a stop).
+ * Nothing the main thread does between the phases has to happen before phase
+ * 2: it catches up when the cycle is done (kl_agent_step_done).
+ */
+static KlStepResult *
+kl_agent_step_cycle(KlAgent *agent, GCancellable *cancellable)
+{
+	KlStepResult *result = kl_agent_step_negotiate(agent, cancellable);
+
+	if (result->outcome != KL_STEP_OK || g_cancellable_is_cancelled(cancellable))
+		return result;
+	kl_step_result_free(result);
+	/* for the watchdog, each phase is a step of its own, as the limit assumes */
+	kl_agent_set_step_started(agent, g_get_monotonic_time());
+	if (kl_log_is_enabled(G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN))
+		g_debug("state %s", kl_agent_state_to_string(KL_AGENT_STATE_ATTESTING));
+	result = kl_agent_step_attest(agent, cancellable);
+	result->negotiated = TRUE;
+	return result;
+}
+
 /*
  * A copy of a session answer with data.attributes.token replaced by its
  * fingerprint, or NULL when @text holds no token: --json-file prints answers,
@@ -779,11 +808,10 @@ kl_agent_step_json_file(KlAgent *agent, GCancellable *cancellable)
 static void
 kl_agent_worker_cb(gpointer data, gpointer user_data)
 {
-	g_autoptr(GTask) task = data;
-	KlAgentJob *job = g_task_get_task_data(task);
+	KlAgent *agent = data;
 	KlStepResult *result;
 
-	result = job->func(job->agent, g_task_get_cancellable(task));
+	result = agent->step_func(agent, agent->cancellable);
 #if defined(__GLIBC__)
 	/*
 	 * the step's large buffers are freed now: give the memory back. The
@@ -791,19 +819,23 @@ kl_agent_worker_cb(gpointer data, gpointer user_data)
 	 * already (M_MMAP_THRESHOLD); trim the heap only when much of it is free,
 	 * not the few pages every cycle uses again (they would be faulted back in)
 	 */
-	if (job->agent->trim_pending) {
-		job->agent->trim_pending = FALSE;
+	if (agent->trim_pending) {
+		agent->trim_pending = FALSE;
 		if (mallinfo2().fordblks > KL_AGENT_TRIM_FREE_BYTES)
 			malloc_trim(0);
 	}
 #endif
-	g_task_return_pointer(task, result, (GDestroyNotify)kl_step_result_free);
+	/* handed to the main thread (kl_agent_source_dispatch) */
+	g_atomic_pointer_set(&agent->step_result, result);
+	g_source_set_ready_time(agent->gsource, 0);
 }
 
 /* ---- main-thread side ---- */
 
 static void
 kl_agent_run_state(KlAgent *agent);
+static void
+kl_agent_step_done(KlAgent *agent, KlStepResult *result_in);
 
 /*
  * A log line with journal fields besides the message: KEYLIME_AGENT_ID, and
@@ -869,26 +901,21 @@ kl_agent_finish(KlAgent *agent, gint exit_status)
 	agent->finished = TRUE;
 	agent->state = KL_AGENT_STATE_STOPPED;
 	kl_status_stopped(agent->status);
-	if (agent->timer != NULL) {
-		g_source_destroy(agent->timer);
-		g_clear_pointer(&agent->timer, g_source_unref);
-	}
+	if (agent->gsource != NULL)
+		g_source_set_ready_time(agent->gsource, -1);
 	if (agent->done != NULL)
 		agent->done(agent, exit_status, agent->done_data);
 }
 
-static gboolean
-kl_agent_timer_cb(gpointer user_data)
+/* the wait is over */
+static void
+kl_agent_timer(KlAgent *agent)
 {
-	KlAgent *agent = user_data;
-
-	g_clear_pointer(&agent->timer, g_source_unref);
 	if (agent->state == KL_AGENT_STATE_REGISTRATION_FAILED)
 		agent->state = KL_AGENT_STATE_UNREGISTERED;
 	else if (agent->state == KL_AGENT_STATE_ATTESTATION_FAILED)
 		agent->state = KL_AGENT_STATE_NEGOTIATING;
 	kl_agent_run_state(agent);
-	return G_SOURCE_REMOVE;
 }
 
 static gchar *
@@ -901,16 +928,53 @@ kl_agent_format_delay(guint64 ms)
 	return g_strdup_printf("%" G_GUINT64_FORMAT " min", ms / 60000);
 }
 
+/*
+ * The agent's one GSource, for its waits and for the worker's hand-back: no
+ * source is made per step or per wait. While a step runs there is no wait, so
+ * the two never meet; a result waiting for the main thread means the step is
+ * done, else the wait is over. The new ready time set during the dispatch
+ * (the next wait) costs no wake-up of the main loop.
+ */
+typedef struct {
+	GSource source;
+	KlAgent *agent;
+} KlAgentGSource;
+
+static gboolean
+kl_agent_source_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
+{
+	KlAgent *agent = ((KlAgentGSource *)source)->agent;
+	KlStepResult *result;
+
+	g_source_set_ready_time(source, -1);
+	result = g_atomic_pointer_get(&agent->step_result);
+	if (result != NULL) {
+		g_atomic_pointer_set(&agent->step_result, NULL);
+		kl_agent_step_done(agent, result); /* @agent may be gone after it */
+	} else {
+		kl_agent_timer(agent);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs kl_agent_source_funcs = {
+	.dispatch = kl_agent_source_dispatch,
+};
+
+static void
+kl_agent_set_priority(KlAgent *agent, gint priority)
+{
+	if (g_source_get_priority(agent->gsource) != priority)
+		g_source_set_priority(agent->gsource, priority);
+}
+
+/* the next step in @delay_ms; 0: once the main loop is idle */
 static void
 kl_agent_schedule_source(KlAgent *agent, guint64 delay_ms)
 {
-	if (agent->timer != NULL) {
-		g_source_destroy(agent->timer);
-		g_clear_pointer(&agent->timer, g_source_unref);
-	}
-	agent->timer = delay_ms == 0 ? g_idle_source_new() : g_timeout_source_new(delay_ms);
-	g_source_set_callback(agent->timer, kl_agent_timer_cb, agent, NULL);
-	g_source_attach(agent->timer, agent->context);
+	kl_agent_set_priority(agent, delay_ms == 0 ? G_PRIORITY_DEFAULT_IDLE : G_PRIORITY_DEFAULT);
+	g_source_set_ready_time(
+	    agent->gsource, delay_ms == 0 ? 0 : g_get_monotonic_time() + (gint64)delay_ms * 1000);
 }
 
 static void
@@ -921,26 +985,6 @@ kl_agent_schedule(KlAgent *agent, guint64 delay_ms)
 	if (agent->finished)
 		return;
 	kl_agent_schedule_source(agent, delay_ms);
-}
-
-/*
- * The next step at once (phase 2 after phase 1): started from here rather
- * than from an idle source one main-loop iteration later
- */
-static void
-kl_agent_continue(KlAgent *agent)
-{
-	guint64 delay_ms = 0;
-
-	if (agent->delay_func != NULL)
-		delay_ms = agent->delay_func(agent, 0, agent->delay_data);
-	if (agent->finished)
-		return;
-	if (delay_ms > 0 || agent->timer != NULL) {
-		kl_agent_schedule_source(agent, delay_ms);
-		return;
-	}
-	kl_agent_run_state(agent);
 }
 
 /*
@@ -993,25 +1037,31 @@ kl_agent_new_cause(KlAgent *agent, const GError *error)
 	return TRUE;
 }
 
+/* phase 1 succeeded: what the main thread keeps of it */
 static void
-kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_data)
+kl_agent_negotiated(KlAgent *agent)
 {
-	KlAgentLink *link = user_data;
-	KlAgent *agent = link->agent;
-	g_autoptr(KlStepResult) result = g_task_propagate_pointer(G_TASK(res), NULL);
+	agent->state = KL_AGENT_STATE_ATTESTING;
+	kl_status_set_evidence_types(agent->status, (const gchar *const *)agent->offered);
+}
+
+/* the step in flight is done: takes @result_in */
+static void
+kl_agent_step_done(KlAgent *agent, KlStepResult *result_in)
+{
+	g_autoptr(KlStepResult) result = result_in;
 	KlAgentState state;
 	KlStatusCause cause;
 	guint64 delay;
 
-	g_rc_box_release(link);
-	if (agent == NULL)
-		return;
-	state = agent->state;
-
 	agent->step_running = FALSE;
-	agent->step_started_us = 0;
+	kl_agent_set_step_started(agent, 0);
 	for (; agent->sessions_established > 0; agent->sessions_established--)
 		kl_status_session_created(agent->status);
+	/* phase 1 of this cycle succeeded, and the worker went on with phase 2 */
+	if (result != NULL && result->negotiated)
+		kl_agent_negotiated(agent);
+	state = agent->state;
 	if (agent->stopping) {
 		kl_agent_finish(agent, agent->stop_status);
 		return;
@@ -1050,10 +1100,9 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 			kl_agent_schedule(agent, 0);
 			return;
 		case KL_AGENT_STATE_NEGOTIATING:
-			agent->state = KL_AGENT_STATE_ATTESTING;
-			kl_status_set_evidence_types(agent->status,
-						     (const gchar *const *)agent->offered);
-			kl_agent_continue(agent);
+			/* phase 1 alone (kl_agent_step_cycle stopped after it): phase 2 now */
+			kl_agent_negotiated(agent);
+			kl_agent_run_state(agent);
 			return;
 		case KL_AGENT_STATE_ATTESTING: {
 			KlStatusCycle cycle = { 0 };
@@ -1214,22 +1263,16 @@ kl_agent_step_done_cb(GObject *source_object, GAsyncResult *res, gpointer user_d
 static void
 kl_agent_run_step(KlAgent *agent, KlStepFunc func)
 {
-	g_autoptr(GTask) task = NULL;
-	KlAgentJob *job = g_new0(KlAgentJob, 1);
 	g_autoptr(GError) error = NULL;
 
-	job->agent = agent;
-	job->func = func;
-	task = g_task_new(
-	    NULL, agent->cancellable, kl_agent_step_done_cb, g_rc_box_acquire(agent->link));
-	g_task_set_task_data(task, job, g_free);
+	agent->step_func = func;
 	agent->step_running = TRUE;
-	agent->step_started_us = g_get_monotonic_time();
-	if (!g_thread_pool_push(agent->worker, g_object_ref(task), &error)) {
+	/* the step's completion comes at the default priority, whatever the wait's was */
+	kl_agent_set_priority(agent, G_PRIORITY_DEFAULT);
+	kl_agent_set_step_started(agent, g_get_monotonic_time());
+	if (!g_thread_pool_push(agent->worker, agent, &error)) {
 		kl_error("cannot run the worker thread: %s", error->message);
 		agent->step_running = FALSE;
-		g_object_unref(task);
-		g_rc_box_release(agent->link); /* the callback will never run */
 		kl_agent_finish(agent, KL_EXIT_FAILURE);
 	}
 }
@@ -1251,10 +1294,10 @@ kl_agent_run_state(KlAgent *agent)
 			break;
 		}
 		agent->state = KL_AGENT_STATE_NEGOTIATING;
-		kl_agent_run_step(agent, kl_agent_step_negotiate);
+		kl_agent_run_step(agent, kl_agent_step_cycle);
 		break;
 	case KL_AGENT_STATE_NEGOTIATING:
-		kl_agent_run_step(agent, kl_agent_step_negotiate);
+		kl_agent_run_step(agent, kl_agent_step_cycle);
 		break;
 	case KL_AGENT_STATE_ATTESTING:
 		kl_agent_run_step(agent, kl_agent_step_attest);
@@ -1301,8 +1344,7 @@ kl_agent_new(const KlAgentOptions *options,
 					options->backoff_max_retries,
 					options->backoff_seed);
 	agent->cancellable = g_cancellable_new();
-	agent->link = g_rc_box_new0(KlAgentLink);
-	agent->link->agent = agent;
+	g_mutex_init(&agent->step_lock);
 	agent->state = KL_AGENT_STATE_UNREGISTERED;
 	/* one exclusive thread: TPM and plugin calls are never concurrent */
 	agent->worker = g_thread_pool_new(kl_agent_worker_cb, agent, 1, TRUE, NULL);
@@ -1317,13 +1359,12 @@ kl_agent_free(KlAgent *agent)
 	g_cancellable_cancel(agent->cancellable);
 	if (agent->worker != NULL)
 		g_thread_pool_free(agent->worker, FALSE, TRUE);
-	/* a finished step's callback may still be queued on the main context */
-	agent->link->agent = NULL;
-	g_rc_box_release(agent->link);
-	if (agent->timer != NULL) {
-		g_source_destroy(agent->timer);
-		g_source_unref(agent->timer);
+	/* the worker is done: a finished step's result may still wait for the main thread */
+	if (agent->gsource != NULL) {
+		g_source_destroy(agent->gsource);
+		g_source_unref(agent->gsource);
 	}
+	kl_step_result_free(agent->step_result);
 	if (agent->context != NULL)
 		g_main_context_unref(agent->context);
 	g_object_unref(agent->cancellable);
@@ -1341,6 +1382,7 @@ kl_agent_free(KlAgent *agent)
 	g_free(agent->method);
 	g_free(agent->attestation_index);
 	g_free(agent->session_index);
+	g_mutex_clear(&agent->step_lock);
 	g_free(agent);
 }
 
@@ -1372,6 +1414,10 @@ kl_agent_start(KlAgent *agent, KlAgentDoneFunc done, gpointer user_data)
 	agent->done = done;
 	agent->done_data = user_data;
 	agent->context = g_main_context_ref_thread_default();
+	agent->gsource = g_source_new(&kl_agent_source_funcs, sizeof(KlAgentGSource));
+	((KlAgentGSource *)agent->gsource)->agent = agent;
+	g_source_set_name(agent->gsource, "kl-agent");
+	g_source_attach(agent->gsource, agent->context);
 	agent->state = KL_AGENT_STATE_UNREGISTERED;
 	if (agent->status != NULL) {
 		if (agent->clock_func != NULL)
@@ -1432,7 +1478,14 @@ kl_agent_get_attestation_count(KlAgent *agent)
 gint64
 kl_agent_get_step_age_us(KlAgent *agent, gint64 now_us)
 {
-	if (!agent->step_running || agent->step_started_us == 0)
+	gint64 started;
+
+	if (!agent->step_running)
 		return 0;
-	return MAX(now_us - agent->step_started_us, 0);
+	g_mutex_lock(&agent->step_lock);
+	started = agent->step_started_us;
+	g_mutex_unlock(&agent->step_lock);
+	if (started == 0)
+		return 0;
+	return MAX(now_us - started, 0);
 }

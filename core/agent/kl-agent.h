@@ -9,7 +9,9 @@
  *   RegistrationFailed            AttestationFailed <-
  *
  * Driven by GLib timers on the main context; every network, TPM and plugin
- * call runs on one worker thread, one step at a time.
+ * call runs on one worker thread, one step at a time. The two phases of an
+ * attestation cycle (Negotiating, then Attesting) are one step: the worker
+ * goes on with phase 2 as soon as phase 1 succeeded, unless the agent stops.
  */
 #pragma once
 
@@ -133,7 +135,10 @@ typedef struct {
 typedef struct _KlAgent KlAgent;
 
 typedef void (*KlAgentDoneFunc)(KlAgent *agent, gint exit_status, gpointer user_data);
-/* maps a delay the agent wants to the delay it really waits (tests: record it, return 0) */
+/*
+ * maps a delay the agent wants to the delay it really waits (tests: record it,
+ * return 0); called for every wait (there is none between the two phases of a cycle)
+ */
 typedef guint64 (*KlAgentDelayFunc)(KlAgent *agent, guint64 delay_ms, gpointer user_data);
 /* wall clock in microseconds (token expiry) */
 typedef gint64 (*KlAgentClockFunc)(gpointer user_data);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "config.h"
 
+#include <string.h>
+
 #include "kl-evidence-request.h"
 
 KlEvidenceRequest *
@@ -9,13 +11,19 @@ kl_evidence_request_new(const gchar *evidence_class,
 			JsonObject *chosen_parameters)
 {
 	KlEvidenceRequest *request;
+	gsize class_size;
+	gsize type_size;
 
 	g_return_val_if_fail(evidence_class != NULL, NULL);
 	g_return_val_if_fail(evidence_type != NULL, NULL);
 
-	request = g_new0(KlEvidenceRequest, 1);
-	request->evidence_class = g_strdup(evidence_class);
-	request->evidence_type = g_strdup(evidence_type);
+	/* one allocation: the request, then its two strings */
+	class_size = strlen(evidence_class) + 1;
+	type_size = strlen(evidence_type) + 1;
+	request = g_malloc0(sizeof(KlEvidenceRequest) + class_size + type_size);
+	request->evidence_class = memcpy((gchar *)(request + 1), evidence_class, class_size);
+	request->evidence_type =
+	    memcpy(request->evidence_class + class_size, evidence_type, type_size);
 	request->chosen_parameters =
 	    chosen_parameters != NULL ? json_object_ref(chosen_parameters) : json_object_new();
 	json_object_seal(request->chosen_parameters);
@@ -27,10 +35,8 @@ kl_evidence_request_free(KlEvidenceRequest *request)
 {
 	if (request == NULL)
 		return;
-	g_free(request->evidence_class);
-	g_free(request->evidence_type);
 	json_object_unref(request->chosen_parameters);
-	g_free(request);
+	g_free(request); /* and its strings */
 }
 
 void

@@ -17,6 +17,7 @@ G_BEGIN_DECLS
 typedef struct _KlPlugin KlPlugin;
 
 typedef struct {
+	/* in the request's allocation: never freed nor replaced on their own */
 	gchar *evidence_class;
 	gchar *evidence_type;
 	/* sealed; an empty object when the verifier sent none; read only by the plugin */

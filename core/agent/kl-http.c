@@ -75,6 +75,7 @@ struct _KlHttp {
 	 */
 	gboolean curl_ready;
 	KlHttpTransfer transfer;
+	GByteArray *spare_body; /* the last answer's array, emptied (its data stolen): reused */
 	char errbuf[CURL_ERROR_SIZE];
 	CURLU *url_base;      /* the last URL's scheme and authority, parsed once... */
 	gchar *url_base_text; /* ...from this "scheme://authority" */
@@ -229,6 +230,8 @@ kl_http_free(KlHttp *http)
 	g_free(http->origin);
 	g_free(http->accept_line);
 	g_free(http->content_type_line);
+	if (http->spare_body != NULL)
+		g_byte_array_unref(http->spare_body);
 	if (http->auth_line != NULL) {
 		memset(http->auth_line, 0, strlen(http->auth_line));
 		g_free(http->auth_line);
@@ -460,6 +463,8 @@ kl_http_ascii_caseeq(const gchar *p, const gchar *lower, gsize len)
 static gchar *
 kl_http_header_value(const gchar *p, const gchar *end, const gchar *name, gsize name_len)
 {
+	/* the line ends at a NUL byte, if it has one */
+	end = p + strnlen(p, (gsize)(end - p));
 	if ((gsize)(end - p) <= name_len || p[name_len] != ':' ||
 	    !kl_http_ascii_caseeq(p, name, name_len))
 		return NULL;
@@ -477,7 +482,8 @@ kl_http_header_cb(char *buffer, size_t size, size_t nitems, void *userdata)
 	KlHttpTransfer *transfer = userdata;
 	gsize len = size * nitems;
 	const gchar *p = buffer;
-	const gchar *end = buffer + strnlen(buffer, len);
+	/* a NUL byte stops the scans below (and ends a value, kl_http_header_value()) */
+	const gchar *end = buffer + len;
 	gchar **slot = NULL;
 	gchar *value = NULL;
 
@@ -965,9 +971,10 @@ kl_http_curl_set_url(KlHttp *http, const gchar *url)
 static void
 kl_http_curl_set_proxy(KlHttp *http, const gchar *url)
 {
-	gint scheme = g_ascii_strncasecmp(url, "https://", 8) == 0  ? 1
-		      : g_ascii_strncasecmp(url, "http://", 7) == 0 ? 0
-								    : -1;
+	/* stops at the first byte that differs: never reads past the end of @url */
+	gint scheme = kl_http_ascii_caseeq(url, "https://", 8)	? 1
+		      : kl_http_ascii_caseeq(url, "http://", 7) ? 0
+								: -1;
 
 	if (scheme == http->proxy_scheme)
 		return;
@@ -1020,7 +1027,8 @@ kl_http_curl_send(KlHttp *http,
 		kl_http_curl_setup(http);
 	kl_http_transfer_clear(t);
 	http->errbuf[0] = '\0';
-	t->body = g_byte_array_new();
+	t->body =
+	    http->spare_body != NULL ? g_steal_pointer(&http->spare_body) : g_byte_array_new();
 	t->cancellable = cancellable;
 	t->tail_only = tail_only;
 	t->reader = reader;
@@ -1166,6 +1174,8 @@ kl_http_curl_send(KlHttp *http,
 		g_byte_array_append(t->body, &nul, 1);
 		data = g_byte_array_steal(t->body, &size);
 		response->body = g_bytes_new_take(data, size - 1);
+		/* empty now: the next request appends to it */
+		http->spare_body = g_steal_pointer(&t->body);
 	}
 	response->truncated = t->truncated;
 	response->body_total = t->total;

@@ -129,6 +129,19 @@ kl_log_level_to_string(GLogLevelFlags level)
 	}
 }
 
+/* g_string_append_len() without its checks, for the short pieces of a line */
+static inline void
+kl_log_put(GString *line, const gchar *text, gsize len)
+{
+	if (line->len + len >= line->allocated_len) {
+		g_string_append_len(line, text, (gssize)len);
+		return;
+	}
+	memcpy(line->str + line->len, text, len);
+	line->len += len;
+	line->str[line->len] = '\0';
+}
+
 /* @value as @width decimal digits, leading zeros */
 static gchar *
 kl_log_put_digits(gchar *p, guint value, guint width)
@@ -170,7 +183,7 @@ kl_log_append_timestamp(GString *line)
 	p = kl_log_put_digits(p, ms, 3);
 	*p++ = 'Z';
 	*p++ = ' ';
-	g_string_append_len(line, buf, p - buf);
+	kl_log_put(line, buf, (gsize)(p - buf));
 }
 
 /* @message (@len bytes, -1: NUL-terminated) on one line: peers' data cannot forge log lines */
@@ -185,7 +198,7 @@ kl_log_append_message(GString *line, const gchar *message, gssize len)
 
 		while (p < end && ((guchar)*p >= 0x20 || *p == '\t'))
 			p++;
-		g_string_append_len(line, run, p - run);
+		kl_log_put(line, run, (gsize)(p - run));
 		if (p >= end)
 			break;
 		if (*p == '\0')
@@ -208,14 +221,18 @@ kl_log_append_line(GString *line,
 		   gssize message_len,
 		   gboolean timestamp)
 {
+	const gchar *level_name = kl_log_level_to_string(level);
+
+	if (domain == NULL)
+		domain = "default";
 	if (timestamp)
 		kl_log_append_timestamp(line);
-	g_string_append(line, kl_log_level_to_string(level));
-	g_string_append_c(line, ' ');
-	g_string_append(line, domain != NULL ? domain : "default");
-	g_string_append(line, ": ");
+	kl_log_put(line, level_name, strlen(level_name));
+	kl_log_put(line, " ", 1);
+	kl_log_put(line, domain, strlen(domain));
+	kl_log_put(line, ": ", 2);
 	kl_log_append_message(line, message, message_len);
-	g_string_append_c(line, '\n');
+	kl_log_put(line, "\n", 1);
 }
 
 gchar *
@@ -242,9 +259,14 @@ kl_log_writer_cb(GLogLevelFlags log_level,
 	GString *line;
 
 	for (gsize i = 0; i < n_fields; i++) {
-		if (g_strcmp0(fields[i].key, "GLIB_DOMAIN") == 0) {
+		const gchar *key = fields[i].key;
+
+		/* the first letter first: most fields are neither */
+		if (key == NULL)
+			continue;
+		if (key[0] == 'G' && strcmp(key, "GLIB_DOMAIN") == 0) {
 			domain = fields[i].value;
-		} else if (g_strcmp0(fields[i].key, "MESSAGE") == 0 && message == NULL) {
+		} else if (key[0] == 'M' && message == NULL && strcmp(key, "MESSAGE") == 0) {
 			message = fields[i].value;
 			message_len = fields[i].length;
 		}

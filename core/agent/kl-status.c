@@ -560,17 +560,32 @@ kl_status_put(GString *out, const gchar *text, gsize len)
 /* a string literal */
 #define kl_status_put_literal(out, literal) kl_status_put((out), "" literal, sizeof(literal) - 1)
 
-/* @value in decimal */
+/* @value in decimal, two digits at a time */
 static void
 kl_status_append_uint(GString *out, guint64 value)
 {
+	static const gchar pairs[] = "00010203040506070809101112131415161718192021222324"
+				     "25262728293031323334353637383940414243444546474849"
+				     "50515253545556575859606162636465666768697071727374"
+				     "75767778798081828384858687888990919293949596979899";
 	gchar buf[24];
 	gchar *p = buf + sizeof buf;
 
-	do {
-		*--p = (gchar)('0' + value % 10);
-		value /= 10;
-	} while (value != 0);
+	while (value >= 100) {
+		guint i = (guint)(value % 100) * 2;
+
+		value /= 100;
+		p -= 2;
+		p[0] = pairs[i];
+		p[1] = pairs[i + 1];
+	}
+	if (value >= 10) {
+		p -= 2;
+		p[0] = pairs[value * 2];
+		p[1] = pairs[value * 2 + 1];
+	} else {
+		*--p = (gchar)('0' + value);
+	}
 	kl_status_put(out, p, (gsize)(buf + sizeof buf - p));
 }
 

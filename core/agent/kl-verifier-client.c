@@ -1008,9 +1008,11 @@ kl_verifier_parse_requested_item(
 		return NULL;
 	member = kl_json_doc_get_member(doc, request, "chosen_parameters");
 	if (member != KL_JSON_DOC_ABSENT && kl_json_doc_get_type(doc, member) != KL_JSON_DOC_NULL) {
-		if (kl_json_doc_get_object_member(doc, request, "chosen_parameters", error) ==
-		    KL_JSON_DOC_ABSENT)
+		if (kl_json_doc_get_type(doc, member) != KL_JSON_DOC_OBJECT) {
+			/* the error of the checked getter */
+			kl_json_doc_get_object_member(doc, request, "chosen_parameters", error);
 			return NULL;
+		}
 		/* sealed; what is byte-identical to the previous answer is not built again */
 		params = kl_json_object_memo_build(memo, doc, member, body);
 	}
@@ -1031,8 +1033,7 @@ kl_verifier_parse_evidence_requested_memo(const gchar *body,
 					  GError **error)
 {
 	g_autoptr(KlJsonDoc) doc = NULL;
-	g_autoptr(GPtrArray) items =
-	    g_ptr_array_new_with_free_func((GDestroyNotify)kl_evidence_request_free);
+	g_autoptr(GPtrArray) items = NULL;
 	guint attributes = 0;
 	guint requested;
 	guint item;
@@ -1059,6 +1060,8 @@ kl_verifier_parse_evidence_requested_memo(const gchar *body,
 			    KL_VERIFIER_MAX_REQUESTED);
 		return NULL;
 	}
+	items = g_ptr_array_new_full(kl_json_doc_get_length(doc, requested),
+				     (GDestroyNotify)kl_evidence_request_free);
 	for (item = kl_json_doc_first(doc, requested);
 	     item != KL_JSON_DOC_ABSENT && i < kl_json_doc_get_length(doc, requested);
 	     item = kl_json_doc_next(doc, item), i++) {

@@ -3,24 +3,53 @@
 
 #include <math.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "keylime-agent/kl-error.h"
 #include "kl-json-doc.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KL_JSON_DOC_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define KL_JSON_DOC_ASAN 1
+#endif
+#if defined(KL_JSON_DOC_ASAN)
+#include <sanitizer/asan_interface.h>
+#else
+#define ASAN_POISON_MEMORY_REGION(addr, size)	((void)(addr), (void)(size))
+#define ASAN_UNPOISON_MEMORY_REGION(addr, size) ((void)(addr), (void)(size))
+#endif
+
+#if !defined(__SSE2__)
 #define KL_JSON_DOC_ONES  G_GUINT64_CONSTANT(0x0101010101010101)
 #define KL_JSON_DOC_HIGHS G_GUINT64_CONSTANT(0x8080808080808080)
 /* non-zero when a byte of @x is below @n (n <= 128; exact as a yes/no answer) */
 #define KL_JSON_DOC_HAS_LESS(x, n) (((x)-KL_JSON_DOC_ONES * (n)) & ~(x)&KL_JSON_DOC_HIGHS)
 #define KL_JSON_DOC_HAS_ZERO(x)	   KL_JSON_DOC_HAS_LESS(x, 1)
+#endif
 
 /* documents nested deeper than this are refused */
 #define KL_JSON_DOC_MAX_DEPTH 128
+
+/*
+ * The copy of the input ends with a NUL and as many more zero bytes: every
+ * scan stops at that NUL (the grammar has no place for one, and a string
+ * stops at any control character), so the reader tests for the end only
+ * where it stopped, and a 16-byte load at any byte of the text stays inside
+ * the allocation.
+ */
+#define KL_JSON_DOC_PAD 16
 
 typedef struct {
 	guint8 type;	 /* KlJsonDocType */
 	guint32 offset;	 /* string: its decoded text in doc->text (raw start + 1); else raw start */
 	guint32 raw_end; /* the byte after the value's raw text in the input */
-	guint32 count;	 /* array: elements; object: members */
+	guint32 count;	 /* array: elements; object: members; string: decoded bytes */
 	guint32 end;	 /* the index after this value's tokens */
 	union {
 		gint64 i;
@@ -34,18 +63,51 @@ typedef struct {
  * followed by the tokens of its value; an array's tokens are its elements.
  */
 struct _KlJsonDoc {
-	gchar *text; /* a copy of the input: strings are decoded in place */
+	gchar *text; /* a copy of the input, in the same allocation: strings are decoded in place */
 	gsize len;
+	gsize capacity; /* of the text's room */
 	KlJsonToken *tokens;
 	guint n_tokens;
 	guint allocated;
 };
 
+/*
+ * The agent reads its answers one after the other, each freed before the
+ * next: one freed document per thread serves the next parse, so that a
+ * steady cycle's answers cost no allocation. Only a small one is kept (the
+ * memory of a large answer returns), and every document gets room for
+ * KL_JSON_DOC_ROOM bytes at least, so that the one kept fits the next answer.
+ */
+#define KL_JSON_DOC_ROOM	(4096 - sizeof(KlJsonDoc))
+#define KL_JSON_DOC_KEPT_ROOM	(16 * 1024)
+#define KL_JSON_DOC_KEPT_TOKENS 1024
+
+/* a kept document's text and tokens are out of bounds (to AddressSanitizer) until reused */
+static void
+kl_json_doc_poison(KlJsonDoc *doc, gboolean poison)
+{
+	if (poison) {
+		ASAN_POISON_MEMORY_REGION(doc->text, doc->capacity);
+		ASAN_POISON_MEMORY_REGION(doc->tokens, doc->allocated * sizeof(KlJsonToken));
+	} else {
+		ASAN_UNPOISON_MEMORY_REGION(doc->text, doc->capacity);
+		ASAN_UNPOISON_MEMORY_REGION(doc->tokens, doc->allocated * sizeof(KlJsonToken));
+	}
+}
+
+static void
+kl_json_doc_release(KlJsonDoc *doc)
+{
+	kl_json_doc_poison(doc, FALSE);
+	g_free(doc->tokens);
+	g_free(doc); /* and the text */
+}
+
+static GPrivate kl_json_doc_kept = G_PRIVATE_INIT((GDestroyNotify)kl_json_doc_release);
+
 typedef struct {
 	KlJsonDoc *doc;
-	gchar *p; /* the next byte */
-	gchar *end;
-	guint depth;
+	const gchar *end; /* the NUL after the text */
 	GError **error;
 } KlJsonReader;
 
@@ -61,33 +123,39 @@ kl_json_doc_fail(KlJsonReader *r, const gchar *what, const gchar *at)
 	return FALSE;
 }
 
-static inline __attribute__((always_inline)) guint
-kl_json_doc_add(KlJsonReader *r, KlJsonDocType type, const gchar *raw_start, const gchar *raw_end)
+static __attribute__((noinline)) void
+kl_json_doc_grow(KlJsonDoc *doc)
 {
-	KlJsonDoc *doc = r->doc;
+	doc->allocated = doc->allocated * 2;
+	doc->tokens = g_renew(KlJsonToken, doc->tokens, doc->allocated);
+}
+
+/* a new token (its value, v, is the caller's to set) */
+static inline __attribute__((always_inline)) KlJsonToken *
+kl_json_doc_add(
+    KlJsonDoc *doc, KlJsonDocType type, const gchar *raw_start, const gchar *raw_end, guint32 count)
+{
 	KlJsonToken *token;
 
-	if (doc->n_tokens == doc->allocated) {
-		doc->allocated = doc->allocated * 2;
-		doc->tokens = g_renew(KlJsonToken, doc->tokens, doc->allocated);
-	}
-	token = &doc->tokens[doc->n_tokens];
+	if (G_UNLIKELY(doc->n_tokens == doc->allocated))
+		kl_json_doc_grow(doc);
+	token = &doc->tokens[doc->n_tokens++];
 	token->type = (guint8)type;
 	token->offset = (guint32)(raw_start - doc->text);
 	token->raw_end = (guint32)(raw_end - doc->text);
-	token->count = 0;
-	token->end = doc->n_tokens + 1;
-	token->v.i = 0;
-	return doc->n_tokens++;
+	token->count = count;
+	token->end = doc->n_tokens;
+	return token;
 }
 
-static inline void
-kl_json_doc_skip_space(KlJsonReader *r)
+/* the first byte at or after @p that is not JSON whitespace (the final NUL stops it) */
+static inline __attribute__((always_inline)) gchar *
+kl_json_doc_skip_space(gchar *p)
 {
 	/* one comparison for the common case: a byte above ' ' */
-	while (r->p < r->end && (guchar)*r->p <= ' ' &&
-	       (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
-		r->p++;
+	while ((guchar)*p <= ' ' && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+		p++;
+	return p;
 }
 
 /* the code unit of the "\uXXXX" escape at @p ('\\' at @p), or -1 */
@@ -108,59 +176,43 @@ kl_json_doc_unicode_escape(KlJsonReader *r, const gchar *p)
 	return cp;
 }
 
-/* a string at r->p ('"'): decoded in place, NUL-terminated */
-static inline __attribute__((always_inline)) gboolean
-kl_json_doc_read_string(KlJsonReader *r)
+/*
+ * The rest of a string from @p, its first byte that is not plain ASCII (an
+ * escape, a byte >= 0x80, a control byte or the end), decoding escapes in
+ * place; @start is its first byte. Returns its closing quote, NULL on error;
+ * *@out_end is the end of the decoded text, *@high TRUE when it has a byte
+ * >= 0x80.
+ */
+static __attribute__((noinline)) gchar *
+kl_json_doc_read_escaped(KlJsonReader *r, gchar *start, gchar *p, gchar **out_end, gboolean *high)
 {
-	gchar *start = ++r->p;
-	gchar *out;
-	gchar *p = start;
-	gboolean high = FALSE;
+	gchar *out = p;
 
-	/* the common case, eight bytes at a time: no quote, escape, control or high byte */
-	while (r->end - p >= 8) {
-		guint64 x;
-		guint64 special;
-
-		memcpy(&x, p, 8);
-		special = KL_JSON_DOC_HAS_LESS(x, 0x20) |
-			  KL_JSON_DOC_HAS_ZERO(x ^ (KL_JSON_DOC_ONES * '"')) |
-			  KL_JSON_DOC_HAS_ZERO(x ^ (KL_JSON_DOC_ONES * '\\')) |
-			  (x & KL_JSON_DOC_HIGHS);
-		if (special != 0) {
-#if G_BYTE_ORDER == G_LITTLE_ENDIAN
-			/*
-			 * the lowest flagged byte is a special one (a false positive
-			 * can only sit above a true one): go straight to it
-			 */
-			p += __builtin_ctzll(special) / 8;
-#endif
-			break;
-		}
-		p += 8;
-	}
-	while (p < r->end && *p != '"' && *p != '\\' && (guchar)*p >= 0x20) {
-		if ((guchar)*p >= 0x80)
-			high = TRUE;
-		p++;
-	}
-	out = p;
-	while (p < r->end) {
+	for (;;) {
 		guchar c = (guchar)*p;
 		gint cp;
 
 		if (c == '"')
 			break;
-		if (c < 0x20)
-			return kl_json_doc_fail(r, "control character in a string", p);
+		if (c < 0x20) {
+			/* the final NUL */
+			if (p >= r->end) {
+				kl_json_doc_fail(r, "unterminated string", start - 1);
+				return NULL;
+			}
+			kl_json_doc_fail(r, "control character in a string", p);
+			return NULL;
+		}
 		if (c >= 0x80)
-			high = TRUE;
+			*high = TRUE;
 		if (c != '\\') {
 			*out++ = *p++;
 			continue;
 		}
-		if (p + 1 >= r->end)
-			return kl_json_doc_fail(r, "unterminated escape", p);
+		if (p + 1 >= r->end) {
+			kl_json_doc_fail(r, "unterminated escape", p);
+			return NULL;
+		}
 		switch (p[1]) {
 		case '"':
 		case '\\':
@@ -192,17 +244,25 @@ kl_json_doc_read_string(KlJsonReader *r)
 			break;
 		}
 		cp = kl_json_doc_unicode_escape(r, p);
-		if (cp < 0)
-			return kl_json_doc_fail(r, "invalid escape", p);
-		if (cp == 0)
-			return kl_json_doc_fail(r, "\\u0000 in a string", p);
-		if (cp >= 0xdc00 && cp <= 0xdfff)
-			return kl_json_doc_fail(r, "lone low surrogate", p);
+		if (cp < 0) {
+			kl_json_doc_fail(r, "invalid escape", p);
+			return NULL;
+		}
+		if (cp == 0) {
+			kl_json_doc_fail(r, "\\u0000 in a string", p);
+			return NULL;
+		}
+		if (cp >= 0xdc00 && cp <= 0xdfff) {
+			kl_json_doc_fail(r, "lone low surrogate", p);
+			return NULL;
+		}
 		if (cp >= 0xd800 && cp <= 0xdbff) {
 			gint low = kl_json_doc_unicode_escape(r, p + 6);
 
-			if (low < 0xdc00 || low > 0xdfff)
-				return kl_json_doc_fail(r, "lone high surrogate", p);
+			if (low < 0xdc00 || low > 0xdfff) {
+				kl_json_doc_fail(r, "lone high surrogate", p);
+				return NULL;
+			}
 			cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
 			p += 6;
 		}
@@ -210,89 +270,167 @@ kl_json_doc_read_string(KlJsonReader *r)
 		/* at most 4 bytes for at least 6 read: never overtakes the input */
 		out += g_unichar_to_utf8((gunichar)cp, out);
 	}
-	if (p >= r->end)
-		return kl_json_doc_fail(r, "unterminated string", start - 1);
+	*out_end = out;
+	return p;
+}
+
+/*
+ * A string whose opening quote is at @p: decoded in place, NUL-terminated,
+ * added as a token. Returns the byte after its closing quote, NULL on error.
+ */
+static inline __attribute__((always_inline)) gchar *
+kl_json_doc_read_string(KlJsonReader *r, gchar *p)
+{
+	gchar *start = ++p;
+	gchar *out;
+	gboolean high = FALSE;
+
+	/* the common case: no escape, no control or high byte before the closing quote */
+#if defined(__SSE2__)
+	{
+		const __m128i quote = _mm_set1_epi8('"');
+		const __m128i backslash = _mm_set1_epi8('\\');
+		const __m128i space = _mm_set1_epi8(' ');
+
+		for (;;) {
+			__m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+			/* signed: below ' ' is a control byte or one >= 0x80 */
+			__m128i special = _mm_or_si128(
+			    _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
+			    _mm_cmplt_epi8(x, space));
+			guint stop = (guint)_mm_movemask_epi8(special);
+
+			if (stop != 0) {
+				p += __builtin_ctz(stop);
+				break;
+			}
+			p += 16;
+		}
+	}
+#else
+	for (;;) {
+		guint64 x;
+		guint64 special;
+
+		memcpy(&x, p, 8);
+		special = KL_JSON_DOC_HAS_LESS(x, 0x20) |
+			  KL_JSON_DOC_HAS_ZERO(x ^ (KL_JSON_DOC_ONES * '"')) |
+			  KL_JSON_DOC_HAS_ZERO(x ^ (KL_JSON_DOC_ONES * '\\')) |
+			  (x & KL_JSON_DOC_HIGHS);
+		if (special != 0)
+			break;
+		p += 8;
+	}
+	while (*p != '"' && *p != '\\' && (guchar)*p >= 0x20 && (guchar)*p < 0x80)
+		p++;
+#endif
+	out = p;
+	if (G_UNLIKELY(*p != '"')) {
+		/* an escape, a byte >= 0x80, a control byte or the end */
+		p = kl_json_doc_read_escaped(r, start, p, &out, &high);
+		if (p == NULL)
+			return NULL;
+	}
 	/*
 	 * the bytes outside strings are ASCII or refused by the grammar; the
 	 * decoded text is checked (escapes always decode to whole characters, so
 	 * it is valid exactly when the raw text is)
 	 */
-	if (high && !g_utf8_validate_len(start, (gsize)(out - start), NULL)) {
+	if (G_UNLIKELY(high) && !g_utf8_validate_len(start, (gsize)(out - start), NULL)) {
 		g_set_error_literal(r->error,
 				    KL_ERROR,
 				    KL_ERROR_INVALID_DATA,
 				    "invalid JSON: the document is not valid UTF-8");
-		return FALSE;
+		return NULL;
 	}
 	*out = '\0'; /* over the closing quote at the latest */
-	r->p = p + 1;
-	kl_json_doc_add(r, KL_JSON_DOC_STRING, start, r->p);
-	return TRUE;
+	kl_json_doc_add(r->doc, KL_JSON_DOC_STRING, start, p + 1, (guint32)(out - start));
+	return p + 1;
 }
 
-static gboolean
+static inline gboolean
 kl_json_doc_is_delimiter(KlJsonReader *r, const gchar *p)
 {
 	return p >= r->end || *p == ' ' || *p == '\t' || *p == '\r' || *p == '\n' || *p == ',' ||
 	       *p == ']' || *p == '}';
 }
 
-/* a number: JSON grammar, integers within gint64 (as json-glib: gint64 or double) */
-static gboolean
-kl_json_doc_read_number(KlJsonReader *r)
+/*
+ * A number at @p: JSON grammar, integers within gint64 (as json-glib: gint64
+ * or double). Returns the byte after it, NULL on error.
+ */
+static gchar *
+kl_json_doc_read_number(KlJsonReader *r, gchar *p)
 {
-	gchar *start = r->p;
-	gchar *p = start;
+	gchar *start = p;
+	gchar *digits;
 	gboolean integer = TRUE;
 	gboolean negative = FALSE;
-	guint index;
+	KlJsonToken *token;
 
-	if (p < r->end && *p == '-') {
+	if (*p == '-') {
 		negative = TRUE;
 		p++;
 	}
-	if (p < r->end && *p == '0') {
+	digits = p;
+	if (*p == '0') {
 		p++;
-	} else if (p < r->end && *p >= '1' && *p <= '9') {
-		while (p < r->end && g_ascii_isdigit(*p))
+	} else if (*p >= '1' && *p <= '9') {
+		while (g_ascii_isdigit(*p))
 			p++;
 	} else {
-		return kl_json_doc_fail(r, "malformed number", start);
+		kl_json_doc_fail(r, "malformed number", start);
+		return NULL;
 	}
-	if (p < r->end && *p == '.') {
+	if (*p == '.') {
 		integer = FALSE;
 		p++;
-		if (p >= r->end || !g_ascii_isdigit(*p))
-			return kl_json_doc_fail(r, "malformed number", start);
-		while (p < r->end && g_ascii_isdigit(*p))
+		if (!g_ascii_isdigit(*p)) {
+			kl_json_doc_fail(r, "malformed number", start);
+			return NULL;
+		}
+		while (g_ascii_isdigit(*p))
 			p++;
 	}
-	if (p < r->end && (*p == 'e' || *p == 'E')) {
+	if (*p == 'e' || *p == 'E') {
 		integer = FALSE;
 		p++;
-		if (p < r->end && (*p == '+' || *p == '-'))
+		if (*p == '+' || *p == '-')
 			p++;
-		if (p >= r->end || !g_ascii_isdigit(*p))
-			return kl_json_doc_fail(r, "malformed number", start);
-		while (p < r->end && g_ascii_isdigit(*p))
+		if (!g_ascii_isdigit(*p)) {
+			kl_json_doc_fail(r, "malformed number", start);
+			return NULL;
+		}
+		while (g_ascii_isdigit(*p))
 			p++;
 	}
-	if (!kl_json_doc_is_delimiter(r, p))
-		return kl_json_doc_fail(r, "malformed number", start);
+	if (!kl_json_doc_is_delimiter(r, p)) {
+		kl_json_doc_fail(r, "malformed number", start);
+		return NULL;
+	}
 	if (integer) {
 		/* json-glib would silently turn an overflowing integer into garbage */
 		guint64 u = 0;
-		guint64 limit = negative ? (guint64)G_MAXINT64 + 1 : (guint64)G_MAXINT64;
 
-		for (const gchar *q = negative ? start + 1 : start; q < p; q++) {
-			guint d = (guint)(*q - '0');
+		if (p - digits <= 18) {
+			/* below 10^18: no overflow */
+			for (const gchar *q = digits; q < p; q++)
+				u = u * 10 + (guint)(*q - '0');
+		} else {
+			guint64 limit = negative ? (guint64)G_MAXINT64 + 1 : (guint64)G_MAXINT64;
 
-			if (u > (limit - d) / 10)
-				return kl_json_doc_fail(r, "integer out of range", start);
-			u = u * 10 + d;
+			for (const gchar *q = digits; q < p; q++) {
+				guint d = (guint)(*q - '0');
+
+				if (u > (limit - d) / 10) {
+					kl_json_doc_fail(r, "integer out of range", start);
+					return NULL;
+				}
+				u = u * 10 + d;
+			}
 		}
-		index = kl_json_doc_add(r, KL_JSON_DOC_INT, start, p);
-		r->doc->tokens[index].v.i = negative ? (gint64)(0 - u) : (gint64)u;
+		token = kl_json_doc_add(r->doc, KL_JSON_DOC_INT, start, p, 0);
+		token->v.i = negative ? (gint64)(0 - u) : (gint64)u;
 	} else {
 		gchar buf[64];
 		g_autofree gchar *copy = NULL;
@@ -308,123 +446,150 @@ kl_json_doc_read_number(KlJsonReader *r)
 			text = copy;
 		}
 		d = g_ascii_strtod(text, NULL);
-		if (!isfinite(d))
-			return kl_json_doc_fail(r, "number out of range", start);
-		index = kl_json_doc_add(r, KL_JSON_DOC_DOUBLE, start, p);
-		r->doc->tokens[index].v.d = d;
-	}
-	r->p = p;
-	return TRUE;
-}
-
-static gboolean
-kl_json_doc_read_word(KlJsonReader *r, const gchar *word, KlJsonDocType type, gboolean value)
-{
-	gsize n = strlen(word);
-	guint index;
-
-	if ((gsize)(r->end - r->p) < n || memcmp(r->p, word, n) != 0 ||
-	    !kl_json_doc_is_delimiter(r, r->p + n))
-		return kl_json_doc_fail(r, "unexpected word", r->p);
-	index = kl_json_doc_add(r, type, r->p, r->p + n);
-	r->doc->tokens[index].v.b = value;
-	r->p += n;
-	return TRUE;
-}
-
-static gboolean
-kl_json_doc_read_value(KlJsonReader *r);
-
-static gboolean
-kl_json_doc_read_container(KlJsonReader *r, gboolean object)
-{
-	gchar close = object ? '}' : ']';
-	guint index;
-	guint count = 0;
-
-	if (++r->depth > KL_JSON_DOC_MAX_DEPTH) {
-		g_set_error(r->error,
-			    KL_ERROR,
-			    KL_ERROR_INVALID_DATA,
-			    "invalid JSON: nested deeper than %d levels",
-			    KL_JSON_DOC_MAX_DEPTH);
-		return FALSE;
-	}
-	index = kl_json_doc_add(r, object ? KL_JSON_DOC_OBJECT : KL_JSON_DOC_ARRAY, r->p, r->p);
-	r->p++;
-	kl_json_doc_skip_space(r);
-	if (r->p < r->end && *r->p == close) {
-		r->p++;
-	} else {
-		for (;;) {
-			if (object) {
-				if (r->p >= r->end || *r->p != '"')
-					return kl_json_doc_fail(r, "expected a member name", r->p);
-				if (!kl_json_doc_read_string(r))
-					return FALSE;
-				kl_json_doc_skip_space(r);
-				if (r->p >= r->end || *r->p != ':')
-					return kl_json_doc_fail(r, "expected ':'", r->p);
-				r->p++;
-				kl_json_doc_skip_space(r);
-			}
-			if (!kl_json_doc_read_value(r))
-				return FALSE;
-			count++;
-			kl_json_doc_skip_space(r);
-			if (r->p < r->end && *r->p == ',') {
-				r->p++;
-				kl_json_doc_skip_space(r);
-				continue;
-			}
-			if (r->p < r->end && *r->p == close) {
-				r->p++;
-				break;
-			}
-			return kl_json_doc_fail(
-			    r, object ? "expected ',' or '}'" : "expected ',' or ']'", r->p);
+		if (!isfinite(d)) {
+			kl_json_doc_fail(r, "number out of range", start);
+			return NULL;
 		}
+		token = kl_json_doc_add(r->doc, KL_JSON_DOC_DOUBLE, start, p, 0);
+		token->v.d = d;
 	}
-	r->depth--;
-	r->doc->tokens[index].count = count;
-	r->doc->tokens[index].end = r->doc->n_tokens;
-	r->doc->tokens[index].raw_end = (guint32)(r->p - r->doc->text);
-	return TRUE;
+	return p;
 }
 
-static gboolean
-kl_json_doc_read_value(KlJsonReader *r)
+/* true, false or null at @p ("word" of @n bytes); the byte after it, NULL on error */
+static gchar *
+kl_json_doc_read_word(
+    KlJsonReader *r, gchar *p, const gchar *word, gsize n, KlJsonDocType type, gboolean value)
 {
-	if (r->p >= r->end)
-		return kl_json_doc_fail(r, "unexpected end", r->p);
-	switch (*r->p) {
-	case '{':
-		return kl_json_doc_read_container(r, TRUE);
-	case '[':
-		return kl_json_doc_read_container(r, FALSE);
-	case '"':
-		return kl_json_doc_read_string(r);
-	case 't':
-		return kl_json_doc_read_word(r, "true", KL_JSON_DOC_BOOLEAN, TRUE);
-	case 'f':
-		return kl_json_doc_read_word(r, "false", KL_JSON_DOC_BOOLEAN, FALSE);
-	case 'n':
-		return kl_json_doc_read_word(r, "null", KL_JSON_DOC_NULL, FALSE);
-	default:
-		if (*r->p == '-' || g_ascii_isdigit(*r->p))
-			return kl_json_doc_read_number(r);
-		return kl_json_doc_fail(r, "unexpected character", r->p);
+	/* the padding after the text keeps the comparison inside the allocation */
+	if (memcmp(p, word, n) != 0 || !kl_json_doc_is_delimiter(r, p + n)) {
+		kl_json_doc_fail(r, "unexpected word", p);
+		return NULL;
 	}
+	kl_json_doc_add(r->doc, type, p, p + n, 0)->v.b = value;
+	return p + n;
+}
+
+/*
+ * The value at @p (not whitespace) and everything in it, without recursion:
+ * @stack holds the tokens of the open arrays and objects. Returns the byte
+ * after the value, NULL on error.
+ */
+static gchar *
+kl_json_doc_read(KlJsonReader *r, gchar *p)
+{
+	KlJsonDoc *doc = r->doc;
+	guint stack[KL_JSON_DOC_MAX_DEPTH];
+	guint depth = 0;
+	guint container;
+	gboolean object;
+
+value:
+	switch (*p) {
+	case '{':
+	case '[':
+		if (depth == KL_JSON_DOC_MAX_DEPTH) {
+			g_set_error(r->error,
+				    KL_ERROR,
+				    KL_ERROR_INVALID_DATA,
+				    "invalid JSON: nested deeper than %d levels",
+				    KL_JSON_DOC_MAX_DEPTH);
+			return NULL;
+		}
+		object = *p == '{';
+		container = doc->n_tokens;
+		kl_json_doc_add(doc, object ? KL_JSON_DOC_OBJECT : KL_JSON_DOC_ARRAY, p, p, 0);
+		stack[depth++] = container;
+		p = kl_json_doc_skip_space(p + 1);
+		if (*p == (object ? '}' : ']')) {
+			p++;
+			goto close;
+		}
+		if (object)
+			goto member;
+		goto value;
+	case '"':
+		p = kl_json_doc_read_string(r, p);
+		break;
+	case 't':
+		p = kl_json_doc_read_word(r, p, "true", 4, KL_JSON_DOC_BOOLEAN, TRUE);
+		break;
+	case 'f':
+		p = kl_json_doc_read_word(r, p, "false", 5, KL_JSON_DOC_BOOLEAN, FALSE);
+		break;
+	case 'n':
+		p = kl_json_doc_read_word(r, p, "null", 4, KL_JSON_DOC_NULL, FALSE);
+		break;
+	default:
+		if (*p == '-' || g_ascii_isdigit(*p)) {
+			p = kl_json_doc_read_number(r, p);
+			break;
+		}
+		kl_json_doc_fail(r, p >= r->end ? "unexpected end" : "unexpected character", p);
+		return NULL;
+	}
+	if (p == NULL)
+		return NULL;
+
+next:
+	/* after a value: the next one in its container, or the container's end */
+	if (depth == 0)
+		return p;
+	container = stack[depth - 1];
+	object = doc->tokens[container].type == KL_JSON_DOC_OBJECT;
+	doc->tokens[container].count++;
+	p = kl_json_doc_skip_space(p);
+	if (*p == ',') {
+		p = kl_json_doc_skip_space(p + 1);
+		if (object)
+			goto member;
+		goto value;
+	}
+	if (*p != (object ? '}' : ']')) {
+		kl_json_doc_fail(r, object ? "expected ',' or '}'" : "expected ',' or ']'", p);
+		return NULL;
+	}
+	p++;
+
+close:
+	container = stack[--depth];
+	doc->tokens[container].end = doc->n_tokens;
+	doc->tokens[container].raw_end = (guint32)(p - doc->text);
+	goto next;
+
+member:
+	if (*p != '"') {
+		kl_json_doc_fail(r, "expected a member name", p);
+		return NULL;
+	}
+	p = kl_json_doc_read_string(r, p);
+	if (p == NULL)
+		return NULL;
+	p = kl_json_doc_skip_space(p);
+	if (*p != ':') {
+		kl_json_doc_fail(r, "expected ':'", p);
+		return NULL;
+	}
+	p = kl_json_doc_skip_space(p + 1);
+	goto value;
 }
 
 void
 kl_json_doc_free(KlJsonDoc *doc)
 {
+	KlJsonDoc *kept;
+
 	if (doc == NULL)
 		return;
-	g_free(doc->text);
-	g_free(doc->tokens);
-	g_free(doc);
+	kept = g_private_get(&kl_json_doc_kept);
+	if (doc->capacity <= KL_JSON_DOC_KEPT_ROOM && doc->allocated <= KL_JSON_DOC_KEPT_TOKENS &&
+	    (kept == NULL || kept->capacity < doc->capacity)) {
+		/* frees the smaller one kept before */
+		kl_json_doc_poison(doc, TRUE);
+		g_private_replace(&kl_json_doc_kept, doc);
+		return;
+	}
+	kl_json_doc_release(doc);
 }
 
 KlJsonDoc *
@@ -432,6 +597,7 @@ kl_json_doc_parse(const gchar *data, gsize len, GError **error)
 {
 	g_autoptr(KlJsonDoc) doc = NULL;
 	KlJsonReader r = { 0 };
+	gchar *p;
 
 	g_return_val_if_fail(data != NULL || len == 0, NULL);
 
@@ -443,30 +609,45 @@ kl_json_doc_parse(const gchar *data, gsize len, GError **error)
 				    "invalid JSON: the document is too large");
 		return NULL;
 	}
-	doc = g_new0(KlJsonDoc, 1);
+	doc = g_private_get(&kl_json_doc_kept);
+	if (doc != NULL && doc->capacity >= len + 1 + KL_JSON_DOC_PAD) {
+		g_private_set(&kl_json_doc_kept, NULL);
+		kl_json_doc_poison(doc, FALSE);
+	} else {
+		gsize capacity = MAX(len + 1 + KL_JSON_DOC_PAD, KL_JSON_DOC_ROOM);
+
+		doc = g_malloc(sizeof(KlJsonDoc) + capacity);
+		doc->text = (gchar *)(doc + 1);
+		doc->capacity = capacity;
+		doc->tokens = NULL;
+		doc->allocated = 0;
+	}
 	doc->len = len;
-	doc->text = g_malloc(len + 1);
 	if (len > 0)
 		memcpy(doc->text, data, len);
-	doc->text[len] = '\0';
-	doc->allocated = (guint)MIN(len / 8 + 16, 4096);
-	doc->tokens = g_new(KlJsonToken, doc->allocated);
+	memset(doc->text + len, 0, 1 + KL_JSON_DOC_PAD);
+	doc->n_tokens = 0;
+	if (doc->allocated < MIN(len / 8 + 16, 4096)) {
+		g_free(doc->tokens);
+		doc->allocated = (guint)MIN(len / 8 + 16, 4096);
+		doc->tokens = g_new(KlJsonToken, doc->allocated);
+	}
 
 	r.doc = doc;
-	r.p = doc->text;
 	r.end = doc->text + len;
 	r.error = error;
-	kl_json_doc_skip_space(&r);
-	if (r.p >= r.end) {
+	p = kl_json_doc_skip_space(doc->text);
+	if (p >= r.end) {
 		g_set_error_literal(
 		    error, KL_ERROR, KL_ERROR_INVALID_DATA, "invalid JSON: the document is empty");
 		return NULL;
 	}
-	if (!kl_json_doc_read_value(&r))
+	p = kl_json_doc_read(&r, p);
+	if (p == NULL)
 		return NULL;
-	kl_json_doc_skip_space(&r);
-	if (r.p < r.end) {
-		kl_json_doc_fail(&r, "unexpected data after the document", r.p);
+	p = kl_json_doc_skip_space(p);
+	if (p < r.end) {
+		kl_json_doc_fail(&r, "unexpected data after the document", p);
 		return NULL;
 	}
 	if (doc->tokens[0].type != KL_JSON_DOC_OBJECT) {
@@ -522,14 +703,17 @@ kl_json_doc_get_member(KlJsonDoc *doc, guint object, const gchar *key)
 {
 	KlJsonToken *token = kl_json_doc_token(doc, object);
 	guint found = KL_JSON_DOC_ABSENT;
+	gsize key_len;
 	guint k;
 
 	if (token == NULL || token->type != KL_JSON_DOC_OBJECT)
 		return KL_JSON_DOC_ABSENT;
+	key_len = strlen(key);
 	k = object + 1;
 	for (guint n = 0; n < token->count; n++) {
-		/* the last one counts, as in json-glib */
-		if (strcmp(doc->text + doc->tokens[k].offset, key) == 0)
+		/* a key's count is its decoded length; the last one counts, as in json-glib */
+		if (doc->tokens[k].count == key_len &&
+		    memcmp(doc->text + doc->tokens[k].offset, key, key_len) == 0)
 			found = k + 1;
 		k = doc->tokens[k + 1].end;
 	}
@@ -676,8 +860,10 @@ typedef struct {
 struct _KlJsonObjectMemo {
 	gchar *raw; /* the object's raw text */
 	gsize raw_len;
+	gsize raw_room;
 	JsonObject *object; /* sealed */
 	GArray *members;    /* KlJsonMemoMember, in the order of the text */
+	GArray *next;	    /* empty: the members of the next object built */
 };
 
 static void
@@ -693,6 +879,8 @@ kl_json_object_memo_new(void)
 
 	memo->members = g_array_new(FALSE, FALSE, sizeof(KlJsonMemoMember));
 	g_array_set_clear_func(memo->members, (GDestroyNotify)kl_json_memo_member_clear);
+	memo->next = g_array_new(FALSE, FALSE, sizeof(KlJsonMemoMember));
+	g_array_set_clear_func(memo->next, (GDestroyNotify)kl_json_memo_member_clear);
 	return memo;
 }
 
@@ -704,6 +892,7 @@ kl_json_object_memo_free(KlJsonObjectMemo *memo)
 	g_free(memo->raw);
 	g_clear_pointer(&memo->object, json_object_unref);
 	g_array_unref(memo->members);
+	g_array_unref(memo->next);
 	g_free(memo);
 }
 
@@ -711,7 +900,7 @@ JsonObject *
 kl_json_object_memo_build(KlJsonObjectMemo *memo, KlJsonDoc *doc, guint index, const gchar *input)
 {
 	KlJsonToken *token = kl_json_doc_token(doc, index);
-	g_autoptr(GArray) members = NULL;
+	GArray *members;
 	JsonObject *object;
 	gsize start = 0;
 	gsize len = 0;
@@ -734,41 +923,47 @@ kl_json_object_memo_build(KlJsonObjectMemo *memo, KlJsonDoc *doc, guint index, c
 
 	/* a member whose text is the one at the same place last time keeps its node */
 	object = json_object_new();
-	members = g_array_sized_new(FALSE, FALSE, sizeof(KlJsonMemoMember), token->count);
-	g_array_set_clear_func(members, (GDestroyNotify)kl_json_memo_member_clear);
+	members = memo->next;
+	g_array_set_size(members, token->count); /* every element is set below */
 	k = index + 1;
 	for (guint n = 0; n < token->count; n++) {
-		KlJsonMemoMember member = { 0 };
+		KlJsonMemoMember *member = &g_array_index(members, KlJsonMemoMember, n);
 		gsize value_start = 0;
 
-		kl_json_doc_get_raw(doc, k + 1, &value_start, &member.raw_len);
-		member.raw_offset = value_start - start;
+		kl_json_doc_get_raw(doc, k + 1, &value_start, &member->raw_len);
+		member->raw_offset = value_start - start;
+		member->node = NULL;
 		if (n < memo->members->len) {
 			KlJsonMemoMember *old = &g_array_index(memo->members, KlJsonMemoMember, n);
 
-			if (old->raw_len == member.raw_len && memcmp(memo->raw + old->raw_offset,
-								     input + value_start,
-								     member.raw_len) == 0)
-				member.node = json_node_ref(old->node);
+			if (old->raw_len == member->raw_len && memcmp(memo->raw + old->raw_offset,
+								      input + value_start,
+								      member->raw_len) == 0)
+				member->node = json_node_ref(old->node);
 		}
-		if (member.node == NULL) {
-			member.node = kl_json_doc_to_node(doc, k + 1);
-			json_node_seal(member.node);
+		if (member->node == NULL) {
+			member->node = kl_json_doc_to_node(doc, k + 1);
+			json_node_seal(member->node);
 		}
 		json_object_set_member(
-		    object, doc->text + doc->tokens[k].offset, json_node_ref(member.node));
-		g_array_append_val(members, member);
+		    object, doc->text + doc->tokens[k].offset, json_node_ref(member->node));
 		k = doc->tokens[k + 1].end;
 	}
 	json_object_seal(object);
 
-	g_free(memo->raw);
-	memo->raw = g_memdup2(input + start, len);
+	/* the text and the arrays serve again */
+	if (len > memo->raw_room) {
+		g_free(memo->raw);
+		memo->raw = g_malloc(len);
+		memo->raw_room = len;
+	}
+	memcpy(memo->raw, input + start, len);
 	memo->raw_len = len;
 	g_clear_pointer(&memo->object, json_object_unref);
 	memo->object = json_object_ref(object);
-	g_array_unref(memo->members);
-	memo->members = g_steal_pointer(&members);
+	g_array_set_size(memo->members, 0);
+	memo->next = memo->members;
+	memo->members = members;
 	return object;
 }
 

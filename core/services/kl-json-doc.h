@@ -41,6 +41,7 @@ typedef enum {
 /* fails with KL_ERROR_INVALID_DATA */
 KlJsonDoc *
 kl_json_doc_parse(const gchar *data, gsize len, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* the memory of a small document serves the thread's next parse */
 void
 kl_json_doc_free(KlJsonDoc *doc);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlJsonDoc, kl_json_doc_free)

@@ -188,13 +188,20 @@ kl_json_object_get_optional_int(
 	g_return_val_if_fail(obj != NULL, FALSE);
 	g_return_val_if_fail(key != NULL, FALSE);
 
+	/* one lookup: the checks of kl_json_object_get_int() on the node found */
 	node = json_object_get_member(obj, key);
 	if (node == NULL || JSON_NODE_HOLDS_NULL(node)) {
 		if (out != NULL)
 			*out = default_value;
 		return TRUE;
 	}
-	return kl_json_object_get_int(obj, key, out, error);
+	if (!kl_json_node_holds_value_type(node, G_TYPE_INT64)) {
+		kl_json_set_type_error(error, key, "an integer", node);
+		return FALSE;
+	}
+	if (out != NULL)
+		*out = json_node_get_int(node);
+	return TRUE;
 }
 
 gboolean
@@ -209,15 +216,18 @@ kl_json_object_get_optional_string(JsonObject *obj,
 	g_return_val_if_fail(obj != NULL, FALSE);
 	g_return_val_if_fail(key != NULL, FALSE);
 
+	/* one lookup: the checks of kl_json_object_get_string() on the node found */
 	node = json_object_get_member(obj, key);
 	if (node == NULL || JSON_NODE_HOLDS_NULL(node)) {
 		if (out != NULL)
 			*out = NULL;
 		return TRUE;
 	}
-	value = kl_json_object_get_string(obj, key, error);
-	if (value == NULL)
+	if (!kl_json_node_holds_value_type(node, G_TYPE_STRING)) {
+		kl_json_set_type_error(error, key, "a string", node);
 		return FALSE;
+	}
+	value = json_node_get_string(node);
 	if (out != NULL)
 		*out = value;
 	return TRUE;

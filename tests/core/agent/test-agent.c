@@ -64,11 +64,13 @@ typedef struct {
 	gboolean advance_clock; /* the fake clock moves by every delay the agent asks for */
 	guint splay_percent;
 	guint jitter_percent;
-	guint32 seed;	       /* 0: 42 */
-	gint64 interval_s;     /* 0: 45 */
-	KlStatus *status;      /* attached to the agent when set */
-	GArray *delay_times;   /* gint64 fake clock (µs) when each delay was asked for */
-	GArray *request_times; /* gint64 fake clock (µs) of each request (same index) */
+	guint32 seed;		 /* 0: 42 */
+	gint64 interval_s;	 /* 0: 45 */
+	KlStatus *status;	 /* attached to the agent when set */
+	GArray *delay_times;	 /* gint64 fake clock (µs) when each delay was asked for */
+	GArray *request_times;	 /* gint64 fake clock (µs) of each request (same index) */
+	GArray *request_waits;	 /* guint: waits the agent had asked for before each request */
+	gboolean stop_in_phase1; /* the next phase-1 answer comes after kl_agent_stop() */
 	/* the verifier does not answer (connection refused) while the fake clock is in [down, up)
 	 */
 	gint64 verifier_down_us;
@@ -282,6 +284,14 @@ fake_peer(Fixture *f,
 	return respond(404, "", NULL, -1);
 }
 
+static gboolean
+stop_idle_cb(gpointer user_data)
+{
+	Fixture *f = user_data;
+	kl_agent_stop(f->agent);
+	return G_SOURCE_REMOVE;
+}
+
 static KlHttpResponse *
 fake_transport(const gchar *method,
 	       const gchar *url,
@@ -295,10 +305,25 @@ fake_transport(const gchar *method,
 	Fixture *f = user_data;
 	KlHttpResponse *response;
 	const gchar *auth = find_header(headers, "Authorization");
+	guint waits;
 
 	if (f->slow_ms > 0)
 		g_usleep(f->slow_ms * 1000);
+	if (f->stop_in_phase1 && g_strcmp0(method, "POST") == 0 &&
+	    g_str_has_suffix(url, ATT_PATH)) {
+		/* SIGTERM while the verifier prepares its answer to phase 1 */
+		gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+
+		f->stop_in_phase1 = FALSE;
+		g_idle_add(stop_idle_cb, f);
+		while (!g_cancellable_is_cancelled(cancellable) &&
+		       g_get_monotonic_time() < deadline)
+			g_usleep(1000);
+		g_assert_true(g_cancellable_is_cancelled(cancellable));
+	}
 	g_mutex_lock(&f->lock);
+	waits = f->delays->len;
+	g_array_append_val(f->request_waits, waits);
 	g_ptr_array_add(f->requests, g_strdup_printf("%s %s", method, url));
 	g_ptr_array_add(f->bodies, g_strndup(body != NULL ? body : "", body_len));
 	g_ptr_array_add(f->auth, g_strdup(auth != NULL ? auth : ""));
@@ -592,11 +617,13 @@ fake_delay(KlAgent *agent, guint64 delay_ms, gpointer user_data)
 
 	KlAgentState state = kl_agent_get_state(agent);
 
+	g_mutex_lock(&f->lock);
 	g_array_append_val(f->delays, delay_ms);
 	g_array_append_val(f->delay_times, f->now_us);
 	if (f->advance_clock)
 		f->now_us += (gint64)delay_ms * 1000;
 	g_array_append_val(f->delay_states, state);
+	g_mutex_unlock(&f->lock);
 	if (f->stop_after > 0 && kl_agent_get_attestation_count(agent) >= f->stop_after)
 		kl_agent_stop(agent);
 	if (f->stop_at_us > 0 && f->now_us >= f->stop_at_us)
@@ -650,6 +677,7 @@ fixture_setup(Fixture *f, gconstpointer data)
 	f->delay_states = g_array_new(FALSE, FALSE, sizeof(KlAgentState));
 	f->delay_times = g_array_new(FALSE, FALSE, sizeof(gint64));
 	f->request_times = g_array_new(FALSE, FALSE, sizeof(gint64));
+	f->request_waits = g_array_new(FALSE, FALSE, sizeof(guint));
 	f->enrolled = TRUE;
 	f->exit_status = -1;
 	f->now_us = FIXTURE_NOW_US;
@@ -684,6 +712,7 @@ fixture_teardown(Fixture *f, gconstpointer data)
 	g_array_unref(f->delay_states);
 	g_array_unref(f->delay_times);
 	g_array_unref(f->request_times);
+	g_array_unref(f->request_waits);
 	kl_status_free(f->status);
 	g_main_loop_unref(f->loop);
 	g_free(f->default_location);
@@ -764,8 +793,128 @@ fixture_next_run(Fixture *f, gint64 now_us)
 	f->agent = NULL;
 	g_ptr_array_set_size(f->requests, 0);
 	g_array_set_size(f->request_times, 0);
+	g_array_set_size(f->request_waits, 0);
 	kl_http_set_bearer_token(f->verifier_http, NULL, NULL);
 	f->now_us = now_us;
+}
+
+/* every wait between attestations, and nothing else, in order */
+static GArray *
+attestation_waits(Fixture *f)
+{
+	GArray *waits = g_array_new(FALSE, FALSE, sizeof(guint64));
+
+	for (guint i = 0; i < f->delays->len; i++) {
+		guint64 d = delay_at(f, i);
+		if (delay_state_at(f, i) == KL_AGENT_STATE_NEGOTIATING)
+			g_array_append_val(waits, d);
+	}
+	return waits;
+}
+
+/* the retry delays after failures (states *_FAILED) */
+static GArray *
+retry_delays(Fixture *f)
+{
+	GArray *retries = g_array_new(FALSE, FALSE, sizeof(guint64));
+
+	for (guint i = 0; i < f->delays->len; i++) {
+		guint64 d = delay_at(f, i);
+		KlAgentState state = delay_state_at(f, i);
+		if (state == KL_AGENT_STATE_ATTESTATION_FAILED ||
+		    state == KL_AGENT_STATE_REGISTRATION_FAILED)
+			g_array_append_val(retries, d);
+	}
+	return retries;
+}
+
+/*
+ * Phase 2 follows phase 1 at once: no wait between a phase-1 request and the
+ * evidence that answers it. Returns how many evidence submissions were checked.
+ */
+static guint
+assert_phases_back_to_back(Fixture *f)
+{
+	guint checked = 0;
+
+	for (guint i = 0; i < f->requests->len; i++) {
+		const gchar *request = g_ptr_array_index(f->requests, i);
+		gint phase1 = -1;
+
+		if (!g_str_has_prefix(request, "PATCH ") ||
+		    strstr(request, "/attestations/") == NULL)
+			continue;
+		for (guint j = i; j-- > 0 && phase1 < 0;) {
+			const gchar *earlier = g_ptr_array_index(f->requests, j);
+			if (g_str_has_prefix(earlier, "POST ") &&
+			    g_str_has_suffix(earlier, "/attestations"))
+				phase1 = (gint)j;
+		}
+		g_assert_cmpint(phase1, >=, 0);
+		for (guint w = g_array_index(f->request_waits, guint, phase1);
+		     w < g_array_index(f->request_waits, guint, i);
+		     w++)
+			g_assert_cmpuint(delay_at(f, w), ==, 0);
+		checked++;
+	}
+	return checked;
+}
+
+/*
+ * The lines of the log that match one of @patterns ("LEVEL message"
+ * patterns), in the order they were logged, are exactly @expected
+ */
+static void
+assert_log_sequence(const gchar *const *patterns, const gchar *const *expected)
+{
+	g_autoptr(GPtrArray) seen = g_ptr_array_new();
+
+	g_mutex_lock(&log_lock);
+	for (guint i = 0; i < log_lines->len; i++) {
+		const gchar *line = g_ptr_array_index(log_lines, i);
+		for (guint k = 0; patterns[k] != NULL; k++)
+			if (g_pattern_match_simple(patterns[k], line)) {
+				g_ptr_array_add(seen, (gpointer)line);
+				break;
+			}
+	}
+	for (guint i = 0; i < seen->len || expected[i] != NULL; i++) {
+		g_assert_cmpuint(i, <, seen->len);
+		g_assert_nonnull(expected[i]);
+		if (!g_pattern_match_simple(expected[i], g_ptr_array_index(seen, i)))
+			g_test_message("log line %u: '%s', expected '%s'",
+				       i,
+				       (const gchar *)g_ptr_array_index(seen, i),
+				       expected[i]);
+		g_assert_true(g_pattern_match_simple(expected[i], g_ptr_array_index(seen, i)));
+	}
+	g_mutex_unlock(&log_lock);
+}
+
+static void
+record_status_line(KlStatus *status, gpointer user_data)
+{
+	GPtrArray *lines = user_data;
+
+	g_ptr_array_add(lines, kl_status_format_line(status));
+}
+
+static gboolean
+lines_match(GPtrArray *lines, const gchar *pattern)
+{
+	for (guint i = 0; i < lines->len; i++)
+		if (g_pattern_match_simple(pattern, g_ptr_array_index(lines, i)))
+			return TRUE;
+	return FALSE;
+}
+
+static gchar *
+read_text(const gchar *path)
+{
+	gchar *text = NULL;
+
+	g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+	return text;
 }
 
 /* ---- tests ---- */
@@ -814,14 +963,46 @@ test_once_happy_path(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(g_ptr_array_index(f->auth, 6), ==, "Bearer " TOKEN);
 	g_assert_cmpuint(kl_agent_get_attestation_count(f->agent), ==, 1);
 	g_assert_cmpint(kl_agent_get_state(f->agent), ==, KL_AGENT_STATE_STOPPED);
+	/* the evidence went out right after the verifier's request */
+	g_assert_cmpuint(assert_phases_back_to_back(f), ==, 1);
 }
 
 static void
 test_continuous_reuses_token(Fixture *f, gconstpointer data)
 {
+	const gchar *patterns[] = {
+		"DEBUG state *",
+		"DEBUG the verifier requests *",
+		"INFO attestation * submitted*",
+		NULL,
+	};
+	const gchar *expected[] = {
+		"DEBUG state Unregistered",
+		"DEBUG state Registered",
+		"DEBUG the verifier requests tpm_quote, uefi_log, ima_log (Location " ATT_PATH
+		"/0)",
+		"DEBUG state Attesting",
+		"INFO attestation 1 submitted: *",
+		"DEBUG state Negotiating",
+		"DEBUG the verifier requests *",
+		"DEBUG state Attesting",
+		"INFO attestation 2 submitted: *",
+		"DEBUG state Negotiating",
+		"DEBUG the verifier requests *",
+		"DEBUG state Attesting",
+		"INFO attestation 3 submitted: *",
+		NULL,
+	};
+
 	f->stop_after = 3;
+	/* the debug lines of the state machine too */
+	g_assert_true(kl_log_set_level("debug", NULL));
 	run_agent(f, FALSE, 5);
+	g_assert_true(kl_log_set_level("info", NULL));
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	/* each phase and each cycle is told in order, phase 2 right after phase 1 */
+	assert_log_sequence(patterns, expected);
+	g_assert_cmpuint(assert_phases_back_to_back(f), ==, 3);
 	g_assert_cmpuint(kl_agent_get_attestation_count(f->agent), ==, 3);
 	/* one session for three attestations */
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
@@ -895,7 +1076,7 @@ test_phase1_401_reauth_immediately(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(kl_agent_get_attestation_count(f->agent), ==, 2);
 	/* a second session after the 401 */
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 2);
-	/* delays: start 0, registered 0, attesting 0, next 2000, retry now 0, ... */
+	/* delays: start 0, registered 0, next 2000, retry now 0, ... */
 	{
 		gboolean backoff = FALSE;
 		for (guint i = 0; i < f->delays->len; i++)
@@ -959,6 +1140,8 @@ test_phase1_422_logs_detail(Fixture *f, gconstpointer data)
 	run_agent(f, TRUE, 5);
 	assert_expected_logs();
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	/* a fault of phase 1 is reported in state Negotiating */
+	g_assert_true(field_logged("KEYLIME_STATE=Negotiating", "offering capabilities: *"));
 }
 
 static void
@@ -1051,6 +1234,8 @@ test_phase1_403_keeps_token(Fixture *f, gconstpointer data)
 static void
 test_phase2_403_restarts_phase1(Fixture *f, gconstpointer data)
 {
+	g_autoptr(GArray) retries = NULL;
+
 	fixture_script(f,
 		       "PATCH",
 		       ATT_PATH "/",
@@ -1063,7 +1248,9 @@ test_phase2_403_restarts_phase1(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER ATT_PATH), ==, 2);
 	g_assert_cmpuint(count_requests(f, "PATCH " VERIFIER ATT_PATH), ==, 2);
 	/* the round expired at the verifier: a new phase 1 at once, no backoff */
-	g_assert_cmpuint(delay_at(f, 3), ==, 0);
+	retries = retry_delays(f);
+	g_assert_cmpuint(retries->len, ==, 1);
+	g_assert_cmpuint(g_array_index(retries, guint64, 0), ==, 0);
 	/* a 403 on evidence does not cost a new session */
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
 }
@@ -1104,8 +1291,8 @@ test_phase1_401_forever_backs_off(Fixture *f, gconstpointer data)
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
 	/* one session per refused token, no more */
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 5);
-	/* 0 (start), 0 (registered), the backoff after each 401, 0 (phase 2) */
-	g_assert_cmpuint(f->delays->len, ==, 7);
+	/* 0 (start), 0 (registered), the backoff after each 401; phase 2 follows at once */
+	g_assert_cmpuint(f->delays->len, ==, 6);
 	for (guint i = 2; i < 6; i++)
 		g_assert_cmpuint(delay_at(f, i), >=, 1000);
 	g_assert_cmpuint(MAX(MAX(delay_at(f, 3), delay_at(f, 4)), delay_at(f, 5)), >, 1000);
@@ -1131,6 +1318,8 @@ test_phase1_409_backs_off(Fixture *f, gconstpointer data)
 static void
 test_phase2_422_restarts_phase1(Fixture *f, gconstpointer data)
 {
+	g_autoptr(GArray) retries = NULL;
+
 	fixture_script(f, "PATCH", ATT_PATH "/", 422, "errors-422.json", NULL, -1);
 	expect_log("WARNING",
 		   "submitting evidence: the verifier answered HTTP 422: Attribute 'evidence' "
@@ -1143,7 +1332,12 @@ test_phase2_422_restarts_phase1(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER ATT_PATH), ==, 2);
 	g_assert_cmpuint(count_requests(f, "PATCH " VERIFIER ATT_PATH), ==, 2);
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
-	g_assert_cmpuint(delay_at(f, 3), ==, 1000);
+	retries = retry_delays(f);
+	g_assert_cmpuint(retries->len, ==, 1);
+	g_assert_cmpuint(g_array_index(retries, guint64, 0), ==, 1000);
+	/* reported as a fault of phase 2 (state Attesting), phase 1's faults as Negotiating */
+	g_assert_true(field_logged("KEYLIME_STATE=Attesting", "submitting evidence: *"));
+	g_assert_false(field_logged("KEYLIME_STATE=Negotiating", "submitting evidence: *"));
 }
 
 /* scripts a 202 to the evidence: @head, base64 filler up to @size bytes, @tail */
@@ -1264,6 +1458,8 @@ test_collect_failure_sends_nothing(Fixture *f, gconstpointer data)
 static void
 test_unknown_type_collects_nothing(Fixture *f, gconstpointer data)
 {
+	g_autoptr(GArray) retries = NULL;
+
 	/* a quote first, then a type no plugin provides: the quote must not be taken */
 	fixture_script(f,
 		       "POST",
@@ -1286,7 +1482,9 @@ test_unknown_type_collects_nothing(Fixture *f, gconstpointer data)
 	/* a new phase 1 after the backoff; one PATCH, for the second round only */
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER ATT_PATH), ==, 2);
 	g_assert_cmpuint(count_requests(f, "PATCH " VERIFIER ATT_PATH), ==, 1);
-	g_assert_cmpuint(delay_at(f, 3), ==, 1000);
+	retries = retry_delays(f);
+	g_assert_cmpuint(retries->len, ==, 1);
+	g_assert_cmpuint(g_array_index(retries, guint64, 0), ==, 1000);
 	/* the three items of the accepted round, nothing of the dropped one */
 	g_assert_cmpint(g_atomic_int_get(&f->collects), ==, 3);
 }
@@ -1384,14 +1582,6 @@ test_token_expiry_proactive(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(count_requests(f, "POST " VERIFIER "/v3.0/sessions"), ==, 1);
 }
 
-static gboolean
-stop_idle_cb(gpointer user_data)
-{
-	Fixture *f = user_data;
-	kl_agent_stop(f->agent);
-	return G_SOURCE_REMOVE;
-}
-
 static void
 test_stop_while_waiting(Fixture *f, gconstpointer data)
 {
@@ -1402,6 +1592,46 @@ test_stop_while_waiting(Fixture *f, gconstpointer data)
 	run_agent(f, FALSE, 5);
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
 	g_assert_cmpint(kl_agent_get_state(f->agent), ==, KL_AGENT_STATE_STOPPED);
+}
+
+/*
+ * SIGTERM while phase 1 is in flight: the agent stops once the verifier's
+ * answer is in, without taking a quote or sending evidence for it
+ */
+static void
+test_stop_between_phases(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *dir = g_dir_make_tmp("kl-status-XXXXXX", NULL);
+	g_autofree gchar *status_path = g_build_filename(dir, "status.json", NULL);
+	g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func(g_free);
+
+	f->status = kl_status_new(AGENT_ID, "1.2.3");
+	kl_status_set_files(f->status, status_path, NULL);
+	kl_status_add_listener(f->status, record_status_line, lines);
+	f->stop_in_phase1 = TRUE;
+	run_agent(f, FALSE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpint(kl_agent_get_state(f->agent), ==, KL_AGENT_STATE_STOPPED);
+	g_assert_false(f->stop_in_phase1);
+	/* phase 1 was answered; no quote, no evidence after it */
+	g_assert_cmpuint(count_requests(f, "POST " VERIFIER ATT_PATH), ==, 1);
+	g_assert_cmpuint(count_requests(f, "PATCH " VERIFIER ATT_PATH), ==, 0);
+	g_assert_cmpint(g_atomic_int_get(&f->collects), ==, 0);
+	g_assert_cmpuint(kl_agent_get_attestation_count(f->agent), ==, 0);
+	g_assert_cmpuint(count_logged("INFO", "attestation * submitted*"), ==, 0);
+	g_assert_cmpuint(count_logged("WARNING", "*"), ==, 0);
+	/* the status file says so */
+	g_assert_cmpstr(g_ptr_array_index(lines, lines->len - 1), ==, "stopped");
+	{
+		g_autofree gchar *json = read_text(status_path);
+		g_autoptr(JsonObject) root = kl_json_parse_object(json, -1, NULL);
+
+		g_assert_nonnull(root);
+		g_assert_cmpstr(json_object_get_string_member(root, "state"), ==, "stopped");
+		g_assert_cmpint(json_object_get_int_member(root, "attestations"), ==, 0);
+	}
+	g_unlink(status_path);
+	g_rmdir(dir);
 }
 
 static gboolean
@@ -1582,20 +1812,6 @@ test_splay_first_contact_status(Fixture *f, gconstpointer data)
 	g_assert_cmpint(snap->state, ==, KL_STATUS_STATE_STOPPED);
 }
 
-/* every wait between attestations, and nothing else, in order */
-static GArray *
-attestation_waits(Fixture *f)
-{
-	GArray *waits = g_array_new(FALSE, FALSE, sizeof(guint64));
-
-	for (guint i = 0; i < f->delays->len; i++) {
-		guint64 d = delay_at(f, i);
-		if (delay_state_at(f, i) == KL_AGENT_STATE_NEGOTIATING)
-			g_array_append_val(waits, d);
-	}
-	return waits;
-}
-
 static void
 test_jitter_never_early(Fixture *f, gconstpointer data)
 {
@@ -1643,22 +1859,6 @@ test_jitter_bounded(Fixture *f, gconstpointer data)
 	}
 	g_assert_cmpuint(longest, >, 2500);
 	g_assert_cmpuint(longest, <, 5 * 2000);
-}
-
-/* the retry delays after failures (states *_FAILED) */
-static GArray *
-retry_delays(Fixture *f)
-{
-	GArray *retries = g_array_new(FALSE, FALSE, sizeof(guint64));
-
-	for (guint i = 0; i < f->delays->len; i++) {
-		guint64 d = delay_at(f, i);
-		KlAgentState state = delay_state_at(f, i);
-		if (state == KL_AGENT_STATE_ATTESTATION_FAILED ||
-		    state == KL_AGENT_STATE_REGISTRATION_FAILED)
-			g_array_append_val(retries, d);
-	}
-	return retries;
 }
 
 /* the verifier's answer to the evidence, asking for the next one in @seconds */
@@ -1915,32 +2115,6 @@ test_retry_after_stretched(Fixture *f, gconstpointer data)
 /* ---- the status snapshot, the status file and the metrics file ---- */
 
 static void
-record_status_line(KlStatus *status, gpointer user_data)
-{
-	GPtrArray *lines = user_data;
-
-	g_ptr_array_add(lines, kl_status_format_line(status));
-}
-
-static gboolean
-lines_match(GPtrArray *lines, const gchar *pattern)
-{
-	for (guint i = 0; i < lines->len; i++)
-		if (g_pattern_match_simple(pattern, g_ptr_array_index(lines, i)))
-			return TRUE;
-	return FALSE;
-}
-
-static gchar *
-read_text(const gchar *path)
-{
-	gchar *text = NULL;
-
-	g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
-	return text;
-}
-
-static void
 test_status_files(Fixture *f, gconstpointer data)
 {
 	g_autofree gchar *dir = g_dir_make_tmp("kl-status-XXXXXX", NULL);
@@ -2097,6 +2271,7 @@ main(int argc, char **argv)
 	ADD("/agent/next-attestation-clamped", test_next_attestation_clamped);
 	ADD("/agent/token-expiry-proactive", test_token_expiry_proactive);
 	ADD("/agent/stop-while-waiting", test_stop_while_waiting);
+	ADD("/agent/stop-between-phases", test_stop_between_phases);
 	ADD("/agent/free-during-step", test_free_during_step);
 	ADD("/agent/json-file-session-token-hidden", test_json_file_session_token_hidden);
 	ADD("/agent/splay/first-contact", test_splay_first_contact);

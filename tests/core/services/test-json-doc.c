@@ -1,8 +1,9 @@
 /*
  * SPDX-License-Identifier: Apache-2.0
  *
- * The strict reader's raw spans, and the object memo that reuses what the
- * previous document held byte for byte (and builds everything else).
+ * The strict reader's raw spans, the document a thread keeps for its next
+ * parse, and the object memo that reuses what the previous document held byte
+ * for byte (and builds everything else).
  */
 #include "config.h"
 
@@ -69,6 +70,156 @@ kl_test_raw_spans(void)
 	g_assert_cmpstr(
 	    kl_json_doc_get_string(doc, kl_json_doc_get_member(doc, 0, "s")), ==, "ab\n");
 	g_assert_false(kl_json_doc_get_raw(doc, KL_JSON_DOC_ABSENT, &start, &len));
+}
+
+static void
+kl_test_refused(const gchar *text, const gchar *message)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KlJsonDoc) doc = kl_json_doc_parse(text, strlen(text), &error);
+
+	g_assert_null(doc);
+	g_assert_error(error, KL_ERROR, KL_ERROR_INVALID_DATA);
+	g_assert_cmpstr(error->message, ==, message);
+}
+
+/*
+ * A freed document's memory serves the next parse of the thread: what the
+ * previous text left there beyond the new one's end is never read as input.
+ */
+static void
+kl_test_kept_stale_text(void)
+{
+	const struct {
+		const gchar *before;
+		const gchar *text; /* a prefix of @before, cut where @before went on */
+		const gchar *message;
+	} cases[] = {
+		{ "{\"a\":\"xyz\"}",
+		  "{\"a\":\"xy",
+		  "invalid JSON: unterminated string at offset 5" },
+		{ "{\"a\":\"0123456789abcdefghijklmnop\"}",
+		  "{\"a\":\"0123456789abcdefghij",
+		  "invalid JSON: unterminated string at offset 5" },
+		{ "{\"a\":\"x\\u0041\"}",
+		  "{\"a\":\"x\\u00",
+		  "invalid JSON: invalid escape at offset 7" },
+		{ "{\"a\":true}", "{\"a\":tru", "invalid JSON: unexpected word at offset 5" },
+		{ "{\"a\":null}", "{\"a\":nul", "invalid JSON: unexpected word at offset 5" },
+		{ "{\"a\":12345}", "{\"a\":12", "invalid JSON: expected ',' or '}' at offset 7" },
+		{ "{\"a\":[1,2]}", "{\"a\":[1,", "invalid JSON: unexpected end at offset 8" },
+		{ "{\"a\":1}  ", "{\"a\":1", "invalid JSON: expected ',' or '}' at offset 6" },
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		KlJsonDoc *doc = kl_test_doc(cases[i].before);
+
+		kl_json_doc_free(doc);
+		kl_test_refused(cases[i].text, cases[i].message);
+	}
+}
+
+/* a smaller document after a larger one holds only its own tokens */
+static void
+kl_test_kept_smaller(void)
+{
+	g_autoptr(GString) big = g_string_new("{\"a\":[");
+	g_autoptr(KlJsonDoc) doc = NULL;
+	KlJsonDoc *first;
+	guint z;
+
+	for (guint i = 0; i < 300; i++)
+		g_string_append_printf(big, "%s%u", i > 0 ? "," : "", i);
+	g_string_append(big,
+			"],\"b\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\",\"c\":{\"d\":true}}");
+	first = kl_test_doc(big->str);
+	g_assert_cmpuint(
+	    kl_json_doc_get_length(first, kl_json_doc_get_member(first, 0, "a")), ==, 300);
+	kl_json_doc_free(first);
+
+	doc = kl_test_doc("{\"z\":\"y\"}");
+	g_assert_cmpuint(kl_json_doc_get_length(doc, 0), ==, 1);
+	g_assert_cmpuint(kl_json_doc_get_member(doc, 0, "a"), ==, KL_JSON_DOC_ABSENT);
+	g_assert_cmpuint(kl_json_doc_get_member(doc, 0, "b"), ==, KL_JSON_DOC_ABSENT);
+	z = kl_json_doc_get_member(doc, 0, "z");
+	g_assert_cmpstr(kl_json_doc_get_string(doc, z), ==, "y");
+	/* no token beyond its own three */
+	g_assert_cmpint(kl_json_doc_get_type(doc, 3), ==, KL_JSON_DOC_NONE);
+	g_assert_cmpuint(kl_json_doc_next(doc, 0), ==, 3);
+}
+
+/* documents alive at the same time never share memory */
+static void
+kl_test_kept_alive(void)
+{
+	KlJsonDoc *a = kl_test_doc("{\"k\":\"first document\"}");
+	KlJsonDoc *b;
+	KlJsonDoc *c;
+	KlJsonDoc *d;
+
+	kl_json_doc_free(a);
+	b = kl_test_doc("{\"k\":\"second document\"}");
+	c = kl_test_doc("{\"k\":\"third document\"}");
+	g_assert_true(b != c);
+	kl_json_doc_free(c);
+	d = kl_test_doc("{\"k\":\"fourth document\"}");
+	g_assert_cmpstr(
+	    kl_json_doc_get_string(b, kl_json_doc_get_member(b, 0, "k")), ==, "second document");
+	g_assert_cmpstr(
+	    kl_json_doc_get_string(d, kl_json_doc_get_member(d, 0, "k")), ==, "fourth document");
+	kl_json_doc_free(b);
+	kl_json_doc_free(d);
+}
+
+/* documents too large to keep (text, tokens), between small ones */
+static void
+kl_test_kept_large(void)
+{
+	g_autoptr(GString) text = g_string_new("{\"s\":\"");
+	g_autoptr(GString) many = g_string_new("{\"n\":[");
+	KlJsonDoc *doc;
+
+	for (guint i = 0; i < 40000; i++)
+		g_string_append_c(text, (gchar)('a' + i % 26));
+	g_string_append(text, "\"}");
+	for (guint i = 0; i < 3000; i++)
+		g_string_append_printf(many, "%s%u", i > 0 ? "," : "", i % 10);
+	g_string_append(many, "]}");
+
+	for (guint round = 0; round < 2; round++) {
+		doc = kl_test_doc(text->str);
+		g_assert_cmpuint(strlen(kl_json_doc_get_string(doc, 2)), ==, 40000);
+		kl_json_doc_free(doc);
+		doc = kl_test_doc("{\"x\":1}");
+		g_assert_cmpint(kl_json_doc_get_int(doc, 2), ==, 1);
+		kl_json_doc_free(doc);
+		doc = kl_test_doc(many->str);
+		g_assert_cmpuint(kl_json_doc_get_length(doc, 2), ==, 3000);
+		g_assert_cmpint(kl_json_doc_get_int(doc, 3000 + 2), ==, 2999 % 10);
+		kl_json_doc_free(doc);
+	}
+}
+
+static gpointer
+kl_test_kept_thread(gpointer data)
+{
+	KlJsonDoc *doc = kl_test_doc(data);
+
+	g_assert_cmpuint(kl_json_doc_get_length(doc, 0), ==, 1);
+	kl_json_doc_free(doc);
+	return NULL;
+}
+
+/* the document a thread keeps goes with the thread (LeakSanitizer checks it) */
+static void
+kl_test_kept_thread_exit(void)
+{
+	for (guint i = 0; i < 4; i++) {
+		GThread *thread =
+		    g_thread_new("kl-test-json", kl_test_kept_thread, (gpointer) "{\"t\":[1,2]}");
+
+		g_thread_join(thread);
+	}
 }
 
 static gchar *
@@ -224,6 +375,11 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 
 	g_test_add_func("/json-doc/raw-spans", kl_test_raw_spans);
+	g_test_add_func("/json-doc/kept/stale-text", kl_test_kept_stale_text);
+	g_test_add_func("/json-doc/kept/smaller", kl_test_kept_smaller);
+	g_test_add_func("/json-doc/kept/alive", kl_test_kept_alive);
+	g_test_add_func("/json-doc/kept/large", kl_test_kept_large);
+	g_test_add_func("/json-doc/kept/thread-exit", kl_test_kept_thread_exit);
 	g_test_add_func("/json-doc/memo/same-text", kl_test_memo_same_text);
 	g_test_add_func("/json-doc/memo/changed-member", kl_test_memo_changed_member);
 	g_test_add_func("/json-doc/memo/not-reused", kl_test_memo_not_reused);
