@@ -49,14 +49,29 @@ kl_evidence_report_clear(KlEvidenceReport *report)
 gchar *
 kl_evidence_requests_describe(GPtrArray *requests)
 {
-	GString *text = g_string_new(NULL);
+	guint n = requests != NULL ? requests->len : 0;
+	gsize size = 1;
+	gchar *text;
+	gchar *p;
 
-	for (guint i = 0; requests != NULL && i < requests->len; i++) {
+	/* one allocation of the right size */
+	for (guint i = 0; i < n; i++) {
 		const KlEvidenceRequest *request = g_ptr_array_index(requests, i);
 
-		if (i > 0)
-			g_string_append(text, ", ");
-		g_string_append(text, request->evidence_type);
+		size += (i > 0 ? 2 : 0) + strlen(request->evidence_type);
 	}
-	return g_string_free(text, FALSE);
+	p = text = g_malloc(size);
+	for (guint i = 0; i < n; i++) {
+		const KlEvidenceRequest *request = g_ptr_array_index(requests, i);
+		gsize len = strlen(request->evidence_type);
+
+		if (i > 0) {
+			*p++ = ',';
+			*p++ = ' ';
+		}
+		memcpy(p, request->evidence_type, len);
+		p += len;
+	}
+	*p = '\0';
+	return text;
 }

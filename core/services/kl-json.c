@@ -254,7 +254,7 @@ kl_json_object_get_base64(JsonObject *obj, const gchar *key, GError **error)
 }
 
 /* value of a base64 alphabet character, or -1 */
-static gint
+static inline gint
 kl_base64_value(gchar c)
 {
 	if (c >= 'A' && c <= 'Z')
@@ -275,7 +275,8 @@ kl_base64_decode_strict(const gchar *text, GError **error)
 {
 	gsize len;
 	gsize pad = 0;
-	g_autoptr(GByteArray) out = NULL;
+	g_autofree guint8 *out = NULL;
+	gsize out_len = 0;
 
 	g_return_val_if_fail(text != NULL, NULL);
 
@@ -293,7 +294,8 @@ kl_base64_decode_strict(const gchar *text, GError **error)
 	if (len > 1 && text[len - 2] == '=')
 		pad++;
 
-	out = g_byte_array_sized_new((guint)(len / 4 * 3));
+	/* the decoded bytes are written straight into the buffer the GBytes takes */
+	out = g_malloc(len / 4 * 3 + 1);
 	for (gsize i = 0; i < len; i += 4) {
 		gint v[4];
 		guint8 b[3];
@@ -329,9 +331,10 @@ kl_base64_decode_strict(const gchar *text, GError **error)
 					    "invalid base64: non-zero bits before the padding");
 			return NULL;
 		}
-		g_byte_array_append(out, b, (guint)(n - 1));
+		memcpy(out + out_len, b, n - 1);
+		out_len += n - 1;
 	}
-	return g_byte_array_free_to_bytes(g_steal_pointer(&out));
+	return g_bytes_new_take(g_steal_pointer(&out), out_len);
 }
 
 JsonObject *

@@ -145,6 +145,21 @@ test_parse_evidence_requested(void)
 	g_assert_true(json_object_is_immutable(REQ(items, 0)->chosen_parameters));
 	/* parsed, not yet resolved to a plugin */
 	g_assert_null(REQ(items, 0)->plugin);
+	/* as the debug log names them */
+	{
+		g_autofree gchar *types = kl_evidence_requests_describe(items);
+		g_autoptr(GPtrArray) none = g_ptr_array_new();
+		g_autofree gchar *no_types = kl_evidence_requests_describe(none);
+		g_autofree gchar *null_types = kl_evidence_requests_describe(NULL);
+
+		g_assert_cmpstr(types, ==, "tpm_quote, uefi_log, ima_log");
+		g_assert_cmpstr(no_types, ==, "");
+		g_assert_cmpstr(null_types, ==, "");
+		g_ptr_array_set_size(items, 1);
+		g_clear_pointer(&types, g_free);
+		types = kl_evidence_requests_describe(items);
+		g_assert_cmpstr(types, ==, "tpm_quote");
+	}
 }
 
 /* replaces the first @from in @text by @to */
