@@ -137,6 +137,7 @@ struct _KlAgent {
 	gboolean trim_pending; /* the step sent a large body: malloc_trim() after it */
 	/* for the status snapshot, read by the main thread once the step is done */
 	gchar **offered;	    /* evidence types of the last capabilities */
+	GPtrArray *offered_from;    /* their entries: JsonObject*, sealed ones only, else NULL */
 	gint64 cycle_tpm_us;	    /* time in TPM commands this cycle */
 	guint64 cycle_ima_entries;  /* IMA entries sent this cycle */
 	guint sessions_established; /* since the main thread last looked */
@@ -495,6 +496,51 @@ kl_agent_token_usable(KlAgent *agent)
 	return TRUE;
 }
 
+static void
+kl_agent_entry_unref(gpointer entry)
+{
+	if (entry != NULL)
+		json_object_unref(entry);
+}
+
+/*
+ * agent->offered: the evidence types of @capabilities. They are the last
+ * cycle's when every entry is the same sealed object as then (a plugin whose
+ * facts did not change hands back the same sealed entry; the references kept
+ * in agent->offered_from keep it from being another object at the same
+ * address), else they are read again.
+ */
+static void
+kl_agent_note_offered(KlAgent *agent, GPtrArray *capabilities)
+{
+	GPtrArray *last = agent->offered_from;
+	gboolean same = last != NULL && last->len == capabilities->len;
+	g_autoptr(GStrvBuilder) types = NULL;
+
+	for (guint i = 0; same && i < capabilities->len; i++) {
+		JsonObject *entry = g_ptr_array_index(capabilities, i);
+
+		same = entry == g_ptr_array_index(last, i) && json_object_is_immutable(entry);
+	}
+	if (same)
+		return;
+	types = g_strv_builder_new();
+	g_clear_pointer(&agent->offered_from, g_ptr_array_unref);
+	agent->offered_from = g_ptr_array_new_full(capabilities->len, kl_agent_entry_unref);
+	for (guint i = 0; i < capabilities->len; i++) {
+		JsonObject *entry = g_ptr_array_index(capabilities, i);
+		const gchar *type = NULL;
+
+		if (kl_json_object_get_optional_string(entry, "evidence_type", &type, NULL) &&
+		    type != NULL)
+			g_strv_builder_add(types, type);
+		g_ptr_array_add(agent->offered_from,
+				json_object_is_immutable(entry) ? json_object_ref(entry) : NULL);
+	}
+	g_strfreev(agent->offered);
+	agent->offered = g_strv_builder_end(types);
+}
+
 static KlStepResult *
 kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 {
@@ -517,19 +563,7 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 	capabilities = agent->source.get_capabilities(agent->source_data, &error);
 	if (capabilities == NULL)
 		return kl_step_retry(g_steal_pointer(&error), -1);
-	{
-		g_autoptr(GStrvBuilder) types = g_strv_builder_new();
-		for (guint i = 0; i < capabilities->len; i++) {
-			JsonObject *entry = g_ptr_array_index(capabilities, i);
-			const gchar *type = NULL;
-			if (kl_json_object_get_optional_string(
-				entry, "evidence_type", &type, NULL) &&
-			    type != NULL)
-				g_strv_builder_add(types, type);
-		}
-		g_strfreev(agent->offered);
-		agent->offered = g_strv_builder_end(types);
-	}
+	kl_agent_note_offered(agent, capabilities);
 	if (capabilities->len == 0)
 		return kl_step_retry(g_error_new_literal(KL_ERROR,
 							 KL_ERROR_NOT_SUPPORTED,
@@ -564,14 +598,32 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 	return kl_step_ok();
 }
 
+/* @value in decimal (the per-cycle lines are built without printf) */
+static void
+kl_agent_append_uint(GString *text, guint64 value)
+{
+	gchar digits[20];
+	guint n = 0;
+
+	do {
+		digits[n++] = (gchar)('0' + value % 10);
+		value /= 10;
+	} while (value > 0);
+	while (n > 0)
+		g_string_append_c(text, digits[--n]);
+}
+
 static void
 kl_agent_append_summary(GString *summary, const gchar *evidence_type, const gchar *sent)
 {
 	if (summary->len > 0)
 		g_string_append(summary, ", ");
 	g_string_append(summary, evidence_type);
-	if (sent != NULL && sent[0] != '\0')
-		g_string_append_printf(summary, " (%s)", sent);
+	if (sent != NULL && sent[0] != '\0') {
+		g_string_append(summary, " (");
+		g_string_append(summary, sent);
+		g_string_append_c(summary, ')');
+	}
 }
 
 static KlStepResult *
@@ -580,8 +632,8 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) collected =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)kl_evidence_entry_free);
-	g_autoptr(GString) summary = g_string_new(NULL);
-	g_autoptr(GString) types = g_string_new(NULL);
+	g_autoptr(GString) summary = g_string_sized_new(128);
+	g_autoptr(GString) types = g_string_sized_new(64);
 	g_auto(KlVerifierAnswer) answer = { 0 };
 	KlVerifierResult verdict;
 	g_autoptr(KlJsonBody) body = kl_json_body_new();
@@ -630,7 +682,9 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 			return kl_step_retry(g_steal_pointer(&error), -1);
 		}
 		kl_agent_append_summary(summary, evidence_type, report.summary);
-		g_string_append_printf(types, "%s%s", types->len > 0 ? "," : "", evidence_type);
+		if (types->len > 0)
+			g_string_append_c(types, ',');
+		g_string_append(types, evidence_type);
 		/* the figures count IMA entries: what the ima_log plugin says it sent */
 		if (g_strcmp0(evidence_type, "ima_log") == 0)
 			agent->cycle_ima_entries += report.entry_count;
@@ -669,12 +723,15 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	seconds = CLAMP(seconds, KL_AGENT_NEXT_MIN_S, KL_AGENT_NEXT_MAX_S);
 	result = kl_step_ok();
 	result->delay_ms = seconds * 1000;
-	result->evidence_types = g_strdup(types->str);
-	result->summary =
-	    g_strdup_printf("%s in %" G_GINT64_FORMAT " ms; next in %" G_GINT64_FORMAT " s",
-			    summary->str,
-			    (g_get_monotonic_time() - agent->cycle_started) / 1000,
-			    seconds);
+	result->evidence_types = g_string_free(g_steal_pointer(&types), FALSE);
+	/* "<summary> in <ms> ms; next in <s> s" */
+	g_string_append(summary, " in ");
+	kl_agent_append_uint(summary,
+			     (guint64)MAX(g_get_monotonic_time() - agent->cycle_started, 0) / 1000);
+	g_string_append(summary, " ms; next in ");
+	kl_agent_append_uint(summary, (guint64)seconds);
+	g_string_append(summary, " s");
+	result->summary = g_string_free(g_steal_pointer(&summary), FALSE);
 	return result;
 }
 
@@ -842,24 +899,19 @@ kl_agent_step_done(KlAgent *agent, KlStepResult *result_in);
  * when given KEYLIME_ERROR_CAUSE (@cause), KEYLIME_ATTESTATION_INDEX (@index
  * > 0), KEYLIME_EVIDENCE_TYPES (@types), KEYLIME_STATE.
  */
-static void G_GNUC_PRINTF(6, 7) kl_agent_log(KlAgent *agent,
-					     GLogLevelFlags level,
-					     const gchar *cause,
-					     guint index,
-					     const gchar *types,
-					     const gchar *format,
-					     ...)
+static void
+kl_agent_log_message(KlAgent *agent,
+		     GLogLevelFlags level,
+		     const gchar *cause,
+		     guint index,
+		     const gchar *types,
+		     const gchar *message)
 {
-	g_autofree gchar *message = NULL;
-	g_autofree gchar *index_text = NULL;
+	gchar index_text[12];
 	const gchar *priority;
 	GLogField fields[8];
 	gsize n = 0;
-	va_list args;
 
-	va_start(args, format);
-	message = g_strdup_vprintf(format, args);
-	va_end(args);
 	switch (level & G_LOG_LEVEL_MASK) {
 	case KL_LOG_LEVEL_FATAL:
 		priority = "3";
@@ -885,12 +937,36 @@ static void G_GNUC_PRINTF(6, 7) kl_agent_log(KlAgent *agent,
 	if (cause != NULL)
 		fields[n++] = (GLogField){ "KEYLIME_ERROR_CAUSE", cause, -1 };
 	if (index > 0) {
-		index_text = g_strdup_printf("%u", index);
-		fields[n++] = (GLogField){ "KEYLIME_ATTESTATION_INDEX", index_text, -1 };
+		/* decimal, from the end of the buffer */
+		gchar *p = index_text + sizeof index_text;
+
+		*--p = '\0';
+		do {
+			*--p = (gchar)('0' + index % 10);
+			index /= 10;
+		} while (index > 0);
+		fields[n++] = (GLogField){ "KEYLIME_ATTESTATION_INDEX", p, -1 };
 	}
 	if (types != NULL)
 		fields[n++] = (GLogField){ "KEYLIME_EVIDENCE_TYPES", types, -1 };
 	g_log_structured_array(level, fields, n);
+}
+
+static void G_GNUC_PRINTF(6, 7) kl_agent_log(KlAgent *agent,
+					     GLogLevelFlags level,
+					     const gchar *cause,
+					     guint index,
+					     const gchar *types,
+					     const gchar *format,
+					     ...)
+{
+	g_autofree gchar *message = NULL;
+	va_list args;
+
+	va_start(args, format);
+	message = g_strdup_vprintf(format, args);
+	va_end(args);
+	kl_agent_log_message(agent, level, cause, index, types, message);
 }
 
 static void
@@ -1110,14 +1186,22 @@ kl_agent_step_done(KlAgent *agent, KlStepResult *result_in)
 			agent->attestations++;
 			kl_agent_cause_clear(agent);
 			agent->not_enrolled_logged = FALSE;
-			kl_agent_log(agent,
-				     G_LOG_LEVEL_INFO,
-				     NULL,
-				     agent->attestations,
-				     result->evidence_types,
-				     "attestation %u submitted: %s",
-				     agent->attestations,
-				     result->summary);
+			{
+				/* "attestation <n> submitted: <summary>", at every cycle */
+				g_autoptr(GString) line =
+				    g_string_sized_new(32 + strlen(result->summary));
+
+				g_string_append(line, "attestation ");
+				kl_agent_append_uint(line, agent->attestations);
+				g_string_append(line, " submitted: ");
+				g_string_append(line, result->summary);
+				kl_agent_log_message(agent,
+						     G_LOG_LEVEL_INFO,
+						     NULL,
+						     agent->attestations,
+						     result->evidence_types,
+						     line->str);
+			}
 			agent->verifier_interval_ms = (guint64)MAX(result->delay_ms, 0);
 			/* stretched by a little, never shortened: an early agent gets a 429 */
 			delay =
@@ -1371,6 +1455,7 @@ kl_agent_free(KlAgent *agent)
 	kl_backoff_free(agent->backoff);
 	g_rand_free(agent->rand);
 	g_strfreev(agent->offered);
+	g_clear_pointer(&agent->offered_from, g_ptr_array_unref);
 	g_clear_pointer(&agent->requested, g_ptr_array_unref);
 	g_free(agent->location);
 	g_free(agent->last_cause);

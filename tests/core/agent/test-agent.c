@@ -36,7 +36,7 @@ typedef struct {
 	guint took_ms; /* the fake clock moves by this much while the request runs */
 } ScriptEntry;
 
-typedef struct {
+typedef struct _Fixture {
 	GMainLoop *loop;
 	KlHttp *registrar_http;
 	KlHttp *verifier_http;
@@ -71,6 +71,10 @@ typedef struct {
 	GArray *request_times;	 /* gint64 fake clock (µs) of each request (same index) */
 	GArray *request_waits;	 /* guint: waits the agent had asked for before each request */
 	gboolean stop_in_phase1; /* the next phase-1 answer comes after kl_agent_stop() */
+	/* the capabilities' entries (JsonObject*), the same objects at every cycle; NULL: new ones
+	 */
+	GPtrArray *caps;
+	void (*caps_change)(struct _Fixture *f); /* once, after the first attestation */
 	/* the verifier does not answer (connection refused) while the fake clock is in [down, up)
 	 */
 	gint64 verifier_down_us;
@@ -540,8 +544,16 @@ fake_entry(const gchar *evidence_class, const gchar *evidence_type, const gchar 
 static GPtrArray *
 fake_capabilities(gpointer data, GError **error)
 {
+	Fixture *f = data;
 	GPtrArray *entries = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
 
+	if (f->caps != NULL) {
+		g_mutex_lock(&f->lock);
+		for (guint i = 0; i < f->caps->len; i++)
+			g_ptr_array_add(entries, json_object_ref(g_ptr_array_index(f->caps, i)));
+		g_mutex_unlock(&f->lock);
+		return entries;
+	}
 	g_ptr_array_add(entries, fake_entry("certification", "tpm_quote", "capabilities"));
 	g_ptr_array_add(entries, fake_entry("log", "uefi_log", "capabilities"));
 	g_ptr_array_add(entries, fake_entry("log", "ima_log", "capabilities"));
@@ -624,6 +636,12 @@ fake_delay(KlAgent *agent, guint64 delay_ms, gpointer user_data)
 		f->now_us += (gint64)delay_ms * 1000;
 	g_array_append_val(f->delay_states, state);
 	g_mutex_unlock(&f->lock);
+	if (f->caps_change != NULL && kl_agent_get_attestation_count(agent) == 1) {
+		g_mutex_lock(&f->lock);
+		f->caps_change(f);
+		f->caps_change = NULL;
+		g_mutex_unlock(&f->lock);
+	}
 	if (f->stop_after > 0 && kl_agent_get_attestation_count(agent) >= f->stop_after)
 		kl_agent_stop(agent);
 	if (f->stop_at_us > 0 && f->now_us >= f->stop_at_us)
@@ -717,6 +735,7 @@ fixture_teardown(Fixture *f, gconstpointer data)
 	g_main_loop_unref(f->loop);
 	g_free(f->default_location);
 	g_free(f->answer_202);
+	g_clear_pointer(&f->caps, g_ptr_array_unref);
 	g_mutex_clear(&f->lock);
 }
 
@@ -1546,6 +1565,12 @@ test_next_attestation_clamped(Fixture *f, gconstpointer data)
 		/* no meta: attestation_interval_seconds */
 		g_assert_cmpuint(g_array_index(nexts, guint64, 2), ==, 45000);
 	}
+	/* and the cycle lines say so */
+	g_assert_cmpuint(count_logged("INFO", "attestation 1 submitted: * ms; next in 1 s"), ==, 1);
+	g_assert_cmpuint(
+	    count_logged("INFO", "attestation 2 submitted: * ms; next in 3600 s"), ==, 1);
+	g_assert_cmpuint(
+	    count_logged("INFO", "attestation 3 submitted: * ms; next in 45 s"), ==, 1);
 }
 
 static void
@@ -1592,6 +1617,85 @@ test_stop_while_waiting(Fixture *f, gconstpointer data)
 	run_agent(f, FALSE, 5);
 	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
 	g_assert_cmpint(kl_agent_get_state(f->agent), ==, KL_AGENT_STATE_STOPPED);
+}
+
+/* capabilities of tpm_quote, uefi_log and @log_type, sealed or not */
+static GPtrArray *
+caps_of(const gchar *log_type, gboolean sealed)
+{
+	GPtrArray *caps = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+
+	g_ptr_array_add(caps, fake_entry("certification", "tpm_quote", "capabilities"));
+	g_ptr_array_add(caps, fake_entry("log", "uefi_log", "capabilities"));
+	g_ptr_array_add(caps, fake_entry("log", log_type, "capabilities"));
+	for (guint i = 0; sealed && i < caps->len; i++)
+		json_object_seal(g_ptr_array_index(caps, i));
+	return caps;
+}
+
+static const gchar *const first_types[] = { "tpm_quote", "uefi_log", "ima_log", NULL };
+static const gchar *const other_types[] = { "tpm_quote", "uefi_log", "kl_other_log", NULL };
+
+static gboolean
+status_types_are(Fixture *f, const gchar *const *types)
+{
+	return g_strv_equal((const gchar *const *)kl_status_get_snapshot(f->status)->evidence_types,
+			    types);
+}
+
+/* after the first cycle: other sealed entries, with another type */
+static void
+caps_new_sealed(Fixture *f)
+{
+	g_assert_true(status_types_are(f, first_types));
+	g_ptr_array_unref(f->caps);
+	f->caps = caps_of("kl_other_log", TRUE);
+}
+
+/* after the first cycle: the same entries, not sealed, one changed in place */
+static void
+caps_changed_in_place(Fixture *f)
+{
+	g_assert_true(status_types_are(f, first_types));
+	json_object_set_string_member(
+	    g_ptr_array_index(f->caps, 2), "evidence_type", "kl_other_log");
+}
+
+/*
+ * The evidence types the agent reports (status file, metrics) follow the
+ * plugins' capabilities: a plugin that hands back the same sealed entry has
+ * the same types; another entry, or an entry that is not sealed and changed,
+ * is read again.
+ */
+static void
+test_offered_types_follow_capabilities(Fixture *f, gconstpointer data)
+{
+	f->status = kl_status_new(AGENT_ID, "1.2.3");
+	/* the same sealed entries for two cycles, then other ones */
+	f->caps = caps_of("ima_log", TRUE);
+	f->caps_change = caps_new_sealed;
+	f->stop_after = 3;
+	run_agent(f, FALSE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_null(f->caps_change);
+	g_assert_true(status_types_are(f, other_types));
+
+	/* entries that are not sealed, changed in place */
+	fixture_next_run(f, FIXTURE_NOW_US);
+	g_ptr_array_unref(f->caps);
+	f->caps = caps_of("ima_log", FALSE);
+	f->caps_change = caps_changed_in_place;
+	run_agent(f, FALSE, 5);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_null(f->caps_change);
+	g_assert_true(status_types_are(f, other_types));
+
+	/* back to the first sealed ones: the types of the first cycle again */
+	fixture_next_run(f, FIXTURE_NOW_US);
+	g_ptr_array_unref(f->caps);
+	f->caps = caps_of("ima_log", TRUE);
+	run_agent(f, FALSE, 5);
+	g_assert_true(status_types_are(f, first_types));
 }
 
 /*
@@ -1837,6 +1941,9 @@ test_jitter_never_early(Fixture *f, gconstpointer data)
 	/* really random: not one fixed stretch */
 	g_assert_cmpuint(stretched, >, waits->len / 2);
 	g_assert_cmpuint(g_hash_table_size(seen), >, waits->len / 2);
+	/* the cycle lines and their journal field count on */
+	g_assert_true(field_logged("KEYLIME_ATTESTATION_INDEX=10", "attestation 10 submitted: *"));
+	g_assert_true(field_logged("KEYLIME_ATTESTATION_INDEX=40", "attestation 40 submitted: *"));
 }
 
 static void
@@ -2272,6 +2379,7 @@ main(int argc, char **argv)
 	ADD("/agent/token-expiry-proactive", test_token_expiry_proactive);
 	ADD("/agent/stop-while-waiting", test_stop_while_waiting);
 	ADD("/agent/stop-between-phases", test_stop_between_phases);
+	ADD("/agent/offered-types-follow-capabilities", test_offered_types_follow_capabilities);
 	ADD("/agent/free-during-step", test_free_during_step);
 	ADD("/agent/json-file-session-token-hidden", test_json_file_session_token_hidden);
 	ADD("/agent/splay/first-contact", test_splay_first_contact);
