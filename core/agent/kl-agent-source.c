@@ -82,8 +82,9 @@ kl_main_get_capabilities(gpointer data, GError **error)
 {
 	KlMainSource *self = data;
 	GPtrArray *plugins = kl_plugin_loader_get_plugins(self->loader);
-	g_autoptr(GPtrArray) entries =
-	    g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+	/* room for one entry per plugin from the start */
+	g_autoptr(GPtrArray) entries = g_ptr_array_new_full(plugins != NULL ? plugins->len : 0,
+							    (GDestroyNotify)json_object_unref);
 
 	for (guint i = 0; plugins != NULL && i < plugins->len; i++) {
 		KlPlugin *plugin = g_ptr_array_index(plugins, i);

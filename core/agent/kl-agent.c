@@ -1574,6 +1574,12 @@ kl_agent_get_attestation_count(KlAgent *agent)
 	return agent->attestations;
 }
 
+gboolean
+kl_agent_is_step_running(KlAgent *agent)
+{
+	return agent->step_running;
+}
+
 gint64
 kl_agent_get_step_age_us(KlAgent *agent, gint64 now_us)
 {

@@ -3,6 +3,7 @@
 
 #include "keylime-agent/kl-json.h"
 #include "kl-evidence-entry.h"
+#include "kl-json-body.h"
 #include "kl-json-doc.h"
 
 gchar *
@@ -31,6 +32,7 @@ kl_evidence_entry_new(const gchar *head, JsonObject *data)
 	entry = g_new(KlEvidenceEntry, 1);
 	entry->head = g_ref_string_acquire((gchar *)head);
 	entry->data = data;
+	entry->attachments = NULL;
 	return entry;
 }
 
@@ -51,16 +53,23 @@ kl_evidence_entry_free(KlEvidenceEntry *entry)
 		return;
 	g_ref_string_release(entry->head);
 	json_object_unref(entry->data);
+	if (entry->attachments != NULL)
+		g_ptr_array_unref(entry->attachments);
 	g_free(entry);
 }
 
 gchar *
 kl_evidence_entry_to_string(KlEvidenceEntry *entry)
 {
-	g_autofree gchar *data = NULL;
+	g_autoptr(KlJsonBody) body = NULL;
 
 	g_return_val_if_fail(entry != NULL, NULL);
 
-	data = kl_json_object_to_string(entry->data, NULL);
-	return g_strconcat(entry->head, data, "}", NULL);
+	/* as kl_verifier_build_evidence() writes it */
+	body = kl_json_body_new();
+	kl_json_body_append_raw(body, entry->head);
+	kl_json_body_append_object_attached(body, entry->data, entry->attachments);
+	kl_json_body_append_raw(body, "}");
+	kl_json_body_finish(body);
+	return kl_json_body_to_string(body, NULL);
 }

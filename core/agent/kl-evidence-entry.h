@@ -19,6 +19,12 @@ typedef struct {
 	/* a GRefString: `{"evidence_class":"log","evidence_type":"ima_log","data":` */
 	gchar *head;
 	JsonObject *data;
+	/*
+	 * (nullable) the strings the plugin attached (KlPluginAttachment*,
+	 * kl_plugin_context_attach_string()): members of @data written by the
+	 * body from the plugin's buffers (kl_json_body_append_object_attached())
+	 */
+	GPtrArray *attachments;
 } KlEvidenceEntry;
 
 /* the head of the entries of @evidence_class / @evidence_type, escaped (a GRefString) */
@@ -39,7 +45,7 @@ void
 kl_evidence_entry_free(KlEvidenceEntry *entry);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlEvidenceEntry, kl_evidence_entry_free)
 
-/* the entry's text as it is sent, without attached strings (tests, tools; transfer full) */
+/* the entry's text as it is sent, attached strings included (tests, tools; transfer full) */
 gchar *
 kl_evidence_entry_to_string(KlEvidenceEntry *entry);
 

@@ -664,29 +664,20 @@ kl_plugin_json_copy_node(JsonNode *node)
 }
 
 /*
- * the strings the plugin attached (kl_plugin_context_attach_string()) go into
- * @data: with a @body, as a placeholder node that the body writes from the
- * plugin's buffer; without one (tests, --check tools), as a copy
+ * without a body (tests, --check tools), the strings the plugin attached
+ * (kl_plugin_context_attach_string()) are copied into @data: an existing
+ * member is replaced where it stands
  */
 static void
-kl_plugin_place_attachments(JsonObject *data, GPtrArray *attachments, KlJsonBody *body)
+kl_plugin_place_attachments(JsonObject *data, GPtrArray *attachments)
 {
 	for (guint i = 0; attachments != NULL && i < attachments->len; i++) {
 		KlPluginAttachment *attachment = g_ptr_array_index(attachments, i);
+		gsize len = 0;
+		const gchar *text = g_bytes_get_data(attachment->text, &len);
+		g_autofree gchar *copy = g_strndup(text, len);
 
-		if (body != NULL) {
-			JsonNode *node = json_node_new(JSON_NODE_NULL);
-
-			/* an existing member is replaced where it stands */
-			json_object_set_member(data, attachment->member, node);
-			kl_json_body_attach(body, node, attachment->text);
-		} else {
-			gsize len = 0;
-			const gchar *text = g_bytes_get_data(attachment->text, &len);
-			g_autofree gchar *copy = g_strndup(text, len);
-
-			json_object_set_string_member(data, attachment->member, copy);
-		}
+		json_object_set_string_member(data, attachment->member, copy);
 	}
 }
 
@@ -703,13 +694,16 @@ kl_plugin_take_report(KlPlugin *plugin, KlEvidenceReport *report)
 	report->entry_count = entry_count;
 }
 
-/* @params: sealed, read by the plugin only; returns the plugin's data object */
+/*
+ * @params: sealed, read by the plugin only; returns the plugin's data object;
+ * the strings it attached go to @attachments_out (nullable: copied into the data)
+ */
 static JsonObject *
 kl_plugin_collect(KlPlugin *plugin,
 		  JsonObject *params,
 		  GCancellable *cancellable,
 		  KlEvidenceReport *report,
-		  KlJsonBody *body,
+		  GPtrArray **attachments_out,
 		  GError **error)
 {
 	GError *error_local = NULL;
@@ -735,7 +729,18 @@ kl_plugin_collect(KlPlugin *plugin,
 	}
 	g_clear_error(&error_local);
 	kl_plugin_take_report(plugin, report);
-	kl_plugin_place_attachments(data, attachments, body);
+	if (attachments_out != NULL) {
+		*attachments_out = g_steal_pointer(&attachments);
+	} else if (attachments != NULL && attachments->len > 0) {
+		/* a plugin's sealed object (the same as last time) is not changed: a copy is */
+		if (json_object_is_immutable(data)) {
+			JsonObject *copy = kl_plugin_json_copy_object(data);
+
+			json_object_unref(data);
+			data = copy;
+		}
+		kl_plugin_place_attachments(data, attachments);
+	}
 	return data;
 }
 
@@ -806,6 +811,8 @@ kl_plugin_run_request(KlEvidenceRequest *request,
 {
 	KlPlugin *plugin;
 	JsonObject *data;
+	GPtrArray *attachments = NULL;
+	KlEvidenceEntry *entry;
 
 	g_return_val_if_fail(request != NULL, NULL);
 	g_return_val_if_fail(cancellable == NULL || G_IS_CANCELLABLE(cancellable), NULL);
@@ -822,15 +829,21 @@ kl_plugin_run_request(KlEvidenceRequest *request,
 		return NULL;
 	}
 	/* the request's parameters are sealed and nobody else reads them: no copy */
-	data =
-	    kl_plugin_collect(plugin, request->chosen_parameters, cancellable, report, body, error);
+	data = kl_plugin_collect(plugin,
+				 request->chosen_parameters,
+				 cancellable,
+				 report,
+				 body != NULL ? &attachments : NULL,
+				 error);
 	if (data == NULL)
 		return NULL;
 	/* the envelope comes from the descriptor, never from the plugin's output */
 	if (plugin->entry_head == NULL)
 		plugin->entry_head =
 		    kl_evidence_entry_head_new(plugin->info->evidence_class, plugin->info->name);
-	return kl_evidence_entry_new(plugin->entry_head, data);
+	entry = kl_evidence_entry_new(plugin->entry_head, data);
+	entry->attachments = attachments;
+	return entry;
 }
 
 gboolean

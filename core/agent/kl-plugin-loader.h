@@ -121,9 +121,9 @@ kl_plugin_loader_resolve(KlPluginLoader *loader,
  * plugin reported it sent (kl_plugin_context_set_summary(),
  * kl_plugin_context_set_entry_count()); cleared first. @body: (nullable): the
  * request body the entry goes into; the strings the plugin attached
- * (kl_plugin_context_attach_string()) are then placeholders in the data,
- * written by @body from the plugin's buffer. Without a body they are copied
- * into the data.
+ * (kl_plugin_context_attach_string()) then stay with the entry
+ * (@attachments), written by the body from the plugin's buffer as members of
+ * the data. Without a body they are copied into the data.
  */
 KlEvidenceEntry *
 kl_plugin_run_request(KlEvidenceRequest *request,

@@ -798,7 +798,7 @@ kl_verifier_build_evidence(GPtrArray *evidence_collected, KlJsonBody *body)
 		if (i > 0)
 			kl_json_body_append_raw(body, ",");
 		kl_json_body_append_raw(body, entry->head);
-		kl_json_body_append_object(body, entry->data);
+		kl_json_body_append_object_attached(body, entry->data, entry->attachments);
 		kl_json_body_append_raw(body, "}");
 	}
 	kl_json_body_append_raw(body, "]}}}");

@@ -14,15 +14,92 @@ struct _KlWatchdog {
 	KlWatchdogStopFunc stop;
 	gpointer stop_data;
 	GSource *timer;
+	gint64 next_us; /* monotonic time of the next look while watching, 0: not watching */
+	KlWatchdogActiveFunc active;
+	gpointer active_data;
 	gboolean stall_warned;
 	gboolean stopping;
 };
+
+typedef struct {
+	GSource source;
+	KlWatchdog *self;
+} KlWatchdogSource;
 
 guint
 kl_watchdog_warn_after_s(guint timeout_s)
 {
 	return CLAMP(timeout_s / 2, 1, 10);
 }
+
+/*
+ * Something may stall: a command is busy, the TPM is unusable, a stall was
+ * reported (its end is reported too), or the owner says a TPM command may
+ * start at any time (without an active function: always)
+ */
+static gboolean
+kl_watchdog_watching(KlWatchdog *self)
+{
+	guint busy_s = 0;
+	const gchar *why = NULL;
+
+	return self->active == NULL || self->active(self->active_data) || self->stall_warned ||
+	       kl_tpm_get_busy(self->tpm, &busy_s) != NULL ||
+	       kl_tpm_get_unusable_s(self->tpm, &why) > 0;
+}
+
+/*
+ * Once a second while watching, as a one-second timeout would; not at all
+ * otherwise, so that an idle agent's main loop does not wake up every second.
+ * The main loop prepares its sources after each dispatch, so the one that
+ * starts a step (and may start a TPM command) arms the watchdog before the
+ * loop waits again.
+ */
+static gboolean
+kl_watchdog_prepare(GSource *source, gint *timeout)
+{
+	KlWatchdog *self = ((KlWatchdogSource *)source)->self;
+	gint64 now;
+
+	if (!kl_watchdog_watching(self)) {
+		self->next_us = 0;
+		*timeout = -1;
+		return FALSE;
+	}
+	now = g_source_get_time(source);
+	if (self->next_us == 0)
+		self->next_us = now + G_USEC_PER_SEC;
+	if (now >= self->next_us) {
+		*timeout = 0;
+		return TRUE;
+	}
+	*timeout = (gint)((self->next_us - now + 999) / 1000);
+	return FALSE;
+}
+
+static gboolean
+kl_watchdog_check(GSource *source)
+{
+	KlWatchdog *self = ((KlWatchdogSource *)source)->self;
+
+	return self->next_us != 0 && g_source_get_time(source) >= self->next_us;
+}
+
+static gboolean
+kl_watchdog_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
+{
+	KlWatchdog *self = ((KlWatchdogSource *)source)->self;
+
+	/* the next look one second after this one */
+	self->next_us = g_source_get_time(source) + G_USEC_PER_SEC;
+	return callback(user_data);
+}
+
+static GSourceFuncs kl_watchdog_source_funcs = {
+	.prepare = kl_watchdog_prepare,
+	.check = kl_watchdog_check,
+	.dispatch = kl_watchdog_dispatch,
+};
 
 static gboolean
 kl_watchdog_tick_cb(gpointer user_data)
@@ -79,10 +156,19 @@ kl_watchdog_new(KlTpm *tpm, guint timeout_s, KlWatchdogStopFunc stop, gpointer u
 	self->timeout_s = MAX(timeout_s, 1);
 	self->stop = stop;
 	self->stop_data = user_data;
-	self->timer = g_timeout_source_new_seconds(1);
+	self->timer = g_source_new(&kl_watchdog_source_funcs, sizeof(KlWatchdogSource));
+	((KlWatchdogSource *)self->timer)->self = self;
+	g_source_set_name(self->timer, "kl-watchdog");
 	g_source_set_callback(self->timer, kl_watchdog_tick_cb, self, NULL);
 	g_source_attach(self->timer, g_main_context_get_thread_default());
 	return self;
+}
+
+void
+kl_watchdog_set_active_func(KlWatchdog *watchdog, KlWatchdogActiveFunc func, gpointer user_data)
+{
+	watchdog->active = func;
+	watchdog->active_data = user_data;
 }
 
 void

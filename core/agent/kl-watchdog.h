@@ -21,9 +21,19 @@ typedef struct _KlWatchdog KlWatchdog;
 /* asks the agent to stop with @exit_status (main thread) */
 typedef void (*KlWatchdogStopFunc)(gint exit_status, gpointer user_data);
 
+/* TRUE while a TPM command may start (main thread) */
+typedef gboolean (*KlWatchdogActiveFunc)(gpointer user_data);
+
 /* checks @tpm every second on the thread-default main context */
 KlWatchdog *
 kl_watchdog_new(KlTpm *tpm, guint timeout_s, KlWatchdogStopFunc stop, gpointer user_data);
+/*
+ * checks only while @func says a TPM command may start, a command is busy,
+ * the TPM is unusable or a stall was reported (an idle agent's main loop does
+ * not wake up every second)
+ */
+void
+kl_watchdog_set_active_func(KlWatchdog *watchdog, KlWatchdogActiveFunc func, gpointer user_data);
 void
 kl_watchdog_free(KlWatchdog *watchdog);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlWatchdog, kl_watchdog_free)

@@ -64,6 +64,15 @@ kl_main_stop_cb(gpointer user_data)
 	return G_SOURCE_CONTINUE;
 }
 
+/* the TPM watchdog looks while a step (where TPM commands run) is in flight */
+static gboolean
+kl_main_watchdog_active_cb(gpointer user_data)
+{
+	KlMainState *state = user_data;
+
+	return kl_agent_is_step_running(state->agent);
+}
+
 /* the TPM watchdog: the TPM stayed unusable for tpm_timeout */
 static void
 kl_main_watchdog_stop_cb(gint exit_status, gpointer user_data)
@@ -444,6 +453,8 @@ kl_main_run(int argc, char **argv)
 	kl_agent_start(agent, kl_main_done_cb, &state);
 	watchdog = kl_watchdog_new(
 	    tpm, (guint)kl_config_get_int(cfg, "tpm_timeout"), kl_main_watchdog_stop_cb, &state);
+	/* TPM commands run only in the agent's steps */
+	kl_watchdog_set_active_func(watchdog, kl_main_watchdog_active_cb, &state);
 	g_main_loop_run(loop);
 	g_clear_pointer(&watchdog, kl_watchdog_free);
 	g_clear_pointer(&state.systemd, kl_systemd_free);

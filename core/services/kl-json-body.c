@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "kl-json-body.h"
+#include "kl-json-doc.h"
 #include "kl-json-private.h"
+#include "kl-plugin-context-private.h"
 
 /*
  * The body is a list of segments: the document's small parts, written once
@@ -61,8 +63,9 @@ struct _KlJsonBodyCache {
 };
 
 struct _KlJsonBody {
-	GPtrArray *objects;	/* the documents written (references) */
-	GArray *attached;	/* KlJsonAttachment */
+	GPtrArray *objects; /* the documents written (references) */
+	GArray *attached;   /* KlJsonAttachment */
+	GPtrArray *texts;   /* GBytes: the attachments of kl_json_body_append_object_attached() */
 	KlJsonBodyCache *cache; /* not owned */
 	GString *text;		/* the small parts */
 	gsize text_flushed;	/* the end of the last small part in @text */
@@ -219,6 +222,8 @@ kl_json_body_free(KlJsonBody *body)
 	for (guint i = 0; i < body->attached->len; i++)
 		g_bytes_unref(g_array_index(body->attached, KlJsonAttachment, i).text);
 	g_array_unref(body->attached);
+	if (body->texts != NULL)
+		g_ptr_array_unref(body->texts);
 	if (body->text != NULL)
 		g_string_free(body->text, TRUE);
 	g_array_unref(body->segments);
@@ -371,33 +376,43 @@ kl_json_body_add_string(KlJsonBody *body, GString *out, const gchar *data, gsize
 	return seg.size;
 }
 
+/* writes the attached @text as a JSON string (its quotes included) */
+static void
+kl_json_body_write_attached(KlJsonBody *body, GString *out, GBytes *text)
+{
+	gsize len = 0;
+	const gchar *data = g_bytes_get_data(text, &len);
+	gint64 known = body->cache != NULL ? kl_json_cache_lookup(body->cache, text) : -1;
+	guint64 size;
+
+	g_string_append_c(out, '"');
+	size = kl_json_body_add_string(body, out, data, len, known);
+	g_string_append_c(out, '"');
+	if (body->cache != NULL && known < 0)
+		kl_json_cache_record(body->cache, text, data, len, size);
+}
+
 static gboolean
 kl_json_body_write_hook(GString *out, JsonNode *node, gpointer user_data)
 {
 	KlJsonBody *body = user_data;
 	GBytes *text = body->attached->len > 0 ? kl_json_body_lookup_attached(body, node) : NULL;
 	const gchar *data;
-	gsize len = 0;
-	gint64 known = -1;
-	guint64 size;
+	gsize len;
 
 	if (text != NULL) {
-		data = g_bytes_get_data(text, &len);
-		if (body->cache != NULL)
-			known = kl_json_cache_lookup(body->cache, text);
-	} else if (JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_STRING) {
-		data = json_node_get_string(node);
-		len = data != NULL ? strlen(data) : 0;
-		if (len < KL_JSON_BODY_IN_PLACE_MIN)
-			return FALSE;
-	} else {
-		return FALSE;
+		kl_json_body_write_attached(body, out, text);
+		return TRUE;
 	}
+	if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_STRING)
+		return FALSE;
+	data = json_node_get_string(node);
+	len = data != NULL ? strlen(data) : 0;
+	if (len < KL_JSON_BODY_IN_PLACE_MIN)
+		return FALSE;
 	g_string_append_c(out, '"');
-	size = kl_json_body_add_string(body, out, data, len, known);
+	kl_json_body_add_string(body, out, data, len, -1);
 	g_string_append_c(out, '"');
-	if (text != NULL && body->cache != NULL && known < 0)
-		kl_json_cache_record(body->cache, text, data, len, size);
 	return TRUE;
 }
 
@@ -419,6 +434,76 @@ kl_json_body_append_object(KlJsonBody *body, JsonObject *obj)
 	g_ptr_array_add(body->objects, json_object_ref(obj));
 	kl_json_write_object_hooked(
 	    kl_json_body_get_text(body), obj, kl_json_body_write_hook, body);
+}
+
+/* the text attached to member @name, or NULL */
+static GBytes *
+kl_json_body_attachment_for(GPtrArray *attachments, const gchar *name)
+{
+	for (guint i = 0; attachments != NULL && i < attachments->len; i++) {
+		KlPluginAttachment *attachment = g_ptr_array_index(attachments, i);
+
+		if (strcmp(attachment->member, name) == 0)
+			return attachment->text;
+	}
+	return NULL;
+}
+
+void
+kl_json_body_append_object_attached(KlJsonBody *body, JsonObject *obj, GPtrArray *attachments)
+{
+	GString *out;
+	JsonObjectIter iter;
+	const gchar *name;
+	JsonNode *member;
+	gboolean first = TRUE;
+
+	g_return_if_fail(body != NULL && obj != NULL);
+	g_return_if_fail(!body->laid_out);
+
+	if (attachments == NULL || attachments->len == 0) {
+		kl_json_body_append_object(body, obj);
+		return;
+	}
+	out = kl_json_body_get_text(body);
+	g_ptr_array_add(body->objects, json_object_ref(obj));
+	if (body->texts == NULL)
+		body->texts = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+	/* held until the body is freed: its segments point into them */
+	for (guint i = 0; i < attachments->len; i++) {
+		KlPluginAttachment *attachment = g_ptr_array_index(attachments, i);
+
+		g_ptr_array_add(body->texts, g_bytes_ref(attachment->text));
+	}
+	/* as kl_json_write_object() writes @obj after the members were set */
+	g_string_append_c(out, '{');
+	json_object_iter_init_ordered(&iter, obj);
+	while (json_object_iter_next_ordered(&iter, &name, &member)) {
+		GBytes *text = kl_json_body_attachment_for(attachments, name);
+
+		if (!first)
+			g_string_append_c(out, ',');
+		first = FALSE;
+		kl_json_append_string(out, name);
+		g_string_append_c(out, ':');
+		if (text != NULL)
+			kl_json_body_write_attached(body, out, text);
+		else
+			kl_json_write_node_hooked(out, member, kl_json_body_write_hook, body);
+	}
+	for (guint i = 0; i < attachments->len; i++) {
+		KlPluginAttachment *attachment = g_ptr_array_index(attachments, i);
+
+		if (json_object_has_member(obj, attachment->member))
+			continue;
+		if (!first)
+			g_string_append_c(out, ',');
+		first = FALSE;
+		kl_json_append_string(out, attachment->member);
+		g_string_append_c(out, ':');
+		kl_json_body_write_attached(body, out, attachment->text);
+	}
+	g_string_append_c(out, '}');
 }
 
 void

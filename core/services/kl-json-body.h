@@ -85,6 +85,17 @@ kl_json_body_append_object(KlJsonBody *body, JsonObject *obj);
 void
 kl_json_body_finish(KlJsonBody *body);
 
+/*
+ * @obj written as kl_json_body_append_object() does, with the strings of
+ * @attachments (KlPluginAttachment*, nullable) as its members: one that @obj
+ * has is written in its place, the others after @obj's own members, in their
+ * order; the text is that of @obj after json_object_set_string_member() of
+ * each, and @obj is not changed. The body keeps a reference to each text (and
+ * to @obj) until it is freed.
+ */
+void
+kl_json_body_append_object_attached(KlJsonBody *body, JsonObject *obj, GPtrArray *attachments);
+
 /* the body's length in bytes (0 before kl_json_body_set_root()) */
 guint64
 kl_json_body_get_size(KlJsonBody *body);

@@ -20,6 +20,10 @@ kl_json_write_object_hooked(GString *out,
 			    KlJsonWriteHook hook,
 			    gpointer hook_data);
 
+/* appends @node (an object, array, value or null) to @out as the writer writes a member's value */
+void
+kl_json_write_node_hooked(GString *out, JsonNode *node, KlJsonWriteHook hook, gpointer hook_data);
+
 /* the length of each byte inside a JSON string as the writer writes it: 1, 2 or 6 */
 extern const guint8 kl_json_escaped_len[256];
 

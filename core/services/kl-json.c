@@ -857,6 +857,14 @@ kl_json_write_object_hooked(GString *out, JsonObject *obj, KlJsonWriteHook hook,
 	kl_json_write_object(&w, obj);
 }
 
+void
+kl_json_write_node_hooked(GString *out, JsonNode *node, KlJsonWriteHook hook, gpointer hook_data)
+{
+	KlJsonWriter w = { out, hook, hook_data };
+
+	kl_json_write_value(&w, node);
+}
+
 gchar *
 kl_json_object_to_string(JsonObject *obj, gsize *len)
 {

@@ -62,7 +62,10 @@ typedef struct {
  * @collect: returns the `data` object of the plugin's `evidence_collected`
  *   entry (transfer full) for the verifier's @chosen_parameters (sealed,
  *   transfer none). Must honour @cancellable. May report what it sends for
- *   the agent's log with kl_plugin_context_set_summary() (ABI 1.1).
+ *   the agent's log with kl_plugin_context_set_summary() (ABI 1.1). A
+ *   plugin whose data did not change may seal it (json_object_seal()) and
+ *   return a new reference to the same object each time: the agent never
+ *   changes a sealed data object (attached strings are written beside it).
  * @contribute_registration: (nullable): adds members to the registrar's
  *   registration body (transfer none, writable). Called before every
  *   registration.

@@ -20,6 +20,14 @@ typedef struct {
 	/* the members that never change, sealed: shared by every capabilities object */
 	JsonNode *yes;
 	JsonNode *formats;
+	/*
+	 * the last data object (sealed: {"entries":null,"entry_count":n}, the
+	 * entries attached) and its summary: the same while n is, cycle after
+	 * cycle when the log grows at a steady pace or not at all
+	 */
+	JsonObject *data;
+	guint64 data_count;
+	gchar *summary;
 } KlImaLogPlugin;
 
 static void
@@ -29,6 +37,8 @@ kl_ima_log_plugin_free(KlImaLogPlugin *self)
 	g_clear_pointer(&self->caps, json_object_unref);
 	g_clear_pointer(&self->yes, json_node_unref);
 	g_clear_pointer(&self->formats, json_node_unref);
+	g_clear_pointer(&self->data, json_object_unref);
+	g_free(self->summary);
 	g_free(self);
 }
 
@@ -177,8 +187,6 @@ kl_ima_log_plugin_collect(KlPluginContext *ctx,
 	guint64 max_entries = 0;
 	guint64 n = 0;
 	g_autoptr(GBytes) text = NULL;
-	g_autofree gchar *summary = NULL;
-	JsonObject *data;
 
 	if (log == NULL)
 		return NULL;
@@ -198,15 +206,23 @@ kl_ima_log_plugin_collect(KlPluginContext *ctx,
 	text = kl_ima_log_collect_text(log, starting_offset, max_entries, &n, cancellable, error);
 	if (text == NULL)
 		return NULL;
+	if (self->data == NULL || self->data_count != n) {
+		g_clear_pointer(&self->data, json_object_unref);
+		g_free(self->summary);
+		/* "entries" first, in its place: its text is attached below */
+		self->data = json_object_new();
+		json_object_set_null_member(self->data, "entries");
+		json_object_set_int_member(self->data, "entry_count", (gint64)n);
+		json_object_seal(self->data);
+		self->data_count = n;
+		self->summary =
+		    g_strdup_printf("%" G_GUINT64_FORMAT " new entr%s", n, n == 1 ? "y" : "ies");
+	}
 	/* "entries" is sent from the reader's buffer: the log is not copied again */
-	data = json_object_new();
-	json_object_set_null_member(data, "entries");
-	json_object_set_int_member(data, "entry_count", (gint64)n);
 	kl_plugin_context_attach_string(ctx, "entries", text);
-	summary = g_strdup_printf("%" G_GUINT64_FORMAT " new entr%s", n, n == 1 ? "y" : "ies");
-	kl_plugin_context_set_summary(ctx, summary);
+	kl_plugin_context_set_summary(ctx, self->summary);
 	kl_plugin_context_set_entry_count(ctx, n);
-	return data;
+	return json_object_ref(self->data);
 }
 
 static const KlPluginConfigKey kl_ima_log_config_keys[] = {

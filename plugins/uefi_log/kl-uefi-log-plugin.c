@@ -25,6 +25,7 @@ typedef struct {
 	GBytes *base64;	  /* only the encoded log is kept: every collect sends it, uncopied */
 	gchar *version;	  /* uefi_logs_evidence_version, read at start-up (NULL: not set) */
 	JsonObject *caps; /* sealed: the same while the log is */
+	JsonObject *data; /* sealed, empty: "entries" is attached at every collect */
 } KlUefiLogState;
 
 static void
@@ -37,6 +38,7 @@ kl_uefi_log_state_free(KlUefiLogState *st)
 		g_bytes_unref(st->base64);
 	g_free(st->version);
 	g_clear_pointer(&st->caps, json_object_unref);
+	g_clear_pointer(&st->data, json_object_unref);
 	g_free(st);
 }
 
@@ -245,7 +247,6 @@ kl_uefi_log_plugin_collect(KlPluginContext *ctx,
 			   GError **error)
 {
 	KlUefiLogState *st = NULL;
-	JsonObject *data;
 	const gchar *format = NULL;
 
 	if (chosen_parameters != NULL) {
@@ -275,9 +276,13 @@ kl_uefi_log_plugin_collect(KlPluginContext *ctx,
 	st = kl_uefi_log_plugin_get_state(ctx, error);
 	if (st == NULL)
 		return NULL;
-	data = json_object_new();
+	/* the same sealed object every time: the agent does not change it */
+	if (st->data == NULL) {
+		st->data = json_object_new();
+		json_object_seal(st->data);
+	}
 	kl_plugin_context_attach_string(ctx, "entries", st->base64);
-	return data;
+	return json_object_ref(st->data);
 }
 
 static const KlPluginConfigKey kl_uefi_log_config_keys[] = {

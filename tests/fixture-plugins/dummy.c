@@ -5,7 +5,9 @@
  * "echo" parameter back as data and reports the "summary" parameter as what it
  * sent. An "attach" parameter is attached (kl_plugin_context_attach_string())
  * as the first member "text" (a placeholder) and as a new member "tail"; with
- * "fail" too, the collect fails after attaching. With KL_TEST_DUMMY_MARKER
+ * "fail" too, the collect fails after attaching. With "keep", the first such
+ * collect's data is kept, sealed, and every later one with "keep" returns it
+ * again (as a plugin whose data did not change does). With KL_TEST_DUMMY_MARKER
  * set, its constructor creates that file (proof that the module was opened); with
  * KL_TEST_DUMMY_SHUTDOWN_MARKER set, shutdown appends a line to that file.
  */
@@ -17,7 +19,16 @@
 
 typedef struct {
 	guint collects;
+	JsonObject *kept; /* sealed */
 } KlDummyState;
+
+static void
+kl_dummy_state_free(KlDummyState *state)
+{
+	if (state->kept != NULL)
+		json_object_unref(state->kept);
+	g_free(state);
+}
 
 __attribute__((constructor)) static void
 kl_dummy_constructor(void)
@@ -31,7 +42,8 @@ kl_dummy_constructor(void)
 static gboolean
 kl_dummy_startup(KlPluginContext *ctx, GError **error)
 {
-	kl_plugin_context_set_data(ctx, g_new0(KlDummyState, 1), g_free);
+	kl_plugin_context_set_data(
+	    ctx, g_new0(KlDummyState, 1), (GDestroyNotify)kl_dummy_state_free);
 	return TRUE;
 }
 
@@ -126,6 +138,13 @@ kl_dummy_collect(KlPluginContext *ctx,
 	json_object_set_string_member(data, "echo", echo != NULL ? echo : "");
 	json_object_set_boolean_member(data, "sealed", json_object_is_immutable(chosen_parameters));
 	json_object_set_int_member(data, "collects", state->collects);
+	if (json_object_has_member(chosen_parameters, "keep")) {
+		if (state->kept == NULL) {
+			state->kept = g_steal_pointer(&data);
+			json_object_seal(state->kept);
+		}
+		return json_object_ref(state->kept);
+	}
 	return g_steal_pointer(&data);
 }
 

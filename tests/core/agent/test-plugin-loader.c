@@ -796,9 +796,11 @@ kl_test_evidence_body(KlEvidenceEntry *entry, KlJsonBody *body)
 {
 	g_autoptr(GPtrArray) collected =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)kl_evidence_entry_free);
+	KlEvidenceEntry *copy = kl_evidence_entry_new(entry->head, json_object_ref(entry->data));
 
-	g_ptr_array_add(collected,
-			kl_evidence_entry_new(entry->head, json_object_ref(entry->data)));
+	if (entry->attachments != NULL)
+		copy->attachments = g_ptr_array_ref(entry->attachments);
+	g_ptr_array_add(collected, copy);
 	kl_verifier_build_evidence(collected, body);
 	return kl_json_body_to_string(body, NULL);
 }
@@ -836,11 +838,14 @@ kl_test_attached_strings(KlLoaderFixture *fx, gconstpointer user_data)
 		    kl_plugin_loader_resolve(fx->loader, g_ptr_array_index(requests, i), &error));
 	request = g_ptr_array_index(requests, 0);
 
-	/* into a body: placeholders in the entry, the text written by the body */
+	/* into a body: the data as the plugin made it, the texts written by the body */
 	body = kl_json_body_new();
 	entry = kl_plugin_run_request(request, NULL, NULL, body, &error);
 	g_assert_no_error(error);
 	g_assert_true(JSON_NODE_HOLDS_NULL(json_object_get_member(entry->data, "text")));
+	g_assert_false(json_object_has_member(entry->data, "tail"));
+	g_assert_nonnull(entry->attachments);
+	g_assert_cmpuint(entry->attachments->len, ==, 2);
 	streamed = kl_test_evidence_body(entry, body);
 	want = g_strconcat(head,
 			   "{\"text\":\"1 \\\"q\\\" \\\\ \\u0001 \xc3\xa9\\n\",\"echo\":\"e\","
@@ -880,6 +885,74 @@ kl_test_attached_strings(KlLoaderFixture *fx, gconstpointer user_data)
 	streamed = kl_test_evidence_body(entry, body);
 	g_assert_null(strstr(streamed, "lost"));
 	g_assert_nonnull(strstr(streamed, "{\"echo\":\"\",\"sealed\":true,\"collects\":3}"));
+}
+
+/*
+ * a plugin may hand back its own sealed data object, collect after collect:
+ * the strings it attaches never go into it (without a body, into a copy)
+ */
+static void
+kl_test_kept_data(KlLoaderFixture *fx, gconstpointer user_data)
+{
+	const gchar *answer = "{\"data\":{\"attributes\":{\"evidence_requested\":["
+			      "{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\","
+			      "\"chosen_parameters\":{\"keep\":true,\"attach\":\"first\"}},"
+			      "{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\","
+			      "\"chosen_parameters\":{\"keep\":true}},"
+			      "{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\","
+			      "\"chosen_parameters\":{\"keep\":true,\"attach\":\"third\"}}]}}}";
+	const gchar *kept = "{\"text\":null,\"echo\":\"\",\"sealed\":true,\"collects\":1}";
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) requests = NULL;
+	g_autoptr(KlEvidenceEntry) first = NULL;
+	g_autoptr(KlEvidenceEntry) second = NULL;
+	g_autoptr(KlEvidenceEntry) third = NULL;
+	g_autoptr(KlJsonBody) body = kl_json_body_new();
+	g_autofree gchar *text = NULL;
+	g_autofree gchar *want = NULL;
+
+	g_free(kl_test_install(fx->dir, "dummy", NULL, 0644));
+	kl_test_load(fx, fx->dir, NULL);
+	requests = kl_verifier_parse_evidence_requested(answer, strlen(answer), &error);
+	g_assert_no_error(error);
+	for (guint i = 0; i < requests->len; i++)
+		g_assert_nonnull(
+		    kl_plugin_loader_resolve(fx->loader, g_ptr_array_index(requests, i), &error));
+
+	/* without a body: the attached strings in a copy */
+	first = kl_plugin_run_request(g_ptr_array_index(requests, 0), NULL, NULL, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_false(json_object_is_immutable(first->data));
+	text = kl_evidence_entry_to_string(first);
+	g_assert_cmpstr(text,
+			==,
+			"{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\",\"data\":"
+			"{\"text\":\"first\",\"echo\":\"\",\"sealed\":true,\"collects\":1,"
+			"\"tail\":\"first\"}}");
+	/* the plugin's object is as it made it */
+	second = kl_plugin_run_request(g_ptr_array_index(requests, 1), NULL, NULL, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_true(json_object_is_immutable(second->data));
+	g_clear_pointer(&text, g_free);
+	text = kl_json_object_to_string(second->data, NULL);
+	g_assert_cmpstr(text, ==, kept);
+
+	/* into a body: the plugin's object itself, the strings written by the body */
+	third = kl_plugin_run_request(g_ptr_array_index(requests, 2), NULL, NULL, body, &error);
+	g_assert_no_error(error);
+	g_assert_true(third->data == second->data);
+	g_clear_pointer(&text, g_free);
+	text = kl_test_evidence_body(third, body);
+	want =
+	    g_strconcat("{\"data\":{\"type\":\"attestation\",\"attributes\":{\"evidence_"
+			"collected\":[{\"evidence_class\":\"log\",\"evidence_type\":\"dummy\","
+			"\"data\":{\"text\":\"third\",\"echo\":\"\",\"sealed\":true,\"collects\":1,"
+			"\"tail\":\"third\"}}]}}}",
+			NULL);
+	g_assert_cmpstr(text, ==, want);
+	g_clear_pointer(&text, g_free);
+	text = kl_json_object_to_string(third->data, NULL);
+	g_assert_cmpstr(text, ==, kept);
 }
 
 static void
@@ -978,6 +1051,7 @@ main(int argc, char **argv)
 	kl_test_add("/loader/runner/sealed-parameters", kl_test_runner_sealed);
 	kl_test_add("/loader/dispatch", kl_test_dispatch);
 	kl_test_add("/loader/attached-strings", kl_test_attached_strings);
+	kl_test_add("/loader/kept-data", kl_test_kept_data);
 	kl_test_add("/loader/shutdown-once", kl_test_shutdown_once);
 	kl_test_add("/loader/config-view", kl_test_config_view);
 	return g_test_run();

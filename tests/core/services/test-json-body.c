@@ -14,6 +14,7 @@
 
 #include "kl-json-body.h"
 #include "kl-json-private.h"
+#include "kl-plugin-context-private.h"
 #include "kl-test-json-strings.h"
 
 /* reads the whole body in pieces of @chunk bytes */
@@ -93,6 +94,84 @@ check_document(JsonObject *obj)
 }
 
 static void
+attachment_free(KlPluginAttachment *attachment)
+{
+	g_free(attachment->member);
+	g_bytes_unref(attachment->text);
+	g_free(attachment);
+}
+
+static void
+add_attachment(GPtrArray *attachments, const gchar *member, GBytes *text)
+{
+	KlPluginAttachment *attachment = g_new0(KlPluginAttachment, 1);
+
+	attachment->member = g_strdup(member);
+	attachment->text = g_bytes_ref(text);
+	g_ptr_array_add(attachments, attachment);
+}
+
+/*
+ * @obj with strings attached by member name (every other member of @obj, of
+ * any type, and two it does not have): the text of @obj after
+ * json_object_set_string_member() of each, and @obj unchanged
+ */
+static void
+check_attached_members(JsonObject *obj)
+{
+	g_autofree gchar *before = kl_json_object_to_string(obj, NULL);
+	g_autoptr(JsonObject) set = json_object_new();
+	g_autoptr(GPtrArray) attachments =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)attachment_free);
+	g_autoptr(KlJsonBody) body = kl_json_body_new();
+	g_autofree gchar *want = NULL;
+	g_autofree gchar *after = NULL;
+	JsonObjectIter iter;
+	const gchar *name;
+	JsonNode *member;
+	guint i = 0;
+
+	json_object_iter_init_ordered(&iter, obj);
+	while (json_object_iter_next_ordered(&iter, &name, &member))
+		json_object_set_member(set, name, json_node_copy(member));
+	json_object_iter_init_ordered(&iter, obj);
+	while (json_object_iter_next_ordered(&iter, &name, &member)) {
+		g_autofree gchar *text = g_strdup_printf("%s: \"attached\"\t\xc3\xa9\x01", name);
+		g_autoptr(GBytes) bytes = g_bytes_new(text, strlen(text));
+
+		if (i++ % 2 != 0)
+			continue;
+		json_object_set_string_member(set, name, text);
+		add_attachment(attachments, name, bytes);
+	}
+	for (guint k = 0; k < 2; k++) {
+		const gchar *extra = k == 0 ? "extra \"member\"\n" : "";
+		const gchar *text = k == 0 ? "" : "second\\extra";
+		g_autoptr(GBytes) bytes = g_bytes_new(text, strlen(text));
+
+		if (json_object_has_member(obj, extra))
+			continue;
+		json_object_set_string_member(set, extra, text);
+		add_attachment(attachments, extra, bytes);
+	}
+	want = kl_json_object_to_string(set, NULL);
+
+	kl_json_body_append_raw(body, "[");
+	kl_json_body_append_object_attached(body, obj, attachments);
+	kl_json_body_append_raw(body, ",");
+	kl_json_body_append_object_attached(body, obj, NULL);
+	kl_json_body_append_raw(body, "]");
+	kl_json_body_finish(body);
+	{
+		g_autofree gchar *both = g_strconcat("[", want, ",", before, "]", NULL);
+
+		assert_body(body, both);
+	}
+	after = kl_json_object_to_string(obj, NULL);
+	g_assert_cmpstr(after, ==, before);
+}
+
+static void
 test_corpus(void)
 {
 	const gchar *dirs[] = { "json", "verifier", "session", "registrar" };
@@ -116,6 +195,7 @@ test_corpus(void)
 			if (obj == NULL)
 				continue;
 			check_document(obj);
+			check_attached_members(obj);
 			documents++;
 		}
 	}
@@ -340,6 +420,9 @@ counted_text(gsize len, gboolean escapes, gchar fill)
 	return g_bytes_new_with_free_func(buf, len, count_free, buf);
 }
 
+/* check_cached_body() attaches by member name (kl_json_body_append_object_attached()) */
+static gboolean cached_by_member;
+
 /* {"a":<text>,"n":1} laid out with @cache; checked against the same tree written plainly */
 static void
 check_cached_body(KlJsonBodyCache *cache, GBytes *text)
@@ -361,8 +444,17 @@ check_cached_body(KlJsonBodyCache *cache, GBytes *text)
 	json_object_set_member(doc, "a", node);
 	json_object_set_int_member(doc, "n", 1);
 	kl_json_body_set_cache(body, cache);
-	kl_json_body_attach(body, node, text);
-	kl_json_body_set_root(body, doc);
+	if (cached_by_member) {
+		g_autoptr(GPtrArray) attachments =
+		    g_ptr_array_new_with_free_func((GDestroyNotify)attachment_free);
+
+		add_attachment(attachments, "a", text);
+		kl_json_body_append_object_attached(body, doc, attachments);
+		kl_json_body_finish(body);
+	} else {
+		kl_json_body_attach(body, node, text);
+		kl_json_body_set_root(body, doc);
+	}
 	assert_body(body, want);
 	/* sent: it reads as empty, its buffer serves the next body */
 	kl_json_body_release(body);
@@ -379,10 +471,12 @@ test_cache(void)
 {
 	const gsize sizes[] = { KL_JSON_BODY_CACHE_MIN, 5000, KL_JSON_BODY_IN_PLACE_MIN + 1 };
 
-	for (guint s = 0; s < G_N_ELEMENTS(sizes); s++) {
+	for (guint s = 0; s < G_N_ELEMENTS(sizes) * 2; s++) {
+		/* attached to a node, then by member name */
+		cached_by_member = s >= G_N_ELEMENTS(sizes);
 		for (guint escapes = 0; escapes < 2; escapes++) {
 			g_autoptr(KlJsonBodyCache) cache = kl_json_body_cache_new();
-			GBytes *log = counted_text(sizes[s], escapes, 'Q');
+			GBytes *log = counted_text(sizes[s % G_N_ELEMENTS(sizes)], escapes, 'Q');
 			GBytes *other = NULL;
 			GBytes *alias = NULL;
 
@@ -404,7 +498,7 @@ test_cache(void)
 			 * cache (it only knows the objects it holds)
 			 */
 			alias = g_bytes_new_with_free_func(g_bytes_get_data(log, NULL),
-							   sizes[s],
+							   sizes[s % G_N_ELEMENTS(sizes)],
 							   (GDestroyNotify)g_bytes_unref,
 							   g_bytes_ref(log));
 			check_cached_body(cache, alias);
@@ -425,7 +519,7 @@ test_cache(void)
 			 * another text of the same length with the other escapes: its own
 			 * size, whatever the cache knew (a stale size would cut or pad it)
 			 */
-			other = counted_text(sizes[s], !escapes, 'Z');
+			other = counted_text(sizes[s % G_N_ELEMENTS(sizes)], !escapes, 'Z');
 			check_cached_body(cache, other);
 			/* the first body without it drops it */
 			g_assert_cmpuint(texts_freed, ==, 1);

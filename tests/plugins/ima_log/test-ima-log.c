@@ -720,6 +720,68 @@ test_plugin(Fixture *fx, gconstpointer user_data)
 	json_object_unref(data);
 	g_clear_pointer(&p, json_object_unref);
 
+	/*
+	 * the data object is the plugin's, sealed, while the count of entries sent
+	 * is the same (the entries are attached: the object never holds them)
+	 */
+	{
+		const struct {
+			const gchar *params;
+			guint64 first;
+			guint64 n;
+			gboolean same;
+		} rounds[] = {
+			{ "{\"starting_offset\":20}", 20, 5, FALSE },
+			{ "{\"starting_offset\":20}", 20, 5, TRUE },
+			{ "{\"starting_offset\":19,\"entry_count\":5}", 19, 5, TRUE },
+			{ "{\"starting_offset\":24}", 24, 1, FALSE },
+			{ "{\"starting_offset\":25}", 25, 0, FALSE },
+			{ "{\"starting_offset\":25}", 25, 0, TRUE },
+			{ "{\"starting_offset\":20}", 20, 5, FALSE },
+		};
+		g_autoptr(JsonObject) last = NULL;
+
+		for (guint i = 0; i < G_N_ELEMENTS(rounds); i++) {
+			g_autoptr(JsonObject) raw = NULL;
+			g_autoptr(GPtrArray) attachments = NULL;
+			g_autoptr(GString) lines = synth(rounds[i].first, rounds[i].n);
+			g_autofree gchar *summary = NULL;
+			g_autofree gchar *want_summary = NULL;
+			g_autofree gchar *raw_json = NULL;
+			g_autofree gchar *want_json = NULL;
+			KlPluginAttachment *attachment;
+
+			p = params(rounds[i].params);
+			raw = kl_ima_log_plugin_collect(ctx, p, NULL, &error);
+			g_assert_no_error(error);
+			g_assert_true(json_object_is_immutable(raw));
+			g_assert_true((raw == last) == rounds[i].same);
+			raw_json = kl_json_object_to_string(raw, NULL);
+			want_json = g_strdup_printf(
+			    "{\"entries\":null,\"entry_count\":%" G_GUINT64_FORMAT "}",
+			    rounds[i].n);
+			g_assert_cmpstr(raw_json, ==, want_json);
+			summary = kl_plugin_context_take_summary(ctx);
+			want_summary = g_strdup_printf("%" G_GUINT64_FORMAT " new entr%s",
+						       rounds[i].n,
+						       rounds[i].n == 1 ? "y" : "ies");
+			g_assert_cmpstr(summary, ==, want_summary);
+			g_assert_cmpuint(kl_plugin_context_take_entry_count(ctx), ==, rounds[i].n);
+			attachments = kl_plugin_context_take_attachments(ctx);
+			g_assert_nonnull(attachments);
+			g_assert_cmpuint(attachments->len, ==, 1);
+			attachment = g_ptr_array_index(attachments, 0);
+			g_assert_cmpstr(attachment->member, ==, "entries");
+			g_assert_cmpuint(g_bytes_get_size(attachment->text), ==, lines->len);
+			g_assert_true(memcmp(g_bytes_get_data(attachment->text, NULL),
+					     lines->str,
+					     lines->len) == 0);
+			g_clear_pointer(&last, json_object_unref);
+			last = g_steal_pointer(&raw);
+			g_clear_pointer(&p, json_object_unref);
+		}
+	}
+
 	{
 		const gchar *bad[] = {
 			"{\"starting_offset\":26}",

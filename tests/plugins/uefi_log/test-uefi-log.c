@@ -316,6 +316,20 @@ test_plugin(void)
 	decoded = g_base64_decode(json_object_get_string_member(data, "entries"), &decoded_len);
 	g_assert_cmpmem(decoded, decoded_len, g_bytes_get_data(blob, NULL), g_bytes_get_size(blob));
 	g_clear_pointer(&p, json_object_unref);
+	/* the data object itself is the plugin's, sealed, empty, the same every time */
+	{
+		g_autoptr(JsonObject) one = kl_uefi_log_plugin_collect(ctx, NULL, NULL, &error);
+		g_autoptr(JsonObject) two = NULL;
+
+		g_assert_no_error(error);
+		g_ptr_array_unref(kl_plugin_context_take_attachments(ctx));
+		two = kl_uefi_log_plugin_collect(ctx, NULL, NULL, &error);
+		g_assert_no_error(error);
+		g_ptr_array_unref(kl_plugin_context_take_attachments(ctx));
+		g_assert_true(one == two);
+		g_assert_true(json_object_is_immutable(one));
+		g_assert_cmpuint(json_object_get_size(one), ==, 0);
+	}
 
 	p = params("{\"format\":\"text/plain\"}");
 	g_assert_null(kl_uefi_log_plugin_collect(ctx, p, NULL, &error));
