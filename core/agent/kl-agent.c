@@ -143,7 +143,8 @@ struct _KlAgent {
 	gchar *location;
 	GPtrArray *requested;	/* KlEvidenceRequest* evidence_requested items */
 	gint64 cycle_started;	/* monotonic µs of phase 1 */
-	gboolean trim_pending;	/* the step sent a large body: malloc_trim() after it */
+	gboolean trim_pending;	/* a large body or the first evidence: trim after the step */
+	gboolean evidence_sent; /* the worker's: evidence was sent since start-up */
 	guint steps_since_trim; /* the worker's: steps since the last malloc_trim() */
 	/* for the status snapshot, read by the main thread once the step is done */
 	gchar **offered;	    /* evidence types of the last capabilities */
@@ -705,7 +706,8 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	    agent->verifier, agent->location, collected, body, cancellable, &answer);
 	g_clear_pointer(&body, kl_json_body_free);
 	agent->trim_pending =
-	    answer.sent_bytes >= KL_AGENT_TRIM_BODY_BYTES || agent->attestations == 0;
+	    answer.sent_bytes >= KL_AGENT_TRIM_BODY_BYTES || !agent->evidence_sent;
+	agent->evidence_sent = TRUE;
 	switch (verdict) {
 	case KL_VERIFIER_OK:
 		break;
@@ -1132,6 +1134,8 @@ static void
 kl_agent_negotiated(KlAgent *agent)
 {
 	agent->state = KL_AGENT_STATE_ATTESTING;
+	/* the verifier answered: an outage (if any) is over, a new failure starts a new grid */
+	agent->outage_anchor_us = 0;
 	kl_status_set_evidence_types(agent->status, (const gchar *const *)agent->offered);
 }
 

@@ -2072,6 +2072,39 @@ test_outage_grid(Fixture *f, gconstpointer data)
 }
 
 /*
+ * The verifier answers phase 1 during an outage: the outage is over, so a
+ * phase-2 failure right after it (a request that fails after 5 s) anchors a new grid at
+ * its own time: one period. The old outage's grid would make it 55 s.
+ */
+static void
+test_outage_phase1_answered(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GArray) delays = NULL;
+	g_autoptr(GArray) attempts = NULL;
+	g_autofree gchar *answer = answer_202(60);
+
+	fixture_script(f, "POST", ATT_PATH, 201, "attestation-201.json", ATT_PATH "/0", -1);
+	fixture_script(f, "PATCH", ATT_PATH "/", 202, answer, NULL, -1);
+	fixture_script_unreachable(f, "POST", ATT_PATH, 0);
+	fixture_script(f, "POST", ATT_PATH, 201, "attestation-201.json", ATT_PATH "/1", -1);
+	fixture_script_unreachable(f, "PATCH", ATT_PATH "/", 5000);
+	f->answer_202 = g_strdup(answer);
+	f->interval_s = 60;
+	f->splay_percent = 100;
+	f->jitter_percent = 10;
+	f->advance_clock = TRUE;
+	f->stop_after = 2;
+	run_agent(f, FALSE, 10);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(kl_agent_get_attestation_count(f->agent), ==, 2);
+
+	attempts = retry_attempts(f, &delays);
+	g_assert_cmpuint(attempts->len, ==, 2);
+	g_assert_cmpuint(g_array_index(delays, guint64, 0), ==, 60000);
+	g_assert_cmpuint(g_array_index(delays, guint64, 1), ==, 60000);
+}
+
+/*
  * A fleet whose verifier is down for 5 minutes: 200 agents (each with its own
  * splay, so its own slot) attesting every 45 s. After the verifier returns,
  * their first contacts must be as even over one interval as their first
@@ -2385,6 +2418,7 @@ main(int argc, char **argv)
 	ADD("/agent/splay/first-contact", test_splay_first_contact);
 	ADD("/agent/splay/first-contact-status", test_splay_first_contact_status);
 	ADD("/agent/splay/outage-grid", test_outage_grid);
+	ADD("/agent/splay/outage-phase1-answered", test_outage_phase1_answered);
 	ADD("/agent/splay/outage-fleet-even", test_outage_fleet_even);
 	ADD("/agent/splay/outage-registration-once", test_outage_splay_registration);
 	ADD("/agent/splay/outage-registration", test_outage_grid_registration);
