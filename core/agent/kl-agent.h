@@ -92,8 +92,8 @@ typedef struct {
 	 * envelope's text and the data object); @report
 	 * (out, zeroed by the caller): what the plugin said it sent, for the
 	 * per-cycle info line and the figures; @body: the request body the
-	 * entry goes into (large strings may be attached to it instead of
-	 * copied into the entry, kl_json_body_attach())
+	 * entry goes into (large strings may travel in the entry's attachments
+	 * instead of being copied into it, kl_json_body_append_object_attached())
 	 */
 	KlEvidenceEntry *(*collect)(gpointer data,
 				    KlEvidenceRequest *request,
