@@ -188,6 +188,9 @@ kl_agent_get_step_age_us(KlAgent *agent, gint64 now_us);
 /* attestations accepted (202) so far */
 guint
 kl_agent_get_attestation_count(KlAgent *agent);
+/* negotiations that kept the last evidence types (same sealed entries, not read; tests) */
+guint64
+kl_agent_get_offered_reused(KlAgent *agent);
 /* a step (network, TPM, plugins) is in flight on the worker thread */
 gboolean
 kl_agent_is_step_running(KlAgent *agent);
