@@ -149,6 +149,7 @@ struct _KlAgent {
 	/* for the status snapshot, read by the main thread once the step is done */
 	gchar **offered;	    /* evidence types of the last capabilities */
 	GPtrArray *offered_from;    /* their entries: JsonObject*, sealed ones only, else NULL */
+	guint64 offered_reused;	    /* capabilities whose types were the last ones, not read */
 	gint64 cycle_tpm_us;	    /* time in TPM commands this cycle */
 	guint64 cycle_ima_entries;  /* IMA entries sent this cycle */
 	guint sessions_established; /* since the main thread last looked */
@@ -533,8 +534,10 @@ kl_agent_note_offered(KlAgent *agent, GPtrArray *capabilities)
 
 		same = entry == g_ptr_array_index(last, i) && json_object_is_immutable(entry);
 	}
-	if (same)
+	if (same) {
+		agent->offered_reused++;
 		return;
+	}
 	types = g_strv_builder_new();
 	g_clear_pointer(&agent->offered_from, g_ptr_array_unref);
 	agent->offered_from = g_ptr_array_new_full(capabilities->len, kl_agent_entry_unref);
@@ -1576,6 +1579,12 @@ guint
 kl_agent_get_attestation_count(KlAgent *agent)
 {
 	return agent->attestations;
+}
+
+guint64
+kl_agent_get_offered_reused(KlAgent *agent)
+{
+	return agent->offered_reused;
 }
 
 gboolean

@@ -92,8 +92,8 @@ typedef struct {
 	 * envelope's text and the data object); @report
 	 * (out, zeroed by the caller): what the plugin said it sent, for the
 	 * per-cycle info line and the figures; @body: the request body the
-	 * entry goes into (large strings may be attached to it instead of
-	 * copied into the entry, kl_json_body_attach())
+	 * entry goes into (large strings may travel in the entry's attachments
+	 * instead of being copied into it, kl_json_body_append_object_attached())
 	 */
 	KlEvidenceEntry *(*collect)(gpointer data,
 				    KlEvidenceRequest *request,
@@ -188,6 +188,9 @@ kl_agent_get_step_age_us(KlAgent *agent, gint64 now_us);
 /* attestations accepted (202) so far */
 guint
 kl_agent_get_attestation_count(KlAgent *agent);
+/* negotiations that kept the last evidence types (same sealed entries, not read; tests) */
+guint64
+kl_agent_get_offered_reused(KlAgent *agent);
 /* a step (network, TPM, plugins) is in flight on the worker thread */
 gboolean
 kl_agent_is_step_running(KlAgent *agent);

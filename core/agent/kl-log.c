@@ -13,6 +13,7 @@
 
 #include "keylime-agent/kl-error.h"
 #include "kl-log.h"
+#include "kl-string-put.h"
 
 /* most verbose level printed; GLib levels grow in verbosity with their value */
 static gint kl_log_threshold = G_LOG_LEVEL_INFO;
@@ -129,19 +130,6 @@ kl_log_level_to_string(GLogLevelFlags level)
 	}
 }
 
-/* g_string_append_len() without its checks, for the short pieces of a line */
-static inline void
-kl_log_put(GString *line, const gchar *text, gsize len)
-{
-	if (line->len + len >= line->allocated_len) {
-		g_string_append_len(line, text, (gssize)len);
-		return;
-	}
-	memcpy(line->str + line->len, text, len);
-	line->len += len;
-	line->str[line->len] = '\0';
-}
-
 /* @value as @width decimal digits, leading zeros */
 static gchar *
 kl_log_put_digits(gchar *p, guint value, guint width)
@@ -183,7 +171,7 @@ kl_log_append_timestamp(GString *line)
 	p = kl_log_put_digits(p, ms, 3);
 	*p++ = 'Z';
 	*p++ = ' ';
-	kl_log_put(line, buf, (gsize)(p - buf));
+	kl_string_put(line, buf, (gsize)(p - buf));
 }
 
 /* @message (@len bytes, -1: NUL-terminated) on one line: peers' data cannot forge log lines */
@@ -198,7 +186,7 @@ kl_log_append_message(GString *line, const gchar *message, gssize len)
 
 		while (p < end && ((guchar)*p >= 0x20 || *p == '\t'))
 			p++;
-		kl_log_put(line, run, (gsize)(p - run));
+		kl_string_put(line, run, (gsize)(p - run));
 		if (p >= end)
 			break;
 		if (*p == '\0')
@@ -227,12 +215,12 @@ kl_log_append_line(GString *line,
 		domain = "default";
 	if (timestamp)
 		kl_log_append_timestamp(line);
-	kl_log_put(line, level_name, strlen(level_name));
-	kl_log_put(line, " ", 1);
-	kl_log_put(line, domain, strlen(domain));
-	kl_log_put(line, ": ", 2);
+	kl_string_put(line, level_name, strlen(level_name));
+	kl_string_put(line, " ", 1);
+	kl_string_put(line, domain, strlen(domain));
+	kl_string_put(line, ": ", 2);
 	kl_log_append_message(line, message, message_len);
-	kl_log_put(line, "\n", 1);
+	kl_string_put(line, "\n", 1);
 }
 
 gchar *

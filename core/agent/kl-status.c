@@ -20,6 +20,7 @@
 #include "keylime-agent/kl-json.h"
 #include "kl-json-doc.h"
 #include "kl-status.h"
+#include "kl-string-put.h"
 
 typedef struct {
 	KlStatusListener func;
@@ -544,21 +545,8 @@ kl_status_stopped(KlStatus *status)
 
 /* ---- renderings ---- */
 
-/* g_string_append_len() without its checks, for the short pieces written here */
-static inline void
-kl_status_put(GString *out, const gchar *text, gsize len)
-{
-	if (out->len + len >= out->allocated_len) {
-		g_string_append_len(out, text, (gssize)len);
-		return;
-	}
-	memcpy(out->str + out->len, text, len);
-	out->len += len;
-	out->str[out->len] = '\0';
-}
-
 /* a string literal */
-#define kl_status_put_literal(out, literal) kl_status_put((out), "" literal, sizeof(literal) - 1)
+#define kl_status_put_literal(out, literal) kl_string_put((out), "" literal, sizeof(literal) - 1)
 
 /* @value in decimal, two digits at a time */
 static void
@@ -586,7 +574,7 @@ kl_status_append_uint(GString *out, guint64 value)
 	} else {
 		*--p = (gchar)('0' + value);
 	}
-	kl_status_put(out, p, (gsize)(buf + sizeof buf - p));
+	kl_string_put(out, p, (gsize)(buf + sizeof buf - p));
 }
 
 /* "12 s", "5 min", "3 h" */
@@ -722,7 +710,7 @@ typedef struct {
 static inline void
 kl_status_json_put(KlStatusJson *w, const gchar *text, gsize len)
 {
-	kl_status_put(w->out, text, len);
+	kl_string_put(w->out, text, len);
 }
 
 static void
@@ -907,7 +895,7 @@ kl_status_json_error(KlStatus *status)
 static void
 kl_status_put_gstring(GString *out, const GString *str)
 {
-	kl_status_put(out, str->str, str->len);
+	kl_string_put(out, str->str, str->len);
 }
 
 /*
@@ -932,7 +920,7 @@ kl_status_json_build(KlStatus *status, GString *out)
 	kl_status_put_time(out, s->updated);
 	/* the names of states are plain ASCII: nothing to escape */
 	kl_status_put_literal(out, KL_STATUS_MEMBER("state") "\"");
-	kl_status_put(
+	kl_string_put(
 	    out, kl_status_state_to_string(s->state), strlen(kl_status_state_to_string(s->state)));
 	kl_status_put_literal(out, "\"" KL_STATUS_MEMBER("summary"));
 	kl_json_append_string(out, status->line->str);

@@ -180,7 +180,7 @@ kl_verifier_client_offer_capabilities(KlVerifierClient *client,
  * Phase 2, PATCH of @evidence_collected (KlEvidenceEntry*: {evidence_class,
  * evidence_type, data}) to the phase-1 @location (see
  * kl_verifier_client_evidence_url()). @body is the (new) body the entries were
- * collected into (their attached strings, kl_json_body_attach()); it is laid
+ * collected into (their attached strings, KlEvidenceEntry.attachments); it is laid
  * out once (kl_verifier_build_evidence()) and read while it is sent, so the
  * large strings are never copied (an attached text that comes back cycle after
  * cycle, like the UEFI log, is not even scanned again: the client's
@@ -209,7 +209,7 @@ kl_verifier_build_capabilities(GPtrArray *evidence_supported, const gchar *boot_
 /*
  * @evidence_collected: KlEvidenceEntry* entries {evidence_class,
  * evidence_type, data}, collected into @body (their attached strings,
- * kl_json_body_attach()); lays out @body (kl_json_body_finish()); the same
+ * KlEvidenceEntry.attachments); lays out @body (kl_json_body_finish()); the same
  * text as kl_json_object_to_string() of {"data":{"type":"attestation",
  * "attributes":{"evidence_collected":[...]}}} with each entry an object
  * {"evidence_class","evidence_type","data"}

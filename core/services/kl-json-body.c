@@ -32,11 +32,6 @@ typedef struct {
 	KlJsonSegmentKind kind;
 } KlJsonSegment;
 
-typedef struct {
-	JsonNode *node;
-	GBytes *text;
-} KlJsonAttachment;
-
 /*
  * What the cache knows of an attached text: pinned (a reference is held, so
  * it is the same object, whose bytes never change: its escaped size holds), or
@@ -64,7 +59,6 @@ struct _KlJsonBodyCache {
 
 struct _KlJsonBody {
 	GPtrArray *objects; /* the documents written (references) */
-	GArray *attached;   /* KlJsonAttachment */
 	GPtrArray *texts;   /* GBytes: the attachments of kl_json_body_append_object_attached() */
 	KlJsonBodyCache *cache; /* not owned */
 	GString *text;		/* the small parts */
@@ -208,7 +202,6 @@ kl_json_body_new(void)
 	KlJsonBody *body = g_new0(KlJsonBody, 1);
 
 	body->objects = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
-	body->attached = g_array_new(FALSE, FALSE, sizeof(KlJsonAttachment));
 	body->segments = g_array_new(FALSE, TRUE, sizeof(KlJsonSegment));
 	return body;
 }
@@ -219,9 +212,6 @@ kl_json_body_free(KlJsonBody *body)
 	if (body == NULL)
 		return;
 	g_ptr_array_unref(body->objects);
-	for (guint i = 0; i < body->attached->len; i++)
-		g_bytes_unref(g_array_index(body->attached, KlJsonAttachment, i).text);
-	g_array_unref(body->attached);
 	if (body->texts != NULL)
 		g_ptr_array_unref(body->texts);
 	if (body->text != NULL)
@@ -276,27 +266,6 @@ kl_json_body_release(KlJsonBody *body)
 	body->cache->spare = g_steal_pointer(&body->text);
 }
 
-void
-kl_json_body_attach(KlJsonBody *body, JsonNode *node, GBytes *text)
-{
-	KlJsonAttachment attachment = { node, NULL };
-
-	g_return_if_fail(body != NULL && node != NULL && text != NULL);
-	g_return_if_fail(!body->laid_out && body->objects->len == 0);
-
-	for (guint i = 0; i < body->attached->len; i++) {
-		KlJsonAttachment *old = &g_array_index(body->attached, KlJsonAttachment, i);
-
-		if (old->node == node) {
-			g_bytes_unref(old->text);
-			old->text = g_bytes_ref(text);
-			return;
-		}
-	}
-	attachment.text = g_bytes_ref(text);
-	g_array_append_val(body->attached, attachment);
-}
-
 /* the small part written since the previous one */
 static void
 kl_json_body_flush_text(KlJsonBody *body, GString *out)
@@ -326,19 +295,6 @@ kl_json_body_escaped_size(const gchar *data, gsize len, gsize clean)
 		i++;
 		i += kl_json_escape_span(data + i, len - i);
 	}
-}
-
-static GBytes *
-kl_json_body_lookup_attached(KlJsonBody *body, JsonNode *node)
-{
-	for (guint i = 0; i < body->attached->len; i++) {
-		const KlJsonAttachment *attachment =
-		    &g_array_index(body->attached, KlJsonAttachment, i);
-
-		if (attachment->node == node)
-			return attachment->text;
-	}
-	return NULL;
 }
 
 /*
@@ -396,14 +352,9 @@ static gboolean
 kl_json_body_write_hook(GString *out, JsonNode *node, gpointer user_data)
 {
 	KlJsonBody *body = user_data;
-	GBytes *text = body->attached->len > 0 ? kl_json_body_lookup_attached(body, node) : NULL;
 	const gchar *data;
 	gsize len;
 
-	if (text != NULL) {
-		kl_json_body_write_attached(body, out, text);
-		return TRUE;
-	}
 	if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_STRING)
 		return FALSE;
 	data = json_node_get_string(node);

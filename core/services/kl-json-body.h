@@ -56,15 +56,6 @@ void
 kl_json_body_free(KlJsonBody *body);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KlJsonBody, kl_json_body_free)
 
-/*
- * @node, a member value or array element of the tree given to
- * kl_json_body_set_root() later (its own value is ignored, e.g. null), is
- * written as the JSON string holding @text (UTF-8; a NUL byte is written as
- * "\u0000"). The body keeps a reference to @text until it is freed.
- */
-void
-kl_json_body_attach(KlJsonBody *body, JsonNode *node, GBytes *text);
-
 /* @body's layout uses and updates @cache (not owned; NULL: none); before anything is written */
 void
 kl_json_body_set_cache(KlJsonBody *body, KlJsonBodyCache *cache);

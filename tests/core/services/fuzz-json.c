@@ -4,7 +4,7 @@
  * Fuzz target: arbitrary bytes through kl_json_parse_object() and every
  * checked getter, recursively over the members of the parsed document; the
  * agent's writer against json-glib's generator, and the body written while it
- * is sent (KlJsonBody, every string attached) against the writer.
+ * is sent (KlJsonBody, every string member attached) against the writer.
  */
 #include "config.h"
 
@@ -16,7 +16,7 @@
 #include "kl-fuzz.h"
 #include "kl-json-body.h"
 #include "kl-json-doc.h"
-#include "kl-test-json-strings.h"
+#include "kl-plugin-context-private.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -100,22 +100,41 @@ kl_fuzz_json_walk(JsonObject *obj, guint depth)
 	kl_fuzz_json_member(obj, "kl-fuzz-absent-member", depth);
 }
 
+static void
+kl_fuzz_json_attachment_free(KlPluginAttachment *attachment)
+{
+	g_free(attachment->member);
+	g_bytes_unref(attachment->text);
+	g_free(attachment);
+}
+
 /* read in pieces of @chunk bytes, the body is @text: three bodies in a row, one cache */
 static void
 kl_fuzz_json_check_body(JsonObject *obj, const gchar *text, gsize chunk)
 {
-	g_autoptr(JsonNode) root = json_node_init_object(json_node_alloc(), obj);
 	g_autoptr(KlJsonBodyCache) cache = kl_json_body_cache_new();
 	g_autofree gchar *buf = g_malloc(chunk);
-	g_autoptr(GPtrArray) strings = g_ptr_array_new();
-	g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+	g_autoptr(GPtrArray) attachments =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)kl_fuzz_json_attachment_free);
+	JsonObjectIter iter;
+	const gchar *name;
+	JsonNode *member;
 
-	/* every string attached from a buffer of its own, the same buffers body after body */
-	kl_test_json_string_nodes(root, strings);
-	for (guint i = 0; i < strings->len; i++) {
-		const gchar *s = json_node_get_string(g_ptr_array_index(strings, i));
+	/* every string member attached from a buffer of its own, the same buffers body after body
+	 */
+	json_object_iter_init_ordered(&iter, obj);
+	while (json_object_iter_next_ordered(&iter, &name, &member)) {
+		KlPluginAttachment *attachment;
+		const gchar *s;
 
-		g_ptr_array_add(texts, g_bytes_new(s, strlen(s)));
+		if (!JSON_NODE_HOLDS_VALUE(member) ||
+		    json_node_get_value_type(member) != G_TYPE_STRING)
+			continue;
+		s = json_node_get_string(member);
+		attachment = g_new0(KlPluginAttachment, 1);
+		attachment->member = g_strdup(name);
+		attachment->text = g_bytes_new(s, strlen(s));
+		g_ptr_array_add(attachments, attachment);
 	}
 	for (guint round = 0; round < 3; round++) {
 		g_autoptr(KlJsonBody) body = kl_json_body_new();
@@ -123,10 +142,8 @@ kl_fuzz_json_check_body(JsonObject *obj, const gchar *text, gsize chunk)
 		gsize n;
 
 		kl_json_body_set_cache(body, cache);
-		for (guint i = 0; i < strings->len; i++)
-			kl_json_body_attach(
-			    body, g_ptr_array_index(strings, i), g_ptr_array_index(texts, i));
-		kl_json_body_set_root(body, obj);
+		kl_json_body_append_object_attached(body, obj, attachments);
+		kl_json_body_finish(body);
 		g_assert_cmpuint(kl_json_body_get_size(body), ==, strlen(text));
 		while ((n = kl_json_body_read(body, buf, chunk)) > 0)
 			g_string_append_len(out, buf, n);

@@ -15,7 +15,6 @@
 #include "kl-json-body.h"
 #include "kl-json-private.h"
 #include "kl-plugin-context-private.h"
-#include "kl-test-json-strings.h"
 
 /* reads the whole body in pieces of @chunk bytes */
 static gchar *
@@ -69,28 +68,15 @@ assert_body(KlJsonBody *body, const gchar *want)
 	g_assert_false(kl_json_body_seek(body, want_len + 1));
 }
 
-/* @obj written from the tree, then with every string attached from its own buffer */
+/* @obj written from the tree */
 static void
 check_document(JsonObject *obj)
 {
 	g_autofree gchar *want = kl_json_object_to_string(obj, NULL);
-	g_autoptr(JsonNode) root = json_node_init_object(json_node_alloc(), obj);
-	g_autoptr(GPtrArray) strings = g_ptr_array_new();
 	g_autoptr(KlJsonBody) plain = kl_json_body_new();
-	g_autoptr(KlJsonBody) attached = kl_json_body_new();
 
 	kl_json_body_set_root(plain, obj);
 	assert_body(plain, want);
-
-	kl_test_json_string_nodes(root, strings);
-	for (guint i = 0; i < strings->len; i++) {
-		const gchar *s = json_node_get_string(g_ptr_array_index(strings, i));
-		g_autoptr(GBytes) text = g_bytes_new(s, strlen(s));
-
-		kl_json_body_attach(attached, g_ptr_array_index(strings, i), text);
-	}
-	kl_json_body_set_root(attached, obj);
-	assert_body(attached, want);
 }
 
 static void
@@ -232,13 +218,13 @@ test_large_strings(void)
 		g_autoptr(GString) log = synthetic_log(sizes[i]);
 		g_autoptr(GBytes) bytes = g_bytes_new(log->str, log->len);
 		g_autoptr(JsonObject) tree_doc = json_object_new();
-		g_autoptr(JsonObject) attached_doc = json_object_new();
 		JsonObject *data = json_object_new();
 		JsonObject *data2 = json_object_new();
 		g_autoptr(KlJsonBody) tree = kl_json_body_new();
 		g_autoptr(KlJsonBody) attached = kl_json_body_new();
 		g_autofree gchar *want = NULL;
-		JsonNode *placeholder = json_node_new(JSON_NODE_NULL);
+		g_autoptr(GPtrArray) attachments =
+		    g_ptr_array_new_with_free_func((GDestroyNotify)attachment_free);
 
 		/* the evidence as a tree with the text copied in */
 		json_object_set_string_member(data, "entries", log->str);
@@ -249,14 +235,16 @@ test_large_strings(void)
 		kl_json_body_set_root(tree, tree_doc);
 		assert_body(tree, want);
 
-		/* the same with the text attached to a placeholder */
-		json_object_set_member(data2, "entries", placeholder);
+		/* the same with the text attached to the data object's placeholder */
+		json_object_set_null_member(data2, "entries");
 		json_object_set_int_member(data2, "entry_count", 3);
-		json_object_set_object_member(attached_doc, "data", data2);
-		json_object_set_string_member(attached_doc, "after", "x");
-		kl_json_body_attach(attached, placeholder, bytes);
-		kl_json_body_set_root(attached, attached_doc);
+		add_attachment(attachments, "entries", bytes);
+		kl_json_body_append_raw(attached, "{\"data\":");
+		kl_json_body_append_object_attached(attached, data2, attachments);
+		kl_json_body_append_raw(attached, ",\"after\":\"x\"}");
+		kl_json_body_finish(attached);
 		assert_body(attached, want);
+		json_object_unref(data2);
 	}
 }
 
@@ -264,25 +252,22 @@ static void
 test_attached_edge_cases(void)
 {
 	g_autoptr(JsonObject) doc = json_object_new();
-	g_autoptr(JsonArray) array = json_array_new();
 	g_autoptr(KlJsonBody) body = kl_json_body_new();
 	g_autoptr(GBytes) empty = g_bytes_new("", 0);
 	g_autoptr(GBytes) nul = g_bytes_new("a\0b", 3);
-	JsonNode *first = json_node_new(JSON_NODE_NULL);
-	JsonNode *second = json_node_init_string(json_node_alloc(), "replaced");
-	JsonNode *element = json_node_new(JSON_NODE_NULL);
+	g_autoptr(GPtrArray) attachments =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)attachment_free);
 
-	json_object_set_member(doc, "empty", first);
-	json_object_set_member(doc, "nul", second);
-	json_array_add_element(array, element);
-	json_array_add_int_element(array, 5);
-	json_object_set_array_member(doc, "list", json_array_ref(array));
-	kl_json_body_attach(body, first, empty);
-	kl_json_body_attach(body, second, nul);
-	kl_json_body_attach(body, element, nul);
-	kl_json_body_set_root(body, doc);
+	json_object_set_null_member(doc, "empty");
+	json_object_set_string_member(doc, "nul", "replaced");
+	json_object_set_int_member(doc, "n", 5);
+	add_attachment(attachments, "empty", empty);
+	add_attachment(attachments, "nul", nul);
+	add_attachment(attachments, "again", nul);
+	kl_json_body_append_object_attached(body, doc, attachments);
+	kl_json_body_finish(body);
 	/* a NUL byte inside an attached text is escaped, never a cut */
-	assert_body(body, "{\"empty\":\"\",\"nul\":\"a\\u0000b\",\"list\":[\"a\\u0000b\",5]}");
+	assert_body(body, "{\"empty\":\"\",\"nul\":\"a\\u0000b\",\"n\":5,\"again\":\"a\\u0000b\"}");
 }
 
 /* the writer's escapes, byte by byte (the reference for the 8/16/32-byte scans) */
@@ -330,13 +315,14 @@ check_escaped(const guchar *s, gsize len)
 	g_autoptr(GBytes) text = g_bytes_new(s, len);
 	g_autoptr(GString) want = g_string_new("{\"s\":\"");
 	g_autofree gchar *got = NULL;
-	JsonNode *node = json_node_new(JSON_NODE_NULL);
+	g_autoptr(GPtrArray) attachments =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)attachment_free);
 
 	reference_escape(want, s, len);
 	g_string_append(want, "\"}");
-	json_object_set_member(doc, "s", node);
-	kl_json_body_attach(body, node, text);
-	kl_json_body_set_root(body, doc);
+	add_attachment(attachments, "s", text);
+	kl_json_body_append_object_attached(body, doc, attachments);
+	kl_json_body_finish(body);
 	got = kl_json_body_to_string(body, NULL);
 	g_assert_cmpstr(got, ==, want->str);
 	/* and from a tree, where the string is a C string */
@@ -420,9 +406,6 @@ counted_text(gsize len, gboolean escapes, gchar fill)
 	return g_bytes_new_with_free_func(buf, len, count_free, buf);
 }
 
-/* check_cached_body() attaches by member name (kl_json_body_append_object_attached()) */
-static gboolean cached_by_member;
-
 /* {"a":<text>,"n":1} laid out with @cache; checked against the same tree written plainly */
 static void
 check_cached_body(KlJsonBodyCache *cache, GBytes *text)
@@ -432,7 +415,8 @@ check_cached_body(KlJsonBodyCache *cache, GBytes *text)
 	g_autoptr(KlJsonBody) body = kl_json_body_new();
 	g_autofree gchar *copy = NULL;
 	g_autofree gchar *want = NULL;
-	JsonNode *node = json_node_new(JSON_NODE_NULL);
+	g_autoptr(GPtrArray) attachments =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)attachment_free);
 	gsize len = 0;
 	const gchar *data = g_bytes_get_data(text, &len);
 
@@ -441,20 +425,12 @@ check_cached_body(KlJsonBodyCache *cache, GBytes *text)
 	json_object_set_int_member(plain, "n", 1);
 	want = kl_json_object_to_string(plain, NULL);
 
-	json_object_set_member(doc, "a", node);
+	json_object_set_null_member(doc, "a");
 	json_object_set_int_member(doc, "n", 1);
 	kl_json_body_set_cache(body, cache);
-	if (cached_by_member) {
-		g_autoptr(GPtrArray) attachments =
-		    g_ptr_array_new_with_free_func((GDestroyNotify)attachment_free);
-
-		add_attachment(attachments, "a", text);
-		kl_json_body_append_object_attached(body, doc, attachments);
-		kl_json_body_finish(body);
-	} else {
-		kl_json_body_attach(body, node, text);
-		kl_json_body_set_root(body, doc);
-	}
+	add_attachment(attachments, "a", text);
+	kl_json_body_append_object_attached(body, doc, attachments);
+	kl_json_body_finish(body);
 	assert_body(body, want);
 	/* sent: it reads as empty, its buffer serves the next body */
 	kl_json_body_release(body);
@@ -471,9 +447,7 @@ test_cache(void)
 {
 	const gsize sizes[] = { KL_JSON_BODY_CACHE_MIN, 5000, KL_JSON_BODY_IN_PLACE_MIN + 1 };
 
-	for (guint s = 0; s < G_N_ELEMENTS(sizes) * 2; s++) {
-		/* attached to a node, then by member name */
-		cached_by_member = s >= G_N_ELEMENTS(sizes);
+	for (guint s = 0; s < G_N_ELEMENTS(sizes); s++) {
 		for (guint escapes = 0; escapes < 2; escapes++) {
 			g_autoptr(KlJsonBodyCache) cache = kl_json_body_cache_new();
 			GBytes *log = counted_text(sizes[s % G_N_ELEMENTS(sizes)], escapes, 'Q');
@@ -579,15 +553,16 @@ test_cache_twice_in_one_body(void)
 	for (guint round = 0; round < 4; round++) {
 		g_autoptr(JsonObject) doc = json_object_new();
 		g_autoptr(KlJsonBody) body = kl_json_body_new();
-		JsonNode *a = json_node_new(JSON_NODE_NULL);
-		JsonNode *b = json_node_new(JSON_NODE_NULL);
+		g_autoptr(GPtrArray) attachments =
+		    g_ptr_array_new_with_free_func((GDestroyNotify)attachment_free);
 
-		json_object_set_member(doc, "a", a);
-		json_object_set_member(doc, "b", b);
+		json_object_set_null_member(doc, "a");
+		json_object_set_null_member(doc, "b");
 		kl_json_body_set_cache(body, cache);
-		kl_json_body_attach(body, a, text);
-		kl_json_body_attach(body, b, text);
-		kl_json_body_set_root(body, doc);
+		add_attachment(attachments, "a", text);
+		add_attachment(attachments, "b", text);
+		kl_json_body_append_object_attached(body, doc, attachments);
+		kl_json_body_finish(body);
 		assert_body(body, want);
 	}
 	g_assert_cmpuint(kl_json_body_cache_get_pinned(cache), ==, 1);
@@ -607,14 +582,15 @@ test_pieces(void)
 	g_autoptr(GString) log = synthetic_log(3000);
 	g_autoptr(GBytes) text = g_bytes_new(log->str, log->len);
 	g_autofree gchar *want = NULL;
-	JsonNode *node = json_node_new(JSON_NODE_NULL);
+	g_autoptr(GPtrArray) attachments =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)attachment_free);
 
 	json_object_set_string_member(a, "evidence_type", "x\"y");
-	json_object_set_member(a, "entries", node);
+	json_object_set_null_member(a, "entries");
 	json_object_set_int_member(b, "n", -7);
-	kl_json_body_attach(body, node, text);
+	add_attachment(attachments, "entries", text);
 	kl_json_body_append_raw(body, "{\"data\":[");
-	kl_json_body_append_object(body, a);
+	kl_json_body_append_object_attached(body, a, attachments);
 	kl_json_body_append_raw(body, ",");
 	kl_json_body_append_object(body, b);
 	kl_json_body_append_raw(body, "]}");
