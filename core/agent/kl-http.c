@@ -903,10 +903,6 @@ kl_http_curl_setup(KlHttp *http)
 	http->curl_ready = TRUE;
 }
 
-/*
- * A path libcurl's URL parser keeps as it is: no dot segments, no percent
- * escapes, no query or fragment, nothing to encode
- */
 /* the characters of a plain path: letters, digits and "/-._~!$&'()*+,;=:@" */
 static const guint8 kl_http_path_chars[256] = {
 	['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1, ['/'] = 1, ['-'] = 1, ['.'] = 1,
@@ -915,6 +911,10 @@ static const guint8 kl_http_path_chars[256] = {
 	['='] = 1,	   [':'] = 1,	      ['@'] = 1,
 };
 
+/*
+ * A path libcurl's URL parser keeps as it is: no dot segments, no percent
+ * escapes, no query or fragment, nothing to encode
+ */
 static gboolean
 kl_http_plain_path(const gchar *path)
 {
