@@ -963,13 +963,17 @@ main(int argc, char **argv)
 	}
 	/* the lean-cycle goals, against what this run measured */
 	printf("goals:\n");
+	/* the instruction goal is for a 10k-line log that does not grow, answered without echo */
 	if (steady_instr >= 0)
 		printf("  instructions per steady cycle (cycles %" G_GUINT64_FORMAT
 		       "..%" G_GUINT64_FORMAT "): %.2f M; goal <= 0.45 M: %s\n",
 		       steady_from,
 		       last_cycle,
 		       (gdouble)steady_instr / 1e6,
-		       steady_instr <= 450000 ? "met" : "NOT met");
+		       lines != 0 || echo_kb > 0 || initial != 10000
+			   ? "not this run's configuration (the goal's: --initial 10000 --lines 0)"
+		       : steady_instr <= 450000 ? "met"
+						: "NOT met");
 	if (!callgrind) {
 		/* after a first send of a large log, 3 MB; else 2.5 MB */
 		glong goal = initial >= 100000 ? 3000 : 2500;
