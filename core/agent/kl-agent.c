@@ -12,6 +12,7 @@
 #include "kl-agent.h"
 #include "kl-backoff.h"
 #include "kl-log.h"
+#include "kl-string-put.h"
 
 /*
  * re-authenticate this long before the token's known expiry, at most a quarter
@@ -612,21 +613,6 @@ kl_agent_step_negotiate(KlAgent *agent, GCancellable *cancellable)
 	return kl_step_ok();
 }
 
-/* @value in decimal (the per-cycle lines are built without printf) */
-static void
-kl_agent_append_uint(GString *text, guint64 value)
-{
-	gchar digits[20];
-	guint n = 0;
-
-	do {
-		digits[n++] = (gchar)('0' + value % 10);
-		value /= 10;
-	} while (value > 0);
-	while (n > 0)
-		g_string_append_c(text, digits[--n]);
-}
-
 static void
 kl_agent_append_summary(GString *summary, const gchar *evidence_type, const gchar *sent)
 {
@@ -742,10 +728,10 @@ kl_agent_step_attest(KlAgent *agent, GCancellable *cancellable)
 	result->evidence_types = g_string_free(g_steal_pointer(&types), FALSE);
 	/* "<summary> in <ms> ms; next in <s> s" */
 	g_string_append(summary, " in ");
-	kl_agent_append_uint(summary,
-			     (guint64)MAX(g_get_monotonic_time() - agent->cycle_started, 0) / 1000);
+	kl_string_put_uint(summary,
+			   (guint64)MAX(g_get_monotonic_time() - agent->cycle_started, 0) / 1000);
 	g_string_append(summary, " ms; next in ");
-	kl_agent_append_uint(summary, (guint64)seconds);
+	kl_string_put_uint(summary, (guint64)seconds);
 	g_string_append(summary, " s");
 	result->summary = g_string_free(g_steal_pointer(&summary), FALSE);
 	return result;
@@ -926,7 +912,7 @@ kl_agent_log_message(KlAgent *agent,
 		     const gchar *types,
 		     const gchar *message)
 {
-	gchar index_text[12];
+	gchar index_text[21];
 	const gchar *priority;
 	GLogField fields[8];
 	gsize n = 0;
@@ -956,15 +942,11 @@ kl_agent_log_message(KlAgent *agent,
 	if (cause != NULL)
 		fields[n++] = (GLogField){ "KEYLIME_ERROR_CAUSE", cause, -1 };
 	if (index > 0) {
-		/* decimal, from the end of the buffer */
-		gchar *p = index_text + sizeof index_text;
-
-		*--p = '\0';
-		do {
-			*--p = (gchar)('0' + index % 10);
-			index /= 10;
-		} while (index > 0);
-		fields[n++] = (GLogField){ "KEYLIME_ATTESTATION_INDEX", p, -1 };
+		index_text[sizeof index_text - 1] = '\0';
+		fields[n++] =
+		    (GLogField){ "KEYLIME_ATTESTATION_INDEX",
+				 kl_string_uint_digits(index_text + sizeof index_text - 1, index),
+				 -1 };
 	}
 	if (types != NULL)
 		fields[n++] = (GLogField){ "KEYLIME_EVIDENCE_TYPES", types, -1 };
@@ -1213,7 +1195,7 @@ kl_agent_step_done(KlAgent *agent, KlStepResult *result_in)
 				    g_string_sized_new(32 + strlen(result->summary));
 
 				g_string_append(line, "attestation ");
-				kl_agent_append_uint(line, agent->attestations);
+				kl_string_put_uint(line, agent->attestations);
 				g_string_append(line, " submitted: ");
 				g_string_append(line, result->summary);
 				kl_agent_log_message(agent,

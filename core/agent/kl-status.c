@@ -548,47 +548,18 @@ kl_status_stopped(KlStatus *status)
 /* a string literal */
 #define kl_status_put_literal(out, literal) kl_string_put((out), "" literal, sizeof(literal) - 1)
 
-/* @value in decimal, two digits at a time */
-static void
-kl_status_append_uint(GString *out, guint64 value)
-{
-	static const gchar pairs[] = "00010203040506070809101112131415161718192021222324"
-				     "25262728293031323334353637383940414243444546474849"
-				     "50515253545556575859606162636465666768697071727374"
-				     "75767778798081828384858687888990919293949596979899";
-	gchar buf[24];
-	gchar *p = buf + sizeof buf;
-
-	while (value >= 100) {
-		guint i = (guint)(value % 100) * 2;
-
-		value /= 100;
-		p -= 2;
-		p[0] = pairs[i];
-		p[1] = pairs[i + 1];
-	}
-	if (value >= 10) {
-		p -= 2;
-		p[0] = pairs[value * 2];
-		p[1] = pairs[value * 2 + 1];
-	} else {
-		*--p = (gchar)('0' + value);
-	}
-	kl_string_put(out, p, (gsize)(buf + sizeof buf - p));
-}
-
 /* "12 s", "5 min", "3 h" */
 static void
 kl_status_append_span(GString *out, gint64 seconds)
 {
 	if (seconds < 120) {
-		kl_status_append_uint(out, (guint64)MAX(seconds, 0));
+		kl_string_put_uint(out, (guint64)MAX(seconds, 0));
 		kl_status_put_literal(out, " s");
 	} else if (seconds < 7200) {
-		kl_status_append_uint(out, (guint64)(seconds / 60));
+		kl_string_put_uint(out, (guint64)(seconds / 60));
 		kl_status_put_literal(out, " min");
 	} else {
-		kl_status_append_uint(out, (guint64)(seconds / 3600));
+		kl_string_put_uint(out, (guint64)(seconds / 3600));
 		kl_status_put_literal(out, " h");
 	}
 }
@@ -662,7 +633,7 @@ kl_status_append_line(KlStatus *status, GString *out)
 			return;
 		}
 		kl_status_put_literal(out, "attestation ");
-		kl_status_append_uint(out, s->attestations);
+		kl_string_put_uint(out, s->attestations);
 		kl_status_put_literal(out, " submitted ");
 		kl_status_append_span(out, now - s->last_success);
 		kl_status_put_literal(out, " ago, next in ");
@@ -786,10 +757,10 @@ kl_status_put_int(GString *out, gint64 value)
 {
 	if (value < 0) {
 		kl_status_put_literal(out, "-");
-		kl_status_append_uint(out, (guint64)0 - (guint64)value);
+		kl_string_put_uint(out, (guint64)0 - (guint64)value);
 		return;
 	}
-	kl_status_append_uint(out, (guint64)value);
+	kl_string_put_uint(out, (guint64)value);
 }
 
 static void
