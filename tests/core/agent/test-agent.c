@@ -2005,6 +2005,25 @@ retry_attempts(Fixture *f, GArray **delays)
 	return attempts;
 }
 
+/*
+ * runs the scripted outage: the verifier asks for 60 s (@answer), the
+ * configured interval is 60 s (the retry cap and the splay window are both
+ * 60 s), on the fake clock; two attestations must be accepted
+ */
+static void
+run_outage(Fixture *f, const gchar *answer)
+{
+	f->answer_202 = g_strdup(answer);
+	f->interval_s = 60;
+	f->splay_percent = 100;
+	f->jitter_percent = 10;
+	f->advance_clock = TRUE;
+	f->stop_after = 2;
+	run_agent(f, FALSE, 10);
+	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
+	g_assert_cmpuint(kl_agent_get_attestation_count(f->agent), ==, 2);
+}
+
 static void
 test_outage_grid(Fixture *f, gconstpointer data)
 {
@@ -2030,15 +2049,7 @@ test_outage_grid(Fixture *f, gconstpointer data)
 	fixture_script(f, "POST", ATT_PATH, 429, "", NULL, -1);
 	fixture_script(f, "POST", ATT_PATH, 503, "", NULL, 7);
 	fixture_script_unreachable(f, "POST", ATT_PATH, 0);
-	f->answer_202 = g_strdup(answer);
-	f->interval_s = 60;
-	f->splay_percent = 100;
-	f->jitter_percent = 10;
-	f->advance_clock = TRUE;
-	f->stop_after = 2;
-	run_agent(f, FALSE, 10);
-	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
-	g_assert_cmpuint(kl_agent_get_attestation_count(f->agent), ==, 2);
+	run_outage(f, answer);
 	for (guint i = 0; i < f->delays->len && accepted < 0; i++)
 		if (delay_state_at(f, i) == KL_AGENT_STATE_NEGOTIATING)
 			accepted = g_array_index(f->delay_times, gint64, i);
@@ -2093,15 +2104,7 @@ test_outage_phase1_answered(Fixture *f, gconstpointer data)
 	fixture_script_unreachable(f, "POST", ATT_PATH, 0);
 	fixture_script(f, "POST", ATT_PATH, 201, "attestation-201.json", ATT_PATH "/1", -1);
 	fixture_script_unreachable(f, "PATCH", ATT_PATH "/", 5000);
-	f->answer_202 = g_strdup(answer);
-	f->interval_s = 60;
-	f->splay_percent = 100;
-	f->jitter_percent = 10;
-	f->advance_clock = TRUE;
-	f->stop_after = 2;
-	run_agent(f, FALSE, 10);
-	g_assert_cmpint(f->exit_status, ==, KL_EXIT_OK);
-	g_assert_cmpuint(kl_agent_get_attestation_count(f->agent), ==, 2);
+	run_outage(f, answer);
 
 	attempts = retry_attempts(f, &delays);
 	g_assert_cmpuint(attempts->len, ==, 2);
